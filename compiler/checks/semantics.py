@@ -1,0 +1,391 @@
+"""Rules that span several fields of one model in one environment.
+
+Each function takes typed spec objects and returns `Finding`s with the path of
+the node at fault; `resolve` places them in the file.
+"""
+
+from __future__ import annotations
+
+import math
+
+from compiler.checks.findings import Finding
+from compiler.names import over_budget
+from compiler.spec.featureset import FeatureSetSpec
+from compiler.spec.model import ModelSpec, Serving
+from compiler.spec.project import Environment, Images, ProjectSpec
+from compiler.spec.types import image_has_digest
+
+CLASSIFICATION_METRICS = frozenset(
+    {"roc_auc", "f1", "precision", "recall", "specificity", "accuracy", "average_precision"}
+)
+REGRESSION_METRICS = frozenset({"mae", "mape", "mse", "msle", "rmse", "rmsle", "r2"})
+PERFORMANCE_SIGNALS = frozenset({"estimated_performance", "realized_performance"})
+SERVING_SIGNALS = frozenset({"latency_p99_ms", "error_rate"})
+
+SPEC = ("spec",)
+
+
+def task_metrics(task: str) -> frozenset[str]:
+    return REGRESSION_METRICS if task == "regression" else CLASSIFICATION_METRICS
+
+
+def check_serving(serving: Serving) -> list[Finding]:
+    at = (*SPEC, "serving")
+    found: list[Finding] = []
+    gpus = serving.resources.gpus
+    for i, group in enumerate(serving.instance_groups or ()):
+        if group.kind == "gpu" and gpus < 1:
+            found.append(
+                Finding(
+                    (*at, "instance_groups", i, "kind"),
+                    "KILN1401",
+                    "a gpu instance group needs GPUs, but serving.resources.gpus is 0",
+                    "set serving.resources.gpus to 1 or more, or use kind: cpu",
+                )
+            )
+        for j, index in enumerate(group.gpus or ()):
+            if group.kind == "gpu" and gpus >= 1 and index >= gpus:
+                found.append(
+                    Finding(
+                        (*at, "instance_groups", i, "gpus", j),
+                        "KILN1402",
+                        f"GPU index {index} is out of range: a replica has {gpus} GPU(s)",
+                        f"use indices 0 to {gpus - 1}",
+                    )
+                )
+    limit = serving.max_batch_size
+    batching = serving.dynamic_batching
+    if batching is not None:
+        if limit == 0:
+            found.append(
+                Finding(
+                    (*at, "dynamic_batching"),
+                    "KILN1403",
+                    "dynamic_batching needs max_batch_size > 0",
+                    "set serving.max_batch_size, or remove dynamic_batching",
+                    key=True,
+                )
+            )
+        for i, size in enumerate(batching.preferred_batch_size):
+            if limit and size > limit:
+                found.append(
+                    Finding(
+                        (*at, "dynamic_batching", "preferred_batch_size", i),
+                        "KILN1404",
+                        f"preferred batch size {size} is above max_batch_size {limit}",
+                    )
+                )
+    if serving.warmup is not None:
+        for i, size in enumerate(serving.warmup.batch_sizes):
+            if size > max(limit, 1):
+                found.append(
+                    Finding(
+                        (*at, "warmup", "batch_sizes", i),
+                        "KILN1404",
+                        f"warm-up batch size {size} is above max_batch_size {limit}",
+                        "without batching (max_batch_size 0) warm up with batch size 1",
+                    )
+                )
+    if serving.autoscaling is not None and serving.replicas.min >= serving.replicas.max:
+        found.append(
+            Finding(
+                (*at, "autoscaling"),
+                "KILN1411",
+                f"autoscaling has no room: replicas min {serving.replicas.min} "
+                f"and max {serving.replicas.max}",
+                "raise replicas.max or remove autoscaling",
+                key=True,
+            )
+        )
+    return found
+
+
+def check_rollout(spec: ModelSpec) -> list[Finding]:
+    rollout = spec.rollout
+    at = (*SPEC, "rollout")
+    found: list[Finding] = []
+    owned = {"steps": "canary", "shadow": "shadow", "ab": "ab", "blue_green": "blue_green"}
+    for field, strategy in owned.items():
+        if getattr(rollout, field) is not None and rollout.strategy != strategy:
+            found.append(
+                Finding(
+                    (*at, field),
+                    "KILN1405",
+                    f"`{field}` applies to the {strategy} strategy, not {rollout.strategy}",
+                    key=True,
+                )
+            )
+    if rollout.strategy in ("shadow", "ab") and rollout.traffic == "replicas":
+        found.append(
+            Finding(
+                (*at, "traffic"),
+                "KILN1406",
+                f"the {rollout.strategy} strategy needs request routing, which "
+                "`traffic: replicas` cannot do",
+                "set rollout.traffic: istio",
+            )
+        )
+    if rollout.analysis is None:
+        for i, step in enumerate(rollout.steps or ()):
+            if step.analysis:
+                found.append(
+                    Finding(
+                        (*at, "steps", i, "analysis"),
+                        "KILN1410",
+                        "this step runs the analysis, but rollout.analysis is not set",
+                    )
+                )
+    return found
+
+
+def check_columns(spec: ModelSpec, features: FeatureSetSpec) -> list[Finding]:
+    names = {f.name for f in features.features}
+    found: list[Finding] = []
+    if spec.target in names:
+        found.append(
+            Finding((*SPEC, "target"), "KILN1310", f"target `{spec.target}` is also a feature")
+        )
+    if spec.monitoring is not None:
+        columns = spec.monitoring.columns
+        for field in ("prediction", "timestamp", "target"):
+            value = getattr(columns, field)
+            if value is not None and value in names and field != "timestamp":
+                found.append(
+                    Finding(
+                        (*SPEC, "monitoring", "columns", field),
+                        "KILN1310",
+                        f"monitoring column `{value}` is also a feature",
+                    )
+                )
+    return found
+
+
+def check_metrics(spec: ModelSpec) -> list[Finding]:
+    allowed = task_metrics(spec.task)
+    found: list[Finding] = []
+
+    def need(path: tuple[str | int, ...], metric: str) -> None:
+        if metric not in allowed:
+            found.append(
+                Finding(
+                    path,
+                    "KILN1311",
+                    f"metric `{metric}` is not defined for {spec.task}",
+                    f"use one of {', '.join(sorted(allowed))}",
+                )
+            )
+
+    if spec.training is not None:
+        for i, gate in enumerate(spec.training.gates):
+            need((*SPEC, "training", "gates", i, "metric"), gate.metric)
+    monitoring = spec.monitoring
+    if monitoring is not None and monitoring.performance is not None:
+        performance = monitoring.performance
+        wanted = "dle" if spec.task == "regression" else "cbpe"
+        if performance.estimator != wanted:
+            found.append(
+                Finding(
+                    (*SPEC, "monitoring", "performance", "estimator"),
+                    "KILN1409",
+                    f"{performance.estimator} does not estimate {spec.task}",
+                    f"use {wanted}",
+                )
+            )
+        for i, metric in enumerate(performance.metrics):
+            need((*SPEC, "monitoring", "performance", "metrics", i), metric)
+    return found
+
+
+def check_alerts(
+    spec: ModelSpec, features: FeatureSetSpec, routes: frozenset[str]
+) -> list[Finding]:
+    found: list[Finding] = []
+    seen: set[str] = set()
+    feature_names = {f.name for f in features.features}
+    estimated = (
+        set(spec.monitoring.performance.metrics)
+        if spec.monitoring and spec.monitoring.performance
+        else set()
+    )
+    for i, alert in enumerate(spec.alerts):
+        at = (*SPEC, "alerts", i)
+        when = alert.when
+        if alert.name in seen:
+            found.append(
+                Finding((*at, "name"), "KILN1302", f"alert `{alert.name}` is declared twice")
+            )
+        seen.add(alert.name)
+        if alert.route not in routes:
+            found.append(
+                Finding(
+                    (*at, "route"),
+                    "KILN1305",
+                    f"alert route `{alert.route}` is not in the Project's alert_routes",
+                    f"known routes: {', '.join(sorted(routes)) or 'none'}",
+                )
+            )
+        if when.feature is not None and when.feature not in feature_names:
+            found.append(
+                Finding(
+                    (*at, "when", "feature"),
+                    "KILN1309",
+                    f"`{when.feature}` is not a feature of {spec.features}",
+                )
+            )
+        if when.signal in PERFORMANCE_SIGNALS:
+            if when.metric is None or (when.below is None and when.above is None):
+                found.append(
+                    Finding(
+                        (*at, "when"),
+                        "KILN1408",
+                        f"a {when.signal} alert needs `metric` and `below` or `above`",
+                        key=True,
+                    )
+                )
+            elif when.signal == "estimated_performance" and when.metric not in estimated:
+                found.append(
+                    Finding(
+                        (*at, "when", "metric"),
+                        "KILN1311",
+                        f"`{when.metric}` is not estimated by monitoring.performance",
+                        "add it to monitoring.performance.metrics",
+                    )
+                )
+        elif when.signal in SERVING_SIGNALS and when.above is None:
+            found.append(
+                Finding(
+                    (*at, "when"),
+                    "KILN1408",
+                    f"a {when.signal} alert needs `above`",
+                    key=True,
+                )
+            )
+    return found
+
+
+def peak_gpus(spec: ModelSpec) -> int:
+    """GPUs in use at the busiest moment of a rollout."""
+    replicas = spec.serving.replicas.max
+    strategy = spec.rollout.strategy
+    if strategy == "recreate":
+        pods = replicas
+    elif strategy == "canary":
+        pods = replicas + math.ceil(replicas / 4)  # Argo Rollouts' default maxSurge of 25%
+    else:
+        pods = 2 * replicas  # a full second ReplicaSet beside the stable one
+    return pods * spec.serving.resources.gpus
+
+
+def check_environment(spec: ModelSpec, environment: Environment) -> list[Finding]:
+    if environment.kind == "local":
+        return []  # policies and quotas govern cluster environments
+    found: list[Finding] = []
+    policy = environment.policy
+    name = environment.name
+    if policy.require_digests:
+        if spec.training is not None and not image_has_digest(spec.training.image):
+            found.append(
+                Finding(
+                    (*SPEC, "training", "image"),
+                    "KILN1601",
+                    f"environment {name} requires digests; pin the training image by digest",
+                )
+            )
+        for i, version in enumerate(spec.versions):
+            if version.version == spec.serving.version and version.artifact.sha256 is None:
+                found.append(
+                    Finding(
+                        (*SPEC, "versions", i, "artifact"),
+                        "KILN1602",
+                        f"environment {name} requires digests; version {version.version} "
+                        "has no artifact.sha256",
+                        key=True,
+                    )
+                )
+    if spec.serving.replicas.min < policy.min_replicas:
+        found.append(
+            Finding(
+                (*SPEC, "serving", "replicas", "min"),
+                "KILN1603",
+                f"environment {name} requires at least {policy.min_replicas} replicas, "
+                f"found {spec.serving.replicas.min}",
+            )
+        )
+    if policy.require_analysis and not _has_analysis(spec):
+        found.append(
+            Finding(
+                (*SPEC, "rollout"),
+                "KILN1604",
+                f"environment {name} requires an analysis before full traffic",
+                "add rollout.analysis (and an `analysis: true` step for canary)",
+                key=True,
+            )
+        )
+    quota = environment.gpu.quota
+    if quota is not None and peak_gpus(spec) > quota:
+        found.append(
+            Finding(
+                (*SPEC, "serving", "resources", "gpus"),
+                "KILN1407",
+                f"a {spec.rollout.strategy} rollout needs up to {peak_gpus(spec)} GPUs in "
+                f"{name}, above its quota of {quota}",
+                "lower replicas.max or GPUs per replica, or raise the quota",
+            )
+        )
+    return found
+
+
+def _has_analysis(spec: ModelSpec) -> bool:
+    rollout = spec.rollout
+    if rollout.analysis is None or rollout.strategy == "recreate":
+        return False
+    if rollout.strategy == "canary":
+        return any(step.analysis for step in rollout.steps or ())
+    return True
+
+
+def check_names(model: str) -> list[Finding]:
+    return [
+        Finding(
+            ("metadata", "name"),
+            "KILN1501",
+            f"derived name {name!r} is {len(name)} characters, over its limit of {limit}",
+            "shorten the model name",
+        )
+        for name, limit in over_budget(model)
+    ]
+
+
+def check_model(
+    spec: ModelSpec,
+    features: FeatureSetSpec,
+    environment: Environment,
+    routes: frozenset[str],
+) -> list[Finding]:
+    """Every rule of one model in one environment."""
+    return [
+        *check_serving(spec.serving),
+        *check_rollout(spec),
+        *check_columns(spec, features),
+        *check_metrics(spec),
+        *check_alerts(spec, features, routes),
+        *check_environment(spec, environment),
+    ]
+
+
+def check_project_images(project: ProjectSpec) -> list[Finding]:
+    """Images must carry digests where an environment requires them."""
+    strict = [e.name for e in project.environments if e.policy.require_digests]
+    if not strict:
+        return []
+    images: Images = project.images
+    return [
+        Finding(
+            ("spec", "images", label),
+            "KILN1601",
+            f"environment {strict[0]} requires digests, and the {label} image {image!r} has none",
+            "pin it as image@sha256:...",
+        )
+        for label, image in (("runtime", images.runtime), ("triton", images.triton))
+        if not image_has_digest(image)
+    ]

@@ -1,0 +1,271 @@
+"""Model signatures: read local ONNX files and check them against the spec.
+
+Triton's python backend never compares its config with the model, and the
+onnxruntime backend only does at load time in the cluster. Kiln does it at
+compile time, against the declared signature, the FeatureSet and the batching.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+from compiler.checks.findings import Finding
+from compiler.ir import TensorIR
+from compiler.spec.featureset import FeatureSetSpec
+from compiler.spec.model import ModelSpec, Tensor
+
+ONNX_TO_KILN = {
+    "tensor(float)": "fp32",
+    "tensor(double)": "fp64",
+    "tensor(float16)": "fp16",
+    "tensor(bool)": "bool",
+    "tensor(string)": "string",
+    **{f"tensor(int{n})": f"int{n}" for n in (8, 16, 32, 64)},
+    **{f"tensor(uint{n})": f"uint{n}" for n in (8, 16, 32, 64)},
+}
+FEATURE_TO_KILN = {
+    "float32": "fp32",
+    "float64": "fp64",
+    "int32": "int32",
+    "int64": "int64",
+    "string": "string",
+    "bool": "bool",
+}
+
+
+@dataclass(frozen=True)
+class OnnxModel:
+    sha256: str
+    inputs: tuple[tuple[str, str, tuple[int, ...]], ...]  # name, onnx type, shape
+    outputs: tuple[tuple[str, str, tuple[int, ...]], ...]
+
+
+class UnreadableModel(Exception):
+    pass
+
+
+def _dim(value: object) -> int:
+    return value if isinstance(value, int) and value > 0 else -1
+
+
+@lru_cache(maxsize=256)
+def read_onnx(path: Path, mtime_ns: int, size: int) -> OnnxModel:
+    """Digest and signature of an ONNX file (cached per path, mtime and size)."""
+    import onnxruntime  # heavy: imported only when a local artifact is checked
+
+    raw = path.read_bytes()
+    try:
+        options = onnxruntime.SessionOptions()
+        options.log_severity_level = 3
+        session = onnxruntime.InferenceSession(raw, options, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # onnxruntime raises its own untyped errors
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise UnreadableModel(first_line) from exc
+
+    def describe(args: list[object]) -> tuple[tuple[str, str, tuple[int, ...]], ...]:
+        return tuple(
+            (a.name, a.type, tuple(_dim(d) for d in (a.shape or ())))  # type: ignore[attr-defined]
+            for a in args
+        )
+
+    return OnnxModel(
+        hashlib.sha256(raw).hexdigest(),
+        describe(session.get_inputs()),
+        describe(session.get_outputs()),
+    )
+
+
+def load_onnx(path: Path) -> OnnxModel:
+    stat = path.stat()
+    return read_onnx(path, stat.st_mtime_ns, stat.st_size)
+
+
+def _tensors(
+    declared: list[Tensor] | None,
+    found: tuple[tuple[str, str, tuple[int, ...]], ...],
+    side: str,
+    code: str,
+    at: tuple[str | int, ...],
+) -> tuple[tuple[TensorIR, ...] | None, list[Finding]]:
+    findings: list[Finding] = []
+    actual: list[TensorIR] = []
+    for name, onnx_type, shape in found:
+        dtype = ONNX_TO_KILN.get(onnx_type)
+        if dtype is None:
+            findings.append(
+                Finding(
+                    at,
+                    "KILN1706",
+                    f"{side} `{name}` has type {onnx_type}, which Triton's ONNX backend "
+                    "cannot serve",
+                    "export without sequences or maps (skl2onnx: options zipmap=False)",
+                    key=True,
+                )
+            )
+            continue
+        actual.append(TensorIR(name, dtype, shape))
+    if declared is None:
+        return (tuple(actual) if not findings else None), findings
+    by_name = {t.name: t for t in actual}
+    declared_names = [t.name for t in declared]
+    for i, tensor in enumerate(declared):
+        model_tensor = by_name.get(tensor.name)
+        where = (*at, i)
+        if model_tensor is None:
+            findings.append(
+                Finding(
+                    (*where, "name"),
+                    code,
+                    f"{side} `{tensor.name}` is not in the model; it has "
+                    f"{', '.join(sorted(by_name)) or 'none'}",
+                )
+            )
+            continue
+        if tensor.dtype != model_tensor.dtype:
+            findings.append(
+                Finding(
+                    (*where, "dtype"),
+                    code,
+                    f"{side} `{tensor.name}` is {model_tensor.dtype} in the model, "
+                    f"declared {tensor.dtype}",
+                )
+            )
+        if not _shapes_agree(tuple(tensor.shape), model_tensor.shape):
+            findings.append(
+                Finding(
+                    (*where, "shape"),
+                    code,
+                    f"{side} `{tensor.name}` has shape {list(model_tensor.shape)} in the model, "
+                    f"declared {list(tensor.shape)}",
+                )
+            )
+    missing = [t.name for t in actual if t.name not in declared_names]
+    if missing:
+        findings.append(
+            Finding(
+                at,
+                code,
+                f"the model has {side}s the signature does not declare: {', '.join(missing)}",
+                key=True,
+            )
+        )
+    return tuple(TensorIR(t.name, t.dtype, tuple(t.shape)) for t in declared), findings
+
+
+def _shapes_agree(declared: tuple[int, ...], actual: tuple[int, ...]) -> bool:
+    if len(declared) != len(actual):
+        return False
+    return all(a == -1 or d == a for d, a in zip(declared, actual, strict=True))
+
+
+def declared_signature(spec: ModelSpec) -> tuple[tuple[TensorIR, ...], tuple[TensorIR, ...]] | None:
+    if spec.signature is None:
+        return None
+    return (
+        tuple(TensorIR(t.name, t.dtype, tuple(t.shape)) for t in spec.signature.inputs),
+        tuple(TensorIR(t.name, t.dtype, tuple(t.shape)) for t in spec.signature.outputs),
+    )
+
+
+def check_against_model(
+    spec: ModelSpec, model: OnnxModel
+) -> tuple[tuple[tuple[TensorIR, ...], tuple[TensorIR, ...]] | None, list[Finding]]:
+    """The signature to serve (declared, else read) and how it differs from the file."""
+    declared = spec.signature
+    inputs, found_in = _tensors(
+        declared.inputs if declared else None,
+        model.inputs,
+        "input",
+        "KILN1704",
+        ("spec", "signature", "inputs"),
+    )
+    outputs, found_out = _tensors(
+        declared.outputs if declared else None,
+        model.outputs,
+        "output",
+        "KILN1705",
+        ("spec", "signature", "outputs"),
+    )
+    if declared is None:
+        # Without a declared signature, problems in the file belong to the artifact.
+        found_in = [_at_artifact(f, spec) for f in found_in]
+        found_out = [_at_artifact(f, spec) for f in found_out]
+    if inputs is None or outputs is None:
+        return None, [*found_in, *found_out]
+    return (inputs, outputs), [*found_in, *found_out]
+
+
+def _at_artifact(finding: Finding, spec: ModelSpec) -> Finding:
+    index = next(i for i, v in enumerate(spec.versions) if v.version == spec.serving.version)
+    return Finding(
+        ("spec", "versions", index, "artifact", "uri"), finding.code, finding.message, finding.hint
+    )
+
+
+def check_batching(
+    spec: ModelSpec, inputs: tuple[TensorIR, ...], outputs: tuple[TensorIR, ...]
+) -> list[Finding]:
+    """With max_batch_size > 0, Triton batches on dimension 0 of every tensor."""
+    if spec.serving.max_batch_size == 0:
+        return []
+    findings: list[Finding] = []
+    for side, tensors in (("inputs", inputs), ("outputs", outputs)):
+        for i, tensor in enumerate(tensors):
+            if tensor.shape[0] != -1:
+                at: tuple[str | int, ...] = (
+                    ("spec", "signature", side, i, "shape")
+                    if spec.signature is not None
+                    else ("spec", "serving", "max_batch_size")
+                )
+                findings.append(
+                    Finding(
+                        at,
+                        "KILN1707",
+                        f"`{tensor.name}` has shape {list(tensor.shape)}: with max_batch_size "
+                        f"{spec.serving.max_batch_size} its first dimension must be -1",
+                        "make dimension 0 variable when exporting, or set max_batch_size: 0",
+                    )
+                )
+    return findings
+
+
+def check_features(
+    spec: ModelSpec, features: FeatureSetSpec, inputs: tuple[TensorIR, ...]
+) -> list[Finding]:
+    """Model inputs are features of the FeatureSet, with the same types."""
+    by_name = {f.name: f for f in features.features}
+    findings: list[Finding] = []
+    for i, tensor in enumerate(inputs):
+        at: tuple[str | int, ...] = (
+            ("spec", "signature", "inputs", i)
+            if spec.signature is not None
+            else ("spec", "features")
+        )
+        feature = by_name.get(tensor.name)
+        if feature is None:
+            findings.append(
+                Finding(
+                    at, "KILN1709", f"input `{tensor.name}` is not a feature of {spec.features}"
+                )
+            )
+        elif FEATURE_TO_KILN[feature.dtype] != tensor.dtype:
+            findings.append(
+                Finding(
+                    at,
+                    "KILN1709",
+                    f"input `{tensor.name}` is {tensor.dtype}, but feature `{feature.name}` "
+                    f"of {spec.features} is {feature.dtype}",
+                )
+            )
+    return findings
+
+
+_SCHEME = re.compile(r"^[a-z][a-z0-9+.-]*://")
+
+
+def is_remote(uri: str) -> bool:
+    return bool(_SCHEME.match(uri)) and not uri.startswith("file://")

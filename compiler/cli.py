@@ -1,0 +1,136 @@
+"""The `kiln` command: parse flags, call the API, print. Nothing else lives here."""
+
+from __future__ import annotations
+
+import sys
+import traceback
+from pathlib import Path
+
+import click
+
+from compiler import __version__
+from compiler.api import build, compile_tree
+from compiler.diagnostics import Diagnostic, render, summary
+from compiler.emit import WriteBack
+
+FORMATS = click.Choice(["text", "github", "json"])
+specs_option = click.option(
+    "--specs",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("specs"),
+    show_default=True,
+    help="Folder of spec files.",
+)
+
+
+def _report(diagnostics: list[Diagnostic], fmt: str) -> None:
+    if diagnostics or fmt == "json":
+        click.echo(render(diagnostics, fmt))
+    if fmt == "text" and diagnostics:
+        click.echo(summary(diagnostics), err=True)
+
+
+def _require_folder(specs: Path) -> None:
+    if not specs.is_dir():
+        raise click.UsageError(f"spec folder {specs} does not exist (use --specs)")
+
+
+@click.group()
+@click.version_option(__version__, prog_name="kiln")
+def cli() -> None:
+    """Kiln compiles declarative ML specs into Triton, Argo and NannyML deployments."""
+
+
+@cli.command()
+@specs_option
+@click.option("--format", "fmt", type=FORMATS, default="text", show_default=True)
+def validate(specs: Path, fmt: str) -> None:
+    """Load, parse, resolve and check every spec; print the diagnostics."""
+    _require_folder(specs)
+    result = build(specs)
+    _report(result.diagnostics, fmt)
+    if fmt == "text" and result.ok:
+        click.echo(
+            f"ok: {len(result.resolution.models)} model-environment(s), "
+            f"{len(result.artifacts)} file(s) would be generated",
+            err=True,
+        )
+    sys.exit(0 if result.ok else 1)
+
+
+@cli.command(name="compile")
+@specs_option
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("generated"),
+    show_default=True,
+    help="Output folder.",
+)
+@click.option("--check", is_flag=True, help="Change nothing; exit 1 if the output is stale.")
+@click.option("--diff", is_flag=True, help="Change nothing; print what would change.")
+@click.option("--format", "fmt", type=FORMATS, default="text", show_default=True)
+def compile_command(specs: Path, out: Path, check: bool, diff: bool, fmt: str) -> None:
+    """Compile the specs into the output folder."""
+    _require_folder(specs)
+    if check and diff:
+        raise click.UsageError("--check and --diff cannot be combined")
+    mode = WriteBack.CHECK if check else WriteBack.DIFF if diff else WriteBack.YES
+    result = compile_tree(specs, out, mode)
+    _report(result.diagnostics, fmt)
+    report = result.report
+    if report is None or not result.ok:
+        sys.exit(1)
+    if mode is WriteBack.DIFF:
+        if report.diff:
+            click.echo(report.diff, nl=False)
+        sys.exit(0)
+    if mode is WriteBack.CHECK:
+        click.echo(f"{out.as_posix()} is up to date ({report.unchanged} files)", err=True)
+        sys.exit(0)
+    click.echo(
+        f"compiled {len(result.resolution.models)} model-environment(s) into {out.as_posix()}: "
+        f"{len(report.written)} written, {len(report.removed)} removed, "
+        f"{report.unchanged} unchanged",
+        err=True,
+    )
+
+
+@cli.command()
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Folder to write one schema file per kind; stdout when absent.",
+)
+def schema(out: Path | None) -> None:
+    """JSON Schema of every kind, for editors."""
+    from compiler.schema import schema_files
+
+    files = schema_files()
+    if out is None:
+        click.echo(_all_in_one(files))
+        return
+    out.mkdir(parents=True, exist_ok=True)
+    for name, text in files.items():
+        (out / name).write_text(text, encoding="utf-8")
+    click.echo(f"wrote {len(files)} schema files to {out.as_posix()}", err=True)
+
+
+def _all_in_one(files: dict[str, str]) -> str:
+    import json
+
+    bundle = {name: json.loads(text) for name, text in files.items()}
+    return json.dumps(bundle, indent=2, sort_keys=True, ensure_ascii=False)
+
+
+def main() -> None:
+    """Entry point: usage errors exit 2 (click), internal failures exit 2 too."""
+    try:
+        cli.main(standalone_mode=True)
+    except SystemExit:
+        raise
+    except Exception:  # an internal failure, never a user's mistake
+        traceback.print_exc()
+        click.echo("kiln: internal error (a bug in Kiln); please report it", err=True)
+        sys.exit(2)

@@ -1,0 +1,101 @@
+"""Every diagnostic code Kiln can print, with a title and what to do about it.
+
+Codes are stable: once released a code keeps its meaning. `docs/errors.md` is
+generated from this table (`python -m compiler.docs`) and a test keeps the two
+in step.
+"""
+
+from __future__ import annotations
+
+# code -> (title, what to do)
+CODES: dict[str, tuple[str, str]] = {
+    # 10xx: reading files
+    "KILN1001": ("File is not UTF-8", "Save the spec as UTF-8."),
+    "KILN1002": ("File too large", "Specs are limited to 1 MiB; split the file."),
+    "KILN1003": ("Empty file", "Write a spec or delete the file."),
+    "KILN1004": ("Several documents in one file", "Keep one object per file."),
+    "KILN1005": ("YAML syntax error", "Fix the indentation or quoting at the position shown."),
+    "KILN1006": ("Tab character", "Indent with spaces; YAML does not allow tabs there."),
+    "KILN1007": ("Duplicate key", "Keep one of the two keys."),
+    "KILN1008": (
+        "Document too large once aliases are expanded",
+        "Write values out instead of nesting aliases (protects against alias bombs).",
+    ),
+    "KILN1009": ("Key is not a string", "Quote the key."),
+    "KILN1010": ("Unsupported YAML tag", "Remove the `!tag`; specs use plain YAML."),
+    "KILN1011": ("Spec is not a mapping", "Start with apiVersion, kind, metadata, spec."),
+    "KILN1012": ("File cannot be read", "Check permissions."),
+    # 11xx: structure
+    "KILN1101": ("Unknown field", "Fix the spelling (a suggestion is shown) or remove it."),
+    "KILN1102": ("Missing required field", "Add the field."),
+    "KILN1103": ("Wrong type", "Write a value of the type shown."),
+    "KILN1104": ("Value not among the allowed choices", "Use one of the values listed."),
+    "KILN1105": ("Invalid value", "Change the value so it meets the rule shown."),
+    "KILN1111": (
+        "Alert route needs exactly one target",
+        "Keep one of alertmanager, slack, webhook.",
+    ),
+    "KILN1112": ("Unsupported apiVersion", "Use `apiVersion: kiln/v1alpha1`."),
+    "KILN1113": ("Unknown kind", "Use Project, FeatureSet or Model."),
+    # 12xx: value syntax
+    "KILN1201": ("Not a DNS-1123 name", "Lower-case letters, digits and '-', at most 63."),
+    "KILN1202": ("Not a Kubernetes quantity", "Write e.g. '500m', '4', '16Gi'."),
+    "KILN1203": ("Not a duration", "Write e.g. '30s', '10m', '1h30m', '7d'."),
+    "KILN1204": ("Not a cron expression", "Write five fields: minute hour day month weekday."),
+    "KILN1205": ("Not an IANA time zone", "Write e.g. 'Europe/Amsterdam' or 'UTC'."),
+    "KILN1206": ("Not a sha256 digest", "Write the 64 hex digits that `sha256sum` prints."),
+    "KILN1207": ("Not a URI", "Write scheme://bucket/path, or a path relative to storage."),
+    "KILN1208": ("Not an image reference", "Write registry/repo:tag or registry/repo@sha256:..."),
+    "KILN1209": ("Secret value in a spec", "Put it in a Kubernetes Secret and refer to it."),
+    "KILN1210": ("Not a FeatureSet reference", "Write name@version."),
+    "KILN1211": ("Not a column name", "Use letters, digits and '_'."),
+    # 13xx: references between specs
+    "KILN1301": ("Duplicate object", "Two specs of one kind share a name; rename one."),
+    "KILN1302": ("Duplicate entry", "Two entries of one list share a name; rename one."),
+    "KILN1303": ("Project missing or repeated", "Keep exactly one Project spec."),
+    "KILN1304": ("Unknown FeatureSet", "Refer to an existing FeatureSet name@version."),
+    "KILN1305": ("Unknown alert route", "Refer to a route in the Project's alert_routes."),
+    "KILN1306": ("Unknown environment", "Override only environments the Project declares."),
+    "KILN1307": ("Unknown model version", "serving.version must be one of versions."),
+    "KILN1308": ("Field cannot be overridden", "Override serving, rollout, training, ..."),
+    "KILN1309": ("Unknown feature", "Refer to a feature of the model's FeatureSet."),
+    "KILN1310": ("Column used twice", "Target and monitoring columns must not be features."),
+    "KILN1311": ("Metric not available for the task", "Use a metric the task defines."),
+    "KILN1312": ("Model name too long", "Model names have at most 40 characters."),
+    # 14xx: serving and rollout consistency
+    "KILN1401": ("GPU instance group without GPUs", "Set serving.resources.gpus >= 1."),
+    "KILN1402": ("GPU index out of range", "Indices must be below serving.resources.gpus."),
+    "KILN1403": ("Dynamic batching without batching", "Set max_batch_size > 0."),
+    "KILN1404": ("Batch size above max_batch_size", "Lower it or raise max_batch_size."),
+    "KILN1405": ("Settings of another strategy", "Remove them or change rollout.strategy."),
+    "KILN1406": ("Strategy cannot be expressed", "Use traffic: istio for shadow and ab."),
+    "KILN1407": ("GPU quota exceeded", "Lower replicas.max or GPUs, or raise the quota."),
+    "KILN1408": ("Incomplete alert condition", "Give the threshold the signal needs."),
+    "KILN1409": ("Estimator does not fit the task", "cbpe for classification, dle for regression."),
+    "KILN1410": ("Analysis step without analysis", "Add rollout.analysis."),
+    "KILN1411": ("Autoscaling needs room", "Set replicas.max above replicas.min."),
+    # 15xx: name budgets
+    "KILN1501": ("Derived name too long", "Shorten the model name."),
+    # 16xx: environment policies
+    "KILN1601": ("Image not pinned by digest", "Use image@sha256:... in this environment."),
+    "KILN1602": ("Artifact without sha256", "Add artifact.sha256."),
+    "KILN1603": ("Too few replicas", "Raise serving.replicas.min to the policy's minimum."),
+    "KILN1604": ("Rollout without analysis", "Add rollout.analysis and an analysis step."),
+    # 17xx: model signatures
+    "KILN1701": ("Artifact not found", "Train or copy the model to the path shown."),
+    "KILN1702": ("Model file unreadable", "Check that the file is a valid ONNX model."),
+    "KILN1703": ("Artifact digest mismatch", "Update artifact.sha256 or restore the file."),
+    "KILN1704": ("Inputs differ from the signature", "Make the spec match the model."),
+    "KILN1705": ("Outputs differ from the signature", "Make the spec match the model."),
+    "KILN1706": ("Unsupported tensor type", "Export without sequences, maps or bfloat16."),
+    "KILN1707": ("Batch dimension not variable", "With max_batch_size > 0, dim 0 must be -1."),
+    "KILN1708": ("Signature required", "Declare spec.signature for remote artifacts."),
+    "KILN1709": ("Inputs differ from the FeatureSet", "Align model inputs and features."),
+    # 18xx: Triton
+    "KILN1801": ("Triton config rejected by the protobuf", "Report a bug: Kiln rendered it."),
+    "KILN1802": ("Triton would refuse to load the config", "Fix the setting named."),
+    # 19xx: output
+    "KILN1901": ("Output path owned by someone else", "Move the file or choose --out."),
+    "KILN1902": ("Generated output is stale", "Run `kiln compile` and commit the result."),
+    "KILN1903": ("Output cannot be written", "Check permissions and disk space."),
+}

@@ -1,0 +1,121 @@
+"""Diagnostics: what Kiln tells a person about their specs.
+
+A user's mistake is never a traceback. Every stage reports problems as
+`Diagnostic` records that name a file, a 1-based line and column, and a stable
+code from `compiler.codes`; the CLI collects them all, sorts them and prints
+them in one of three formats.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+from enum import Enum
+
+from compiler.codes import CODES
+
+
+class Severity(Enum):
+    ERROR = "error"
+    WARNING = "warning"
+
+
+@dataclass(frozen=True, order=True)
+class Diagnostic:
+    """One problem, placed at the spec node that caused it."""
+
+    file: str
+    line: int
+    col: int
+    code: str
+    message: str
+    severity: Severity = Severity.ERROR
+    hint: str = ""
+
+    def __post_init__(self) -> None:
+        if self.code not in CODES:
+            raise ValueError(f"undocumented diagnostic code {self.code}")
+
+    @property
+    def is_error(self) -> bool:
+        return self.severity is Severity.ERROR
+
+    def text(self) -> str:
+        where = f"{self.file}:{self.line}:{self.col}"
+        line = f"{where}: {self.severity.value}[{self.code}]: {self.message}"
+        if self.hint:
+            line += f" ({self.hint})"
+        return line
+
+
+class CompileError(Exception):
+    """Raised by a stage that cannot go on; carries every diagnostic found so far."""
+
+    def __init__(self, diagnostics: Iterable[Diagnostic]) -> None:
+        self.diagnostics = sorted(set(diagnostics), key=sort_key)
+        super().__init__(f"{len(self.diagnostics)} diagnostic(s)")
+
+
+def sort_key(diagnostic: Diagnostic) -> tuple[str, int, int, str, str]:
+    return (diagnostic.file, diagnostic.line, diagnostic.col, diagnostic.code, diagnostic.message)
+
+
+def has_errors(diagnostics: Iterable[Diagnostic]) -> bool:
+    return any(d.is_error for d in diagnostics)
+
+
+def _escape_github_data(value: str) -> str:
+    # Workflow commands end at a newline and use % escapes for the message part.
+    return value.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+
+def _escape_github_property(value: str) -> str:
+    # Property values additionally reserve ':' and ',' as separators.
+    return _escape_github_data(value).replace(":", "%3A").replace(",", "%2C")
+
+
+def format_github(diagnostic: Diagnostic) -> str:
+    properties = ",".join(
+        f"{key}={_escape_github_property(value)}"
+        for key, value in (
+            ("file", diagnostic.file),
+            ("line", str(diagnostic.line)),
+            ("col", str(diagnostic.col)),
+            ("title", diagnostic.code),
+        )
+    )
+    message = diagnostic.message + (f" ({diagnostic.hint})" if diagnostic.hint else "")
+    return f"::{diagnostic.severity.value} {properties}::{_escape_github_data(message)}"
+
+
+def format_json(diagnostics: Iterable[Diagnostic]) -> str:
+    records = [
+        {
+            "file": d.file,
+            "line": d.line,
+            "col": d.col,
+            "code": d.code,
+            "severity": d.severity.value,
+            "message": d.message,
+            "hint": d.hint,
+        }
+        for d in sorted(diagnostics, key=sort_key)
+    ]
+    return json.dumps({"diagnostics": records}, indent=2, ensure_ascii=False)
+
+
+def render(diagnostics: Iterable[Diagnostic], fmt: str) -> str:
+    ordered = sorted(set(diagnostics), key=sort_key)
+    if fmt == "json":
+        return format_json(ordered)
+    if fmt == "github":
+        return "\n".join(format_github(d) for d in ordered)
+    return "\n".join(d.text() for d in ordered)
+
+
+def summary(diagnostics: Iterable[Diagnostic]) -> str:
+    items = list(diagnostics)
+    errors = sum(1 for d in items if d.is_error)
+    warnings = len(items) - errors
+    return f"{errors} error(s), {warnings} warning(s)"

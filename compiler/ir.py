@@ -1,0 +1,100 @@
+"""The intermediate representation: one complete, frozen record per (model, environment).
+
+Targets read only this. Every default is applied and every reference resolved,
+so a target never looks at specs or at other models.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from compiler.spec.featureset import FeatureSetSpec
+from compiler.spec.model import Alert, Monitoring, Rollout, Serving, Training
+from compiler.spec.project import AlertRoute, Environment, Images, Storage
+
+TaskName = str
+
+
+@dataclass(frozen=True)
+class Source:
+    """A spec file that contributed to an output, with its digest."""
+
+    file: str
+    digest: str
+
+
+@dataclass(frozen=True)
+class TensorIR:
+    name: str
+    dtype: str  # Kiln/Triton style: fp32, int64, string, ...
+    shape: tuple[int, ...]  # batch dimension included when batching
+
+
+@dataclass(frozen=True)
+class ArtifactIR:
+    version: int
+    uri: str  # absolute URI, or a project-relative path for local files
+    sha256: str | None
+    local: bool
+    metrics: tuple[tuple[str, float], ...]
+
+
+@dataclass(frozen=True)
+class InstanceGroupIR:
+    kind: str  # gpu | cpu
+    count: int
+    gpus: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class ProjectIR:
+    name: str
+    git_repo: str
+    git_revision: str
+    git_path: str
+    kubernetes_version: str
+    images: Images
+    source: Source
+
+
+@dataclass(frozen=True)
+class FeatureSetIR:
+    name: str
+    version: int
+    spec: FeatureSetSpec
+    source: Source
+
+
+@dataclass(frozen=True)
+class ModelIR:
+    """Everything every target needs to render one model in one environment."""
+
+    name: str
+    owner: str | None
+    task: TaskName
+    target: str
+    project: ProjectIR
+    environment: Environment
+    namespace: str
+    storage: Storage
+    featureset: FeatureSetIR
+    inputs: tuple[TensorIR, ...]
+    outputs: tuple[TensorIR, ...]
+    served: tuple[ArtifactIR, ...]  # the versions this environment serves
+    versions: tuple[ArtifactIR, ...]  # every declared version
+    serving: Serving
+    instance_groups: tuple[InstanceGroupIR, ...]
+    rollout: Rollout
+    training: Training | None
+    monitoring: Monitoring | None
+    alerts: tuple[Alert, ...]
+    routes: tuple[AlertRoute, ...]  # the routes the alerts use, resolved
+    source: Source
+
+    @property
+    def is_local(self) -> bool:
+        return self.environment.kind == "local"
+
+    @property
+    def sources(self) -> tuple[Source, ...]:
+        return (self.source, self.featureset.source, self.project.source)

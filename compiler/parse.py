@@ -1,0 +1,225 @@
+"""Parse: plain data -> typed spec objects, with pydantic errors turned into diagnostics."""
+
+from __future__ import annotations
+
+import difflib
+import types
+import typing
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from compiler.diagnostics import Diagnostic
+from compiler.load import Document, Location, Path_
+from compiler.spec.documents import KINDS
+from compiler.spec.documents import Document as SpecDocument
+from compiler.spec.types import API_VERSION
+
+Locator = Callable[[Path_, bool], Location]
+
+_TYPE_ERRORS = {
+    "string_type",
+    "int_type",
+    "int_parsing",
+    "int_from_float",
+    "float_type",
+    "float_parsing",
+    "bool_type",
+    "bool_parsing",
+    "dict_type",
+    "list_type",
+    "model_type",
+    "model_attributes_type",
+    "none_required",
+    "is_instance_of",
+}
+_RANGE_ERRORS = {
+    "greater_than",
+    "greater_than_equal",
+    "less_than",
+    "less_than_equal",
+    "too_short",
+    "too_long",
+    "string_too_short",
+    "string_too_long",
+    "string_pattern_mismatch",
+    "finite_number",
+}
+
+
+def _unwrap(annotation: Any) -> list[Any]:
+    """The concrete types an annotation may hold (Optional, Annotated, unions)."""
+    origin = typing.get_origin(annotation)
+    if origin is typing.Annotated:
+        return _unwrap(typing.get_args(annotation)[0])
+    if origin in (typing.Union, types.UnionType):
+        return [t for arg in typing.get_args(annotation) for t in _unwrap(arg)]
+    return [annotation]
+
+
+def _model_at(root: type[BaseModel], path: Sequence[str | int]) -> type[BaseModel] | None:
+    """The spec model class that describes the mapping at `path`, if there is one."""
+    candidates: list[Any] = [root]
+    for segment in path:
+        following: list[Any] = []
+        for candidate in candidates:
+            origin = typing.get_origin(candidate)
+            if isinstance(candidate, type) and issubclass(candidate, BaseModel):
+                if isinstance(segment, str):
+                    for name, info in candidate.model_fields.items():
+                        if segment in (name, info.alias):
+                            following.extend(_unwrap(info.annotation))
+            elif origin is list and isinstance(segment, int):
+                following.extend(_unwrap(typing.get_args(candidate)[0]))
+            elif origin is dict and isinstance(segment, str):
+                following.extend(_unwrap(typing.get_args(candidate)[1]))
+        candidates = following
+    for candidate in candidates:
+        if isinstance(candidate, type) and issubclass(candidate, BaseModel):
+            return candidate
+    return None
+
+
+def _field_names(model: type[BaseModel]) -> list[str]:
+    return [info.alias or name for name, info in model.model_fields.items()]
+
+
+def _child(container: Any, segment: str | int) -> tuple[bool, Any]:
+    if isinstance(container, Mapping) and isinstance(segment, str) and segment in container:
+        return True, container[segment]
+    if isinstance(container, list) and isinstance(segment, int) and segment < len(container):
+        return True, container[segment]
+    return False, None
+
+
+def _data_path(loc: Sequence[str | int], data: Any) -> Path_:
+    """The part of a pydantic location that names nodes of the document.
+
+    Union members add their type names to `loc`; they are not keys of the data,
+    so they are dropped, leaving the path of the node a person wrote.
+    """
+    path: list[str | int] = []
+    current = data
+    for index, segment in enumerate(loc):
+        found, child = _child(current, segment)
+        if found:
+            current = child
+            path.append(segment)
+        elif index == len(loc) - 1 and isinstance(current, Mapping):
+            path.append(segment)  # a missing field: the key that should be there
+    return tuple(path)
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _kind_of(value: Any) -> str:
+    return {
+        dict: "a mapping",
+        list: "a list",
+        str: "a string",
+        bool: "a boolean",
+        int: "an integer",
+        float: "a number",
+        type(None): "null",
+    }.get(type(value), type(value).__name__)
+
+
+def translate(
+    exc: ValidationError, data: Any, root: type[BaseModel], file: str, locate: Locator
+) -> list[Diagnostic]:
+    """One diagnostic per faulty node, with Kiln's codes and hints."""
+    found: dict[Path_, Diagnostic] = {}
+    for error in exc.errors(include_url=False):
+        path = _data_path(error["loc"], data)
+        kind = error["type"]
+        dotted = ".".join(str(p) for p in path)
+        value = error.get("input")
+        hint = ""
+        if kind == "extra_forbidden":
+            field = str(path[-1])
+            model = _model_at(root, path[:-1])
+            allowed = _field_names(model) if model else []
+            close = difflib.get_close_matches(field, allowed, n=1, cutoff=0.6)
+            hint = f"did you mean `{close[0]}`?" if close else f"allowed: {', '.join(allowed)}"
+            code, message = "KILN1101", f"unknown field `{dotted}`"
+            line, col = locate(path, True)
+        elif kind == "missing":
+            code, message = "KILN1102", f"missing required field `{dotted}`"
+            line, col = locate(path[:-1], True)
+        elif kind.startswith("KILN"):
+            code, message = kind, error["msg"]
+            line, col = locate(path, False)
+        elif kind in ("literal_error", "enum", "union_tag_invalid"):
+            expected = error.get("ctx", {}).get("expected", "")
+            code = "KILN1104"
+            message = f"`{dotted}` cannot be {_shown(value)}; expected {expected}"
+            line, col = locate(path, False)
+        elif kind in _RANGE_ERRORS:
+            code = "KILN1105"
+            rule = error["msg"].replace("Input should", "should").replace("Value should", "should")
+            message = f"`{dotted}` is {_shown(value)}, which {rule}"
+            line, col = locate(path, False)
+        else:
+            code = "KILN1103"
+            expected = error["msg"].replace("Input should be ", "").replace("a valid ", "")
+            message = f"`{dotted}` should be {expected}, found {_kind_of(value)} {_shown(value)}"
+            line, col = locate(path, False)
+        diagnostic = Diagnostic(file, line, col, code, message, hint=hint)
+        previous = found.get(path)
+        # Of a union's several complaints keep the one that says the most.
+        if previous is None or (
+            code.startswith("KILN12") and not previous.code.startswith("KILN12")
+        ):
+            found[path] = diagnostic
+    return list(found.values())
+
+
+def document_locator(document: Document) -> Locator:
+    return lambda path, key: document.locate(path, key=key)
+
+
+def parse_document(document: Document) -> tuple[SpecDocument | None, list[Diagnostic]]:
+    """Validate one loaded file against the model of its kind."""
+    data = document.data
+    file = document.path
+    api = data.get("apiVersion")
+    if api != API_VERSION:
+        if "apiVersion" not in data:
+            return None, [
+                Diagnostic(
+                    file,
+                    1,
+                    1,
+                    "KILN1102",
+                    "missing required field `apiVersion`",
+                    hint=f"start the file with `apiVersion: {API_VERSION}`",
+                )
+            ]
+        line, col = document.locate(("apiVersion",))
+        return None, [
+            Diagnostic(
+                file,
+                line,
+                col,
+                "KILN1112",
+                f"unsupported apiVersion {_shown(api)}",
+                hint=f"use `{API_VERSION}`",
+            )
+        ]
+    kind = data.get("kind")
+    if kind not in KINDS:
+        line, col = document.locate(("kind",)) if "kind" in data else (1, 1)
+        close = difflib.get_close_matches(str(kind), list(KINDS), n=1)
+        hint = f"did you mean `{close[0]}`?" if close else f"use one of {', '.join(KINDS)}"
+        return None, [
+            Diagnostic(file, line, col, "KILN1113", f"unknown kind {_shown(kind)}", hint=hint)
+        ]
+    model = KINDS[kind]
+    try:
+        return model.model_validate(data), []
+    except ValidationError as exc:
+        return None, translate(exc, data, model, file, document_locator(document))

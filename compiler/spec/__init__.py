@@ -1,0 +1,6 @@
+"""The spec language: one module per kind, plus shared field types."""
+
+from compiler.spec.documents import Document as SpecDocument
+from compiler.spec.documents import FeatureSetDoc, ModelDoc, ProjectDoc
+
+__all__ = ["FeatureSetDoc", "ModelDoc", "ProjectDoc", "SpecDocument"]

@@ -1,0 +1,482 @@
+"""The Model kind: versions, serving, rollout, training, monitoring and alerts."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field, model_validator
+
+from compiler.spec.types import (
+    ColumnName,
+    Duration,
+    FeatureRef,
+    Fraction,
+    Image,
+    Name,
+    NonNegativeInt,
+    PlainText,
+    PositiveInt,
+    Quantity,
+    Schedule,
+    Sha256,
+    SpecModel,
+    Uri,
+    fail,
+)
+
+Task = Literal["binary_classification", "multiclass_classification", "regression"]
+TensorDtype = Literal[
+    "bool",
+    "uint8",
+    "uint16",
+    "uint32",
+    "uint64",
+    "int8",
+    "int16",
+    "int32",
+    "int64",
+    "fp16",
+    "fp32",
+    "fp64",
+    "string",
+]
+
+
+class Tensor(SpecModel):
+    """One input or output of the model, as Triton sees it (batch dimension included)."""
+
+    name: str = Field(min_length=1, description="Tensor name in the model file.")
+    dtype: TensorDtype = Field(description="Element type.")
+    shape: list[int] = Field(min_length=1, description="Dimensions; -1 for variable.")
+
+    @model_validator(mode="after")
+    def _dims(self) -> Tensor:
+        if any(d == 0 or d < -1 for d in self.shape):
+            raise fail("KILN1105", f"tensor `{self.name}` has a dimension that is not -1 or >= 1")
+        return self
+
+
+class Signature(SpecModel):
+    """Inputs and outputs of the model."""
+
+    inputs: list[Tensor] = Field(min_length=1, description="Input tensors.")
+    outputs: list[Tensor] = Field(min_length=1, description="Output tensors.")
+
+
+class Artifact(SpecModel):
+    """A model file in an object store, pinned by its digest."""
+
+    uri: Uri = Field(description="Absolute URI, or a path relative to the model store.")
+    sha256: Sha256 | None = Field(None, description="sha256 of the file.")
+
+
+class Version(SpecModel):
+    """One trained version of the model."""
+
+    version: PositiveInt = Field(description="Version number; Triton's version folder.")
+    artifact: Artifact = Field(description="The ONNX file.")
+    metrics: dict[str, float] = Field(
+        default_factory=dict, description="Metrics recorded at training (regression gates)."
+    )
+    description: str | None = Field(None, description="What changed in this version.")
+
+
+class QueuePolicy(SpecModel):
+    """How Triton treats queued requests."""
+
+    timeout_action: Literal["reject", "delay"] = Field("reject", description="On timeout.")
+    default_timeout_us: NonNegativeInt = Field(0, description="Queue timeout; 0 is none.")
+    allow_timeout_override: bool = Field(False, description="Clients may set the timeout.")
+    max_queue_size: NonNegativeInt = Field(0, description="Queue bound; 0 is unbounded.")
+
+
+class DynamicBatching(SpecModel):
+    """Server-side batching of concurrent requests."""
+
+    max_queue_delay_us: NonNegativeInt = Field(0, description="How long to wait for a batch.")
+    preferred_batch_size: list[PositiveInt] = Field(
+        default_factory=list, description="Batch sizes to prefer (rarely useful)."
+    )
+    preserve_ordering: bool = Field(False, description="Return responses in request order.")
+    priority_levels: PositiveInt | None = Field(None, description="Number of priorities.")
+    default_priority_level: PositiveInt | None = Field(None, description="Default priority.")
+    default_queue_policy: QueuePolicy | None = Field(None, description="Queue policy.")
+
+
+class InstanceGroup(SpecModel):
+    """Copies of the model per replica, on GPUs or CPUs."""
+
+    kind: Literal["gpu", "cpu"] = Field(description="gpu or cpu.")
+    count: PositiveInt = Field(1, description="Instances per device.")
+    gpus: list[NonNegativeInt] | None = Field(
+        None, description="GPU indices within the replica; all when empty."
+    )
+
+
+class Resources(SpecModel):
+    """What one pod requests."""
+
+    gpus: NonNegativeInt = Field(0, description="Whole GPUs per pod.")
+    cpu: Quantity = Field("1", description="CPU request and limit.")
+    memory: Quantity = Field("2Gi", description="Memory request and limit.")
+
+
+class Replicas(SpecModel):
+    """Bounds on the number of serving pods."""
+
+    min: NonNegativeInt = Field(1, description="Fewest pods.")
+    max: PositiveInt = Field(1, description="Most pods.")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Replicas:
+        if self.min > self.max:
+            raise fail("KILN1105", f"replicas min {self.min} is above max {self.max}")
+        return self
+
+
+class Autoscaling(SpecModel):
+    """What scales the pods between replicas.min and replicas.max."""
+
+    metric: Literal["queue_time_us", "cpu_utilization", "gpu_utilization"] = Field(
+        description="Signal to scale on."
+    )
+    target: float = Field(gt=0, description="Target value of the signal.")
+
+
+class TensorRT(SpecModel):
+    """TensorRT acceleration of the ONNX Runtime backend on GPUs."""
+
+    precision: Literal["fp32", "fp16", "int8"] = Field("fp16", description="Precision.")
+    max_workspace_size_bytes: PositiveInt | None = Field(None, description="Workspace.")
+
+
+class Optimization(SpecModel):
+    """Backend accelerators."""
+
+    tensorrt: TensorRT | None = Field(None, description="TensorRT on GPU instances.")
+
+
+class Warmup(SpecModel):
+    """Requests Triton runs before it reports ready."""
+
+    batch_sizes: list[PositiveInt] = Field(min_length=1, description="Batch sizes to warm.")
+    data: Literal["zero", "random"] = Field("zero", description="Input data of warm-up.")
+
+
+class Slo(SpecModel):
+    """Service-level objectives of the serving endpoint."""
+
+    latency_p99_ms: float = Field(gt=0, description="p99 latency objective.")
+    error_rate: Fraction = Field(description="Highest share of failed requests.")
+
+
+class Serving(SpecModel):
+    """How the model is served by Triton."""
+
+    version: PositiveInt = Field(description="The version that should serve.")
+    max_batch_size: NonNegativeInt = Field(0, description="Largest batch; 0 disables batching.")
+    dynamic_batching: DynamicBatching | None = Field(None, description="Dynamic batching.")
+    instance_groups: list[InstanceGroup] | None = Field(
+        None, min_length=1, description="Instances; one per GPU (or one CPU) when empty."
+    )
+    resources: Resources = Field(default_factory=Resources, description="Per pod.")
+    replicas: Replicas = Field(default_factory=Replicas, description="Pod count bounds.")
+    autoscaling: Autoscaling | None = Field(None, description="Scaling signal.")
+    optimization: Optimization | None = Field(None, description="Accelerators.")
+    warmup: Warmup | None = Field(None, description="Warm-up requests.")
+    slo: Slo | None = Field(None, description="Objectives used by analysis and alerts.")
+
+
+class Step(SpecModel):
+    """One step of a canary: set a weight, pause, or run the analysis."""
+
+    weight: int | None = Field(None, ge=1, le=100, description="Share of traffic, percent.")
+    pause: Duration | None = Field(None, description="Time to hold at this step.")
+    analysis: bool = Field(False, description="Run the analysis at this step.")
+
+    @model_validator(mode="after")
+    def _something(self) -> Step:
+        if self.weight is None and self.pause is None and not self.analysis:
+            raise fail("KILN1105", "a rollout step needs weight, pause or analysis")
+        if self.analysis and self.weight is not None:
+            raise fail("KILN1105", "a step either sets a weight or runs the analysis, not both")
+        return self
+
+
+class Analysis(SpecModel):
+    """Checks that stop a rollout when the new version is bad."""
+
+    interval: Duration = Field("1m", description="How often metrics are measured.")
+    count: PositiveInt = Field(5, description="Measurements per analysis.")
+    failure_limit: NonNegativeInt = Field(1, description="Failed measurements tolerated.")
+    max_error_rate: Fraction | None = Field(None, description="Error-rate ceiling.")
+    max_latency_p99_ms: float | None = Field(None, gt=0, description="p99 latency ceiling.")
+    smoke_test: bool = Field(True, description="Run the smoke test against the new version.")
+
+
+class Shadow(SpecModel):
+    """Mirroring live traffic to the new version before it takes any."""
+
+    mirror_percent: int = Field(100, ge=1, le=100, description="Share of traffic mirrored.")
+    duration: Duration = Field("30m", description="How long to mirror before promotion.")
+
+
+class AB(SpecModel):
+    """Routing a cohort to the new version by header, and a share of the rest."""
+
+    header: str = Field(min_length=1, description="Request header that selects the cohort.")
+    value: str = Field(min_length=1, description="Header value (exact match).")
+    weight: int = Field(0, ge=0, le=100, description="Share of other traffic, percent.")
+    duration: Duration = Field("1h", description="How long the experiment runs.")
+
+
+class BlueGreen(SpecModel):
+    """Preview then switch."""
+
+    auto_promotion: bool = Field(True, description="Promote when the analysis passes.")
+    scale_down_delay: Duration = Field("30s", description="Keep the old pods this long.")
+
+
+class Rollout(SpecModel):
+    """How traffic moves from the serving version to a new one."""
+
+    strategy: Literal["canary", "blue_green", "shadow", "ab", "recreate"] = Field(
+        "canary", description="Rollout strategy."
+    )
+    traffic: Literal["istio", "replicas"] = Field(
+        "replicas", description="Split by Istio routing or by pod counts."
+    )
+    steps: list[Step] | None = Field(None, min_length=1, description="Canary steps.")
+    analysis: Analysis | None = Field(None, description="Analysis of the new version.")
+    shadow: Shadow | None = Field(None, description="Settings of the shadow strategy.")
+    ab: AB | None = Field(None, description="Settings of the ab strategy.")
+    blue_green: BlueGreen | None = Field(None, description="Settings of blue_green.")
+
+
+class DataRef(SpecModel):
+    """A data snapshot, pinned by digest when known."""
+
+    uri: Uri = Field(description="File or prefix.")
+    sha256: Sha256 | None = Field(None, description="Digest of the snapshot.")
+
+
+class TrainingResources(SpecModel):
+    """What the training pod requests."""
+
+    cpu: Quantity = Field("1", description="CPU.")
+    memory: Quantity = Field("2Gi", description="Memory.")
+    gpus: NonNegativeInt = Field(0, description="Whole GPUs.")
+
+
+class Gate(SpecModel):
+    """A condition a newly trained version must meet to be published."""
+
+    metric: str = Field(min_length=1, description="Metric name.")
+    min: float | None = Field(None, description="Lowest acceptable value.")
+    max: float | None = Field(None, description="Highest acceptable value (losses).")
+    max_regression: float | None = Field(
+        None, ge=0, description="Largest drop against the serving version's metric."
+    )
+
+    @model_validator(mode="after")
+    def _one_bound(self) -> Gate:
+        if sum(v is not None for v in (self.min, self.max, self.max_regression)) != 1:
+            raise fail(
+                "KILN1105", f"gate on `{self.metric}` needs exactly one of min, max, max_regression"
+            )
+        return self
+
+
+class Training(SpecModel):
+    """The training pipeline."""
+
+    image: Image = Field(description="Training image.")
+    command: list[PlainText] = Field(min_length=1, description="Command in the image.")
+    args: list[PlainText] = Field(default_factory=list, description="Extra arguments.")
+    data: DataRef = Field(description="Training data snapshot.")
+    resources: TrainingResources = Field(
+        default_factory=TrainingResources, description="Training pod resources."
+    )
+    seed: NonNegativeInt = Field(0, description="Random seed passed to training.")
+    holdout: float = Field(0.2, gt=0, lt=1, description="Share held out for evaluation.")
+    schedule: Schedule | None = Field(None, description="Retraining schedule.")
+    gates: list[Gate] = Field(default_factory=list, description="Publication gates.")
+
+
+class Dataset(SpecModel):
+    """A monitoring data set."""
+
+    uri: Uri = Field(description="File or prefix.")
+    format: Literal["parquet", "csv"] | None = Field(None, description="From the suffix if empty.")
+    lookback: Duration | None = Field(None, description="Only rows this recent (analysis).")
+
+
+class Columns(SpecModel):
+    """Columns the monitor reads besides the features."""
+
+    timestamp: ColumnName = Field(description="Event time.")
+    prediction: ColumnName = Field(description="Predicted label or value.")
+    score: ColumnName | dict[str, ColumnName] | None = Field(
+        None, description="Predicted probability (per class for multiclass)."
+    )
+    target: ColumnName | None = Field(None, description="Ground truth, when it arrives.")
+
+
+class Chunking(SpecModel):
+    """How the analysis period is cut into chunks: exactly one of the fields."""
+
+    period: Literal["h", "D", "W", "M"] | None = Field(None, description="Calendar period.")
+    size: PositiveInt | None = Field(None, description="Rows per chunk.")
+    count: PositiveInt | None = Field(None, description="Number of chunks.")
+
+    @model_validator(mode="after")
+    def _one(self) -> Chunking:
+        if sum(v is not None for v in (self.period, self.size, self.count)) != 1:
+            raise fail("KILN1105", "chunking needs exactly one of period, size, count")
+        return self
+
+
+class ConstantThreshold(SpecModel):
+    """Fixed alert bounds."""
+
+    lower: float | None = Field(None, description="Alert below this.")
+    upper: float | None = Field(None, description="Alert above this.")
+
+
+class Threshold(SpecModel):
+    """Alert threshold: standard deviations of the reference, or constants."""
+
+    std: float | None = Field(None, gt=0, description="Multiples of the reference std.")
+    constant: ConstantThreshold | None = Field(None, description="Fixed bounds.")
+
+    @model_validator(mode="after")
+    def _one(self) -> Threshold:
+        if (self.std is None) == (self.constant is None):
+            raise fail("KILN1105", "threshold needs exactly one of std, constant")
+        return self
+
+
+ContinuousMethod = Literal["kolmogorov_smirnov", "jensen_shannon", "wasserstein", "hellinger"]
+CategoricalMethod = Literal["chi2", "jensen_shannon", "l_infinity", "hellinger"]
+
+
+def _default_continuous() -> list[ContinuousMethod]:
+    return ["jensen_shannon"]
+
+
+def _default_categorical() -> list[CategoricalMethod]:
+    return ["chi2"]
+
+
+class Univariate(SpecModel):
+    """Per-feature drift."""
+
+    continuous: list[ContinuousMethod] = Field(
+        default_factory=_default_continuous, description="Methods, continuous."
+    )
+    categorical: list[CategoricalMethod] = Field(
+        default_factory=_default_categorical, description="Methods, categorical."
+    )
+    threshold: Threshold | None = Field(None, description="Alert threshold; method default.")
+
+
+class Multivariate(SpecModel):
+    """Drift across all features at once."""
+
+    method: Literal["reconstruction_error", "domain_classifier"] = Field(
+        "reconstruction_error", description="Method."
+    )
+    max_rows: PositiveInt | None = Field(None, description="Row budget (domain classifier).")
+    threshold: Threshold | None = Field(None, description="Alert threshold.")
+
+
+class Drift(SpecModel):
+    """Drift detection."""
+
+    univariate: Univariate | None = Field(None, description="Per feature.")
+    multivariate: Multivariate | None = Field(None, description="Across features.")
+
+
+class Performance(SpecModel):
+    """Performance estimation before labels arrive, and realised once they do."""
+
+    estimator: Literal["cbpe", "dle"] = Field(description="cbpe (classification), dle.")
+    metrics: list[str] = Field(min_length=1, description="Metrics to estimate.")
+
+
+class DataQuality(SpecModel):
+    """Data-quality checks from the FeatureSet."""
+
+    missing_values: bool = Field(True, description="Share of missing values.")
+    unseen_values: bool = Field(True, description="Categorical values outside reference.")
+    ranges: bool = Field(True, description="Values outside the FeatureSet's ranges.")
+
+
+class Monitoring(SpecModel):
+    """The scheduled NannyML job."""
+
+    schedule: Schedule = Field(description="When the monitor runs.")
+    reference: Dataset = Field(description="Reference period data.")
+    analysis: Dataset = Field(description="Production data to analyse.")
+    columns: Columns = Field(description="Column roles beyond the features.")
+    chunking: Chunking = Field(
+        default_factory=lambda: Chunking(size=5000), description="How rows are chunked."
+    )
+    drift: Drift | None = Field(None, description="Drift detection.")
+    performance: Performance | None = Field(None, description="Performance estimation.")
+    data_quality: DataQuality | None = Field(None, description="Data quality.")
+
+
+Signal = Literal[
+    "drift",
+    "multivariate_drift",
+    "estimated_performance",
+    "realized_performance",
+    "missing_values",
+    "unseen_values",
+    "range",
+    "latency_p99_ms",
+    "error_rate",
+]
+
+
+class Condition(SpecModel):
+    """When an alert fires."""
+
+    signal: Signal = Field(description="What is watched.")
+    metric: str | None = Field(None, description="Performance metric (performance signals).")
+    feature: ColumnName | None = Field(None, description="Only this feature.")
+    below: float | None = Field(None, description="Fire below this value.")
+    above: float | None = Field(None, description="Fire above this value.")
+    for_: Duration | None = Field(None, alias="for", description="Sustained this long.")
+
+
+class Alert(SpecModel):
+    """A rule that turns a signal into a notification."""
+
+    name: Name = Field(description="Alert name.")
+    when: Condition = Field(description="Firing condition.")
+    severity: Literal["info", "warning", "critical"] = Field(description="Severity.")
+    route: Name = Field(description="Alert route of the Project.")
+
+
+OVERRIDABLE = ("serving", "rollout", "training", "monitoring", "alerts")
+
+
+class ModelSpec(SpecModel):
+    """A model: what it is, its versions, and how it is served, trained and watched."""
+
+    task: Task = Field(description="Kind of prediction.")
+    features: FeatureRef = Field(description="FeatureSet name@version.")
+    target: ColumnName = Field(description="Target column.")
+    signature: Signature | None = Field(None, description="Required for remote artifacts.")
+    versions: list[Version] = Field(min_length=1, description="Trained versions.")
+    serving: Serving = Field(description="Serving configuration.")
+    rollout: Rollout = Field(default_factory=Rollout, description="Rollout policy.")
+    training: Training | None = Field(None, description="Training pipeline.")
+    monitoring: Monitoring | None = Field(None, description="Monitoring job.")
+    alerts: list[Alert] = Field(default_factory=list, description="Alert rules.")
+    environments: dict[str, dict[str, Any]] = Field(
+        default_factory=dict,
+        description=f"Per-environment overrides of {', '.join(OVERRIDABLE)}.",
+    )

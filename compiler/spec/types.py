@@ -1,0 +1,276 @@
+"""Field types shared by every kind of spec.
+
+Each type validates its own syntax and fails with a stable Kiln code, so that a
+bad value is reported as `error[KILN12xx]` at the line that holds it. The JSON
+Schema of each type carries the same pattern so editors flag it too.
+"""
+
+from __future__ import annotations
+
+import re
+import zoneinfo
+from functools import cache
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
+from pydantic_core import PydanticCustomError
+
+API_VERSION = "kiln/v1alpha1"
+
+
+class SpecModel(BaseModel):
+    """Base of every spec block: unknown fields are errors, values are immutable."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+
+def fail(code: str, message: str) -> PydanticCustomError:
+    """A validation failure that keeps its Kiln code through pydantic."""
+    return PydanticCustomError(code, message)
+
+
+def _matcher(
+    code: str, pattern: str, what: str, hint: str, max_len: int | None = None
+) -> AfterValidator:
+    compiled = re.compile(pattern)
+
+    def check(value: str) -> str:
+        if not compiled.fullmatch(value):
+            raise fail(code, f"{value!r} is not {what}; {hint}")
+        if max_len is not None and len(value) > max_len:
+            raise fail(code, f"{value!r} is {len(value)} characters; {what} has at most {max_len}")
+        return value
+
+    return AfterValidator(check)
+
+
+DNS_LABEL = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?"
+Name = Annotated[
+    str,
+    _matcher(
+        "KILN1201",
+        DNS_LABEL,
+        "a DNS-1123 label",
+        "use lower-case letters, digits and '-', starting and ending with a letter or digit",
+        63,
+    ),
+    WithJsonSchema({"type": "string", "pattern": f"^{DNS_LABEL}$", "maxLength": 63}),
+]
+
+COLUMN = r"[A-Za-z_][A-Za-z0-9_]*"
+ColumnName = Annotated[
+    str,
+    _matcher("KILN1211", COLUMN, "a column name", "use letters, digits and '_'"),
+    WithJsonSchema({"type": "string", "pattern": f"^{COLUMN}$"}),
+]
+
+# Kubernetes resource quantity, as the apimachinery parser accepts it.
+QUANTITY = r"[+]?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+|[KMGTPE]i|[numkMGTPE])?"
+
+
+def _quantity_from_number(value: Any) -> Any:
+    if isinstance(value, bool):
+        return value  # let the str check reject it
+    if isinstance(value, int | float):
+        return format(value, "g")
+    return value
+
+
+Quantity = Annotated[
+    str,
+    BeforeValidator(_quantity_from_number),
+    _matcher(
+        "KILN1202",
+        QUANTITY,
+        "a Kubernetes quantity",
+        "write it like '500m', '4', '16Gi'",
+    ),
+    WithJsonSchema({"type": ["string", "number"], "pattern": f"^{QUANTITY}$"}),
+]
+
+_DURATION_PART = re.compile(r"(\d+)(ms|s|m|h|d)")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
+DURATION = r"(\d+(ms|s|m|h|d))+"
+
+
+def duration_seconds(value: str) -> float:
+    """Seconds in a duration such as '90s', '10m', '1h30m' or '7d'."""
+    return sum(int(n) * _UNIT_SECONDS[unit] for n, unit in _DURATION_PART.findall(value))
+
+
+def _check_duration(value: str) -> str:
+    if not re.fullmatch(DURATION, value) or duration_seconds(value) <= 0:
+        raise fail(
+            "KILN1203",
+            f"{value!r} is not a duration; write a positive number with a unit "
+            "(ms, s, m, h, d), for example '30s', '10m', '1h30m', '7d'",
+        )
+    return value
+
+
+Duration = Annotated[
+    str,
+    AfterValidator(_check_duration),
+    WithJsonSchema({"type": "string", "pattern": f"^{DURATION}$"}),
+]
+
+_CRON_FIELD = r"[\d*/,\-A-Za-z?]+"
+
+
+def _check_cron(value: str) -> str:
+    from croniter import croniter  # imported here: only specs with schedules pay for it
+
+    fields = value.split()
+    if len(fields) != 5 or not all(re.fullmatch(_CRON_FIELD, f) for f in fields):
+        raise fail(
+            "KILN1204",
+            f"{value!r} is not a 5-field cron expression (minute hour day month weekday)",
+        )
+    if not croniter.is_valid(value):
+        raise fail("KILN1204", f"{value!r} is not a valid cron expression")
+    return value
+
+
+Cron = Annotated[str, AfterValidator(_check_cron), WithJsonSchema({"type": "string"})]
+
+
+@cache
+def _time_zones() -> frozenset[str]:
+    return frozenset(zoneinfo.available_timezones())
+
+
+def _check_time_zone(value: str) -> str:
+    if value not in _time_zones():
+        import difflib
+
+        close = difflib.get_close_matches(value, sorted(_time_zones()), n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise fail("KILN1205", f"{value!r} is not an IANA time zone{hint}")
+    return value
+
+
+TimeZone = Annotated[str, AfterValidator(_check_time_zone), WithJsonSchema({"type": "string"})]
+
+SHA256 = r"[0-9a-f]{64}"
+Sha256 = Annotated[
+    str,
+    _matcher(
+        "KILN1206",
+        SHA256,
+        "a sha256 digest",
+        "write the 64 lower-case hex digits of `sha256sum`, without a prefix",
+    ),
+    WithJsonSchema({"type": "string", "pattern": f"^{SHA256}$"}),
+]
+
+URI_SCHEMES = ("s3", "gs", "gcs", "az", "abfs", "http", "https", "file")
+_URI = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*)://(?P<rest>\S*)")
+_RELATIVE_PATH = re.compile(r"[^\s:]+")
+
+
+def _check_uri(value: str) -> str:
+    match = _URI.fullmatch(value)
+    if match:
+        if match["scheme"] not in URI_SCHEMES:
+            raise fail(
+                "KILN1207",
+                f"{value!r} uses the unsupported scheme {match['scheme']!r}; "
+                f"use one of {', '.join(URI_SCHEMES)}",
+            )
+        if not match["rest"] or (match["scheme"] != "file" and match["rest"].startswith("/")):
+            raise fail("KILN1207", f"{value!r} has no host or bucket")
+        if "@" in match["rest"].split("/", 1)[0]:
+            raise fail(
+                "KILN1209",
+                f"{value!r} carries credentials in the URI; "
+                "use a secret reference or workload identity instead",
+            )
+        return value
+    if _RELATIVE_PATH.fullmatch(value) and not value.startswith("/"):
+        return value  # relative to the environment's storage root
+    raise fail(
+        "KILN1207",
+        f"{value!r} is not a URI; write scheme://bucket/path or a path relative "
+        "to the environment's storage",
+    )
+
+
+Uri = Annotated[str, AfterValidator(_check_uri), WithJsonSchema({"type": "string"})]
+
+# registry/repository[:tag][@sha256:digest], as the distribution reference grammar allows.
+IMAGE = (
+    r"(?P<name>[a-z0-9]+([._-][a-z0-9]+)*(:\d+)?(/[a-z0-9]+([._-]{1,2}[a-z0-9]+)*)*)"
+    r"(:(?P<tag>[\w][\w.-]{0,127}))?(@sha256:(?P<digest>[0-9a-f]{64}))?"
+)
+_IMAGE = re.compile(IMAGE)
+
+
+def _check_image(value: str) -> str:
+    match = _IMAGE.fullmatch(value)
+    if not match or not (match["tag"] or match["digest"]):
+        raise fail(
+            "KILN1208",
+            f"{value!r} is not an image reference with a tag or digest; "
+            "write registry/repository:tag or registry/repository@sha256:<digest>",
+        )
+    return value
+
+
+def image_has_digest(value: str) -> bool:
+    match = _IMAGE.fullmatch(value)
+    return bool(match and match["digest"])
+
+
+Image = Annotated[
+    str, AfterValidator(_check_image), WithJsonSchema({"type": "string", "pattern": f"^{IMAGE}$"})
+]
+
+# Values that are secrets by their look: a spec must refer to them, not hold them.
+_SECRET_LOOKS = (
+    re.compile(r"https://hooks\.slack\.com/services/\S+"),
+    re.compile(r"xox[abpors]-[\w-]+"),
+    re.compile(r"(?i)bearer\s+\S+"),
+)
+
+
+def _check_not_secret(value: str) -> str:
+    if any(p.search(value) for p in _SECRET_LOOKS):
+        raise fail(
+            "KILN1209",
+            "this value looks like a secret; specs hold only references to Kubernetes "
+            "Secrets: write {name: SECRET, key: KEY}",
+        )
+    return value
+
+
+PlainText = Annotated[str, AfterValidator(_check_not_secret)]
+
+FEATURE_REF = r"(?P<name>" + DNS_LABEL + r")@(?P<version>\d+)"
+FeatureRef = Annotated[
+    str,
+    _matcher(
+        "KILN1210",
+        FEATURE_REF,
+        "a FeatureSet reference",
+        "write name@version, for example car-loan-applicant@1",
+    ),
+    WithJsonSchema({"type": "string", "pattern": f"^{FEATURE_REF}$"}),
+]
+
+PositiveInt = Annotated[int, Field(ge=1)]
+NonNegativeInt = Annotated[int, Field(ge=0)]
+Fraction = Annotated[float, Field(ge=0, le=1)]
+
+
+class SecretRef(SpecModel):
+    """A key of a Kubernetes Secret in the environment's namespace."""
+
+    name: Name = Field(description="Name of the Kubernetes Secret.")
+    key: str = Field(min_length=1, description="Key inside the Secret.")
+
+
+class Schedule(SpecModel):
+    """When a job runs."""
+
+    cron: Cron = Field(description="Five-field cron expression.")
+    timezone: TimeZone = Field("UTC", description="IANA time zone the cron is read in.")
