@@ -6,8 +6,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from compiler.artifact import Artifact
+from compiler.checks.manifests import ManifestProblem, check_manifests
+from compiler.checks.schemas import SchemaSet, UnknownKind, schema_folder
 from compiler.diagnostics import Diagnostic, has_errors
 from compiler.emit import EmitReport, WriteBack, emit
+from compiler.ir import ModelIR
+from compiler.load import Document, Location, Path_
 from compiler.render import render_all
 from compiler.resolve import Resolution, resolve
 
@@ -18,28 +22,68 @@ class CompileResult:
     artifacts: list[Artifact] = field(default_factory=list)
     diagnostics: list[Diagnostic] = field(default_factory=list)
     report: EmitReport | None = None
+    unchecked_kinds: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
         return not has_errors(self.diagnostics)
 
 
-def build(specs: Path) -> CompileResult:
-    """Load, parse, resolve and render, without touching any output."""
+def _schema_set(resolution: Resolution, schemas: Path | None) -> SchemaSet | None:
+    if resolution.project is None:
+        return None
+    return SchemaSet(resolution.project.kubernetes_version, schema_folder(schemas))
+
+
+def build(specs: Path, schemas: Path | None = None) -> CompileResult:
+    """Load, parse, resolve, render and check, without touching any output."""
     resolution = resolve(specs)
     result = CompileResult(resolution, diagnostics=list(resolution.diagnostics))
     if not result.ok:
         return result
-    artifacts, problems = render_all(resolution.models)
+    documents = resolution.documents
+
+    def place(model: ModelIR, path: Path_) -> Location:
+        return documents[model.source.file].locate(path)
+
+    artifacts, problems = render_all(resolution.models, place)
     result.diagnostics.extend(problems)
+    schema_set = _schema_set(resolution, schemas)
+    try:
+        found = check_manifests(artifacts, schema_set)
+    except UnknownKind as exc:  # the Project names a Kubernetes version we have no schemas for
+        project = resolution.project
+        file = project.source.file if project else "specs"
+        line, col = documents[file].locate(("spec", "kubernetes_version")) if project else (1, 1)
+        result.diagnostics.append(Diagnostic(file, line, col, "KILN1803", str(exc)))
+        return result
+    result.diagnostics.extend(_place_problem(p, documents) for p in found)
+    if schema_set is not None:
+        result.unchecked_kinds = sorted(schema_set.unchecked)
     if result.ok:
         result.artifacts = artifacts
     return result
 
 
-def compile_tree(specs: Path, out: Path, mode: WriteBack = WriteBack.YES) -> CompileResult:
+def _place_problem(problem: ManifestProblem, documents: dict[str, Document]) -> Diagnostic:
+    artifact = problem.artifact
+    file = artifact.sources[0].file
+    document = documents.get(file)
+    line, col = document.locate(artifact.origin) if document is not None else (1, 1)
+    return Diagnostic(
+        file,
+        line,
+        col,
+        "KILN1803",
+        f"generated {artifact.path}: {problem.path}: {problem.message}",
+    )
+
+
+def compile_tree(
+    specs: Path, out: Path, mode: WriteBack = WriteBack.YES, schemas: Path | None = None
+) -> CompileResult:
     """Compile `specs` into `out`; with any error, nothing is written."""
-    result = build(specs)
+    result = build(specs, schemas)
     if not result.ok:
         return result
     result.report = emit(out, result.artifacts, mode)

@@ -10,6 +10,7 @@ import click
 
 from compiler import __version__
 from compiler.api import build, compile_tree
+from compiler.checks.schemas import SCHEMAS_ENV
 from compiler.diagnostics import Diagnostic, render, summary
 from compiler.emit import WriteBack
 
@@ -21,6 +22,23 @@ specs_option = click.option(
     show_default=True,
     help="Folder of spec files.",
 )
+
+
+schemas_option = click.option(
+    "--schemas",
+    type=click.Path(file_okay=False, exists=True, path_type=Path),
+    default=None,
+    help=f"Folder of CRDs to validate custom resources against (or ${SCHEMAS_ENV}).",
+)
+
+
+def _note_unchecked(kinds: list[str]) -> None:
+    if kinds:
+        click.echo(
+            f"note: custom resources not schema-checked ({', '.join(kinds)}): "
+            f"give --schemas DIR or set {SCHEMAS_ENV}",
+            err=True,
+        )
 
 
 def _report(diagnostics: list[Diagnostic], fmt: str) -> None:
@@ -43,12 +61,14 @@ def cli() -> None:
 
 @cli.command()
 @specs_option
+@schemas_option
 @click.option("--format", "fmt", type=FORMATS, default="text", show_default=True)
-def validate(specs: Path, fmt: str) -> None:
-    """Load, parse, resolve and check every spec; print the diagnostics."""
+def validate(specs: Path, schemas: Path | None, fmt: str) -> None:
+    """Load, parse, resolve and check every spec and what it renders; print diagnostics."""
     _require_folder(specs)
-    result = build(specs)
+    result = build(specs, schemas)
     _report(result.diagnostics, fmt)
+    _note_unchecked(result.unchecked_kinds)
     if fmt == "text" and result.ok:
         click.echo(
             f"ok: {len(result.resolution.models)} model-environment(s), "
@@ -69,15 +89,19 @@ def validate(specs: Path, fmt: str) -> None:
 )
 @click.option("--check", is_flag=True, help="Change nothing; exit 1 if the output is stale.")
 @click.option("--diff", is_flag=True, help="Change nothing; print what would change.")
+@schemas_option
 @click.option("--format", "fmt", type=FORMATS, default="text", show_default=True)
-def compile_command(specs: Path, out: Path, check: bool, diff: bool, fmt: str) -> None:
+def compile_command(
+    specs: Path, out: Path, check: bool, diff: bool, schemas: Path | None, fmt: str
+) -> None:
     """Compile the specs into the output folder."""
     _require_folder(specs)
     if check and diff:
         raise click.UsageError("--check and --diff cannot be combined")
     mode = WriteBack.CHECK if check else WriteBack.DIFF if diff else WriteBack.YES
-    result = compile_tree(specs, out, mode)
+    result = compile_tree(specs, out, mode, schemas)
     _report(result.diagnostics, fmt)
+    _note_unchecked(result.unchecked_kinds)
     report = result.report
     if report is None or not result.ok:
         sys.exit(1)

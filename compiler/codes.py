@@ -74,6 +74,8 @@ CODES: dict[str, tuple[str, str]] = {
     "KILN1409": ("Estimator does not fit the task", "cbpe for classification, dle for regression."),
     "KILN1410": ("Analysis step without analysis", "Add rollout.analysis."),
     "KILN1411": ("Autoscaling needs room", "Set replicas.max above replicas.min."),
+    "KILN1412": ("Analysis checks nothing", "Set a threshold, an SLO, or smoke_test: true."),
+    "KILN1413": ("Strategy settings missing", "Add the settings block the strategy needs."),
     # 15xx: name budgets
     "KILN1501": ("Derived name too long", "Shorten the model name."),
     # 16xx: environment policies
@@ -94,6 +96,11 @@ CODES: dict[str, tuple[str, str]] = {
     # 18xx: Triton
     "KILN1801": ("Triton config rejected by the protobuf", "Report a bug: Kiln rendered it."),
     "KILN1802": ("Triton would refuse to load the config", "Fix the setting named."),
+    "KILN1803": (
+        "Generated manifest is invalid",
+        "The spec line shown produced an object its schema or Kubernetes rejects; fix the "
+        "setting, or report a bug if the spec is right.",
+    ),
     # 19xx: output
     "KILN1901": ("Output path owned by someone else", "Move the file or choose --out."),
     "KILN1902": ("Generated output is stale", "Run `kiln compile` and commit the result."),

@@ -1,12 +1,19 @@
-"""Render: IR -> artifacts, each checked against the rules of its target."""
+"""Render: IR -> artifacts, one file per object, each checked against its target's rules."""
 
 from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
 
 from compiler.artifact import Artifact
 from compiler.checks import triton_rules
 from compiler.diagnostics import Diagnostic
 from compiler.ir import ModelIR
-from compiler.targets import triton
+from compiler.load import Location, Path_
+from compiler.serialize import to_yaml
+from compiler.targets import analysis, autoscaling, serving, traffic, triton
+
+Placer = Callable[[ModelIR, Path_], Location]
 
 
 def header(sources: str, comment: str = "#") -> str:
@@ -20,16 +27,32 @@ def model_folder(model: ModelIR) -> str:
     return f"{model.environment.name}/{model.name}"
 
 
-def render_triton(model: ModelIR) -> tuple[Artifact | None, list[Diagnostic]]:
+def manifest(model: ModelIR, document: dict[str, Any], origin: Path_) -> Artifact:
+    """One Kubernetes object as a YAML file in the model's folder."""
+    kind = document["kind"].lower()
+    path = f"{model_folder(model)}/{kind}-{document['metadata']['name']}.yaml"
+    return Artifact(
+        path,
+        header(model.source.file) + to_yaml(document),
+        model.sources,
+        document=document,
+        origin=origin,
+    )
+
+
+def render_triton(model: ModelIR, place: Placer) -> tuple[Artifact | None, str, list[Diagnostic]]:
+    """config.pbtxt, its text without header (for the ConfigMap), and any problems."""
     config = triton.build_config(model)
     text = triton.serialize(config)
     file = model.source.file
+    line, col = place(model, ("spec", "serving"))
     problems: list[str] = []
     try:
         if triton.parse(text) != config:
             problems.append("config.pbtxt does not round-trip through Triton's ModelConfig")
     except Exception as exc:  # text_format.ParseError and friends
-        return None, [Diagnostic(file, 1, 1, "KILN1801", f"Triton rejects the config: {exc}")]
+        message = f"Triton rejects the config: {exc}"
+        return None, text, [Diagnostic(file, line, col, "KILN1801", message)]
     problems += triton_rules.load_time_problems(
         config,
         model.name,
@@ -37,29 +60,55 @@ def render_triton(model: ModelIR) -> tuple[Artifact | None, list[Diagnostic]]:
         0 if model.is_local else model.serving.resources.gpus,
     )
     if problems:
-        return None, [
-            Diagnostic(file, 1, 1, "KILN1802", f"{model.environment.name}: {p}") for p in problems
-        ]
+        return (
+            None,
+            text,
+            [
+                Diagnostic(file, line, col, "KILN1802", f"{model.environment.name}: {p}")
+                for p in problems
+            ],
+        )
     path = f"{model_folder(model)}/triton/{triton.CONFIG_FILE}"
-    return Artifact(path, header(file) + text, model.sources), []
+    artifact = Artifact(path, header(file) + text, model.sources, origin=("spec", "serving"))
+    return artifact, text, []
 
 
-def render_model(model: ModelIR) -> tuple[list[Artifact], list[Diagnostic]]:
-    artifacts: list[Artifact] = []
-    diagnostics: list[Diagnostic] = []
-    for renderer in (render_triton,):
-        artifact, problems = renderer(model)
-        diagnostics.extend(problems)
-        if artifact is not None:
-            artifacts.append(artifact)
+def _serving_stack(model: ModelIR, config_text: str) -> Iterable[Artifact]:
+    """Everything that runs and routes Triton in a cluster environment."""
+    yield manifest(model, serving.config_map(model, config_text), ("spec", "serving"))
+    yield manifest(model, serving.service_account(model), ("metadata", "name"))
+    yield manifest(model, serving.workload(model, config_text), ("spec", "rollout"))
+    for service in traffic.services(model):
+        yield manifest(model, service, ("spec", "rollout"))
+    if traffic.uses_istio(model):
+        yield manifest(model, traffic.virtual_service(model), ("spec", "rollout", "traffic"))
+        for rule in traffic.destination_rules(model):
+            yield manifest(model, rule, ("spec", "rollout", "traffic"))
+    yield manifest(model, autoscaling.disruption_budget(model), ("spec", "serving", "replicas"))
+    yield manifest(model, autoscaling.service_monitor(model), ("spec", "serving"))
+    scaler = autoscaling.autoscaler(model)
+    if scaler is not None:
+        yield manifest(model, scaler, ("spec", "serving", "autoscaling"))
+    template = analysis.analysis_template(model)
+    if template is not None:
+        yield manifest(model, template, ("spec", "rollout", "analysis"))
+
+
+def render_model(model: ModelIR, place: Placer) -> tuple[list[Artifact], list[Diagnostic]]:
+    config, config_text, diagnostics = render_triton(model, place)
+    if config is None:
+        return [], diagnostics
+    artifacts = [config]
+    if not model.is_local:
+        artifacts.extend(_serving_stack(model, config_text))
     return artifacts, diagnostics
 
 
-def render_all(models: list[ModelIR]) -> tuple[list[Artifact], list[Diagnostic]]:
+def render_all(models: list[ModelIR], place: Placer) -> tuple[list[Artifact], list[Diagnostic]]:
     artifacts: list[Artifact] = []
     diagnostics: list[Diagnostic] = []
     for model in models:
-        produced, problems = render_model(model)
+        produced, problems = render_model(model, place)
         artifacts.extend(produced)
         diagnostics.extend(problems)
     return sorted(artifacts, key=lambda a: a.path), diagnostics

@@ -137,6 +137,7 @@ class _Resolver:
         project = self._project(projects, specs_dir)
         if project is None:
             return self.result
+        self.result.project = project
         for document, model in models.values():
             self._model(document, model, project, featuresets)
         self.result.models.sort(key=lambda m: (m.name, m.environment.name))

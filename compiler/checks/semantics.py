@@ -125,6 +125,28 @@ def check_rollout(spec: ModelSpec) -> list[Finding]:
                 "set rollout.traffic: istio",
             )
         )
+    if rollout.strategy == "ab" and rollout.ab is None:
+        found.append(
+            Finding(
+                (*at, "strategy"),
+                "KILN1413",
+                "the ab strategy needs rollout.ab (header, value, weight)",
+                "add rollout.ab: {header: x-cohort, value: beta}",
+            )
+        )
+    analysis = rollout.analysis
+    if analysis is not None and not analysis.smoke_test:
+        slo = spec.serving.slo
+        if analysis.max_error_rate is None and analysis.max_latency_p99_ms is None and slo is None:
+            found.append(
+                Finding(
+                    (*at, "analysis"),
+                    "KILN1412",
+                    "the analysis checks nothing: no error-rate or latency ceiling, no "
+                    "serving.slo, and smoke_test is off",
+                    key=True,
+                )
+            )
     if rollout.analysis is None:
         for i, step in enumerate(rollout.steps or ()):
             if step.analysis:

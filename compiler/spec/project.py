@@ -86,6 +86,10 @@ class Environment(SpecModel):
     gpu: Gpu = Field(default_factory=Gpu, description="GPU resource, placement and quota.")
     policy: Policy = Field(default_factory=Policy, description="Rules for this environment.")
     storage: Storage | None = Field(None, description="Overrides the Project's storage.")
+    prometheus_url: Uri = Field(
+        "http://prometheus-operated.monitoring.svc:9090",
+        description="Prometheus that analysis and autoscaling query.",
+    )
 
 
 class AlertmanagerTarget(SpecModel):

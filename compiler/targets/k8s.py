@@ -1,0 +1,75 @@
+"""Small builders shared by every Kubernetes target: metadata, labels, security."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from compiler.ir import ModelIR
+
+Object = dict[str, Any]
+
+MANAGED_BY = "kiln"
+HTTP_PORT, GRPC_PORT, METRICS_PORT = 8000, 8001, 8002
+RUN_AS = 1000
+
+
+def labels(model: ModelIR, component: str) -> dict[str, str]:
+    return {
+        "app.kubernetes.io/name": model.name,
+        "app.kubernetes.io/component": component,
+        "app.kubernetes.io/part-of": model.project.name,
+        "app.kubernetes.io/managed-by": MANAGED_BY,
+        "kiln.dev/environment": model.environment.name,
+    }
+
+
+def selector(model: ModelIR) -> dict[str, str]:
+    return {"app.kubernetes.io/name": model.name, "app.kubernetes.io/component": "serving"}
+
+
+def metadata(model: ModelIR, name: str, component: str, **extra: Any) -> Object:
+    meta: Object = {"name": name, "namespace": model.namespace, "labels": labels(model, component)}
+    meta.update(extra)
+    return meta
+
+
+def resource(api_version: str, kind: str, meta: Object, **body: Any) -> Object:
+    return {"apiVersion": api_version, "kind": kind, "metadata": meta, **body}
+
+
+def pod_security() -> Object:
+    return {
+        "runAsNonRoot": True,
+        "runAsUser": RUN_AS,
+        "runAsGroup": RUN_AS,
+        "fsGroup": RUN_AS,
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+
+
+def container_security() -> Object:
+    return {
+        "allowPrivilegeEscalation": False,
+        "readOnlyRootFilesystem": True,
+        "runAsNonRoot": True,
+        "capabilities": {"drop": ["ALL"]},
+    }
+
+
+def service_host(model: ModelIR, service: str) -> str:
+    return f"{service}.{model.namespace}.svc.cluster.local"
+
+
+def gpu_placement(model: ModelIR, gpus: int) -> Object:
+    """Node selector and tolerations of the environment, for pods that use GPUs."""
+    if gpus < 1:
+        return {}
+    gpu = model.environment.gpu
+    placement: Object = {}
+    if gpu.node_selector:
+        placement["nodeSelector"] = dict(sorted(gpu.node_selector.items()))
+    if gpu.tolerations:
+        placement["tolerations"] = [
+            {k: v for k, v in t.model_dump().items() if v is not None} for t in gpu.tolerations
+        ]
+    return placement
