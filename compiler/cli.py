@@ -148,6 +148,15 @@ def _all_in_one(files: dict[str, str]) -> str:
     return json.dumps(bundle, indent=2, sort_keys=True, ensure_ascii=False)
 
 
+def _register_extensions() -> None:
+    from compiler import cli_pipeline
+
+    cli_pipeline.register(cli)
+
+
+_register_extensions()
+
+
 def main() -> None:
     """Entry point: usage errors exit 2 (click), internal failures exit 2 too."""
     try:

@@ -11,7 +11,7 @@ from compiler.diagnostics import Diagnostic
 from compiler.ir import ModelIR
 from compiler.load import Location, Path_
 from compiler.serialize import to_yaml
-from compiler.targets import analysis, autoscaling, serving, traffic, triton
+from compiler.targets import analysis, autoscaling, pipeline, serving, traffic, triton, workflows
 
 Placer = Callable[[ModelIR, Path_], Location]
 
@@ -94,6 +94,25 @@ def _serving_stack(model: ModelIR, config_text: str) -> Iterable[Artifact]:
         yield manifest(model, template, ("spec", "rollout", "analysis"))
 
 
+def _training(model: ModelIR) -> Iterable[Artifact]:
+    """The training pipeline: Argo objects in a cluster, a pipeline plan locally."""
+    plan = pipeline.pipeline(model)
+    if plan is None:
+        return
+    origin: Path_ = ("spec", "training")
+    if model.is_local:
+        # JSON carries no comment header; the manifest names its sources.
+        path = f"{model_folder(model)}/pipeline.json"
+        yield Artifact(path, plan.to_json(), model.sources, origin=origin)
+        return
+    yield manifest(model, workflows.workflow_template(model, plan), origin)
+    cron = workflows.cron_workflow(model)
+    if cron is not None:
+        yield manifest(model, cron, ("spec", "training", "schedule"))
+    for document in workflows.rbac(model):
+        yield manifest(model, document, origin)
+
+
 def render_model(model: ModelIR, place: Placer) -> tuple[list[Artifact], list[Diagnostic]]:
     config, config_text, diagnostics = render_triton(model, place)
     if config is None:
@@ -101,6 +120,7 @@ def render_model(model: ModelIR, place: Placer) -> tuple[list[Artifact], list[Di
     artifacts = [config]
     if not model.is_local:
         artifacts.extend(_serving_stack(model, config_text))
+    artifacts.extend(_training(model))
     return artifacts, diagnostics
 
 

@@ -209,6 +209,7 @@ def crd_to_json_schema(node: Any, root: bool = True) -> Any:
 class CrdSchema:
     source: str  # file, relative to the schema folder
     schema: dict[str, Any]
+    ready: bool = False  # already a strict JSON Schema (bundles), not a CRD schema
 
 
 def _documents(path: Path, raw: bytes) -> Iterator[Any]:
@@ -221,10 +222,55 @@ def _documents(path: Path, raw: bytes) -> Iterator[Any]:
     yield from YAML(typ="safe").load_all(text)
 
 
+def strict_json_schema(node: Any) -> Any:
+    """Reject unknown fields in every object schema that lists its properties."""
+    if isinstance(node, list):
+        return [strict_json_schema(item) for item in node]
+    if not isinstance(node, dict):
+        return node
+    schema = {
+        k: (v if k in ("enum", "const", "default", "example") else strict_json_schema(v))
+        for k, v in node.items()
+        if not k.startswith("x-")
+    }
+    if "properties" in schema and "additionalProperties" not in schema:
+        schema["additionalProperties"] = False
+    return schema
+
+
+def _bundle_entries(document: dict[str, Any]) -> list[dict[str, Any]]:
+    """Kinds of a JSON-schema bundle with `definitions` (Argo Workflows' schema.json)."""
+    definitions = document.get("definitions", {})
+    entries = []
+    for name, definition in sorted(definitions.items()):
+        properties = definition.get("properties", {}) if isinstance(definition, dict) else {}
+        api_version = properties.get("apiVersion", {}).get("const")
+        kind = properties.get("kind", {}).get("const")
+        if not (api_version and kind):
+            continue
+        needed = {name}
+        pending = [name]
+        while pending:
+            found: set[str] = set()
+            _collect_refs(definitions[pending.pop()], found)
+            for ref in found - needed:
+                needed.add(ref)
+                pending.append(ref)
+        schema = {
+            "$ref": f"#/definitions/{name}",
+            "definitions": {ref: strict_json_schema(definitions[ref]) for ref in sorted(needed)},
+        }
+        entries.append({"apiVersion": api_version, "kind": kind, "schema": schema, "strict": True})
+    return entries
+
+
 def _index(path: Path, raw: bytes) -> bytes:
     """The CRD schemas in one file, as JSON: [{apiVersion, kind, schema}]."""
     found = []
     for document in _documents(path, raw):
+        if isinstance(document, dict) and "definitions" in document:
+            found.extend(_bundle_entries(document))
+            continue
         if not isinstance(document, dict) or document.get("kind") != "CustomResourceDefinition":
             continue
         spec = document["spec"]
@@ -254,15 +300,17 @@ class CrdIndex:
         self._parsed.add(path)
         source = path.relative_to(self.folder).as_posix()
         raw = path.read_bytes()
-        found = json.loads(cached("crds", key("crd-index-1", raw), lambda: _index(path, raw)))
+        found = json.loads(cached("crds", key("crd-index-2", raw), lambda: _index(path, raw)))
         for entry in found:
             self._schemas.setdefault((entry["apiVersion"], entry["kind"]), []).append(
-                CrdSchema(source, entry["schema"])
+                CrdSchema(source, entry["schema"], entry.get("strict", False))
             )
 
     def schemas(self, api_version: str, kind: str) -> list[CrdSchema]:
         key = (api_version, kind)
-        marker = re.compile(rf"^\s*kind: {re.escape(kind)}\s*$", re.MULTILINE)
+        marker = re.compile(
+            rf'^\s*kind: {re.escape(kind)}\s*$|"const": "{re.escape(kind)}"', re.MULTILINE
+        )
         for path in self._files:
             if path not in self._parsed and marker.search(path.read_text("utf-8")):
                 self._parse(path)
@@ -272,7 +320,7 @@ class CrdIndex:
         key = (api_version, kind)
         if key not in self._validators:
             self._validators[key] = [
-                (s.source, compile_validator(crd_to_json_schema(s.schema)))
+                (s.source, compile_validator(s.schema if s.ready else crd_to_json_schema(s.schema)))
                 for s in self.schemas(api_version, kind)
             ]
         return self._validators[key]

@@ -1,0 +1,221 @@
+"""Argo Workflows: the training WorkflowTemplate, its CronWorkflow, and least-privilege RBAC.
+
+The DAG comes from `pipeline.py`; here each step becomes a container template
+whose output folder is an Argo artifact and whose small outputs (digests) are
+output parameters. Argo CD applies only named objects, so Kiln emits templates
+and schedules, never bare Workflows.
+"""
+
+from __future__ import annotations
+
+from compiler import names
+from compiler.ir import ModelIR
+from compiler.spec.types import duration_seconds
+from compiler.targets import k8s
+from compiler.targets.k8s import Object
+from compiler.targets.pipeline import TOKEN, Pipeline, Step
+
+WORK = "/tmp/kiln"
+OUT = f"{WORK}/out"
+REPO = f"{WORK}/repo"
+STEP_DEADLINE = {"train": 6 * 3600}
+DEFAULT_DEADLINE = 3600
+WORKFLOW_DEADLINE = 8 * 3600
+
+
+def _param_name(step: str, file: str) -> str:
+    return f"{step}-{file.replace('.', '-').replace('_', '-')}"
+
+
+def _argo(text: str, model: ModelIR) -> str:
+    """Replace pipeline tokens with the paths and expressions of an Argo pod."""
+
+    def replace(match: object) -> str:
+        token: str = match.group(1)  # type: ignore[attr-defined]
+        if token == "out":
+            return OUT
+        if token == "spec":
+            return f"{REPO}/{model.source.file}"
+        kind, _, rest = token.partition(":")
+        if kind == "in":
+            return f"{WORK}/in/{rest}"
+        if kind == "param":
+            step, _, file = rest.partition("/")
+            return f"{{{{inputs.parameters.{_param_name(step, file)}}}}}"
+        return f"{{{{workflow.parameters.{rest}}}}}"
+
+    return TOKEN.sub(replace, text)
+
+
+def _outputs(step: Step, pipeline: Pipeline) -> Object:
+    files = sorted(
+        {f for s in pipeline.steps for (origin, f) in s.parameters() if origin == step.name}
+    )
+    outputs: Object = {"artifacts": [{"name": "out", "path": OUT}]}
+    if files:
+        outputs["parameters"] = [
+            {"name": _param_name(step.name, f), "valueFrom": {"path": f"{OUT}/{f}"}} for f in files
+        ]
+    return outputs
+
+
+def _inputs(step: Step, model: ModelIR) -> Object:
+    inputs: Object = {}
+    artifacts: list[Object] = [
+        {"name": origin, "path": f"{WORK}/in/{origin}"} for origin in step.inputs()
+    ]
+    if any(t == "spec" for t in step.tokens()):
+        artifacts.append(
+            {
+                "name": "repository",
+                "path": REPO,
+                "git": {
+                    "repo": model.project.git_repo,
+                    "revision": "{{workflow.parameters.git-revision}}",
+                    "depth": 1,
+                },
+            }
+        )
+    if artifacts:
+        inputs["artifacts"] = artifacts
+    if step.parameters():
+        inputs["parameters"] = [{"name": _param_name(s, f)} for s, f in step.parameters()]
+    return inputs
+
+
+def _container(step: Step, model: ModelIR) -> Object:
+    requests: Object = {"cpu": step.cpu, "memory": step.memory}
+    limits: Object = dict(requests)
+    if step.gpus:
+        limits[model.environment.gpu.resource] = str(step.gpus)
+    container: Object = {
+        "image": step.image,
+        "command": [_argo(part, model) for part in step.command],
+        "resources": {"requests": requests, "limits": limits},
+        "securityContext": {
+            "allowPrivilegeEscalation": False,
+            "runAsNonRoot": True,
+            "capabilities": {"drop": ["ALL"]},
+        },
+    }
+    if step.env:
+        container["env"] = [{"name": k, "value": _argo(v, model)} for k, v in step.env]
+    return container
+
+
+def _template(step: Step, pipeline: Pipeline, model: ModelIR) -> Object:
+    template: Object = {"name": step.name}
+    inputs = _inputs(step, model)
+    if inputs:
+        template["inputs"] = inputs
+    template["outputs"] = _outputs(step, pipeline)
+    template["container"] = _container(step, model)
+    # IntOrString in Argo's schema: a string is valid for every version.
+    template["activeDeadlineSeconds"] = str(STEP_DEADLINE.get(step.name, DEFAULT_DEADLINE))
+    template["retryStrategy"] = {
+        "limit": "2",
+        # Retry infrastructure failures, never a failed gate or a bad model.
+        "retryPolicy": "OnError",
+        "backoff": {"duration": "30s", "factor": "2", "maxDuration": "10m"},
+    }
+    template.update(k8s.gpu_placement(model, step.gpus))
+    return template
+
+
+def _task(step: Step) -> Object:
+    task: Object = {"name": step.name, "template": step.name}
+    if step.depends:
+        task["dependencies"] = list(step.depends)
+    arguments: Object = {}
+    if step.inputs():
+        arguments["artifacts"] = [
+            {"name": origin, "from": f"{{{{tasks.{origin}.outputs.artifacts.out}}}}"}
+            for origin in step.inputs()
+        ]
+    if step.parameters():
+        arguments["parameters"] = [
+            {
+                "name": _param_name(s, f),
+                "value": f"{{{{tasks.{s}.outputs.parameters.{_param_name(s, f)}}}}}",
+            }
+            for s, f in step.parameters()
+        ]
+    if arguments:
+        task["arguments"] = arguments
+    return task
+
+
+def workflow_template(model: ModelIR, pipeline: Pipeline) -> Object:
+    account = names.derived(model.name, "-training")
+    spec: Object = {
+        "entrypoint": "pipeline",
+        "serviceAccountName": account,
+        "arguments": {"parameters": [{"name": n, "value": v} for n, v in pipeline.run_parameters]},
+        "activeDeadlineSeconds": WORKFLOW_DEADLINE,
+        "podGC": {"strategy": "OnPodSuccess"},
+        "ttlStrategy": {
+            "secondsAfterSuccess": int(duration_seconds("7d")),
+            "secondsAfterFailure": int(duration_seconds("14d")),
+        },
+        "securityContext": k8s.pod_security(),
+        "templates": [
+            {"name": "pipeline", "dag": {"tasks": [_task(s) for s in pipeline.steps]}},
+            *(_template(s, pipeline, model) for s in pipeline.steps),
+        ],
+    }
+    return k8s.resource(
+        "argoproj.io/v1alpha1",
+        "WorkflowTemplate",
+        k8s.metadata(model, account, "training"),
+        spec=spec,
+    )
+
+
+def cron_workflow(model: ModelIR) -> Object | None:
+    training = model.training
+    if training is None or training.schedule is None:
+        return None
+    return k8s.resource(
+        "argoproj.io/v1alpha1",
+        "CronWorkflow",
+        k8s.metadata(model, names.derived(model.name, "-retrain"), "training"),
+        spec={
+            "schedules": [training.schedule.cron],
+            "timezone": training.schedule.timezone,
+            "concurrencyPolicy": "Forbid",
+            "startingDeadlineSeconds": 600,
+            "successfulJobsHistoryLimit": 3,
+            "failedJobsHistoryLimit": 3,
+            "workflowSpec": {
+                "workflowTemplateRef": {"name": names.derived(model.name, "-training")}
+            },
+        },
+    )
+
+
+def rbac(model: ModelIR) -> list[Object]:
+    """The pipeline's account may only report its task results, as Argo's executor needs."""
+    name = names.derived(model.name, "-training")
+    meta = k8s.metadata(model, name, "training")
+    return [
+        k8s.resource("v1", "ServiceAccount", meta),
+        k8s.resource(
+            "rbac.authorization.k8s.io/v1",
+            "Role",
+            meta,
+            rules=[
+                {
+                    "apiGroups": ["argoproj.io"],
+                    "resources": ["workflowtaskresults"],
+                    "verbs": ["create", "patch"],
+                }
+            ],
+        ),
+        k8s.resource(
+            "rbac.authorization.k8s.io/v1",
+            "RoleBinding",
+            meta,
+            roleRef={"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name},
+            subjects=[{"kind": "ServiceAccount", "name": name, "namespace": model.namespace}],
+        ),
+    ]
