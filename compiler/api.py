@@ -46,7 +46,8 @@ def build(specs: Path, schemas: Path | None = None) -> CompileResult:
     def place(model: ModelIR, path: Path_) -> Location:
         return documents[model.source.file].locate(path)
 
-    artifacts, problems = render_all(resolution.models, place)
+    assert resolution.project is not None  # resolution succeeded
+    artifacts, problems = render_all(resolution.project, resolution.models, place)
     result.diagnostics.extend(problems)
     schema_set = _schema_set(resolution, schemas)
     try:

@@ -62,6 +62,7 @@ CODES: dict[str, tuple[str, str]] = {
     "KILN1310": ("Column used twice", "Target and monitoring columns must not be features."),
     "KILN1311": ("Metric not available for the task", "Use a metric the task defines."),
     "KILN1312": ("Model name too long", "Model names have at most 40 characters."),
+    "KILN1314": ("Reserved name", "generated/argocd/ holds the Argo CD objects; rename it."),
     # 14xx: serving and rollout consistency
     "KILN1401": ("GPU instance group without GPUs", "Set serving.resources.gpus >= 1."),
     "KILN1402": ("GPU index out of range", "Indices must be below serving.resources.gpus."),

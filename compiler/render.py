@@ -11,7 +11,17 @@ from compiler.diagnostics import Diagnostic
 from compiler.ir import ModelIR
 from compiler.load import Location, Path_
 from compiler.serialize import to_yaml
-from compiler.targets import analysis, autoscaling, pipeline, serving, traffic, triton, workflows
+from compiler.ir import ProjectIR, Source
+from compiler.targets import (
+    analysis,
+    autoscaling,
+    gitops,
+    pipeline,
+    serving,
+    traffic,
+    triton,
+    workflows,
+)
 
 Placer = Callable[[ModelIR, Path_], Location]
 
@@ -30,6 +40,8 @@ def model_folder(model: ModelIR) -> str:
 def manifest(model: ModelIR, document: dict[str, Any], origin: Path_) -> Artifact:
     """One Kubernetes object as a YAML file in the model's folder."""
     kind = document["kind"].lower()
+    annotations = document["metadata"].setdefault("annotations", {})
+    annotations["argocd.argoproj.io/sync-wave"] = gitops.sync_wave(document["kind"])
     path = f"{model_folder(model)}/{kind}-{document['metadata']['name']}.yaml"
     return Artifact(
         path,
@@ -124,11 +136,40 @@ def render_model(model: ModelIR, place: Placer) -> tuple[list[Artifact], list[Di
     return artifacts, diagnostics
 
 
-def render_all(models: list[ModelIR], place: Placer) -> tuple[list[Artifact], list[Diagnostic]]:
+def render_gitops(
+    project: ProjectIR, models: list[ModelIR], artifacts: list[Artifact]
+) -> list[Artifact]:
+    """The Argo CD objects, which depend on every model; none without cluster models."""
+    if all(m.is_local for m in models):
+        return []
+    sources: tuple[Source, ...] = (
+        project.source,
+        *sorted({m.source for m in models}, key=lambda s: s.file),
+    )
+    documents = [
+        gitops.app_project(project, models, artifacts),
+        gitops.application_set(project, models),
+    ]
+    return [
+        Artifact(
+            f"{gitops.FOLDER}/{d['kind'].lower()}-{d['metadata']['name']}.yaml",
+            header(project.source.file) + to_yaml(d),
+            sources,
+            document=d,
+            origin=("spec", "git"),
+        )
+        for d in documents
+    ]
+
+
+def render_all(
+    project: ProjectIR, models: list[ModelIR], place: Placer
+) -> tuple[list[Artifact], list[Diagnostic]]:
     artifacts: list[Artifact] = []
     diagnostics: list[Diagnostic] = []
     for model in models:
         produced, problems = render_model(model, place)
         artifacts.extend(produced)
         diagnostics.extend(problems)
+    artifacts.extend(render_gitops(project, models, artifacts))
     return sorted(artifacts, key=lambda a: a.path), diagnostics

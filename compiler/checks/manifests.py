@@ -50,6 +50,8 @@ def _names_and_labels(artifact: Artifact, document: dict[str, Any]) -> list[Mani
     for path, node in _walk(document):
         if path.endswith(("labels", "matchLabels")) and isinstance(node, dict):
             for key, value in node.items():
+                if isinstance(value, str) and "{{" in value:
+                    continue  # an ApplicationSet template: filled in by Argo CD
                 if (
                     not isinstance(value, str)
                     or len(value) > 63

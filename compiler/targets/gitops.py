@@ -1,0 +1,149 @@
+"""Argo CD: the AppProject and the ApplicationSet that reconcile `generated/`.
+
+One ApplicationSet with a list generator makes one Application per (model,
+cluster environment), each syncing `generated/<environment>/<model>/` into the
+environment's namespace with automated prune and self-heal. The list is written
+out rather than discovered from folders, so the namespace of every environment
+is explicit and a plan can show exactly which Applications appear or go.
+
+Deleting a model from specs removes its element: the ApplicationSet deletes the
+Application and, because `preserveResourcesOnDeletion` is false, the Application's
+resources with it. Git stays the single source of truth, and the PR plan lists
+such a removal before it is merged.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from compiler.artifact import Artifact
+from compiler.ir import ModelIR, ProjectIR
+from compiler.targets.k8s import Object
+
+FOLDER = "argocd"
+IN_CLUSTER = "https://kubernetes.default.svc"
+ARGOCD_NAMESPACE = "argocd"
+# config before serving before workflows: Argo CD applies lower waves first.
+SYNC_WAVES = {
+    "ConfigMap": "0",
+    "ServiceAccount": "0",
+    "Role": "0",
+    "RoleBinding": "0",
+    "Service": "1",
+    "AnalysisTemplate": "1",
+    "DestinationRule": "1",
+    "VirtualService": "1",
+    "Rollout": "2",
+    "Deployment": "2",
+    "PodDisruptionBudget": "2",
+    "ServiceMonitor": "2",
+    "HorizontalPodAutoscaler": "3",
+    "ScaledObject": "3",
+    "PrometheusRule": "3",
+    "WorkflowTemplate": "4",
+    "CronWorkflow": "5",
+}
+
+
+def sync_wave(kind: str) -> str:
+    return SYNC_WAVES.get(kind, "2")
+
+
+def _group(api_version: str) -> str:
+    return api_version.rpartition("/")[0]
+
+
+def _labels(project: ProjectIR) -> dict[str, str]:
+    return {"app.kubernetes.io/part-of": project.name, "app.kubernetes.io/managed-by": "kiln"}
+
+
+def app_project(project: ProjectIR, models: list[ModelIR], artifacts: list[Artifact]) -> Object:
+    kinds = sorted(
+        {
+            (_group(a.document["apiVersion"]), a.document["kind"])
+            for a in artifacts
+            if a.document is not None
+        }
+    )
+    namespaces = sorted({m.namespace for m in models if not m.is_local})
+    return {
+        "apiVersion": "argoproj.io/v1alpha1",
+        "kind": "AppProject",
+        "metadata": {
+            "name": project.name,
+            "namespace": ARGOCD_NAMESPACE,
+            "labels": _labels(project),
+        },
+        "spec": {
+            "description": f"Models compiled by Kiln for {project.name}",
+            "sourceRepos": [project.git_repo],
+            "destinations": [{"server": IN_CLUSTER, "namespace": ns} for ns in namespaces],
+            # Kiln emits only namespaced objects: nothing cluster-wide may be synced.
+            "clusterResourceWhitelist": [],
+            "namespaceResourceWhitelist": [{"group": g, "kind": k} for g, k in kinds],
+        },
+    }
+
+
+def application_set(project: ProjectIR, models: list[ModelIR]) -> Object:
+    elements: list[dict[str, Any]] = [
+        {"model": m.name, "environment": m.environment.name, "namespace": m.namespace}
+        for m in models
+        if not m.is_local
+    ]
+    template_labels = {
+        **_labels(project),
+        "kiln.dev/model": "{{.model}}",
+        "kiln.dev/environment": "{{.environment}}",
+    }
+    return {
+        "apiVersion": "argoproj.io/v1alpha1",
+        "kind": "ApplicationSet",
+        "metadata": {
+            "name": project.name,
+            "namespace": ARGOCD_NAMESPACE,
+            "labels": _labels(project),
+        },
+        "spec": {
+            "goTemplate": True,
+            "goTemplateOptions": ["missingkey=error"],
+            "generators": [{"list": {"elements": elements}}],
+            "syncPolicy": {"preserveResourcesOnDeletion": False},
+            "template": {
+                "metadata": {
+                    "name": "{{.environment}}-{{.model}}",
+                    "labels": template_labels,
+                    # Deleting an Application deletes what it synced.
+                    "finalizers": ["resources-finalizer.argocd.argoproj.io"],
+                },
+                "spec": {
+                    "project": project.name,
+                    "source": {
+                        "repoURL": project.git_repo,
+                        "targetRevision": project.git_revision,
+                        "path": f"{project.git_path}/{{{{.environment}}}}/{{{{.model}}}}",
+                        # config.pbtxt and pipeline plans are not manifests.
+                        "directory": {"recurse": False, "include": "*.yaml"},
+                    },
+                    "destination": {"server": IN_CLUSTER, "namespace": "{{.namespace}}"},
+                    "syncPolicy": {
+                        "automated": {"prune": True, "selfHeal": True, "allowEmpty": False},
+                        "syncOptions": ["PruneLast=true", "ApplyOutOfSyncOnly=true"],
+                        "retry": {
+                            "limit": 5,
+                            "backoff": {"duration": "10s", "factor": 2, "maxDuration": "5m"},
+                        },
+                    },
+                    # Autoscalers own the replica count; Argo CD must not fight them.
+                    "ignoreDifferences": [
+                        {
+                            "group": "argoproj.io",
+                            "kind": "Rollout",
+                            "jsonPointers": ["/spec/replicas"],
+                        },
+                        {"group": "apps", "kind": "Deployment", "jsonPointers": ["/spec/replicas"]},
+                    ],
+                },
+            },
+        },
+    }
