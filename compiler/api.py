@@ -51,13 +51,14 @@ def build(specs: Path, schemas: Path | None = None) -> CompileResult:
     result.diagnostics.extend(problems)
     schema_set = _schema_set(resolution, schemas)
     try:
-        found = check_manifests(artifacts, schema_set)
+        if schema_set is not None:
+            schema_set.check_version()
     except UnknownKind as exc:  # the Project names a Kubernetes version we have no schemas for
-        project = resolution.project
-        file = project.source.file if project else "specs"
-        line, col = documents[file].locate(("spec", "kubernetes_version")) if project else (1, 1)
+        file = resolution.project.source.file
+        line, col = documents[file].locate(("spec", "kubernetes_version"))
         result.diagnostics.append(Diagnostic(file, line, col, "KILN1803", str(exc)))
         return result
+    found = check_manifests(artifacts, schema_set)
     result.diagnostics.extend(_place_problem(p, documents) for p in found)
     if schema_set is not None:
         result.unchecked_kinds = sorted(schema_set.unchecked)

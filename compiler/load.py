@@ -9,6 +9,7 @@ Nothing here raises for bad input: every problem is a `Diagnostic`.
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,13 +26,23 @@ MAX_SPEC_BYTES = 1024 * 1024
 # aliases are expanded. Counting expanded nodes stops it long before it hurts.
 MAX_EXPANDED_NODES = 100_000
 MAX_DEPTH = 64
+# ruamel's C composer recurses once per level of flow nesting and overflows the C
+# stack (a segfault, not an exception) somewhere past ten thousand levels; the
+# pure composer hits Python's recursion limit far earlier. Flow nesting is
+# measured before either of them runs.
+MAX_FLOW_DEPTH = 4 * MAX_DEPTH
 SPEC_SUFFIXES = (".yaml", ".yml")
 
 Path_ = tuple[str | int, ...]
 Location = tuple[int, int]
 
-_MERGE_TAG = "tag:yaml.org,2002:merge"
-_STR_TAG = "tag:yaml.org,2002:str"
+_CORE = "tag:yaml.org,2002:"
+_MERGE_TAG = _CORE + "merge"
+_STR_TAG = _CORE + "str"
+_MAP_TAG = _CORE + "map"
+_SEQ_TAG = _CORE + "seq"
+# Scalars of plain YAML; anything else (!!binary, !!python/..., !custom) is refused.
+_SCALAR_TAGS = frozenset(_CORE + t for t in ("str", "int", "float", "bool", "null", "timestamp"))
 
 
 @dataclass
@@ -50,6 +61,8 @@ class Document:
         probe = tuple(path)
         if probe in table:
             return table[probe]
+        if key and probe and isinstance(probe[-1], int) and probe in self.values:
+            return self.values[probe]  # a list item has no key: show the item itself
         while probe:
             probe = probe[:-1]
             # A missing child is best shown at the key that should hold it.
@@ -70,70 +83,151 @@ def _position(mark: Any) -> Location:
     return (mark.line + 1, mark.column + 1)
 
 
+def _shown_tag(tag: str) -> str:
+    return "!!" + tag.removeprefix(_CORE) if tag.startswith(_CORE) else tag
+
+
 class _Builder:
-    """Turns a composed node graph into plain data and a source map."""
+    """Turns a composed node graph into plain data and a source map.
+
+    Aliases make the graph a DAG, or a cycle. Every node reached, and every
+    mapping pair visited through a `<<` merge, counts against a budget, so an
+    alias or merge bomb stops after MAX_EXPANDED_NODES steps; a node reached
+    again inside itself is a recursive alias and stops at once.
+    """
 
     def __init__(self, constructor: Any) -> None:
         self._constructor = constructor
         self._expanded = 0
+        self._seen: set[int] = set()  # nodes built so far; a second visit is an alias
+        self._open: set[int] = set()  # collections being built around the current node
+        self._aliased = False  # whether any node was reached twice (alias or merge)
         self.values: dict[Path_, Location] = {}
         self.keys: dict[Path_, Location] = {}
 
-    def build(self, node: Node, path: Path_, depth: int = 0) -> Any:
+    def _site(self, path: Path_, node: Node) -> Location:
+        """Where to show an expansion problem: the innermost key on the path.
+
+        An alias's own position is not kept by the composer (it yields the
+        anchored node), but the key it is the value of is.
+        """
+        for cut in range(len(path), 0, -1):
+            if path[:cut] in self.keys:
+                return self.keys[path[:cut]]
+        return _position(node.start_mark)
+
+    def _tick(self, node: Node, path: Path_, depth: int) -> None:
         self._expanded += 1
-        if self._expanded > MAX_EXPANDED_NODES or depth > MAX_DEPTH:
-            line, col = _position(node.start_mark)
+        if self._expanded > MAX_EXPANDED_NODES:
+            line, col = self._site(path, node)
+            if self._aliased:
+                message = (
+                    f"aliases expand the document to more than {MAX_EXPANDED_NODES} nodes "
+                    "(an alias bomb?)"
+                )
+                hint = "write the values out instead of nesting aliases"
+            else:
+                message = f"the document has more than {MAX_EXPANDED_NODES} nodes"
+                hint = "split it into several specs"
+            raise _LoadFailure("KILN1008", message, line, col, hint)
+        if depth > MAX_DEPTH:
+            line, col = self._site(path, node)
             raise _LoadFailure(
                 "KILN1008",
-                f"document expands to more than {MAX_EXPANDED_NODES} nodes or "
-                f"{MAX_DEPTH} levels (recursive or exponential aliases?)",
+                f"the document nests more than {MAX_DEPTH} levels deep",
                 line,
                 col,
-                "remove the anchors and aliases and write the values out",
+                "flatten the structure; specs nest a handful of levels",
             )
-        self.values.setdefault(path, _position(node.start_mark))
-        if isinstance(node, MappingNode):
-            return self._mapping(node, path, depth)
-        if isinstance(node, SequenceNode):
-            return [self.build(item, (*path, i), depth + 1) for i, item in enumerate(node.value)]
-        assert isinstance(node, ScalarNode)
-        return self._scalar(node)
 
-    def _scalar(self, node: ScalarNode) -> Any:
+    def build(self, node: Node, path: Path_, depth: int = 0) -> Any:
+        if id(node) in self._open:
+            line, col = self._site(path, node)
+            shown = ".".join(str(p) for p in path)
+            raise _LoadFailure(
+                "KILN1008",
+                f"recursive alias: `{shown}` refers to a node that contains it",
+                line,
+                col,
+                "write the value out; an alias cannot point into itself",
+            )
+        if id(node) in self._seen:
+            self._aliased = True
+        self._seen.add(id(node))
+        self._tick(node, path, depth)
+        self.values.setdefault(path, _position(node.start_mark))
+        self._check_tag(node)
+        if isinstance(node, ScalarNode):
+            return self._scalar(node)
+        self._open.add(id(node))
+        try:
+            if isinstance(node, MappingNode):
+                return self._mapping(node, path, depth)
+            assert isinstance(node, SequenceNode)
+            return [self.build(item, (*path, i), depth + 1) for i, item in enumerate(node.value)]
+        finally:
+            self._open.discard(id(node))
+
+    def _check_tag(self, node: Node) -> None:
         tag = str(node.tag)
-        if not tag.startswith("tag:yaml.org,2002:"):
+        if isinstance(node, MappingNode):
+            allowed = tag == _MAP_TAG
+        elif isinstance(node, SequenceNode):
+            allowed = tag == _SEQ_TAG
+        else:
+            allowed = tag in _SCALAR_TAGS
+        if not allowed:
             line, col = _position(node.start_mark)
             raise _LoadFailure(
-                "KILN1010", f"unsupported YAML tag {tag!r}", line, col, "remove the tag"
+                "KILN1010",
+                f"unsupported YAML tag {_shown_tag(tag)!r}",
+                line,
+                col,
+                "remove the tag; specs use plain YAML",
             )
+
+    def _scalar(self, node: ScalarNode) -> Any:
         try:
             return self._constructor.construct_object(node, deep=True)
         except YAMLError as exc:
             line, col = _position(node.start_mark)
-            raise _LoadFailure("KILN1005", f"invalid scalar: {exc}", line, col) from exc
+            problem = str(getattr(exc, "problem", None) or exc).replace("\n", " ")
+            raise _LoadFailure("KILN1005", f"invalid scalar: {problem}", line, col) from exc
 
-    def _pairs(self, node: MappingNode) -> Iterator[tuple[Node, Node]]:
+    def _pairs(
+        self, node: MappingNode, path: Path_, depth: int, chain: frozenset[int]
+    ) -> Iterator[tuple[Node, Node]]:
         # Explicit keys first, then `<<` merges, which never override them.
-        merges: list[Node] = []
+        merges: list[tuple[Node, Node]] = []
         for key_node, value_node in node.value:
             if str(key_node.tag) == _MERGE_TAG:
-                merges.extend(
-                    value_node.value if isinstance(value_node, SequenceNode) else [value_node]
-                )
+                merged = value_node.value if isinstance(value_node, SequenceNode) else [value_node]
+                merges.extend((key_node, m) for m in merged)
             else:
                 yield key_node, value_node
-        for merged in merges:
+        for merge_key, merged in merges:
+            self._tick(merged, path, depth)
             if not isinstance(merged, MappingNode):
                 line, col = _position(merged.start_mark)
                 raise _LoadFailure("KILN1005", "a `<<` merge needs a mapping", line, col)
-            yield from ((k, v) for k, v in self._pairs(merged))
+            if id(merged) in chain or id(merged) in self._open:
+                line, col = _position(merge_key.start_mark)
+                raise _LoadFailure(
+                    "KILN1008",
+                    "recursive merge: this `<<` merges a mapping that contains it",
+                    line,
+                    col,
+                    "write the keys out; a merge cannot point into itself",
+                )
+            self._aliased = True
+            yield from self._pairs(merged, path, depth, chain | {id(merged)})
 
     def _mapping(self, node: MappingNode, path: Path_, depth: int) -> dict[str, Any]:
         result: dict[str, Any] = {}
-        explicit: set[str] = set()
         merged_region = False
         explicit_count = sum(1 for k, _ in node.value if str(k.tag) != _MERGE_TAG)
-        for index, (key_node, value_node) in enumerate(self._pairs(node)):
+        pairs = self._pairs(node, path, depth, frozenset({id(node)}))
+        for index, (key_node, value_node) in enumerate(pairs):
             merged_region = index >= explicit_count
             if not isinstance(key_node, ScalarNode) or str(key_node.tag) != _STR_TAG:
                 line, col = _position(key_node.start_mark)
@@ -148,6 +242,7 @@ class _Builder:
             key = key_node.value
             if key in result:
                 if merged_region:
+                    self._tick(value_node, path, depth)  # skipped, but it was work
                     continue  # merged keys never override explicit ones
                 line, col = _position(key_node.start_mark)
                 first_line, _ = self.keys[(*path, key)]
@@ -158,8 +253,6 @@ class _Builder:
                     col,
                     "keep one of them",
                 )
-            if not merged_region:
-                explicit.add(key)
             child = (*path, key)
             self.keys[child] = _position(key_node.start_mark)
             result[key] = self.build(value_node, child, depth + 1)
@@ -186,7 +279,14 @@ def _yaml_error(display: str, exc: MarkedYAMLError) -> Diagnostic:
             "tab character where YAML expects spaces",
             hint="indent with spaces only",
         )
-    context = f"{exc.context} " if exc.context else ""
+    problem = problem.replace("\n", " ")
+    context = ""
+    if exc.context:
+        context = str(exc.context)
+        start = exc.context_mark
+        if start is not None and mark is not None and start.line != mark.line:
+            context += f" that starts on line {start.line + 1}"
+        context += ": "
     return Diagnostic(
         display,
         line,
@@ -195,6 +295,26 @@ def _yaml_error(display: str, exc: MarkedYAMLError) -> Diagnostic:
         f"YAML syntax error: {context}{problem}".replace("\n", " "),
         hint="check the indentation and the quoting on this line",
     )
+
+
+_BRACKETS = re.compile(r"[\[\]{}]")
+
+
+def _flow_too_deep(text: str) -> Location | None:
+    """Where `[`/`{` nesting first passes MAX_FLOW_DEPTH, if it does.
+
+    Brackets inside quotes and comments count too; that can only err towards
+    refusing a document no person would write.
+    """
+    if text.count("[") + text.count("{") <= MAX_FLOW_DEPTH:
+        return None
+    depth = 0
+    for match in _BRACKETS.finditer(text):
+        depth = depth + 1 if match.group() in "[{" else max(depth - 1, 0)
+        if depth > MAX_FLOW_DEPTH:
+            before = text[: match.start()]
+            return (before.count("\n") + 1, match.start() - (before.rfind("\n") + 1) + 1)
+    return None
 
 
 def _compose(text: str) -> tuple[YAML, list[Node]]:
@@ -212,6 +332,17 @@ def _compose(text: str) -> tuple[YAML, list[Node]]:
         return pure, list(pure.compose_all(text))
 
 
+def _too_large(display: str, size: int) -> Diagnostic:
+    return Diagnostic(
+        display,
+        1,
+        1,
+        "KILN1002",
+        f"file is {size} bytes, over the {MAX_SPEC_BYTES}-byte limit for a spec",
+        hint="split it into several specs",
+    )
+
+
 def load_text(display: str, raw: bytes) -> tuple[Document | None, list[Diagnostic]]:
     """Parse one spec file's bytes. Returns the document or the diagnostics."""
 
@@ -221,11 +352,7 @@ def load_text(display: str, raw: bytes) -> tuple[Document | None, list[Diagnosti
         return None, [Diagnostic(display, line, col, code, message, hint=hint)]
 
     if len(raw) > MAX_SPEC_BYTES:
-        return fail(
-            "KILN1002",
-            f"file is {len(raw)} bytes, over the {MAX_SPEC_BYTES}-byte limit for a spec",
-            hint="split it into several specs",
-        )
+        return None, [_too_large(display, len(raw))]
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -238,12 +365,26 @@ def load_text(display: str, raw: bytes) -> tuple[Document | None, list[Diagnosti
             "save the file as UTF-8",
         )
     text = text.removeprefix("\ufeff")
+    too_deep = _flow_too_deep(text)
+    if too_deep is not None:
+        return fail(
+            "KILN1008",
+            f"brackets nest more than {MAX_FLOW_DEPTH} levels deep",
+            *too_deep,
+            hint="flatten the structure; specs nest a handful of levels",
+        )
     try:
         yaml, nodes = _compose(text)
     except MarkedYAMLError as exc:
         return None, [_yaml_error(display, exc)]
     except YAMLError as exc:
         return fail("KILN1005", f"YAML error: {exc}".replace("\n", " "))
+    except RecursionError:
+        return fail(
+            "KILN1008",
+            "the document nests too deeply to be read",
+            hint="flatten the structure; specs nest a handful of levels",
+        )
     nodes = [n for n in nodes if n is not None]
     if not nodes:
         return fail(
@@ -266,7 +407,11 @@ def load_text(display: str, raw: bytes) -> tuple[Document | None, list[Diagnosti
     except _LoadFailure as failure:
         return fail(failure.code, failure.message, failure.line, failure.col, failure.hint)
     except RecursionError:
-        return fail("KILN1008", "document nests too deeply")
+        return fail(
+            "KILN1008",
+            "the document nests too deeply to be read",
+            hint="flatten the structure; specs nest a handful of levels",
+        )
     if not isinstance(data, dict):
         line, col = builder.values[()]
         return fail(
@@ -309,9 +454,25 @@ def load_tree(specs_dir: Path) -> tuple[list[Document], list[Diagnostic]]:
     for path in discover(specs_dir):
         display = display_path(path, root)
         try:
-            raw = path.read_bytes()
+            size = path.stat().st_size
+            # A huge file is refused before it is read into memory.
+            raw = b"" if size > MAX_SPEC_BYTES else path.read_bytes()
         except OSError as exc:
-            diagnostics.append(Diagnostic(display, 1, 1, "KILN1012", f"cannot read: {exc}"))
+            # The reason only: the exception's text would show the absolute path.
+            reason = exc.strerror or type(exc).__name__
+            diagnostics.append(
+                Diagnostic(
+                    display,
+                    1,
+                    1,
+                    "KILN1012",
+                    f"cannot read the file: {reason}",
+                    hint="check that it is a readable regular file",
+                )
+            )
+            continue
+        if size > MAX_SPEC_BYTES:
+            diagnostics.append(_too_large(display, size))
             continue
         document, problems = load_text(display, raw)
         diagnostics.extend(problems)

@@ -6,6 +6,7 @@ import difflib
 import types
 import typing
 from collections.abc import Callable, Mapping, Sequence
+from datetime import date, datetime
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
@@ -112,7 +113,7 @@ def _data_path(loc: Sequence[str | int], data: Any) -> Path_:
 
 
 def _shown(value: Any) -> str:
-    text = repr(value)
+    text = value.isoformat() if isinstance(value, date) else repr(value)
     return text if len(text) <= 40 else text[:37] + "..."
 
 
@@ -124,8 +125,31 @@ def _kind_of(value: Any) -> str:
         bool: "a boolean",
         int: "an integer",
         float: "a number",
+        date: "a date",
+        datetime: "a date and time",
         type(None): "null",
     }.get(type(value), type(value).__name__)
+
+
+# What a wrong-type error expects, in the words `_kind_of` uses for what it found.
+_EXPECTED = {
+    "string_type": "a string",
+    "int_type": "an integer",
+    "int_parsing": "an integer",
+    "int_from_float": "an integer",
+    "float_type": "a number",
+    "float_parsing": "a number",
+    "bool_type": "a boolean",
+    "bool_parsing": "a boolean",
+    "dict_type": "a mapping",
+    "model_type": "a mapping",
+    "model_attributes_type": "a mapping",
+    "list_type": "a list",
+}
+
+
+def _found(value: Any) -> str:
+    return "null" if value is None else f"{_kind_of(value)} {_shown(value)}"
 
 
 def translate(
@@ -165,9 +189,12 @@ def translate(
             line, col = locate(path, False)
         else:
             code = "KILN1103"
-            expected = error["msg"].replace("Input should be ", "").replace("a valid ", "")
-            message = f"`{dotted}` should be {expected}, found {_kind_of(value)} {_shown(value)}"
-            line, col = locate(path, False)
+            expected = _EXPECTED.get(kind) or error["msg"].replace("Input should be ", "")
+            message = f"`{dotted}` should be {expected}, found {_found(value)}"
+            if kind == "string_type" and isinstance(value, int | float | date):
+                hint = "quote it: YAML reads an unquoted number, boolean or date as such"
+            # An empty value has no text of its own: show the key that holds it.
+            line, col = locate(path, value is None)
         diagnostic = Diagnostic(file, line, col, code, message, hint=hint)
         previous = found.get(path)
         # Of a union's several complaints keep the one that says the most.
@@ -211,6 +238,18 @@ def parse_document(document: Document) -> tuple[SpecDocument | None, list[Diagno
             )
         ]
     kind = data.get("kind")
+    if "kind" in data and not isinstance(kind, str):
+        line, col = document.locate(("kind",))
+        return None, [
+            Diagnostic(
+                file,
+                line,
+                col,
+                "KILN1103",
+                f"`kind` should be a string, found {_found(kind)}",
+                hint=f"use one of {', '.join(KINDS)}",
+            )
+        ]
     if kind not in KINDS:
         line, col = document.locate(("kind",)) if "kind" in data else (1, 1)
         close = difflib.get_close_matches(str(kind), list(KINDS), n=1)

@@ -27,11 +27,12 @@ from compiler.ir import (
     Source,
     TensorIR,
 )
-from compiler.load import Document, Location, Path_, load_tree
+from compiler.load import Document, Location, Path_, display_path, load_tree
 from compiler.parse import Locator, document_locator, parse_document, translate
 from compiler.spec.documents import MODEL_NAME_MAX, FeatureSetDoc, ModelDoc, ProjectDoc
 from compiler.spec.model import OVERRIDABLE, ModelSpec
 from compiler.spec.project import Environment, ProjectSpec, Storage
+from compiler.targets import gitops
 
 
 @dataclass
@@ -87,6 +88,10 @@ def overlay_locator(document: Document, environment: str, replaced: set[Path_]) 
         for cut in range(len(path), 1, -1):
             if path[:cut] in replaced:
                 return document.locate((*overlay_root, *path[1:]), key=key)
+        # A block the overlay changed in part (rollout, when it sets rollout.steps)
+        # is, in this environment, what the overlay made of it.
+        if len(path) > 1 and any(p[: len(path)] == path for p in replaced):
+            return document.locate((*overlay_root, *path[1:]), key=key)
         return document.locate(path, key=key)
 
     return locate
@@ -111,6 +116,26 @@ def local_path(location: str, root: Path) -> Path:
 class _Resolver:
     def __init__(self, specs_dir: Path) -> None:
         self.result = Resolution(root=specs_dir.resolve().parent)
+        # Specs that failed to load or parse have been reported already; what
+        # refers to them is not reported again as missing.
+        self.unknown_broken = False  # a file whose kind is unknown failed
+        self.broken_project = False
+        self.broken_featuresets: set[str] = set()
+
+    def _note_broken(self, data: dict[str, Any]) -> None:
+        kind = data.get("kind")
+        if kind == "Project":
+            self.broken_project = True
+        elif kind == "FeatureSet":
+            metadata, spec = data.get("metadata"), data.get("spec")
+            name = metadata.get("name") if isinstance(metadata, dict) else None
+            version = spec.get("version") if isinstance(spec, dict) else None
+            if isinstance(name, str) and isinstance(version, int):
+                self.broken_featuresets.add(f"{name}@{version}")
+            else:
+                self.unknown_broken = True
+        elif kind != "Model":
+            self.unknown_broken = True
 
     def emit(self, diagnostics: list[Diagnostic]) -> None:
         self.result.diagnostics.extend(diagnostics)
@@ -118,6 +143,7 @@ class _Resolver:
     def run(self, specs_dir: Path) -> Resolution:
         documents, problems = load_tree(specs_dir)
         self.emit(problems)
+        self.unknown_broken = any(p.is_error for p in problems)
         projects: list[tuple[Document, ProjectDoc]] = []
         featuresets: dict[str, tuple[Document, FeatureSetDoc]] = {}
         models: dict[str, tuple[Document, ModelDoc]] = {}
@@ -125,6 +151,8 @@ class _Resolver:
             self.result.documents[document.path] = document
             parsed, problems = parse_document(document)
             self.emit(problems)
+            if parsed is None:
+                self._note_broken(document.data)
             if isinstance(parsed, ProjectDoc):
                 projects.append((document, parsed))
             elif isinstance(parsed, FeatureSetDoc):
@@ -183,12 +211,12 @@ class _Resolver:
         self, projects: list[tuple[Document, ProjectDoc]], specs_dir: Path
     ) -> ProjectIR | None:
         if not projects:
-            if not any(d.code == "KILN1303" for d in self.result.diagnostics):
-                shown = specs_dir.as_posix().rstrip("/") or "."
+            reported = self.broken_project or self.unknown_broken
+            if not reported and not any(d.code == "KILN1303" for d in self.result.diagnostics):
                 self.emit(
                     [
                         Diagnostic(
-                            f"{shown}/project.yaml",
+                            display_path(specs_dir / "project.yaml", self.result.root),
                             1,
                             1,
                             "KILN1303",
@@ -221,6 +249,14 @@ class _Resolver:
         ):
             seen: set[str] = set()
             for i, name in enumerate(names):
+                if field_name == "environments" and name == gitops.FOLDER:
+                    findings.append(
+                        Finding(
+                            ("spec", field_name, i, "name"),
+                            "KILN1314",
+                            f"`{name}` is reserved: generated/{name}/ holds the Argo CD objects",
+                        )
+                    )
                 if name in seen:
                     findings.append(
                         Finding(
@@ -263,7 +299,8 @@ class _Resolver:
                 )
             )
         fs_entry = featuresets.get(spec.features)
-        if fs_entry is None:
+        reported = spec.features in self.broken_featuresets or self.unknown_broken
+        if fs_entry is None and not reported:
             known = ", ".join(sorted(featuresets)) or "none"
             findings.append(
                 Finding(

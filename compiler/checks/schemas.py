@@ -346,6 +346,10 @@ class SchemaSet:
         self.crds = crd_index(crd_folder.resolve()) if crd_folder is not None else None
         self.unchecked: set[str] = set()  # custom kinds seen without a CRD folder
 
+    def check_version(self) -> None:
+        """Raise UnknownKind when there are no core schemas for this Kubernetes version."""
+        _core_folder(self.kubernetes_version)
+
     def is_core(self, api_version: str) -> bool:
         group = api_version.rpartition("/")[0]
         return group == "" or "." not in group or group.endswith(".k8s.io")

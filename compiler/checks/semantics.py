@@ -83,7 +83,9 @@ def check_serving(serving: Serving) -> list[Finding]:
                         (*at, "warmup", "batch_sizes", i),
                         "KILN1404",
                         f"warm-up batch size {size} is above max_batch_size {limit}",
-                        "without batching (max_batch_size 0) warm up with batch size 1",
+                        "without batching (max_batch_size 0) warm up with batch size 1"
+                        if limit == 0
+                        else "lower it or raise max_batch_size",
                     )
                 )
     if serving.autoscaling is not None and serving.replicas.min >= serving.replicas.max:
@@ -260,7 +262,7 @@ def check_alerts(
                     Finding(
                         (*at, "when"),
                         "KILN1408",
-                        f"a {when.signal} alert needs `metric` and `below` or `above`",
+                        f"an alert on {when.signal} needs `metric` and `below` or `above`",
                         key=True,
                     )
                 )
@@ -278,7 +280,7 @@ def check_alerts(
                 Finding(
                     (*at, "when"),
                     "KILN1408",
-                    f"a {when.signal} alert needs `above`",
+                    f"an alert on {when.signal} needs `above`",
                     key=True,
                 )
             )

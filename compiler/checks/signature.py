@@ -240,22 +240,21 @@ def check_features(
     by_name = {f.name: f for f in features.features}
     findings: list[Finding] = []
     for i, tensor in enumerate(inputs):
-        at: tuple[str | int, ...] = (
-            ("spec", "signature", "inputs", i)
-            if spec.signature is not None
-            else ("spec", "features")
-        )
+        declared = spec.signature is not None
+        at: tuple[str | int, ...] = ("spec", "signature", "inputs", i)
         feature = by_name.get(tensor.name)
         if feature is None:
             findings.append(
                 Finding(
-                    at, "KILN1709", f"input `{tensor.name}` is not a feature of {spec.features}"
+                    (*at, "name") if declared else ("spec", "features"),
+                    "KILN1709",
+                    f"input `{tensor.name}` is not a feature of {spec.features}",
                 )
             )
         elif FEATURE_TO_KILN[feature.dtype] != tensor.dtype:
             findings.append(
                 Finding(
-                    at,
+                    (*at, "dtype") if declared else ("spec", "features"),
                     "KILN1709",
                     f"input `{tensor.name}` is {tensor.dtype}, but feature `{feature.name}` "
                     f"of {spec.features} is {feature.dtype}",

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, model_validator
 
 from compiler.spec.types import (
+    INT32_MAX,
     ColumnName,
     Duration,
     FeatureRef,
     Fraction,
+    GpuCount,
     Image,
     Name,
     NonNegativeInt,
@@ -23,6 +25,9 @@ from compiler.spec.types import (
     Uri,
     fail,
 )
+
+# Instances of one group: the local environment adds all groups into one int32 count.
+MAX_INSTANCES = 1024
 
 Task = Literal["binary_classification", "multiclass_classification", "regression"]
 TensorDtype = Literal[
@@ -47,7 +52,9 @@ class Tensor(SpecModel):
 
     name: str = Field(min_length=1, description="Tensor name in the model file.")
     dtype: TensorDtype = Field(description="Element type.")
-    shape: list[int] = Field(min_length=1, description="Dimensions; -1 for variable.")
+    shape: list[Annotated[int, Field(le=INT32_MAX)]] = Field(
+        min_length=1, description="Dimensions; -1 for variable."
+    )
 
     @model_validator(mode="after")
     def _dims(self) -> Tensor:
@@ -107,7 +114,7 @@ class InstanceGroup(SpecModel):
     """Copies of the model per replica, on GPUs or CPUs."""
 
     kind: Literal["gpu", "cpu"] = Field(description="gpu or cpu.")
-    count: PositiveInt = Field(1, description="Instances per device.")
+    count: int = Field(1, ge=1, le=MAX_INSTANCES, description="Instances per device.")
     gpus: list[NonNegativeInt] | None = Field(
         None, description="GPU indices within the replica; all when empty."
     )
@@ -116,7 +123,7 @@ class InstanceGroup(SpecModel):
 class Resources(SpecModel):
     """What one pod requests."""
 
-    gpus: NonNegativeInt = Field(0, description="Whole GPUs per pod.")
+    gpus: GpuCount = Field(0, description="Whole GPUs per pod.")
     cpu: Quantity = Field("1", description="CPU request and limit.")
     memory: Quantity = Field("2Gi", description="Memory request and limit.")
 
@@ -147,7 +154,7 @@ class TensorRT(SpecModel):
     """TensorRT acceleration of the ONNX Runtime backend on GPUs."""
 
     precision: Literal["fp32", "fp16", "int8"] = Field("fp16", description="Precision.")
-    max_workspace_size_bytes: PositiveInt | None = Field(None, description="Workspace.")
+    max_workspace_size_bytes: int | None = Field(None, ge=1, description="Workspace.")
 
 
 class Optimization(SpecModel):
@@ -265,7 +272,7 @@ class TrainingResources(SpecModel):
 
     cpu: Quantity = Field("1", description="CPU.")
     memory: Quantity = Field("2Gi", description="Memory.")
-    gpus: NonNegativeInt = Field(0, description="Whole GPUs.")
+    gpus: GpuCount = Field(0, description="Whole GPUs.")
 
 
 class Gate(SpecModel):

@@ -35,8 +35,8 @@ class Images(SpecModel):
 class Storage(SpecModel):
     """Object-store roots; relative artifact and data paths resolve against them."""
 
-    models: str = Field(min_length=1, description="Root of the model store.")
-    data: str = Field(min_length=1, description="Root of the data store.")
+    models: Uri = Field(description="Root of the model store.")
+    data: Uri = Field(description="Root of the data store.")
 
 
 class Toleration(SpecModel):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import zoneinfo
+from decimal import Decimal
 from functools import cache
 from typing import Annotated, Any
 
@@ -71,8 +72,12 @@ QUANTITY = r"[+]?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+|[KMGTPE]i|[numkMGTPE])?"
 def _quantity_from_number(value: Any) -> Any:
     if isinstance(value, bool):
         return value  # let the str check reject it
-    if isinstance(value, int | float):
-        return format(value, "g")
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        # Every digit kept: `format(x, "g")` would round 17179869184.5 to 1.71799e+10.
+        text = format(Decimal(repr(value)), "f")
+        return text.rstrip("0").rstrip(".") if "." in text else text
     return value
 
 
@@ -115,6 +120,13 @@ Duration = Annotated[
 ]
 
 _CRON_FIELD = r"[\d*/,\-A-Za-z?]+"
+_CRON_RANGES = (
+    ("minute", 0, 59),
+    ("hour", 0, 23),
+    ("day", 1, 31),
+    ("month", 1, 12),
+    ("weekday", 0, 7),
+)
 
 
 def _check_cron(value: str) -> str:
@@ -126,6 +138,15 @@ def _check_cron(value: str) -> str:
             "KILN1204",
             f"{value!r} is not a 5-field cron expression (minute hour day month weekday)",
         )
+    for (what, low, high), text in zip(_CRON_RANGES, fields, strict=True):
+        for part in text.split(","):
+            for number in re.findall(r"\d+", part.split("/")[0]):
+                if not low <= int(number) <= high:
+                    raise fail(
+                        "KILN1204",
+                        f"{value!r} is not a valid cron expression: {what} {number} is "
+                        f"outside {low}-{high}",
+                    )
     if not croniter.is_valid(value):
         raise fail("KILN1204", f"{value!r} is not a valid cron expression")
     return value
@@ -163,12 +184,31 @@ Sha256 = Annotated[
     WithJsonSchema({"type": "string", "pattern": f"^{SHA256}$"}),
 ]
 
+# Values that are secrets by their look: a spec must refer to them, not hold them.
+_SECRET_LOOKS = (
+    re.compile(r"https://hooks\.slack\.com/services/\S+"),
+    re.compile(r"xox[abpors]-[\w-]+"),
+    re.compile(r"(?i)bearer\s+\S+"),
+)
+
+
+def _check_not_secret(value: str) -> str:
+    if any(p.search(value) for p in _SECRET_LOOKS):
+        raise fail(
+            "KILN1209",
+            "this value looks like a secret; specs hold only references to Kubernetes "
+            "Secrets: write {name: SECRET, key: KEY}",
+        )
+    return value
+
+
 URI_SCHEMES = ("s3", "gs", "gcs", "az", "abfs", "http", "https", "file")
 _URI = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*)://(?P<rest>\S*)")
 _RELATIVE_PATH = re.compile(r"[^\s:]+")
 
 
 def _check_uri(value: str) -> str:
+    _check_not_secret(value)
     match = _URI.fullmatch(value)
     if match:
         if match["scheme"] not in URI_SCHEMES:
@@ -225,24 +265,6 @@ Image = Annotated[
     str, AfterValidator(_check_image), WithJsonSchema({"type": "string", "pattern": f"^{IMAGE}$"})
 ]
 
-# Values that are secrets by their look: a spec must refer to them, not hold them.
-_SECRET_LOOKS = (
-    re.compile(r"https://hooks\.slack\.com/services/\S+"),
-    re.compile(r"xox[abpors]-[\w-]+"),
-    re.compile(r"(?i)bearer\s+\S+"),
-)
-
-
-def _check_not_secret(value: str) -> str:
-    if any(p.search(value) for p in _SECRET_LOOKS):
-        raise fail(
-            "KILN1209",
-            "this value looks like a secret; specs hold only references to Kubernetes "
-            "Secrets: write {name: SECRET, key: KEY}",
-        )
-    return value
-
-
 PlainText = Annotated[str, AfterValidator(_check_not_secret)]
 
 FEATURE_REF = r"(?P<name>" + DNS_LABEL + r")@(?P<version>\d+)"
@@ -257,8 +279,15 @@ FeatureRef = Annotated[
     WithJsonSchema({"type": "string", "pattern": f"^{FEATURE_REF}$"}),
 ]
 
-PositiveInt = Annotated[int, Field(ge=1)]
-NonNegativeInt = Annotated[int, Field(ge=0)]
+# Counts end up in int32 fields of Triton's protobuf (and in Kubernetes objects);
+# a larger number would crash the renderer instead of being reported here.
+INT32_MAX = 2**31 - 1
+PositiveInt = Annotated[int, Field(ge=1, le=INT32_MAX)]
+NonNegativeInt = Annotated[int, Field(ge=0, le=INT32_MAX)]
+# GPUs of one pod: each is enumerated in Triton's instance groups. 64 leaves room
+# for nodes that expose MIG slices as separate devices.
+MAX_GPUS_PER_POD = 64
+GpuCount = Annotated[int, Field(ge=0, le=MAX_GPUS_PER_POD)]
 Fraction = Annotated[float, Field(ge=0, le=1)]
 
 
