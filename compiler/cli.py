@@ -149,9 +149,13 @@ def _all_in_one(files: dict[str, str]) -> str:
 
 
 def _register_extensions() -> None:
-    from compiler import cli_pipeline
+    from compiler import cli_pipeline, cli_runtime
 
     cli_pipeline.register(cli)
+    cli_runtime.register(cli)
+    from compiler import cli_gitops
+
+    cli_gitops.register(cli)
 
 
 _register_extensions()

@@ -13,6 +13,7 @@ from compiler.ir import ModelIR
 from compiler.spec.types import duration_seconds
 from compiler.targets import k8s, promql, strategies
 from compiler.targets.k8s import HTTP_PORT, Object
+from compiler.targets.pipeline import data_uri
 from compiler.targets.serving import CONFIG_MOUNT, SIGNATURE_FILE
 
 
@@ -47,22 +48,28 @@ def _prometheus_metric(model: ModelIR, name: str, query: str, condition: str) ->
     }
 
 
+def sample_data(model: ModelIR) -> str | None:
+    """Rows to send: the monitoring reference set, which holds real feature values."""
+    if model.monitoring is None:
+        return None
+    return data_uri(model, model.monitoring.reference.uri)
+
+
 def _smoke_metric(model: ModelIR, service: str) -> Object:
     url = f"http://{k8s.service_host(model, service)}:{HTTP_PORT}"
+    args = ["python", "-m", "runtime.smoke", "--url", url]
+    args += ["--signature", f"{CONFIG_MOUNT}/{SIGNATURE_FILE}", "--wait", "120"]
+    for artifact in model.served:
+        args += ["--artifact", f"{artifact.version}={artifact.uri}"]
+        if artifact.sha256:
+            args += ["--sha256", f"{artifact.version}={artifact.sha256}"]
+    sample = sample_data(model)
+    if sample is not None:
+        args += ["--data", sample]
     container = {
         "name": "smoke",
         "image": model.project.images.runtime,
-        "args": [
-            "python",
-            "-m",
-            "runtime.smoke",
-            "--url",
-            url,
-            "--model",
-            model.name,
-            "--signature",
-            f"{CONFIG_MOUNT}/{SIGNATURE_FILE}",
-        ],
+        "args": args,
         "resources": {
             "requests": {"cpu": "100m", "memory": "256Mi"},
             "limits": {"cpu": "1", "memory": "1Gi"},

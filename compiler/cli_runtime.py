@@ -1,0 +1,173 @@
+"""`kiln serve` and `kiln smoke`: the local Triton lifecycle, as thin click commands.
+
+Registered on the main group with `register(cli)`; the work is in runtime/serve.py
+and runtime/smoke.py, imported only when a command runs so that `kiln compile`
+does not pay for them.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+_specs = click.option(
+    "--specs",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("specs"),
+    show_default=True,
+    help="Folder of spec files.",
+)
+_env = click.option(
+    "--env",
+    "environment",
+    default="local",
+    show_default=True,
+    help="Environment whose compiled model to use.",
+)
+_port = click.IntRange(0, 65535)
+
+
+@click.command()
+@click.argument("model")
+@_env
+@_specs
+@click.option(
+    "--generated",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("generated"),
+    show_default=True,
+    help="Compiled output folder (kiln compile --out).",
+)
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--http-port", type=_port, default=8000, show_default=True, help="0: a free port.")
+@click.option("--grpc-port", type=_port, default=8001, show_default=True, help="0: a free port.")
+@click.option("--metrics-port", type=_port, default=8002, show_default=True, help="0: a free port.")
+@click.option(
+    "--metrics/--no-metrics",
+    default=True,
+    show_default=True,
+    help="Serve Prometheus metrics (CPU and per-model inference counters).",
+)
+@click.option(
+    "--ready-timeout",
+    type=click.FloatRange(min=1),
+    default=120.0,
+    show_default=True,
+    help="Seconds to wait for the model to be ready.",
+)
+def serve(
+    model: str,
+    environment: str,
+    specs: Path,
+    generated: Path,
+    host: str,
+    http_port: int,
+    grpc_port: int,
+    metrics_port: int,
+    metrics: bool,
+    ready_timeout: float,
+) -> None:
+    """Serve MODEL with a real Triton server on this machine (CPU, python backend).
+
+    Assembles .kiln/serve/MODEL/ from the compiled config and the verified
+    artifacts, starts tritonserver, waits until the model is ready, prints the
+    endpoints and runs until Ctrl-C.
+    """
+    from runtime.serve import serve as run_server
+
+    sys.exit(
+        run_server(
+            model,
+            environment,
+            specs,
+            generated,
+            host,
+            http_port,
+            grpc_port,
+            metrics_port if metrics else None,
+            ready_timeout,
+        )
+    )
+
+
+@click.command()
+@click.argument("model")
+@click.option(
+    "--url",
+    default=None,
+    help="Triton's address, host:port [default: 127.0.0.1:8000 for http, :8001 for grpc].",
+)
+@click.option("--protocol", type=click.Choice(["http", "grpc"]), default="http", show_default=True)
+@_env
+@_specs
+@click.option(
+    "--data",
+    default=None,
+    help="Sample rows: a .parquet or .csv path or URL [default: NannyML's reference data].",
+)
+@click.option(
+    "--rows", type=click.IntRange(min=1), default=256, show_default=True, help="Rows to infer."
+)
+@click.option(
+    "--requests",
+    type=click.IntRange(min=0),
+    default=100,
+    show_default=True,
+    help="Single-row requests for the latency summary (0: none).",
+)
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0.1),
+    default=10.0,
+    show_default=True,
+    help="Seconds per call before the server counts as unresponsive.",
+)
+@click.option(
+    "--wait",
+    type=click.FloatRange(min=0),
+    default=0.0,
+    show_default=True,
+    help="Seconds to wait for the model to become ready.",
+)
+def smoke(
+    model: str,
+    url: str | None,
+    protocol: str,
+    environment: str,
+    specs: Path,
+    data: str | None,
+    rows: int,
+    requests: int,
+    timeout: float,
+    wait: float,
+) -> None:
+    """Check a running Triton against MODEL's spec: signature, results, latency.
+
+    Exits 1 with a message naming the tensor on any mismatch.
+    """
+    from runtime.smoke import run
+
+    address = url or ("127.0.0.1:8000" if protocol == "http" else "127.0.0.1:8001")
+    sys.exit(
+        run(
+            model,
+            address,
+            protocol,
+            environment,
+            specs,
+            data,
+            rows,
+            requests,
+            timeout,
+            wait,
+            out=click.echo,
+        )
+    )
+
+
+def register(cli: click.Group) -> None:
+    """Add `serve` and `smoke` to the `kiln` command group."""
+    cli.add_command(serve)
+    cli.add_command(smoke)

@@ -1,0 +1,205 @@
+"""Triton python-backend adapter: serve an ONNX model with onnxruntime.
+
+Kiln's `local` environment runs a CPU-only Triton (from the `nvidia-pytriton`
+wheel) that has no onnxruntime backend, only the python backend. This file is
+copied next to `model.onnx` in every version folder and makes the python
+backend behave like the onnxruntime backend of the cluster:
+
+* one onnxruntime call per batch Triton hands over: with dynamic batching,
+  `execute` receives several requests; their inputs are concatenated on the
+  batch dimension, run once, and the outputs are split back per request;
+* string tensors arrive as object arrays of bytes and are decoded for
+  onnxruntime, and string outputs are encoded back to bytes;
+* outputs are cast and reshaped to what `config.pbtxt` declares, and refused
+  with a precise error when they cannot be, because the python backend itself
+  never compares the configuration with what the model returns.
+
+It runs inside Triton's python stub, in the backend environment Kiln prepares
+(numpy < 2, onnxruntime), so it imports nothing from Kiln.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+import numpy as np
+import onnxruntime as ort
+import triton_python_backend_utils as pb_utils
+
+# Intra-op threads per model instance. Parallelism comes from instance_group
+# count; one thread also keeps results bit-identical with a 1-thread session.
+THREADS_ENV = "KILN_ORT_THREADS"
+
+NUMPY_TYPES: dict[str, Any] = {
+    "TYPE_BOOL": np.bool_,
+    "TYPE_UINT8": np.uint8,
+    "TYPE_UINT16": np.uint16,
+    "TYPE_UINT32": np.uint32,
+    "TYPE_UINT64": np.uint64,
+    "TYPE_INT8": np.int8,
+    "TYPE_INT16": np.int16,
+    "TYPE_INT32": np.int32,
+    "TYPE_INT64": np.int64,
+    "TYPE_FP16": np.float16,
+    "TYPE_FP32": np.float32,
+    "TYPE_FP64": np.float64,
+    "TYPE_STRING": np.object_,
+}
+
+
+class AdapterError(Exception):
+    """A request or model output that does not fit the configuration."""
+
+
+def _decode(array: np.ndarray) -> np.ndarray:
+    """Triton's BYTES elements -> str, which is what onnxruntime takes."""
+    flat = [v.decode("utf-8") if isinstance(v, bytes) else str(v) for v in array.ravel()]
+    return np.array(flat, dtype=object).reshape(array.shape)
+
+
+def _encode(array: np.ndarray) -> np.ndarray:
+    flat = [v if isinstance(v, bytes) else str(v).encode("utf-8") for v in array.ravel()]
+    return np.array(flat, dtype=object).reshape(array.shape)
+
+
+class OutputSpec:
+    """What config.pbtxt declares for one output, batch dimension excluded."""
+
+    def __init__(self, config: dict[str, Any]) -> None:
+        self.name: str = config["name"]
+        self.data_type: str = config["data_type"]
+        self.dtype = NUMPY_TYPES[self.data_type]
+        reshape = config.get("reshape")
+        # With `reshape`, the model produces the reshape shape and Triton reports dims.
+        shape = reshape.get("shape", []) if reshape is not None else config["dims"]
+        self.shape = tuple(int(d) for d in shape)
+
+    def fit(self, value: np.ndarray, batched: bool) -> np.ndarray:
+        """The onnxruntime output cast and shaped as declared, or AdapterError."""
+        if self.dtype is np.object_:
+            if value.dtype != object and value.dtype.kind not in "US":
+                raise AdapterError(
+                    f"output `{self.name}` is {value.dtype} but config.pbtxt declares TYPE_STRING"
+                )
+            value = _encode(value)
+        elif value.dtype != self.dtype:
+            if value.dtype == object or not np.can_cast(value.dtype, self.dtype, "same_kind"):
+                raise AdapterError(
+                    f"output `{self.name}` is {value.dtype} but config.pbtxt declares "
+                    f"{self.data_type}"
+                )
+            value = value.astype(self.dtype)
+        want = ((value.shape[0],) if batched else ()) + self.shape
+        if value.ndim == len(want) and all(
+            w in (-1, v) for w, v in zip(want, value.shape, strict=True)
+        ):
+            return value
+        if -1 not in want and value.size == int(np.prod(want)):
+            return value.reshape(want)  # the same values, e.g. [n] declared as [n, 1]
+        raise AdapterError(
+            f"output `{self.name}` has shape {list(value.shape)} but config.pbtxt declares "
+            f"{list(want)} (batch dimension included)"
+        )
+
+
+class TritonPythonModel:
+    """The python backend's entry point: one object per model instance."""
+
+    def initialize(self, args: dict[str, str]) -> None:
+        major = int(np.__version__.split(".")[0])
+        if major >= 2:
+            # The python backend silently corrupts input tensors with numpy 2: fail loudly.
+            raise RuntimeError(
+                f"numpy {np.__version__} in the python backend environment; it needs numpy < 2 "
+                "(numpy 2 corrupts input tensors there). Use the environment `kiln serve` builds."
+            )
+        config = json.loads(args["model_config"])
+        self.name = config["name"]
+        self.batched = int(config.get("max_batch_size", 0)) > 0
+        folder = os.path.join(args["model_repository"], args["model_version"])
+        options = ort.SessionOptions()
+        threads = int(os.environ.get(THREADS_ENV, "1"))
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        self.session = ort.InferenceSession(
+            os.path.join(folder, "model.onnx"), options, providers=["CPUExecutionProvider"]
+        )
+        self.inputs = [(i.name, i.type, i.shape) for i in self.session.get_inputs()]
+        self.input_types = {i["name"]: i["data_type"] for i in config.get("input", [])}
+        self.outputs = [OutputSpec(o) for o in config.get("output", [])]
+        produced = {o.name for o in self.session.get_outputs()}
+        missing = [o.name for o in self.outputs if o.name not in produced]
+        if missing:
+            raise RuntimeError(
+                f"config.pbtxt declares outputs {missing} that the ONNX model does not produce "
+                f"(it produces {sorted(produced)})"
+            )
+
+    def _feed(self, requests: list[Any]) -> tuple[dict[str, np.ndarray], list[int]]:
+        columns: dict[str, list[np.ndarray]] = {name: [] for name, _, _ in self.inputs}
+        sizes: list[int] = []
+        for request in requests:
+            size = None
+            for name, onnx_type, onnx_shape in self.inputs:
+                tensor = pb_utils.get_input_tensor_by_name(request, name)
+                if tensor is None:
+                    raise AdapterError(f"input `{name}` is missing from the request")
+                array = tensor.as_numpy()
+                if onnx_type == "tensor(string)":
+                    array = _decode(array)
+                if self.batched:
+                    rows = array.shape[0] if array.ndim else 1
+                    if size is not None and rows != size:
+                        raise AdapterError(
+                            f"input `{name}` has {rows} rows, other inputs have {size}"
+                        )
+                    size = rows
+                    if len(onnx_shape) != array.ndim:
+                        static = [d if isinstance(d, int) else -1 for d in onnx_shape[1:]]
+                        array = array.reshape([rows, *static])
+                columns[name].append(array)
+            sizes.append(size or 0)
+        if self.batched:
+            feed = {n: p[0] if len(p) == 1 else np.concatenate(p) for n, p in columns.items()}
+        else:
+            feed = {n: p[0] for n, p in columns.items()}
+        return feed, sizes
+
+    def _run_one(self, requests: list[Any]) -> list[Any]:
+        feed, sizes = self._feed(requests)
+        names = [o.name for o in self.outputs]
+        values = self.session.run(names, feed)
+        shaped = [
+            spec.fit(value, self.batched) for spec, value in zip(self.outputs, values, strict=True)
+        ]
+        responses = []
+        start = 0
+        for size in sizes:
+            if self.batched:
+                parts = [v[start : start + size] for v in shaped]
+                start += size
+            else:
+                parts = shaped
+            tensors = [
+                pb_utils.Tensor(n, np.ascontiguousarray(p))
+                for n, p in zip(names, parts, strict=True)
+            ]
+            responses.append(pb_utils.InferenceResponse(output_tensors=tensors))
+        return responses
+
+    def execute(self, requests: list[Any]) -> list[Any]:
+        if not self.batched and len(requests) > 1:
+            return [r for request in requests for r in self.execute([request])]
+        try:
+            return self._run_one(requests)
+        except Exception as exc:
+            if len(requests) > 1:
+                # One bad request must not fail the others it was batched with.
+                return [r for request in requests for r in self.execute([request])]
+            message = f"{self.name}: {exc}" if isinstance(exc, AdapterError) else repr(exc)
+            return [pb_utils.InferenceResponse(error=pb_utils.TritonError(message))]
+
+    def finalize(self) -> None:
+        self.session = None
