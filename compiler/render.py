@@ -8,10 +8,9 @@ from typing import Any
 from compiler.artifact import Artifact
 from compiler.checks import triton_rules
 from compiler.diagnostics import Diagnostic
-from compiler.ir import ModelIR
+from compiler.ir import ModelIR, ProjectIR, Source
 from compiler.load import Location, Path_
 from compiler.serialize import to_yaml
-from compiler.ir import ProjectIR, Source
 from compiler.targets import (
     analysis,
     autoscaling,

@@ -22,9 +22,33 @@ The output is byte-for-byte reproducible for a given set of library versions: th
 is fixed, the doc string is cleared, training is pinned to one thread and protobuf is
 serialised deterministically.
 
-Usage::
+Two modes.
+
+*Example mode* (no data given) trains on NannyML's reference period as described above::
 
     python -m runtime.train_example --model all --out specs/artifacts/models --version 1
+
+*Pipeline mode* is what the training step of a Kiln pipeline runs. The pipeline passes
+everything through environment variables, so that a user's training command needs no Kiln
+flags; each has a flag that takes precedence::
+
+    KILN_DATA         --data         features.parquet written by the features step (required)
+    KILN_DATA_SHA256  --data-sha256  its expected sha256; checked before training when set
+    KILN_SEED         --seed         random seed (default 0)
+    KILN_HOLDOUT      --holdout      share of rows held out for evaluation (default 0.2)
+    KILN_TARGET       --target       target column (default: the model's own)
+    KILN_TIMESTAMP    --timestamp    timestamp column (default: timestamp)
+    KILN_OUTPUT_DIR   --output-dir   where model.onnx is written (required)
+
+    python -m runtime.train_example --model car-loan-default
+
+It trains on the first (1 - holdout) share of the rows in time order, the split the evaluate
+step uses (both call runtime.pipeline_io.split_by_time), so evaluation only sees rows the
+model never saw. The features step keeps source dtypes, so the bool column
+``repaid_loan_on_prev_car`` arrives as bool: the cast to int64 0/1 happens here, in
+``feature_frame``, as it does in example mode. Same data and seed give the same model.onnx
+bytes; on the features of NannyML's reference period with seed 0 and holdout 0.2 that is the
+very artifact example mode writes.
 """
 
 from __future__ import annotations
@@ -37,14 +61,13 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 # NannyML phones home on import unless told not to; training must work offline and quietly.
 os.environ.setdefault("NML_DISABLE_USAGE_LOGGING", "1")
 
-import nannyml
 import numpy as np
 import onnx
 import onnxruntime as ort
@@ -65,6 +88,16 @@ from sklearn.metrics import mean_absolute_error, roc_auc_score
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder
 from threadpoolctl import threadpool_limits
+
+from runtime.pipeline_io import (
+    StepError,
+    progress,
+    read_parquet,
+    require_columns,
+    run_main,
+    sha256_file,
+    split_by_time,
+)
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_OUT = REPO_ROOT / "specs" / "artifacts" / "models"
@@ -99,11 +132,23 @@ class ExampleModel:
         return tuple(f for f in self.features if f not in self.categorical | self.boolean)
 
 
+def nannyml_loader(name: str) -> Callable[[], Any]:
+    """NannyML's loader `name`, imported on first use: pipeline mode never needs NannyML,
+    and importing it takes seconds."""
+
+    def load() -> Any:
+        import nannyml
+
+        return getattr(nannyml, name)()
+
+    return load
+
+
 MODELS: dict[str, ExampleModel] = {
     "car-loan-default": ExampleModel(
         name="car-loan-default",
         task=CLASSIFIER,
-        load=nannyml.load_synthetic_car_loan_dataset,
+        load=nannyml_loader("load_synthetic_car_loan_dataset"),
         features=(
             "car_value",
             "salary_range",
@@ -120,7 +165,7 @@ MODELS: dict[str, ExampleModel] = {
     "car-price": ExampleModel(
         name="car-price",
         task=REGRESSOR,
-        load=nannyml.load_synthetic_car_price_dataset,
+        load=nannyml_loader("load_synthetic_car_price_dataset"),
         features=(
             "car_age",
             "km_driven",
@@ -203,7 +248,7 @@ def time_split(model: ExampleModel, frame: pd.DataFrame) -> Split:
 # ------------------------------------------------------------------------ training
 
 
-def build_pipeline(model: ExampleModel) -> Pipeline:
+def build_pipeline(model: ExampleModel, seed: int = RANDOM_STATE) -> Pipeline:
     categorical = [f for f in model.features if f in model.categorical]
     passthrough = [f for f in model.features if f not in model.categorical]
     preprocess = ColumnTransformer(
@@ -227,7 +272,7 @@ def build_pipeline(model: ExampleModel) -> Pipeline:
         "max_iter": 100,
         "max_leaf_nodes": 15,
         "early_stopping": False,
-        "random_state": RANDOM_STATE,
+        "random_state": seed,
     }
     estimator = (
         HistGradientBoostingClassifier(**params)
@@ -237,8 +282,8 @@ def build_pipeline(model: ExampleModel) -> Pipeline:
     return Pipeline([("preprocess", preprocess), ("model", estimator)])
 
 
-def fit(model: ExampleModel, split: Split) -> tuple[Pipeline, float]:
-    pipeline = build_pipeline(model)
+def fit(model: ExampleModel, split: Split, seed: int = RANDOM_STATE) -> tuple[Pipeline, float]:
+    pipeline = build_pipeline(model, seed)
     start = time.perf_counter()
     # One thread: OpenMP reductions over a varying thread count are the one way float
     # sums (and so tree splits) could differ between machines.
@@ -402,25 +447,140 @@ def write_metrics_json(path: Path, results: Sequence[Result]) -> None:
     write_atomic(path, text.encode("utf-8"))
 
 
+# ------------------------------------------------------------------ pipeline mode
+
+
+@dataclass(frozen=True)
+class PipelineRun:
+    """Pipeline-mode settings, from flags first and KILN_* environment variables second."""
+
+    data: Path
+    data_sha256: str | None
+    seed: int
+    holdout: float
+    target: str
+    timestamp: str
+    output_dir: Path
+
+
+def _setting(flag: Any, env: str, default: str | None = None) -> str | None:
+    if flag is not None:
+        return str(flag)
+    value = os.environ.get(env, "").strip()
+    return value or default
+
+
+def _number(text: str | None, name: str, kind: Callable[[str], Any]) -> Any:
+    try:
+        return kind(text or "")
+    except ValueError as error:
+        raise StepError(f"{name} must be a number, got {text!r}") from error
+
+
+def pipeline_run(args: argparse.Namespace, model: ExampleModel) -> PipelineRun:
+    data = _setting(args.data, "KILN_DATA")
+    output_dir = _setting(args.output_dir, "KILN_OUTPUT_DIR")
+    if data is None or output_dir is None:
+        raise StepError("pipeline mode needs KILN_DATA (--data) and KILN_OUTPUT_DIR (--output-dir)")
+    seed = _number(_setting(args.seed, "KILN_SEED", "0"), "KILN_SEED (--seed)", int)
+    if not 0 <= seed < 2**32:  # scikit-learn's range for random_state
+        raise StepError(f"KILN_SEED (--seed) must be in [0, 2**32), got {seed}")
+    return PipelineRun(
+        data=Path(data),
+        data_sha256=_setting(args.data_sha256, "KILN_DATA_SHA256"),
+        seed=seed,
+        holdout=_number(_setting(args.holdout, "KILN_HOLDOUT", "0.2"), "KILN_HOLDOUT", float),
+        target=_setting(args.target, "KILN_TARGET", model.target) or model.target,
+        timestamp=_setting(args.timestamp, "KILN_TIMESTAMP", "timestamp") or "timestamp",
+        output_dir=Path(output_dir),
+    )
+
+
+def pipeline_split(model: ExampleModel, run: PipelineRun) -> Split:
+    if not run.data.is_file():
+        raise StepError(f"KILN_DATA (--data): no such file: {run.data}")
+    if run.data_sha256 is not None:
+        actual = sha256_file(run.data)
+        if actual != run.data_sha256.strip().lower():
+            raise StepError(
+                f"{run.data} has sha256 {actual}, but KILN_DATA_SHA256 is {run.data_sha256}"
+            )
+    frame = read_parquet(run.data)
+    require_columns(frame, [*model.features, model.target, run.timestamp], str(run.data))
+    missing = int(frame[model.target].isna().sum())
+    if missing:
+        raise StepError(f"target {model.target} has {missing} missing value(s)")
+    train, holdout = split_by_time(frame, run.timestamp, run.holdout)
+    return Split(
+        x_train=feature_frame(model, train),
+        y_train=target_vector(model, train),
+        x_holdout=feature_frame(model, holdout),
+        y_holdout=target_vector(model, holdout),
+    )
+
+
+def train_pipeline(base: ExampleModel, args: argparse.Namespace) -> int:
+    run = pipeline_run(args, base)
+    model = replace(base, target=run.target)
+    split = pipeline_split(model, run)
+    progress(
+        "train",
+        f"{model.name}: train rows={len(split.x_train)} "
+        f"holdout rows={len(split.x_holdout)} seed={run.seed}",
+    )
+    pipeline, seconds = fit(model, split, run.seed)
+    payload = serialize(to_onnx(model, pipeline))
+    # The parity check guards the export; the metrics that gate publication are the
+    # evaluate step's, computed on the ONNX file itself.
+    diff = parity_diff(model, pipeline, session_for(payload), split.x_holdout)
+    path = run.output_dir / "model.onnx"
+    write_atomic(path, payload)
+    progress(
+        "train",
+        f"wrote {path} size={len(payload)} sha256={hashlib.sha256(payload).hexdigest()} "
+        f"onnx_max_abs_diff={diff:.2e} train_s={seconds:.2f}",
+    )
+    return 0
+
+
+# ---------------------------------------------------------------------------- main
+
+
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description="Train the example models and export ONNX.")
+    parser = argparse.ArgumentParser(
+        prog="python -m runtime.train_example",
+        description="Train the example models and export ONNX (see the module doc for modes).",
+    )
     parser.add_argument("--model", choices=[*MODELS, "all"], default="all")
-    parser.add_argument(
+    example = parser.add_argument_group("example mode (NannyML's reference data)")
+    example.add_argument(
         "--out",
         type=Path,
         default=DEFAULT_OUT,
         help="model repository root (default: <repo>/specs/artifacts/models)",
     )
-    parser.add_argument("--version", type=int, default=1, help="model version directory")
-    parser.add_argument("--metrics-json", type=Path, help="also write {model: {sha256, metrics}}")
+    example.add_argument("--version", type=int, default=1, help="model version directory")
+    example.add_argument("--metrics-json", type=Path, help="also write {model: {sha256, metrics}}")
+    pipeline = parser.add_argument_group(
+        "pipeline mode (on when --data or KILN_DATA is set; flags override KILN_* variables)"
+    )
+    pipeline.add_argument("--data", help="features.parquet [KILN_DATA]")
+    pipeline.add_argument("--data-sha256", help="expected digest of --data [KILN_DATA_SHA256]")
+    pipeline.add_argument("--seed", type=int, help="random seed [KILN_SEED, default 0]")
+    pipeline.add_argument("--holdout", type=float, help="held-out share [KILN_HOLDOUT, 0.2]")
+    pipeline.add_argument("--target", help="target column [KILN_TARGET]")
+    pipeline.add_argument("--timestamp", help="timestamp column [KILN_TIMESTAMP]")
+    pipeline.add_argument("--output-dir", help="where model.onnx goes [KILN_OUTPUT_DIR]")
     args = parser.parse_args(argv)
     if args.version < 1:
         parser.error("--version must be >= 1")
+    args.pipeline_mode = _setting(args.data, "KILN_DATA") is not None
+    if args.pipeline_mode and args.model == "all":
+        parser.error("pipeline mode trains one model: pass --model NAME")
     return args
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = parse_args(argv)
+def train_examples(args: argparse.Namespace) -> int:
     names = list(MODELS) if args.model == "all" else [args.model]
     results: list[Result] = []
     for name in names:
@@ -436,6 +596,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.metrics_json is not None:
         write_metrics_json(args.metrics_json, results)
     return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    if not args.pipeline_mode:
+        return train_examples(args)
+    try:
+        return run_main(lambda: train_pipeline(MODELS[args.model], args))
+    except RuntimeError as error:  # parity failures: report, do not ship the model
+        print(f"error: {error}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

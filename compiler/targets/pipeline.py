@@ -240,6 +240,8 @@ def pipeline(model: ModelIR) -> Pipeline | None:
             model.source.digest,
             "--spec",
             "{spec}",
+            "--spec-path-in-repo",
+            model.source.file,
             "--out",
             "{out}",
         ),

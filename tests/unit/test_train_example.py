@@ -171,3 +171,134 @@ def test_bad_arguments_are_rejected(argv: list[str]) -> None:
     with pytest.raises(SystemExit) as excinfo:
         train_example.main(argv)
     assert excinfo.value.code == 2
+
+
+# ------------------------------------------------------------------ pipeline mode
+
+PIPELINE_ENV = (
+    "KILN_DATA",
+    "KILN_DATA_SHA256",
+    "KILN_SEED",
+    "KILN_HOLDOUT",
+    "KILN_TARGET",
+    "KILN_TIMESTAMP",
+    "KILN_OUTPUT_DIR",
+)
+
+
+@pytest.fixture(autouse=True)
+def _no_pipeline_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A KILN_DATA left in the environment would switch every test to pipeline mode."""
+    for name in PIPELINE_ENV:
+        monkeypatch.delenv(name, raising=False)
+
+
+def _features(out: Path, rows: int | None = None) -> Path:
+    """features.parquet of the car-loan reference period, made by the features step."""
+    from runtime import features
+
+    model = train_example.MODELS["car-loan-default"]
+    source = out / "reference.parquet"
+    source.parent.mkdir(parents=True, exist_ok=True)
+    model.load()[0].head(rows).to_parquet(source, index=False)
+    argv = ["--source", str(source), "--entity", "id", "--timestamp", "timestamp"]
+    argv += ["--columns", ",".join(model.features), "--target", "repaid"]
+    assert features.main([*argv, "--out", str(out / "features")]) == 0
+    return out / "features" / "features.parquet"
+
+
+@pytest.fixture(scope="module")
+def full_features(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return _features(tmp_path_factory.mktemp("full"))
+
+
+@pytest.fixture(scope="module")
+def small_features(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return _features(tmp_path_factory.mktemp("small"), rows=3000)
+
+
+def _pipeline_env(monkeypatch: pytest.MonkeyPatch, data: Path, out: Path, seed: int = 0) -> None:
+    monkeypatch.setenv("KILN_DATA", str(data))
+    monkeypatch.setenv("KILN_DATA_SHA256", _sha256(data))
+    monkeypatch.setenv("KILN_SEED", str(seed))
+    monkeypatch.setenv("KILN_HOLDOUT", "0.2")
+    monkeypatch.setenv("KILN_TARGET", "repaid")
+    monkeypatch.setenv("KILN_TIMESTAMP", "timestamp")
+    monkeypatch.setenv("KILN_OUTPUT_DIR", str(out))
+
+
+def test_pipeline_mode_reproduces_the_example_artifact(
+    trained: Path, full_features: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The features step keeps repaid_loan_on_prev_car as bool; training casts it to 0/1.
+    _pipeline_env(monkeypatch, full_features, tmp_path)
+    assert train_example.main(["--model", "car-loan-default"]) == 0
+    # Same rows, same 80/20 time split, same seed: the very bytes example mode writes.
+    assert _sha256(tmp_path / "model.onnx") == _sha256(_model_path(trained, "car-loan-default"))
+
+
+def test_pipeline_mode_is_deterministic_and_trains_on_the_first_rows(
+    small_features: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    digests = []
+    for run in ("a", "b"):
+        _pipeline_env(monkeypatch, small_features, tmp_path / run, seed=7)
+        assert train_example.main(["--model", "car-loan-default"]) == 0
+        digests.append(_sha256(tmp_path / run / "model.onnx"))
+        assert [p.name for p in (tmp_path / run).iterdir()] == ["model.onnx"]
+    assert digests[0] == digests[1]
+    assert "train rows=2400 holdout rows=600 seed=7" in capsys.readouterr().out
+
+
+def test_pipeline_flags_take_precedence_over_the_environment(
+    small_features: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    _pipeline_env(monkeypatch, small_features, tmp_path / "env-out")
+    monkeypatch.setenv("KILN_DATA", str(tmp_path / "not-there.parquet"))
+    monkeypatch.delenv("KILN_DATA_SHA256")
+    argv = ["--model", "car-loan-default", "--data", str(small_features)]
+    argv += ["--holdout", "0.5", "--seed", "3", "--output-dir", str(tmp_path / "flag-out")]
+    assert train_example.main(argv) == 0
+    assert (tmp_path / "flag-out" / "model.onnx").is_file()
+    assert not (tmp_path / "env-out").exists()
+    assert "train rows=1500 holdout rows=1500 seed=3" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"KILN_OUTPUT_DIR": ""}, "needs KILN_DATA (--data) and KILN_OUTPUT_DIR"),
+        ({"KILN_DATA_SHA256": "0" * 64}, "but KILN_DATA_SHA256 is 0000"),
+        ({"KILN_SEED": "seven"}, "KILN_SEED (--seed) must be a number"),
+        ({"KILN_TARGET": "no_such_column"}, "lacks column(s) no_such_column"),
+        ({"KILN_DATA": "/no/such/features.parquet"}, "no such file: /no/such/features.parquet"),
+    ],
+)
+def test_pipeline_mode_errors_are_one_line(
+    small_features: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    env: dict[str, str],
+    message: str,
+) -> None:
+    _pipeline_env(monkeypatch, small_features, tmp_path)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    assert train_example.main(["--model", "car-loan-default"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and message in err
+    assert len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "model.onnx").exists()
+
+
+def test_pipeline_mode_needs_one_model(small_features: Path) -> None:
+    with pytest.raises(SystemExit) as excinfo:
+        train_example.main(["--data", str(small_features)])
+    assert excinfo.value.code == 2
