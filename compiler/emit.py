@@ -56,13 +56,47 @@ def manifest_text(artifacts: list[Artifact]) -> str:
     return json.dumps(document, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
 
 
+def _conflict_sides(text: str) -> list[str]:
+    """The versions git merged into a file it left with conflict markers: ours, the
+    merge base (with diff3 markers) and theirs, each with the lines around them."""
+    sides = ["", "", ""]
+    side: int | None = None
+    for line in text.splitlines(keepends=True):
+        marker = line.rstrip("\r\n")
+        if marker.startswith("<<<<<<< ") or marker == "<<<<<<<":
+            side = 0
+        elif side is not None and marker.startswith("|||||||"):
+            side = 1
+        elif side is not None and marker == "=======":
+            side = 2
+        elif side is not None and (marker.startswith(">>>>>>> ") or marker == ">>>>>>>"):
+            side = None
+        elif side is None:
+            sides = [s + line for s in sides]
+        else:
+            sides[side] += line
+    return sides
+
+
 def owned_files(out: Path) -> set[str]:
-    """Files the last compile wrote, from its manifest (none if there is no manifest)."""
+    """Files the last compile wrote, from its manifest (none if there is no manifest).
+
+    After a merge that conflicted in the output, the manifest holds conflict markers;
+    Kiln then owns every file that either side (or their base) listed, so that
+    `kiln compile` regenerates the conflicted files instead of refusing to touch them.
+    """
     try:
-        document = json.loads((out / MANIFEST).read_text(encoding="utf-8"))
-        return set(document["files"])
-    except (OSError, ValueError, KeyError, TypeError):
+        text = (out / MANIFEST).read_text(encoding="utf-8")
+    except (OSError, ValueError):
         return set()
+    versions = _conflict_sides(text) if "\n=======" in text else [text]
+    owned: set[str] = set()
+    for version in versions:
+        try:
+            owned |= set(json.loads(version)["files"])
+        except (ValueError, KeyError, TypeError):
+            continue
+    return owned
 
 
 def _read(path: Path) -> bytes | None:
@@ -93,6 +127,21 @@ def _prune_empty_parents(path: Path, out: Path) -> None:
         except OSError:
             return
         parent = parent.parent
+
+
+def _in_the_way(out: Path, missing: list[str]) -> list[str]:
+    """Missing files Kiln cannot write: a folder stands at the file's path, or a
+    file stands where one of its folders must go. Found before anything is
+    written, so that such a compile writes nothing at all."""
+    usable: dict[Path, bool] = {out: True}
+
+    def folder_usable(folder: Path) -> bool:
+        if folder not in usable:
+            parent_ok = folder == folder.parent or folder_usable(folder.parent)
+            usable[folder] = parent_ok and (folder.is_dir() or not os.path.lexists(folder))
+        return usable[folder]
+
+    return [p for p in missing if os.path.lexists(out / p) or not folder_usable((out / p).parent)]
 
 
 def _display(out: Path, relative: str) -> str:
@@ -128,7 +177,8 @@ def emit(out: Path, artifacts: list[Artifact], mode: WriteBack) -> EmitReport:
         return report
 
     conflicts = [p for p in changed if current[p] is not None and p not in owned_or_manifest]
-    if conflicts:
+    blocked = _in_the_way(out, [p for p in changed if current[p] is None])
+    if conflicts or blocked:
         report.diagnostics.extend(
             Diagnostic(
                 _display(out, p),
@@ -139,6 +189,17 @@ def emit(out: Path, artifacts: list[Artifact], mode: WriteBack) -> EmitReport:
                 hint="move it away, or compile to another --out",
             )
             for p in conflicts
+        )
+        report.diagnostics.extend(
+            Diagnostic(
+                _display(out, p),
+                1,
+                1,
+                "KILN1901",
+                "Kiln cannot write this file: a folder or file it did not write is in the way",
+                hint="move it away, or compile to another --out",
+            )
+            for p in blocked
         )
         return report
     try:
