@@ -19,6 +19,7 @@ _DERIVED: dict[str, int] = {
     "-retrain": CRONWORKFLOW_MAX,
     "-monitor": CRONWORKFLOW_MAX,
     "-monitor-config": LABEL_MAX,
+    "-dashboard": LABEL_MAX,
     "-analysis": LABEL_MAX,
 }
 

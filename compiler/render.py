@@ -15,6 +15,7 @@ from compiler.targets import (
     analysis,
     autoscaling,
     gitops,
+    monitoring,
     pipeline,
     serving,
     traffic,
@@ -124,6 +125,28 @@ def _training(model: ModelIR) -> Iterable[Artifact]:
         yield manifest(model, document, origin)
 
 
+def _monitoring(model: ModelIR) -> Iterable[Artifact]:
+    """The monitor job's config, and in a cluster its schedule, rules and dashboard."""
+    origin: Path_ = ("spec", "monitoring")
+    if model.monitoring is not None:
+        text = monitoring.monitor_config_text(model)
+        if model.is_local:
+            path = f"{model_folder(model)}/{monitoring.CONFIG_FILE}"
+            yield Artifact(path, text, model.sources, origin=origin)
+        else:
+            yield manifest(model, monitoring.config_map(model, text), origin)
+            cron = monitoring.cron_workflow(model)
+            if cron is not None:
+                yield manifest(model, cron, ("spec", "monitoring", "schedule"))
+            for document in workflows.rbac(model, "-monitor", "monitoring"):
+                yield manifest(model, document, origin)
+            yield manifest(model, monitoring.dashboard_config_map(model), origin)
+    if not model.is_local:
+        rule = monitoring.prometheus_rule(model)
+        if rule is not None:
+            yield manifest(model, rule, ("spec", "alerts"))
+
+
 def render_model(model: ModelIR, place: Placer) -> tuple[list[Artifact], list[Diagnostic]]:
     config, config_text, diagnostics = render_triton(model, place)
     if config is None:
@@ -132,6 +155,7 @@ def render_model(model: ModelIR, place: Placer) -> tuple[list[Artifact], list[Di
     if not model.is_local:
         artifacts.extend(_serving_stack(model, config_text))
     artifacts.extend(_training(model))
+    artifacts.extend(_monitoring(model))
     return artifacts, diagnostics
 
 

@@ -90,6 +90,10 @@ class Environment(SpecModel):
         "http://prometheus-operated.monitoring.svc:9090",
         description="Prometheus that analysis and autoscaling query.",
     )
+    pushgateway_url: Uri | None = Field(
+        "http://prometheus-pushgateway.monitoring.svc:9091",
+        description="Pushgateway the monitor job pushes its metrics to; null to not push.",
+    )
 
 
 class AlertmanagerTarget(SpecModel):

@@ -19,6 +19,14 @@ def _rate(metric: str, selector: str, window: str) -> str:
     return f"(sum(rate({metric}{{{selector}}}[{window}])) or vector(0))"
 
 
+def request_rate(model: ModelIR, service: str, window: str = "2m") -> str:
+    """Inference requests per second, successful or not."""
+    selector = _selector(model, service)
+    succeeded = _rate("nv_inference_request_success", selector, window)
+    failed = _rate("nv_inference_request_failure", selector, window)
+    return f"{succeeded} + {failed}"
+
+
 def error_rate(model: ModelIR, service: str, window: str = "2m") -> str:
     """Share of failed inference requests, 0 to 1."""
     selector = _selector(model, service)

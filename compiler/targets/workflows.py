@@ -193,10 +193,10 @@ def cron_workflow(model: ModelIR) -> Object | None:
     )
 
 
-def rbac(model: ModelIR) -> list[Object]:
-    """The pipeline's account may only report its task results, as Argo's executor needs."""
-    name = names.derived(model.name, "-training")
-    meta = k8s.metadata(model, name, "training")
+def rbac(model: ModelIR, suffix: str = "-training", component: str = "training") -> list[Object]:
+    """A workflow's account may only report its task results, as Argo's executor needs."""
+    name = names.derived(model.name, suffix)
+    meta = k8s.metadata(model, name, component)
     return [
         k8s.resource("v1", "ServiceAccount", meta),
         k8s.resource(
