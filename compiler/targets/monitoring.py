@@ -9,6 +9,7 @@ rules that summarise the drift and performance the job pushes.
 
 from __future__ import annotations
 
+import itertools
 import json
 from typing import Any
 
@@ -204,7 +205,7 @@ def _schedule_period_seconds(cron: str) -> int:
 
     times = croniter(cron, datetime(2026, 1, 1, tzinfo=UTC))
     runs = [times.get_next(float) for _ in range(32)]
-    return int(max(b - a for a, b in zip(runs, runs[1:], strict=False)))
+    return int(max(b - a for a, b in itertools.pairwise(runs)))
 
 
 def prometheus_rule(model: ModelIR) -> Object | None:
