@@ -155,7 +155,12 @@ def render_model(model: ModelIR, place: Placer) -> tuple[list[Artifact], list[Di
     if not model.is_local:
         artifacts.extend(_serving_stack(model, config_text))
     artifacts.extend(_training(model))
-    artifacts.extend(_monitoring(model))
+    try:
+        artifacts.extend(_monitoring(model))
+    except ValueError as exc:  # the job's own config check: a rule the compiler missed
+        line, col = place(model, ("spec", "monitoring"))
+        message = f"the monitor job would refuse its config: {exc}".splitlines()[0]
+        diagnostics.append(Diagnostic(model.source.file, line, col, "KILN1803", message))
     return artifacts, diagnostics
 
 

@@ -19,6 +19,11 @@ CLASSIFICATION_METRICS = frozenset(
     {"roc_auc", "f1", "precision", "recall", "specificity", "accuracy", "average_precision"}
 )
 REGRESSION_METRICS = frozenset({"mae", "mape", "mse", "msle", "rmse", "rmsle", "r2"})
+# What NannyML's estimators can estimate before labels arrive.
+ESTIMABLE = {
+    "cbpe": CLASSIFICATION_METRICS - {"average_precision"},
+    "dle": REGRESSION_METRICS - {"r2"},
+}
 PERFORMANCE_SIGNALS = frozenset({"estimated_performance", "realized_performance"})
 SERVING_SIGNALS = frozenset({"latency_p99_ms", "error_rate"})
 
@@ -215,8 +220,19 @@ def check_metrics(spec: ModelSpec) -> list[Finding]:
                     f"use {wanted}",
                 )
             )
+        estimable = ESTIMABLE[performance.estimator]
         for i, metric in enumerate(performance.metrics):
-            need((*SPEC, "monitoring", "performance", "metrics", i), metric)
+            at = (*SPEC, "monitoring", "performance", "metrics", i)
+            if performance.estimator == wanted and metric in allowed and metric not in estimable:
+                found.append(
+                    Finding(
+                        at,
+                        "KILN1311",
+                        f"{performance.estimator} cannot estimate `{metric}`",
+                        f"use one of {', '.join(sorted(estimable))}",
+                    )
+                )
+            need(at, metric)
     return found
 
 
@@ -256,6 +272,7 @@ def check_alerts(
                     f"`{when.feature}` is not a feature of {spec.features}",
                 )
             )
+        found.extend(_signal_problems(spec, features, at))
         if when.signal in PERFORMANCE_SIGNALS:
             if when.metric is None or (when.below is None and when.above is None):
                 found.append(
@@ -284,6 +301,95 @@ def check_alerts(
                     key=True,
                 )
             )
+    return found
+
+
+def computed_signals(spec: ModelSpec, features: FeatureSetSpec) -> set[str]:
+    """The monitor signals the spec's monitoring block computes."""
+    monitoring = spec.monitoring
+    if monitoring is None:
+        return set()
+    drift, quality, performance = monitoring.drift, monitoring.data_quality, monitoring.performance
+    declared = any(
+        (f.range is not None and (f.range.min is not None or f.range.max is not None)) or f.values
+        for f in features.features
+    )
+    computed = {
+        "drift": bool(drift and drift.univariate),
+        "multivariate_drift": bool(drift and drift.multivariate),
+        "estimated_performance": performance is not None,
+        "realized_performance": bool(performance and monitoring.columns.target),
+        "missing_values": bool(quality and quality.missing_values),
+        "unseen_values": bool(
+            quality
+            and quality.unseen_values
+            and any(f.kind == "categorical" for f in features.features)
+        ),
+        "range": bool(quality and quality.ranges and declared),
+    }
+    return {signal for signal, on in computed.items() if on}
+
+
+def _signal_problems(
+    spec: ModelSpec, features: FeatureSetSpec, at: tuple[str | int, ...]
+) -> list[Finding]:
+    """An alert must watch something the monitor computes, and name only what fits it."""
+    alert = spec.alerts[int(at[-1])]
+    when = alert.when
+    if when.signal in SERVING_SIGNALS:
+        return []
+    found: list[Finding] = []
+    if when.signal not in computed_signals(spec, features):
+        found.append(
+            Finding(
+                (*at, "when", "signal"),
+                "KILN1415",
+                f"alert `{alert.name}` watches {when.signal}, which monitoring does not compute",
+                "enable it in the monitoring block (drift, performance or data_quality)",
+            )
+        )
+    if when.signal in PERFORMANCE_SIGNALS and when.feature is not None:
+        found.append(
+            Finding(
+                (*at, "when", "feature"), "KILN1408", "a performance alert cannot name a feature"
+            )
+        )
+    if when.signal not in PERFORMANCE_SIGNALS and when.metric is not None:
+        found.append(
+            Finding(
+                (*at, "when", "metric"), "KILN1408", f"a {when.signal} alert cannot name a metric"
+            )
+        )
+    if when.signal == "multivariate_drift" and when.feature is not None:
+        found.append(
+            Finding(
+                (*at, "when", "feature"),
+                "KILN1408",
+                "multivariate drift covers all features; remove `feature`",
+            )
+        )
+    feature = next((f for f in features.features if f.name == when.feature), None)
+    if feature is not None and when.signal == "unseen_values" and feature.kind != "categorical":
+        found.append(
+            Finding(
+                (*at, "when", "feature"),
+                "KILN1408",
+                f"`{feature.name}` is continuous: unseen values are checked on categorical features",
+            )
+        )
+    if (
+        feature is not None
+        and when.signal == "range"
+        and feature.range is None
+        and not feature.values
+    ):
+        found.append(
+            Finding(
+                (*at, "when", "feature"),
+                "KILN1408",
+                f"`{feature.name}` declares no range or values in its FeatureSet",
+            )
+        )
     return found
 
 
