@@ -374,7 +374,8 @@ def _signal_problems(
             Finding(
                 (*at, "when", "feature"),
                 "KILN1408",
-                f"`{feature.name}` is continuous: unseen values are checked on categorical features",
+                f"`{feature.name}` is continuous; unseen values are checked on "
+                "categorical features",
             )
         )
     if (
