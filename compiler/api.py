@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from compiler import fingerprint
 from compiler.artifact import Artifact
 from compiler.checks.manifests import ManifestProblem, check_manifests
 from compiler.checks.schemas import SchemaSet, UnknownKind, schema_folder
@@ -23,6 +24,7 @@ class CompileResult:
     diagnostics: list[Diagnostic] = field(default_factory=list)
     report: EmitReport | None = None
     unchecked_kinds: list[str] = field(default_factory=list)
+    up_to_date: bool = False  # nothing changed since the last compile: nothing was built
 
     @property
     def ok(self) -> bool:
@@ -82,12 +84,31 @@ def _place_problem(problem: ManifestProblem, documents: dict[str, Document]) -> 
 
 
 def compile_tree(
-    specs: Path, out: Path, mode: WriteBack = WriteBack.YES, schemas: Path | None = None
+    specs: Path,
+    out: Path,
+    mode: WriteBack = WriteBack.YES,
+    schemas: Path | None = None,
+    force: bool = False,
 ) -> CompileResult:
-    """Compile `specs` into `out`; with any error, nothing is written."""
+    """Compile `specs` into `out`; with any error, nothing is written.
+
+    Unless `force`, a compile whose inputs match the last one into `out` (and whose
+    output is untouched since) is skipped: see `compiler.fingerprint`.
+    """
+    schemas = schema_folder(schemas)
+    shortcut = mode is WriteBack.YES and not force
+    inputs = fingerprint.inputs(specs, schemas) if shortcut else None
+    if inputs is not None:
+        files = fingerprint.unchanged(out, inputs)
+        if files is not None:
+            result = CompileResult(Resolution(root=specs.resolve().parent), up_to_date=True)
+            result.report = EmitReport(unchanged=files)
+            return result
     result = build(specs, schemas)
     if not result.ok:
         return result
     result.report = emit(out, result.artifacts, mode)
     result.diagnostics.extend(result.report.diagnostics)
+    if inputs is not None and result.ok:
+        fingerprint.record(out, inputs)
     return result

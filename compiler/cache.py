@@ -36,23 +36,37 @@ def key(*parts: bytes | str) -> str:
     return digest.hexdigest()
 
 
+def get(kind: str, entry: str) -> bytes | None:
+    """The bytes stored under `kind/entry`, or None."""
+    folder = cache_dir()
+    if folder is None:
+        return None
+    try:
+        return (folder / kind / entry).read_bytes()
+    except OSError:
+        return None
+
+
+def put(kind: str, entry: str, data: bytes) -> None:
+    """Store bytes under `kind/entry`, atomically; a failure only means no caching."""
+    folder = cache_dir()
+    if folder is None:
+        return
+    path = folder / kind / entry
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+        with os.fdopen(handle, "wb") as stream:
+            stream.write(data)
+        os.replace(temporary, path)
+    except OSError:
+        pass
+
+
 def cached(kind: str, entry: str, build: Callable[[], bytes]) -> bytes:
     """The bytes stored under `kind/entry`, building and storing them if absent."""
-    folder = cache_dir()
-    path = folder / kind / entry if folder is not None else None
-    if path is not None:
-        try:
-            return path.read_bytes()
-        except OSError:
-            pass
-    data = build()
-    if path is not None:
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-            with os.fdopen(handle, "wb") as stream:
-                stream.write(data)
-            os.replace(temporary, path)
-        except OSError:
-            pass
+    data = get(kind, entry)
+    if data is None:
+        data = build()
+        put(kind, entry, data)
     return data

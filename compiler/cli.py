@@ -89,17 +89,18 @@ def validate(specs: Path, schemas: Path | None, fmt: str) -> None:
 )
 @click.option("--check", is_flag=True, help="Change nothing; exit 1 if the output is stale.")
 @click.option("--diff", is_flag=True, help="Change nothing; print what would change.")
+@click.option("--force", is_flag=True, help="Rebuild even when nothing changed since last time.")
 @schemas_option
 @click.option("--format", "fmt", type=FORMATS, default="text", show_default=True)
 def compile_command(
-    specs: Path, out: Path, check: bool, diff: bool, schemas: Path | None, fmt: str
+    specs: Path, out: Path, check: bool, diff: bool, force: bool, schemas: Path | None, fmt: str
 ) -> None:
     """Compile the specs into the output folder."""
     _require_folder(specs)
     if check and diff:
         raise click.UsageError("--check and --diff cannot be combined")
     mode = WriteBack.CHECK if check else WriteBack.DIFF if diff else WriteBack.YES
-    result = compile_tree(specs, out, mode, schemas)
+    result = compile_tree(specs, out, mode, schemas, force)
     _report(result.diagnostics, fmt)
     _note_unchecked(result.unchecked_kinds)
     report = result.report
@@ -112,6 +113,13 @@ def compile_command(
     if mode is WriteBack.CHECK:
         click.echo(f"{out.as_posix()} is up to date ({report.unchanged} files)", err=True)
         sys.exit(0)
+    if result.up_to_date:
+        click.echo(
+            f"{out.as_posix()} is up to date: no spec, schema or Kiln file changed since the "
+            f"last compile ({report.unchanged} files)",
+            err=True,
+        )
+        return
     click.echo(
         f"compiled {len(result.resolution.models)} model-environment(s) into {out.as_posix()}: "
         f"{len(report.written)} written, {len(report.removed)} removed, "

@@ -12,12 +12,14 @@ import hashlib
 import json
 import os
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
 
 from compiler.artifact import Artifact
 from compiler.diagnostics import Diagnostic
+from compiler.serialize import to_json
 
 MANIFEST = "kiln-manifest.json"
 MANIFEST_FORMAT = 1
@@ -52,8 +54,13 @@ def manifest_text(artifacts: list[Artifact]) -> str:
             "sha256": sha256(artifact.data),
             "sources": sorted({s.file for s in artifact.sources}),
         }
-    document = {"format": MANIFEST_FORMAT, "generator": "kiln", "files": files, "specs": specs}
-    return json.dumps(document, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+    document = {
+        "files": dict(sorted(files.items())),
+        "format": MANIFEST_FORMAT,
+        "generator": "kiln",
+        "specs": dict(sorted(specs.items())),
+    }
+    return to_json(document)
 
 
 def _conflict_sides(text: str) -> list[str]:
@@ -106,8 +113,9 @@ def _read(path: Path) -> bytes | None:
         return None
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
+def _atomic_write(path: Path, data: bytes, make_parent: bool = True) -> None:
+    if make_parent:
+        path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(handle, "wb") as stream:
@@ -117,6 +125,28 @@ def _atomic_write(path: Path, data: bytes) -> None:
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
+
+
+WRITERS = 8  # file creation waits on the file system, not the CPU: overlap it
+
+
+def _write_all(out: Path, files: list[str], planned: dict[str, bytes]) -> None:
+    for folder in sorted({(out / p).parent for p in files}):
+        folder.mkdir(parents=True, exist_ok=True)
+    if len(files) < 2 * WRITERS:
+        for path in files:
+            _atomic_write(out / path, planned[path], make_parent=False)
+        return
+    with ThreadPoolExecutor(max_workers=WRITERS) as pool:
+        # list() re-raises the first failure here, after every started write ended.
+        list(pool.map(lambda p: _atomic_write(out / p, planned[p], make_parent=False), files))
+
+
+def _claim_text(paths: set[str]) -> bytes:
+    """An interim manifest that owns `paths` (digests are filled in by the final one)."""
+    files = {path: {"sha256": "", "sources": []} for path in sorted(paths)}
+    document = {"files": files, "format": MANIFEST_FORMAT, "generator": "kiln", "specs": {}}
+    return to_json(document).encode("utf-8")
 
 
 def _prune_empty_parents(path: Path, out: Path) -> None:
@@ -203,15 +233,19 @@ def emit(out: Path, artifacts: list[Artifact], mode: WriteBack) -> EmitReport:
         )
         return report
     try:
-        for path in changed:
-            if path != MANIFEST:
-                _atomic_write(out / path, planned[path])
-                report.written.append(path)
+        files = [p for p in changed if p != MANIFEST]
+        if files:
+            # Claim the files before writing them: if a write fails half-way, the
+            # next compile still knows they are Kiln's and rewrites them.
+            claim = _claim_text(owned | set(files))
+            _atomic_write(out / MANIFEST, claim)
+        _write_all(out, files, planned)
+        report.written.extend(files)
         for path in stale:
             (out / path).unlink()
             _prune_empty_parents(out / path, out)
             report.removed.append(path)
-        if MANIFEST in changed or report.removed:
+        if MANIFEST in changed or report.removed or files:
             _atomic_write(out / MANIFEST, planned[MANIFEST])
     except OSError as exc:
         report.diagnostics.append(

@@ -8,7 +8,9 @@ Nothing here raises for bad input: every problem is a `Diagnostic`.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import marshal
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -19,6 +21,7 @@ from ruamel.yaml import YAML
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
+from compiler import cache
 from compiler.diagnostics import Diagnostic
 
 MAX_SPEC_BYTES = 1024 * 1024
@@ -343,8 +346,33 @@ def _too_large(display: str, size: int) -> Diagnostic:
     )
 
 
+PARSE_CACHE = "specs-1"  # bump when the shape of parsed documents changes
+
+
 def load_text(display: str, raw: bytes) -> tuple[Document | None, list[Diagnostic]]:
-    """Parse one spec file's bytes. Returns the document or the diagnostics."""
+    """Parse one spec file's bytes. Returns the document or the diagnostics.
+
+    A file that parsed cleanly before is taken from the cache by its digest: the pure
+    parser, which YAML 1.2 flow style needs, costs milliseconds per file.
+    """
+    entry = cache.key(PARSE_CACHE, raw)
+    stored = cache.get("specs", entry)
+    if stored is not None:
+        try:
+            data, values, keys = marshal.loads(stored)
+            return Document(display, data, hashlib.sha256(raw).hexdigest(), values, keys), []
+        except (EOFError, ValueError, TypeError):
+            pass  # a damaged entry: parse again
+    document, problems = _parse_text(display, raw)
+    if document is not None:
+        # Values marshal cannot store (dates) leave the file uncached: it is parsed each time.
+        with contextlib.suppress(ValueError):
+            parsed = (document.data, document.values, document.keys)
+            cache.put("specs", entry, marshal.dumps(parsed))
+    return document, problems
+
+
+def _parse_text(display: str, raw: bytes) -> tuple[Document | None, list[Diagnostic]]:
 
     def fail(
         code: str, message: str, line: int = 1, col: int = 1, hint: str = ""

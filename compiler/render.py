@@ -58,14 +58,9 @@ def render_triton(model: ModelIR, place: Placer) -> tuple[Artifact | None, str, 
     text = triton.serialize(config)
     file = model.source.file
     line, col = place(model, ("spec", "serving"))
-    problems: list[str] = []
-    try:
-        if triton.parse(text) != config:
-            problems.append("config.pbtxt does not round-trip through Triton's ModelConfig")
-    except Exception as exc:  # text_format.ParseError and friends
-        message = f"Triton rejects the config: {exc}"
-        return None, text, [Diagnostic(file, line, col, "KILN1801", message)]
-    problems += triton_rules.load_time_problems(
+    # Protobuf's printer always writes text its parser reads back (tests parse every
+    # golden config); what the message itself cannot express is checked here.
+    problems = triton_rules.load_time_problems(
         config,
         model.name,
         (a.version for a in model.served),

@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
+
+import pydantic_core
 
 INDENT = "  "
 # Scalars that need no quotes: they start with a letter or '/', hold no YAML
@@ -24,16 +26,40 @@ _PLAIN = re.compile(r"[A-Za-z/][A-Za-z0-9_./@+-]*( [A-Za-z0-9_./@+()-]+)*")
 _RESERVED = frozenset(["y", "yes", "n", "no", "true", "false", "on", "off", "null", "nan", "inf"])
 
 
+def _quoted(value: str) -> str:
+    """A string as YAML reads it back: plain where that is safe, else JSON-quoted."""
+    if _PLAIN.fullmatch(value) and value.lower() not in _RESERVED:
+        return value
+    return json.dumps(value, ensure_ascii=False)
+
+
+# Manifests repeat the same keys and values thousands of times: quote each once.
+_STRINGS: dict[str, str] = {}
+_STRINGS_MAX = 200_000
+
+
+def _string(value: str) -> str:
+    text = _STRINGS.get(value)
+    if text is None:
+        text = _quoted(value)
+        if len(_STRINGS) < _STRINGS_MAX:
+            _STRINGS[value] = text
+    return text
+
+
 def _scalar(value: Any) -> str:
+    kind = type(value)
+    if kind is str:
+        return _string(value)
     if value is None:
         return "null"
     if value is True:
         return "true"
     if value is False:
         return "false"
-    if isinstance(value, int):
+    if kind is int:
         return str(value)
-    if isinstance(value, float):
+    if kind is float:
         if value != value or value in (float("inf"), float("-inf")):
             raise ValueError(f"cannot serialise {value!r} in a manifest")
         # Always a dot and never an exponent: YAML 1.1 readers (Go's among them)
@@ -41,9 +67,9 @@ def _scalar(value: Any) -> str:
         text = format(Decimal(repr(value)), "f")
         return text if "." in text else text + ".0"
     if isinstance(value, str):
-        if _PLAIN.fullmatch(value) and value.lower() not in _RESERVED:
-            return value
-        return json.dumps(value, ensure_ascii=False)
+        return _quoted(value)
+    if isinstance(value, int):
+        return str(int(value))
     raise TypeError(f"cannot serialise {type(value).__name__} in a manifest")
 
 
@@ -61,40 +87,49 @@ def _block_literal(value: str, indent: str) -> str | None:
     return f"|{chomp}\n" + "\n".join(lines)
 
 
+def _key(key: Any) -> str:
+    if type(key) is not str:
+        raise TypeError(f"mapping key {key!r} is not a string")
+    return _string(key)
+
+
 def _emit(value: Any, indent: str, out: list[str]) -> None:
     """Append the lines of a mapping or list nested at `indent`."""
     if isinstance(value, Mapping):
         for key, item in value.items():
-            if not isinstance(key, str):
-                raise TypeError(f"mapping key {key!r} is not a string")
-            _entry(f"{indent}{_scalar(key)}:", item, indent, out)
-    else:
-        for item in value:
-            if isinstance(item, Mapping) and item:
-                first = True
-                for key, child in item.items():
-                    prefix = f"{indent}- " if first else f"{indent}  "
-                    _entry(f"{prefix}{_scalar(key)}:", child, indent + INDENT, out)
-                    first = False
-            else:
-                _entry(f"{indent}-", item, indent, out)
+            _entry(f"{indent}{_key(key)}:", item, indent, out)
+        return
+    for item in value:
+        if isinstance(item, Mapping) and item:
+            prefix = f"{indent}- "
+            for key, child in item.items():
+                _entry(f"{prefix}{_key(key)}:", child, indent + INDENT, out)
+                prefix = f"{indent}  "
+        else:
+            _entry(f"{indent}-", item, indent, out)
 
 
 def _entry(head: str, value: Any, indent: str, out: list[str]) -> None:
-    if isinstance(value, Mapping):
+    kind = type(value)
+    if kind is str:
+        if "\n" in value:
+            block = _block_literal(value, indent + INDENT)
+            if block is not None:
+                out.append(f"{head} {block}")
+                return
+        out.append(f"{head} {_string(value)}")
+    elif kind is dict or (kind is not list and isinstance(value, Mapping)):
         if not value:
             out.append(f"{head} {{}}")
             return
         out.append(head)
         _emit(value, indent + INDENT, out)
-    elif isinstance(value, Sequence) and not isinstance(value, str):
+    elif kind is list or kind is tuple:
         if not value:
             out.append(f"{head} []")
             return
         out.append(head)
         _emit(value, indent + INDENT, out)
-    elif isinstance(value, str) and (block := _block_literal(value, indent + INDENT)):
-        out.append(f"{head} {block}")
     else:
         out.append(f"{head} {_scalar(value)}")
 
@@ -104,3 +139,13 @@ def to_yaml(document: Mapping[str, Any]) -> str:
     lines: list[str] = []
     _emit(document, "", lines)
     return "\n".join(lines) + "\n"
+
+
+def to_json(value: Any) -> str:
+    """Pretty JSON with two-space indents and a final newline, keys in the order built.
+
+    pydantic-core's encoder writes the same text as `json.dumps(indent=2)` (floats
+    without exponents aside) several times faster, which the manifest of a large
+    tree needs.
+    """
+    return pydantic_core.to_json(value, indent=2).decode("utf-8") + "\n"

@@ -10,7 +10,6 @@ over each model's folder of objects.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,100 +30,113 @@ class ManifestProblem:
     message: str
 
 
-def _walk(node: Any, path: str = "") -> Iterator[tuple[str, Any]]:
-    yield path, node
-    if isinstance(node, dict):
+Path = tuple[str | int, ...]
+_SERVICE_FIELDS = ("canaryService", "stableService", "activeService", "previewService")
+
+
+def _text(path: Path) -> str:
+    text = ""
+    for part in path:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else part)
+    return text
+
+
+@dataclass
+class _Scan:
+    """What one pass over a document finds: labels, resources and references."""
+
+    labels: list[tuple[Path, dict[str, Any]]]
+    resources: list[tuple[Path, dict[str, Any]]]
+    references: list[tuple[Path, str, Any]]  # path, kind, name
+
+
+def _scan(document: dict[str, Any]) -> _Scan:
+    scan = _Scan([], [], [])
+    stack: list[tuple[Any, Path]] = [(document, ())]
+    while stack:
+        node, path = stack.pop()
+        if type(node) is list:
+            stack.extend(
+                (item, (*path, i)) for i, item in enumerate(node) if type(item) in (dict, list)
+            )
+            continue
         for key, value in node.items():
-            yield from _walk(value, f"{path}.{key}" if path else str(key))
-    elif isinstance(node, list):
-        for index, value in enumerate(node):
-            yield from _walk(value, f"{path}[{index}]")
+            kind = type(value)
+            if kind is dict:
+                if key in ("labels", "matchLabels"):
+                    scan.labels.append(((*path, key), value))
+                elif key in ("requests", "limits") and path and path[-1] == "resources":
+                    scan.resources.append(((*path, key), value))
+                elif key == "configMap":
+                    scan.references.append(((*path, key, "name"), "ConfigMap", value.get("name")))
+                elif key == "scaleTargetRef":
+                    scan.references.append(((*path, key), value.get("kind", ""), value.get("name")))
+                elif key == "virtualService" and "name" in value:
+                    scan.references.append(((*path, key, "name"), "VirtualService", value["name"]))
+                stack.append((value, (*path, key)))
+            elif kind is list:
+                stack.append((value, (*path, key)))
+            elif key in _SERVICE_FIELDS:
+                scan.references.append(((*path, key), "Service", value))
+            elif key == "templateName":
+                scan.references.append(((*path, key), "AnalysisTemplate", value))
+            elif key == "serviceAccountName":
+                scan.references.append(((*path, key), "ServiceAccount", value))
+    return scan
 
 
-def _names_and_labels(artifact: Artifact, document: dict[str, Any]) -> list[ManifestProblem]:
+def _names_and_labels(
+    artifact: Artifact, document: dict[str, Any], scan: _Scan
+) -> list[ManifestProblem]:
     problems: list[ManifestProblem] = []
     name = document.get("metadata", {}).get("name", "")
     pattern = _DNS_1035 if document.get("kind") == "Service" else _DNS_LABEL
     if not pattern.fullmatch(name) or len(name) > 63:
         problems.append(ManifestProblem(artifact, "metadata.name", f"{name!r} is not a valid name"))
-    for path, node in _walk(document):
-        if path.endswith(("labels", "matchLabels")) and isinstance(node, dict):
-            for key, value in node.items():
-                if isinstance(value, str) and "{{" in value:
-                    continue  # an ApplicationSet template: filled in by Argo CD
-                if (
-                    not isinstance(value, str)
-                    or len(value) > 63
-                    or not _LABEL_VALUE.fullmatch(value)
-                ):
-                    problems.append(
-                        ManifestProblem(
-                            artifact, f"{path}.{key}", f"label value {value!r} is invalid"
-                        )
-                    )
-        if path.endswith(("resources.requests", "resources.limits")) and isinstance(node, dict):
-            for key, value in node.items():
-                if not isinstance(value, str) or not _QUANTITY.fullmatch(value):
-                    problems.append(
-                        ManifestProblem(artifact, f"{path}.{key}", f"{value!r} is not a quantity")
-                    )
-    return problems
-
-
-def _references(folder: list[Artifact]) -> list[ManifestProblem]:
-    """References between the objects of one model in one environment."""
-    present: set[tuple[str, str]] = set()
-    for artifact in folder:
-        if artifact.document is not None:
-            present.add((artifact.document["kind"], artifact.document["metadata"]["name"]))
-    problems: list[ManifestProblem] = []
-
-    def need(artifact: Artifact, path: str, kind: str, name: Any) -> None:
-        if (kind, name) not in present:
-            problems.append(
-                ManifestProblem(artifact, path, f"refers to {kind} {name!r}, which is not rendered")
-            )
-
-    for artifact in folder:
-        document = artifact.document
-        if document is None:
-            continue
-        for path, node in _walk(document):
-            if not isinstance(node, dict):
-                continue
-            for field in ("canaryService", "stableService", "activeService", "previewService"):
-                if field in node:
-                    need(artifact, f"{path}.{field}", "Service", node[field])
-            if "templateName" in node:
-                need(artifact, f"{path}.templateName", "AnalysisTemplate", node["templateName"])
-            if "configMap" in node and isinstance(node["configMap"], dict):
-                need(artifact, f"{path}.configMap.name", "ConfigMap", node["configMap"].get("name"))
-            if "serviceAccountName" in node:
-                need(
-                    artifact,
-                    f"{path}.serviceAccountName",
-                    "ServiceAccount",
-                    node["serviceAccountName"],
+    for path, labels in scan.labels:
+        for key, value in labels.items():
+            if isinstance(value, str) and "{{" in value:
+                continue  # an ApplicationSet template: filled in by Argo CD
+            if not isinstance(value, str) or len(value) > 63 or not _LABEL_VALUE.fullmatch(value):
+                where = f"{_text(path)}.{key}"
+                problems.append(
+                    ManifestProblem(artifact, where, f"label value {value!r} is invalid")
                 )
-            if path.endswith("scaleTargetRef"):
-                need(artifact, path, node.get("kind", ""), node.get("name"))
-            if path.endswith("virtualService") and "name" in node:
-                need(artifact, f"{path}.name", "VirtualService", node["name"])
+    for path, quantities in scan.resources:
+        for key, value in quantities.items():
+            if not isinstance(value, str) or not _QUANTITY.fullmatch(value):
+                where = f"{_text(path)}.{key}"
+                problems.append(ManifestProblem(artifact, where, f"{value!r} is not a quantity"))
     return problems
+
+
+def _references(folder: list[tuple[Artifact, _Scan]]) -> list[ManifestProblem]:
+    """References between the objects of one model in one environment."""
+    present = {
+        (a.document["kind"], a.document["metadata"]["name"]) for a, _ in folder if a.document
+    }
+    return [
+        ManifestProblem(artifact, _text(path), f"refers to {kind} {name!r}, which is not rendered")
+        for artifact, scan in folder
+        for path, kind, name in scan.references
+        if (kind, name) not in present
+    ]
 
 
 def check_manifests(artifacts: list[Artifact], schemas: SchemaSet | None) -> list[ManifestProblem]:
     problems: list[ManifestProblem] = []
-    folders: dict[str, list[Artifact]] = {}
+    folders: dict[str, list[tuple[Artifact, _Scan]]] = {}
     for artifact in artifacts:
-        if artifact.document is None:
+        document = artifact.document
+        if document is None:
             continue
-        folders.setdefault(artifact.path.rsplit("/", 1)[0], []).append(artifact)
-        problems.extend(_names_and_labels(artifact, artifact.document))
+        scan = _scan(document)
+        folders.setdefault(artifact.path.rsplit("/", 1)[0], []).append((artifact, scan))
+        problems.extend(_names_and_labels(artifact, document, scan))
         if schemas is None:
             continue
         try:
-            for problem in schemas.validate(artifact.document):
+            for problem in schemas.validate(document):
                 problems.append(
                     ManifestProblem(artifact, problem.path, f"{problem.message} ({problem.schema})")
                 )

@@ -10,11 +10,12 @@ rules that summarise the drift and performance the job pushes.
 from __future__ import annotations
 
 import itertools
-import json
+from functools import cache
 from typing import Any
 
 from compiler import names
 from compiler.ir import ModelIR
+from compiler.serialize import to_json
 from compiler.spec.types import duration_seconds
 from compiler.targets import k8s, promql
 from compiler.targets.k8s import Object
@@ -197,6 +198,7 @@ def _monitor_rules(model: ModelIR) -> list[Object]:
     ]
 
 
+@cache
 def _schedule_period_seconds(cron: str) -> int:
     """Longest gap between two runs of a cron schedule (over the next few runs)."""
     from datetime import UTC, datetime
@@ -296,7 +298,7 @@ def dashboard(model: ModelIR) -> dict[str, Any]:
 
 
 def dashboard_config_map(model: ModelIR) -> Object:
-    text = json.dumps(dashboard(model), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+    text = to_json(dashboard(model))
     meta = k8s.metadata(model, names.derived(model.name, "-dashboard"), "monitoring")
     # The Grafana sidecar loads every ConfigMap carrying this label.
     meta["labels"]["grafana_dashboard"] = "1"

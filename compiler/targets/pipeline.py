@@ -20,7 +20,8 @@ from dataclasses import dataclass
 
 from compiler.checks.semantics import task_metrics
 from compiler.ir import ModelIR
-from compiler.targets.serving import signature_document
+from compiler.serialize import to_json
+from compiler.targets.serving import signature as serving_signature
 
 TOKEN = re.compile(r"\{(out|spec|in:[a-z-]+|param:[a-z-]+/[a-z0-9_.-]+|run:[a-z-]+)\}")
 DEFAULT_METRICS = {"regression": ("mae", "rmse"), "binary_classification": ("roc_auc",)}
@@ -78,7 +79,7 @@ class Pipeline:
                 for s in self.steps
             ],
         }
-        return json.dumps(document, indent=2, ensure_ascii=False) + "\n"
+        return to_json(document)
 
 
 def next_version(model: ModelIR) -> int:
@@ -113,7 +114,7 @@ def pipeline(model: ModelIR) -> Pipeline | None:
     featureset = model.featureset.spec
     serving_version = next(a for a in model.served)
     gates = [g.model_dump(exclude_none=True) for g in training.gates]
-    signature = _compact(json.loads(signature_document(model)))
+    signature = _compact(serving_signature(model))
     features = Step(
         "features",
         runtime,

@@ -9,10 +9,10 @@ strategy; every other strategy is an Argo Rollouts `Rollout`.
 from __future__ import annotations
 
 import hashlib
-import json
 
 from compiler import names
-from compiler.ir import ModelIR
+from compiler.ir import ModelIR, TensorIR
+from compiler.serialize import to_json
 from compiler.spec.types import duration_seconds
 from compiler.targets import k8s, strategies
 from compiler.targets.k8s import GRPC_PORT, HTTP_PORT, METRICS_PORT, Object
@@ -22,19 +22,22 @@ REPOSITORY = "/models"
 SIGNATURE_FILE = "signature.json"
 
 
-def signature_document(model: ModelIR) -> str:
-    """The signature the smoke test compares Triton's metadata with."""
-    document = {
-        "model": model.name,
+def signature(model: ModelIR) -> dict[str, object]:
+    """The signature the smoke test and the pipeline compare a model with (keys sorted)."""
+
+    def tensors(side: tuple[TensorIR, ...]) -> list[dict[str, object]]:
+        return [{"dtype": t.dtype, "name": t.name, "shape": list(t.shape)} for t in side]
+
+    return {
+        "inputs": tensors(model.inputs),
         "max_batch_size": model.serving.max_batch_size,
-        "inputs": [
-            {"name": t.name, "dtype": t.dtype, "shape": list(t.shape)} for t in model.inputs
-        ],
-        "outputs": [
-            {"name": t.name, "dtype": t.dtype, "shape": list(t.shape)} for t in model.outputs
-        ],
+        "model": model.name,
+        "outputs": tensors(model.outputs),
     }
-    return json.dumps(document, indent=2, sort_keys=True) + "\n"
+
+
+def signature_document(model: ModelIR) -> str:
+    return to_json(signature(model))
 
 
 def config_map(model: ModelIR, config_text: str) -> Object:

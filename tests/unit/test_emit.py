@@ -293,7 +293,14 @@ def test_a_failed_write_leaves_no_temporary_file(
     result = compile_tree(specs, out)
     assert [d.code for d in result.diagnostics] == ["KILN1903"]
     assert not [p for p in produced(out) if p.endswith(".tmp")]
-    assert not (out / MANIFEST).exists()  # the manifest is written last, never for a failure
+    # The interim manifest claims every planned file, so the files that did get
+    # written are not mistaken for someone else's on the next compile.
+    claimed = json.loads((out / MANIFEST).read_text())["files"]
+    assert set(claimed) >= {p for p in produced(out) if p != MANIFEST}
+    monkeypatch.setattr(os, "replace", real_replace)
+    again = compile_tree(specs, out)
+    assert again.ok, [d.text() for d in again.diagnostics]
+    assert compile_tree(specs, out, WriteBack.CHECK).ok
 
 
 # --- exit codes --------------------------------------------------------------------------

@@ -1,0 +1,118 @@
+"""Skip a compile when nothing it depends on has changed since the last one.
+
+A compile is a pure function of the spec folder, the compiler itself (its code and
+the libraries that shape its output) and the schema folder. After a successful
+compile Kiln records a fingerprint of those inputs and the size and mtime of every
+file it wrote (in its cache folder, never in the output). When both match again,
+the output is already what a compile would write, and the compile is skipped.
+Like make and git's index, this trusts file stats; `kiln compile --check` and CI
+never take this shortcut.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from functools import cache
+from importlib import metadata
+from pathlib import Path
+
+from compiler import cache as disk_cache
+from compiler.emit import MANIFEST, owned_files
+
+RECORDS = "fingerprints"
+# Libraries whose versions change what Kiln writes or accepts.
+SHAPING = (
+    "pydantic",
+    "pydantic-core",
+    "protobuf",
+    "tritonclient",
+    "ruamel.yaml",
+    "kubernetes-validate",
+    "fastjsonschema",
+    "croniter",
+)
+_TEXT_SUFFIXES = (".yaml", ".yml", ".json")
+
+
+@cache
+def compiler_digest() -> str:
+    """Digest of Kiln's own code and the versions of the libraries shaping its output."""
+    digest = hashlib.sha256()
+    package = Path(__file__).resolve().parent
+    sources = sorted(package.rglob("*.py")) + sorted(package.rglob("*.j2"))
+    sources.append(package.parent / "runtime" / "monitor_config.py")  # renders monitor configs
+    for path in sources:
+        digest.update(path.relative_to(package.parent).as_posix().encode())
+        digest.update(path.read_bytes() if path.is_file() else b"absent")
+    for name in SHAPING:
+        try:
+            digest.update(f"{name}={metadata.version(name)}".encode())
+        except metadata.PackageNotFoundError:
+            digest.update(f"{name}=absent".encode())
+    return digest.hexdigest()
+
+
+def _folder_digest(folder: Path, digest: hashlib._Hash) -> None:
+    for path in sorted(folder.rglob("*")):
+        if not path.is_file():
+            continue
+        digest.update(path.relative_to(folder).as_posix().encode() + b"\0")
+        if path.suffix in _TEXT_SUFFIXES:
+            digest.update(path.read_bytes())
+        else:  # model artifacts: large, and their digests are checked by the compile
+            stat = path.stat()
+            digest.update(f"{stat.st_size}:{stat.st_mtime_ns}".encode())
+
+
+def inputs(specs: Path, schemas: Path | None) -> str | None:
+    """Fingerprint of everything a compile reads; None when some of it cannot be read
+    (then the compile runs in full and reports the problem where it belongs)."""
+    digest = hashlib.sha256(compiler_digest().encode())
+    digest.update(str(specs.resolve()).encode())
+    try:
+        _folder_digest(specs, digest)
+        if schemas is not None:
+            digest.update(str(schemas.resolve()).encode())
+            _folder_digest(schemas, digest)
+    except OSError:
+        return None
+    return digest.hexdigest()
+
+
+def _stats(out: Path, paths: list[str]) -> dict[str, list[int]]:
+    stats = {}
+    for path in paths:
+        stat = os.stat(out / path)
+        stats[path] = [stat.st_size, stat.st_mtime_ns]
+    return stats
+
+
+def _entry(out: Path) -> str:
+    return hashlib.sha256(str(out.resolve()).encode()).hexdigest()
+
+
+def record(out: Path, fingerprint: str) -> None:
+    """Remember the inputs and the written files of a successful compile into `out`."""
+    try:
+        paths = sorted(owned_files(out) | {MANIFEST})
+        document = {"inputs": fingerprint, "files": _stats(out, paths)}
+    except OSError:
+        return
+    disk_cache.put(RECORDS, _entry(out), json.dumps(document).encode())
+
+
+def unchanged(out: Path, fingerprint: str) -> int | None:
+    """The number of files, when `out` is exactly what the last compile left; else None."""
+    stored = disk_cache.get(RECORDS, _entry(out))
+    if stored is None:
+        return None
+    try:
+        document = json.loads(stored)
+        files: dict[str, list[int]] = document["files"]
+        if document["inputs"] != fingerprint or _stats(out, list(files)) != files:
+            return None
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return len(files)
