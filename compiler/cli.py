@@ -157,13 +157,11 @@ def _all_in_one(files: dict[str, str]) -> str:
 
 
 def _register_extensions() -> None:
-    from compiler import cli_pipeline, cli_runtime
+    # Each group of commands lives in a module of its own, imported lazily by click.
+    from compiler import cli_gitops, cli_monitor, cli_pipeline, cli_runtime
 
-    cli_pipeline.register(cli)
-    cli_runtime.register(cli)
-    from compiler import cli_gitops
-
-    cli_gitops.register(cli)
+    for module in (cli_pipeline, cli_runtime, cli_monitor, cli_gitops):
+        module.register(cli)
 
 
 _register_extensions()

@@ -1,0 +1,550 @@
+"""The monitor job's configuration: one JSON document per (model, environment).
+
+The compiler renders it from a Model spec with `config_from_ir(model)`; the job
+(`python -m runtime.monitor --config F`) reads it with `load_config(path)`. It carries
+everything the job needs and nothing it has to look up: column roles come from the
+FeatureSet (never inferred from dtypes), data URIs are absolute or relative to the job's
+working directory, and secrets are references resolved at run time (see `Secrets`).
+
+Only monitor signals appear here; serving alerts (`latency_p99_ms`, `error_rate`) are
+Prometheus rules and are left to the compiler's serving target.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+
+if TYPE_CHECKING:
+    from compiler.ir import ModelIR
+
+CONFIG_VERSION: Literal[1] = 1
+
+_DURATION = re.compile(r"(?:\d+(?:ms|s|m|h|d))+")
+_DURATION_PART = re.compile(r"(\d+)(ms|s|m|h|d)")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+_COLUMN = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_NAME = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
+
+
+def duration_seconds(value: str) -> float:
+    """Seconds in a duration written like the specs write it: '90s', '10m', '1h30m', '7d'."""
+    if not _DURATION.fullmatch(value):
+        raise ValueError(f"{value!r} is not a duration such as '30s', '10m', '1h30m', '7d'")
+    return sum(int(n) * _UNIT_SECONDS[unit] for n, unit in _DURATION_PART.findall(value))
+
+
+def _check_duration(value: str) -> str:
+    if duration_seconds(value) <= 0:
+        raise ValueError(f"{value!r} is not a positive duration")
+    return value
+
+
+def _check_column(value: str) -> str:
+    if not _COLUMN.fullmatch(value):
+        raise ValueError(f"{value!r} is not a column name (letters, digits, '_')")
+    return value
+
+
+def _check_name(value: str) -> str:
+    if not _NAME.fullmatch(value) or len(value) > 63:
+        raise ValueError(f"{value!r} is not a DNS-1123 label")
+    return value
+
+
+Duration = Annotated[str, AfterValidator(_check_duration)]
+Column = Annotated[str, AfterValidator(_check_column)]
+Name = Annotated[str, AfterValidator(_check_name)]
+
+
+class Strict(BaseModel):
+    """Unknown fields are errors; values are immutable."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class ValueRange(Strict):
+    """Declared bounds of a continuous feature; either end may be open."""
+
+    min: float | None = None
+    max: float | None = None
+
+
+class FeatureColumn(Strict):
+    """A feature column with its role. `kind` decides the NannyML treatment."""
+
+    name: Column
+    dtype: Literal["float32", "float64", "int32", "int64", "string", "bool"]
+    kind: Literal["continuous", "categorical"]
+    range: ValueRange | None = None
+    values: list[str | int | bool] | None = Field(None, min_length=1)
+
+    @model_validator(mode="after")
+    def _role_fits(self) -> FeatureColumn:
+        if self.kind == "continuous" and self.dtype in ("string", "bool"):
+            raise ValueError(f"feature {self.name!r} is {self.dtype} and cannot be continuous")
+        if self.kind == "categorical" and self.range is not None:
+            raise ValueError(f"feature {self.name!r} is categorical and cannot have a range")
+        if self.kind == "continuous" and self.values is not None:
+            raise ValueError(f"feature {self.name!r} is continuous and cannot list values")
+        return self
+
+
+class Columns(Strict):
+    """Every column the job reads, with its role."""
+
+    timestamp: Column
+    prediction: Column
+    score: Column | dict[str, Column] | None = None
+    target: Column | None = None
+    features: list[FeatureColumn] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _distinct(self) -> Columns:
+        names = [f.name for f in self.features]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"features listed twice: {', '.join(duplicates)}")
+        for role, column in self.role_columns().items():
+            if column in names:
+                raise ValueError(f"column {column!r} is both a feature and the {role} column")
+        return self
+
+    def role_columns(self) -> dict[str, str]:
+        """Non-feature columns by role (score columns as `score[class]` for multiclass)."""
+        roles = {"timestamp": self.timestamp, "prediction": self.prediction}
+        if isinstance(self.score, str):
+            roles["score"] = self.score
+        elif self.score:
+            roles.update({f"score[{label}]": c for label, c in sorted(self.score.items())})
+        if self.target:
+            roles["target"] = self.target
+        return roles
+
+    @property
+    def feature_names(self) -> list[str]:
+        return [f.name for f in self.features]
+
+    @property
+    def continuous(self) -> list[str]:
+        return [f.name for f in self.features if f.kind == "continuous"]
+
+    @property
+    def categorical(self) -> list[str]:
+        return [f.name for f in self.features if f.kind == "categorical"]
+
+
+class DataSource(Strict):
+    """A data set: one file, or a folder/prefix of files of one format."""
+
+    uri: str = Field(min_length=1)
+    format: Literal["parquet", "csv"]
+    lookback: Duration | None = Field(
+        None, description="Keep only rows this recent, relative to the latest timestamp."
+    )
+
+
+class Chunking(Strict):
+    """How data is cut into chunks: exactly one field."""
+
+    period: Literal["h", "D", "W", "M"] | None = None
+    size: int | None = Field(None, ge=1)
+    count: int | None = Field(None, ge=1)
+
+    @model_validator(mode="after")
+    def _one(self) -> Chunking:
+        if sum(v is not None for v in (self.period, self.size, self.count)) != 1:
+            raise ValueError("chunking needs exactly one of period, size, count")
+        return self
+
+
+class ConstantBounds(Strict):
+    lower: float | None = None
+    upper: float | None = None
+
+
+class Threshold(Strict):
+    """Multiples of the reference chunks' standard deviation, or constant bounds."""
+
+    std: float | None = Field(None, gt=0)
+    constant: ConstantBounds | None = None
+
+    @model_validator(mode="after")
+    def _one(self) -> Threshold:
+        if (self.std is None) == (self.constant is None):
+            raise ValueError("threshold needs exactly one of std, constant")
+        return self
+
+
+ContinuousMethod = Literal["kolmogorov_smirnov", "jensen_shannon", "wasserstein", "hellinger"]
+CategoricalMethod = Literal["chi2", "jensen_shannon", "l_infinity", "hellinger"]
+
+
+class Univariate(Strict):
+    continuous: list[ContinuousMethod] = Field(min_length=1)
+    categorical: list[CategoricalMethod] = Field(min_length=1)
+    threshold: Threshold | None = Field(
+        None, description="Applies to every method but chi2 (a p-value test in NannyML)."
+    )
+
+
+class Multivariate(Strict):
+    method: Literal["reconstruction_error", "domain_classifier"] = "reconstruction_error"
+    max_rows: int | None = Field(
+        None, ge=100, description="Row budget of the domain classifier, per data set."
+    )
+    threshold: Threshold | None = None
+
+
+class Drift(Strict):
+    univariate: Univariate | None = None
+    multivariate: Multivariate | None = None
+
+
+CBPE_METRICS = ("roc_auc", "f1", "precision", "recall", "specificity", "accuracy")
+DLE_METRICS = ("mae", "mape", "mse", "msle", "rmse", "rmsle")
+
+
+class Performance(Strict):
+    estimator: Literal["cbpe", "dle"]
+    metrics: list[str] = Field(min_length=1)
+    realized: bool = Field(True, description="Also compute realised performance from targets.")
+
+    @model_validator(mode="after")
+    def _known(self) -> Performance:
+        known = CBPE_METRICS if self.estimator == "cbpe" else DLE_METRICS
+        unknown = [m for m in self.metrics if m not in known]
+        if unknown:
+            raise ValueError(
+                f"{self.estimator} cannot estimate {', '.join(unknown)}; "
+                f"it supports {', '.join(known)}"
+            )
+        if len(set(self.metrics)) != len(self.metrics):
+            raise ValueError("performance metrics are listed twice")
+        return self
+
+
+class DataQuality(Strict):
+    missing_values: bool = True
+    unseen_values: bool = True
+    ranges: bool = True
+
+
+MonitorSignal = Literal[
+    "drift",
+    "multivariate_drift",
+    "estimated_performance",
+    "realized_performance",
+    "missing_values",
+    "unseen_values",
+    "range",
+]
+MONITOR_SIGNALS: tuple[str, ...] = MonitorSignal.__args__  # type: ignore[attr-defined]
+
+
+class AlertRule(Strict):
+    """Fires per chunk. Without below/above it follows NannyML's alert flag of the signal."""
+
+    name: Name
+    signal: MonitorSignal
+    metric: str | None = None
+    feature: Column | None = None
+    below: float | None = None
+    above: float | None = None
+    for_: Duration | None = Field(None, alias="for")
+    severity: Literal["info", "warning", "critical"]
+    route: Name
+
+
+class SecretRef(Strict):
+    """A key of a Kubernetes Secret; see `Secrets` for how the job reads it."""
+
+    name: Name
+    key: str = Field(min_length=1)
+
+
+class AlertmanagerTarget(Strict):
+    url: str = Field(min_length=1)
+
+
+class SlackTarget(Strict):
+    webhook_secret: SecretRef
+    channel: str | None = None
+
+
+class WebhookTarget(Strict):
+    url: str = Field(min_length=1)
+    headers: dict[str, SecretRef] = Field(default_factory=dict)
+
+
+class Route(Strict):
+    name: Name
+    alertmanager: AlertmanagerTarget | None = None
+    slack: SlackTarget | None = None
+    webhook: WebhookTarget | None = None
+
+    @model_validator(mode="after")
+    def _one(self) -> Route:
+        if sum(t is not None for t in (self.alertmanager, self.slack, self.webhook)) != 1:
+            raise ValueError(
+                f"route {self.name!r} needs exactly one of alertmanager, slack, webhook"
+            )
+        return self
+
+    @property
+    def kind(self) -> str:
+        return "alertmanager" if self.alertmanager else "slack" if self.slack else "webhook"
+
+
+class Delivery(Strict):
+    """Retries of alert delivery: `attempts` tries, waiting backoff * 2**n between them."""
+
+    attempts: int = Field(4, ge=1, le=10)
+    backoff_seconds: float = Field(1.0, ge=0)
+    max_backoff_seconds: float = Field(30.0, ge=0)
+    timeout_seconds: float = Field(10.0, gt=0)
+    resolve_after: Duration = Field(
+        "2h", description="Alertmanager endsAt = run time + this; each run re-asserts alerts."
+    )
+
+
+class Secrets(Strict):
+    """Where secret values come from at run time, first match wins.
+
+    1. the environment variable `<env_prefix><NAME>_<KEY>`, with NAME and KEY upper-cased
+       and every character outside [A-Z0-9] replaced by '_' (slack-webhook/url ->
+       KILN_SECRET_SLACK_WEBHOOK_URL);
+    2. the file `<directory>/<name>/<key>`: the layout of a Kubernetes Secret volume
+       mounted at `<directory>/<name>`.
+    """
+
+    env_prefix: str = "KILN_SECRET_"
+    directory: str = "/var/run/secrets/kiln"
+
+
+class MonitorConfig(Strict):
+    """The whole job: what to read, what to compute, when to alert and where to send it."""
+
+    config_version: Literal[1] = CONFIG_VERSION
+    model: Name
+    environment: Name
+    version: int = Field(ge=1, description="The serving version the predictions come from.")
+    task: Literal["binary_classification", "multiclass_classification", "regression"]
+    columns: Columns
+    reference: DataSource
+    analysis: DataSource
+    chunking: Chunking
+    drift: Drift | None = None
+    performance: Performance | None = None
+    data_quality: DataQuality | None = None
+    alerts: list[AlertRule] = Field(default_factory=list)
+    routes: list[Route] = Field(default_factory=list)
+    delivery: Delivery = Field(default_factory=Delivery)
+    secrets: Secrets = Field(default_factory=Secrets)
+    report_url: str | None = Field(None, description="Where the HTML report is published.")
+    pushgateway: str | None = Field(None, description="Prometheus Pushgateway base URL.")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> MonitorConfig:
+        problems = _task_problems(self) + _alert_problems(self)
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    @property
+    def classification(self) -> bool:
+        return self.task != "regression"
+
+    def computes(self, signal: str) -> bool:
+        """Whether this configuration computes `signal` at all."""
+        drift, dq, perf = self.drift, self.data_quality, self.performance
+        return {
+            "drift": bool(drift and drift.univariate),
+            "multivariate_drift": bool(drift and drift.multivariate),
+            "estimated_performance": perf is not None,
+            "realized_performance": bool(perf and perf.realized and self.columns.target),
+            "missing_values": bool(dq and dq.missing_values),
+            "unseen_values": bool(dq and dq.unseen_values and self.columns.categorical),
+            "range": bool(dq and dq.ranges and _declared_features(self.columns)),
+        }[signal]
+
+
+def _declared_features(columns: Columns) -> list[str]:
+    return [
+        f.name
+        for f in columns.features
+        if (f.range and (f.range.min is not None or f.range.max is not None)) or f.values
+    ]
+
+
+def _task_problems(config: MonitorConfig) -> list[str]:
+    problems: list[str] = []
+    score = config.columns.score
+    if config.task == "binary_classification" and isinstance(score, dict):
+        problems.append("binary classification takes one score column, not a mapping")
+    if config.task == "multiclass_classification" and isinstance(score, str):
+        problems.append("multiclass classification takes a score column per class (a mapping)")
+    perf = config.performance
+    if perf is not None:
+        if perf.estimator == "cbpe" and not config.classification:
+            problems.append("cbpe estimates classification performance; use dle for regression")
+        if perf.estimator == "dle" and config.classification:
+            problems.append("dle estimates regression performance; use cbpe for classification")
+        if perf.estimator == "cbpe" and score is None:
+            problems.append("cbpe needs the score column (predicted probabilities)")
+        if config.columns.target is None:
+            problems.append(f"{perf.estimator} needs the target column to fit on the reference")
+    if not any(config.computes(s) for s in MONITOR_SIGNALS):
+        problems.append(
+            "the configuration computes nothing: enable drift, performance or data quality"
+        )
+    return problems
+
+
+def _alert_problems(config: MonitorConfig) -> list[str]:
+    problems: list[str] = []
+    routes = {r.name for r in config.routes}
+    features = {f.name: f for f in config.columns.features}
+    metrics = set(config.performance.metrics) if config.performance else set()
+    if len(routes) != len(config.routes):
+        problems.append("routes are listed twice")
+    names = [a.name for a in config.alerts]
+    for name in sorted({n for n in names if names.count(n) > 1}):
+        problems.append(f"alert {name!r} is listed twice")
+    for rule in config.alerts:
+        where = f"alert {rule.name!r}"
+        if rule.route not in routes:
+            problems.append(f"{where} sends to route {rule.route!r}, which is not configured")
+        if not config.computes(rule.signal):
+            problems.append(f"{where} watches {rule.signal}, which this monitor does not compute")
+        if rule.below is not None and rule.above is not None and rule.below > rule.above:
+            problems.append(f"{where} fires below {rule.below} or above {rule.above}: never empty")
+        if rule.signal in ("estimated_performance", "realized_performance"):
+            if rule.feature is not None:
+                problems.append(f"{where} watches performance and cannot name a feature")
+            if rule.metric is not None and rule.metric not in metrics:
+                problems.append(f"{where} watches metric {rule.metric!r}, which is not computed")
+        elif rule.signal == "multivariate_drift":
+            if rule.feature is not None:
+                problems.append(f"{where} watches multivariate drift and cannot name a feature")
+        elif rule.metric is not None:
+            problems.append(f"{where} watches {rule.signal} and cannot name a metric")
+        if rule.feature is not None:
+            feature = features.get(rule.feature)
+            if feature is None:
+                problems.append(f"{where} names feature {rule.feature!r}, which is not a feature")
+            elif rule.signal == "unseen_values" and feature.kind != "categorical":
+                problems.append(f"{where}: unseen values are checked on categorical features only")
+            elif rule.signal == "range" and feature.name not in _declared_features(config.columns):
+                problems.append(f"{where}: feature {rule.feature!r} declares no range or values")
+    return problems
+
+
+def load_config(path: Path) -> MonitorConfig:
+    """Read and validate a config file (JSON)."""
+    return MonitorConfig.model_validate(json.loads(path.read_text(encoding="utf-8")))
+
+
+def dump_config(config: MonitorConfig) -> dict[str, Any]:
+    """The config as JSON data: aliases (`for`), no empty fields, ready for sorted dumping."""
+    data: dict[str, Any] = config.model_dump(mode="json", by_alias=True, exclude_none=True)
+    return data
+
+
+def config_text(config: MonitorConfig) -> str:
+    """Deterministic JSON text of a config: sorted keys, two-space indent, final newline."""
+    return json.dumps(dump_config(config), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+
+
+# --- from the compiler's IR -------------------------------------------------------------
+
+SERVING_SIGNALS = ("latency_p99_ms", "error_rate")
+
+
+def data_location(uri: str, data_root: str) -> str:
+    """A monitoring data URI in an environment: relative URIs sit under the data store."""
+    if "://" in uri:
+        return uri
+    return f"{data_root.rstrip('/')}/{uri}"
+
+
+def _format(uri: str, declared: str | None) -> Literal["parquet", "csv"]:
+    if declared == "csv" or (declared is None and uri.lower().rstrip("/").endswith(".csv")):
+        return "csv"
+    return "parquet"
+
+
+def config_from_ir(model: ModelIR) -> MonitorConfig:
+    """The monitor config of one (model, environment). Raises ValueError without monitoring.
+
+    Relative data URIs resolve against the environment's data store; serving alerts
+    (latency, error rate) are left out, as are routes only they use.
+    """
+    monitoring = model.monitoring
+    if monitoring is None:
+        raise ValueError(f"model {model.name!r} has no monitoring block")
+    spec = model.featureset.spec
+    features = [
+        {
+            "name": f.name,
+            "dtype": f.dtype,
+            "kind": f.kind,
+            "range": f.range.model_dump() if f.range else None,
+            "values": list(f.values) if f.values is not None else None,
+        }
+        for f in spec.features
+    ]
+    cols = monitoring.columns
+    score = dict(cols.score) if isinstance(cols.score, dict) else cols.score
+    rules = [a for a in model.alerts if a.when.signal not in SERVING_SIGNALS]
+    used = {a.route for a in rules}
+    data_root = model.storage.data
+
+    def source(dataset: Any) -> dict[str, Any]:
+        uri = data_location(dataset.uri, data_root)
+        return {"uri": uri, "format": _format(uri, dataset.format), "lookback": dataset.lookback}
+
+    drift = monitoring.drift
+    raw: dict[str, Any] = {
+        "model": model.name,
+        "environment": model.environment.name,
+        "version": max(a.version for a in model.served),
+        "task": model.task,
+        "columns": {
+            "timestamp": cols.timestamp,
+            "prediction": cols.prediction,
+            "score": score,
+            "target": cols.target or model.target,
+            "features": features,
+        },
+        "reference": source(monitoring.reference),
+        "analysis": source(monitoring.analysis),
+        "chunking": monitoring.chunking.model_dump(),
+        "drift": drift.model_dump() if drift else None,
+        "performance": monitoring.performance.model_dump() if monitoring.performance else None,
+        "data_quality": monitoring.data_quality.model_dump() if monitoring.data_quality else None,
+        "alerts": [
+            {
+                "name": a.name,
+                "signal": a.when.signal,
+                "metric": a.when.metric,
+                "feature": a.when.feature,
+                "below": a.when.below,
+                "above": a.when.above,
+                "for": a.when.for_,
+                "severity": a.severity,
+                "route": a.route,
+            }
+            for a in rules
+        ],
+        "routes": [
+            r.model_dump(exclude_none=True)
+            for r in sorted(model.routes, key=lambda r: r.name)
+            if r.name in used
+        ],
+    }
+    return MonitorConfig.model_validate(raw)
