@@ -52,13 +52,15 @@ def test_monitor_runs_the_job_on_local_files(
 ) -> None:
     out = tmp_path / "out"
     args = ["monitor", "car-price", "--specs", str(ROOT / "specs"), "--out", str(out)]
+    # staging keeps the spec's 7-day lookback (the local overlay reads the whole period)
+    args += ["--env", "staging"]
     result = CliRunner().invoke(
         kiln, [*args, "--reference", data[0], "--analysis", data[1], "--no-deliver"]
     )
     assert result.exit_code == 0, result.output
     results = json.loads((out / "results.json").read_text())
     assert results["model"] == "car-price" and results["status"] in ("ok", "alerts")
-    # the spec's 7-day lookback applies to the analysis data given on the command line
+    # the lookback applies to the analysis data given on the command line
     assert results["data"]["analysis"]["rows_read"] == 24000
     assert results["data"]["analysis"]["rows"] < 24000
     assert (out / "report.html").is_file()
