@@ -78,7 +78,15 @@ def run_command(
         click.echo(f"error: {failure}", err=True)
         sys.exit(1)
     digest = (run_dir / "publish" / "sha256").read_text(encoding="utf-8").strip()
-    version = dict(plan.run_parameters)["version"]
+    entry = (run_dir / "publish" / "version.yaml").read_text(encoding="utf-8")
+    version = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in entry.splitlines()
+            if line.startswith("version:")
+        ),
+        dict(plan.run_parameters)["version"],
+    )
     click.echo(f"published {model_name} version {version} (sha256 {digest}) to {store}")
     patch = run_dir / "publish" / "spec.patch"
     if patch.is_file():

@@ -96,7 +96,11 @@ CODES: dict[str, tuple[str, str]] = {
     "KILN1708": ("Signature required", "Declare spec.signature for remote artifacts."),
     "KILN1709": ("Inputs differ from the FeatureSet", "Align model inputs and features."),
     # 18xx: Triton
-    "KILN1801": ("Triton config rejected by the protobuf", "Report a bug: Kiln rendered it."),
+    "KILN1801": (
+        "Triton config rejected by the protobuf (retired)",
+        "No longer raised: protobuf's printer always writes text its parser reads; the "
+        "tests parse every rendered config.",
+    ),
     "KILN1802": ("Triton would refuse to load the config", "Fix the setting named."),
     "KILN1803": (
         "Generated manifest is invalid",

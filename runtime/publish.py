@@ -445,7 +445,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--model", required=True, type=Path, help="model.onnx")
     parser.add_argument("--store", required=True, help="model store: folder or fsspec URL")
     parser.add_argument("--name", required=True, help="model name")
-    parser.add_argument("--version", required=True, type=int, help="version number (>= 1)")
+    parser.add_argument(
+        "--version",
+        required=True,
+        help="version number (>= 1), or from:N for the first version >= N that is free in "
+        "the store or already holds this very artifact (scheduled retraining)",
+    )
     parser.add_argument("--metrics", required=True, type=Path, help="metrics.json of evaluate")
     parser.add_argument("--validation", type=Path, help="validation.json of validate_model")
     parser.add_argument("--data-sha256", required=True, help="digest of the training data")
@@ -462,8 +467,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--github-api", default=DEFAULT_GITHUB_API, help=argparse.SUPPRESS)
     parser.add_argument("--out", required=True, type=Path, help="output directory")
     args = parser.parse_args(argv)
-    if args.version < 1:
-        parser.error("--version must be >= 1")
+    text = args.version.removeprefix("from:")
+    if not text.isdigit() or int(text) < 1:
+        parser.error("--version must be a number >= 1, or from:N")
+    args.version_from = args.version.startswith("from:")
+    args.version = int(text)
     if args.open_pr and not (args.github_repo and args.spec):
         parser.error("--open-pr needs --github-repo and --spec")
     return args
@@ -499,9 +507,23 @@ def propose(args: argparse.Namespace, relative: str, entry: list[str]) -> None:
     progress(STEP, f"opened pull request {pull['url']}")
 
 
+def first_free_version(store: Store, name: str, start: int, payload: bytes) -> int:
+    """The first version from `start` whose slot is empty or holds these very bytes."""
+    digest = sha256_bytes(payload)
+    version = start
+    while True:
+        existing = store.read(artifact_uri(name, version))
+        if existing is None or sha256_bytes(existing) == digest:
+            return version
+        version += 1
+
+
 def run(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     payload = read_model(args.model)
+    if args.version_from:
+        args.version = first_free_version(open_store(args.store), args.name, args.version, payload)
+        progress(STEP, f"publishing as version {args.version}")
     record = metadata_record(args, payload)
     metadata = json_text(record)
     stored = upload(open_store(args.store), args.name, args.version, payload, metadata)

@@ -25,7 +25,7 @@ from pathlib import Path
 PYTRITON_VERSION = "0.7.0"
 MIN_GLIBC = (2, 35)
 WHEEL_ENV = "KILN_TRITON_WHEEL"  # a wheel already on disk (offline machines)
-CACHE_ENV = "KILN_CACHE_DIR"
+CACHE_ENV = "KILN_TRITON_CACHE"
 DOWNLOAD_TIMEOUT_S = 600
 _MEMBERS = ("pytriton/tritonserver/", "nvidia_pytriton.libs/")
 _READY = ".kiln-complete"
@@ -80,7 +80,7 @@ def check_platform() -> None:
 
 
 def default_cache(root: Path) -> Path:
-    """Where downloads and environments are cached: $KILN_CACHE_DIR or <root>/.kiln/cache."""
+    """Where downloads and environments are cached: $KILN_TRITON_CACHE or <root>/.kiln/cache."""
     override = os.environ.get(CACHE_ENV)
     return Path(override) if override else root / ".kiln" / "cache"
 

@@ -6,8 +6,6 @@ the node at fault; `resolve` places them in the file.
 
 from __future__ import annotations
 
-import math
-
 from compiler.checks.findings import Finding
 from compiler.names import over_budget
 from compiler.spec.featureset import FeatureSetSpec
@@ -130,6 +128,17 @@ def check_rollout(spec: ModelSpec) -> list[Finding]:
                 f"the {rollout.strategy} strategy needs request routing, which "
                 "`traffic: replicas` cannot do",
                 "set rollout.traffic: istio",
+            )
+        )
+    if rollout.strategy == "recreate" and rollout.analysis is not None:
+        found.append(
+            Finding(
+                (*at, "analysis"),
+                "KILN1405",
+                "`analysis` applies to canary, blue_green, shadow and ab; recreate replaces "
+                "every pod at once and runs none",
+                "remove rollout.analysis or choose another strategy",
+                key=True,
             )
         )
     if rollout.strategy == "ab" and rollout.ab is None:
@@ -400,10 +409,12 @@ def peak_gpus(spec: ModelSpec) -> int:
     strategy = spec.rollout.strategy
     if strategy == "recreate":
         pods = replicas
-    elif strategy == "canary":
-        pods = replicas + math.ceil(replicas / 4)  # Argo Rollouts' default maxSurge of 25%
+    elif strategy == "canary" and spec.rollout.traffic == "replicas":
+        pods = replicas + 1  # Kiln renders maxSurge 1 for a canary by pod count
     else:
-        pods = 2 * replicas  # a full second ReplicaSet beside the stable one
+        # With traffic routing (and for blue-green) the stable ReplicaSet stays at full
+        # size while the new one grows to full size before the switch.
+        pods = 2 * replicas
     return pods * spec.serving.resources.gpus
 
 

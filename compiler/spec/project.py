@@ -90,6 +90,11 @@ class Environment(SpecModel):
         "http://prometheus-operated.monitoring.svc:9090",
         description="Prometheus that analysis and autoscaling query.",
     )
+    monitoring_labels: dict[str, str] = Field(
+        default_factory=dict,
+        description="Labels Prometheus selects ServiceMonitors and PrometheusRules by, "
+        "e.g. {release: kube-prometheus-stack}.",
+    )
     pushgateway_url: Uri | None = Field(
         "http://prometheus-pushgateway.monitoring.svc:9091",
         description="Pushgateway the monitor job pushes its metrics to; null to not push.",

@@ -69,13 +69,17 @@ def _smoke_metric(model: ModelIR, service: str) -> Object:
     container = {
         "name": "smoke",
         "image": model.project.images.runtime,
-        "args": args,
+        "command": args,
         "resources": {
             "requests": {"cpu": "100m", "memory": "256Mi"},
             "limits": {"cpu": "1", "memory": "1Gi"},
         },
         "securityContext": k8s.container_security(),
-        "volumeMounts": [{"name": "triton-config", "mountPath": CONFIG_MOUNT, "readOnly": True}],
+        "volumeMounts": [
+            {"name": "triton-config", "mountPath": CONFIG_MOUNT, "readOnly": True},
+            # The artifact is downloaded for the in-process reference: a writable /tmp.
+            {"name": "tmp", "mountPath": "/tmp"},
+        ],
     }
     return {
         "name": "smoke-test",
@@ -90,6 +94,8 @@ def _smoke_metric(model: ModelIR, service: str) -> Object:
                     "template": {
                         "spec": {
                             "restartPolicy": "Never",
+                            # The serving account can read the model store (workload identity).
+                            "serviceAccountName": model.name,
                             "automountServiceAccountToken": False,
                             "securityContext": k8s.pod_security(),
                             "containers": [container],
@@ -99,7 +105,8 @@ def _smoke_metric(model: ModelIR, service: str) -> Object:
                                     "configMap": {
                                         "name": names.derived(model.name, "-triton-config")
                                     },
-                                }
+                                },
+                                {"name": "tmp", "emptyDir": {}},
                             ],
                         }
                     },

@@ -28,10 +28,12 @@ def disruption_budget(model: ModelIR) -> Object:
 
 
 def service_monitor(model: ModelIR) -> Object:
+    meta = k8s.metadata(model, model.name, "serving")
+    meta["labels"].update(sorted(model.environment.monitoring_labels.items()))
     return k8s.resource(
         "monitoring.coreos.com/v1",
         "ServiceMonitor",
-        k8s.metadata(model, model.name, "serving"),
+        meta,
         spec={
             "selector": {
                 "matchLabels": k8s.selector(model)

@@ -220,10 +220,12 @@ def prometheus_rule(model: ModelIR) -> Object | None:
         groups.append({"name": f"{model.name}.model-health", "rules": health})
     if not groups:
         return None
+    meta = k8s.metadata(model, model.name, "monitoring")
+    meta["labels"].update(sorted(model.environment.monitoring_labels.items()))
     return k8s.resource(
         "monitoring.coreos.com/v1",
         "PrometheusRule",
-        k8s.metadata(model, model.name, "monitoring"),
+        meta,
         spec={"groups": groups},
     )
 

@@ -224,7 +224,8 @@ def pipeline(model: ModelIR) -> Pipeline | None:
             "--name",
             model.name,
             "--version",
-            "{run:version}",
+            # A retrain that runs again before its spec change merged takes the next slot.
+            "from:{run:version}",
             "--metrics",
             "{in:evaluate}/metrics.json",
             "--validation",

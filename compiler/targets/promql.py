@@ -38,7 +38,10 @@ def error_rate(model: ModelIR, service: str, window: str = "2m") -> str:
 def latency_p99_ms(model: ModelIR, service: str) -> str:
     """p99 end-to-end request latency in milliseconds (Triton's summary metric)."""
     selector = _selector(model, service)
-    return f'max(nv_inference_request_summary_us{{{selector},quantile="0.99"}}) / 1000'
+    # No request yet means no summary series: report 0 rather than an empty result, which
+    # Argo Rollouts counts as a failed measurement (the smoke test sends requests first).
+    summary = f'nv_inference_request_summary_us{{{selector},quantile="0.99"}}'
+    return f"(max({summary}) or vector(0)) / 1000"
 
 
 def queue_time_us(model: ModelIR, service: str, window: str = "1m") -> str:

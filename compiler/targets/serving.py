@@ -69,7 +69,8 @@ def _assemble_container(model: ModelIR) -> Object:
     return {
         "name": "assemble-model-repository",
         "image": model.project.images.runtime,
-        "args": args,
+        # `command`, not `args`: the runtime image's ENTRYPOINT would be prepended to args.
+        "command": args,
         "resources": {
             "requests": {"cpu": "100m", "memory": "256Mi"},
             "limits": {"cpu": "1", "memory": "1Gi"},

@@ -62,14 +62,21 @@ def _canary_steps(model: ModelIR) -> list[Object]:
 
 
 def _canary(model: ModelIR) -> Object:
-    canary: Object = {**_services(model), "steps": _canary_steps(model)}
     if model.rollout.traffic == "istio":
-        canary["trafficRouting"] = _traffic_routing(model, [])
-    else:
-        # Without a mesh the weight is the share of pods: surge one at a time.
-        canary["maxSurge"] = 1
-        canary["maxUnavailable"] = 0
-    return canary
+        return {
+            **_services(model),
+            "steps": _canary_steps(model),
+            "trafficRouting": _traffic_routing(model, []),
+        }
+    # Without a mesh the weight is the share of pods behind `<model>`, which must keep
+    # selecting both ReplicaSets: a stableService would narrow it to the old pods only.
+    # The canary Service still reaches the new pods alone, for the smoke test.
+    return {
+        "canaryService": names.derived(model.name, "-canary"),
+        "steps": _canary_steps(model),
+        "maxSurge": 1,
+        "maxUnavailable": 0,
+    }
 
 
 def _shadow(model: ModelIR) -> Object:

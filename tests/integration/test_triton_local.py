@@ -2,7 +2,7 @@
 CPU) serving the locally compiled example models.
 
 The first run downloads the wheel (55 MB) with pip and builds the backend venv
-(numpy < 2, onnxruntime) into .kiln/cache (or $KILN_CACHE_DIR); later runs reuse them.
+(numpy < 2, onnxruntime) into .kiln/cache (or $KILN_TRITON_CACHE); later runs reuse them.
 These tests skip only where the platform cannot run the binary (not Linux, glibc
 < 2.35) or, outside CI, where the downloads fail; in CI (CI=true) a failed
 download is a failure.

@@ -118,6 +118,21 @@ def test_a_different_artifact_is_never_overwritten(
     assert (store / "car-loan-default/2/model.onnx").read_bytes() == LOAN.read_bytes()
 
 
+def test_from_version_takes_the_first_free_slot(inputs: dict[str, Path], tmp_path: Path) -> None:
+    """A scheduled retrain publishes again before its spec change merged: next slot."""
+    store = tmp_path / "store"
+    assert publish.main(argv(inputs, store, tmp_path / "a")) == 0
+    later = [a if a != "2" else "from:2" for a in argv(inputs, store, tmp_path / "b", PRICE)]
+    assert publish.main(later) == 0
+    assert (store / "car-loan-default/2/model.onnx").read_bytes() == LOAN.read_bytes()
+    assert (store / "car-loan-default/3/model.onnx").read_bytes() == PRICE.read_bytes()
+    assert (tmp_path / "b" / "version.yaml").read_text().startswith("version: 3\n")
+    again = [a if a != "2" else "from:2" for a in argv(inputs, store, tmp_path / "c")]
+    assert publish.main(again) == 0  # the same bytes as version 2: no new version
+    assert (tmp_path / "c" / "version.yaml").read_text().startswith("version: 2\n")
+    assert not (store / "car-loan-default/4").exists()
+
+
 def test_object_store_through_fsspec(inputs: dict[str, Path], tmp_path: Path) -> None:
     memory = fsspec.filesystem("memory")
     try:

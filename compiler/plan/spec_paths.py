@@ -1,0 +1,73 @@
+"""Settings by spec path: what the named facts do not describe still shows up.
+
+A warm-up batch size or a training argument has no topic of its own; it is listed
+by its spec path, so that no change to a model goes unmentioned.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from compiler.ir import ModelIR
+
+# Spec paths that model_facts describes by name; everything else is listed by path.
+_DESCRIBED = (
+    "serving.version",
+    "serving.max_batch_size",
+    "serving.dynamic_batching",
+    "serving.instance_groups",
+    "serving.resources",
+    "serving.replicas",
+    "serving.autoscaling",
+    "serving.slo",
+    "rollout",
+    "training.image",
+    "training.schedule",
+    "training.gates",
+    "monitoring.schedule",
+    "monitoring.drift",
+    "monitoring.performance",
+)
+# Settings that make no difference to the local environment (no cluster there).
+_CLUSTER_ONLY = ("rollout", "serving.replicas", "serving.autoscaling", "serving.resources")
+
+
+def flatten(value: Any, prefix: str, into: dict[str, str]) -> None:
+    if isinstance(value, dict) and value:
+        for key in sorted(value):
+            flatten(value[key], f"{prefix}.{key}" if prefix else str(key), into)
+    else:
+        into[prefix] = "none" if value is None else json.dumps(value, sort_keys=True)
+
+
+def _covered(path: str, prefixes: tuple[str, ...]) -> bool:
+    return any(path == p or path.startswith(p + ".") for p in prefixes)
+
+
+def other_facts(model: ModelIR) -> dict[str, str]:
+    """Every other setting, by spec path, for changes the named facts do not cover."""
+    dumped: dict[str, Any] = {
+        "owner": model.owner,
+        "task": model.task,
+        "target": model.target,
+        "features": f"{model.featureset.name}@{model.featureset.version}",
+        "featureset": model.featureset.spec.model_dump(mode="json", by_alias=True),
+        "signature": {
+            "inputs": [f"{t.name} {t.dtype} {list(t.shape)}" for t in model.inputs],
+            "outputs": [f"{t.name} {t.dtype} {list(t.shape)}" for t in model.outputs],
+        },
+        "storage": model.storage.model_dump(mode="json"),
+        "serving": model.serving.model_dump(mode="json", by_alias=True),
+        "rollout": model.rollout.model_dump(mode="json", by_alias=True),
+        "training": model.training.model_dump(mode="json", by_alias=True)
+        if model.training
+        else None,
+        "monitoring": model.monitoring.model_dump(mode="json", by_alias=True)
+        if model.monitoring
+        else None,
+    }
+    flat: dict[str, str] = {}
+    flatten(dumped, "", flat)
+    skip = _DESCRIBED + (_CLUSTER_ONLY if model.is_local else ())
+    return {path: value for path, value in flat.items() if not _covered(path, skip)}
