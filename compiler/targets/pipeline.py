@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
+from functools import cached_property
 
 from compiler.checks.semantics import task_metrics
 from compiler.ir import ModelIR
@@ -38,9 +39,13 @@ class Step:
     memory: str = "1Gi"
     gpus: int = 0
 
-    def tokens(self) -> list[str]:
+    @cached_property
+    def _tokens(self) -> tuple[str, ...]:
         texts = [*self.command, *(value for _, value in self.env)]
-        return [m.group(1) for text in texts for m in TOKEN.finditer(text)]
+        return tuple(m.group(1) for text in texts for m in TOKEN.finditer(text))
+
+    def tokens(self) -> list[str]:
+        return list(self._tokens)
 
     def inputs(self) -> list[str]:
         return sorted({t.split(":", 1)[1] for t in self.tokens() if t.startswith("in:")})
