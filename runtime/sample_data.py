@@ -10,28 +10,15 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
 
 import numpy as np
 import pandas as pd  # type: ignore[import-untyped, unused-ignore]
 
 from compiler.ir import TensorIR
+from runtime import pipeline_io
 
-NUMPY_TYPES: dict[str, Any] = {
-    "bool": np.bool_,
-    "uint8": np.uint8,
-    "uint16": np.uint16,
-    "uint32": np.uint32,
-    "uint64": np.uint64,
-    "int8": np.int8,
-    "int16": np.int16,
-    "int32": np.int32,
-    "int64": np.int64,
-    "fp16": np.float16,
-    "fp32": np.float32,
-    "fp64": np.float64,
-    "string": np.object_,
-}
+# The spec's dtypes as numpy element types: one table for every runtime step.
+NUMPY_TYPES = pipeline_io.NUMPY_TYPES
 # Data sets NannyML ships, tried in this order for a model's columns.
 NANNYML_LOADERS = (
     "load_synthetic_car_loan_dataset",

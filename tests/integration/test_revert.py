@@ -8,9 +8,7 @@ plans of A -> B and of B -> the revert read as exact opposites.
 
 from __future__ import annotations
 
-import os
 import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -20,35 +18,11 @@ from compiler.api import compile_tree
 from compiler.cli import cli
 from compiler.emit import owned_files
 from compiler.plan import plan_change
+from tests.gitrepo import edit, git
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 MODEL = "specs/models/car-loan-default.yaml"
 CANARY = "canary through Istio: 10% for 10m, analysis, 50% for 30m, then 100%"
-GIT_IDENTITY = {
-    "GIT_AUTHOR_NAME": "Kiln Test",
-    "GIT_AUTHOR_EMAIL": "kiln@example.invalid",
-    "GIT_COMMITTER_NAME": "Kiln Test",
-    "GIT_COMMITTER_EMAIL": "kiln@example.invalid",
-}
-
-
-def git(repo: Path, *args: str, check: bool = True) -> str:
-    done = subprocess.run(
-        ["git", *args],
-        cwd=repo,
-        capture_output=True,
-        text=True,
-        check=check,
-        env={**os.environ, **GIT_IDENTITY},
-    )
-    return done.stdout
-
-
-def edit(repo: Path, relative: str, old: str, new: str) -> None:
-    path = repo / relative
-    text = path.read_text(encoding="utf-8")
-    assert old in text, f"{old!r} not in {relative}"
-    path.write_text(text.replace(old, new, 1), encoding="utf-8")
 
 
 def tree(folder: Path) -> dict[str, bytes]:

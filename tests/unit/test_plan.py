@@ -7,9 +7,7 @@ the commit: the way a pull request is planned in CI.
 
 from __future__ import annotations
 
-import os
 import shutil
-import subprocess
 from dataclasses import replace
 from pathlib import Path
 
@@ -32,47 +30,11 @@ from compiler.plan import (
     rollout_path,
 )
 from compiler.spec.model import AB, BlueGreen, Rollout, Shadow, Step
+from tests.gitrepo import edit, git, new_repo
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 MODEL = "specs/models/car-loan-default.yaml"
 ISTIO_CANARY = "canary through Istio: 10% for 10m, analysis, 50% for 30m, then 100%"
-GIT_IDENTITY = {
-    "GIT_AUTHOR_NAME": "Kiln Test",
-    "GIT_AUTHOR_EMAIL": "kiln@example.invalid",
-    "GIT_COMMITTER_NAME": "Kiln Test",
-    "GIT_COMMITTER_EMAIL": "kiln@example.invalid",
-}
-
-
-def git(repo: Path, *args: str) -> str:
-    done = subprocess.run(
-        ["git", *args],
-        cwd=repo,
-        capture_output=True,
-        text=True,
-        check=True,
-        env={**os.environ, **GIT_IDENTITY},
-    )
-    return done.stdout
-
-
-def new_repo(root: Path) -> Path:
-    """A git repository holding a copy of the example specs, committed on main."""
-    root.mkdir(parents=True, exist_ok=True)
-    shutil.copytree(
-        REPO_ROOT / "specs", root / "specs", ignore=shutil.ignore_patterns(".*", "__pycache__")
-    )
-    git(root, "init", "-q", "-b", "main")
-    git(root, "add", "-A")
-    git(root, "commit", "-q", "-m", "example specs")
-    return root
-
-
-def edit(repo: Path, relative: str, old: str, new: str) -> None:
-    path = repo / relative
-    text = path.read_text(encoding="utf-8")
-    assert old in text, f"{old!r} not in {relative}"
-    path.write_text(text.replace(old, new, 1), encoding="utf-8")
 
 
 def add_version_two(repo: Path) -> None:

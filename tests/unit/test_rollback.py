@@ -6,7 +6,6 @@ and their compiled output, with a bare repository as `origin` to prove nothing i
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -18,34 +17,10 @@ from compiler.api import compile_tree
 from compiler.cli import cli
 from compiler.load import load_text
 from compiler.rollback import set_integer
+from tests.gitrepo import GIT_IDENTITY, edit, git
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 MODEL = "specs/models/car-loan-default.yaml"
-GIT_IDENTITY = {
-    "GIT_AUTHOR_NAME": "Kiln Test",
-    "GIT_AUTHOR_EMAIL": "kiln@example.invalid",
-    "GIT_COMMITTER_NAME": "Kiln Test",
-    "GIT_COMMITTER_EMAIL": "kiln@example.invalid",
-}
-
-
-def git(repo: Path, *args: str) -> str:
-    done = subprocess.run(
-        ["git", *args],
-        cwd=repo,
-        capture_output=True,
-        text=True,
-        check=True,
-        env={**os.environ, **GIT_IDENTITY},
-    )
-    return done.stdout
-
-
-def edit(repo: Path, relative: str, old: str, new: str) -> None:
-    path = repo / relative
-    text = path.read_text(encoding="utf-8")
-    assert old in text, f"{old!r} not in {relative}"
-    path.write_text(text.replace(old, new, 1), encoding="utf-8")
 
 
 def compile_and_commit(repo: Path, message: str) -> str:
