@@ -17,7 +17,7 @@ from compiler import names
 from compiler.ir import ModelIR
 from compiler.serialize import to_json
 from compiler.spec.types import duration_seconds
-from compiler.targets import k8s, promql
+from compiler.targets import k8s, promql, workflows
 from compiler.targets.k8s import Object
 
 CONFIG_MOUNT = "/etc/kiln/monitor"
@@ -94,27 +94,17 @@ def cron_workflow(model: ModelIR) -> Object | None:
         # Retry a lost pod, never a monitor that found the data unusable.
         "retryStrategy": {"limit": "2", "retryPolicy": "OnError"},
     }
-    return k8s.resource(
-        "argoproj.io/v1alpha1",
-        "CronWorkflow",
-        k8s.metadata(model, names.derived(model.name, "-monitor"), "monitoring"),
-        spec={
-            "schedules": [monitoring.schedule.cron],
-            "timezone": monitoring.schedule.timezone,
-            "concurrencyPolicy": "Forbid",
-            "startingDeadlineSeconds": 300,
-            "successfulJobsHistoryLimit": 3,
-            "failedJobsHistoryLimit": 3,
-            "workflowSpec": {
-                "entrypoint": "monitor",
-                "serviceAccountName": names.derived(model.name, "-monitor"),
-                "securityContext": k8s.pod_security(),
-                "podGC": {"strategy": "OnPodSuccess"},
-                "ttlStrategy": {"secondsAfterCompletion": int(duration_seconds("3d"))},
-                "volumes": volumes,
-                "templates": [template],
-            },
-        },
+    workflow_spec: Object = {
+        "entrypoint": "monitor",
+        "serviceAccountName": names.derived(model.name, "-monitor"),
+        "securityContext": k8s.pod_security(),
+        "podGC": {"strategy": "OnPodSuccess"},
+        "ttlStrategy": {"secondsAfterCompletion": int(duration_seconds("3d"))},
+        "volumes": volumes,
+        "templates": [template],
+    }
+    return workflows.schedule(
+        model, "-monitor", "monitoring", monitoring.schedule, workflow_spec, 300
     )
 
 

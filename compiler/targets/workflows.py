@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from compiler import names
 from compiler.ir import ModelIR
-from compiler.spec.types import duration_seconds
+from compiler.spec.types import Schedule, duration_seconds
 from compiler.targets import k8s
 from compiler.targets.k8s import Object
 from compiler.targets.pipeline import TOKEN, Pipeline, Step
@@ -171,26 +171,37 @@ def workflow_template(model: ModelIR, pipeline: Pipeline) -> Object:
     )
 
 
+def schedule(
+    model: ModelIR,
+    suffix: str,
+    component: str,
+    when: Schedule,
+    workflow_spec: Object,
+    starting_deadline: int,
+) -> Object:
+    """A CronWorkflow: never two runs at once, a bounded history, missed runs dropped late."""
+    return k8s.resource(
+        "argoproj.io/v1alpha1",
+        "CronWorkflow",
+        k8s.metadata(model, names.derived(model.name, suffix), component),
+        spec={
+            "schedules": [when.cron],
+            "timezone": when.timezone,
+            "concurrencyPolicy": "Forbid",
+            "startingDeadlineSeconds": starting_deadline,
+            "successfulJobsHistoryLimit": 3,
+            "failedJobsHistoryLimit": 3,
+            "workflowSpec": workflow_spec,
+        },
+    )
+
+
 def cron_workflow(model: ModelIR) -> Object | None:
     training = model.training
     if training is None or training.schedule is None:
         return None
-    return k8s.resource(
-        "argoproj.io/v1alpha1",
-        "CronWorkflow",
-        k8s.metadata(model, names.derived(model.name, "-retrain"), "training"),
-        spec={
-            "schedules": [training.schedule.cron],
-            "timezone": training.schedule.timezone,
-            "concurrencyPolicy": "Forbid",
-            "startingDeadlineSeconds": 600,
-            "successfulJobsHistoryLimit": 3,
-            "failedJobsHistoryLimit": 3,
-            "workflowSpec": {
-                "workflowTemplateRef": {"name": names.derived(model.name, "-training")}
-            },
-        },
-    )
+    template = {"workflowTemplateRef": {"name": names.derived(model.name, "-training")}}
+    return schedule(model, "-retrain", "training", training.schedule, template, 600)
 
 
 def rbac(model: ModelIR, suffix: str = "-training", component: str = "training") -> list[Object]:
