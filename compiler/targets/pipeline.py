@@ -19,7 +19,7 @@ import re
 from dataclasses import dataclass
 from functools import cached_property
 
-from compiler.checks.semantics import task_metrics
+from compiler.checks.signals import task_metrics
 from compiler.ir import ModelIR
 from compiler.serialize import to_json
 from compiler.targets.serving import signature as serving_signature
