@@ -1,7 +1,7 @@
 # The Kiln runtime image: every step of the training pipeline, one `python -m` module each.
 #
 #   docker build -t ghcr.io/acme/kiln-runtime:0.1.0 .
-#   docker run --rm ghcr.io/acme/kiln-runtime:0.1.0 runtime.features --source ... --out /work/out
+#   docker run --rm ghcr.io/acme/kiln-runtime:0.1.0 runtime.features --source ... --out /tmp/out
 #
 # Steps: runtime.features, runtime.train_example, runtime.evaluate, runtime.validate_model,
 # runtime.publish, runtime.example_data (the entry point is `python -m`, so the first argument
