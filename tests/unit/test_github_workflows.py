@@ -143,7 +143,8 @@ def test_tests_run_on_pull_requests_and_main() -> None:
     workflow = load(REPO_ROOT / ".github/workflows/kiln.yml")
     test = workflow["jobs"]["test"]
     assert "if" not in test
-    assert any("make test" in s.get("run", "") for s in test["steps"])
+    assert any(s.get("run", "") == "bash .ci/run" for s in test["steps"])
+    assert "make test" in (REPO_ROOT / ".ci" / "run").read_text(encoding="utf-8")
     check = workflow["jobs"]["check"]
     assert "if" not in check
     assert any(s.get("run") == "kiln compile --check" for s in check["steps"])
