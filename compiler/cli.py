@@ -11,17 +11,11 @@ import click
 from compiler import __version__
 from compiler.api import build, compile_tree
 from compiler.checks.schemas import SCHEMAS_ENV
+from compiler.cli_options import out_option, require_folder, specs_option
 from compiler.diagnostics import Diagnostic, render, summary
 from compiler.emit import WriteBack
 
 FORMATS = click.Choice(["text", "github", "json"])
-specs_option = click.option(
-    "--specs",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=Path("specs"),
-    show_default=True,
-    help="Folder of spec files.",
-)
 
 
 schemas_option = click.option(
@@ -48,11 +42,6 @@ def _report(diagnostics: list[Diagnostic], fmt: str) -> None:
         click.echo(summary(diagnostics), err=True)
 
 
-def _require_folder(specs: Path) -> None:
-    if not specs.is_dir():
-        raise click.UsageError(f"spec folder {specs} does not exist (use --specs)")
-
-
 @click.group()
 @click.version_option(__version__, prog_name="kiln")
 def cli() -> None:
@@ -65,7 +54,7 @@ def cli() -> None:
 @click.option("--format", "fmt", type=FORMATS, default="text", show_default=True)
 def validate(specs: Path, schemas: Path | None, fmt: str) -> None:
     """Load, parse, resolve and check every spec and what it renders; print diagnostics."""
-    _require_folder(specs)
+    require_folder(specs)
     result = build(specs, schemas)
     _report(result.diagnostics, fmt)
     _note_unchecked(result.unchecked_kinds)
@@ -80,13 +69,7 @@ def validate(specs: Path, schemas: Path | None, fmt: str) -> None:
 
 @cli.command(name="compile")
 @specs_option
-@click.option(
-    "--out",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=Path("generated"),
-    show_default=True,
-    help="Output folder.",
-)
+@out_option
 @click.option("--check", is_flag=True, help="Change nothing; exit 1 if the output is stale.")
 @click.option("--diff", is_flag=True, help="Change nothing; print what would change.")
 @click.option("--force", is_flag=True, help="Rebuild even when nothing changed since last time.")
@@ -96,7 +79,7 @@ def compile_command(
     specs: Path, out: Path, check: bool, diff: bool, force: bool, schemas: Path | None, fmt: str
 ) -> None:
     """Compile the specs into the output folder."""
-    _require_folder(specs)
+    require_folder(specs)
     if check and diff:
         raise click.UsageError("--check and --diff cannot be combined")
     mode = WriteBack.CHECK if check else WriteBack.DIFF if diff else WriteBack.YES

@@ -8,27 +8,8 @@ from pathlib import Path
 import click
 
 from compiler.api import build
+from compiler.cli_options import out_option, require_folder, specs_option
 from compiler.diagnostics import render, summary
-
-specs_option = click.option(
-    "--specs",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=Path("specs"),
-    show_default=True,
-    help="Folder of spec files.",
-)
-out_option = click.option(
-    "--out",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=Path("generated"),
-    show_default=True,
-    help="Output folder.",
-)
-
-
-def _require_folder(specs: Path) -> None:
-    if not specs.is_dir():
-        raise click.UsageError(f"spec folder {specs} does not exist (use --specs)")
 
 
 def _write(text: str, out: Path | None) -> None:
@@ -61,7 +42,7 @@ def plan_command(ref: str, specs: Path, fmt: str, out_file: Path | None) -> None
     """What the change from a base revision to the working tree does, in words."""
     from compiler.plan import GitError, plan_change, render_failure, render_plan
 
-    _require_folder(specs)
+    require_folder(specs)
     head = build(specs)
     if not head.ok:
         click.echo(render(head.diagnostics, "text"))
@@ -86,7 +67,7 @@ def explain_command(path: Path, specs: Path, out: Path) -> None:
     """Which spec files and lines produced a generated file."""
     from compiler.explain import NotGenerated, explain
 
-    _require_folder(specs)
+    require_folder(specs)
     result = build(specs)
     if not result.ok:
         click.echo(render(result.diagnostics, "text"))
@@ -118,7 +99,7 @@ def rollback_command(
     """Prepare a rollback as a local git commit (never pushed)."""
     from compiler.rollback import Refused, rollback
 
-    _require_folder(specs)
+    require_folder(specs)
     if environment is not None and (target is None or not target.isdigit()):
         raise click.UsageError(
             "--env goes with --to VERSION: restoring or reverting the spec file changes "

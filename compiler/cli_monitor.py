@@ -12,6 +12,8 @@ from pathlib import Path
 
 import click
 
+from compiler.cli_options import specs_option
+
 
 def register(cli: click.Group) -> None:
     """Add the `monitor` command to the `kiln` group."""
@@ -23,13 +25,7 @@ def register(cli: click.Group) -> None:
 @click.option("--reference", required=True, help="Reference data: parquet or CSV file or folder.")
 @click.option("--analysis", required=True, help="Analysis data: parquet or CSV file or folder.")
 @click.option("--env", "environment", default="local", show_default=True, help="Environment.")
-@click.option(
-    "--specs",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=Path("specs"),
-    show_default=True,
-    help="Folder of spec files.",
-)
+@specs_option
 @click.option(
     "--out",
     type=click.Path(file_okay=False, path_type=Path),

@@ -10,6 +10,7 @@ from pathlib import Path
 import click
 
 from compiler.api import build
+from compiler.cli_options import specs_option
 from compiler.diagnostics import render
 from compiler.ir import ModelIR
 from compiler.targets import pipeline
@@ -37,7 +38,7 @@ def _next_run(runs: Path) -> Path:
 @click.argument("model_name", metavar="MODEL")
 @click.option("--local", is_flag=True, help="Run on this machine (the only mode so far).")
 @click.option("--env", "environment", default="local", show_default=True)
-@click.option("--specs", type=click.Path(file_okay=False, path_type=Path), default=Path("specs"))
+@specs_option
 @click.option(
     "--runs", type=click.Path(file_okay=False, path_type=Path), default=Path(".kiln/runs")
 )
@@ -96,7 +97,7 @@ def run_command(
 @click.command("submit")
 @click.argument("model_name", metavar="MODEL")
 @click.option("--env", "environment", required=True, help="Cluster environment.")
-@click.option("--specs", type=click.Path(file_okay=False, path_type=Path), default=Path("specs"))
+@specs_option
 @click.option(
     "--server", envvar="ARGO_SERVER", required=True, help="Argo Server URL ($ARGO_SERVER)."
 )

@@ -12,13 +12,8 @@ from pathlib import Path
 
 import click
 
-_specs = click.option(
-    "--specs",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=Path("specs"),
-    show_default=True,
-    help="Folder of spec files.",
-)
+from compiler.cli_options import specs_option
+
 _env = click.option(
     "--env",
     "environment",
@@ -32,7 +27,7 @@ _port = click.IntRange(0, 65535)
 @click.command()
 @click.argument("model")
 @_env
-@_specs
+@specs_option
 @click.option(
     "--generated",
     type=click.Path(file_okay=False, path_type=Path),
@@ -101,7 +96,7 @@ def serve(
 )
 @click.option("--protocol", type=click.Choice(["http", "grpc"]), default="http", show_default=True)
 @_env
-@_specs
+@specs_option
 @click.option(
     "--data",
     default=None,

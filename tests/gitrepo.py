@@ -8,6 +8,7 @@ import subprocess
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+MODEL = "specs/models/car-loan-default.yaml"
 GIT_IDENTITY = {
     "GIT_AUTHOR_NAME": "Kiln Test",
     "GIT_AUTHOR_EMAIL": "kiln@example.invalid",
@@ -45,3 +46,22 @@ def new_repo(root: Path) -> Path:
     git(root, "add", "-A")
     git(root, "commit", "-q", "-m", "example specs")
     return root
+
+
+def add_version_two(repo: Path) -> None:
+    """Version 2 of car-loan-default (the same ONNX file, as a new version), served."""
+    folder = repo / "specs/artifacts/models/car-loan-default/2"
+    folder.mkdir(parents=True)
+    shutil.copy(folder.parent / "1" / "model.onnx", folder / "model.onnx")
+    edit(
+        repo,
+        MODEL,
+        "      metrics: {roc_auc: 0.9704}\n",
+        "      metrics: {roc_auc: 0.9704}\n"
+        "    - version: 2\n"
+        "      artifact:\n"
+        "        uri: car-loan-default/2/model.onnx\n"
+        "        sha256: 905bf2965a39c334beb2be804dd0a7dd58c6accbf6f1086e8ac7dffa43d450ca\n"
+        "      metrics: {roc_auc: 0.9712}\n",
+    )
+    edit(repo, MODEL, "  serving:\n    version: 1", "  serving:\n    version: 2")

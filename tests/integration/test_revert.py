@@ -18,7 +18,7 @@ from compiler.api import compile_tree
 from compiler.cli import cli
 from compiler.emit import owned_files
 from compiler.plan import plan_change
-from tests.gitrepo import edit, git
+from tests.gitrepo import add_version_two, edit, git
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 MODEL = "specs/models/car-loan-default.yaml"
@@ -45,21 +45,7 @@ def plan_lines(repo: Path, base: str) -> str:
 
 
 def change_to_b(repo: Path) -> None:
-    folder = repo / "specs/artifacts/models/car-loan-default/2"
-    folder.mkdir(parents=True)
-    shutil.copy(folder.parent / "1" / "model.onnx", folder / "model.onnx")
-    edit(
-        repo,
-        MODEL,
-        "      metrics: {roc_auc: 0.9704}\n",
-        "      metrics: {roc_auc: 0.9704}\n"
-        "    - version: 2\n"
-        "      artifact:\n"
-        "        uri: car-loan-default/2/model.onnx\n"
-        "        sha256: 905bf2965a39c334beb2be804dd0a7dd58c6accbf6f1086e8ac7dffa43d450ca\n"
-        "      metrics: {roc_auc: 0.9712}\n",
-    )
-    edit(repo, MODEL, "  serving:\n    version: 1", "  serving:\n    version: 2")
+    add_version_two(repo)
     edit(repo, MODEL, "resources: {gpus: 1,", "resources: {gpus: 2,")
     edit(repo, MODEL, "above: 80, for: 10m", "above: 70, for: 10m")
 

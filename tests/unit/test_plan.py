@@ -30,30 +30,11 @@ from compiler.plan import (
     rollout_path,
 )
 from compiler.spec.model import AB, BlueGreen, Rollout, Shadow, Step
-from tests.gitrepo import edit, git, new_repo
+from tests.gitrepo import add_version_two, edit, git, new_repo
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 MODEL = "specs/models/car-loan-default.yaml"
 ISTIO_CANARY = "canary through Istio: 10% for 10m, analysis, 50% for 30m, then 100%"
-
-
-def add_version_two(repo: Path) -> None:
-    """Version 2 of car-loan-default (the same ONNX file, as a new version) and serve it."""
-    folder = repo / "specs/artifacts/models/car-loan-default/2"
-    folder.mkdir(parents=True)
-    shutil.copy(folder.parent / "1" / "model.onnx", folder / "model.onnx")
-    edit(
-        repo,
-        MODEL,
-        "      metrics: {roc_auc: 0.9704}\n",
-        "      metrics: {roc_auc: 0.9704}\n"
-        "    - version: 2\n"
-        "      artifact:\n"
-        "        uri: car-loan-default/2/model.onnx\n"
-        "        sha256: 905bf2965a39c334beb2be804dd0a7dd58c6accbf6f1086e8ac7dffa43d450ca\n"
-        "      metrics: {roc_auc: 0.9712}\n",
-    )
-    edit(repo, MODEL, "  serving:\n    version: 1", "  serving:\n    version: 2")
 
 
 def kiln(*args: str | Path) -> Result:

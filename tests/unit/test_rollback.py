@@ -17,7 +17,7 @@ from compiler.api import compile_tree
 from compiler.cli import cli
 from compiler.load import load_text
 from compiler.rollback import set_integer
-from tests.gitrepo import GIT_IDENTITY, edit, git
+from tests.gitrepo import GIT_IDENTITY, add_version_two, edit, git
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 MODEL = "specs/models/car-loan-default.yaml"
@@ -55,21 +55,7 @@ def repo(tmp_path: Path) -> Path:
     shutil.copytree(REPO_ROOT / "specs", root / "specs")
     git(root, "init", "-q", "-b", "main")
     compile_and_commit(root, "v1")
-    folder = root / "specs/artifacts/models/car-loan-default/2"
-    folder.mkdir(parents=True)
-    shutil.copy(folder.parent / "1" / "model.onnx", folder / "model.onnx")
-    edit(
-        root,
-        MODEL,
-        "      metrics: {roc_auc: 0.9704}\n",
-        "      metrics: {roc_auc: 0.9704}\n"
-        "    - version: 2\n"
-        "      artifact:\n"
-        "        uri: car-loan-default/2/model.onnx\n"
-        "        sha256: 905bf2965a39c334beb2be804dd0a7dd58c6accbf6f1086e8ac7dffa43d450ca\n"
-        "      metrics: {roc_auc: 0.9712}\n",
-    )
-    edit(root, MODEL, "  serving:\n    version: 1", "  serving:\n    version: 2")
+    add_version_two(root)
     compile_and_commit(root, "serve version 2")
     origin = tmp_path / "origin.git"
     subprocess.run(["git", "init", "-q", "--bare", str(origin)], check=True)
