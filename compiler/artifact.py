@@ -2,21 +2,45 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import hashlib
+from dataclasses import dataclass, field
 from typing import Any
 
 from compiler.ir import Source
 from compiler.load import Path_
 
+# An artifact as it travels between processes: plain tuples pickle several times
+# faster than dataclasses. (path, data, digest, sources, origin, kind)
+Packed = tuple[str, bytes, str, tuple[Source, ...], Path_, "tuple[str, str] | None"]
+
 
 @dataclass(frozen=True, eq=False)
 class Artifact:
     path: str  # relative to the output folder, '/'-separated
-    content: str  # final text, LF line endings, ends with a newline
+    data: bytes  # final bytes: UTF-8, LF line endings, ends with a newline
     sources: tuple[Source, ...]
     document: dict[str, Any] | None = None  # the object, for schema checks
     origin: Path_ = ()  # the spec node it mostly comes from (for diagnostics)
+    kind: tuple[str, str] | None = None  # the object's apiVersion and kind
+    digest: str = field(default="")  # sha256 of `data`, filled in when not given
+
+    def __post_init__(self) -> None:
+        if not self.digest:
+            object.__setattr__(self, "digest", hashlib.sha256(self.data).hexdigest())
+
+    @classmethod
+    def text(cls, path: str, content: str, sources: tuple[Source, ...], **extra: Any) -> Artifact:
+        return cls(path, content.encode("utf-8"), sources, **extra)
 
     @property
-    def data(self) -> bytes:
-        return self.content.encode("utf-8")
+    def content(self) -> str:
+        return self.data.decode("utf-8")
+
+    def packed(self) -> Packed:
+        """What another process needs to write and list the file (not the object)."""
+        return (self.path, self.data, self.digest, self.sources, self.origin, self.kind)
+
+    @classmethod
+    def unpacked(cls, packed: Packed) -> Artifact:
+        path, data, digest, sources, origin, kind = packed
+        return cls(path, data, sources, None, origin, kind, digest)

@@ -19,7 +19,6 @@ from importlib import metadata
 from pathlib import Path
 
 from compiler import cache as disk_cache
-from compiler.emit import MANIFEST, owned_files
 
 RECORDS = "fingerprints"
 # Libraries whose versions change what Kiln writes or accepts.
@@ -83,8 +82,9 @@ def inputs(specs: Path, schemas: Path | None) -> str | None:
 
 def _stats(out: Path, paths: list[str]) -> dict[str, list[int]]:
     stats = {}
+    base = str(out)
     for path in paths:
-        stat = os.stat(out / path)
+        stat = os.stat(f"{base}/{path}")
         stats[path] = [stat.st_size, stat.st_mtime_ns]
     return stats
 
@@ -93,10 +93,11 @@ def _entry(out: Path) -> str:
     return hashlib.sha256(str(out.resolve()).encode()).hexdigest()
 
 
-def record(out: Path, fingerprint: str) -> None:
-    """Remember the inputs and the written files of a successful compile into `out`."""
+def record(out: Path, fingerprint: str, owned: list[str]) -> None:
+    """Remember the inputs and the files (`owned`: all Kiln now owns in `out`, manifest
+    included) of a successful compile into `out`."""
     try:
-        paths = sorted(owned_files(out) | {MANIFEST})
+        paths = sorted(owned)
         document = {"inputs": fingerprint, "files": _stats(out, paths)}
     except OSError:
         return

@@ -43,12 +43,13 @@ def manifest(model: ModelIR, document: dict[str, Any], origin: Path_) -> Artifac
     annotations = document["metadata"].setdefault("annotations", {})
     annotations["argocd.argoproj.io/sync-wave"] = gitops.sync_wave(document["kind"])
     path = f"{model_folder(model)}/{kind}-{document['metadata']['name']}.yaml"
-    return Artifact(
+    return Artifact.text(
         path,
         header(model.source.file) + to_yaml(document),
         model.sources,
         document=document,
         origin=origin,
+        kind=(document["apiVersion"], document["kind"]),
     )
 
 
@@ -76,7 +77,7 @@ def render_triton(model: ModelIR, place: Placer) -> tuple[Artifact | None, str, 
             ],
         )
     path = f"{model_folder(model)}/triton/{triton.CONFIG_FILE}"
-    artifact = Artifact(path, header(file) + text, model.sources, origin=("spec", "serving"))
+    artifact = Artifact.text(path, header(file) + text, model.sources, origin=("spec", "serving"))
     return artifact, text, []
 
 
@@ -110,7 +111,7 @@ def _training(model: ModelIR) -> Iterable[Artifact]:
     if model.is_local:
         # JSON carries no comment header; the manifest names its sources.
         path = f"{model_folder(model)}/pipeline.json"
-        yield Artifact(path, plan.to_json(), model.sources, origin=origin)
+        yield Artifact.text(path, plan.to_json(), model.sources, origin=origin)
         return
     yield manifest(model, workflows.workflow_template(model, plan), origin)
     cron = workflows.cron_workflow(model)
@@ -127,7 +128,7 @@ def _monitoring(model: ModelIR) -> Iterable[Artifact]:
         text = monitoring.monitor_config_text(model)
         if model.is_local:
             path = f"{model_folder(model)}/{monitoring.CONFIG_FILE}"
-            yield Artifact(path, text, model.sources, origin=origin)
+            yield Artifact.text(path, text, model.sources, origin=origin)
         else:
             yield manifest(model, monitoring.config_map(model, text), origin)
             cron = monitoring.cron_workflow(model)
@@ -174,25 +175,13 @@ def render_gitops(
         gitops.application_set(project, models),
     ]
     return [
-        Artifact(
+        Artifact.text(
             f"{gitops.FOLDER}/{d['kind'].lower()}-{d['metadata']['name']}.yaml",
             header(project.source.file) + to_yaml(d),
             sources,
             document=d,
             origin=("spec", "git"),
+            kind=(d["apiVersion"], d["kind"]),
         )
         for d in documents
     ]
-
-
-def render_all(
-    project: ProjectIR, models: list[ModelIR], place: Placer
-) -> tuple[list[Artifact], list[Diagnostic]]:
-    artifacts: list[Artifact] = []
-    diagnostics: list[Diagnostic] = []
-    for model in models:
-        produced, problems = render_model(model, place)
-        artifacts.extend(produced)
-        diagnostics.extend(problems)
-    artifacts.extend(render_gitops(project, models, artifacts))
-    return sorted(artifacts, key=lambda a: a.path), diagnostics

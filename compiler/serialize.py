@@ -73,18 +73,21 @@ def _scalar(value: Any) -> str:
     raise TypeError(f"cannot serialise {type(value).__name__} in a manifest")
 
 
+_INDENTED_LINE = re.compile(r"\n(?!\n)")  # a line break before a line that is not empty
+
+
 def _block_literal(value: str, indent: str) -> str | None:
     """A multi-line string as a `|` block, when that reads back exactly."""
     if "\n" not in value or "\r" in value or "\t" in value or value.startswith((" ", "\n")):
         return None
-    if any(line != line.rstrip(" ") for line in value.split("\n")):
+    if " \n" in value or value.endswith(" "):
         return None  # trailing spaces are invisible in a block; quote instead
     body = value[:-1] if value.endswith("\n") else value
     if body.endswith("\n"):
         return None  # several trailing newlines would need `|+`
     chomp = "" if value.endswith("\n") else "-"
-    lines = [f"{indent}{line}" if line else "" for line in body.split("\n")]
-    return f"|{chomp}\n" + "\n".join(lines)
+    # Every line indented but the empty ones (which would carry trailing spaces).
+    return f"|{chomp}\n{indent}" + _INDENTED_LINE.sub("\n" + indent, body)
 
 
 def _key(key: Any) -> str:
@@ -95,27 +98,52 @@ def _key(key: Any) -> str:
 
 def _emit(value: Any, indent: str, out: list[str]) -> None:
     """Append the lines of a mapping or list nested at `indent`."""
-    strings = _STRINGS
-    if isinstance(value, Mapping):
-        for key, item in value.items():
-            head = f"{indent}{strings.get(key) or _key(key)}:"
-            # The common case inline: a one-line string, an int or a bool.
-            kind = type(item)
-            if kind is str and "\n" not in item:
-                out.append(f"{head} {strings.get(item) or _string(item)}")
-            elif kind is int:
-                out.append(f"{head} {item}")
-            else:
-                _entry(head, item, indent, out)
+    if type(value) is dict or (type(value) is not list and isinstance(value, Mapping)):
+        _pairs(value, indent, indent, indent, out)
         return
+    strings = _STRINGS
     for item in value:
-        if isinstance(item, Mapping) and item:
-            prefix = f"{indent}- "
-            for key, child in item.items():
-                _entry(f"{prefix}{strings.get(key) or _key(key)}:", child, indent + INDENT, out)
-                prefix = f"{indent}  "
+        kind = type(item)
+        if kind is dict and item:
+            _pairs(item, f"{indent}- ", f"{indent}  ", indent + INDENT, out)
+        elif kind is str and "\n" not in item:
+            out.append(f"{indent}- {strings.get(item) or _string(item)}")
+        elif isinstance(item, Mapping) and item:
+            _pairs(item, f"{indent}- ", f"{indent}  ", indent + INDENT, out)
         else:
             _entry(f"{indent}-", item, indent, out)
+
+
+def _pairs(mapping: Mapping[Any, Any], first: str, rest: str, level: str, out: list[str]) -> None:
+    """The `key: value` lines of a mapping: the first key after `first` (a list item's
+    dash, when the mapping is one), the others after `rest`; nested blocks go one
+    indent deeper than `level`. The common cases are inline: this is the hot loop."""
+    strings = _STRINGS
+    append = out.append
+    prefix = first
+    deeper = level + INDENT
+    for key, item in mapping.items():
+        name = strings.get(key) or _key(key)
+        kind = type(item)
+        if kind is str and "\n" not in item:
+            append(f"{prefix}{name}: {strings.get(item) or _string(item)}")
+        elif kind is int:
+            append(f"{prefix}{name}: {item}")
+        elif kind is dict:
+            if item:
+                append(f"{prefix}{name}:")
+                _pairs(item, deeper, deeper, deeper, out)
+            else:
+                append(f"{prefix}{name}: {{}}")
+        elif kind is list:
+            if item:
+                append(f"{prefix}{name}:")
+                _emit(item, deeper, out)
+            else:
+                append(f"{prefix}{name}: []")
+        else:
+            _entry(f"{prefix}{name}:", item, level, out)
+        prefix = rest
 
 
 def _entry(head: str, value: Any, indent: str, out: list[str]) -> None:

@@ -17,6 +17,7 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
+import pydantic_core
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 if TYPE_CHECKING:
@@ -455,9 +456,22 @@ def dump_config(config: MonitorConfig) -> dict[str, Any]:
     return data
 
 
+def _keys_sorted(value: Any) -> Any:
+    if type(value) is dict:
+        return {key: _keys_sorted(value[key]) for key in sorted(value)}
+    if type(value) is list:
+        return [_keys_sorted(item) for item in value]
+    return value
+
+
 def config_text(config: MonitorConfig) -> str:
-    """Deterministic JSON text of a config: sorted keys, two-space indent, final newline."""
-    return json.dumps(dump_config(config), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+    """Deterministic JSON text of a config: sorted keys, two-space indent, final newline.
+
+    pydantic-core's encoder, not `json.dumps`: the same text (small floats aside, which
+    it writes without an exponent) several times faster, for thousands of models.
+    """
+    text = pydantic_core.to_json(_keys_sorted(dump_config(config)), indent=2)
+    return text.decode("utf-8") + "\n"
 
 
 # --- from the compiler's IR -------------------------------------------------------------

@@ -52,37 +52,51 @@ class _Scan:
 
 def _scan(document: dict[str, Any]) -> _Scan:
     scan = _Scan([], [], [])
-    stack: list[tuple[Any, Path]] = [(document, ())]
-    while stack:
-        node, path = stack.pop()
-        if type(node) is list:
-            stack.extend(
-                (item, (*path, i)) for i, item in enumerate(node) if type(item) in (dict, list)
-            )
-            continue
-        for key, value in node.items():
-            kind = type(value)
-            if kind is dict:
-                if key in ("labels", "matchLabels"):
-                    scan.labels.append(((*path, key), value))
-                elif key in ("requests", "limits") and path and path[-1] == "resources":
-                    scan.resources.append(((*path, key), value))
-                elif key == "configMap":
-                    scan.references.append(((*path, key, "name"), "ConfigMap", value.get("name")))
-                elif key == "scaleTargetRef":
-                    scan.references.append(((*path, key), value.get("kind", ""), value.get("name")))
-                elif key == "virtualService" and "name" in value:
-                    scan.references.append(((*path, key, "name"), "VirtualService", value["name"]))
-                stack.append((value, (*path, key)))
-            elif kind is list:
-                stack.append((value, (*path, key)))
-            elif key in _SERVICE_FIELDS:
-                scan.references.append(((*path, key), "Service", value))
-            elif key == "templateName":
-                scan.references.append(((*path, key), "AnalysisTemplate", value))
-            elif key == "serviceAccountName":
-                scan.references.append(((*path, key), "ServiceAccount", value))
+    _scan_mapping(document, [], scan)
     return scan
+
+
+def _scan_mapping(node: dict[str, Any], path: list[str | int], scan: _Scan) -> None:
+    # One recursive walk with a shared path list: a path tuple is made only for
+    # what is recorded, which is a small part of the nodes.
+    for key, value in node.items():
+        kind = type(value)
+        if kind is dict:
+            if key in ("labels", "matchLabels"):
+                scan.labels.append(((*path, key), value))
+            elif key in ("requests", "limits") and path and path[-1] == "resources":
+                scan.resources.append(((*path, key), value))
+            elif key == "configMap":
+                scan.references.append(((*path, key, "name"), "ConfigMap", value.get("name")))
+            elif key == "scaleTargetRef":
+                scan.references.append(((*path, key), value.get("kind", ""), value.get("name")))
+            elif key == "virtualService" and "name" in value:
+                scan.references.append(((*path, key, "name"), "VirtualService", value["name"]))
+            path.append(key)
+            _scan_mapping(value, path, scan)
+            path.pop()
+        elif kind is list:
+            path.append(key)
+            _scan_list(value, path, scan)
+            path.pop()
+        elif key in _SERVICE_FIELDS:
+            scan.references.append(((*path, key), "Service", value))
+        elif key == "templateName":
+            scan.references.append(((*path, key), "AnalysisTemplate", value))
+        elif key == "serviceAccountName":
+            scan.references.append(((*path, key), "ServiceAccount", value))
+
+
+def _scan_list(node: list[Any], path: list[str | int], scan: _Scan) -> None:
+    for index, item in enumerate(node):
+        kind = type(item)
+        if kind is dict or kind is list:
+            path.append(index)
+            if kind is dict:
+                _scan_mapping(item, path, scan)
+            else:
+                _scan_list(item, path, scan)
+            path.pop()
 
 
 def _names_and_labels(

@@ -58,13 +58,7 @@ def _labels(project: ProjectIR) -> dict[str, str]:
 
 
 def app_project(project: ProjectIR, models: list[ModelIR], artifacts: list[Artifact]) -> Object:
-    kinds = sorted(
-        {
-            (_group(a.document["apiVersion"]), a.document["kind"])
-            for a in artifacts
-            if a.document is not None
-        }
-    )
+    kinds = sorted({(_group(a.kind[0]), a.kind[1]) for a in artifacts if a.kind is not None})
     namespaces = sorted({m.namespace for m in models if not m.is_local})
     return {
         "apiVersion": "argoproj.io/v1alpha1",

@@ -148,8 +148,19 @@ def build_config(model: ModelIR) -> mc.ModelConfig:
     return config
 
 
+# Protobuf's text printer is pure Python and slow; environments and models often
+# share a config, and the wire bytes (printed by the C extension) key it exactly.
+_TEXTS: dict[bytes, str] = {}
+_TEXTS_MAX = 10_000
+
+
 def serialize(config: mc.ModelConfig) -> str:
-    text: str = text_format.MessageToString(config, as_utf8=True)
+    wire = config.SerializeToString(deterministic=True)
+    text = _TEXTS.get(wire)
+    if text is None:
+        text = text_format.MessageToString(config, as_utf8=True)
+        if len(_TEXTS) < _TEXTS_MAX:
+            _TEXTS[wire] = text
     return text
 
 

@@ -1,0 +1,145 @@
+"""Rendering in worker processes gives exactly what one process gives."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from benchmarks.synthetic import ENVIRONMENTS, generate
+from compiler import parallel
+from compiler.api import build, compile_tree
+from compiler.checks import manifests
+from compiler.diagnostics import render
+from compiler.emit import MANIFEST
+
+MODELS = 20  # x 3 environments: above parallel.MIN_PARALLEL
+assert MODELS * len(ENVIRONMENTS) >= parallel.MIN_PARALLEL
+
+
+def read_tree(root: Path) -> dict[str, bytes]:
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in root.rglob("*") if p.is_file()}
+
+
+@pytest.fixture(scope="module")
+def specs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("parallel") / "specs"
+    generate(folder, MODELS)
+    return folder
+
+
+@pytest.fixture
+def forks(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Counts the worker pools started, so a test knows the parallel path ran."""
+    started: list[int] = []
+    real = multiprocessing.get_context
+
+    def spy(method: str | None = None) -> Any:
+        started.append(1)
+        return real(method)
+
+    monkeypatch.setattr(parallel.multiprocessing, "get_context", spy)
+    return started
+
+
+def test_workers_write_the_same_bytes_as_one_process(
+    specs: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, forks: list[int]
+) -> None:
+    monkeypatch.setenv(parallel.JOBS_ENV, "1")
+    alone = compile_tree(specs, tmp_path / "alone", force=True)
+    assert alone.ok and not forks
+    monkeypatch.setenv(parallel.JOBS_ENV, "2")
+    shared = compile_tree(specs, tmp_path / "shared", force=True)
+    assert shared.ok and forks, "the parallel path did not run"
+    one, two = read_tree(tmp_path / "alone"), read_tree(tmp_path / "shared")
+    assert len(one) == MODELS * len(ENVIRONMENTS) * 25 + 3  # 25 files each, Argo CD, manifest
+    assert one == two
+    assert [a.path for a in alone.artifacts] == [a.path for a in shared.artifacts]
+
+
+def test_workers_keep_objects_for_callers_that_need_them(
+    specs: Path, monkeypatch: pytest.MonkeyPatch, forks: list[int]
+) -> None:
+    monkeypatch.setenv(parallel.JOBS_ENV, "2")
+    result = build(specs)  # what `kiln plan` uses: each artifact keeps its object
+    assert result.ok and forks
+    rollouts = [a for a in result.artifacts if a.kind == ("argoproj.io/v1alpha1", "Rollout")]
+    assert len(rollouts) == MODELS * len(ENVIRONMENTS)
+    assert all(a.document is not None and a.document["kind"] == "Rollout" for a in rollouts)
+
+
+def test_problems_found_in_workers_are_reported_as_in_one_process(
+    specs: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, forks: list[int]
+) -> None:
+    """A check failing in models that land in different workers: the same diagnostics,
+    and nothing written."""
+    real = manifests._names_and_labels
+
+    def strict(artifact: Any, document: dict[str, Any], scan: Any) -> list[Any]:
+        found = real(artifact, document, scan)
+        name = document["metadata"]["name"]
+        if document["kind"] == "PodDisruptionBudget" and name in ("model-00000", "model-00019"):
+            found.append(manifests.ManifestProblem(artifact, "metadata.name", "refused here"))
+        return found
+
+    # Set before forking, so the workers inherit it.
+    monkeypatch.setattr(manifests, "_names_and_labels", strict)
+    outputs = []
+    for jobs in ("1", "2"):
+        monkeypatch.setenv(parallel.JOBS_ENV, jobs)
+        out = tmp_path / f"out-{jobs}"
+        result = compile_tree(specs, out, force=True)
+        assert not result.ok and not out.exists()
+        outputs.append(render(result.diagnostics, "text"))
+    assert forks
+    assert outputs[0] == outputs[1]
+    assert outputs[0].count("refused here") == 2 * len(ENVIRONMENTS)
+    assert "models/model-00019.yaml" in outputs[0]
+
+
+def test_jobs_follow_the_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(parallel.JOBS_ENV, "3")
+    assert parallel.jobs_wanted() == 3
+    monkeypatch.setenv(parallel.JOBS_ENV, "0")
+    assert parallel.jobs_wanted() == 1
+    monkeypatch.setenv(parallel.JOBS_ENV, "many")
+    assert parallel.jobs_wanted() == 1
+    monkeypatch.delenv(parallel.JOBS_ENV)
+    assert parallel.jobs_wanted() == len(os.sched_getaffinity(0))
+
+
+def test_forked_shares_do_every_item(tmp_path: Path) -> None:
+    items = [str(i) for i in range(9)]
+    parallel.forked_each(items, lambda name: (tmp_path / name).write_text(name), 3)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(items)
+
+
+def test_a_failing_share_fails_the_whole(tmp_path: Path) -> None:
+    def write(name: str) -> None:
+        if name == "4":  # in the share of a forked process (4 % 3 == 1)
+            raise OSError("disk full")
+        (tmp_path / name).write_text(name)
+
+    with pytest.raises(OSError, match="disk full"):
+        parallel.forked_each([str(i) for i in range(6)], write, 3)
+
+
+def test_a_first_compile_renames_whole_folders_into_place(
+    specs: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """New folders are filled under a temporary name, by several processes: none of the
+    temporary folders is left, and a second compile finds everything up to date."""
+    monkeypatch.setenv(parallel.JOBS_ENV, "2")
+    out = tmp_path / "out"
+    (out / "staging").mkdir(parents=True)  # one environment's folder exists already
+    assert compile_tree(specs, out, force=True).ok
+    leftovers = [p for p in out.rglob("*") if "kiln-tmp" in p.name]
+    assert leftovers == []
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        [*ENVIRONMENTS, "argocd", MANIFEST]
+    )
+    check = compile_tree(specs, out, force=True)
+    assert check.ok and check.report is not None and check.report.written == []
