@@ -138,8 +138,6 @@ def test_a_first_compile_renames_whole_folders_into_place(
     assert compile_tree(specs, out, force=True).ok
     leftovers = [p for p in out.rglob("*") if "kiln-tmp" in p.name]
     assert leftovers == []
-    assert sorted(p.name for p in out.iterdir()) == sorted(
-        [*ENVIRONMENTS, "argocd", MANIFEST]
-    )
+    assert sorted(p.name for p in out.iterdir()) == sorted([*ENVIRONMENTS, "argocd", MANIFEST])
     check = compile_tree(specs, out, force=True)
     assert check.ok and check.report is not None and check.report.written == []
