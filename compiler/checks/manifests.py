@@ -56,22 +56,22 @@ def _scan(document: dict[str, Any]) -> _Scan:
     return scan
 
 
+# Keys whose value the scan records; every other key only leads deeper.
+_OBJECT_KEYS = frozenset(
+    ["labels", "matchLabels", "requests", "limits", "configMap", "scaleTargetRef", "virtualService"]
+)
+_NAME_KEYS = {**dict.fromkeys(_SERVICE_FIELDS, "Service"), "templateName": "AnalysisTemplate"}
+_NAME_KEYS["serviceAccountName"] = "ServiceAccount"
+
+
 def _scan_mapping(node: dict[str, Any], path: list[str | int], scan: _Scan) -> None:
     # One recursive walk with a shared path list: a path tuple is made only for
     # what is recorded, which is a small part of the nodes.
     for key, value in node.items():
         kind = type(value)
         if kind is dict:
-            if key in ("labels", "matchLabels"):
-                scan.labels.append(((*path, key), value))
-            elif key in ("requests", "limits") and path and path[-1] == "resources":
-                scan.resources.append(((*path, key), value))
-            elif key == "configMap":
-                scan.references.append(((*path, key, "name"), "ConfigMap", value.get("name")))
-            elif key == "scaleTargetRef":
-                scan.references.append(((*path, key), value.get("kind", ""), value.get("name")))
-            elif key == "virtualService" and "name" in value:
-                scan.references.append(((*path, key, "name"), "VirtualService", value["name"]))
+            if key in _OBJECT_KEYS:
+                _record_object(key, value, path, scan)
             path.append(key)
             _scan_mapping(value, path, scan)
             path.pop()
@@ -79,23 +79,34 @@ def _scan_mapping(node: dict[str, Any], path: list[str | int], scan: _Scan) -> N
             path.append(key)
             _scan_list(value, path, scan)
             path.pop()
-        elif key in _SERVICE_FIELDS:
-            scan.references.append(((*path, key), "Service", value))
-        elif key == "templateName":
-            scan.references.append(((*path, key), "AnalysisTemplate", value))
-        elif key == "serviceAccountName":
-            scan.references.append(((*path, key), "ServiceAccount", value))
+        elif key in _NAME_KEYS:
+            scan.references.append(((*path, key), _NAME_KEYS[key], value))
+
+
+def _record_object(key: str, value: dict[str, Any], path: list[str | int], scan: _Scan) -> None:
+    if key in ("labels", "matchLabels"):
+        scan.labels.append(((*path, key), value))
+    elif key in ("requests", "limits"):
+        if path and path[-1] == "resources":
+            scan.resources.append(((*path, key), value))
+    elif key == "configMap":
+        scan.references.append(((*path, key, "name"), "ConfigMap", value.get("name")))
+    elif key == "scaleTargetRef":
+        scan.references.append(((*path, key), value.get("kind", ""), value.get("name")))
+    elif "name" in value:  # virtualService
+        scan.references.append(((*path, key, "name"), "VirtualService", value["name"]))
 
 
 def _scan_list(node: list[Any], path: list[str | int], scan: _Scan) -> None:
     for index, item in enumerate(node):
         kind = type(item)
-        if kind is dict or kind is list:
+        if kind is dict:
             path.append(index)
-            if kind is dict:
-                _scan_mapping(item, path, scan)
-            else:
-                _scan_list(item, path, scan)
+            _scan_mapping(item, path, scan)
+            path.pop()
+        elif kind is list:
+            path.append(index)
+            _scan_list(item, path, scan)
             path.pop()
 
 

@@ -78,13 +78,21 @@ def _json_path(path: list[Any]) -> str:
     return text or "(document)"
 
 
+# fastjsonschema names the value at fault inside a list as `"...[{data_x}]".format(**locals())`
+# and evaluates it on every call into a `$ref`, not only on failure; `locals()` copies
+# every variable of a generated function (thousands): 0.4 ms an Argo WorkflowTemplate.
+# The same text as an f-string reads only the variables it names.
+_LOCALS_FORMAT = re.compile(r'"((?:[^"\\\n]|\\.)*)"\.format\(\*\*locals\(\)\)')
+_CODE_REWRITE = "f-strings-1"  # part of the cache key: cached code predating it is unused
+
+
 def compile_validator(schema: dict[str, Any]) -> Validator:
     """A fastjsonschema validator, its bytecode cached on disk by the schema's digest."""
     canonical = json.dumps(schema, sort_keys=True, separators=(",", ":"))
-    entry = key("fastjsonschema", fastjsonschema.VERSION, canonical)
+    entry = key("fastjsonschema", fastjsonschema.VERSION, _CODE_REWRITE, canonical)
 
     def build() -> bytes:
-        code = fastjsonschema.compile_to_code(schema)
+        code = _LOCALS_FORMAT.sub(r'f"\1"', fastjsonschema.compile_to_code(schema))
         return marshal.dumps(compile(code, "<kiln-validator>", "exec"))
 
     namespace: dict[str, Any] = {}
@@ -169,6 +177,9 @@ def _go_regex(pattern: str) -> str:
     return f"(?{flags})" + re.sub(r"\(\?[a-z]+\)", "", pattern)
 
 
+_INT_OR_STRING_BRANCHES = [{"type": "integer"}, {"type": "string"}]
+
+
 def crd_to_json_schema(node: Any, root: bool = True) -> Any:
     """Translate a CRD openAPIV3Schema into a strict JSON Schema."""
     if isinstance(node, list):
@@ -193,10 +204,14 @@ def crd_to_json_schema(node: Any, root: bool = True) -> Any:
             schema["properties"].setdefault("kind", {"type": "string"})
             schema["properties"].setdefault("metadata", {"type": "object"})
     if node.get("x-kubernetes-int-or-string"):
-        schema.pop("type", None)
-        schema = {"anyOf": [{"type": "integer"}, {"type": "string"}], **schema}
+        # One type check, not `anyOf`: the generated validator tries each branch of an
+        # `anyOf` by raising and catching an error, which cost 0.3 ms a Rollout here.
+        if schema.get("anyOf") == _INT_OR_STRING_BRANCHES:
+            del schema["anyOf"]
+        schema["type"] = ["integer", "string"]
     if node.get("nullable") and "type" in schema:
-        schema["type"] = [schema["type"], "null"]
+        kinds = schema["type"]
+        schema["type"] = [*kinds, "null"] if isinstance(kinds, list) else [kinds, "null"]
     if "pattern" in schema:
         schema["pattern"] = _go_regex(schema["pattern"])
     preserve = node.get("x-kubernetes-preserve-unknown-fields", False)

@@ -11,12 +11,13 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
+import fastjsonschema
 import pytest
 
 from compiler.api import build
 from compiler.artifact import Artifact
 from compiler.checks.manifests import check_manifests
-from compiler.checks.schemas import SchemaSet, crd_to_json_schema
+from compiler.checks.schemas import SchemaSet, compile_validator, crd_to_json_schema
 
 ROOT = Path(__file__).resolve().parents[2]
 SHARED = ROOT.parent / "shared" / "schemas"
@@ -177,6 +178,11 @@ def test_crd_translation_handles_int_or_string_nullable_and_go_regex() -> None:
             "type": "object",
             "properties": {
                 "port": {"x-kubernetes-int-or-string": True},
+                "size": {
+                    "anyOf": [{"type": "integer"}, {"type": "string"}],
+                    "x-kubernetes-int-or-string": True,
+                    "nullable": True,
+                },
                 "note": {"type": "string", "nullable": True},
                 "mode": {"type": "string", "pattern": "^(?i)(abort|warn)?$"},
                 "free": {"type": "object", "x-kubernetes-preserve-unknown-fields": True},
@@ -184,8 +190,16 @@ def test_crd_translation_handles_int_or_string_nullable_and_go_regex() -> None:
         }
     )
     properties = schema["properties"]
-    assert properties["port"]["anyOf"] == [{"type": "integer"}, {"type": "string"}]
+    # A type list, not `anyOf`: the same meaning, without an exception per value.
+    assert properties["port"] == {"type": ["integer", "string"]}
+    assert properties["size"] == {"type": ["integer", "string", "null"]}
     assert properties["note"]["type"] == ["string", "null"]
+    validate = compile_validator(schema)
+    for port in (8080, "http"):
+        validate({"port": port, "size": None})
+    for port in (1.5, None, [], True):
+        with pytest.raises(fastjsonschema.JsonSchemaValueException, match="port"):
+            validate({"port": port})
     assert properties["mode"]["pattern"] == "(?i)^(abort|warn)?$"
     assert schema["additionalProperties"] is False
     assert "additionalProperties" not in properties["free"]
@@ -223,3 +237,23 @@ def test_strategies_case_covers_every_strategy_and_traffic_mode() -> None:
     assert {s for s, _, _ in seen} == strategies
     assert {("canary", "istio"), ("canary", "replicas")} <= {(s, t) for s, t, _ in seen}
     assert {gpu for _, _, gpu in seen} == {True, False}
+
+
+def test_validators_name_the_list_item_at_fault_inside_a_reference() -> None:
+    """The generated code is rewritten to build names with f-strings (see
+    compile_validator): a failure inside a `$ref` in a list still names its index."""
+    schema = {
+        "$ref": "#/definitions/top",
+        "definitions": {
+            "top": {
+                "type": "object",
+                "properties": {"items": {"type": "array", "items": {"$ref": "#/definitions/item"}}},
+            },
+            "item": {"type": "object", "properties": {"size": {"type": "integer"}}},
+        },
+    }
+    validate = compile_validator(schema)
+    validate({"items": [{"size": 1}, {"size": 2}]})
+    with pytest.raises(fastjsonschema.JsonSchemaValueException) as failure:
+        validate({"items": [{"size": 1}, {"size": "big"}]})
+    assert failure.value.name == "data.items[1].size"
