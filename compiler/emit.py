@@ -18,7 +18,7 @@ from enum import Enum
 from operator import attrgetter
 from pathlib import Path
 
-from compiler import parallel
+from compiler import forking
 from compiler.artifact import Artifact
 from compiler.diagnostics import Diagnostic
 from compiler.ir import Source
@@ -200,8 +200,8 @@ def _write_all(out: Path, files: list[str], planned: dict[str, bytes], present: 
     # New folders are written by every core when there are many: creating files is
     # mostly the kernel's CPU time (halved on 2 cores with a RAM disk, measured).
     groups = sorted(roots.items())
-    jobs = parallel.jobs_wanted() if len(files) >= PARALLEL_WRITES else 1
-    parallel.forked_each(groups, lambda group: _write_folder(out, *group, planned), jobs)
+    jobs = forking.jobs_wanted() if len(files) >= PARALLEL_WRITES else 1
+    forking.forked_each(groups, lambda group: _write_folder(out, *group, planned), jobs)
     in_place = {p for grouped in roots.values() for p in grouped}
     for path in files:
         if path not in in_place:

@@ -15,13 +15,14 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from ruamel.yaml import YAML
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+from ruamel.yaml.resolver import VersionedResolver
 
-from compiler import cache
+from compiler import cache, forking
 from compiler.diagnostics import Diagnostic
 
 MAX_SPEC_BYTES = 1024 * 1024
@@ -159,9 +160,11 @@ class _Builder:
         self._seen.add(id(node))
         self._tick(node, path, depth)
         self.values.setdefault(path, _position(node.start_mark))
-        self._check_tag(node)
+        tag = self._check_tag(node)
         if isinstance(node, ScalarNode):
-            return self._scalar(node)
+            # A string is its text: no need for the constructor's machinery, which the
+            # other scalar types (numbers, booleans, null, dates) go through.
+            return node.value if tag == _STR_TAG else self._scalar(node)
         self._open.add(id(node))
         try:
             if isinstance(node, MappingNode):
@@ -171,7 +174,7 @@ class _Builder:
         finally:
             self._open.discard(id(node))
 
-    def _check_tag(self, node: Node) -> None:
+    def _check_tag(self, node: Node) -> str:
         tag = str(node.tag)
         if isinstance(node, MappingNode):
             allowed = tag == _MAP_TAG
@@ -188,6 +191,7 @@ class _Builder:
                 col,
                 "remove the tag; specs use plain YAML",
             )
+        return tag
 
     def _scalar(self, node: ScalarNode) -> Any:
         try:
@@ -320,6 +324,29 @@ def _flow_too_deep(text: str) -> Location | None:
     return None
 
 
+class _RememberingResolver(VersionedResolver):
+    """ruamel's resolver, remembering the tag of each plain scalar it has resolved.
+
+    Specs repeat the same keys and values thousands of times, and resolving one
+    tries a list of regular expressions in Python (a third of composing a file).
+    Used only for texts without a `%YAML` directive, so that the YAML version, and
+    with it the answer, is always the same.
+    """
+
+    _tags: ClassVar[dict[tuple[str, Any], Any]] = {}
+
+    def resolve(self, kind: Any, value: Any, implicit: Any) -> Any:
+        if kind is not ScalarNode or self.yaml_path_resolvers:
+            return super().resolve(kind, value, implicit)
+        key = (value, implicit)
+        tag = self._tags.get(key)
+        if tag is None:
+            tag = super().resolve(kind, value, implicit)
+            if len(self._tags) < 100_000:
+                self._tags[key] = tag
+        return tag
+
+
 def _compose(text: str) -> tuple[YAML, list[Node]]:
     """Compose with the C parser, falling back to the pure one on a syntax error.
 
@@ -328,6 +355,8 @@ def _compose(text: str) -> tuple[YAML, list[Node]]:
     is five times faster, so it goes first; its errors are never reported.
     """
     fast = YAML(typ="safe")
+    if "%YAML" not in text:
+        fast.Resolver = _RememberingResolver
     try:
         return fast, list(fast.compose_all(text))
     except YAMLError:
@@ -347,6 +376,26 @@ def _too_large(display: str, size: int) -> Diagnostic:
 
 
 PARSE_CACHE = "specs-1"  # bump when the shape of parsed documents changes
+# A first compile of this many files or more parses them in every core's process.
+PARALLEL_PARSE = 32
+
+
+def _cached(display: str, raw: bytes) -> Document | None:
+    stored = cache.get("specs", cache.key(PARSE_CACHE, raw))
+    if stored is None:
+        return None
+    try:
+        data, values, keys = marshal.loads(stored)
+    except (EOFError, ValueError, TypeError):
+        return None  # a damaged entry: parse again
+    return Document(display, data, hashlib.sha256(raw).hexdigest(), values, keys)
+
+
+def _remember(raw: bytes, document: Document) -> None:
+    # Values marshal cannot store (dates) leave the file uncached: it is parsed each time.
+    with contextlib.suppress(ValueError):
+        parsed = (document.data, document.values, document.keys)
+        cache.put("specs", cache.key(PARSE_CACHE, raw), marshal.dumps(parsed))
 
 
 def load_text(display: str, raw: bytes) -> tuple[Document | None, list[Diagnostic]]:
@@ -355,21 +404,46 @@ def load_text(display: str, raw: bytes) -> tuple[Document | None, list[Diagnosti
     A file that parsed cleanly before is taken from the cache by its digest: the pure
     parser, which YAML 1.2 flow style needs, costs milliseconds per file.
     """
-    entry = cache.key(PARSE_CACHE, raw)
-    stored = cache.get("specs", entry)
-    if stored is not None:
-        try:
-            data, values, keys = marshal.loads(stored)
-            return Document(display, data, hashlib.sha256(raw).hexdigest(), values, keys), []
-        except (EOFError, ValueError, TypeError):
-            pass  # a damaged entry: parse again
+    document = _cached(display, raw)
+    if document is not None:
+        return document, []
     document, problems = _parse_text(display, raw)
     if document is not None:
-        # Values marshal cannot store (dates) leave the file uncached: it is parsed each time.
-        with contextlib.suppress(ValueError):
-            parsed = (document.data, document.values, document.keys)
-            cache.put("specs", entry, marshal.dumps(parsed))
+        _remember(raw, document)
     return document, problems
+
+
+def _parse_for_transfer(item: tuple[str, bytes]) -> tuple[bytes | None, list[Diagnostic]]:
+    """Parse in a worker process; a document travels back as what the cache keeps."""
+    document, problems = _parse_text(*item)
+    if document is None:
+        return None, problems
+    try:
+        return marshal.dumps((document.data, document.values, document.keys)), problems
+    except ValueError:
+        return b"", problems  # marshal cannot carry it: the parent parses it again
+
+
+def _load_all(items: list[tuple[str, bytes]]) -> list[tuple[Document | None, list[Diagnostic]]]:
+    """load_text for every (display, bytes), the uncached ones in parallel when many."""
+    loaded: list[tuple[Document | None, list[Diagnostic]] | None] = [
+        (document, []) if (document := _cached(*item)) is not None else None for item in items
+    ]
+    pending = [i for i, done in enumerate(loaded) if done is None]
+    jobs = forking.jobs_wanted() if len(pending) >= PARALLEL_PARSE else 1
+    if jobs > 1 and forking.can_fork():
+        parsed = forking.forked_map(_parse_for_transfer, [items[i] for i in pending], jobs)
+        for index, (carried, problems) in zip(pending, parsed, strict=True):
+            display, raw = items[index]
+            if not carried:
+                loaded[index] = load_text(display, raw) if carried == b"" else (None, problems)
+                continue
+            data, values, keys = marshal.loads(carried)
+            digest = hashlib.sha256(raw).hexdigest()
+            document = Document(display, data, digest, values, keys)
+            _remember(raw, document)
+            loaded[index] = (document, problems)
+    return [done if done is not None else load_text(*items[i]) for i, done in enumerate(loaded)]
 
 
 def _parse_text(display: str, raw: bytes) -> tuple[Document | None, list[Diagnostic]]:
@@ -477,8 +551,8 @@ def display_path(path: Path, root: Path) -> str:
 def load_tree(specs_dir: Path) -> tuple[list[Document], list[Diagnostic]]:
     """Load every spec under `specs_dir`; paths are shown relative to its parent."""
     root = specs_dir.resolve().parent
-    documents: list[Document] = []
     diagnostics: list[Diagnostic] = []
+    readable: list[tuple[str, bytes]] = []
     for path in discover(specs_dir):
         display = display_path(path, root)
         try:
@@ -502,7 +576,9 @@ def load_tree(specs_dir: Path) -> tuple[list[Document], list[Diagnostic]]:
         if size > MAX_SPEC_BYTES:
             diagnostics.append(_too_large(display, size))
             continue
-        document, problems = load_text(display, raw)
+        readable.append((display, raw))
+    documents: list[Document] = []
+    for document, problems in _load_all(readable):
         diagnostics.extend(problems)
         if document is not None:
             documents.append(document)

@@ -8,28 +8,25 @@ in model order and the caller sorts them, so the output does not depend on how
 the work was split (tested: one process and several give identical bytes).
 
 Forking is used only on Linux, for trees big enough to pay for it; `KILN_JOBS`
-sets the number of processes (1 turns this off).
+sets the number of processes (1 turns this off). See `compiler.forking`.
 """
 
 from __future__ import annotations
 
 import gc
 import multiprocessing
-import os
-import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TypeVar
 
 from compiler.artifact import Artifact, Packed
 from compiler.checks.manifests import ManifestProblem, check_manifests
 from compiler.checks.schemas import SchemaSet
 from compiler.diagnostics import Diagnostic
+from compiler.forking import can_fork, jobs_wanted
 from compiler.ir import ModelIR
 from compiler.load import Location, Path_
 from compiler.render import render_model
 
-JOBS_ENV = "KILN_JOBS"
 # Below this many (model, environment) pairs, starting processes costs more than it saves.
 MIN_PARALLEL = 48
 CHUNKS_PER_JOB = 8  # small chunks even out the load between workers
@@ -98,20 +95,6 @@ def _received(part: _Part) -> Rendered:
     )
 
 
-def jobs_wanted() -> int:
-    """Processes to use: `KILN_JOBS` when set, else one per core this process may run on."""
-    setting = os.environ.get(JOBS_ENV, "").strip()
-    if setting:
-        try:
-            return max(1, int(setting))
-        except ValueError:
-            return 1
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
-
-
 def _chunks(count: int, parts: int) -> list[tuple[int, int]]:
     size = max(1, -(-count // parts))
     return [(start, min(start + size, count)) for start in range(0, count, size)]
@@ -128,7 +111,7 @@ def render_and_check(
     global _INHERITED
     work = _Work(models, place, place_problem, schemas, keep_documents)
     jobs = jobs_wanted()
-    if jobs == 1 or len(models) < MIN_PARALLEL or sys.platform != "linux":
+    if jobs == 1 or len(models) < MIN_PARALLEL or not can_fork():
         return _render(work, 0, len(models))
     # The first model renders here: it loads the validators each kind needs, so that
     # the workers inherit them instead of each loading its own.
@@ -147,48 +130,3 @@ def render_and_check(
         _INHERITED = None
         gc.unfreeze()
     return rendered
-
-
-T = TypeVar("T")
-
-
-def forked_each(items: Sequence[T], action: Callable[[T], None], jobs: int) -> None:
-    """Run `action` on every item, shared between this process and `jobs - 1` forked
-    ones; for work done through the kernel (writing files), where results need not
-    come back. Raises OSError with a child's message when any share failed."""
-    if jobs <= 1 or len(items) < 2 or sys.platform != "linux":
-        for item in items:
-            action(item)
-        return
-    children: list[tuple[int, int]] = []  # pid, read end of its error pipe
-    for share in range(1, min(jobs, len(items))):
-        reader, writer = os.pipe()
-        pid = os.fork()
-        if pid == 0:  # the child: do its share, report a failure, never return
-            os.close(reader)
-            status = 0
-            try:
-                for item in items[share::jobs]:
-                    action(item)
-            except BaseException as exc:  # whatever it is, the parent reports it
-                os.write(writer, str(exc).encode("utf-8", "replace")[:4000])
-                status = 1
-            finally:
-                os._exit(status)
-        os.close(writer)
-        children.append((pid, reader))
-    failure: str | None = None
-    try:
-        for item in items[0::jobs]:
-            action(item)
-    except OSError as exc:
-        failure = str(exc)
-    finally:  # every child is waited for, whatever happened here
-        for pid, reader in children:
-            with os.fdopen(reader, "rb") as errors:
-                message = errors.read().decode("utf-8", "replace")
-            _, status = os.waitpid(pid, 0)
-            if status != 0 and failure is None:
-                failure = message or f"a writer process ended with status {status}"
-    if failure is not None:
-        raise OSError(failure)

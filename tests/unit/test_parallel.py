@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from benchmarks.synthetic import ENVIRONMENTS, generate
-from compiler import parallel
+from compiler import forking, parallel
 from compiler.api import build, compile_tree
 from compiler.checks import manifests
 from compiler.diagnostics import render
@@ -48,10 +48,10 @@ def forks(monkeypatch: pytest.MonkeyPatch) -> list[int]:
 def test_workers_write_the_same_bytes_as_one_process(
     specs: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, forks: list[int]
 ) -> None:
-    monkeypatch.setenv(parallel.JOBS_ENV, "1")
+    monkeypatch.setenv(forking.JOBS_ENV, "1")
     alone = compile_tree(specs, tmp_path / "alone", force=True)
     assert alone.ok and not forks
-    monkeypatch.setenv(parallel.JOBS_ENV, "2")
+    monkeypatch.setenv(forking.JOBS_ENV, "2")
     shared = compile_tree(specs, tmp_path / "shared", force=True)
     assert shared.ok and forks, "the parallel path did not run"
     one, two = read_tree(tmp_path / "alone"), read_tree(tmp_path / "shared")
@@ -63,7 +63,7 @@ def test_workers_write_the_same_bytes_as_one_process(
 def test_workers_keep_objects_for_callers_that_need_them(
     specs: Path, monkeypatch: pytest.MonkeyPatch, forks: list[int]
 ) -> None:
-    monkeypatch.setenv(parallel.JOBS_ENV, "2")
+    monkeypatch.setenv(forking.JOBS_ENV, "2")
     result = build(specs)  # what `kiln plan` uses: each artifact keeps its object
     assert result.ok and forks
     rollouts = [a for a in result.artifacts if a.kind == ("argoproj.io/v1alpha1", "Rollout")]
@@ -89,7 +89,7 @@ def test_problems_found_in_workers_are_reported_as_in_one_process(
     monkeypatch.setattr(manifests, "_names_and_labels", strict)
     outputs = []
     for jobs in ("1", "2"):
-        monkeypatch.setenv(parallel.JOBS_ENV, jobs)
+        monkeypatch.setenv(forking.JOBS_ENV, jobs)
         out = tmp_path / f"out-{jobs}"
         result = compile_tree(specs, out, force=True)
         assert not result.ok and not out.exists()
@@ -101,19 +101,19 @@ def test_problems_found_in_workers_are_reported_as_in_one_process(
 
 
 def test_jobs_follow_the_setting(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(parallel.JOBS_ENV, "3")
-    assert parallel.jobs_wanted() == 3
-    monkeypatch.setenv(parallel.JOBS_ENV, "0")
-    assert parallel.jobs_wanted() == 1
-    monkeypatch.setenv(parallel.JOBS_ENV, "many")
-    assert parallel.jobs_wanted() == 1
-    monkeypatch.delenv(parallel.JOBS_ENV)
-    assert parallel.jobs_wanted() == len(os.sched_getaffinity(0))
+    monkeypatch.setenv(forking.JOBS_ENV, "3")
+    assert forking.jobs_wanted() == 3
+    monkeypatch.setenv(forking.JOBS_ENV, "0")
+    assert forking.jobs_wanted() == 1
+    monkeypatch.setenv(forking.JOBS_ENV, "many")
+    assert forking.jobs_wanted() == 1
+    monkeypatch.delenv(forking.JOBS_ENV)
+    assert forking.jobs_wanted() == len(os.sched_getaffinity(0))
 
 
 def test_forked_shares_do_every_item(tmp_path: Path) -> None:
     items = [str(i) for i in range(9)]
-    parallel.forked_each(items, lambda name: (tmp_path / name).write_text(name), 3)
+    forking.forked_each(items, lambda name: (tmp_path / name).write_text(name), 3)
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(items)
 
 
@@ -124,7 +124,7 @@ def test_a_failing_share_fails_the_whole(tmp_path: Path) -> None:
         (tmp_path / name).write_text(name)
 
     with pytest.raises(OSError, match="disk full"):
-        parallel.forked_each([str(i) for i in range(6)], write, 3)
+        forking.forked_each([str(i) for i in range(6)], write, 3)
 
 
 def test_a_first_compile_renames_whole_folders_into_place(
@@ -132,7 +132,7 @@ def test_a_first_compile_renames_whole_folders_into_place(
 ) -> None:
     """New folders are filled under a temporary name, by several processes: none of the
     temporary folders is left, and a second compile finds everything up to date."""
-    monkeypatch.setenv(parallel.JOBS_ENV, "2")
+    monkeypatch.setenv(forking.JOBS_ENV, "2")
     out = tmp_path / "out"
     (out / "staging").mkdir(parents=True)  # one environment's folder exists already
     assert compile_tree(specs, out, force=True).ok
@@ -141,3 +141,38 @@ def test_a_first_compile_renames_whole_folders_into_place(
     assert sorted(p.name for p in out.iterdir()) == sorted([*ENVIRONMENTS, "argocd", MANIFEST])
     check = compile_tree(specs, out, force=True)
     assert check.ok and check.report is not None and check.report.written == []
+
+
+def test_specs_parsed_in_workers_equal_those_parsed_here(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, forks: list[int]
+) -> None:
+    """A first compile of many files parses them in several processes: the same
+    documents, source maps and diagnostics, in the same order, as one process."""
+    from compiler.load import PARALLEL_PARSE, load_tree
+
+    specs = tmp_path / "specs"
+    generate(specs, PARALLEL_PARSE + 8)
+    broken = specs / "models" / "model-00003.yaml"
+    broken.write_text(broken.read_text() + "kind: Model\n")  # a duplicate key
+    dated = specs / "models" / "model-00005.yaml"  # a date: parsed again in the parent
+    dated.write_text(dated.read_text().replace("owner: team-5@example.com", "owner: 2024-01-01"))
+    monkeypatch.setenv("KILN_CACHE_DIR", "off")  # nothing cached: every file is parsed
+    loads = []
+    for jobs in ("1", "2"):
+        monkeypatch.setenv(forking.JOBS_ENV, jobs)
+        documents, problems = load_tree(specs)
+        loads.append(([(d.path, d.data, d.values, d.keys, d.digest) for d in documents], problems))
+    assert forks
+    assert loads[0] == loads[1]
+    documents, problems = loads[1]
+    models, featuresets = PARALLEL_PARSE + 8, (PARALLEL_PARSE + 8 + 9) // 10
+    assert len(documents) == models - 1 + featuresets + 1  # the broken one out, the Project in
+    assert [p.code for p in problems] == ["KILN1007"]  # duplicate key
+    assert (
+        str(
+            documents[[d[0] for d in documents].index("specs/models/model-00005.yaml")][1][
+                "metadata"
+            ]["owner"]
+        )
+        == "2024-01-01"
+    )

@@ -1,0 +1,99 @@
+"""Work shared between forked processes: the plumbing, apart from what is shared.
+
+Linux only (elsewhere everything runs in this process). Forked processes inherit
+the parent's memory, so only the items and the results cross a pipe. `KILN_JOBS`
+sets how many processes take part (1 turns sharing off); the default is one per
+core this process may run on.
+"""
+
+from __future__ import annotations
+
+import gc
+import multiprocessing
+import os
+import sys
+from collections.abc import Callable, Sequence
+from typing import TypeVar
+
+JOBS_ENV = "KILN_JOBS"
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+def jobs_wanted() -> int:
+    """Processes to use: `KILN_JOBS` when set, else one per core this process may run on."""
+    setting = os.environ.get(JOBS_ENV, "").strip()
+    if setting:
+        try:
+            return max(1, int(setting))
+        except ValueError:
+            return 1
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def can_fork() -> bool:
+    return sys.platform == "linux"
+
+
+def forked_map(function: Callable[[T], R], items: Sequence[T], jobs: int) -> list[R]:
+    """`[function(item) for item in items]`, in `jobs` forked processes, in order.
+
+    `function` must be a module-level function (it is named, not sent); items and
+    results are pickled.
+    """
+    if jobs <= 1 or len(items) < 2 or not can_fork():
+        return [function(item) for item in items]
+    # Objects the workers inherit stay out of their garbage collector's reach: its
+    # passes would touch (and so copy) every page the parent built.
+    gc.freeze()
+    try:
+        with multiprocessing.get_context("fork").Pool(min(jobs, len(items))) as pool:
+            return pool.map(function, items, chunksize=max(1, len(items) // (jobs * 8)))
+    finally:
+        gc.unfreeze()
+
+
+def forked_each(items: Sequence[T], action: Callable[[T], None], jobs: int) -> None:
+    """Run `action` on every item, shared between this process and `jobs - 1` forked
+    ones; for work done through the kernel (writing files), where results need not
+    come back. Raises OSError with a child's message when any share failed."""
+    if jobs <= 1 or len(items) < 2 or not can_fork():
+        for item in items:
+            action(item)
+        return
+    children: list[tuple[int, int]] = []  # pid, read end of its error pipe
+    for share in range(1, min(jobs, len(items))):
+        reader, writer = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the child: do its share, report a failure, never return
+            os.close(reader)
+            status = 0
+            try:
+                for item in items[share::jobs]:
+                    action(item)
+            except BaseException as exc:  # whatever it is, the parent reports it
+                os.write(writer, str(exc).encode("utf-8", "replace")[:4000])
+                status = 1
+            finally:
+                os._exit(status)
+        os.close(writer)
+        children.append((pid, reader))
+    failure: str | None = None
+    try:
+        for item in items[0::jobs]:
+            action(item)
+    except OSError as exc:
+        failure = str(exc)
+    finally:  # every child is waited for, whatever happened here
+        for pid, reader in children:
+            with os.fdopen(reader, "rb") as errors:
+                message = errors.read().decode("utf-8", "replace")
+            _, status = os.waitpid(pid, 0)
+            if status != 0 and failure is None:
+                failure = message or f"a writer process ended with status {status}"
+    if failure is not None:
+        raise OSError(failure)

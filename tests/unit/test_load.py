@@ -1,0 +1,59 @@
+"""The loader's shortcuts (remembered scalar tags, strings taken as they are) read
+every scalar exactly as ruamel.yaml's own safe loader does."""
+
+from __future__ import annotations
+
+import datetime
+
+from ruamel.yaml import YAML
+
+from compiler.load import _parse_text
+
+TRICKY = """\
+plain: text
+quoted: "yes"
+single: 'null'
+yes_word: yes
+on_word: on
+true_word: true
+null_word: null
+tilde: ~
+empty:
+int: 42
+octal: 0o17
+old_octal: 017
+hex: 0x1F
+underscored: 1_000
+float: 1.5
+exponent: 1e3
+infinity: .inf
+date: 2024-01-02
+version_like: 1.10
+colon_in_flow: {uri: s3://bucket/x}
+list: [a, 1, 2.5, false, null, "2"]
+block: |
+  two
+  lines
+"""
+
+
+def test_scalars_read_as_ruamel_reads_them() -> None:
+    expected = YAML(typ="safe", pure=True).load(TRICKY)
+    for _ in range(2):  # the second time, every tag is remembered
+        document, problems = _parse_text("tricky.yaml", TRICKY.encode())
+        assert problems == [] and document is not None
+        assert document.data == expected
+        assert {k: type(v) for k, v in document.data.items()} == {
+            k: type(v) for k, v in expected.items()
+        }
+    assert isinstance(expected["date"], datetime.date)
+
+
+def test_a_yaml_directive_bypasses_the_remembered_tags() -> None:
+    """Tags depend on the YAML version; a text naming one is resolved afresh, as
+    ruamel's C-parser loader resolves it."""
+    _parse_text("new.yaml", b"answer: yes\n")  # remembered for the default version
+    text = "%YAML 1.1\n---\nanswer: yes\n"
+    document, problems = _parse_text("old.yaml", text.encode())
+    assert problems == [] and document is not None
+    assert document.data == YAML(typ="safe").load(text)
