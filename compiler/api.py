@@ -151,5 +151,6 @@ def _compile_tree(
     result.report = emit(out, result.artifacts, mode)
     result.diagnostics.extend(result.report.diagnostics)
     if inputs is not None and result.ok:
-        fingerprint.record(out, inputs, [a.path for a in result.artifacts] + [MANIFEST])
+        owned = [a.path for a in result.artifacts] + [MANIFEST]
+        fingerprint.record(out, inputs, owned, result.report.stats)
     return result

@@ -14,8 +14,11 @@ from compiler.load import Path_
 Packed = tuple[str, bytes, str, tuple[Source, ...], Path_, "tuple[str, str] | None"]
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(eq=False, slots=True)
 class Artifact:
+    """Treated as immutable; not frozen, because a frozen dataclass sets each field
+    through `object.__setattr__`, and a large tree builds 75,000 of them twice."""
+
     path: str  # relative to the output folder, '/'-separated
     data: bytes  # final bytes: UTF-8, LF line endings, ends with a newline
     sources: tuple[Source, ...]
@@ -26,7 +29,7 @@ class Artifact:
 
     def __post_init__(self) -> None:
         if not self.digest:
-            object.__setattr__(self, "digest", hashlib.sha256(self.data).hexdigest())
+            self.digest = hashlib.sha256(self.data).hexdigest()
 
     @classmethod
     def text(cls, path: str, content: str, sources: tuple[Source, ...], **extra: Any) -> Artifact:

@@ -42,6 +42,9 @@ class EmitReport:
     removed: list[str] = field(default_factory=list)
     diff: str = ""
     diagnostics: list[Diagnostic] = field(default_factory=list)
+    # Size and mtime (ns) of each file written, taken as it was written: the no-change
+    # shortcut records them without asking the file system again.
+    stats: dict[str, tuple[int, int]] = field(default_factory=dict)
 
 
 def sha256(data: bytes) -> str:
@@ -119,25 +122,31 @@ def _read(path: Path) -> bytes | None:
         return None
 
 
-def _atomic_write(path: Path, data: bytes, make_parent: bool = True) -> None:
+Stat = tuple[int, int]  # size, mtime in ns
+
+
+def _atomic_write(path: Path, data: bytes, make_parent: bool = True) -> Stat:
     """Write `data` to a temporary file beside `path`, then rename it into place."""
     if make_parent:
         path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(f".{path.name}.{os.getpid()}.kiln-tmp")
     try:
-        _write_new(str(temporary), data)
-        os.replace(temporary, path)
+        stat = _write_new(str(temporary), data)
+        os.replace(temporary, path)  # the same inode: the same size and mtime
     except BaseException:
         temporary.unlink(missing_ok=True)
         raise
+    return stat
 
 
-def _write_new(path: str, data: bytes) -> None:
+def _write_new(path: str, data: bytes) -> Stat:
     handle = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     try:
         os.write(handle, data)
+        stat = os.fstat(handle)
     finally:
         os.close(handle)
+    return stat.st_size, stat.st_mtime_ns
 
 
 def _parent(path: str) -> str:
@@ -177,7 +186,9 @@ def _new_roots(files: list[str], present: set[str]) -> dict[str, list[str]]:
     return roots
 
 
-def _write_folder(out: Path, root: str, files: list[str], planned: dict[str, bytes]) -> None:
+def _write_folder(
+    out: Path, root: str, files: list[str], planned: dict[str, bytes]
+) -> dict[str, Stat]:
     """Write a folder that does not exist yet: fill a temporary one, rename it into place."""
     final = out / root
     temporary = final.with_name(f".{final.name}.{os.getpid()}.kiln-tmp")
@@ -185,15 +196,17 @@ def _write_folder(out: Path, root: str, files: list[str], planned: dict[str, byt
         for folder in sorted({_parent(p) for p in files}):
             (temporary / folder[len(root) + 1 :]).mkdir(parents=True, exist_ok=True)
         base = str(temporary)
-        for path in files:
-            _write_new(base + path[len(root) :], planned[path])
+        stats = {path: _write_new(base + path[len(root) :], planned[path]) for path in files}
         os.rename(temporary, final)
     except BaseException:
         shutil.rmtree(temporary, ignore_errors=True)
         raise
+    return stats
 
 
-def _write_all(out: Path, files: list[str], planned: dict[str, bytes], present: set[str]) -> None:
+def _write_all(
+    out: Path, files: list[str], planned: dict[str, bytes], present: set[str]
+) -> dict[str, Stat]:
     roots = _new_roots(files, present)
     for root in roots:
         (out / root).parent.mkdir(parents=True, exist_ok=True)
@@ -201,11 +214,14 @@ def _write_all(out: Path, files: list[str], planned: dict[str, bytes], present: 
     # mostly the kernel's CPU time (halved on 2 cores with a RAM disk, measured).
     groups = sorted(roots.items())
     jobs = forking.jobs_wanted() if len(files) >= PARALLEL_WRITES else 1
-    forking.forked_each(groups, lambda group: _write_folder(out, *group, planned), jobs)
+    stats: dict[str, Stat] = {}
+    for written in forking.forked_each(groups, lambda g: _write_folder(out, *g, planned), jobs):
+        stats.update(written)
     in_place = {p for grouped in roots.values() for p in grouped}
     for path in files:
         if path not in in_place:
-            _atomic_write(out / path, planned[path], make_parent=False)
+            stats[path] = _atomic_write(out / path, planned[path], make_parent=False)
+    return stats
 
 
 def _claim_text(paths: set[str]) -> bytes:
@@ -323,14 +339,14 @@ def emit(out: Path, artifacts: list[Artifact], mode: WriteBack) -> EmitReport:
             claim = _claim_text(owned | set(files))
             _atomic_write(out / MANIFEST, claim)
             present.add("")
-        _write_all(out, files, planned, present)
+        report.stats = _write_all(out, files, planned, present)
         report.written.extend(files)
         for path in stale:
             (out / path).unlink()
             _prune_empty_parents(out / path, out)
             report.removed.append(path)
         if MANIFEST in changed or report.removed or files:
-            _atomic_write(out / MANIFEST, planned[MANIFEST])
+            report.stats[MANIFEST] = _atomic_write(out / MANIFEST, planned[MANIFEST])
     except OSError as exc:
         report.diagnostics.append(
             Diagnostic(_display(out, ""), 1, 1, "KILN1903", f"cannot write output: {exc}")

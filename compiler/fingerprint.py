@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Mapping
 from functools import cache
 from importlib import metadata
 from pathlib import Path
@@ -80,10 +81,17 @@ def inputs(specs: Path, schemas: Path | None) -> str | None:
     return digest.hexdigest()
 
 
-def _stats(out: Path, paths: list[str]) -> dict[str, list[int]]:
+def _stats(
+    out: Path, paths: list[str], known: Mapping[str, tuple[int, int]] | None = None
+) -> dict[str, list[int]]:
+    """Size and mtime of each file; `known` holds those taken as the files were written."""
     stats = {}
     base = str(out)
     for path in paths:
+        taken = known.get(path) if known is not None else None
+        if taken is not None:
+            stats[path] = list(taken)
+            continue
         stat = os.stat(f"{base}/{path}")
         stats[path] = [stat.st_size, stat.st_mtime_ns]
     return stats
@@ -93,12 +101,17 @@ def _entry(out: Path) -> str:
     return hashlib.sha256(str(out.resolve()).encode()).hexdigest()
 
 
-def record(out: Path, fingerprint: str, owned: list[str]) -> None:
+def record(
+    out: Path,
+    fingerprint: str,
+    owned: list[str],
+    written: Mapping[str, tuple[int, int]] | None = None,
+) -> None:
     """Remember the inputs and the files (`owned`: all Kiln now owns in `out`, manifest
-    included) of a successful compile into `out`."""
+    included; `written`: the stats of those just written) of a successful compile."""
     try:
         paths = sorted(owned)
-        document = {"inputs": fingerprint, "files": _stats(out, paths)}
+        document = {"inputs": fingerprint, "files": _stats(out, paths, written)}
     except OSError:
         return
     disk_cache.put(RECORDS, _entry(out), json.dumps(document).encode())

@@ -11,9 +11,10 @@ from __future__ import annotations
 import gc
 import multiprocessing
 import os
+import pickle
 import sys
 from collections.abc import Callable, Sequence
-from typing import TypeVar
+from typing import Any, TypeVar
 
 JOBS_ENV = "KILN_JOBS"
 
@@ -57,43 +58,49 @@ def forked_map(function: Callable[[T], R], items: Sequence[T], jobs: int) -> lis
         gc.unfreeze()
 
 
-def forked_each(items: Sequence[T], action: Callable[[T], None], jobs: int) -> None:
-    """Run `action` on every item, shared between this process and `jobs - 1` forked
-    ones; for work done through the kernel (writing files), where results need not
-    come back. Raises OSError with a child's message when any share failed."""
+def forked_each(items: Sequence[T], action: Callable[[T], R], jobs: int) -> list[R]:
+    """`[action(item) for item in items]`, shared between this process and `jobs - 1`
+    forked ones, for work done mostly through the kernel (writing files), where a
+    pool's set-up would cost more than it saves. Results come back in item order.
+    Raises OSError with a child's message when any share failed."""
     if jobs <= 1 or len(items) < 2 or not can_fork():
-        for item in items:
-            action(item)
-        return
-    children: list[tuple[int, int]] = []  # pid, read end of its error pipe
-    for share in range(1, min(jobs, len(items))):
+        return [action(item) for item in items]
+    shares = min(jobs, len(items))
+    children: list[tuple[int, int]] = []  # pid, read end of its pipe
+    for share in range(1, shares):
         reader, writer = os.pipe()
         pid = os.fork()
-        if pid == 0:  # the child: do its share, report a failure, never return
+        if pid == 0:  # the child: do its share, send the results or the failure back
             os.close(reader)
             status = 0
             try:
-                for item in items[share::jobs]:
-                    action(item)
+                answer = pickle.dumps((True, [action(item) for item in items[share::shares]]))
             except BaseException as exc:  # whatever it is, the parent reports it
-                os.write(writer, str(exc).encode("utf-8", "replace")[:4000])
+                answer = pickle.dumps((False, str(exc)[:4000]))
                 status = 1
+            try:
+                with os.fdopen(writer, "wb") as pipe:
+                    pipe.write(answer)
             finally:
                 os._exit(status)
         os.close(writer)
         children.append((pid, reader))
+    results: list[Any] = [None] * len(items)
     failure: str | None = None
     try:
-        for item in items[0::jobs]:
-            action(item)
+        results[0::shares] = [action(item) for item in items[0::shares]]
     except OSError as exc:
         failure = str(exc)
     finally:  # every child is waited for, whatever happened here
-        for pid, reader in children:
-            with os.fdopen(reader, "rb") as errors:
-                message = errors.read().decode("utf-8", "replace")
+        for share, (pid, reader) in enumerate(children, start=1):
+            with os.fdopen(reader, "rb") as pipe:
+                answer = pipe.read()
             _, status = os.waitpid(pid, 0)
-            if status != 0 and failure is None:
-                failure = message or f"a writer process ended with status {status}"
+            done, carried = pickle.loads(answer) if answer else (False, "")
+            if done and status == 0:
+                results[share::shares] = carried
+            elif failure is None:
+                failure = carried or f"a writer process ended with status {status}"
     if failure is not None:
         raise OSError(failure)
+    return results

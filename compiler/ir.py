@@ -7,6 +7,7 @@ so a target never looks at specs or at other models.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from compiler.spec.featureset import FeatureSetSpec
 from compiler.spec.model import Alert, Monitoring, Rollout, Serving, Training
@@ -15,9 +16,12 @@ from compiler.spec.project import AlertRoute, Environment, Images, Storage
 TaskName = str
 
 
-@dataclass(frozen=True)
-class Source:
-    """A spec file that contributed to an output, with its digest."""
+class Source(NamedTuple):
+    """A spec file that contributed to an output, with its digest.
+
+    A named tuple, not a dataclass: every file of a large tree hashes its sources
+    when the manifest is written, and a tuple hashes in C.
+    """
 
     file: str
     digest: str

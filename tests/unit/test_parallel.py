@@ -111,8 +111,11 @@ def test_jobs_follow_the_setting(monkeypatch: pytest.MonkeyPatch) -> None:
     assert forking.jobs_wanted() == len(os.sched_getaffinity(0))
 
 
-def test_forked_shares_do_every_item(tmp_path: Path) -> None:
+def test_forked_shares_do_every_item_and_answer_in_order(tmp_path: Path) -> None:
     items = [str(i) for i in range(9)]
+    answers = forking.forked_each(items, lambda name: (name, os.getpid()), 3)
+    assert [name for name, _ in answers] == items
+    assert len({pid for _, pid in answers}) == 3  # this process and two forked ones
     forking.forked_each(items, lambda name: (tmp_path / name).write_text(name), 3)
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(items)
 
@@ -135,12 +138,15 @@ def test_a_first_compile_renames_whole_folders_into_place(
     monkeypatch.setenv(forking.JOBS_ENV, "2")
     out = tmp_path / "out"
     (out / "staging").mkdir(parents=True)  # one environment's folder exists already
-    assert compile_tree(specs, out, force=True).ok
+    assert compile_tree(specs, out).ok  # out is new: no shortcut; the stats are recorded
     leftovers = [p for p in out.rglob("*") if "kiln-tmp" in p.name]
     assert leftovers == []
     assert sorted(p.name for p in out.iterdir()) == sorted([*ENVIRONMENTS, "argocd", MANIFEST])
     check = compile_tree(specs, out, force=True)
     assert check.ok and check.report is not None and check.report.written == []
+    # The stats taken while writing are those the file system reports: the next
+    # compile takes the no-change shortcut.
+    assert compile_tree(specs, out).up_to_date
 
 
 def test_specs_parsed_in_workers_equal_those_parsed_here(
