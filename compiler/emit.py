@@ -165,11 +165,13 @@ def _present_folders(out: Path, paths: Iterable[str]) -> set[str]:
 
 
 def _new_roots(files: list[str], present: set[str]) -> dict[str, list[str]]:
-    """Files whose folder does not exist yet, grouped under the top-most missing folder.
+    """Files whose folder does not exist yet, grouped under the top-most missing folder
+    below the environment's: a model's folder, or a new folder of the output's top.
 
     Such a folder is written whole under a temporary name and renamed into place: one
     rename makes all its files appear at once, where renaming each file would double
-    the file-system operations of a first compile.
+    the file-system operations of a first compile. (Whole environment folders would
+    be too few to share between processes.)
     """
     roots: dict[str, list[str]] = {}
     for path in files:
@@ -179,7 +181,7 @@ def _new_roots(files: list[str], present: set[str]) -> dict[str, list[str]]:
         parts = folder.split("/")
         root = next(
             "/".join(parts[: i + 1])
-            for i in range(len(parts))
+            for i in range(min(1, len(parts) - 1), len(parts))
             if "/".join(parts[: i + 1]) not in present
         )
         roots.setdefault(root, []).append(path)
@@ -208,8 +210,8 @@ def _write_all(
     out: Path, files: list[str], planned: dict[str, bytes], present: set[str]
 ) -> dict[str, Stat]:
     roots = _new_roots(files, present)
-    for root in roots:
-        (out / root).parent.mkdir(parents=True, exist_ok=True)
+    for parent in sorted({_parent(root) for root in roots}):
+        (out / parent).mkdir(parents=True, exist_ok=True)
     # New folders are written by every core when there are many: creating files is
     # mostly the kernel's CPU time (halved on 2 cores with a RAM disk, measured).
     groups = sorted(roots.items())

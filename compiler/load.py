@@ -414,14 +414,18 @@ def load_text(display: str, raw: bytes) -> tuple[Document | None, list[Diagnosti
 
 
 def _parse_for_transfer(item: tuple[str, bytes]) -> tuple[bytes | None, list[Diagnostic]]:
-    """Parse in a worker process; a document travels back as what the cache keeps."""
-    document, problems = _parse_text(*item)
+    """Parse in a worker process; a document travels back as what the cache keeps,
+    and the worker stores it in the cache itself."""
+    display, raw = item
+    document, problems = _parse_text(display, raw)
     if document is None:
         return None, problems
     try:
-        return marshal.dumps((document.data, document.values, document.keys)), problems
+        carried = marshal.dumps((document.data, document.values, document.keys))
     except ValueError:
         return b"", problems  # marshal cannot carry it: the parent parses it again
+    cache.put("specs", cache.key(PARSE_CACHE, raw), carried)
+    return carried, problems
 
 
 def _load_all(items: list[tuple[str, bytes]]) -> list[tuple[Document | None, list[Diagnostic]]]:
@@ -440,9 +444,7 @@ def _load_all(items: list[tuple[str, bytes]]) -> list[tuple[Document | None, lis
                 continue
             data, values, keys = marshal.loads(carried)
             digest = hashlib.sha256(raw).hexdigest()
-            document = Document(display, data, digest, values, keys)
-            _remember(raw, document)
-            loaded[index] = (document, problems)
+            loaded[index] = (Document(display, data, digest, values, keys), problems)
     return [done if done is not None else load_text(*items[i]) for i, done in enumerate(loaded)]
 
 

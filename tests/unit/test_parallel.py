@@ -182,3 +182,21 @@ def test_specs_parsed_in_workers_equal_those_parsed_here(
         )
         == "2024-01-01"
     )
+
+
+def test_specs_parsed_in_workers_are_cached(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, forks: list[int]
+) -> None:
+    from compiler.load import PARALLEL_PARSE, _cached, load_tree
+
+    specs = tmp_path / "specs"
+    generate(specs, PARALLEL_PARSE)
+    monkeypatch.setenv("KILN_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv(forking.JOBS_ENV, "2")
+    documents, _ = load_tree(specs)
+    assert forks
+    model = specs / "models" / "model-00007.yaml"
+    cached = _cached("specs/models/model-00007.yaml", model.read_bytes())
+    assert cached is not None
+    parsed = next(d for d in documents if d.path == "specs/models/model-00007.yaml")
+    assert (cached.data, cached.values, cached.keys) == (parsed.data, parsed.values, parsed.keys)
