@@ -13,8 +13,6 @@ sets the number of processes (1 turns this off). See `compiler.forking`.
 
 from __future__ import annotations
 
-import gc
-import multiprocessing
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -22,7 +20,7 @@ from compiler.artifact import Artifact, Packed
 from compiler.checks.manifests import ManifestProblem, check_manifests
 from compiler.checks.schemas import SchemaSet
 from compiler.diagnostics import Diagnostic
-from compiler.forking import can_fork, jobs_wanted
+from compiler.forking import can_fork, forked_map, jobs_wanted
 from compiler.ir import ModelIR
 from compiler.load import Location, Path_
 from compiler.render import render_model
@@ -116,17 +114,12 @@ def render_and_check(
     # The first model renders here: it loads the validators each kind needs, so that
     # the workers inherit them instead of each loading its own.
     rendered = _render(work, 0, 1)
+    bounds = [(1 + a, 1 + b) for a, b in _chunks(len(models) - 1, jobs * CHUNKS_PER_JOB)]
     _INHERITED = work
-    # Objects the workers inherit stay out of their garbage collector's reach: its
-    # passes would touch (and so copy) every page the parent built.
-    gc.freeze()
     try:
-        context = multiprocessing.get_context("fork")
-        with context.Pool(jobs) as pool:
-            bounds = [(1 + a, 1 + b) for a, b in _chunks(len(models) - 1, jobs * CHUNKS_PER_JOB)]
-            for part in pool.imap(_render_in_worker, bounds):
-                rendered.add(_received(part))
+        parts = forked_map(_render_in_worker, bounds, jobs)
     finally:
         _INHERITED = None
-        gc.unfreeze()
+    for part in parts:
+        rendered.add(_received(part))
     return rendered

@@ -41,7 +41,7 @@ def forks(monkeypatch: pytest.MonkeyPatch) -> list[int]:
         started.append(1)
         return real(method)
 
-    monkeypatch.setattr(parallel.multiprocessing, "get_context", spy)
+    monkeypatch.setattr(forking.multiprocessing, "get_context", spy)
     return started
 
 
