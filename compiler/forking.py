@@ -14,6 +14,8 @@ import os
 import pickle
 import sys
 from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from typing import Any, TypeVar
 
 JOBS_ENV = "KILN_JOBS"
@@ -40,11 +42,17 @@ def can_fork() -> bool:
     return sys.platform == "linux"
 
 
+class WorkerLost(RuntimeError):
+    """A worker process ended without an answer (killed, or out of memory)."""
+
+
 def forked_map(function: Callable[[T], R], items: Sequence[T], jobs: int) -> list[R]:
     """`[function(item) for item in items]`, in `jobs` forked processes, in order.
 
     `function` must be a module-level function (it is named, not sent); items and
-    results are pickled.
+    results are pickled. A process pool from `concurrent.futures`, not
+    `multiprocessing.Pool`: when a worker dies, it fails at once (WorkerLost)
+    where the latter waits for the lost answer forever.
     """
     if jobs <= 1 or len(items) < 2 or not can_fork():
         return [function(item) for item in items]
@@ -52,8 +60,15 @@ def forked_map(function: Callable[[T], R], items: Sequence[T], jobs: int) -> lis
     # passes would touch (and so copy) every page the parent built.
     gc.freeze()
     try:
-        with multiprocessing.get_context("fork").Pool(min(jobs, len(items))) as pool:
-            return pool.map(function, items, chunksize=max(1, len(items) // (jobs * 8)))
+        context = multiprocessing.get_context("fork")
+        with ProcessPoolExecutor(min(jobs, len(items)), mp_context=context) as pool:
+            chunk = max(1, len(items) // (jobs * 8))
+            return list(pool.map(function, items, chunksize=chunk))
+    except BrokenProcessPool as exc:
+        raise WorkerLost(
+            f"a worker process ended unexpectedly (out of memory?); set {JOBS_ENV}=1 "
+            "to work in one process"
+        ) from exc
     finally:
         gc.unfreeze()
 

@@ -200,3 +200,15 @@ def test_specs_parsed_in_workers_are_cached(
     assert cached is not None
     parsed = next(d for d in documents if d.path == "specs/models/model-00007.yaml")
     assert (cached.data, cached.values, cached.keys) == (parsed.data, parsed.values, parsed.keys)
+
+
+def _die_on_three(item: int) -> int:
+    if item == 3:
+        os._exit(9)  # a worker killed mid-task, as by the kernel's OOM killer
+    return item * 2
+
+
+def test_a_lost_worker_fails_at_once_instead_of_hanging() -> None:
+    assert forking.forked_map(_die_on_three, [1, 2], 2) == [2, 4]
+    with pytest.raises(forking.WorkerLost, match="KILN_JOBS=1"):
+        forking.forked_map(_die_on_three, list(range(8)), 2)
