@@ -8,7 +8,6 @@ conflict is found. `WriteBack` chooses between writing, checking and diffing.
 from __future__ import annotations
 
 import difflib
-import hashlib
 import json
 import os
 import shutil
@@ -45,10 +44,6 @@ class EmitReport:
     # Size and mtime (ns) of each file written, taken as it was written: the no-change
     # shortcut records them without asking the file system again.
     stats: dict[str, tuple[int, int]] = field(default_factory=dict)
-
-
-def sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
 
 
 def manifest_text(artifacts: list[Artifact]) -> str:
@@ -213,7 +208,8 @@ def _write_all(
     for parent in sorted({_parent(root) for root in roots}):
         (out / parent).mkdir(parents=True, exist_ok=True)
     # New folders are written by every core when there are many: creating files is
-    # mostly the kernel's CPU time (halved on 2 cores with a RAM disk, measured).
+    # mostly the kernel's CPU time, which other cores share (measured on a RAM disk,
+    # 75,000 files: 1.0 s in one process, 0.85 s in two on 2 cores).
     groups = sorted(roots.items())
     jobs = forking.jobs_wanted() if len(files) >= PARALLEL_WRITES else 1
     stats: dict[str, Stat] = {}
