@@ -47,7 +47,7 @@ def _sparse_collections() -> Iterator[None]:
 
     A compile allocates millions of small objects that reference counting frees; at
     the default threshold the collector runs thousands of times over a heap that
-    grows with the tree (measured: a third of the resolve time for 1000 models).
+    grows with the tree (measured: nearly half of the resolve time for 1000 models).
     """
     threshold = gc.get_threshold()
     gc.set_threshold(100_000, *threshold[1:])
