@@ -567,28 +567,41 @@ def realized_performance(ctx: Context, outcome: Outcome, errors: list[str]) -> N
     _plot(outcome, result.plot)
 
 
-def missing_values(ctx: Context, outcome: Outcome, errors: list[str]) -> None:
-    cols = ctx.config.columns
-    calc = nml.MissingValuesCalculator(
-        column_names=cols.feature_names, timestamp_column_name=ctx.ts, chunker=ctx.chunker()
-    )
+def _share_of_rows(
+    ctx: Context,
+    outcome: Outcome,
+    errors: list[str],
+    calculator: Any,
+    columns: list[str],
+    signal: str,
+    method: str,
+    detail: str,
+) -> None:
+    """A NannyML data-quality calculator that reports a share of rows per column."""
+    calc = calculator(column_names=columns, timestamp_column_name=ctx.ts, chunker=ctx.chunker())
     result = calc.fit(ctx.reference).calculate(ctx.analysis)
-    outcome.table = tidy(result.data, "missing_values", method="missing_share")
+    outcome.table = tidy(result.data, signal, method=method)
     _nan_failures(outcome.table, outcome.name, ctx.analysis, ctx.ts, errors, by_feature=False)
-    outcome.detail = f"share of missing values in {len(cols.feature_names)} features"
-    _plot_unless_all_zero(outcome, result.plot)
+    outcome.detail = detail
+    _plot_unless_all_zero(outcome, result.plot)  # may add to the detail
+
+
+def missing_values(ctx: Context, outcome: Outcome, errors: list[str]) -> None:
+    features = ctx.config.columns.feature_names
+    detail = f"share of missing values in {len(features)} features"
+    calculator = nml.MissingValuesCalculator
+    _share_of_rows(
+        ctx, outcome, errors, calculator, features, "missing_values", "missing_share", detail
+    )
 
 
 def unseen_values(ctx: Context, outcome: Outcome, errors: list[str]) -> None:
-    cols = ctx.config.columns
-    calc = nml.UnseenValuesCalculator(
-        column_names=cols.categorical, timestamp_column_name=ctx.ts, chunker=ctx.chunker()
+    categorical = ctx.config.columns.categorical
+    detail = f"values unseen in the reference, {len(categorical)} features"
+    calculator = nml.UnseenValuesCalculator
+    _share_of_rows(
+        ctx, outcome, errors, calculator, categorical, "unseen_values", "unseen_share", detail
     )
-    result = calc.fit(ctx.reference).calculate(ctx.analysis)
-    outcome.table = tidy(result.data, "unseen_values", method="unseen_share")
-    _nan_failures(outcome.table, outcome.name, ctx.analysis, ctx.ts, errors, by_feature=False)
-    outcome.detail = f"values unseen in the reference, {len(cols.categorical)} features"
-    _plot_unless_all_zero(outcome, result.plot)
 
 
 def declared_range(ctx: Context, outcome: Outcome, errors: list[str]) -> None:

@@ -18,7 +18,7 @@ from typing import Any
 import pandas as pd
 
 from runtime.alerts import DeliveryRecord
-from runtime.monitor_calc import ChunkInfo, Outcome
+from runtime.monitor_calc import TIDY_COLUMNS, ChunkInfo, Outcome
 from runtime.monitor_config import MonitorConfig
 from runtime.monitor_data import Dataset
 from runtime.monitor_rules import AlertEvent, iso
@@ -112,25 +112,14 @@ def _dataset(data: Dataset | None, uri: str, lookback: str | None, ts: str) -> d
     }
 
 
+_NOT_PER_RECORD = ("signal", "period", "sampling_error", "realized")
+
+
 def signal_records(table: pd.DataFrame) -> list[dict[str, Any]]:
     """Analysis rows of a tidy table, for results.json."""
     rows = table[table["period"] == "analysis"]
-    keep = [
-        "subject",
-        "method",
-        "chunk_index",
-        "chunk_key",
-        "chunk_start",
-        "chunk_end",
-        "chunk_rows",
-        "value",
-        "lower_threshold",
-        "upper_threshold",
-        "alert",
-        "lower_confidence",
-        "upper_confidence",
-        "note",
-    ]
+    # Every tidy column but those results.json states once or leaves out.
+    keep = [c for c in TIDY_COLUMNS if c not in _NOT_PER_RECORD]
     records = []
     for raw in rows[keep].to_dict(orient="records"):
         record = _clean(raw)
