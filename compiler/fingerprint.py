@@ -30,7 +30,7 @@ SHAPING = (
     "tritonclient",
     "ruamel.yaml",
     "kubernetes-validate",
-    "fastjsonschema",
+    "jsonschema-rs",
     "croniter",
 )
 _TEXT_SUFFIXES = (".yaml", ".yml", ".json")

@@ -11,13 +11,20 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
-import fastjsonschema
 import pytest
 
 from compiler.api import build
 from compiler.artifact import Artifact
 from compiler.checks.manifests import check_manifests
-from compiler.checks.schemas import SchemaSet, compile_validator, crd_to_json_schema
+from compiler.checks.schemas import (
+    MAX_MESSAGE,
+    SchemaProblem,
+    SchemaSet,
+    _run,
+    compile_validator,
+    crd_to_json_schema,
+    strict_json_schema,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 SHARED = ROOT.parent / "shared" / "schemas"
@@ -73,7 +80,7 @@ def test_every_example_manifest_passes_strict_validation(
         (
             "Rollout",
             lambda d: d["spec"].__setitem__("replicaz", 2),
-            "spec: must not contain {'replicaz'} properties "
+            "spec: Additional properties are not allowed ('replicaz' was unexpected) "
             "(argo-rollouts/v1.9.1/rollout-crd.yaml)",
         ),
         (
@@ -81,27 +88,30 @@ def test_every_example_manifest_passes_strict_validation(
             lambda d: d["spec"]["template"]["spec"]["containers"][0].__setitem__(
                 "imagePullPolicy", 3
             ),
-            "spec.template.spec.containers[0].imagePullPolicy: must be string",
+            'spec.template.spec.containers[0].imagePullPolicy: 3 is not of type "string"',
         ),
         (
             "Service",
             lambda d: d["spec"]["ports"][0].__setitem__("port", "http"),
-            "spec.ports[0].port: must be integer (kubernetes-validate v1.33 strict)",
+            'spec.ports[0].port: "http" is not of type "integer" '
+            "(kubernetes-validate v1.33 strict)",
         ),
         (
             "VirtualService",
             lambda d: d["spec"]["http"][0].__setitem__("rout", []),
-            "spec.http[0]: must not contain {'rout'} properties (istio/1.30.3/crd-all.gen.yaml)",
+            "spec.http[0]: Additional properties are not allowed ('rout' was unexpected) "
+            "(istio/1.30.3/crd-all.gen.yaml)",
         ),
         (
             "ScaledObject",
             lambda d: d["spec"].__setitem__("maxReplicaCount", "eight"),
-            "spec.maxReplicaCount: must be integer (keda/v2.20.2/keda.sh_scaledobjects.yaml)",
+            'spec.maxReplicaCount: "eight" is not of type "integer" '
+            "(keda/v2.20.2/keda.sh_scaledobjects.yaml)",
         ),
         (
             "ServiceMonitor",
             lambda d: d["spec"]["endpoints"][0].__setitem__("intervall", "15s"),
-            "spec.endpoints[0]: must not contain {'intervall'} properties",
+            "spec.endpoints[0]: Additional properties are not allowed ('intervall' was",
         ),
         (
             "AnalysisTemplate",
@@ -111,17 +121,17 @@ def test_every_example_manifest_passes_strict_validation(
         (
             "WorkflowTemplate",
             lambda d: d["spec"]["templates"][1]["container"].__setitem__("imagee", "x"),
-            "must not contain {'imagee'} properties (argo-workflows/v3.7.18/schema.json)",
+            "('imagee' was unexpected) (argo-workflows/v3.7.18/schema.json)",
         ),
         (
             "WorkflowTemplate",
             lambda d: d["spec"]["templates"][1]["container"].__setitem__("imagee", "x"),
-            "must not contain {'imagee'} properties (argo-workflows/v4.1.2/schema.json)",
+            "('imagee' was unexpected) (argo-workflows/v4.1.2/schema.json)",
         ),
         (
             "CronWorkflow",
             lambda d: d["spec"].__setitem__("concurrencyPolicy", 1),
-            "spec.concurrencyPolicy: must be string",
+            'spec.concurrencyPolicy: 1 is not of type "string"',
         ),
         (
             "Rollout",
@@ -194,12 +204,12 @@ def test_crd_translation_handles_int_or_string_nullable_and_go_regex() -> None:
     assert properties["port"] == {"type": ["integer", "string"]}
     assert properties["size"] == {"type": ["integer", "string", "null"]}
     assert properties["note"]["type"] == ["string", "null"]
-    validate = compile_validator(schema)
+    validator = compile_validator(schema)
     for port in (8080, "http"):
-        validate({"port": port, "size": None})
+        assert validator.is_valid({"port": port, "size": None})
     for port in (1.5, None, [], True):
-        with pytest.raises(fastjsonschema.JsonSchemaValueException, match="port"):
-            validate({"port": port})
+        errors = list(validator.iter_errors({"port": port}))
+        assert [e.instance_path for e in errors] == [["port"]], port
     assert properties["mode"]["pattern"] == "(?i)^(abort|warn)?$"
     assert schema["additionalProperties"] is False
     assert "additionalProperties" not in properties["free"]
@@ -239,9 +249,7 @@ def test_strategies_case_covers_every_strategy_and_traffic_mode() -> None:
     assert {gpu for _, _, gpu in seen} == {True, False}
 
 
-def test_validators_name_the_list_item_at_fault_inside_a_reference() -> None:
-    """The generated code is rewritten to build names with f-strings (see
-    compile_validator): a failure inside a `$ref` in a list still names its index."""
+def test_schema_problems_name_the_list_item_at_fault_inside_a_reference() -> None:
     schema = {
         "$ref": "#/definitions/top",
         "definitions": {
@@ -252,8 +260,37 @@ def test_validators_name_the_list_item_at_fault_inside_a_reference() -> None:
             "item": {"type": "object", "properties": {"size": {"type": "integer"}}},
         },
     }
-    validate = compile_validator(schema)
-    validate({"items": [{"size": 1}, {"size": 2}]})
-    with pytest.raises(fastjsonschema.JsonSchemaValueException) as failure:
-        validate({"items": [{"size": 1}, {"size": "big"}]})
-    assert failure.value.name == "data.items[1].size"
+    validator = compile_validator(schema)
+    assert _run(validator, {"items": [{"size": 1}, {"size": 2}]}, "s") == []
+    assert _run(validator, {"items": [{"size": 1}, {"size": "big"}]}, "s") == [
+        SchemaProblem("s", "items[1].size", '"big" is not of type "integer"')
+    ]
+
+
+def test_every_schema_problem_is_reported_in_path_order() -> None:
+    schema = strict_json_schema(
+        {
+            "type": "object",
+            "properties": {
+                "b": {"type": "object", "properties": {"x": {"type": "string"}}},
+                "a": {"type": "integer", "minimum": 1},
+                "when": {"type": "string", "format": "date-time"},
+            },
+        }
+    )
+    document = {"when": "yesterday", "b": {"x": 1, "y": 2}, "a": 0, "c": True}
+    problems = _run(compile_validator(schema), document, "s")
+    assert [(p.path, p.message) for p in problems] == [
+        ("(document)", "Additional properties are not allowed ('c' was unexpected)"),
+        ("a", "0 is less than the minimum of 1"),
+        ("b", "Additional properties are not allowed ('y' was unexpected)"),
+        ("b.x", '1 is not of type "string"'),
+        ("when", '"yesterday" is not a "date-time"'),
+    ]
+
+
+def test_a_long_schema_message_is_cut() -> None:
+    validator = compile_validator({"type": "object", "properties": {"s": {"type": "string"}}})
+    (problem,) = _run(validator, {"s": {f"key{i}": i for i in range(100)}}, "s")
+    assert len(problem.message) == MAX_MESSAGE
+    assert problem.message.endswith("…")
