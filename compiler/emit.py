@@ -279,10 +279,35 @@ def _planned(artifacts: list[Artifact]) -> dict[str, bytes]:
     return planned
 
 
+def _write_fresh(out: Path, files: list[str], planned: dict[str, bytes]) -> dict[str, Stat]:
+    """A first compile into `out`, which does not exist: fill a temporary folder beside
+    it and rename that to `out`. The output appears whole or not at all, so nothing
+    needs claiming, and nothing can be in the way."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    temporary = out.with_name(f".{out.name}.{os.getpid()}.kiln-tmp")
+    try:
+        temporary.mkdir()
+        stats = _write_all(temporary, files, planned, {""})
+        stats[MANIFEST] = _write_new(str(temporary / MANIFEST), planned[MANIFEST])
+        os.rename(temporary, out)
+    except BaseException:
+        shutil.rmtree(temporary, ignore_errors=True)
+        raise
+    return stats
+
+
 def emit(out: Path, artifacts: list[Artifact], mode: WriteBack) -> EmitReport:
     """Bring `out` in line with `artifacts`, or report how it differs."""
     report = EmitReport()
     planned = _planned(artifacts)
+    if mode is WriteBack.YES and not os.path.lexists(out):
+        files = sorted(p for p in planned if p != MANIFEST)
+        try:
+            report.stats = _write_fresh(out, files, planned)
+            report.written.extend(files)
+        except OSError as exc:
+            report.diagnostics.append(_cannot_write(out, exc))
+        return report
     owned = owned_files(out)
     owned_or_manifest = owned | {MANIFEST}
     present = _present_folders(out, planned)
@@ -346,10 +371,12 @@ def emit(out: Path, artifacts: list[Artifact], mode: WriteBack) -> EmitReport:
         if MANIFEST in changed or report.removed or files:
             report.stats[MANIFEST] = _atomic_write(out / MANIFEST, planned[MANIFEST])
     except OSError as exc:
-        report.diagnostics.append(
-            Diagnostic(_display(out, ""), 1, 1, "KILN1903", f"cannot write output: {exc}")
-        )
+        report.diagnostics.append(_cannot_write(out, exc))
     return report
+
+
+def _cannot_write(out: Path, exc: OSError) -> Diagnostic:
+    return Diagnostic(_display(out, ""), 1, 1, "KILN1903", f"cannot write output: {exc}")
 
 
 def _stale(out: Path, path: str, message: str) -> Diagnostic:

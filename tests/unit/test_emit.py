@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
+from compiler import emit as emit_module
 from compiler.api import compile_tree
 from compiler.cli import cli
 from compiler.diagnostics import render
@@ -290,6 +291,7 @@ def test_a_failed_write_leaves_no_temporary_file(
         real_replace(source, target)
 
     monkeypatch.setattr(os, "replace", failing_replace)  # emit writes through os.replace
+    out.mkdir()  # an existing folder is written file by file (a new one whole: below)
     result = compile_tree(specs, out)
     assert [d.code for d in result.diagnostics] == ["KILN1903"]
     assert not [p for p in produced(out) if p.endswith(".tmp")]
@@ -300,6 +302,29 @@ def test_a_failed_write_leaves_no_temporary_file(
     monkeypatch.setattr(os, "replace", real_replace)
     again = compile_tree(specs, out)
     assert again.ok, [d.text() for d in again.diagnostics]
+    assert compile_tree(specs, out, WriteBack.CHECK).ok
+
+
+def test_a_first_compile_appears_whole_or_not_at_all(
+    specs: Path, out: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_write = emit_module._write_new
+    written: list[str] = []
+
+    def failing_write(path: str, data: bytes) -> tuple[int, int]:
+        written.append(path)
+        if len(written) == 5:
+            raise OSError(28, "No space left on device")
+        return real_write(path, data)
+
+    monkeypatch.setattr(emit_module, "_write_new", failing_write)
+    result = compile_tree(specs, out)
+    assert [d.code for d in result.diagnostics] == ["KILN1903"]
+    assert not out.exists()
+    assert sorted(p.name for p in out.parent.iterdir() if "kiln-tmp" in p.name) == []
+    monkeypatch.setattr(emit_module, "_write_new", real_write)
+    assert compile_tree(specs, out).ok
+    assert not [p for p in out.parent.iterdir() if "kiln-tmp" in p.name]
     assert compile_tree(specs, out, WriteBack.CHECK).ok
 
 
