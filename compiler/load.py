@@ -122,6 +122,10 @@ class _Builder:
 
     def _tick(self, node: Node, path: Path_, depth: int) -> None:
         self._expanded += 1
+        if self._expanded > MAX_EXPANDED_NODES or depth > MAX_DEPTH:
+            self._too_much(node, path, depth)
+
+    def _too_much(self, node: Node, path: Path_, depth: int) -> None:
         if self._expanded > MAX_EXPANDED_NODES:
             line, col = self._site(path, node)
             if self._aliased:
@@ -145,7 +149,9 @@ class _Builder:
             )
 
     def build(self, node: Node, path: Path_, depth: int = 0) -> Any:
-        if id(node) in self._open:
+        """Plain data for `node` at `path`. The hot loop of loading: one call per node."""
+        node_id = id(node)
+        if node_id in self._open:
             line, col = self._site(path, node)
             shown = ".".join(str(p) for p in path)
             raise _LoadFailure(
@@ -155,43 +161,33 @@ class _Builder:
                 col,
                 "write the value out; an alias cannot point into itself",
             )
-        if id(node) in self._seen:
+        if node_id in self._seen:
             self._aliased = True
-        self._seen.add(id(node))
-        self._tick(node, path, depth)
-        self.values.setdefault(path, _position(node.start_mark))
-        tag = self._check_tag(node)
-        if isinstance(node, ScalarNode):
+        self._seen.add(node_id)
+        self._expanded += 1
+        if self._expanded > MAX_EXPANDED_NODES or depth > MAX_DEPTH:
+            self._too_much(node, path, depth)
+        mark = node.start_mark
+        self.values.setdefault(path, (mark.line + 1, mark.column + 1))
+        tag = str(node.tag)
+        if type(node) is ScalarNode:
             # A string is its text: no need for the constructor's machinery, which the
             # other scalar types (numbers, booleans, null, dates) go through.
-            return node.value if tag == _STR_TAG else self._scalar(node)
-        self._open.add(id(node))
+            if tag == _STR_TAG:
+                return node.value
+            if tag not in _SCALAR_TAGS:
+                raise _unsupported_tag(node, tag)
+            return self._scalar(node)
+        is_mapping = type(node) is MappingNode
+        if tag != (_MAP_TAG if is_mapping else _SEQ_TAG):
+            raise _unsupported_tag(node, tag)
+        self._open.add(node_id)
         try:
-            if isinstance(node, MappingNode):
+            if type(node) is MappingNode:
                 return self._mapping(node, path, depth)
-            assert isinstance(node, SequenceNode)
             return [self.build(item, (*path, i), depth + 1) for i, item in enumerate(node.value)]
         finally:
-            self._open.discard(id(node))
-
-    def _check_tag(self, node: Node) -> str:
-        tag = str(node.tag)
-        if isinstance(node, MappingNode):
-            allowed = tag == _MAP_TAG
-        elif isinstance(node, SequenceNode):
-            allowed = tag == _SEQ_TAG
-        else:
-            allowed = tag in _SCALAR_TAGS
-        if not allowed:
-            line, col = _position(node.start_mark)
-            raise _LoadFailure(
-                "KILN1010",
-                f"unsupported YAML tag {_shown_tag(tag)!r}",
-                line,
-                col,
-                "remove the tag; specs use plain YAML",
-            )
-        return tag
+            self._open.discard(node_id)
 
     def _scalar(self, node: ScalarNode) -> Any:
         try:
@@ -202,22 +198,24 @@ class _Builder:
             raise _LoadFailure("KILN1005", f"invalid scalar: {problem}", line, col) from exc
 
     def _pairs(
-        self, node: MappingNode, path: Path_, depth: int, chain: frozenset[int]
-    ) -> Iterator[tuple[Node, Node]]:
-        # Explicit keys first, then `<<` merges, which never override them.
+        self, node: MappingNode, path: Path_, depth: int, chain: frozenset[int], merged: bool
+    ) -> Iterator[tuple[Node, str, Node, bool]]:
+        """(key node, its tag, value node, whether a `<<` merge brought it): explicit
+        keys first, then merged ones, which never override them."""
         merges: list[tuple[Node, Node]] = []
         for key_node, value_node in node.value:
-            if str(key_node.tag) == _MERGE_TAG:
-                merged = value_node.value if isinstance(value_node, SequenceNode) else [value_node]
-                merges.extend((key_node, m) for m in merged)
+            key_tag = str(key_node.tag)  # a property chain in ruamel: read once
+            if key_tag == _MERGE_TAG:
+                sources = value_node.value if isinstance(value_node, SequenceNode) else [value_node]
+                merges.extend((key_node, m) for m in sources)
             else:
-                yield key_node, value_node
-        for merge_key, merged in merges:
-            self._tick(merged, path, depth)
-            if not isinstance(merged, MappingNode):
-                line, col = _position(merged.start_mark)
+                yield key_node, key_tag, value_node, merged
+        for merge_key, source in merges:
+            self._tick(source, path, depth)
+            if not isinstance(source, MappingNode):
+                line, col = _position(source.start_mark)
                 raise _LoadFailure("KILN1005", "a `<<` merge needs a mapping", line, col)
-            if id(merged) in chain or id(merged) in self._open:
+            if id(source) in chain or id(source) in self._open:
                 line, col = _position(merge_key.start_mark)
                 raise _LoadFailure(
                     "KILN1008",
@@ -227,16 +225,13 @@ class _Builder:
                     "write the keys out; a merge cannot point into itself",
                 )
             self._aliased = True
-            yield from self._pairs(merged, path, depth, chain | {id(merged)})
+            yield from self._pairs(source, path, depth, chain | {id(source)}, True)
 
     def _mapping(self, node: MappingNode, path: Path_, depth: int) -> dict[str, Any]:
         result: dict[str, Any] = {}
-        merged_region = False
-        explicit_count = sum(1 for k, _ in node.value if str(k.tag) != _MERGE_TAG)
-        pairs = self._pairs(node, path, depth, frozenset({id(node)}))
-        for index, (key_node, value_node) in enumerate(pairs):
-            merged_region = index >= explicit_count
-            if not isinstance(key_node, ScalarNode) or str(key_node.tag) != _STR_TAG:
+        pairs = self._pairs(node, path, depth, frozenset({id(node)}), False)
+        for key_node, key_tag, value_node, merged in pairs:
+            if not isinstance(key_node, ScalarNode) or key_tag != _STR_TAG:
                 line, col = _position(key_node.start_mark)
                 shown = key_node.value if isinstance(key_node, ScalarNode) else "a collection"
                 raise _LoadFailure(
@@ -248,7 +243,7 @@ class _Builder:
                 )
             key = key_node.value
             if key in result:
-                if merged_region:
+                if merged:
                     self._tick(value_node, path, depth)  # skipped, but it was work
                     continue  # merged keys never override explicit ones
                 line, col = _position(key_node.start_mark)
@@ -264,6 +259,17 @@ class _Builder:
             self.keys[child] = _position(key_node.start_mark)
             result[key] = self.build(value_node, child, depth + 1)
         return result
+
+
+def _unsupported_tag(node: Node, tag: str) -> _LoadFailure:
+    line, col = _position(node.start_mark)
+    return _LoadFailure(
+        "KILN1010",
+        f"unsupported YAML tag {_shown_tag(tag)!r}",
+        line,
+        col,
+        "remove the tag; specs use plain YAML",
+    )
 
 
 def _utf8_error_location(raw: bytes, offset: int) -> Location:
@@ -325,7 +331,7 @@ def _flow_too_deep(text: str) -> Location | None:
 
 
 class _RememberingResolver(VersionedResolver):
-    """ruamel's resolver, remembering the tag of each plain scalar it has resolved.
+    """ruamel's resolver, remembering the tag of each node kind and plain scalar it has resolved.
 
     Specs repeat the same keys and values thousands of times, and resolving one
     tries a list of regular expressions in Python (a third of composing a file).
@@ -333,12 +339,12 @@ class _RememberingResolver(VersionedResolver):
     with it the answer, is always the same.
     """
 
-    _tags: ClassVar[dict[tuple[str, Any], Any]] = {}
+    _tags: ClassVar[dict[tuple[Any, str, Any], Any]] = {}
 
     def resolve(self, kind: Any, value: Any, implicit: Any) -> Any:
-        if kind is not ScalarNode or self.yaml_path_resolvers:
+        if self.yaml_path_resolvers:
             return super().resolve(kind, value, implicit)
-        key = (value, implicit)
+        key = (kind, value, implicit)  # collections come with no value: one entry each
         tag = self._tags.get(key)
         if tag is None:
             tag = super().resolve(kind, value, implicit)
