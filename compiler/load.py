@@ -550,8 +550,12 @@ def _hidden(path: Path, root: Path) -> bool:
 
 
 def display_path(path: Path, root: Path) -> str:
+    return _relative_display(path, root.resolve())
+
+
+def _relative_display(path: Path, resolved_root: Path) -> str:
     try:
-        return path.resolve().relative_to(root.resolve()).as_posix()
+        return path.resolve().relative_to(resolved_root).as_posix()
     except ValueError:
         return path.as_posix()
 
@@ -562,7 +566,7 @@ def load_tree(specs_dir: Path) -> tuple[list[Document], list[Diagnostic]]:
     diagnostics: list[Diagnostic] = []
     readable: list[tuple[str, bytes]] = []
     for path in discover(specs_dir):
-        display = display_path(path, root)
+        display = _relative_display(path, root)
         try:
             size = path.stat().st_size
             # A huge file is refused before it is read into memory.

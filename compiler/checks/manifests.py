@@ -43,16 +43,20 @@ def _text(path: Path) -> str:
 
 @dataclass
 class _Scan:
-    """What one pass over a document finds: labels, resources and references."""
+    """What one pass over a document finds: labels, resources and references.
 
-    labels: list[tuple[Path, dict[str, Any]]]
-    resources: list[tuple[Path, dict[str, Any]]]
-    references: list[tuple[Path, str, Any]]  # path, kind, name
+    Each finding keeps the mapping that holds it and its key there, not a path: a
+    path is worked out (by `_path_to`) only for what turns out to be a problem.
+    """
+
+    labels: list[tuple[dict[str, Any], str]]  # holder, key
+    resources: list[tuple[dict[str, Any], str]]
+    references: list[tuple[dict[str, Any], str, str, Any]]  # holder, key, kind, name
 
 
 def _scan(document: dict[str, Any]) -> _Scan:
     scan = _Scan([], [], [])
-    _scan_mapping(document, [], scan)
+    _scan_mapping(document, "", scan)
     return scan
 
 
@@ -64,50 +68,59 @@ _NAME_KEYS = {**dict.fromkeys(_SERVICE_FIELDS, "Service"), "templateName": "Anal
 _NAME_KEYS["serviceAccountName"] = "ServiceAccount"
 
 
-def _scan_mapping(node: dict[str, Any], path: list[str | int], scan: _Scan) -> None:
-    # One recursive walk with a shared path list: a path tuple is made only for
-    # what is recorded, which is a small part of the nodes.
+def _scan_mapping(node: dict[str, Any], own_key: str | int, scan: _Scan) -> None:
     for key, value in node.items():
         kind = type(value)
         if kind is dict:
             if key in _OBJECT_KEYS:
-                _record_object(key, value, path, scan)
-            path.append(key)
-            _scan_mapping(value, path, scan)
-            path.pop()
+                _record_object(node, own_key, key, value, scan)
+            _scan_mapping(value, key, scan)
         elif kind is list:
-            path.append(key)
-            _scan_list(value, path, scan)
-            path.pop()
+            _scan_list(value, scan)
         elif key in _NAME_KEYS:
-            scan.references.append(((*path, key), _NAME_KEYS[key], value))
+            scan.references.append((node, key, _NAME_KEYS[key], value))
 
 
-def _record_object(key: str, value: dict[str, Any], path: list[str | int], scan: _Scan) -> None:
+def _record_object(
+    holder: dict[str, Any], own_key: str | int, key: str, value: dict[str, Any], scan: _Scan
+) -> None:
     if key in ("labels", "matchLabels"):
-        scan.labels.append(((*path, key), value))
+        scan.labels.append((holder, key))
     elif key in ("requests", "limits"):
-        if path and path[-1] == "resources":
-            scan.resources.append(((*path, key), value))
+        if own_key == "resources":
+            scan.resources.append((holder, key))
     elif key == "configMap":
-        scan.references.append(((*path, key, "name"), "ConfigMap", value.get("name")))
+        scan.references.append((value, "name", "ConfigMap", value.get("name")))
     elif key == "scaleTargetRef":
-        scan.references.append(((*path, key), value.get("kind", ""), value.get("name")))
+        scan.references.append((holder, key, value.get("kind", ""), value.get("name")))
     elif "name" in value:  # virtualService
-        scan.references.append(((*path, key, "name"), "VirtualService", value["name"]))
+        scan.references.append((value, "name", "VirtualService", value["name"]))
 
 
-def _scan_list(node: list[Any], path: list[str | int], scan: _Scan) -> None:
+def _scan_list(node: list[Any], scan: _Scan) -> None:
     for index, item in enumerate(node):
         kind = type(item)
         if kind is dict:
-            path.append(index)
-            _scan_mapping(item, path, scan)
-            path.pop()
+            _scan_mapping(item, index, scan)
         elif kind is list:
-            path.append(index)
-            _scan_list(item, path, scan)
-            path.pop()
+            _scan_list(item, scan)
+
+
+def _path_to(node: Any, target: dict[str, Any]) -> Path | None:
+    """The path from `node` to the mapping `target` (that very object), if it is inside."""
+    if node is target:
+        return ()
+    children = node.items() if type(node) is dict else enumerate(node) if type(node) is list else ()
+    for key, child in children:
+        if type(child) in (dict, list):
+            found = _path_to(child, target)
+            if found is not None:
+                return (key, *found)
+    return None
+
+
+def _where(document: dict[str, Any], holder: dict[str, Any], *keys: str) -> str:
+    return _text((*(_path_to(document, holder) or ()), *keys))
 
 
 def _names_and_labels(
@@ -118,19 +131,19 @@ def _names_and_labels(
     pattern = _DNS_1035 if document.get("kind") == "Service" else _DNS_LABEL
     if not pattern.fullmatch(name) or len(name) > 63:
         problems.append(ManifestProblem(artifact, "metadata.name", f"{name!r} is not a valid name"))
-    for path, labels in scan.labels:
-        for key, value in labels.items():
+    for holder, key in scan.labels:
+        for label, value in holder[key].items():
             if isinstance(value, str) and "{{" in value:
                 continue  # an ApplicationSet template: filled in by Argo CD
             if not isinstance(value, str) or len(value) > 63 or not _LABEL_VALUE.fullmatch(value):
-                where = f"{_text(path)}.{key}"
+                where = _where(document, holder, key, label)
                 problems.append(
                     ManifestProblem(artifact, where, f"label value {value!r} is invalid")
                 )
-    for path, quantities in scan.resources:
-        for key, value in quantities.items():
+    for holder, key in scan.resources:
+        for resource, value in holder[key].items():
             if not isinstance(value, str) or not _QUANTITY.fullmatch(value):
-                where = f"{_text(path)}.{key}"
+                where = _where(document, holder, key, resource)
                 problems.append(ManifestProblem(artifact, where, f"{value!r} is not a quantity"))
     return problems
 
@@ -141,9 +154,13 @@ def _references(folder: list[tuple[Artifact, _Scan]]) -> list[ManifestProblem]:
         (a.document["kind"], a.document["metadata"]["name"]) for a, _ in folder if a.document
     }
     return [
-        ManifestProblem(artifact, _text(path), f"refers to {kind} {name!r}, which is not rendered")
+        ManifestProblem(
+            artifact,
+            _where(artifact.document or {}, holder, key),
+            f"refers to {kind} {name!r}, which is not rendered",
+        )
         for artifact, scan in folder
-        for path, kind, name in scan.references
+        for holder, key, kind, name in scan.references
         if (kind, name) not in present
     ]
 

@@ -47,15 +47,24 @@ class Step:
     def tokens(self) -> list[str]:
         return list(self._tokens)
 
+    # Asked for many times per step while rendering: worked out once.
+    @cached_property
+    def _inputs(self) -> tuple[str, ...]:
+        return tuple(sorted({t.split(":", 1)[1] for t in self._tokens if t.startswith("in:")}))
+
+    @cached_property
+    def _parameters(self) -> tuple[tuple[str, str], ...]:
+        found = {
+            tuple(t.split(":", 1)[1].split("/", 1)) for t in self._tokens if t.startswith("param:")
+        }
+        return tuple(sorted((step, file) for step, file in found))
+
     def inputs(self) -> list[str]:
-        return sorted({t.split(":", 1)[1] for t in self.tokens() if t.startswith("in:")})
+        return list(self._inputs)
 
     def parameters(self) -> list[tuple[str, str]]:
         """(step, file) pairs whose text this step reads."""
-        found = {
-            tuple(t.split(":", 1)[1].split("/", 1)) for t in self.tokens() if t.startswith("param:")
-        }
-        return sorted((step, file) for step, file in found)
+        return list(self._parameters)
 
 
 @dataclass(frozen=True)
