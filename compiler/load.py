@@ -49,15 +49,37 @@ _SEQ_TAG = _CORE + "seq"
 _SCALAR_TAGS = frozenset(_CORE + t for t in ("str", "int", "float", "bool", "null", "timestamp"))
 
 
+SourceMap = dict[Path_, Location]
+
+
 @dataclass
 class Document:
-    """One spec file: its data and where every value and key came from."""
+    """One spec file: its data and where every value and key came from.
+
+    The source map (`values`, `keys`) is needed only to place a diagnostic or explain
+    a field. A document taken from the cache or from a worker process comes without
+    it, with its bytes instead, and gets it when first asked: moving the maps
+    between processes cost three times as much as moving the data.
+    """
 
     path: str  # display path, relative to the project root, '/'-separated
     data: dict[str, Any]
     digest: str  # sha256 of the file's bytes
-    values: dict[Path_, Location] = field(default_factory=dict)
-    keys: dict[Path_, Location] = field(default_factory=dict)
+    _values: SourceMap | None = None
+    _keys: SourceMap | None = None
+    raw: bytes | None = field(default=None, repr=False)  # what the map is rebuilt from
+
+    @property
+    def values(self) -> SourceMap:
+        if self._values is None:
+            self._values, self._keys = _source_maps(self.path, self.raw)
+        return self._values
+
+    @property
+    def keys(self) -> SourceMap:
+        if self._keys is None:
+            self._values, self._keys = _source_maps(self.path, self.raw)
+        return self._keys
 
     def locate(self, path: Path_, *, key: bool = False) -> Location:
         """Line and column of the node at `path`, or of its nearest ancestor."""
@@ -381,7 +403,7 @@ def _too_large(display: str, size: int) -> Diagnostic:
     )
 
 
-PARSE_CACHE = "specs-1"  # bump when the shape of parsed documents changes
+PARSE_CACHE = "specs-2"  # bump when the shape of parsed documents changes
 # A first compile of this many files or more parses them in every core's process.
 PARALLEL_PARSE = 32
 
@@ -391,17 +413,39 @@ def _cached(display: str, raw: bytes) -> Document | None:
     if stored is None:
         return None
     try:
-        data, values, keys = marshal.loads(stored)
+        data = marshal.loads(stored)
     except (EOFError, ValueError, TypeError):
         return None  # a damaged entry: parse again
-    return Document(display, data, hashlib.sha256(raw).hexdigest(), values, keys)
+    return Document(display, data, hashlib.sha256(raw).hexdigest(), raw=raw)
 
 
-def _remember(raw: bytes, document: Document) -> None:
-    # Values marshal cannot store (dates) leave the file uncached: it is parsed each time.
-    with contextlib.suppress(ValueError):
-        parsed = (document.data, document.values, document.keys)
-        cache.put("specs", cache.key(PARSE_CACHE, raw), marshal.dumps(parsed))
+def _source_maps(display: str, raw: bytes | None) -> tuple[SourceMap, SourceMap]:
+    """The source map of a document that came without one: from the cache, or by
+    parsing its bytes again (they parsed cleanly once, so they do again)."""
+    if raw is None:
+        return {}, {}
+    stored = cache.get("spec-maps", cache.key(PARSE_CACHE, raw))
+    if stored is not None:
+        with contextlib.suppress(EOFError, ValueError, TypeError):
+            values, keys = marshal.loads(stored)
+            return values, keys
+    document, _ = _parse_text(display, raw)
+    return (document.values, document.keys) if document is not None else ({}, {})
+
+
+def _remember(raw: bytes, document: Document) -> bytes | None:
+    """Store a parsed document in the cache: its data, and apart from it its source
+    map. Returns the data as stored, or None when marshal cannot store it (dates):
+    such a file is parsed each time."""
+    try:
+        data = marshal.dumps(document.data)
+        maps = marshal.dumps((document.values, document.keys))
+    except ValueError:
+        return None
+    entry = cache.key(PARSE_CACHE, raw)
+    cache.put("spec-maps", entry, maps)
+    cache.put("specs", entry, data)
+    return data
 
 
 def load_text(display: str, raw: bytes) -> tuple[Document | None, list[Diagnostic]]:
@@ -420,18 +464,14 @@ def load_text(display: str, raw: bytes) -> tuple[Document | None, list[Diagnosti
 
 
 def _parse_for_transfer(item: tuple[str, bytes]) -> tuple[bytes | None, list[Diagnostic]]:
-    """Parse in a worker process; a document travels back as what the cache keeps,
-    and the worker stores it in the cache itself."""
+    """Parse in a worker process and store the result in the cache; the data travels
+    back as the cache keeps it, without the source map (see `Document`)."""
     display, raw = item
     document, problems = _parse_text(display, raw)
     if document is None:
         return None, problems
-    try:
-        carried = marshal.dumps((document.data, document.values, document.keys))
-    except ValueError:
-        return b"", problems  # marshal cannot carry it: the parent parses it again
-    cache.put("specs", cache.key(PARSE_CACHE, raw), carried)
-    return carried, problems
+    carried = _remember(raw, document)
+    return (b"" if carried is None else carried), problems  # b"": the parent parses it
 
 
 def _load_all(items: list[tuple[str, bytes]]) -> list[tuple[Document | None, list[Diagnostic]]]:
@@ -448,9 +488,9 @@ def _load_all(items: list[tuple[str, bytes]]) -> list[tuple[Document | None, lis
             if not carried:
                 loaded[index] = load_text(display, raw) if carried == b"" else (None, problems)
                 continue
-            data, values, keys = marshal.loads(carried)
             digest = hashlib.sha256(raw).hexdigest()
-            loaded[index] = (Document(display, data, digest, values, keys), problems)
+            document = Document(display, marshal.loads(carried), digest, raw=raw)
+            loaded[index] = (document, problems)
     return [done if done is not None else load_text(*items[i]) for i, done in enumerate(loaded)]
 
 

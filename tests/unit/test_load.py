@@ -4,10 +4,13 @@ every scalar exactly as ruamel.yaml's own safe loader does."""
 from __future__ import annotations
 
 import datetime
+import shutil
+from pathlib import Path
 
+import pytest
 from ruamel.yaml import YAML
 
-from compiler.load import _parse_text
+from compiler.load import _parse_text, load_text
 
 TRICKY = """\
 plain: text
@@ -57,3 +60,23 @@ def test_a_yaml_directive_bypasses_the_remembered_tags() -> None:
     document, problems = _parse_text("old.yaml", text.encode())
     assert problems == [] and document is not None
     assert document.data == YAML(typ="safe").load(text)
+
+
+PROJECT = b"apiVersion: kiln/v1alpha1\nkind: Project\nmetadata:\n  name: shop\n"
+
+
+def test_a_cached_document_gets_its_source_map_when_first_asked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("KILN_CACHE_DIR", str(tmp_path / "cache"))
+    parsed, _ = load_text("specs/project.yaml", PROJECT)
+    cached, _ = load_text("specs/project.yaml", PROJECT)
+    assert parsed is not None and cached is not None
+    assert cached.raw == PROJECT and cached._values is None  # not read until needed
+    assert cached.locate(("metadata", "name")) == parsed.locate(("metadata", "name")) == (4, 9)
+    assert (cached.values, cached.keys) == (parsed.values, parsed.keys)
+    # Without the map's own cache entry, the bytes are parsed again.
+    shutil.rmtree(tmp_path / "cache" / "spec-maps")
+    again, _ = load_text("specs/project.yaml", PROJECT)
+    assert again is not None and again._keys is None
+    assert again.keys == parsed.keys
