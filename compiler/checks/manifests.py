@@ -123,6 +123,10 @@ def _where(document: dict[str, Any], holder: dict[str, Any], *keys: str) -> str:
     return _text((*(_path_to(document, holder) or ()), *keys))
 
 
+# Label values repeat across every object of a model and every model: each is checked once.
+_GOOD_LABEL_VALUES: set[str] = set()
+
+
 def _names_and_labels(
     artifact: Artifact, document: dict[str, Any], scan: _Scan
 ) -> list[ManifestProblem]:
@@ -133,13 +137,15 @@ def _names_and_labels(
         problems.append(ManifestProblem(artifact, "metadata.name", f"{name!r} is not a valid name"))
     for holder, key in scan.labels:
         for label, value in holder[key].items():
-            if isinstance(value, str) and "{{" in value:
-                continue  # an ApplicationSet template: filled in by Argo CD
-            if not isinstance(value, str) or len(value) > 63 or not _LABEL_VALUE.fullmatch(value):
-                where = _where(document, holder, key, label)
-                problems.append(
-                    ManifestProblem(artifact, where, f"label value {value!r} is invalid")
-                )
+            if type(value) is str:
+                if value in _GOOD_LABEL_VALUES or "{{" in value:
+                    continue  # checked before, or an ApplicationSet template (Argo CD fills it)
+                if len(value) <= 63 and _LABEL_VALUE.fullmatch(value):
+                    if len(_GOOD_LABEL_VALUES) < 100_000:
+                        _GOOD_LABEL_VALUES.add(value)
+                    continue
+            where = _where(document, holder, key, label)
+            problems.append(ManifestProblem(artifact, where, f"label value {value!r} is invalid"))
     for holder, key in scan.resources:
         for resource, value in holder[key].items():
             if not isinstance(value, str) or not _QUANTITY.fullmatch(value):

@@ -167,6 +167,11 @@ def test_every_example_manifest_passes_strict_validation(
         ),
         (
             "Service",
+            lambda d: d["metadata"]["labels"].__setitem__("team", {"nested": 1}),
+            "metadata.labels.team: label value {'nested': 1} is invalid",
+        ),
+        (
+            "Service",
             lambda d: d["metadata"].__setitem__("name", "9-starts-with-a-digit"),
             "metadata.name: '9-starts-with-a-digit' is not a valid name",
         ),
