@@ -186,17 +186,19 @@ def _new_roots(files: list[str], present: set[str]) -> dict[str, list[str]]:
 
 
 def _write_folder(
-    out: Path, root: str, files: list[str], planned: dict[str, bytes]
+    out: Path, root: str, files: list[str], planned: dict[str, bytes], staged: bool = False
 ) -> dict[str, Stat]:
-    """Write a folder that does not exist yet: fill a temporary one, rename it into place."""
+    """Write a folder that does not exist yet: fill a temporary one, rename it into place
+    (or, `staged`, inside a tree that is itself temporary, fill it where it is)."""
     final = out / root
-    temporary = final.with_name(f".{final.name}.{os.getpid()}.kiln-tmp")
+    temporary = final if staged else final.with_name(f".{final.name}.{os.getpid()}.kiln-tmp")
     try:
         for folder in sorted({_parent(p) for p in files}):
             (temporary / folder[len(root) + 1 :]).mkdir(parents=True, exist_ok=True)
         base = str(temporary)
         stats = {path: _write_new(base + path[len(root) :], planned[path]) for path in files}
-        os.rename(temporary, final)
+        if not staged:
+            os.rename(temporary, final)
     except BaseException:
         shutil.rmtree(temporary, ignore_errors=True)
         raise
@@ -204,7 +206,7 @@ def _write_folder(
 
 
 def _write_all(
-    out: Path, files: list[str], planned: dict[str, bytes], present: set[str]
+    out: Path, files: list[str], planned: dict[str, bytes], present: set[str], staged: bool = False
 ) -> dict[str, Stat]:
     roots = _new_roots(files, present)
     for parent in sorted({_parent(root) for root in roots}):
@@ -215,7 +217,11 @@ def _write_all(
     groups = sorted(roots.items())
     jobs = forking.jobs_wanted() if len(files) >= PARALLEL_WRITES else 1
     stats: dict[str, Stat] = {}
-    for written in forking.forked_each(groups, lambda g: _write_folder(out, *g, planned), jobs):
+
+    def write(group: tuple[str, list[str]]) -> dict[str, Stat]:
+        return _write_folder(out, *group, planned, staged)
+
+    for written in forking.forked_each(groups, write, jobs):
         stats.update(written)
     in_place = {p for grouped in roots.values() for p in grouped}
     for path in files:
@@ -289,7 +295,7 @@ def _write_fresh(out: Path, files: list[str], planned: dict[str, bytes]) -> dict
     temporary = out.with_name(f".{out.name}.{os.getpid()}.kiln-tmp")
     try:
         temporary.mkdir()
-        stats = _write_all(temporary, files, planned, {""})
+        stats = _write_all(temporary, files, planned, {""}, staged=True)
         stats[MANIFEST] = _write_new(str(temporary / MANIFEST), planned[MANIFEST])
         os.rename(temporary, out)
     except BaseException:

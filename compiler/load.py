@@ -403,7 +403,8 @@ def _too_large(display: str, size: int) -> Diagnostic:
     )
 
 
-PARSE_CACHE = "specs-2"  # bump when the shape of parsed documents changes
+PARSE_CACHE = "specs-3"  # bump when the shape of parsed documents changes
+_DATA_SIZE = 8  # bytes: the entry starts with the size of the data part, then the map
 # A first compile of this many files or more parses them in every core's process.
 PARALLEL_PARSE = 32
 
@@ -413,7 +414,7 @@ def _cached(display: str, raw: bytes) -> Document | None:
     if stored is None:
         return None
     try:
-        data = marshal.loads(stored)
+        data = marshal.loads(memoryview(stored)[_DATA_SIZE:])  # the map after it is left
     except (EOFError, ValueError, TypeError):
         return None  # a damaged entry: parse again
     return Document(display, data, hashlib.sha256(raw).hexdigest(), raw=raw)
@@ -424,27 +425,28 @@ def _source_maps(display: str, raw: bytes | None) -> tuple[SourceMap, SourceMap]
     parsing its bytes again (they parsed cleanly once, so they do again)."""
     if raw is None:
         return {}, {}
-    stored = cache.get("spec-maps", cache.key(PARSE_CACHE, raw))
+    stored = cache.get("specs", cache.key(PARSE_CACHE, raw))
     if stored is not None:
         with contextlib.suppress(EOFError, ValueError, TypeError):
-            values, keys = marshal.loads(stored)
+            start = _DATA_SIZE + int.from_bytes(stored[:_DATA_SIZE], "little")
+            values, keys = marshal.loads(memoryview(stored)[start:])
             return values, keys
     document, _ = _parse_text(display, raw)
     return (document.values, document.keys) if document is not None else ({}, {})
 
 
 def _remember(raw: bytes, document: Document) -> bytes | None:
-    """Store a parsed document in the cache: its data, and apart from it its source
-    map. Returns the data as stored, or None when marshal cannot store it (dates):
-    such a file is parsed each time."""
+    """Store a parsed document in the cache, one entry: the size of its data, the data,
+    then the source map, which is read only when asked for. Returns the data as
+    stored, or None when marshal cannot store it (dates): such a file is parsed each
+    time."""
     try:
         data = marshal.dumps(document.data)
         maps = marshal.dumps((document.values, document.keys))
     except ValueError:
         return None
-    entry = cache.key(PARSE_CACHE, raw)
-    cache.put("spec-maps", entry, maps)
-    cache.put("specs", entry, data)
+    size = len(data).to_bytes(_DATA_SIZE, "little")
+    cache.put("specs", cache.key(PARSE_CACHE, raw), size + data + maps)
     return data
 
 
