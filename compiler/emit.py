@@ -10,6 +10,7 @@ from __future__ import annotations
 import difflib
 import json
 import os
+import re
 import shutil
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -47,24 +48,49 @@ class EmitReport:
 
 
 def manifest_text(artifacts: list[Artifact]) -> str:
+    """The manifest: every file with its sha256 and source specs, and each spec's digest.
+
+    Written as `to_json` writes the same document (tested), but assembled as text: the
+    files of one model share their sources, whose JSON is made once, so a file costs
+    one string format instead of a dict for the encoder (0.25 s for 75,000 files).
+    """
     specs: dict[str, str] = {}
-    files: dict[str, dict[str, object]] = {}
-    # Every file of a model shares one tuple of sources: sort its names once.
-    names: dict[tuple[Source, ...], list[str]] = {}
+    blocks: dict[tuple[Source, ...], str] = {}  # the "sources" lines of each tuple
+    entries: list[str] = []
     for artifact in sorted(artifacts, key=attrgetter("path")):
-        sources = names.get(artifact.sources)
-        if sources is None:
+        block = blocks.get(artifact.sources)
+        if block is None:
             for source in artifact.sources:
                 specs[source.file] = source.digest
-            sources = names[artifact.sources] = sorted({s.file for s in artifact.sources})
-        files[artifact.path] = {"sha256": artifact.digest, "sources": sources}
-    document = {
-        "files": files,
-        "format": MANIFEST_FORMAT,
-        "generator": "kiln",
-        "specs": dict(sorted(specs.items())),
-    }
-    return to_json(document)
+            names = sorted({s.file for s in artifact.sources})
+            block = blocks[artifact.sources] = _json_list(names, "      ")
+        entries.append(
+            f'    {_json_string(artifact.path)}: {{\n      "sha256": '
+            f'{_json_string(artifact.digest)},\n      "sources": {block}\n    }}'
+        )
+    files = "{\n" + ",\n".join(entries) + "\n  }" if entries else "{}"
+    spec_lines = [f"    {_json_string(f)}: {_json_string(d)}" for f, d in sorted(specs.items())]
+    specs_text = "{\n" + ",\n".join(spec_lines) + "\n  }" if spec_lines else "{}"
+    return (
+        f'{{\n  "files": {files},\n  "format": {MANIFEST_FORMAT},\n  "generator": "kiln",\n'
+        f'  "specs": {specs_text}\n}}\n'
+    )
+
+
+_PLAIN_JSON = re.compile(r"[A-Za-z0-9 _./@+:-]*")  # needs no escaping inside quotes
+
+
+def _json_string(text: str) -> str:
+    if _PLAIN_JSON.fullmatch(text):
+        return f'"{text}"'
+    return to_json(text).rstrip("\n")
+
+
+def _json_list(items: list[str], indent: str) -> str:
+    if not items:
+        return "[]"
+    inner = ",\n".join(f"{indent}  {_json_string(i)}" for i in items)
+    return f"[\n{inner}\n{indent}]"
 
 
 def _conflict_sides(text: str) -> list[str]:

@@ -17,9 +17,12 @@ from click.testing import CliRunner, Result
 
 from compiler import emit as emit_module
 from compiler.api import compile_tree
+from compiler.artifact import Artifact
 from compiler.cli import cli
 from compiler.diagnostics import render
-from compiler.emit import MANIFEST, WriteBack
+from compiler.emit import MANIFEST, MANIFEST_FORMAT, WriteBack, manifest_text
+from compiler.ir import Source
+from compiler.serialize import to_json
 
 SpecFiles = Callable[..., dict[str, str]]
 WriteTree = Callable[..., Path]
@@ -342,3 +345,28 @@ def test_exit_codes(specs: Path, out: Path, tmp_path: Path) -> None:
     assert "does not exist" in missing.output
     (specs / "project.yaml").write_text("kind: [\n", encoding="utf-8")
     assert kiln("compile", "--specs", specs, "--out", out).exit_code == 1
+
+
+def test_the_manifest_is_what_the_json_encoder_writes() -> None:
+    """The manifest is assembled as text for speed: byte for byte what the generic
+    encoder writes for the same document, escapes and all."""
+    project = Source("specs/project.yaml", "d0")
+    odd = Source('specs/models/ünï "côde"\\.yaml', "d1")
+    artifacts = [
+        Artifact("staging/m/a.yaml", b"a", (odd, project)),
+        Artifact("local/m/tab\there.json", b"b", (odd, project)),
+        Artifact("argocd/x.yaml", b"c", (project,)),
+        Artifact("lonely.txt", b"d", ()),
+    ]
+    document = {
+        "files": {
+            a.path: {"sha256": a.digest, "sources": sorted({s.file for s in a.sources})}
+            for a in sorted(artifacts, key=lambda a: a.path)
+        },
+        "format": MANIFEST_FORMAT,
+        "generator": "kiln",
+        "specs": {'specs/models/ünï "côde"\\.yaml': "d1", "specs/project.yaml": "d0"},
+    }
+    assert manifest_text(artifacts) == to_json(document)
+    empty = {"files": {}, "format": MANIFEST_FORMAT, "generator": "kiln", "specs": {}}
+    assert manifest_text([]) == to_json(empty)
