@@ -52,7 +52,7 @@ def manifest_text(artifacts: list[Artifact]) -> str:
 
     Written as `to_json` writes the same document (tested), but assembled as text: the
     files of one model share their sources, whose JSON is made once, so a file costs
-    one string format instead of a dict for the encoder (0.25 s for 75,000 files).
+    one string format instead of a dict for the encoder (75,000 files: 0.27 to 0.17 s).
     """
     specs: dict[str, str] = {}
     blocks: dict[tuple[Source, ...], str] = {}  # the "sources" lines of each tuple
