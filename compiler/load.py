@@ -71,15 +71,16 @@ class Document:
 
     @property
     def values(self) -> SourceMap:
-        if self._values is None:
-            self._values, self._keys = _source_maps(self.path, self.raw)
-        return self._values
+        return self._source_map()[0]
 
     @property
     def keys(self) -> SourceMap:
-        if self._keys is None:
+        return self._source_map()[1]
+
+    def _source_map(self) -> tuple[SourceMap, SourceMap]:
+        if self._values is None or self._keys is None:
             self._values, self._keys = _source_maps(self.path, self.raw)
-        return self._keys
+        return self._values, self._keys
 
     def locate(self, path: Path_, *, key: bool = False) -> Location:
         """Line and column of the node at `path`, or of its nearest ancestor."""
