@@ -41,7 +41,10 @@ CODES: dict[str, tuple[str, str]] = {
     "KILN1201": ("Not a DNS-1123 name", "Lower-case letters, digits and '-', at most 63."),
     "KILN1202": ("Not a Kubernetes quantity", "Write e.g. '500m', '4', '16Gi'."),
     "KILN1203": ("Not a duration", "Write e.g. '30s', '10m', '1h30m', '7d'."),
-    "KILN1204": ("Not a cron expression", "Write five fields: minute hour day month weekday."),
+    "KILN1204": (
+        "Not a cron expression, or one that never runs",
+        "Write five fields: minute hour day month weekday, for a date that exists.",
+    ),
     "KILN1205": ("Not an IANA time zone", "Write e.g. 'Europe/Amsterdam' or 'UTC'."),
     "KILN1206": ("Not a sha256 digest", "Write the 64 hex digits that `sha256sum` prints."),
     "KILN1207": ("Not a URI", "Write scheme://bucket/path, or a path relative to storage."),

@@ -16,6 +16,8 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
 from pydantic_core import PydanticCustomError
 
+from compiler.spec.cron import longest_gap_seconds
+
 API_VERSION = "kiln/v1alpha1"
 
 
@@ -154,6 +156,8 @@ def _check_cron(value: str) -> str:
                     )
     if not croniter.is_valid(value):
         raise fail("KILN1204", f"{value!r} is not a valid cron expression")
+    if longest_gap_seconds(value) is None:
+        raise fail("KILN1204", f"{value!r} never runs: no date matches its day and month")
     _VALID_CRONS.add(value)
     return value
 

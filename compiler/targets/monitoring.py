@@ -9,13 +9,12 @@ rules that summarise the drift and performance the job pushes.
 
 from __future__ import annotations
 
-import itertools
-from functools import cache
 from typing import Any
 
 from compiler import names
 from compiler.ir import ModelIR
 from compiler.serialize import to_json
+from compiler.spec.cron import longest_gap_seconds
 from compiler.spec.types import duration_seconds
 from compiler.targets import k8s, promql, workflows
 from compiler.targets.k8s import Object
@@ -161,7 +160,9 @@ def _monitor_rules(model: ModelIR) -> list[Object]:
         return []
     selector = _selector(model)
     # Twice the longest gap between runs, so one slow run does not page anyone.
-    stale_after = 2 * _schedule_period_seconds(monitoring.schedule.cron)
+    gap = longest_gap_seconds(monitoring.schedule.cron)
+    assert gap is not None, "the spec check rejects schedules that never run"
+    stale_after = 2 * gap
     return [
         {
             "record": "kiln:monitor_drifting_features:count",
@@ -186,18 +187,6 @@ def _monitor_rules(model: ModelIR) -> list[Object]:
             model,
         ),
     ]
-
-
-@cache
-def _schedule_period_seconds(cron: str) -> int:
-    """Longest gap between two runs of a cron schedule (over the next few runs)."""
-    from datetime import UTC, datetime
-
-    from croniter import croniter
-
-    times = croniter(cron, datetime(2026, 1, 1, tzinfo=UTC))
-    runs = [times.get_next(float) for _ in range(32)]
-    return int(max(b - a for a, b in itertools.pairwise(runs)))
 
 
 def prometheus_rule(model: ModelIR) -> Object | None:
