@@ -27,15 +27,31 @@ def _param_name(step: str, file: str) -> str:
     return f"{step}-{file.replace('.', '-').replace('_', '-')}"
 
 
+# Every model's steps run the same commands: each (text, spec file) is worked out once.
+_ARGO_TEXTS: dict[tuple[str, str], str] = {}
+_ARGO_TEXTS_MAX = 50_000
+
+
 def _argo(text: str, model: ModelIR) -> str:
     """Replace pipeline tokens with the paths and expressions of an Argo pod."""
+    if "{" not in text:
+        return text
+    key = (text, model.source.file)
+    done = _ARGO_TEXTS.get(key)
+    if done is None:
+        done = _replace_tokens(text, model.source.file)
+        if len(_ARGO_TEXTS) < _ARGO_TEXTS_MAX:
+            _ARGO_TEXTS[key] = done
+    return done
 
+
+def _replace_tokens(text: str, spec_file: str) -> str:
     def replace(match: object) -> str:
         token: str = match.group(1)  # type: ignore[attr-defined]
         if token == "out":
             return OUT
         if token == "spec":
-            return f"{REPO}/{model.source.file}"
+            return f"{REPO}/{spec_file}"
         kind, _, rest = token.partition(":")
         if kind == "in":
             return f"{WORK}/in/{rest}"

@@ -49,6 +49,9 @@ TRICKY = [
     "multi\nline\n",
     "multi\nline",
     "two\n\n",
+    "gaps\n\nof\n\n\none\n\n\n\nto three\n",
+    "gaps\n\n\nat the end",
+    "control\ncharacter \x0b inside",
     "\nfirst",
     "ünïcode €",
     "http://host:80/path",
@@ -115,6 +118,11 @@ def test_floats_never_use_exponents() -> None:
 
 def test_multiline_strings_are_block_literals() -> None:
     assert to_yaml({"c": "a\nb\n"}) == "c: |\n  a\n  b\n"
+
+
+def test_empty_lines_of_a_block_carry_no_indent() -> None:
+    text = to_yaml({"c": {"d": "a\n\nb\n\n\n\nc\n"}})
+    assert text == "c:\n  d: |\n    a\n\n    b\n\n\n\n    c\n"
 
 
 def test_non_string_keys_are_refused() -> None:
