@@ -58,7 +58,6 @@ def render_triton(model: ModelIR, place: Placer) -> tuple[Artifact | None, str, 
     config = triton.build_config(model)
     text = triton.serialize(config)
     file = model.source.file
-    line, col = place(model, ("spec", "serving"))
     # Protobuf's printer always writes text its parser reads back (tests parse every
     # golden config); what the message itself cannot express is checked here.
     problems = triton_rules.load_time_problems(
@@ -68,6 +67,7 @@ def render_triton(model: ModelIR, place: Placer) -> tuple[Artifact | None, str, 
         0 if model.is_local else model.serving.resources.gpus,
     )
     if problems:
+        line, col = place(model, ("spec", "serving"))  # asks for the spec's source map
         return (
             None,
             text,

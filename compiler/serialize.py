@@ -73,12 +73,20 @@ def _scalar(value: Any) -> str:
     raise TypeError(f"cannot serialise {type(value).__name__} in a manifest")
 
 
+_PRINTABLE_ASCII = bytes(range(0x20, 0x7F)) + b"\n"
+
+
 def _block_literal(value: str, indent: str) -> str | None:
     """A multi-line string as a `|` block, when that reads back exactly."""
     if "\n" not in value or value.startswith((" ", "\n")):
         return None
-    if not value.replace("\n", "").isprintable():
-        return None  # a block cannot escape a tab or a control character; quotes can
+    # A block cannot escape a tab or a control character; quotes can. (Generated
+    # texts are ASCII, whose bytes are checked several times faster.)
+    if value.isascii():
+        if value.encode("ascii").translate(None, _PRINTABLE_ASCII):
+            return None
+    elif not value.replace("\n", "").isprintable():
+        return None
     if " \n" in value or value.endswith(" "):
         return None  # trailing spaces are invisible in a block; quote instead
     body = value[:-1] if value.endswith("\n") else value
