@@ -12,7 +12,7 @@ never take this shortcut.
 from __future__ import annotations
 
 import hashlib
-import json
+import marshal
 import os
 from collections.abc import Mapping
 from functools import cache
@@ -21,7 +21,7 @@ from pathlib import Path
 
 from compiler import cache as disk_cache
 
-RECORDS = "fingerprints"
+RECORDS = "fingerprints-2"  # marshal: 75,000 stats dump and load several times faster than JSON
 # Libraries whose versions change what Kiln writes or accepts.
 SHAPING = (
     "pydantic",
@@ -83,17 +83,17 @@ def inputs(specs: Path, schemas: Path | None) -> str | None:
 
 def _stats(
     out: Path, paths: list[str], known: Mapping[str, tuple[int, int]] | None = None
-) -> dict[str, list[int]]:
+) -> dict[str, tuple[int, int]]:
     """Size and mtime of each file; `known` holds those taken as the files were written."""
     stats = {}
     base = str(out)
     for path in paths:
         taken = known.get(path) if known is not None else None
         if taken is not None:
-            stats[path] = list(taken)
+            stats[path] = taken
             continue
         stat = os.stat(f"{base}/{path}")
-        stats[path] = [stat.st_size, stat.st_mtime_ns]
+        stats[path] = (stat.st_size, stat.st_mtime_ns)
     return stats
 
 
@@ -114,7 +114,7 @@ def record(
         document = {"inputs": fingerprint, "files": _stats(out, paths, written)}
     except OSError:
         return
-    disk_cache.put(RECORDS, _entry(out), json.dumps(document).encode())
+    disk_cache.put(RECORDS, _entry(out), marshal.dumps(document))
 
 
 def unchanged(out: Path, fingerprint: str) -> int | None:
@@ -123,10 +123,10 @@ def unchanged(out: Path, fingerprint: str) -> int | None:
     if stored is None:
         return None
     try:
-        document = json.loads(stored)
-        files: dict[str, list[int]] = document["files"]
+        document = marshal.loads(stored)
+        files: dict[str, tuple[int, int]] = document["files"]
         if document["inputs"] != fingerprint or _stats(out, list(files)) != files:
             return None
-    except (OSError, ValueError, KeyError, TypeError):
+    except (OSError, ValueError, EOFError, KeyError, TypeError):
         return None
     return len(files)

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from benchmarks.synthetic import ENVIRONMENTS, generate
-from compiler import forking, parallel
+from compiler import fingerprint, forking, parallel
 from compiler.api import build, compile_tree
 from compiler.checks import manifests
 from compiler.diagnostics import render
@@ -147,6 +147,29 @@ def test_a_first_compile_renames_whole_folders_into_place(
     # The stats taken while writing are those the file system reports: the next
     # compile takes the no-change shortcut.
     assert compile_tree(specs, out).up_to_date
+
+
+def test_a_damaged_fingerprint_record_means_a_full_compile(
+    specs: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The no-change shortcut trusts only a record it can read, of the same inputs."""
+    monkeypatch.setenv("KILN_CACHE_DIR", str(tmp_path / "cache"))
+    out = tmp_path / "out"
+    assert compile_tree(specs, out).ok
+    assert compile_tree(specs, out).up_to_date
+    (record,) = (tmp_path / "cache" / fingerprint.RECORDS).iterdir()
+    for damage in (b"", b'{"inputs": "x", "files": {}}', record.read_bytes()[:-7]):
+        record.write_bytes(damage)
+        again = compile_tree(specs, out)
+        assert again.ok and not again.up_to_date
+        assert again.report is not None and again.report.written == []
+        assert compile_tree(specs, out).up_to_date  # the full compile recorded anew
+        record = next((tmp_path / "cache" / fingerprint.RECORDS).iterdir())
+    (out / "staging" / "notes.txt").write_text("not Kiln's\n")  # not a file Kiln owns
+    assert compile_tree(specs, out).up_to_date
+    touched = next((out / "staging").rglob("*.yaml"))
+    touched.write_bytes(touched.read_bytes())  # same bytes, new mtime: compiled again
+    assert not compile_tree(specs, out).up_to_date
 
 
 def test_specs_parsed_in_workers_equal_those_parsed_here(
