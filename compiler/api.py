@@ -14,11 +14,17 @@ from compiler.checks.manifests import ManifestProblem, check_manifests
 from compiler.checks.schemas import SchemaSet, UnknownKind, schema_folder
 from compiler.diagnostics import Diagnostic, has_errors
 from compiler.emit import MANIFEST, EmitReport, WriteBack, emit
-from compiler.ir import ModelIR
+from compiler.ir import ModelIR, ModelPlacement
 from compiler.load import Document, Location, Path_
-from compiler.parallel import render_and_check
+from compiler.parallel import (
+    Placer,
+    ProblemPlacer,
+    Rendered,
+    render_and_check,
+    resolve_render_and_check,
+)
 from compiler.render import render_gitops
-from compiler.resolve import Resolution, resolve
+from compiler.resolve import Resolution, Resolver, resolve
 
 
 @dataclass
@@ -29,6 +35,7 @@ class CompileResult:
     report: EmitReport | None = None
     unchecked_kinds: list[str] = field(default_factory=list)
     up_to_date: bool = False  # nothing changed since the last compile: nothing was built
+    model_environments: int = 0  # rendered: every (model, environment) when all is well
 
     @property
     def ok(self) -> bool:
@@ -60,47 +67,99 @@ def _sparse_collections() -> Iterator[None]:
 def build(specs: Path, schemas: Path | None = None, keep_documents: bool = True) -> CompileResult:
     """Load, parse, resolve, render and check, without touching any output.
 
-    `keep_documents=False` leaves each artifact's object out once it is checked
-    (`compile_tree` needs only the bytes), which saves carrying thousands of
-    objects back from the worker processes.
+    With `keep_documents` (`kiln plan`, `kiln explain`, tests) the result holds the
+    resolved models and each artifact's object. Without (what `compile_tree` needs:
+    the bytes), each Model spec is resolved in the worker process that renders it,
+    and the result's resolution holds no models: `model_environments` counts them.
     """
     with _sparse_collections():
-        return _build(specs, schemas, keep_documents)
+        if keep_documents:
+            return _build_keeping(specs, schemas)
+        return _build_files(specs, schemas)
 
 
-def _build(specs: Path, schemas: Path | None, keep_documents: bool) -> CompileResult:
-    resolution = resolve(specs)
-    result = CompileResult(resolution, diagnostics=list(resolution.diagnostics))
-    if not result.ok:
-        return result
-    documents = resolution.documents
-
+def _placers(documents: dict[str, Document]) -> tuple[Placer, ProblemPlacer]:
     def place(model: ModelIR, path: Path_) -> Location:
         return documents[model.source.file].locate(path)
 
     def place_problem(problem: ManifestProblem) -> Diagnostic:
         return _place_problem(problem, documents)
 
-    assert resolution.project is not None  # resolution succeeded
+    return place, place_problem
+
+
+def _checked_schema_set(
+    resolution: Resolution, schemas: Path | None
+) -> tuple[SchemaSet | None, Diagnostic | None]:
+    """The schemas to check against, or the diagnostic for a Kubernetes version that
+    has none."""
     schema_set = _schema_set(resolution, schemas)
     try:
         if schema_set is not None:
             schema_set.check_version()
     except UnknownKind as exc:  # the Project names a Kubernetes version we have no schemas for
+        assert resolution.project is not None  # a schema set needs one
         file = resolution.project.source.file
-        line, col = documents[file].locate(("spec", "kubernetes_version"))
-        result.diagnostics.append(Diagnostic(file, line, col, "KILN1803", str(exc)))
-        return result
-    rendered = render_and_check(resolution.models, place, place_problem, schema_set, keep_documents)
-    gitops = render_gitops(resolution.project, resolution.models, rendered.artifacts)
+        line, col = resolution.documents[file].locate(("spec", "kubernetes_version"))
+        return None, Diagnostic(file, line, col, "KILN1803", str(exc))
+    return schema_set, None
+
+
+def _finish(
+    result: CompileResult,
+    rendered: Rendered,
+    placements: list[ModelPlacement],
+    schema_set: SchemaSet | None,
+) -> CompileResult:
+    """Add the Argo CD objects and everything found, and the files when all is well."""
+    resolution = result.resolution
+    assert resolution.project is not None  # resolution succeeded
+    gitops = render_gitops(resolution.project, placements, rendered.artifacts)
     found = check_manifests(gitops, schema_set)
     result.diagnostics.extend(rendered.diagnostics)
+    _, place_problem = _placers(resolution.documents)
     result.diagnostics.extend(place_problem(p) for p in found)
+    result.model_environments = len(placements)
     if schema_set is not None:
         result.unchecked_kinds = sorted(schema_set.unchecked | rendered.unchecked)
     if result.ok:
         result.artifacts = sorted(rendered.artifacts + gitops, key=lambda a: a.path)
     return result
+
+
+def _build_keeping(specs: Path, schemas: Path | None) -> CompileResult:
+    resolution = resolve(specs)
+    result = CompileResult(resolution, diagnostics=list(resolution.diagnostics))
+    if not result.ok:
+        return result
+    schema_set, version_problem = _checked_schema_set(resolution, schemas)
+    if version_problem is not None:
+        result.diagnostics.append(version_problem)
+        return result
+    place, place_problem = _placers(resolution.documents)
+    rendered = render_and_check(resolution.models, place, place_problem, schema_set)
+    placements = [m.placement for m in resolution.models]
+    return _finish(result, rendered, placements, schema_set)
+
+
+def _build_files(specs: Path, schemas: Path | None) -> CompileResult:
+    resolver = Resolver(specs)
+    resolution = resolver.run(specs)
+    schema_set, version_problem = None, None
+    if resolution.ok and resolution.project is not None:
+        schema_set, version_problem = _checked_schema_set(resolution, schemas)
+    # Model specs are resolved whatever happened before, for their diagnostics; they
+    # are rendered only when nothing has failed yet.
+    render = resolution.ok and resolution.project is not None and version_problem is None
+    place, place_problem = _placers(resolution.documents)
+    rendered = resolve_render_and_check(resolver, place, place_problem, schema_set, render)
+    result = CompileResult(resolution, diagnostics=list(resolution.diagnostics))
+    if not result.ok:
+        return result  # as `resolve` reports it: nothing rendered is shown
+    if version_problem is not None:
+        result.diagnostics.append(version_problem)
+        return result
+    return _finish(result, rendered, rendered.placements, schema_set)
 
 
 def _place_problem(problem: ManifestProblem, documents: dict[str, Document]) -> Diagnostic:

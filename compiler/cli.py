@@ -55,12 +55,12 @@ def cli() -> None:
 def validate(specs: Path, schemas: Path | None, fmt: str) -> None:
     """Load, parse, resolve and check every spec and what it renders; print diagnostics."""
     require_folder(specs)
-    result = build(specs, schemas)
+    result = build(specs, schemas, keep_documents=False)
     _report(result.diagnostics, fmt)
     _note_unchecked(result.unchecked_kinds)
     if fmt == "text" and result.ok:
         click.echo(
-            f"ok: {len(result.resolution.models)} model-environment(s), "
+            f"ok: {result.model_environments} model-environment(s), "
             f"{len(result.artifacts)} file(s) would be generated",
             err=True,
         )
@@ -104,7 +104,7 @@ def compile_command(
         )
         return
     click.echo(
-        f"compiled {len(result.resolution.models)} model-environment(s) into {out.as_posix()}: "
+        f"compiled {result.model_environments} model-environment(s) into {out.as_posix()}: "
         f"{len(report.written)} written, {len(report.removed)} removed, "
         f"{report.unchanged} unchanged",
         err=True,

@@ -69,6 +69,16 @@ class FeatureSetIR:
     source: Source
 
 
+class ModelPlacement(NamedTuple):
+    """Where one model's environment is deployed: all the Argo CD objects need of it."""
+
+    name: str
+    environment: str
+    namespace: str
+    is_local: bool
+    source: Source
+
+
 @dataclass(frozen=True)
 class ModelIR:
     """Everything every target needs to render one model in one environment."""
@@ -102,3 +112,9 @@ class ModelIR:
     @property
     def sources(self) -> tuple[Source, ...]:
         return (self.source, self.featureset.source, self.project.source)
+
+    @property
+    def placement(self) -> ModelPlacement:
+        return ModelPlacement(
+            self.name, self.environment.name, self.namespace, self.is_local, self.source
+        )

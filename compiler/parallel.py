@@ -1,11 +1,16 @@
-"""Render and check models on every core: the build is CPU-bound and each
-(model, environment) renders independently of the others.
+"""Resolve, render and check models on every core: the build is CPU-bound and each
+Model spec resolves and renders independently of the others.
 
-Worker processes are forked, so they inherit the resolved IR, the spec source
-maps and the compiled schema validators instead of receiving them through a
-pipe; only the finished artifacts and diagnostics travel back. Results come back
-in model order and the caller sorts them, so the output does not depend on how
-the work was split (tested: one process and several give identical bytes).
+Worker processes are forked, so they inherit the loaded specs, the resolved
+Project and FeatureSets and the compiled schema validators instead of receiving
+them through a pipe; only the finished files and diagnostics travel back. Results
+come back in spec order and the caller sorts them, so the output does not depend
+on how the work was split (tested: one process and several give identical bytes).
+
+There are two ways in. `resolve_render_and_check` takes the Model specs the
+resolver left pending and does everything for each, in the workers: what a
+compile uses. `render_and_check` renders models resolved already, for callers
+that keep the models and each file's object (`kiln plan`, `kiln explain`).
 
 Forking is used only on Linux, for trees big enough to pay for it; `KILN_JOBS`
 sets the number of processes (1 turns this off). See `compiler.forking`.
@@ -15,15 +20,17 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 from compiler.artifact import Artifact, Packed
 from compiler.checks.manifests import ManifestProblem, check_manifests
 from compiler.checks.schemas import SchemaSet
 from compiler.diagnostics import Diagnostic
 from compiler.forking import can_fork, forked_map, jobs_wanted
-from compiler.ir import ModelIR
+from compiler.ir import ModelIR, ModelPlacement
 from compiler.load import Location, Path_
 from compiler.render import render_model
+from compiler.resolve import Resolver
 
 # Below this many (model, environment) pairs, starting processes costs more than it saves.
 MIN_PARALLEL = 48
@@ -31,6 +38,7 @@ CHUNKS_PER_JOB = 8  # small chunks even out the load between workers
 
 Placer = Callable[[ModelIR, Path_], Location]
 ProblemPlacer = Callable[[ManifestProblem], Diagnostic]
+R = TypeVar("R")
 
 
 @dataclass
@@ -40,6 +48,9 @@ class Rendered:
     artifacts: list[Artifact] = field(default_factory=list)
     diagnostics: list[Diagnostic] = field(default_factory=list)
     unchecked: set[str] = field(default_factory=set)  # kinds seen without a schema
+    # Where each model-environment rendered is deployed, by name then environment
+    # (filled by `resolve_render_and_check`, whose caller has no models).
+    placements: list[ModelPlacement] = field(default_factory=list)
 
     def add(self, other: Rendered) -> None:
         self.artifacts.extend(other.artifacts)
@@ -48,54 +59,63 @@ class Rendered:
 
 
 @dataclass(frozen=True)
-class _Work:
-    models: Sequence[ModelIR]
+class _Checks:
     place: Placer
     place_problem: ProblemPlacer
     schemas: SchemaSet | None
-    keep_documents: bool
 
 
-def _render(work: _Work, start: int, stop: int) -> Rendered:
+def _render(models: Sequence[ModelIR], checks: _Checks) -> Rendered:
     rendered = Rendered()
-    for model in work.models[start:stop]:
-        artifacts, diagnostics = render_model(model, work.place)
-        problems = check_manifests(artifacts, work.schemas)
+    for model in models:
+        artifacts, diagnostics = render_model(model, checks.place)
+        problems = check_manifests(artifacts, checks.schemas)
         rendered.diagnostics.extend(diagnostics)
-        rendered.diagnostics.extend(work.place_problem(p) for p in problems)
+        rendered.diagnostics.extend(checks.place_problem(p) for p in problems)
         rendered.artifacts.extend(artifacts)
-    if work.schemas is not None:
-        rendered.unchecked = set(work.schemas.unchecked)
+    if checks.schemas is not None:
+        rendered.unchecked = set(checks.schemas.unchecked)
     return rendered
 
 
-_INHERITED: _Work | None = None  # set in the parent just before forking
+# --- sharing work between processes --------------------------------------------------------
 
-_Part = tuple[list[Artifact] | list[Packed], list[Diagnostic], set[str]]
-
-
-def _render_in_worker(bounds: tuple[int, int]) -> _Part:
-    assert _INHERITED is not None, "workers are forked after the work is set"
-    rendered = _render(_INHERITED, *bounds)
-    artifacts = rendered.artifacts
-    if not _INHERITED.keep_documents:
-        # The objects were needed for the checks only: send back just the files.
-        return [a.packed() for a in artifacts], rendered.diagnostics, rendered.unchecked
-    return artifacts, rendered.diagnostics, rendered.unchecked
+_SHARE: Callable[[int, int], Any] | None = None  # set in the parent just before forking
 
 
-def _received(part: _Part) -> Rendered:
-    artifacts, diagnostics, unchecked = part
-    return Rendered(
-        [a if isinstance(a, Artifact) else Artifact.unpacked(a) for a in artifacts],
-        diagnostics,
-        unchecked,
-    )
+def _run_share(bounds: tuple[int, int]) -> Any:
+    assert _SHARE is not None, "workers are forked after the work is set"
+    return _SHARE(*bounds)
 
 
 def _chunks(count: int, parts: int) -> list[tuple[int, int]]:
     size = max(1, -(-count // parts))
     return [(start, min(start + size, count)) for start in range(0, count, size)]
+
+
+def _shared(work: Callable[[int, int], R], count: int, units: int) -> list[R]:
+    """`work(start, stop)` over items 0..count, in order: in this process for little
+    work (`units` model-environments), else in forked workers.
+
+    The first item is done here first: it loads the validators each kind needs, so
+    that the workers inherit them instead of each loading its own.
+    """
+    global _SHARE
+    jobs = jobs_wanted()
+    if jobs == 1 or units < MIN_PARALLEL or count < 2 or not can_fork():
+        return [work(0, count)]
+    first = work(0, 1)
+    bounds = [(1 + a, 1 + b) for a, b in _chunks(count - 1, jobs * CHUNKS_PER_JOB)]
+    _SHARE = work
+    try:
+        return [first, *forked_map(_run_share, bounds, jobs)]
+    finally:
+        _SHARE = None
+
+
+# --- models resolved already ---------------------------------------------------------------
+
+_Part = tuple[list[Artifact] | list[Packed], list[Diagnostic], set[str]]
 
 
 def render_and_check(
@@ -105,21 +125,88 @@ def render_and_check(
     schemas: SchemaSet | None,
     keep_documents: bool = True,
 ) -> Rendered:
-    """Render every model and check its objects, in several processes when that pays."""
-    global _INHERITED
-    work = _Work(models, place, place_problem, schemas, keep_documents)
-    jobs = jobs_wanted()
-    if jobs == 1 or len(models) < MIN_PARALLEL or not can_fork():
-        return _render(work, 0, len(models))
-    # The first model renders here: it loads the validators each kind needs, so that
-    # the workers inherit them instead of each loading its own.
-    rendered = _render(work, 0, 1)
-    bounds = [(1 + a, 1 + b) for a, b in _chunks(len(models) - 1, jobs * CHUNKS_PER_JOB)]
-    _INHERITED = work
-    try:
-        parts = forked_map(_render_in_worker, bounds, jobs)
-    finally:
-        _INHERITED = None
-    for part in parts:
-        rendered.add(_received(part))
+    """Render every model and check its objects, in several processes when that pays.
+
+    `keep_documents=False` sends back only the files, without each one's object.
+    """
+    checks = _Checks(place, place_problem, schemas)
+
+    def work(start: int, stop: int) -> _Part:
+        rendered = _render(models[start:stop], checks)
+        artifacts = rendered.artifacts
+        if keep_documents:
+            return artifacts, rendered.diagnostics, rendered.unchecked
+        return [a.packed() for a in artifacts], rendered.diagnostics, rendered.unchecked
+
+    rendered = Rendered()
+    for artifacts, diagnostics, unchecked in _shared(work, len(models), len(models)):
+        rendered.add(Rendered(_unpacked(artifacts), diagnostics, unchecked))
     return rendered
+
+
+def _unpacked(artifacts: list[Artifact] | list[Packed]) -> list[Artifact]:
+    return [a if isinstance(a, Artifact) else Artifact.unpacked(a) for a in artifacts]
+
+
+# --- Model specs, resolved where they are rendered -----------------------------------------
+
+
+@dataclass
+class _SpecDone:
+    """What a worker made of one Model spec: as `SpecOutcome`, with the files instead
+    of the models (which would cost more to send back than to make)."""
+
+    name: str | None
+    problems: list[Diagnostic]  # parsing
+    diagnostics: list[Diagnostic]  # resolving
+    rendered: list[Diagnostic]  # rendering and checking
+    files: list[Packed]
+    placements: list[ModelPlacement]
+
+
+def resolve_render_and_check(
+    resolver: Resolver,
+    place: Placer,
+    place_problem: ProblemPlacer,
+    schemas: SchemaSet | None,
+    render: bool,
+) -> Rendered:
+    """Resolve the Model specs `resolver` left pending and, with `render`, render and
+    check their models. Resolution diagnostics go to the resolver's result, as
+    `resolve` leaves them; the rest is returned. Without `render` (something failed
+    already) the specs are only resolved, for their diagnostics."""
+    checks = _Checks(place, place_problem, schemas)
+    specs = resolver.pending
+    environments = len(resolver.project_spec.environments) if resolver.result.project else 1
+
+    def work(start: int, stop: int) -> tuple[list[_SpecDone], set[str]]:
+        done = []
+        for document in specs[start:stop]:
+            outcome = resolver.model_spec(document)
+            rendered = _render(outcome.models, checks) if render else Rendered()
+            done.append(
+                _SpecDone(
+                    outcome.name,
+                    outcome.problems,
+                    outcome.diagnostics,
+                    rendered.diagnostics,
+                    [a.packed() for a in rendered.artifacts],
+                    [m.placement for m in outcome.models],
+                )
+            )
+        return done, set(schemas.unchecked) if schemas is not None else set()
+
+    parts = _shared(work, len(specs), len(specs) * environments)
+    done = [spec for specs_done, _ in parts for spec in specs_done]
+    kept = resolver.accept([(d, s.name, s.problems) for d, s in zip(specs, done, strict=True)])
+    result = Rendered()
+    for spec, keep in zip(done, kept, strict=True):
+        if keep:
+            resolver.emit(spec.diagnostics)
+            result.diagnostics.extend(spec.rendered)
+            result.artifacts.extend(Artifact.unpacked(f) for f in spec.files)
+            result.placements.extend(spec.placements)
+    for _, unchecked in parts:
+        result.unchecked |= unchecked
+    result.placements.sort()
+    return result

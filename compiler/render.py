@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from compiler.artifact import Artifact
 from compiler.checks import triton_rules
 from compiler.diagnostics import Diagnostic
-from compiler.ir import ModelIR, ProjectIR, Source
+from compiler.ir import ModelIR, ModelPlacement, ProjectIR, Source
 from compiler.load import Location, Path_
 from compiler.serialize import to_yaml
 from compiler.targets import (
@@ -161,9 +161,10 @@ def render_model(model: ModelIR, place: Placer) -> tuple[list[Artifact], list[Di
 
 
 def render_gitops(
-    project: ProjectIR, models: list[ModelIR], artifacts: list[Artifact]
+    project: ProjectIR, models: Sequence[ModelPlacement], artifacts: list[Artifact]
 ) -> list[Artifact]:
-    """The Argo CD objects, which depend on every model; none without cluster models."""
+    """The Argo CD objects, which depend on every model (in name, then environment
+    order); none without cluster models."""
     if all(m.is_local for m in models):
         return []
     sources: tuple[Source, ...] = (

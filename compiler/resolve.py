@@ -50,6 +50,21 @@ class Resolution:
         return not any(d.is_error for d in self.diagnostics)
 
 
+@dataclass
+class SpecOutcome:
+    """What parsing and resolving one Model spec gave."""
+
+    name: str | None  # None when the spec did not parse
+    problems: list[Diagnostic]  # from parsing: reported even when the name is taken
+    diagnostics: list[Diagnostic]  # from resolving
+    models: list[ModelIR]  # one per environment that resolved
+
+
+def _is_model_spec(document: Document) -> bool:
+    data = document.data
+    return isinstance(data, dict) and data.get("kind") == "Model"
+
+
 def _place(findings: list[Finding], file: str, locate: Locator) -> list[Diagnostic]:
     placed = []
     for finding in findings:
@@ -113,9 +128,17 @@ def local_path(location: str, root: Path) -> Path:
     return path if path.is_absolute() else root / path
 
 
-class _Resolver:
+class Resolver:
+    """Resolves a spec tree in two parts. `run` loads every spec and resolves all but
+    the Model specs, which it leaves in `pending`: each resolves on its own
+    (`model_spec`), so that they can be resolved where they are rendered, in
+    several processes; `accept` then keeps the first spec of each model name."""
+
     def __init__(self, specs_dir: Path) -> None:
         self.result = Resolution(root=specs_dir.resolve().parent)
+        self.pending: list[Document] = []
+        self.featuresets: dict[str, tuple[Document, FeatureSetDoc]] = {}
+        self._sink = self.result.diagnostics
         # Specs that failed to load or parse have been reported already; what
         # refers to them is not reported again as missing.
         self.unknown_broken = False  # a file whose kind is unknown failed
@@ -138,17 +161,21 @@ class _Resolver:
             self.unknown_broken = True
 
     def emit(self, diagnostics: list[Diagnostic]) -> None:
-        self.result.diagnostics.extend(diagnostics)
+        self._sink.extend(diagnostics)
 
     def run(self, specs_dir: Path) -> Resolution:
+        """Load every spec; resolve the Project and the FeatureSets. Model specs are
+        left in `pending`. (A Model spec's failure to parse marks nothing broken, so
+        nothing here depends on them.)"""
         documents, problems = load_tree(specs_dir)
         self.emit(problems)
         self.unknown_broken = any(p.is_error for p in problems)
         projects: list[tuple[Document, ProjectDoc]] = []
-        featuresets: dict[str, tuple[Document, FeatureSetDoc]] = {}
-        models: dict[str, tuple[Document, ModelDoc]] = {}
         for document in documents:
             self.result.documents[document.path] = document
+            if _is_model_spec(document):
+                self.pending.append(document)
+                continue
             parsed, problems = parse_document(document)
             self.emit(problems)
             if parsed is None:
@@ -157,19 +184,42 @@ class _Resolver:
                 projects.append((document, parsed))
             elif isinstance(parsed, FeatureSetDoc):
                 ref = f"{parsed.metadata.name}@{parsed.spec.version}"
-                self._unique(featuresets, ref, document, parsed, "FeatureSet")
-            elif isinstance(parsed, ModelDoc):
-                self._unique(models, parsed.metadata.name, document, parsed, "Model")
-        for document, featureset in featuresets.values():
+                self._unique(self.featuresets, ref, document, parsed, "FeatureSet")
+        for document, featureset in self.featuresets.values():
             self.emit(self._featureset_checks(document, featureset))
-        project = self._project(projects, specs_dir)
-        if project is None:
-            return self.result
-        self.result.project = project
-        for document, model in models.values():
-            self._model(document, model, project, featuresets)
-        self.result.models.sort(key=lambda m: (m.name, m.environment.name))
+        self.result.project = self._project(projects, specs_dir)
         return self.result
+
+    def model_spec(self, document: Document) -> SpecOutcome:
+        """Parse one Model spec and, when the Project resolved, resolve it in every
+        environment. Touches nothing shared: safe to run in a forked process."""
+        parsed, problems = parse_document(document)
+        if not isinstance(parsed, ModelDoc):
+            return SpecOutcome(None, problems, [], [])
+        outcome = SpecOutcome(parsed.metadata.name, problems, [], [])
+        if self.result.project is not None:
+            self._sink = outcome.diagnostics
+            try:
+                outcome.models = self._model(document, parsed, self.result.project)
+            finally:
+                self._sink = self.result.diagnostics
+        return outcome
+
+    def accept(self, specs: list[tuple[Document, str | None, list[Diagnostic]]]) -> list[bool]:
+        """Report what parsing the Model specs found, (document, name, problems) in
+        document order, and which of them to keep: the first of each name."""
+        first: dict[str, Document] = {}
+        kept = []
+        for document, name, problems in specs:
+            self.emit(problems)
+            if name is not None and name in first:
+                line, col = document.locate(("metadata", "name"))
+                message = f"Model {name} is also defined in {first[name].path}"
+                self.emit([Diagnostic(document.path, line, col, "KILN1301", message)])
+            elif name is not None:
+                first[name] = document
+            kept.append(name is not None and first[name] is document)
+        return kept
 
     def _unique(
         self, table: dict[str, Any], key: str, document: Document, parsed: Any, kind: str
@@ -278,13 +328,8 @@ class _Resolver:
             source=Source(first_document.path, first_document.digest),
         )
 
-    def _model(
-        self,
-        document: Document,
-        doc: ModelDoc,
-        project: ProjectIR,
-        featuresets: dict[str, tuple[Document, FeatureSetDoc]],
-    ) -> None:
+    def _model(self, document: Document, doc: ModelDoc, project: ProjectIR) -> list[ModelIR]:
+        featuresets = self.featuresets
         spec = doc.spec
         locate = document_locator(document)
         name = doc.metadata.name
@@ -347,7 +392,7 @@ class _Resolver:
                     )
         self.emit(_place(findings, document.path, locate))
         if fs_entry is None or any(f.code in ("KILN1308", "KILN1312") for f in findings):
-            return
+            return []
         fs_document, featureset = fs_entry
         featureset_ir = FeatureSetIR(
             featureset.metadata.name,
@@ -355,6 +400,7 @@ class _Resolver:
             featureset.spec,
             Source(fs_document.path, fs_document.digest),
         )
+        models = []
         for environment in self.project_spec.environments:
             env_spec, env_locate = self._environment_spec(document, doc, environment.name)
             if env_spec is None:
@@ -363,7 +409,8 @@ class _Resolver:
                 document, doc, env_spec, env_locate, environment, project, featureset_ir
             )
             if model_ir is not None:
-                self.result.models.append(model_ir)
+                models.append(model_ir)
+        return models
 
     def _environment_spec(
         self, document: Document, doc: ModelDoc, environment: str
@@ -513,5 +560,16 @@ def _instance_groups(spec: ModelSpec) -> tuple[InstanceGroupIR, ...]:
 
 
 def resolve(specs_dir: Path) -> Resolution:
-    """Load, parse and resolve every spec under `specs_dir`."""
-    return _Resolver(specs_dir).run(specs_dir)
+    """Load, parse and resolve every spec under `specs_dir`, in this process."""
+    resolver = Resolver(specs_dir)
+    resolution = resolver.run(specs_dir)
+    outcomes = [resolver.model_spec(document) for document in resolver.pending]
+    kept = resolver.accept(
+        [(d, o.name, o.problems) for d, o in zip(resolver.pending, outcomes, strict=True)]
+    )
+    for outcome, keep in zip(outcomes, kept, strict=True):
+        if keep:
+            resolution.diagnostics.extend(outcome.diagnostics)
+            resolution.models.extend(outcome.models)
+    resolution.models.sort(key=lambda m: (m.name, m.environment.name))
+    return resolution

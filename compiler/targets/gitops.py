@@ -14,10 +14,11 @@ such a removal before it is merged.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from compiler.artifact import Artifact
-from compiler.ir import ModelIR, ProjectIR
+from compiler.ir import ModelPlacement, ProjectIR
 from compiler.targets.k8s import Object
 
 FOLDER = "argocd"
@@ -57,7 +58,9 @@ def _labels(project: ProjectIR) -> dict[str, str]:
     return {"app.kubernetes.io/part-of": project.name, "app.kubernetes.io/managed-by": "kiln"}
 
 
-def app_project(project: ProjectIR, models: list[ModelIR], artifacts: list[Artifact]) -> Object:
+def app_project(
+    project: ProjectIR, models: Sequence[ModelPlacement], artifacts: list[Artifact]
+) -> Object:
     kinds = sorted({(_group(a.kind[0]), a.kind[1]) for a in artifacts if a.kind is not None})
     namespaces = sorted({m.namespace for m in models if not m.is_local})
     return {
@@ -79,9 +82,9 @@ def app_project(project: ProjectIR, models: list[ModelIR], artifacts: list[Artif
     }
 
 
-def application_set(project: ProjectIR, models: list[ModelIR]) -> Object:
+def application_set(project: ProjectIR, models: Sequence[ModelPlacement]) -> Object:
     elements: list[dict[str, Any]] = [
-        {"model": m.name, "environment": m.environment.name, "namespace": m.namespace}
+        {"model": m.name, "environment": m.environment, "namespace": m.namespace}
         for m in models
         if not m.is_local
     ]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -69,6 +70,55 @@ def test_workers_keep_objects_for_callers_that_need_them(
     rollouts = [a for a in result.artifacts if a.kind == ("argoproj.io/v1alpha1", "Rollout")]
     assert len(rollouts) == MODELS * len(ENVIRONMENTS)
     assert all(a.document is not None and a.document["kind"] == "Rollout" for a in rollouts)
+
+
+def test_specs_resolved_in_workers_give_what_resolving_first_gives(
+    specs: Path, monkeypatch: pytest.MonkeyPatch, forks: list[int]
+) -> None:
+    """A compile resolves each Model spec in the worker that renders it; `kiln plan`
+    resolves them all first: the same files, and the same count."""
+    monkeypatch.setenv(forking.JOBS_ENV, "2")
+    first = build(specs)
+    inside = build(specs, keep_documents=False)
+    assert first.ok and inside.ok and forks
+    assert [(a.path, a.data) for a in first.artifacts] == [
+        (a.path, a.data) for a in inside.artifacts
+    ]
+    assert inside.resolution.models == []  # left in the workers
+    assert first.model_environments == inside.model_environments == MODELS * len(ENVIRONMENTS)
+
+
+def test_spec_problems_found_in_workers_are_reported_as_when_resolving_first(
+    specs: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, forks: list[int]
+) -> None:
+    """A model defined twice (in specs far apart, so in different workers), a spec that
+    does not parse and one that does not resolve: each way of resolving, in one
+    process or several, reports the same."""
+    broken = tmp_path / "specs"
+    shutil.copytree(specs, broken)
+    models = broken / "models"
+    first = (models / "model-00001.yaml").read_text()
+    (models / "model-00018.yaml").write_text(first)  # model-00001 again
+    spec = models / "model-00004.yaml"
+    spec.write_text(spec.read_text().replace("owner:", "ownr:"))  # does not parse
+    spec = models / "model-00009.yaml"
+    spec.write_text(spec.read_text().replace("@1", "@7"))  # an undefined FeatureSet
+    reports = []
+    for jobs in ("1", "2"):
+        monkeypatch.setenv(forking.JOBS_ENV, jobs)
+        for keep in (True, False):
+            result = build(broken, keep_documents=keep)
+            assert not result.ok and result.artifacts == []
+            reports.append(render(result.diagnostics, "text"))
+    assert forks
+    assert reports == [reports[0]] * 4
+    lines = reports[0].splitlines()
+    assert [line.split(": error")[0].split(":")[0] for line in lines] == [
+        "specs/models/model-00004.yaml",
+        "specs/models/model-00009.yaml",
+        "specs/models/model-00018.yaml",
+    ], lines
+    assert "KILN1301" in lines[2] and "model-00001.yaml" in lines[2]
 
 
 def test_problems_found_in_workers_are_reported_as_in_one_process(
