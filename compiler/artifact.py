@@ -9,9 +9,11 @@ from typing import Any
 from compiler.ir import Source
 from compiler.load import Path_
 
-# An artifact as it travels between processes: plain tuples pickle several times
-# faster than dataclasses. (path, data, digest, sources, origin, kind)
-Packed = tuple[str, bytes, str, tuple[Source, ...], Path_, "tuple[str, str] | None"]
+# An artifact as it travels between processes, in `marshal` (which takes only plain
+# types, and loads them several times faster than pickle loads dataclasses and
+# named tuples): (path, data, digest, sources as plain tuples, origin, kind).
+PlainSources = tuple[tuple[str, str], ...]
+Packed = tuple[str, bytes, str, PlainSources, Path_, "tuple[str, str] | None"]
 
 
 @dataclass(eq=False, slots=True)
@@ -41,9 +43,15 @@ class Artifact:
 
     def packed(self) -> Packed:
         """What another process needs to write and list the file (not the object)."""
-        return (self.path, self.data, self.digest, self.sources, self.origin, self.kind)
+        sources = tuple((s.file, s.digest) for s in self.sources)
+        return (self.path, self.data, self.digest, sources, self.origin, self.kind)
 
     @classmethod
-    def unpacked(cls, packed: Packed) -> Artifact:
-        path, data, digest, sources, origin, kind = packed
+    def unpacked(cls, packed: Packed, known: dict[PlainSources, tuple[Source, ...]]) -> Artifact:
+        """The artifact again; `known` shares one tuple of sources between the files
+        that have the same (the manifest encodes each tuple once)."""
+        path, data, digest, plain, origin, kind = packed
+        sources = known.get(plain)
+        if sources is None:
+            sources = known[plain] = tuple(Source(*s) for s in plain)
         return cls(path, data, sources, None, origin, kind, digest)

@@ -18,16 +18,17 @@ sets the number of processes (1 turns this off). See `compiler.forking`.
 
 from __future__ import annotations
 
+import marshal
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from compiler.artifact import Artifact, Packed
+from compiler.artifact import Artifact, Packed, PlainSources
 from compiler.checks.manifests import ManifestProblem, check_manifests
 from compiler.checks.schemas import SchemaSet
 from compiler.diagnostics import Diagnostic
 from compiler.forking import can_fork, forked_map, jobs_wanted
-from compiler.ir import ModelIR, ModelPlacement
+from compiler.ir import ModelIR, ModelPlacement, Source
 from compiler.load import Location, Path_
 from compiler.render import render_model
 from compiler.resolve import Resolver
@@ -115,37 +116,24 @@ def _shared(work: Callable[[int, int], R], count: int, units: int) -> list[R]:
 
 # --- models resolved already ---------------------------------------------------------------
 
-_Part = tuple[list[Artifact] | list[Packed], list[Diagnostic], set[str]]
-
 
 def render_and_check(
     models: Sequence[ModelIR],
     place: Placer,
     place_problem: ProblemPlacer,
     schemas: SchemaSet | None,
-    keep_documents: bool = True,
 ) -> Rendered:
-    """Render every model and check its objects, in several processes when that pays.
-
-    `keep_documents=False` sends back only the files, without each one's object.
-    """
+    """Render every model and check its objects, in several processes when that pays;
+    each artifact keeps its object."""
     checks = _Checks(place, place_problem, schemas)
 
-    def work(start: int, stop: int) -> _Part:
-        rendered = _render(models[start:stop], checks)
-        artifacts = rendered.artifacts
-        if keep_documents:
-            return artifacts, rendered.diagnostics, rendered.unchecked
-        return [a.packed() for a in artifacts], rendered.diagnostics, rendered.unchecked
+    def work(start: int, stop: int) -> Rendered:
+        return _render(models[start:stop], checks)
 
     rendered = Rendered()
-    for artifacts, diagnostics, unchecked in _shared(work, len(models), len(models)):
-        rendered.add(Rendered(_unpacked(artifacts), diagnostics, unchecked))
+    for part in _shared(work, len(models), len(models)):
+        rendered.add(part)
     return rendered
-
-
-def _unpacked(artifacts: list[Artifact] | list[Packed]) -> list[Artifact]:
-    return [a if isinstance(a, Artifact) else Artifact.unpacked(a) for a in artifacts]
 
 
 # --- Model specs, resolved where they are rendered -----------------------------------------
@@ -154,13 +142,13 @@ def _unpacked(artifacts: list[Artifact] | list[Packed]) -> list[Artifact]:
 @dataclass
 class _SpecDone:
     """What a worker made of one Model spec: as `SpecOutcome`, with the files instead
-    of the models (which would cost more to send back than to make)."""
+    of the models (which would cost more to send back than to make). The files
+    travel apart, in `marshal`."""
 
     name: str | None
     problems: list[Diagnostic]  # parsing
     diagnostics: list[Diagnostic]  # resolving
     rendered: list[Diagnostic]  # rendering and checking
-    files: list[Packed]
     placements: list[ModelPlacement]
 
 
@@ -179,8 +167,9 @@ def resolve_render_and_check(
     specs = resolver.pending
     environments = len(resolver.project_spec.environments) if resolver.result.project else 1
 
-    def work(start: int, stop: int) -> tuple[list[_SpecDone], set[str]]:
+    def work(start: int, stop: int) -> tuple[list[_SpecDone], bytes, set[str]]:
         done = []
+        files: list[list[Packed]] = []  # each spec's
         for document in specs[start:stop]:
             outcome = resolver.model_spec(document)
             rendered = _render(outcome.models, checks) if render else Rendered()
@@ -190,23 +179,26 @@ def resolve_render_and_check(
                     outcome.problems,
                     outcome.diagnostics,
                     rendered.diagnostics,
-                    [a.packed() for a in rendered.artifacts],
                     [m.placement for m in outcome.models],
                 )
             )
-        return done, set(schemas.unchecked) if schemas is not None else set()
+            files.append([a.packed() for a in rendered.artifacts])
+        unchecked = set(schemas.unchecked) if schemas is not None else set()
+        return done, marshal.dumps(files), unchecked
 
     parts = _shared(work, len(specs), len(specs) * environments)
-    done = [spec for specs_done, _ in parts for spec in specs_done]
+    done = [spec for specs_done, _, _ in parts for spec in specs_done]
+    files = [spec for _, blob, _ in parts for spec in marshal.loads(blob)]
     kept = resolver.accept([(d, s.name, s.problems) for d, s in zip(specs, done, strict=True)])
     result = Rendered()
-    for spec, keep in zip(done, kept, strict=True):
+    known: dict[PlainSources, tuple[Source, ...]] = {}
+    for spec, packed, keep in zip(done, files, kept, strict=True):
         if keep:
             resolver.emit(spec.diagnostics)
             result.diagnostics.extend(spec.rendered)
-            result.artifacts.extend(Artifact.unpacked(f) for f in spec.files)
+            result.artifacts.extend(Artifact.unpacked(f, known) for f in packed)
             result.placements.extend(spec.placements)
-    for _, unchecked in parts:
+    for _, _, unchecked in parts:
         result.unchecked |= unchecked
     result.placements.sort()
     return result
