@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -13,7 +14,7 @@ from compiler.artifact import Artifact
 from compiler.checks.manifests import ManifestProblem, check_manifests
 from compiler.checks.schemas import SchemaSet, UnknownKind, schema_folder
 from compiler.diagnostics import Diagnostic, has_errors
-from compiler.emit import MANIFEST, EmitReport, WriteBack, emit
+from compiler.emit import MANIFEST, EmitReport, Stage, WriteBack, emit
 from compiler.ir import ModelIR, ModelPlacement
 from compiler.load import Document, Location, Path_
 from compiler.parallel import (
@@ -64,18 +65,26 @@ def _sparse_collections() -> Iterator[None]:
         gc.set_threshold(*threshold)
 
 
-def build(specs: Path, schemas: Path | None = None, keep_documents: bool = True) -> CompileResult:
+def build(
+    specs: Path,
+    schemas: Path | None = None,
+    keep_documents: bool = True,
+    stage: Stage | None = None,
+) -> CompileResult:
     """Load, parse, resolve, render and check, without touching any output.
 
     With `keep_documents` (`kiln plan`, `kiln explain`, tests) the result holds the
     resolved models and each artifact's object. Without (what `compile_tree` needs:
     the bytes), each Model spec is resolved in the worker process that renders it,
     and the result's resolution holds no models: `model_environments` counts them.
+    Then a `stage` (a first compile's output, see `compiler.emit.Stage`) receives
+    each model's files as they are made: those artifacts hold no bytes.
     """
     with _sparse_collections():
         if keep_documents:
+            assert stage is None, "files are staged only when objects are not kept"
             return _build_keeping(specs, schemas)
-        return _build_files(specs, schemas)
+        return _build_files(specs, schemas, stage)
 
 
 def _placers(documents: dict[str, Document]) -> tuple[Placer, ProblemPlacer]:
@@ -142,7 +151,7 @@ def _build_keeping(specs: Path, schemas: Path | None) -> CompileResult:
     return _finish(result, rendered, placements, schema_set)
 
 
-def _build_files(specs: Path, schemas: Path | None) -> CompileResult:
+def _build_files(specs: Path, schemas: Path | None, stage: Stage | None) -> CompileResult:
     resolver = Resolver(specs)
     resolution = resolver.run(specs)
     schema_set, version_problem = None, None
@@ -152,7 +161,7 @@ def _build_files(specs: Path, schemas: Path | None) -> CompileResult:
     # are rendered only when nothing has failed yet.
     render = resolution.ok and resolution.project is not None and version_problem is None
     place, place_problem = _placers(resolution.documents)
-    rendered = resolve_render_and_check(resolver, place, place_problem, schema_set, render)
+    rendered = resolve_render_and_check(resolver, place, place_problem, schema_set, render, stage)
     result = CompileResult(resolution, diagnostics=list(resolution.diagnostics))
     if not result.ok:
         return result  # as `resolve` reports it: nothing rendered is shown
@@ -204,10 +213,19 @@ def _compile_tree(
             result = CompileResult(Resolution(root=specs.resolve().parent), up_to_date=True)
             result.report = EmitReport(unchanged=files)
             return result
-    result = build(specs, schemas, keep_documents=False)
-    if not result.ok:
-        return result
-    result.report = emit(out, result.artifacts, mode)
+    # A first compile: the workers write each model's folder into a stage as they go.
+    # (If the stage cannot be made, the specs are still checked, and emit reports why.)
+    stage = Stage.beside(out) if mode is WriteBack.YES and not os.path.lexists(out) else None
+    if stage is not None and stage.create() is not None:
+        stage = None
+    try:
+        result = build(specs, schemas, keep_documents=False, stage=stage)
+        if not result.ok:
+            return result
+        result.report = emit(out, result.artifacts, mode, stage)
+    finally:
+        if stage is not None:
+            stage.discard()  # gone already when emit moved it into place
     result.diagnostics.extend(result.report.diagnostics)
     if inputs is not None and result.ok:
         owned = [a.path for a in result.artifacts] + [MANIFEST]

@@ -19,7 +19,7 @@ from operator import attrgetter
 from pathlib import Path
 
 from compiler import forking
-from compiler.artifact import Artifact
+from compiler.artifact import Artifact, Stat
 from compiler.diagnostics import Diagnostic
 from compiler.ir import Source
 from compiler.serialize import to_json
@@ -64,9 +64,9 @@ def manifest_text(artifacts: list[Artifact]) -> str:
                 specs[source.file] = source.digest
             names = sorted({s.file for s in artifact.sources})
             block = blocks[artifact.sources] = _json_list(names, "      ")
-        entries.append(
+        entries.append(  # a sha256 is hex digits: nothing to escape
             f'    {_json_string(artifact.path)}: {{\n      "sha256": '
-            f'{_json_string(artifact.digest)},\n      "sources": {block}\n    }}'
+            f'"{artifact.digest}",\n      "sources": {block}\n    }}'
         )
     files = "{\n" + ",\n".join(entries) + "\n  }" if entries else "{}"
     spec_lines = [f"    {_json_string(f)}: {_json_string(d)}" for f, d in sorted(specs.items())]
@@ -141,9 +141,6 @@ def _read(path: Path) -> bytes | None:
         return path.read_bytes()
     except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
         return None
-
-
-Stat = tuple[int, int]  # size, mtime in ns
 
 
 def _atomic_write(path: Path, data: bytes, make_parent: bool = True) -> Stat:
@@ -307,41 +304,93 @@ def _display(out: Path, relative: str) -> str:
     return (out / relative).as_posix()
 
 
-def _planned(artifacts: list[Artifact]) -> dict[str, bytes]:
+def _planned(artifacts: list[Artifact], listed: list[Artifact] | None = None) -> dict[str, bytes]:
+    """The bytes of each file to write, and of the manifest listing `listed` (by
+    default the same artifacts)."""
     planned = {a.path: a.data for a in artifacts}
-    planned[MANIFEST] = manifest_text(artifacts).encode("utf-8")
+    planned[MANIFEST] = manifest_text(artifacts if listed is None else listed).encode("utf-8")
     return planned
 
 
-def _write_fresh(out: Path, files: list[str], planned: dict[str, bytes]) -> dict[str, Stat]:
-    """A first compile into `out`, which does not exist: fill a temporary folder beside
-    it and rename that to `out`. The output appears whole or not at all, so nothing
-    needs claiming, and nothing can be in the way."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    temporary = out.with_name(f".{out.name}.{os.getpid()}.kiln-tmp")
+@dataclass(frozen=True)
+class Stage:
+    """A first compile's output (into `out`, which does not exist), filled in a
+    temporary folder beside it and renamed to `out` when whole: the output appears
+    whole or not at all, so nothing needs claiming, and nothing can be in the way.
+
+    The processes that render the models write their folders into it as they go
+    (`write`), so that the bytes need not travel back; `emit` adds the rest."""
+
+    out: Path
+    folder: Path
+
+    @classmethod
+    def beside(cls, out: Path) -> Stage:
+        return cls(out, out.with_name(f".{out.name}.{os.getpid()}.kiln-tmp"))
+
+    def create(self) -> Diagnostic | None:
+        try:
+            self.out.parent.mkdir(parents=True, exist_ok=True)
+            self.folder.mkdir()
+        except OSError as exc:
+            return _cannot_write(self.out, exc)
+        return None
+
+    def write(self, artifacts: list[Artifact]) -> dict[str, Stat]:
+        """Write new files (of folders no other process writes files into)."""
+        base = str(self.folder)
+        for folder in sorted({_parent(a.path) for a in artifacts}):
+            os.makedirs(f"{base}/{folder}", exist_ok=True)
+        return {a.path: _write_new(f"{base}/{a.path}", a.data) for a in artifacts}
+
+    def failed(self, exc: OSError) -> Diagnostic:
+        return _cannot_write(self.out, exc)
+
+    def discard(self) -> None:
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def _write_fresh(stage: Stage, files: list[str], planned: dict[str, bytes]) -> dict[str, Stat]:
+    """Write what is not in `stage` yet, and the manifest, then rename it into place."""
+    temporary = stage.folder
     try:
-        temporary.mkdir()
         stats = _write_all(temporary, files, planned, {""}, staged=True)
         stats[MANIFEST] = _write_new(str(temporary / MANIFEST), planned[MANIFEST])
-        os.rename(temporary, out)
+        os.rename(temporary, stage.out)
     except BaseException:
-        shutil.rmtree(temporary, ignore_errors=True)
+        stage.discard()
         raise
     return stats
 
 
-def emit(out: Path, artifacts: list[Artifact], mode: WriteBack) -> EmitReport:
-    """Bring `out` in line with `artifacts`, or report how it differs."""
+def emit(
+    out: Path, artifacts: list[Artifact], mode: WriteBack, stage: Stage | None = None
+) -> EmitReport:
+    """Bring `out` in line with `artifacts`, or report how it differs.
+
+    A `stage` (for an `out` that does not exist) holds the artifacts marked
+    `written` already; `emit` writes the others and moves it into place.
+    """
     report = EmitReport()
-    planned = _planned(artifacts)
-    if mode is WriteBack.YES and not os.path.lexists(out):
+    if mode is WriteBack.YES and (stage is not None or not os.path.lexists(out)):
+        if stage is None:
+            stage = Stage.beside(out)
+            problem = stage.create()
+            if problem is not None:
+                report.diagnostics.append(problem)
+                return report
+        written = {a.path: a.written for a in artifacts if a.written is not None}
+        planned = _planned([a for a in artifacts if a.written is None], artifacts)
         files = sorted(p for p in planned if p != MANIFEST)
         try:
-            report.stats = _write_fresh(out, files, planned)
-            report.written.extend(files)
+            report.stats = _write_fresh(stage, files, planned)
         except OSError as exc:
             report.diagnostics.append(_cannot_write(out, exc))
+            return report
+        report.stats.update(written)
+        report.written.extend(sorted([*files, *written]))
         return report
+    planned = _planned(artifacts)
     owned = owned_files(out)
     owned_or_manifest = owned | {MANIFEST}
     present = _present_folders(out, planned)

@@ -27,6 +27,7 @@ from compiler.artifact import Artifact, Packed, PlainSources
 from compiler.checks.manifests import ManifestProblem, check_manifests
 from compiler.checks.schemas import SchemaSet
 from compiler.diagnostics import Diagnostic
+from compiler.emit import Stage
 from compiler.forking import can_fork, forked_map, jobs_wanted
 from compiler.ir import ModelIR, ModelPlacement, Source
 from compiler.load import Location, Path_
@@ -158,11 +159,15 @@ def resolve_render_and_check(
     place_problem: ProblemPlacer,
     schemas: SchemaSet | None,
     render: bool,
+    stage: Stage | None = None,
 ) -> Rendered:
     """Resolve the Model specs `resolver` left pending and, with `render`, render and
     check their models. Resolution diagnostics go to the resolver's result, as
     `resolve` leaves them; the rest is returned. Without `render` (something failed
-    already) the specs are only resolved, for their diagnostics."""
+    already) the specs are only resolved, for their diagnostics.
+
+    With a `stage`, each spec's files are written into it where they are made, and
+    come back without their bytes (see `Artifact.written`)."""
     checks = _Checks(place, place_problem, schemas)
     specs = resolver.pending
     environments = len(resolver.project_spec.environments) if resolver.result.project else 1
@@ -173,6 +178,7 @@ def resolve_render_and_check(
         for document in specs[start:stop]:
             outcome = resolver.model_spec(document)
             rendered = _render(outcome.models, checks) if render else Rendered()
+            files.append(_pack(rendered, stage))  # may add a diagnostic: first
             done.append(
                 _SpecDone(
                     outcome.name,
@@ -182,7 +188,6 @@ def resolve_render_and_check(
                     [m.placement for m in outcome.models],
                 )
             )
-            files.append([a.packed() for a in rendered.artifacts])
         unchecked = set(schemas.unchecked) if schemas is not None else set()
         return done, marshal.dumps(files), unchecked
 
@@ -202,3 +207,17 @@ def resolve_render_and_check(
         result.unchecked |= unchecked
     result.placements.sort()
     return result
+
+
+def _pack(rendered: Rendered, stage: Stage | None) -> list[Packed]:
+    """A spec's files to send back; with a `stage`, written there first (a failure
+    to write is a diagnostic of the spec, and leaves nothing to send)."""
+    artifacts = rendered.artifacts
+    if stage is None or not artifacts:
+        return [a.packed() for a in artifacts]
+    try:
+        stats = stage.write(artifacts)
+    except OSError as exc:
+        rendered.diagnostics.append(stage.failed(exc))
+        return []
+    return [a.packed(stats[a.path]) for a in artifacts]
