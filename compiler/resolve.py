@@ -192,7 +192,8 @@ class Resolver:
 
     def model_spec(self, document: Document) -> SpecOutcome:
         """Parse one Model spec and, when the Project resolved, resolve it in every
-        environment. Touches nothing shared: safe to run in a forked process."""
+        environment. Leaves the resolver as it found it (its diagnostics go to the
+        outcome), so specs can be resolved in any order, in forked processes."""
         parsed, problems = parse_document(document)
         if not isinstance(parsed, ModelDoc):
             return SpecOutcome(None, problems, [], [])
