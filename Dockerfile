@@ -1,10 +1,10 @@
 # The Kiln runtime image: every step of the training pipeline, one `python -m` module each.
 #
 #   docker build -t ghcr.io/acme/kiln-runtime:0.1.0 .
-#   docker run --rm ghcr.io/acme/kiln-runtime:0.1.0 runtime.features --source ... --out /tmp/out
+#   docker run --rm ghcr.io/acme/kiln-runtime:0.1.0 runtime.steps.features --source ... --out /tmp/out
 #
-# Steps: runtime.features, runtime.train_example, runtime.evaluate, runtime.validate_model,
-# runtime.publish, runtime.example_data (the entry point is `python -m`, so the first argument
+# Steps: runtime.steps.features, runtime.examples.train_example, runtime.steps.evaluate, runtime.steps.validate_model,
+# runtime.steps.publish, runtime.examples.example_data (the entry point is `python -m`, so the first argument
 # names the module and the rest are its flags; with no arguments it prints the features help).
 #
 # The base image is pinned by tag AND digest, so that a rebuild gets the same bytes.
@@ -31,11 +31,11 @@ COPY runtime/ runtime/
 # The core dependencies cover features, evaluate, validate_model, publish and example_data
 # (pandas, pyarrow, scikit-learn's metrics and fsspec with s3fs/gcsfs come with nannyml and
 # onnxruntime); the `train` extra adds scikit-learn, skl2onnx and onnx for
-# runtime.train_example. tests/unit/test_dockerfile.py runs this exact install in a venv.
+# runtime.examples.train_example. tests/unit/test_dockerfile.py runs this exact install in a venv.
 RUN pip install --no-cache-dir "./[train]"
 
 USER 1000:1000
 # Outside the source tree, so `python -m runtime.<step>` imports the installed package.
 WORKDIR /home/kiln
 ENTRYPOINT ["python", "-m"]
-CMD ["runtime.features", "--help"]
+CMD ["runtime.steps.features", "--help"]

@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 demo: $(STAMP)
-	@$(PY) -m runtime.demo
+	@$(PY) -m runtime.examples.demo
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

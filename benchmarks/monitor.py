@@ -16,7 +16,7 @@ own and imports are paid by both:
   calculators with the same settings: univariate drift (jensen_shannon, chi2), data
   reconstruction, CBPE (roc_auc, f1), realised performance, missing and unseen values
   (+ the domain classifier on the same row budget when asked);
-- kiln: `runtime.monitor.run_job` on the same files: reading and checking, the same
+- kiln: `runtime.monitor.job.run_job` on the same files: reading and checking, the same
   calculators, Kiln's declared-range check, alert rules, results.json, parquet, metrics and
   the HTML report with every figure (delivery off: no network in a benchmark).
 
@@ -62,7 +62,7 @@ def make_data(rows: int, folder: Path) -> tuple[Path, Path]:
     import numpy as np
     import pandas as pd
 
-    from runtime.monitor_examples import car_loan_frames
+    from runtime.examples.monitor_examples import car_loan_frames
 
     folder.mkdir(parents=True, exist_ok=True)
     paths = folder / f"reference-{rows}-{SEED}.parquet", folder / f"analysis-{rows}-{SEED}.parquet"
@@ -89,7 +89,7 @@ def make_data(rows: int, folder: Path) -> tuple[Path, Path]:
 
 
 def kiln_config(reference: Path, analysis: Path, chunk: int, domain: int | None) -> Any:
-    from runtime.monitor_examples import CAR_LOAN_FEATURES, car_loan_config
+    from runtime.examples.monitor_examples import CAR_LOAN_FEATURES, car_loan_config
 
     features = [
         *CAR_LOAN_FEATURES,
@@ -191,7 +191,7 @@ def run_bare(reference: Path, analysis: Path, chunk: int, domain: int | None) ->
 
 
 def run_kiln(reference: Path, analysis: Path, chunk: int, domain: int | None) -> dict[str, float]:
-    from runtime.monitor import Progress, run_job
+    from runtime.monitor.job import Progress, run_job
 
     out = Path(os.environ.get("KILN_BENCH_OUT", "/tmp/kiln-monitor-bench"))
     config = kiln_config(reference, analysis, chunk, domain)

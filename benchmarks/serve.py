@@ -36,8 +36,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from compiler.targets import triton  # noqa: E402
-from runtime.sample_data import load_sample, take, to_inputs  # noqa: E402
-from runtime.serve import (  # noqa: E402
+from runtime.local.serve import (  # noqa: E402
     LocalModel,
     TritonServer,
     assemble_local,
@@ -45,8 +44,9 @@ from runtime.serve import (  # noqa: E402
     prepare_runtime,
     resolve_model,
 )
-from runtime.smoke import connect, reference_session, run_reference  # noqa: E402
-from runtime.triton_dist import default_cache  # noqa: E402
+from runtime.local.triton_dist import default_cache  # noqa: E402
+from runtime.serving.sample_data import load_sample, take, to_inputs  # noqa: E402
+from runtime.serving.smoke import connect, reference_session, run_reference  # noqa: E402
 
 UNBATCHED_SUFFIX = "-no-dynamic-batching"
 

@@ -52,7 +52,7 @@ def monitor(
     """Run MODEL's monitoring job (NannyML) on local reference and analysis data."""
     from compiler.api import build
     from compiler.diagnostics import render, summary
-    from runtime.monitor_config import config_from_ir, config_text
+    from runtime.contract.monitor_config import config_from_ir, config_text
 
     if not specs.is_dir():
         raise click.UsageError(f"spec folder {specs} does not exist (use --specs)")
@@ -79,7 +79,7 @@ def monitor(
     if print_config:
         click.echo(config_text(config), nl=False)
         return
-    from runtime.monitor import Progress, run_job
+    from runtime.monitor.job import Progress, run_job
 
     target = out or Path(".kiln") / "monitor" / model / environment
     run = run_job(

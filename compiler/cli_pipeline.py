@@ -59,7 +59,7 @@ def run_command(
     seed: int | None,
 ) -> None:
     """Run MODEL's training pipeline: features, train, evaluate, validate, publish."""
-    from runtime import local_run
+    from runtime.local import local_run
 
     if not local:
         raise click.UsageError("only --local runs exist; use `kiln submit` for Argo")

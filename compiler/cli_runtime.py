@@ -1,7 +1,7 @@
 """`kiln serve` and `kiln smoke`: the local Triton lifecycle, as thin click commands.
 
-Registered on the main group with `register(cli)`; the work is in runtime/serve.py
-and runtime/smoke.py, imported only when a command runs so that `kiln compile`
+Registered on the main group with `register(cli)`; the work is in runtime/local/serve.py
+and runtime/serving/smoke.py, imported only when a command runs so that `kiln compile`
 does not pay for them.
 """
 
@@ -70,7 +70,7 @@ def serve(
     artifacts, starts tritonserver, waits until the model is ready, prints the
     endpoints and runs until Ctrl-C.
     """
-    from runtime.serve import serve as run_server
+    from runtime.local.serve import serve as run_server
 
     sys.exit(
         run_server(
@@ -142,7 +142,7 @@ def smoke(
 
     Exits 1 with a message naming the tensor on any mismatch.
     """
-    from runtime.smoke import run
+    from runtime.serving.smoke import run
 
     address = url or ("127.0.0.1:8000" if protocol == "http" else "127.0.0.1:8001")
     sys.exit(

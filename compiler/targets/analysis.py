@@ -2,7 +2,7 @@
 
 Error rate and p99 latency of the new version come from Prometheus (Triton's
 metrics behind the canary or preview Service); the smoke test is a Job running
-`runtime/smoke.py` against the new version: readiness, metadata equal to the
+`runtime/serving/smoke.py` against the new version: readiness, metadata equal to the
 spec's signature, and inference on sample rows.
 """
 
@@ -57,7 +57,7 @@ def sample_data(model: ModelIR) -> str | None:
 
 def _smoke_metric(model: ModelIR, service: str) -> Object:
     url = f"http://{k8s.service_host(model, service)}:{HTTP_PORT}"
-    args = ["python", "-m", "runtime.smoke", "--url", url]
+    args = ["python", "-m", "runtime.serving.smoke", "--url", url]
     args += ["--signature", f"{CONFIG_MOUNT}/{SIGNATURE_FILE}", "--wait", "120"]
     for artifact in model.served:
         args += ["--artifact", f"{artifact.version}={artifact.uri}"]

@@ -1,6 +1,6 @@
 """Monitoring: the scheduled NannyML job, its alert rules, and a Grafana dashboard.
 
-The job (`runtime/monitor.py`) evaluates the model-health alerts of the spec itself
+The job (`runtime/monitor/job.py`) evaluates the model-health alerts of the spec itself
 and delivers them to their routes: it knows the chunk, the feature and the
 de-duplication key. Prometheus gets what only it can see: the serving alerts on
 Triton's metrics, alerts when the monitor fails or stops running, and recording
@@ -25,7 +25,7 @@ CONFIG_FILE = "monitor.json"
 
 
 def monitor_config_text(model: ModelIR) -> str:
-    from runtime.monitor_config import config_from_ir, config_text
+    from runtime.contract.monitor_config import config_from_ir, config_text
 
     return config_text(config_from_ir(model))
 

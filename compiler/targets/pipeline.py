@@ -135,7 +135,7 @@ def pipeline(model: ModelIR) -> Pipeline | None:
         (
             "python",
             "-m",
-            "runtime.features",
+            "runtime.steps.features",
             "--source",
             data_uri(model, training.data.uri),
             *(("--sha256", training.data.sha256) if training.data.sha256 else ()),
@@ -175,7 +175,7 @@ def pipeline(model: ModelIR) -> Pipeline | None:
         (
             "python",
             "-m",
-            "runtime.evaluate",
+            "runtime.steps.evaluate",
             "--model",
             "{in:train}/model.onnx",
             "--data",
@@ -209,7 +209,7 @@ def pipeline(model: ModelIR) -> Pipeline | None:
         (
             "python",
             "-m",
-            "runtime.validate_model",
+            "runtime.steps.validate_model",
             "--model",
             "{in:train}/model.onnx",
             "--signature",
@@ -230,7 +230,7 @@ def pipeline(model: ModelIR) -> Pipeline | None:
         (
             "python",
             "-m",
-            "runtime.publish",
+            "runtime.steps.publish",
             "--model",
             "{in:train}/model.onnx",
             "--store",

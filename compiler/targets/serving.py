@@ -1,7 +1,7 @@
 """The pods that run Triton: ConfigMap, ServiceAccount and the Rollout (or Deployment).
 
 Every served version's artifact is fetched and verified by an init container
-(`runtime/assemble.py`) before Triton starts, so a pod with a tampered model
+(`runtime/serving/assemble.py`) before Triton starts, so a pod with a tampered model
 never becomes ready. `recreate` renders a plain Deployment with the Recreate
 strategy; every other strategy is an Argo Rollouts `Rollout`.
 """
@@ -60,7 +60,7 @@ def service_account(model: ModelIR) -> Object:
 
 
 def _assemble_container(model: ModelIR) -> Object:
-    args = ["python", "-m", "runtime.assemble", "--model", model.name]
+    args = ["python", "-m", "runtime.serving.assemble", "--model", model.name]
     for artifact in model.served:
         args += ["--artifact", f"{artifact.version}={artifact.uri}"]
         if artifact.sha256:

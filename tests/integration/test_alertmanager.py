@@ -21,8 +21,8 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from runtime.monitor import Progress, run_job
-from runtime.monitor_examples import car_loan_config, car_loan_frames
+from runtime.examples.monitor_examples import car_loan_config, car_loan_frames
+from runtime.monitor.job import Progress, run_job
 
 BINARIES = ("prometheus-alertmanager", "alertmanager")
 BINARY = next((b for b in map(shutil.which, BINARIES) if b), None)

@@ -25,7 +25,7 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("platform")
     shutil.copytree(ROOT / "specs", root / "specs")
     subprocess.run(
-        [sys.executable, "-m", "runtime.example_data", "--out", str(root / ".kiln/data")],
+        [sys.executable, "-m", "runtime.examples.example_data", "--out", str(root / ".kiln/data")],
         cwd=ROOT,
         check=True,
         capture_output=True,

@@ -26,17 +26,17 @@ import pytest
 
 from compiler.api import build
 from compiler.serialize import to_yaml
-from runtime.backend_env import BackendEnvError, ensure_backend_env
-from runtime.sample_data import load_sample, take, to_inputs
-from runtime.serve import TritonServer, assemble_local, choose_endpoints, load_model
-from runtime.smoke import connect
-from runtime.triton_dist import (
+from runtime.local.backend_env import BackendEnvError, ensure_backend_env
+from runtime.local.serve import TritonServer, assemble_local, choose_endpoints, load_model
+from runtime.local.triton_dist import (
     DistributionError,
     PlatformError,
     check_platform,
     default_cache,
     ensure_triton,
 )
+from runtime.serving.sample_data import load_sample, take, to_inputs
+from runtime.serving.smoke import connect
 from tests.tools import require_tool
 
 ROOT = Path(__file__).resolve().parents[2]

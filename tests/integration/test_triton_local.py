@@ -30,9 +30,8 @@ from click.testing import CliRunner
 from compiler.cli_runtime import smoke as smoke_command
 from compiler.ir import TensorIR
 from compiler.targets import triton
-from runtime.backend_env import BackendEnv, BackendEnvError, ensure_backend_env
-from runtime.sample_data import load_sample, take, to_inputs
-from runtime.serve import (
+from runtime.local.backend_env import BackendEnv, BackendEnvError, ensure_backend_env
+from runtime.local.serve import (
     LocalModel,
     ServeError,
     TritonServer,
@@ -41,21 +40,22 @@ from runtime.serve import (
     load_model,
     resolve_model,
 )
-from runtime.smoke import (
-    Signature,
-    SmokeReport,
-    connect,
-    reference_session,
-    run_reference,
-    smoke,
-)
-from runtime.triton_dist import (
+from runtime.local.triton_dist import (
     DistributionError,
     PlatformError,
     TritonDistribution,
     check_platform,
     default_cache,
     ensure_triton,
+)
+from runtime.serving.sample_data import load_sample, take, to_inputs
+from runtime.serving.smoke import (
+    Signature,
+    SmokeReport,
+    connect,
+    reference_session,
+    run_reference,
+    smoke,
 )
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -321,7 +321,7 @@ def test_the_cluster_entry_point_checks_a_signature_file(
 ) -> None:
     """What a rollout analysis Job runs: signature.json from the ConfigMap, artifact by URI."""
     from compiler.targets.serving import signature_document
-    from runtime.smoke import main as smoke_main
+    from runtime.serving.smoke import main as smoke_main
 
     local = runtime.models["car-loan-default"]
     signature = tmp_path / "signature.json"
@@ -467,7 +467,7 @@ def test_kiln_serve_runs_until_sigterm(runtime: Runtime) -> None:
 def test_an_old_or_foreign_libc_is_refused_clearly(
     monkeypatch: pytest.MonkeyPatch, libc: str, message: str
 ) -> None:
-    import runtime.triton_dist as dist
+    import runtime.local.triton_dist as dist
 
     monkeypatch.setattr(dist.platform, "system", lambda: "Linux")
     monkeypatch.setattr(dist.platform, "machine", lambda: "x86_64")
@@ -492,7 +492,7 @@ def test_a_given_wheel_that_is_missing_is_named(
 
 
 def test_the_stub_finds_the_backend_venv_first_on_path(tmp_path: Path) -> None:
-    from runtime.backend_env import stub_environment
+    from runtime.local.backend_env import stub_environment
 
     env = stub_environment(BackendEnv(tmp_path / "venv"), {"PATH": "/usr/bin", "PYTHONPATH": "x"})
     assert env["PATH"] == f"{tmp_path / 'venv' / 'bin'}:/usr/bin"

@@ -1,0 +1,205 @@
+"""`make demo`: the whole lifecycle of a model on this machine, with real parts.
+
+Compile the example platform, train car-loan-default with the pipeline Argo would
+run, serve it with a real Triton server (CPU, python backend), smoke-test it over
+HTTP and gRPC, monitor NannyML's car-loan analysis period, stop the server, and
+summarise. Each step says what it runs; the first run downloads Triton's wheel
+and builds its backend environment (under .kiln/, reused afterwards).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+MODEL = "car-loan-default"
+DATA = ROOT / ".kiln" / "data"
+MONITOR_OUT = ROOT / ".kiln" / "monitor" / MODEL
+READY_TIMEOUT_S = 600  # the first start downloads Triton and builds its backend venv
+
+
+class DemoFailed(Exception):
+    pass
+
+
+def step(number: int, total: int, text: str) -> None:
+    print(f"\n[{number}/{total}] {text}", flush=True)
+
+
+def kiln(*args: str, capture: bool = False) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, "-m", "compiler", *args]
+    print(f"    $ kiln {' '.join(args)}", flush=True)
+    completed = subprocess.run(command, cwd=ROOT, text=True, capture_output=capture)
+    if completed.returncode != 0:
+        if capture:
+            print(completed.stdout + completed.stderr)
+        raise DemoFailed(f"`kiln {args[0]}` failed with exit code {completed.returncode}")
+    return completed
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def ensure_models() -> None:
+    artifact = ROOT / "specs/artifacts/models" / MODEL / "1/model.onnx"
+    if artifact.is_file():
+        print(
+            f"    {artifact.relative_to(ROOT)} is present "
+            "(trained by runtime/examples/train_example.py)"
+        )
+        return
+    print("    training the example models (scikit-learn on NannyML's reference data)")
+    subprocess.run([sys.executable, "-m", "runtime.examples.train_example"], cwd=ROOT, check=True)
+
+
+def ensure_data() -> None:
+    if (DATA / "car-loan/analysis.parquet").is_file():
+        print(f"    {DATA.relative_to(ROOT)}/ holds NannyML's example data already")
+        return
+    subprocess.run(
+        [sys.executable, "-m", "runtime.examples.example_data", "--out", str(DATA)],
+        cwd=ROOT,
+        check=True,
+    )
+
+
+def wait_ready(url: str, server: subprocess.Popen[str]) -> float:
+    started = time.monotonic()
+    while time.monotonic() - started < READY_TIMEOUT_S:
+        if server.poll() is not None:
+            raise DemoFailed("kiln serve exited before Triton became ready (see its output above)")
+        try:
+            with urllib.request.urlopen(f"{url}/v2/health/ready", timeout=1) as answer:
+                if answer.status == 200:
+                    return time.monotonic() - started
+        except OSError:
+            pass
+        time.sleep(0.5)
+    raise DemoFailed(f"Triton was not ready after {READY_TIMEOUT_S} s")
+
+
+def stop(server: subprocess.Popen[str]) -> None:
+    if server.poll() is None:
+        server.send_signal(signal.SIGTERM)
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+
+
+def smoke_summary(output: str) -> str:
+    lines = [line.strip() for line in output.splitlines()]
+    latency = next((line for line in lines if "latency" in line), "")
+    verdict = lines[-1] if lines else ""
+    return f"{verdict}; {latency}" if latency else verdict
+
+
+def alerts_summary() -> list[str]:
+    results = json.loads((MONITOR_OUT / "results.json").read_text(encoding="utf-8"))
+    counts: dict[str, int] = {}
+    for event in results.get("alerts", []):
+        key = f"{event['name']} ({event['severity']}, {event['signal']})"
+        counts[key] = counts.get(key, 0) + 1
+    return [f"{name}: {count} event(s)" for name, count in sorted(counts.items())]
+
+
+def main() -> int:
+    total = 8
+    summary: list[str] = []
+    print("Kiln demo: the lifecycle of car-loan-default on this machine, with real parts")
+    try:
+        step(1, total, "example models and data (NannyML's synthetic car-loan data set)")
+        ensure_models()
+        ensure_data()
+
+        step(2, total, "compile the example platform in specs/ into generated/")
+        compiled = kiln("compile", capture=True)
+        print("    " + compiled.stderr.strip().splitlines()[-1])
+        files = sum(1 for p in (ROOT / "generated").rglob("*") if p.is_file())
+        summary.append(f"generated/: {files} files for local, staging and production")
+
+        step(3, total, "train, evaluate, validate and publish with the pipeline Argo would run")
+        trained = kiln("run", MODEL, "--local", capture=True)
+        for line in trained.stdout.strip().splitlines():
+            print(f"    {line}")
+        summary.append(
+            trained.stdout.strip().splitlines()[-2 if "spec change" in trained.stdout else -1]
+        )
+
+        step(4, total, "serve it with a real Triton server (CPU, python backend)")
+        http, grpc, metrics = free_port(), free_port(), free_port()
+        server = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "compiler",
+                "serve",
+                MODEL,
+                "--http-port",
+                str(http),
+                "--grpc-port",
+                str(grpc),
+                "--metrics-port",
+                str(metrics),
+            ],
+            cwd=ROOT,
+            text=True,
+        )
+        try:
+            ready = wait_ready(f"http://127.0.0.1:{http}", server)
+            where = f"http://127.0.0.1:{http} and grpc 127.0.0.1:{grpc}"
+            print(f"    ready after {ready:.1f} s at {where}")
+
+            step(5, total, "smoke-test over HTTP and gRPC against onnxruntime in-process")
+            for protocol, url in (("http", f"127.0.0.1:{http}"), ("grpc", f"127.0.0.1:{grpc}")):
+                smoke = kiln("smoke", MODEL, "--url", url, "--protocol", protocol, capture=True)
+                print("    " + "\n    ".join(smoke.stdout.strip().splitlines()))
+                summary.append(f"smoke over {protocol}: {smoke_summary(smoke.stdout)}")
+        finally:
+            step(6, total, "stop the server")
+            stop(server)
+            print(f"    stopped (exit code {server.returncode})")
+
+        step(7, total, "monitor the car-loan analysis period with NannyML")
+        kiln(
+            "monitor",
+            MODEL,
+            "--reference",
+            str(DATA / "car-loan/reference.parquet"),
+            "--analysis",
+            str(DATA / "car-loan/analysis.parquet"),
+            "--out",
+            str(MONITOR_OUT),
+            "--no-deliver",
+        )
+        alerts = alerts_summary()
+        summary.append("alerts raised (delivery skipped locally): " + ("; ".join(alerts) or "none"))
+        summary.append(f"monitoring report: {(MONITOR_OUT / 'report.html').relative_to(ROOT)}")
+    except (DemoFailed, subprocess.CalledProcessError, OSError) as exc:
+        print(f"\ndemo stopped: {exc}")
+        return 1
+
+    step(8, total, "summary")
+    for line in summary:
+        print(f"    - {line}")
+    print(
+        "\nNext: edit a spec, then `.venv/bin/kiln validate` and `.venv/bin/kiln plan --base HEAD`."
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("NML_DISABLE_USAGE_LOGGING", "1")
+    raise SystemExit(main())

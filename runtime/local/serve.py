@@ -1,0 +1,518 @@
+"""`kiln serve`: a real Triton server on this machine for a locally compiled model.
+
+What it does, in order:
+
+1. resolve the specs and take the model's IR for the environment (`local` by
+   default) and its compiled `generated/<env>/<model>/triton/config.pbtxt`,
+   refusing a config that is out of date with the specs;
+2. assemble a model repository under `.kiln/serve/<model>/repository` with every
+   served version's artifact (sha256 verified) and the python-backend adapter;
+3. get `tritonserver` from the `nvidia-pytriton` wheel and a cached backend venv
+   (numpy < 2, onnxruntime) for the python stub;
+4. start Triton in explicit model-control mode on loopback, wait until the model
+   is ready, print the endpoints, and stop the whole process group on Ctrl-C or
+   SIGTERM.
+
+The `TritonServer` class is also what the integration tests and the serving
+benchmark use.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType, TracebackType
+
+from compiler.ir import ModelIR
+from compiler.resolve import local_path, resolve
+from compiler.targets import triton
+from runtime.local.backend_env import (
+    BackendEnv,
+    BackendEnvError,
+    check_stub,
+    ensure_backend_env,
+    stub_environment,
+)
+from runtime.local.triton_dist import (
+    DistributionError,
+    PlatformError,
+    TritonDistribution,
+    default_cache,
+    ensure_triton,
+)
+from runtime.serving.assemble import ArtifactSource, AssembleError, assemble
+
+ADAPTER = Path(__file__).resolve().parent / "triton_backend" / "model.py"
+CONFIG_NAME = "config.pbtxt"
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_READY_TIMEOUT_S = 120.0
+STOP_TIMEOUT_S = 15.0
+LOG_TAIL_LINES = 60
+SHM = Path("/dev/shm")
+SHM_PREFIX = "triton_python_backend_shm_region_"
+
+
+class ServeError(Exception):
+    """Why the local Triton could not be prepared, started or kept running."""
+
+
+@dataclass(frozen=True)
+class Endpoints:
+    host: str
+    http_port: int
+    grpc_port: int
+    metrics_port: int | None  # None: metrics disabled
+
+    @property
+    def http(self) -> str:
+        return f"{self.host}:{self.http_port}"
+
+    @property
+    def grpc(self) -> str:
+        return f"{self.host}:{self.grpc_port}"
+
+    @property
+    def metrics(self) -> str | None:
+        if self.metrics_port is None:
+            return None
+        return f"http://{self.host}:{self.metrics_port}/metrics"
+
+
+def free_port(host: str = DEFAULT_HOST) -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind((host, 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def ensure_port_free(host: str, port: int, flag: str) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise ServeError(
+                f"port {port} on {host} is in use ({exc.strerror}); another Triton may be "
+                f"running. Choose another with {flag}, or 0 for a free one."
+            ) from exc
+
+
+def choose_endpoints(
+    host: str = DEFAULT_HOST,
+    http_port: int = 0,
+    grpc_port: int = 0,
+    metrics_port: int | None = 0,
+) -> Endpoints:
+    """Ports as asked: 0 picks a free one; a port in use is refused with a clear message."""
+    chosen: list[int | None] = []
+    for port, flag in (
+        (http_port, "--http-port"),
+        (grpc_port, "--grpc-port"),
+        (metrics_port, "--metrics-port"),
+    ):
+        if port is None:
+            chosen.append(None)
+        elif port == 0:
+            picked = free_port(host)
+            while picked in chosen:
+                picked = free_port(host)
+            chosen.append(picked)
+        else:
+            if port in chosen:
+                raise ServeError(f"port {port} is asked for twice ({flag})")
+            ensure_port_free(host, port, flag)
+            chosen.append(port)
+    http, grpc, metrics = chosen
+    assert http is not None and grpc is not None
+    return Endpoints(host, http, grpc, metrics)
+
+
+def _get(url: str, timeout: float) -> int:
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            status: int = response.status
+            return status
+    except urllib.error.HTTPError as exc:
+        return exc.code
+    except (OSError, urllib.error.URLError):
+        return 0
+
+
+def _shm_regions(group: int) -> set[str]:
+    """Shared-memory regions named on the command lines of a process group's stubs."""
+    regions: set[str] = set()
+    for stat_file in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat_file.read_text().rsplit(")", 1)[1].split()
+            if int(fields[2]) != group:  # fields after the name: state, ppid, pgrp, ...
+                continue
+            arguments = (stat_file.parent / "cmdline").read_bytes().split(b"\0")
+        except (OSError, IndexError, ValueError):
+            continue
+        for argument in arguments:
+            name = argument.decode(errors="replace")
+            if name.startswith(SHM_PREFIX) and "/" not in name:
+                regions.add(name)
+    return regions
+
+
+class TritonServer:
+    """One tritonserver process (its own process group) serving a model repository."""
+
+    def __init__(
+        self,
+        dist: TritonDistribution,
+        backend: BackendEnv,
+        repository: Path,
+        models: Sequence[str],
+        endpoints: Endpoints,
+        log_path: Path,
+        extra_args: Sequence[str] = (),
+    ) -> None:
+        self.dist = dist
+        self.backend = backend
+        self.repository = repository
+        self.models = list(models)
+        self.endpoints = endpoints
+        self.log_path = log_path
+        self.extra_args = list(extra_args)
+        self.process: subprocess.Popen[bytes] | None = None
+        self.ready_after_s: float | None = None
+        self._started = 0.0
+        self._shm: set[str] = set()
+
+    def command(self) -> list[str]:
+        e = self.endpoints
+        command = [
+            str(self.dist.binary),
+            f"--model-repository={self.repository}",
+            f"--backend-directory={self.dist.backends}",
+            "--model-control-mode=explicit",
+            *(f"--load-model={m}" for m in self.models),
+            "--disable-auto-complete-config",
+            "--pinned-memory-pool-byte-size=0",
+            "--exit-timeout-secs=5",
+            f"--http-address={e.host}",
+            f"--http-port={e.http_port}",
+            f"--grpc-address={e.host}",
+            f"--grpc-port={e.grpc_port}",
+        ]
+        if e.metrics_port is None:
+            command.append("--allow-metrics=false")
+        else:
+            command += [
+                "--allow-metrics=true",
+                "--allow-gpu-metrics=false",
+                f"--metrics-address={e.host}",
+                f"--metrics-port={e.metrics_port}",
+            ]
+        return command + self.extra_args
+
+    def start(self) -> None:
+        environment = stub_environment(self.backend)
+        try:
+            check_stub(self.dist, environment)
+        except BackendEnvError as exc:
+            raise ServeError(str(exc)) from exc
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        with self.log_path.open("wb") as log:
+            self.process = subprocess.Popen(
+                self.command(),
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=environment,
+                start_new_session=True,  # its own process group: stopped as one
+            )
+        self._started = time.monotonic()
+
+    @property
+    def pid(self) -> int | None:
+        return None if self.process is None else self.process.pid
+
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def log_tail(self, lines: int = LOG_TAIL_LINES) -> str:
+        try:
+            text = self.log_path.read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            return "(no server log)"
+        return "\n".join(text.splitlines()[-lines:])
+
+    def is_ready(self, timeout: float = 2.0) -> bool:
+        base = f"http://{self.endpoints.http}/v2"
+        if _get(f"{base}/health/ready", timeout) != 200:
+            return False
+        return all(_get(f"{base}/models/{m}/ready", timeout) == 200 for m in self.models)
+
+    def wait_ready(self, timeout: float = DEFAULT_READY_TIMEOUT_S) -> float:
+        """Seconds from start to ready; ServeError with the server's log otherwise."""
+        if self.process is None:
+            raise ServeError("the server was not started")
+        deadline = self._started + timeout
+        while True:
+            code = self.process.poll()
+            if code is not None:
+                raise ServeError(
+                    f"tritonserver exited with code {code} before it was ready. "
+                    f"Its log ({self.log_path}):\n{self.log_tail()}"
+                )
+            if self.is_ready():
+                self.ready_after_s = time.monotonic() - self._started
+                self._shm |= _shm_regions(self.process.pid)
+                return self.ready_after_s
+            if time.monotonic() > deadline:
+                self.stop()
+                raise ServeError(
+                    f"tritonserver was not ready after {timeout:.0f} s and was stopped. "
+                    f"Its log ({self.log_path}):\n{self.log_tail()}"
+                )
+            time.sleep(0.1)
+
+    def stop(self, timeout: float = STOP_TIMEOUT_S) -> int | None:
+        """Terminate the process group, then kill it if it lingers; return the exit code."""
+        process = self.process
+        if process is None:
+            return None
+        self._shm |= _shm_regions(process.pid)
+        if process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGTERM)
+            try:
+                process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+        # The python stubs are children in the same group; make sure none is left.
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(process.pid, signal.SIGKILL)
+        # A killed server leaves its python stubs' shared-memory regions behind.
+        for name in self._shm:
+            with contextlib.suppress(OSError):
+                (SHM / name).unlink()
+        return process.returncode
+
+    def __enter__(self) -> TritonServer:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        value: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+# --- the local model: IR, compiled config, repository -------------------------------------
+
+
+@dataclass(frozen=True)
+class LocalModel:
+    ir: ModelIR
+    config_text: str
+    config_path: Path
+    root: Path  # the project root (the folder above specs/)
+
+
+def resolve_model(specs: Path, model: str, environment: str) -> tuple[ModelIR, Path]:
+    """The model's IR in an environment and the project root (ServeError if unusable).
+
+    Only resolution is needed: a problem in another target's rendering does not
+    stop a model from being served, and a model with spec errors has no IR.
+    """
+    if not specs.is_dir():
+        raise ServeError(f"spec folder {specs} does not exist (use --specs)")
+    resolution = resolve(specs)
+    models = resolution.models
+    found = [m for m in models if m.name == model and m.environment.name == environment]
+    if found:
+        return found[0], resolution.root
+    errors = [d for d in resolution.diagnostics if d.is_error]
+    if errors:
+        first = errors[0]
+        raise ServeError(
+            f"no usable model {model!r} in environment {environment!r}: the specs have "
+            f"{len(errors)} error(s), e.g. {first.file}:{first.line}: {first.message}; "
+            "run `kiln validate`"
+        )
+    names = sorted({m.name for m in models})
+    if model not in names:
+        raise ServeError(f"no model {model!r} in {specs}; known: {', '.join(names)}")
+    envs = sorted({m.environment.name for m in models if m.name == model})
+    raise ServeError(
+        f"model {model!r} has no environment {environment!r}; known: {', '.join(envs)}"
+    )
+
+
+def load_model(specs: Path, model: str, environment: str, generated: Path) -> LocalModel:
+    """The model's IR and its compiled config.pbtxt, which must match the specs."""
+    ir, root = resolve_model(specs, model, environment)
+    if not ir.is_local:
+        raise ServeError(
+            f"environment {environment!r} is a cluster environment (onnxruntime backend on "
+            "GPUs); the local Triton has only the python backend and serves `local`-kind "
+            "environments"
+        )
+    path = generated / environment / model / "triton" / CONFIG_NAME
+    if not path.is_file():
+        raise ServeError(f"{path} does not exist; run `kiln compile` first")
+    text = path.read_text(encoding="utf-8")
+    try:
+        compiled = triton.parse(text)
+    except Exception as exc:  # text_format.ParseError and friends
+        raise ServeError(f"{path} is not a valid Triton config: {exc}") from exc
+    # Compared as protobuf messages: comments and formatting do not matter, content does.
+    if compiled != triton.build_config(ir):
+        raise ServeError(f"{path} is out of date with {specs}; run `kiln compile` first")
+    return LocalModel(ir, text, path, root)
+
+
+def artifact_sources(ir: ModelIR, root: Path) -> list[ArtifactSource]:
+    """Served versions as assemble inputs: local files resolved against the project root."""
+    sources = []
+    for artifact in ir.served:
+        uri = str(local_path(artifact.uri, root)) if artifact.local else artifact.uri
+        sources.append(ArtifactSource(artifact.version, uri, artifact.sha256))
+    return sources
+
+
+def assemble_local(model: LocalModel, repository: Path, config_text: str | None = None) -> Path:
+    """Assemble `<repository>/<model>` with the adapter next to every model.onnx."""
+    try:
+        return assemble(
+            model.ir.name,
+            artifact_sources(model.ir, model.root),
+            model.config_text if config_text is None else config_text,
+            repository,
+            extra_files=[ADAPTER],
+        )
+    except AssembleError as exc:
+        raise ServeError(str(exc)) from exc
+
+
+def prepare_runtime(cache: Path) -> tuple[TritonDistribution, BackendEnv]:
+    """tritonserver and the backend venv, from the cache or built once (PlatformError if
+    this machine cannot run them)."""
+    try:
+        dist = ensure_triton(cache)
+        backend = ensure_backend_env(cache)
+    except (DistributionError, BackendEnvError) as exc:
+        raise ServeError(str(exc)) from exc
+    return dist, backend
+
+
+# --- the command ----------------------------------------------------------------------------
+
+
+class _Stop(Exception):
+    pass
+
+
+def _on_signal(signum: int, frame: FrameType | None) -> None:
+    raise _Stop(signal.Signals(signum).name)
+
+
+@contextlib.contextmanager
+def _signals_stop() -> Iterator[None]:
+    previous = {s: signal.signal(s, _on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+
+
+def say(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+def serve(
+    model: str,
+    environment: str = "local",
+    specs: Path = Path("specs"),
+    generated: Path = Path("generated"),
+    host: str = DEFAULT_HOST,
+    http_port: int = 8000,
+    grpc_port: int = 8001,
+    metrics_port: int | None = 8002,
+    ready_timeout: float = DEFAULT_READY_TIMEOUT_S,
+) -> int:
+    """Run the local Triton in the foreground until Ctrl-C or SIGTERM; the exit code."""
+    try:
+        local = load_model(specs, model, environment, generated)
+        workdir = local.root / ".kiln" / "serve" / model
+        cache = default_cache(local.root)
+        say(f"kiln serve: tritonserver and its backend venv from {cache} (built on first use)")
+        dist, backend = prepare_runtime(cache)
+        repository = workdir / "repository"
+        assemble_local(local, repository)
+        unverified = [str(a.version) for a in local.ir.served if a.sha256 is None]
+        versions = ", ".join(str(a.version) for a in local.ir.served)
+        checked = (
+            f"NOT verified, no sha256 in the spec for version {', '.join(unverified)}"
+            if unverified
+            else "sha256 verified"
+        )
+        say(f"kiln serve: assembled {repository / model} (version {versions}, {checked})")
+        endpoints = choose_endpoints(host, http_port, grpc_port, metrics_port)
+        server = TritonServer(dist, backend, repository, [model], endpoints, workdir / "triton.log")
+    except (ServeError, PlatformError) as exc:
+        say(f"kiln serve: error: {exc}")
+        return 1
+    except KeyboardInterrupt:
+        say("kiln serve: interrupted")
+        return 130
+    with _signals_stop():
+        try:
+            server.start()
+            ready = server.wait_ready(ready_timeout)
+        except ServeError as exc:
+            server.stop()
+            say(f"kiln serve: error: {exc}")
+            return 1
+        except _Stop:
+            server.stop()
+            return 130
+        _announce(server, local, ready)
+        try:
+            while server.running():
+                time.sleep(0.5)
+        except _Stop as stop:
+            say(f"kiln serve: {stop}: stopping Triton (pid {server.pid})")
+            code = server.stop()
+            say(f"kiln serve: stopped (exit code {code})")
+            return 0
+    say(
+        f"kiln serve: error: tritonserver exited unexpectedly with code "
+        f"{server.process.returncode if server.process else '?'}. Its log:\n{server.log_tail()}"
+    )
+    server.stop()
+    return 1
+
+
+def _announce(server: TritonServer, local: LocalModel, ready: float) -> None:
+    e = server.endpoints
+    model = local.ir.name
+    lines = [
+        f"kiln serve: Triton 2.51 (python backend, CPU) serving {model} "
+        f"(environment {local.ir.environment.name}), ready in {ready:.1f} s",
+        f"  HTTP     http://{e.http}   e.g. curl http://{e.http}/v2/models/{model}",
+        f"  gRPC     {e.grpc}",
+        f"  metrics  {e.metrics or 'disabled (--no-metrics)'}",
+        f"  log      {server.log_path}",
+        f"  smoke    kiln smoke {model} --url {e.http}",
+        "Ctrl-C stops it.",
+    ]
+    say("\n".join(lines))

@@ -1,0 +1,374 @@
+"""Reading the monitor's data: files or prefixes of parquet/CSV through fsspec, the lookback
+window, and the column checks that turn a bad input into one precise message.
+
+Everything NannyML would otherwise guess or get wrong silently is settled here, once:
+timestamps are parsed (naive timestamps are UTC), rows are sorted by time, and categorical
+features are handed over as `object` columns so that every calculator treats them as
+categorical whatever their storage type (NannyML infers roles from dtypes in the
+calculators that take no role lists: data reconstruction, DLE).
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+
+from runtime.contract.monitor_config import Columns, DataSource, FeatureColumn, MonitorConfig
+from runtime.contract.monitor_config import duration_seconds as _seconds
+
+Role = Literal["reference", "analysis"]
+
+
+class MonitorError(Exception):
+    """A failure of the job that a person can act on: exit code 1, message in results.json."""
+
+    def __init__(self, stage: str, message: str) -> None:
+        super().__init__(message)
+        self.stage = stage
+        self.message = message
+
+
+@dataclass
+class Dataset:
+    """A loaded, checked data set, sorted by time."""
+
+    role: Role
+    uri: str
+    files: list[str]
+    frame: pd.DataFrame
+    rows_read: int
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def rows(self) -> int:
+        return len(self.frame)
+
+
+def required_columns(config: MonitorConfig, role: Role) -> tuple[list[str], list[str]]:
+    """(required, optional) columns of a data set, in a stable order."""
+    cols = config.columns
+    required = [cols.timestamp, *cols.feature_names, cols.prediction]
+    if isinstance(cols.score, str):
+        required.append(cols.score)
+    elif cols.score:
+        required.extend(cols.score[k] for k in sorted(cols.score))
+    optional: list[str] = []
+    if cols.target:
+        # The reference must hold targets for the estimators to fit; analysis targets
+        # arrive late and enable realised performance when they do.
+        (required if role == "reference" and config.performance else optional).append(cols.target)
+    return required, optional
+
+
+def _list_files(uri: str, fmt: str, role: Role) -> tuple[Any, list[str]]:
+    import fsspec
+
+    try:
+        fs, path = fsspec.core.url_to_fs(uri)
+    except (ImportError, ValueError) as exc:
+        raise MonitorError("load", f"{role} data {uri}: cannot open this location: {exc}") from exc
+    try:
+        if fs.isdir(path):
+            suffixes = (".parquet", ".parq", ".pq") if fmt == "parquet" else (".csv", ".csv.gz")
+            files = sorted(
+                p
+                for p in fs.find(path)
+                if p.lower().endswith(suffixes)
+                and not any(part.startswith(("_", ".")) for part in p.split("/"))
+            )
+            if not files:
+                raise MonitorError(
+                    "load", f"{role} data {uri} is a folder without {fmt} files ({suffixes[0]})"
+                )
+            return fs, files
+        if fs.exists(path):
+            return fs, [path]
+    except MonitorError:
+        raise
+    except Exception as exc:  # a store's own errors: permissions, network
+        raise MonitorError("load", f"{role} data {uri}: {type(exc).__name__}: {exc}") from exc
+    raise MonitorError("load", f"{role} data {uri} does not exist")
+
+
+def _missing_message(role: Role, where: str, missing: list[str], present: list[str]) -> str:
+    parts = []
+    for column in missing:
+        close = difflib.get_close_matches(column, present, n=1)
+        parts.append(f"{column!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+    return (
+        f"{role} data {where} lacks the declared column(s) {', '.join(parts)}; "
+        f"it has: {', '.join(present)}"
+    )
+
+
+def _read_file(
+    fs: Any, path: str, fmt: str, role: Role, required: list[str], optional: list[str]
+) -> pd.DataFrame:
+    try:
+        if fmt == "parquet":
+            import pyarrow.parquet as pq
+
+            with fs.open(path, "rb") as handle:
+                parquet = pq.ParquetFile(handle)
+                present = list(parquet.schema_arrow.names)
+                missing = [c for c in required if c not in present]
+                if missing:
+                    raise MonitorError("columns", _missing_message(role, path, missing, present))
+                wanted = required + [c for c in optional if c in present]
+                return parquet.read(columns=wanted).to_pandas()
+        with fs.open(path, "rb", compression="infer") as handle:
+            frame = pd.read_csv(handle)
+        present = list(frame.columns)
+        missing = [c for c in required if c not in present]
+        if missing:
+            raise MonitorError("columns", _missing_message(role, path, missing, present))
+        return frame[required + [c for c in optional if c in present]]
+    except MonitorError:
+        raise
+    except Exception as exc:
+        raise MonitorError(
+            "load", f"{role} data {path}: cannot read it as {fmt}: {type(exc).__name__}: {exc}"
+        ) from exc
+
+
+def load_dataset(
+    config: MonitorConfig, role: Role, source: DataSource, override: str | None = None
+) -> Dataset:
+    """Read, window, check and normalise one data set. Raises MonitorError."""
+    uri = override or source.uri
+    fmt = source.format
+    if override:
+        lowered = override.lower()
+        fmt = (
+            "csv"
+            if lowered.endswith((".csv", ".csv.gz"))
+            else ("parquet" if lowered.endswith((".parquet", ".parq", ".pq")) else fmt)
+        )
+    required, optional = required_columns(config, role)
+    fs, files = _list_files(uri, fmt, role)
+    frames = [_read_file(fs, f, fmt, role, required, optional) for f in files]
+    # A column optional in one file and absent in another becomes missing values.
+    frame = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
+    rows_read = len(frame)
+    if rows_read == 0:
+        raise MonitorError("load", f"{role} data {uri} has no rows")
+    notes: list[str] = []
+    frame = _timestamps(frame, config.columns.timestamp, role, notes)
+    if source.lookback:
+        frame = apply_lookback(frame, config.columns.timestamp, source.lookback)
+        notes.append(
+            f"lookback {source.lookback}: kept {len(frame)} of {rows_read} rows "
+            f"(after {frame[config.columns.timestamp].min()})"
+        )
+    frame = frame.sort_values(config.columns.timestamp, kind="stable").reset_index(drop=True)
+    frame = check_columns(config, role, frame, notes)
+    return Dataset(role, uri, files, frame, rows_read, notes)
+
+
+def apply_lookback(frame: pd.DataFrame, timestamp: str, lookback: str) -> pd.DataFrame:
+    """Rows in the window (latest - lookback, latest], relative to the data's own latest time."""
+    times = frame[timestamp]
+    cut = times.max() - pd.Timedelta(seconds=_seconds(lookback))
+    return frame.loc[times > cut]
+
+
+def _timestamps(frame: pd.DataFrame, column: str, role: Role, notes: list[str]) -> pd.DataFrame:
+    series = frame[column]
+    if series.isna().any():
+        count = int(series.isna().sum())
+        raise MonitorError(
+            "columns", f"{role} data: {count} of {len(series)} rows have no timestamp ({column!r})"
+        )
+    if isinstance(series.dtype, pd.DatetimeTZDtype):
+        frame[column] = series.dt.tz_convert("UTC").dt.tz_localize(None)
+        notes.append(f"timestamps in {column!r} converted to UTC")
+    elif not pd.api.types.is_datetime64_dtype(series):
+        if pd.api.types.is_numeric_dtype(series) or pd.api.types.is_bool_dtype(series):
+            raise MonitorError(
+                "columns",
+                f"{role} data: timestamp column {column!r} holds {series.dtype} values; "
+                "write timestamps as dates (parquet timestamp or ISO 8601 text), not numbers",
+            )
+        try:
+            parsed = pd.to_datetime(series, format="ISO8601", utc=True)
+        except (ValueError, TypeError) as exc:
+            raise MonitorError(
+                "columns",
+                f"{role} data: timestamp column {column!r} holds text that is not an ISO 8601 "
+                f"date: {exc}",
+            ) from exc
+        frame[column] = parsed.dt.tz_localize(None)
+    return frame
+
+
+def _examples(series: pd.Series, mask: pd.Series | np.ndarray, n: int = 3) -> str:
+    values = pd.unique(series[mask])[:n]
+    return ", ".join(repr(v.item() if hasattr(v, "item") else v) for v in values)
+
+
+def _numeric(series: pd.Series) -> bool:
+    return pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series)
+
+
+def _to_numpy_dtype(series: pd.Series) -> pd.Series:
+    """Nullable extension dtypes (Int64, Float64, boolean) to numpy ones NannyML handles."""
+    dtype = series.dtype
+    if isinstance(dtype, pd.BooleanDtype):
+        return series.astype(object) if series.isna().any() else series.astype(bool)
+    if pd.api.types.is_extension_array_dtype(dtype) and _numeric(series):
+        if series.isna().any() or pd.api.types.is_float_dtype(dtype):
+            return series.astype("float64")
+        return series.astype(dtype.numpy_dtype)
+    return series
+
+
+def _feature(role: Role, feature: FeatureColumn, series: pd.Series, notes: list[str]) -> pd.Series:
+    name, where = feature.name, f"{role} data: feature {feature.name!r}"
+    if series.isna().all():
+        raise MonitorError("columns", f"{where} has no values: all {len(series)} rows are missing")
+    series = _to_numpy_dtype(series)
+    if feature.kind == "continuous":
+        if not _numeric(series):
+            raise MonitorError(
+                "columns",
+                f"{where} is declared continuous ({feature.dtype}) but holds {series.dtype} "
+                f"values such as {_examples(series, series.notna())}",
+            )
+        return series
+    # Categorical: check the storage type against the declared dtype; numbers are handed
+    # over as an object column so that no calculator takes them for continuous.
+    declared = feature.dtype
+    if declared == "string":
+        if _numeric(series) or pd.api.types.is_bool_dtype(series):
+            raise MonitorError(
+                "columns", f"{where} is declared string but holds {series.dtype} values"
+            )
+    elif declared.startswith("int") or declared == "bool":
+        if pd.api.types.is_bool_dtype(series):
+            if declared != "bool":
+                notes.append(f"{role} data: feature {name!r} is bool; read as {declared} 0/1")
+                series = series.astype("int64")
+        elif _numeric(series):
+            values = series.dropna()
+            bad = values != np.round(values)
+            if declared == "bool":
+                bad = ~values.isin([0, 1])
+            if bad.any():
+                raise MonitorError(
+                    "columns",
+                    f"{where} is declared {declared} but holds values such as "
+                    f"{_examples(values, bad)}",
+                )
+        elif not (series.dropna().map(type).isin([bool]).all() and declared == "bool"):
+            raise MonitorError(
+                "columns",
+                f"{where} is declared {declared} but holds {series.dtype} values such as "
+                f"{_examples(series, series.notna())}",
+            )
+    elif not _numeric(series):  # float categorical
+        raise MonitorError(
+            "columns", f"{where} is declared {declared} but holds {series.dtype} values"
+        )
+    if pd.api.types.is_bool_dtype(series) or not _numeric(series):
+        return series  # text and bool are categorical to every NannyML calculator already
+    return series.astype(object)
+
+
+def check_columns(
+    config: MonitorConfig, role: Role, frame: pd.DataFrame, notes: list[str]
+) -> pd.DataFrame:
+    """Check every declared column for usable values; return the frame NannyML gets."""
+    cols: Columns = config.columns
+    for feature in cols.features:
+        frame[feature.name] = _feature(role, feature, frame[feature.name], notes)
+    _predictions(config, role, frame)
+    _scores(config, role, frame)
+    if cols.target and cols.target in frame.columns:
+        frame[cols.target] = _target(config, role, frame[cols.target])
+    return frame
+
+
+def _predictions(config: MonitorConfig, role: Role, frame: pd.DataFrame) -> None:
+    column = config.columns.prediction
+    series = _to_numpy_dtype(frame[column])
+    frame[column] = series
+    where = f"{role} data: prediction column {column!r}"
+    missing = int(series.isna().sum())
+    if missing:
+        raise MonitorError("columns", f"{where} has {missing} missing values of {len(series)}")
+    if config.task == "regression":
+        if not _numeric(series):
+            raise MonitorError("columns", f"{where} holds {series.dtype}; regression needs numbers")
+    elif config.task == "binary_classification":
+        bad = ~series.isin([0, 1])
+        if bad.any():
+            raise MonitorError(
+                "columns",
+                f"{where} must hold the labels 0 and 1 for binary classification; "
+                f"found {_examples(series, bad)}",
+            )
+        frame[column] = series.astype("int64")
+    else:
+        labels = {str(k) for k in config.columns.score or {}}
+        bad = ~series.astype(str).isin(labels)
+        if bad.any():
+            raise MonitorError(
+                "columns",
+                f"{where} holds labels without a score column: {_examples(series, bad)}; "
+                f"score columns are declared for {', '.join(sorted(labels))}",
+            )
+
+
+def _scores(config: MonitorConfig, role: Role, frame: pd.DataFrame) -> None:
+    score = config.columns.score
+    columns = [score] if isinstance(score, str) else sorted((score or {}).values())
+    for column in columns:
+        series = _to_numpy_dtype(frame[column])
+        where = f"{role} data: score column {column!r}"
+        if not _numeric(series):
+            raise MonitorError("columns", f"{where} holds {series.dtype}; scores are numbers")
+        missing = int(series.isna().sum())
+        if missing:
+            raise MonitorError("columns", f"{where} has {missing} missing values of {len(series)}")
+        bad = (series < 0) | (series > 1)
+        if bad.any():
+            raise MonitorError(
+                "columns",
+                f"{where} holds values outside [0, 1] such as {_examples(series, bad)}; "
+                "scores are probabilities",
+            )
+        frame[column] = series
+
+
+def _target(config: MonitorConfig, role: Role, series: pd.Series) -> pd.Series:
+    column = config.columns.target
+    series = _to_numpy_dtype(series)
+    where = f"{role} data: target column {column!r}"
+    known = series.dropna()
+    if config.task == "regression":
+        if not _numeric(series):
+            raise MonitorError("columns", f"{where} holds {series.dtype}; regression needs numbers")
+    elif config.task == "binary_classification":
+        bad = ~known.isin([0, 1])
+        if bad.any():
+            raise MonitorError(
+                "columns",
+                f"{where} must hold 0 and 1 (or be missing); found {_examples(known, bad)}",
+            )
+    if role == "reference" and config.performance is not None:
+        if known.empty:
+            raise MonitorError("columns", f"{where} has no values; the estimators fit on it")
+        if config.classification and known.nunique() < 2:
+            only = known.iloc[0]
+            only = only.item() if hasattr(only, "item") else only
+            raise MonitorError(
+                "columns",
+                f"{where} holds a single class ({only!r}) in all {len(known)} labelled rows: "
+                "performance cannot be calibrated on it (NannyML would report estimates "
+                "anyway); use a reference period with every class",
+            )
+    return series

@@ -1,0 +1,277 @@
+"""Assemble a Triton model repository: artifacts fetched and verified, config beside them.
+
+Layout written for one model::
+
+    <repository>/<model>/config.pbtxt
+    <repository>/<model>/<version>/model.onnx      (one folder per served version)
+    <repository>/<model>/<version>/<extra files>   (e.g. the python-backend adapter)
+
+Artifacts are read through fsspec, so a local path, `file://`, `s3://`, `gs://`
+(with the matching fsspec filesystem installed) or `memory://` all work. Every
+artifact with a declared sha256 is hashed while it is copied; one mismatch and
+nothing is changed: the model folder is built in a temporary folder beside it
+and renamed into place only when complete.
+
+In the cluster this runs as an init container (the config comes from a
+ConfigMap mount)::
+
+    python -m runtime.serving.assemble --model car-loan-default --config /config/config.pbtxt \\
+        --repository /models --artifact 1=s3://acme-models/car-loan-default/1/model.onnx \\
+        --sha256 1=905bf2965a39c334beb2be804dd0a7dd58c6accbf6f1086e8ac7dffa43d450ca
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import re
+import shutil
+import sys
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import fsspec  # type: ignore[import-untyped, unused-ignore]
+from google.protobuf import text_format
+from tritonclient.grpc import model_config_pb2
+
+MODEL_FILE = "model.onnx"
+CONFIG_FILE = "config.pbtxt"
+CHUNK = 1 << 20
+SHA256 = re.compile(r"^[0-9a-f]{64}$")
+
+
+class AssembleError(Exception):
+    """Why a repository could not be assembled; the message is meant for people."""
+
+
+@dataclass(frozen=True)
+class ArtifactSource:
+    """One served version: where its model file is and what its digest must be."""
+
+    version: int
+    uri: str
+    sha256: str | None = None
+
+
+def fetch(uri: str, destination: Path, expected_sha256: str | None = None) -> str:
+    """Copy `uri` to `destination`, hashing on the way; return the sha256 hex digest.
+
+    Raises AssembleError when the file cannot be read or its digest is not the
+    expected one (the partial copy is removed in both cases).
+    """
+    digest = hashlib.sha256()
+    try:
+        with fsspec.open(uri, "rb") as source, destination.open("wb") as target:
+            while chunk := source.read(CHUNK):
+                digest.update(chunk)
+                target.write(chunk)
+    except FileNotFoundError as exc:
+        destination.unlink(missing_ok=True)
+        raise AssembleError(f"artifact not found: {uri}") from exc
+    except (OSError, ValueError, ImportError) as exc:
+        # fsspec raises ValueError/ImportError for unknown protocols or missing drivers.
+        destination.unlink(missing_ok=True)
+        raise AssembleError(f"cannot read artifact {uri}: {exc}") from exc
+    actual = digest.hexdigest()
+    if expected_sha256 is not None and actual != expected_sha256.lower():
+        destination.unlink(missing_ok=True)
+        raise AssembleError(
+            f"sha256 mismatch for {uri}: expected {expected_sha256.lower()}, got {actual}"
+        )
+    return actual
+
+
+def parse_config(text: str, model: str, versions: Sequence[int]) -> model_config_pb2.ModelConfig:
+    """Parse config.pbtxt as Triton would and check it fits the files being assembled."""
+    config = model_config_pb2.ModelConfig()
+    try:
+        text_format.Parse(text, config)
+    except text_format.ParseError as exc:
+        raise AssembleError(
+            f"{CONFIG_FILE} is not a valid Triton model configuration: {exc}"
+        ) from exc
+    if config.name and config.name != model:
+        raise AssembleError(
+            f"{CONFIG_FILE} names model {config.name!r} but the repository folder is {model!r}; "
+            "Triton refuses to load a model whose name differs from its folder"
+        )
+    if config.version_policy.HasField("specific"):
+        missing = sorted(set(config.version_policy.specific.versions) - set(versions))
+        if missing:
+            raise AssembleError(
+                f"{CONFIG_FILE} serves version(s) {missing} but no artifact was given for them"
+            )
+    return config
+
+
+def _check_sources(artifacts: Sequence[ArtifactSource], require_sha256: bool) -> None:
+    if not artifacts:
+        raise AssembleError("no artifacts given: a model needs at least one version")
+    seen: set[int] = set()
+    for artifact in artifacts:
+        if artifact.version < 1:
+            raise AssembleError(f"version {artifact.version} is not a positive integer")
+        if artifact.version in seen:
+            raise AssembleError(f"version {artifact.version} is given twice")
+        seen.add(artifact.version)
+        if artifact.sha256 is None:
+            if require_sha256:
+                raise AssembleError(
+                    f"version {artifact.version} ({artifact.uri}) has no sha256 and "
+                    "--require-sha256 is set"
+                )
+        elif not SHA256.match(artifact.sha256.lower()):
+            raise AssembleError(
+                f"version {artifact.version}: {artifact.sha256!r} is not a sha256 hex digest"
+            )
+
+
+def _replace(folder: Path, staged: Path) -> None:
+    """Swap `staged` in as `folder`; a crash leaves either the old or the new one."""
+    if not folder.exists():
+        staged.rename(folder)
+        return
+    old = Path(tempfile.mkdtemp(prefix=f".{folder.name}.old-", dir=folder.parent))
+    old.rmdir()
+    folder.rename(old)
+    try:
+        staged.rename(folder)
+    except OSError:
+        old.rename(folder)
+        raise
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def assemble(
+    model: str,
+    artifacts: Sequence[ArtifactSource],
+    config_text: str,
+    repository: Path,
+    *,
+    extra_files: Sequence[Path] = (),
+    require_sha256: bool = False,
+) -> Path:
+    """Write `<repository>/<model>` completely, or change nothing; return the model folder.
+
+    `extra_files` are copied into every version folder (the local python
+    backend's adapter). Raises AssembleError with a message naming the fault.
+    """
+    if not model or "/" in model or model.startswith("."):
+        raise AssembleError(f"{model!r} is not a usable model folder name")
+    _check_sources(artifacts, require_sha256)
+    parse_config(config_text, model, [a.version for a in artifacts])
+    for extra in extra_files:
+        if not extra.is_file():
+            raise AssembleError(f"extra file {extra} does not exist")
+    repository.mkdir(parents=True, exist_ok=True)
+    staged = Path(tempfile.mkdtemp(prefix=f".{model}.assemble-", dir=repository))
+    try:
+        for artifact in sorted(artifacts, key=lambda a: a.version):
+            version_dir = staged / str(artifact.version)
+            version_dir.mkdir()
+            try:
+                fetch(artifact.uri, version_dir / MODEL_FILE, artifact.sha256)
+            except AssembleError as exc:
+                raise AssembleError(
+                    f"version {artifact.version}: {exc}; {repository / model} was not changed"
+                ) from exc
+            for extra in extra_files:
+                shutil.copyfile(extra, version_dir / extra.name)
+        (staged / CONFIG_FILE).write_text(config_text, encoding="utf-8")
+        os.chmod(staged, 0o755)  # mkdtemp makes it 0700; Triton may run as another user
+        _replace(repository / model, staged)
+    except BaseException:
+        shutil.rmtree(staged, ignore_errors=True)
+        raise
+    return repository / model
+
+
+def _pairs(values: Sequence[str], flag: str) -> dict[int, str]:
+    pairs: dict[int, str] = {}
+    for value in values:
+        version, sep, rest = value.partition("=")
+        if not sep or not version.isdigit() or not rest:
+            raise AssembleError(f"{flag} {value!r}: expected VERSION=VALUE, e.g. 1=...")
+        if int(version) in pairs:
+            raise AssembleError(f"{flag}: version {version} is given twice")
+        pairs[int(version)] = rest
+    return pairs
+
+
+def sources_from_flags(artifacts: Sequence[str], digests: Sequence[str]) -> list[ArtifactSource]:
+    uris = _pairs(artifacts, "--artifact")
+    sha256 = _pairs(digests, "--sha256")
+    stray = sorted(set(sha256) - set(uris))
+    if stray:
+        raise AssembleError(f"--sha256 given for version(s) {stray} without an --artifact")
+    return [ArtifactSource(v, uri, sha256.get(v)) for v, uri in sorted(uris.items())]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m runtime.serving.assemble",
+        description="Assemble a Triton model repository from verified model artifacts.",
+    )
+    parser.add_argument("--model", required=True, help="Model name (its folder in the repository).")
+    parser.add_argument("--config", required=True, type=Path, help="config.pbtxt to install.")
+    parser.add_argument("--repository", required=True, type=Path, help="Model repository root.")
+    parser.add_argument(
+        "--artifact",
+        action="append",
+        default=[],
+        metavar="VERSION=URI",
+        help="A served version's model file: a path or fsspec URI (repeat per version).",
+    )
+    parser.add_argument(
+        "--sha256",
+        action="append",
+        default=[],
+        metavar="VERSION=HEX",
+        help="Expected sha256 of a version's file (repeat per version).",
+    )
+    parser.add_argument(
+        "--file",
+        action="append",
+        default=[],
+        type=Path,
+        help="An extra file to copy into every version folder.",
+    )
+    parser.add_argument(
+        "--require-sha256",
+        action="store_true",
+        help="Refuse any artifact without an expected digest.",
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        sources = sources_from_flags(args.artifact, args.sha256)
+        try:
+            config_text = args.config.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise AssembleError(f"cannot read {args.config}: {exc}") from exc
+        folder = assemble(
+            args.model,
+            sources,
+            config_text,
+            args.repository,
+            extra_files=args.file,
+            require_sha256=args.require_sha256,
+        )
+    except AssembleError as exc:
+        print(f"assemble: error: {exc}", file=sys.stderr)
+        return 1
+    for source in sources:
+        state = "sha256 verified" if source.sha256 else "NOT verified (no sha256 given)"
+        print(f"assemble: {args.model} version {source.version} from {source.uri}: {state}")
+    print(f"assemble: wrote {folder}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,628 @@
+"""`kiln smoke`: check a running Triton against the model's spec, and measure it briefly.
+
+Checks, in order, for every served version:
+
+1. the server is live and ready and the model version is ready;
+2. the model metadata Triton reports equals the spec's signature: every input
+   and output by name, datatype and shape (Triton reports the batch dimension
+   as -1 when max_batch_size > 0, and a batch-only tensor `[-1]` as `[-1, 1]`,
+   the dims of its config entry);
+3. inference on sample rows equals onnxruntime in-process on the same model
+   file, exactly (same onnxruntime, one intra-op thread on both sides);
+4. a short latency summary over single-row requests.
+
+Every mismatch is a failed check whose message names the tensor; any failure
+exits 1. Calls have timeouts, so a dead or hung server is reported, not waited
+on forever.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import onnxruntime as ort
+
+from compiler.ir import ModelIR, TensorIR
+from compiler.resolve import local_path
+from runtime.local.serve import ServeError, resolve_model
+from runtime.serving.assemble import AssembleError, fetch
+from runtime.serving.sample_data import (
+    NUMPY_TYPES,
+    SampleDataError,
+    for_onnxruntime,
+    load_sample,
+    take,
+    to_inputs,
+)
+
+TRITON_DATATYPES = {
+    "bool": "BOOL",
+    "uint8": "UINT8",
+    "uint16": "UINT16",
+    "uint32": "UINT32",
+    "uint64": "UINT64",
+    "int8": "INT8",
+    "int16": "INT16",
+    "int32": "INT32",
+    "int64": "INT64",
+    "fp16": "FP16",
+    "fp32": "FP32",
+    "fp64": "FP64",
+    "string": "BYTES",
+}
+DEFAULT_TIMEOUT_S = 10.0
+
+
+class SmokeFailure(Exception):
+    """A call to the server failed; the message says which call and why."""
+
+
+@dataclass(frozen=True)
+class Signature:
+    """What the server must expose for a model: the spec's side of every comparison."""
+
+    name: str
+    max_batch_size: int
+    inputs: tuple[TensorIR, ...]
+    outputs: tuple[TensorIR, ...]
+
+    @classmethod
+    def from_model(cls, model: ModelIR) -> Signature:
+        return cls(model.name, model.serving.max_batch_size, model.inputs, model.outputs)
+
+    @property
+    def batched(self) -> bool:
+        return self.max_batch_size > 0
+
+
+def triton_shape(tensor: TensorIR, batched: bool) -> list[int]:
+    """The shape Triton's metadata reports for a tensor of the spec."""
+    if not batched:
+        return list(tensor.shape)
+    return [-1, *(tensor.shape[1:] or (1,))]
+
+
+# --- clients --------------------------------------------------------------------------------
+
+
+class Client(Protocol):
+    url: str
+    protocol: str
+
+    def live(self) -> bool: ...
+    def ready(self) -> bool: ...
+    def model_ready(self, model: str, version: str) -> bool: ...
+    def metadata(self, model: str, version: str) -> dict[str, Any]: ...
+    def infer(
+        self, model: str, version: str, arrays: Mapping[str, np.ndarray], outputs: Sequence[str]
+    ) -> dict[str, np.ndarray | None]: ...
+    def close(self) -> None: ...
+
+
+def _datatype(array: np.ndarray) -> str:
+    if array.dtype == object:
+        return "BYTES"
+    for kiln, triton in TRITON_DATATYPES.items():
+        if kiln != "string" and np.dtype(NUMPY_TYPES[kiln]) == array.dtype:
+            return triton
+    raise SmokeFailure(f"no Triton datatype for numpy {array.dtype}")
+
+
+class HttpClient:
+    protocol = "http"
+
+    def __init__(self, url: str, timeout: float = DEFAULT_TIMEOUT_S) -> None:
+        import tritonclient.http as httpclient
+
+        self.module = httpclient
+        self.url = url
+        self.client = httpclient.InferenceServerClient(
+            url, connection_timeout=timeout, network_timeout=timeout
+        )
+
+    def live(self) -> bool:
+        return bool(self.client.is_server_live())
+
+    def ready(self) -> bool:
+        return bool(self.client.is_server_ready())
+
+    def model_ready(self, model: str, version: str) -> bool:
+        return bool(self.client.is_model_ready(model, version))
+
+    def metadata(self, model: str, version: str) -> dict[str, Any]:
+        result: dict[str, Any] = self.client.get_model_metadata(model, version)
+        return result
+
+    def infer(
+        self, model: str, version: str, arrays: Mapping[str, np.ndarray], outputs: Sequence[str]
+    ) -> dict[str, np.ndarray | None]:
+        inputs = []
+        for name, array in arrays.items():
+            tensor = self.module.InferInput(name, list(array.shape), _datatype(array))
+            tensor.set_data_from_numpy(array, binary_data=True)
+            inputs.append(tensor)
+        wanted = [self.module.InferRequestedOutput(n, binary_data=True) for n in outputs]
+        result = self.client.infer(model, inputs, model_version=version, outputs=wanted)
+        return {n: result.as_numpy(n) for n in outputs}
+
+    def close(self) -> None:
+        self.client.close()
+
+
+class GrpcClient:
+    protocol = "grpc"
+
+    def __init__(self, url: str, timeout: float = DEFAULT_TIMEOUT_S) -> None:
+        import tritonclient.grpc as grpcclient
+
+        self.module = grpcclient
+        self.url = url
+        self.timeout = timeout
+        self.client = grpcclient.InferenceServerClient(url)
+
+    def live(self) -> bool:
+        return bool(self.client.is_server_live(client_timeout=self.timeout))
+
+    def ready(self) -> bool:
+        return bool(self.client.is_server_ready(client_timeout=self.timeout))
+
+    def model_ready(self, model: str, version: str) -> bool:
+        return bool(self.client.is_model_ready(model, version, client_timeout=self.timeout))
+
+    def metadata(self, model: str, version: str) -> dict[str, Any]:
+        result: dict[str, Any] = self.client.get_model_metadata(
+            model, version, as_json=True, client_timeout=self.timeout
+        )
+        return result
+
+    def infer(
+        self, model: str, version: str, arrays: Mapping[str, np.ndarray], outputs: Sequence[str]
+    ) -> dict[str, np.ndarray | None]:
+        inputs = []
+        for name, array in arrays.items():
+            tensor = self.module.InferInput(name, list(array.shape), _datatype(array))
+            tensor.set_data_from_numpy(array)
+            inputs.append(tensor)
+        wanted = [self.module.InferRequestedOutput(n) for n in outputs]
+        result = self.client.infer(
+            model, inputs, model_version=version, outputs=wanted, client_timeout=self.timeout
+        )
+        return {n: result.as_numpy(n) for n in outputs}
+
+    def close(self) -> None:
+        self.client.close()
+
+
+def connect(url: str, protocol: str = "http", timeout: float = DEFAULT_TIMEOUT_S) -> Client:
+    """A client for `host:port` (a leading http:// or grpc:// is dropped)."""
+    address = url.split("://", 1)[-1].rstrip("/")
+    if protocol == "http":
+        return HttpClient(address, timeout)
+    if protocol == "grpc":
+        return GrpcClient(address, timeout)
+    raise ValueError(f"protocol must be http or grpc, not {protocol!r}")
+
+
+def _call(what: str, client: Client, action: Callable[[], Any]) -> Any:
+    try:
+        return action()
+    except Exception as exc:  # the client libraries raise many kinds; all mean "failed"
+        detail = str(exc).strip() or type(exc).__name__
+        raise SmokeFailure(f"{what} ({client.protocol} {client.url}): {detail}") from exc
+
+
+# --- comparisons ----------------------------------------------------------------------------
+
+
+def _shape(value: Any) -> list[int]:
+    return [int(d) for d in value]  # gRPC's JSON gives int64 dims as strings
+
+
+def compare_metadata(signature: Signature, metadata: Mapping[str, Any]) -> list[str]:
+    """Every difference between the served metadata and the spec, naming the tensor."""
+    problems = []
+    for kind, tensors in (("input", signature.inputs), ("output", signature.outputs)):
+        served = {t["name"]: t for t in metadata.get(f"{kind}s", [])}
+        for tensor in tensors:
+            entry = served.pop(tensor.name, None)
+            if entry is None:
+                known = ", ".join(sorted(t["name"] for t in metadata.get(f"{kind}s", [])))
+                problems.append(
+                    f"{kind} `{tensor.name}` of the spec is not served (the server has: {known})"
+                )
+                continue
+            want_type = TRITON_DATATYPES[tensor.dtype]
+            if entry["datatype"] != want_type:
+                problems.append(
+                    f"{kind} `{tensor.name}`: the server has datatype {entry['datatype']}, "
+                    f"the spec declares {tensor.dtype} ({want_type})"
+                )
+            want_shape = triton_shape(tensor, signature.batched)
+            if _shape(entry["shape"]) != want_shape:
+                problems.append(
+                    f"{kind} `{tensor.name}`: the server has shape {_shape(entry['shape'])}, "
+                    f"the spec declares {list(tensor.shape)} (expected {want_shape} from Triton)"
+                )
+        for name in sorted(served):
+            problems.append(f"{kind} `{name}` is served but not in the spec")
+    return problems
+
+
+def compare_outputs(
+    outputs: Sequence[TensorIR],
+    served: Mapping[str, np.ndarray | None],
+    reference: Mapping[str, np.ndarray],
+    batched: bool = True,
+) -> list[str]:
+    """Served outputs against onnxruntime's, exactly; each difference names the output."""
+    problems = []
+    for tensor in outputs:
+        got = served.get(tensor.name)
+        want = reference[tensor.name]
+        if got is None:
+            problems.append(f"output `{tensor.name}`: missing from the response")
+            continue
+        expected_dtype = np.dtype(NUMPY_TYPES[tensor.dtype])
+        if got.dtype != expected_dtype and not (tensor.dtype == "string" and got.dtype == object):
+            problems.append(
+                f"output `{tensor.name}`: the server returned {got.dtype}, the spec declares "
+                f"{tensor.dtype}"
+            )
+            continue
+        # Triton exposes the config's dims: a batch-only output [n] arrives as [n, 1].
+        rows = want.shape[0] if want.ndim else 1
+        shape = [rows if d == -1 else d for d in triton_shape(tensor, batched)]
+        if list(got.shape) != shape or got.size != want.size:
+            problems.append(
+                f"output `{tensor.name}`: the server returned shape {list(got.shape)}, "
+                f"expected {shape} (onnxruntime gives {list(want.shape)})"
+            )
+            continue
+        want = want.reshape(got.shape)
+        if tensor.dtype == "string":
+            want = np.array([str(v).encode() for v in want.ravel()], dtype=object)
+            equal = np.array([a == b for a, b in zip(got.ravel(), want, strict=True)])
+        elif got.dtype.kind == "f":
+            equal = (got == want) | (np.isnan(got) & np.isnan(want))
+        else:
+            equal = got == want
+        if not equal.all():
+            flat = np.flatnonzero(~equal.ravel())
+            row = int(np.unravel_index(flat[0], got.shape)[0]) if got.ndim else 0
+            detail = ""
+            if got.dtype.kind in "fiu":
+                diff = np.abs(got.astype(np.float64) - want.astype(np.float64))
+                detail = f", max abs difference {float(np.nanmax(diff)):.3g}"
+            problems.append(
+                f"output `{tensor.name}` differs from onnxruntime in {len(flat)} of {got.size} "
+                f"values (first at row {row}: served {got.ravel()[flat[0]]!s}, onnxruntime "
+                f"{want.ravel()[flat[0]]!s}{detail})"
+            )
+    return problems
+
+
+# --- the run --------------------------------------------------------------------------------
+
+
+@dataclass
+class Check:
+    name: str
+    ok: bool
+    detail: str
+
+
+@dataclass
+class SmokeReport:
+    checks: list[Check] = field(default_factory=list)
+    latency_ms: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return bool(self.checks) and all(c.ok for c in self.checks)
+
+    def add(self, name: str, problems: Sequence[str], detail: str) -> bool:
+        if problems:
+            self.checks.extend(Check(name, False, p) for p in problems)
+            return False
+        self.checks.append(Check(name, True, detail))
+        return True
+
+    def render(self) -> str:
+        return "\n".join(f"{'ok  ' if c.ok else 'FAIL'} {c.name}: {c.detail}" for c in self.checks)
+
+
+def reference_session(model_file: Path) -> ort.InferenceSession:
+    """onnxruntime in-process, set up like the adapter (one intra-op thread)."""
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    options.inter_op_num_threads = 1
+    return ort.InferenceSession(str(model_file), options, providers=["CPUExecutionProvider"])
+
+
+def run_reference(
+    session: ort.InferenceSession, arrays: Mapping[str, np.ndarray], outputs: Sequence[str]
+) -> dict[str, np.ndarray]:
+    values = session.run(list(outputs), for_onnxruntime(arrays))
+    return {n: np.asarray(v) for n, v in zip(outputs, values, strict=True)}
+
+
+def _join(parts: Sequence[np.ndarray | None]) -> np.ndarray | None:
+    present = [p for p in parts if p is not None]
+    if not present or len(present) != len(parts):
+        return None
+    return np.concatenate(present)
+
+
+def _batches(signature: Signature, rows: int) -> list[tuple[int, int]]:
+    size = signature.max_batch_size if signature.batched else rows
+    return [(start, min(start + size, rows)) for start in range(0, rows, size)]
+
+
+def _wait_ready(client: Client, signature: Signature, versions: Sequence[int], wait: float) -> None:
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            live = _call("server liveness", client, client.live)
+            ready = live and _call("server readiness", client, client.ready)
+            models = ready and all(
+                _call(
+                    f"readiness of {signature.name} version {v}",
+                    client,
+                    partial(client.model_ready, signature.name, str(v)),
+                )
+                for v in versions
+            )
+            if models:
+                return
+            state = "not live" if not live else "not ready" if not ready else "model not ready"
+            failure = SmokeFailure(f"server at {client.url} is {state}")
+        except SmokeFailure as exc:
+            failure = exc
+        if time.monotonic() >= deadline:
+            raise failure
+        time.sleep(0.25)
+
+
+def smoke(
+    client: Client,
+    signature: Signature,
+    references: Mapping[int, ort.InferenceSession],
+    arrays: Mapping[str, np.ndarray],
+    latency_requests: int = 100,
+    wait: float = 0.0,
+) -> SmokeReport:
+    """Run every check against one server; never raises for a server-side problem."""
+    report = SmokeReport()
+    versions = sorted(references)
+    try:
+        _wait_ready(client, signature, versions, wait)
+    except SmokeFailure as exc:
+        report.add("readiness", [str(exc)], "")
+        return report
+    report.add("readiness", [], f"server live and ready, version(s) {versions} ready")
+    names = [t.name for t in signature.outputs]
+    rows = len(next(iter(arrays.values())))
+    try:
+        for version in versions:
+            metadata = _call(
+                f"metadata of {signature.name} version {version}",
+                client,
+                partial(client.metadata, signature.name, str(version)),
+            )
+            problems = compare_metadata(signature, metadata)
+            report.add(
+                f"signature v{version}",
+                problems,
+                f"{len(signature.inputs)} inputs, {len(signature.outputs)} outputs match the spec",
+            )
+            served: dict[str, list[np.ndarray | None]] = {n: [] for n in names}
+            expected: dict[str, list[np.ndarray]] = {n: [] for n in names}
+            for start, stop in _batches(signature, rows):
+                part = take(arrays, start, stop)
+                result = _call(
+                    f"inference on rows {start}-{stop - 1} (version {version})",
+                    client,
+                    partial(client.infer, signature.name, str(version), part, names),
+                )
+                # The reference sees the same batches as the server.
+                reference_part = run_reference(references[version], part, names)
+                for name in names:
+                    served[name].append(result.get(name))
+                    expected[name].append(reference_part[name])
+            joined = {n: _join(p) for n, p in served.items()}
+            reference = {n: np.concatenate(p) for n, p in expected.items()}
+            report.add(
+                f"inference v{version}",
+                compare_outputs(signature.outputs, joined, reference, signature.batched),
+                f"{rows} rows in batches of <= {max(signature.max_batch_size, 1)}: "
+                f"{', '.join(names)} equal onnxruntime in-process exactly",
+            )
+        report.latency_ms = measure_latency(
+            client, signature, versions[-1], arrays, latency_requests
+        )
+    except SmokeFailure as exc:
+        report.add("server", [str(exc)], "")
+        return report
+    if report.latency_ms:
+        lat = report.latency_ms
+        report.add(
+            "latency",
+            [],
+            f"{int(lat['requests'])} single-row requests ({client.protocol}): "
+            f"p50 {lat['p50']:.2f} ms, p99 {lat['p99']:.2f} ms, mean {lat['mean']:.2f} ms",
+        )
+    return report
+
+
+def measure_latency(
+    client: Client,
+    signature: Signature,
+    version: int,
+    arrays: Mapping[str, np.ndarray],
+    requests: int,
+) -> dict[str, float]:
+    if requests <= 0:
+        return {}
+    names = [t.name for t in signature.outputs]
+    rows = len(next(iter(arrays.values())))
+    timings = []
+    for i in range(requests):
+        part = take(arrays, i % rows, i % rows + 1)
+        started = time.perf_counter()
+        _call(
+            f"latency request {i + 1}/{requests}",
+            client,
+            partial(client.infer, signature.name, str(version), part, names),
+        )
+        timings.append((time.perf_counter() - started) * 1000.0)
+    values = np.array(timings)
+    return {
+        "requests": float(requests),
+        "p50": float(np.percentile(values, 50)),
+        "p99": float(np.percentile(values, 99)),
+        "mean": float(values.mean()),
+    }
+
+
+def reference_sessions(model: ModelIR, root: Path) -> dict[int, ort.InferenceSession]:
+    """onnxruntime sessions on the served artifacts (remote ones fetched and verified)."""
+    sessions = {}
+    for artifact in model.served:
+        if artifact.local:
+            path = local_path(artifact.uri, root)
+            if not path.is_file():
+                raise SmokeFailure(f"artifact of version {artifact.version} not found: {path}")
+            sessions[artifact.version] = reference_session(path)
+            continue
+        with tempfile.TemporaryDirectory(prefix="kiln-smoke-") as folder:
+            target = Path(folder) / "model.onnx"
+            try:
+                fetch(artifact.uri, target, artifact.sha256)
+            except AssembleError as exc:
+                raise SmokeFailure(f"version {artifact.version}: {exc}") from exc
+            sessions[artifact.version] = reference_session(target)
+    return sessions
+
+
+def run(
+    model: str,
+    url: str,
+    protocol: str = "http",
+    environment: str = "local",
+    specs: Path = Path("specs"),
+    data: str | None = None,
+    rows: int = 256,
+    latency_requests: int = 100,
+    timeout: float = DEFAULT_TIMEOUT_S,
+    wait: float = 0.0,
+    out: Callable[[str], None] = print,
+) -> int:
+    """`kiln smoke`: the exit code (0 all checks pass, 1 any failure)."""
+    try:
+        ir, root = resolve_model(specs, model, environment)
+        signature = Signature.from_model(ir)
+        source, frame = load_sample([t.name for t in ir.inputs], data)
+        arrays = to_inputs(frame, ir.inputs, rows)
+        references = reference_sessions(ir, root)
+    except (ServeError, SampleDataError, SmokeFailure) as exc:
+        out(f"FAIL setup: {exc}")
+        return 1
+    out(
+        f"smoke: {model} ({environment}) at {protocol} {url}; "
+        f"{len(arrays[ir.inputs[0].name])} rows from {source}"
+    )
+    client = connect(url, protocol, timeout)
+    try:
+        report = smoke(client, signature, references, arrays, latency_requests, wait)
+    finally:
+        client.close()
+    out(report.render())
+    out("smoke: passed" if report.ok else "smoke: FAILED")
+    return 0 if report.ok else 1
+
+
+# --- the cluster entry point: `python -m runtime.serving.smoke` in a rollout analysis Job ---
+
+
+def signature_from_file(path: Path) -> Signature:
+    """The signature document Kiln renders into the model's ConfigMap (signature.json)."""
+    import json
+
+    document = json.loads(path.read_text(encoding="utf-8"))
+
+    def tensors(side: str) -> tuple[TensorIR, ...]:
+        return tuple(TensorIR(t["name"], t["dtype"], tuple(t["shape"])) for t in document[side])
+
+    return Signature(
+        document["model"], int(document["max_batch_size"]), tensors("inputs"), tensors("outputs")
+    )
+
+
+def _pairs(values: Sequence[str], flag: str) -> dict[int, str]:
+    pairs: dict[int, str] = {}
+    for value in values:
+        version, separator, rest = value.partition("=")
+        if not separator or not version.isdigit():
+            raise SmokeFailure(f"{flag} {value!r} is not VERSION=VALUE")
+        pairs[int(version)] = rest
+    return pairs
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Smoke-test a Triton endpoint against a signature file and the served artifacts."""
+    import argparse
+
+    parser = argparse.ArgumentParser(
+        prog="python -m runtime.serving.smoke", description=main.__doc__
+    )
+    parser.add_argument("--url", required=True, help="Triton endpoint, e.g. http://host:8000.")
+    parser.add_argument("--protocol", choices=("http", "grpc"), default="http")
+    parser.add_argument("--signature", required=True, type=Path, help="signature.json")
+    parser.add_argument("--artifact", action="append", default=[], help="VERSION=URI")
+    parser.add_argument("--sha256", action="append", default=[], help="VERSION=HEX")
+    parser.add_argument("--data", default=None, help="Sample rows (parquet or CSV).")
+    parser.add_argument("--rows", type=int, default=256)
+    parser.add_argument("--latency-requests", type=int, default=100)
+    parser.add_argument("--wait", type=float, default=60.0, help="Seconds to wait for ready.")
+    parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT_S)
+    args = parser.parse_args(argv)
+    try:
+        signature = signature_from_file(args.signature)
+        artifacts = _pairs(args.artifact, "--artifact")
+        digests = _pairs(args.sha256, "--sha256")
+        if not artifacts:
+            raise SmokeFailure("give the served artifact(s) with --artifact VERSION=URI")
+        references: dict[int, ort.InferenceSession] = {}
+        with tempfile.TemporaryDirectory(prefix="kiln-smoke-") as folder:
+            for version, uri in sorted(artifacts.items()):
+                target = Path(folder) / f"{version}.onnx"
+                try:
+                    fetch(uri, target, digests.get(version))
+                except AssembleError as exc:
+                    raise SmokeFailure(f"version {version}: {exc}") from exc
+                references[version] = reference_session(target)
+        source, frame = load_sample([t.name for t in signature.inputs], args.data)
+        arrays = to_inputs(frame, signature.inputs, args.rows)
+    except (SmokeFailure, SampleDataError, OSError, ValueError, KeyError) as exc:
+        print(f"FAIL setup: {exc}")
+        return 1
+    print(f"smoke: {signature.name} at {args.protocol} {args.url}; rows from {source}")
+    client = connect(args.url, args.protocol, args.timeout)
+    try:
+        report = smoke(client, signature, references, arrays, args.latency_requests, args.wait)
+    finally:
+        client.close()
+    print(report.render())
+    print("smoke: passed" if report.ok else "smoke: FAILED")
+    return 0 if report.ok else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,552 @@
+"""The publish step: put a gated model version in the model store and propose it in the spec.
+
+    python -m runtime.steps.publish --model FILE --store URI --name MODEL --version N
+        --metrics FILE [--validation FILE] --data-sha256 HEX --seed N [--image IMG]
+        [--git-revision REV] [--spec-digest HEX] [--spec FILE [--spec-path-in-repo PATH]]
+        [--open-pr --github-repo OWNER/NAME [--token-env GITHUB_TOKEN] [--base BRANCH]
+         [--github-api URL]] --out DIR
+
+The store is a local folder or any fsspec URL (s3://bucket/prefix, gs://...). Written there:
+
+* <store>/<name>/<version>/model.onnx, the artifact;
+* <store>/<name>/<version>/metadata.json: the artifact's uri (relative to the store), sha256
+  and size, the metrics, the validation summary, data digest, seed, image (and its digest),
+  git revision and spec digest. Sorted keys and no timestamps: a rerun writes the same bytes.
+
+A version is immutable. If the store already holds a different artifact at that version the
+step refuses; if it holds the same bytes the step succeeds without writing (a retried run),
+and an existing metadata record is kept as it is (its differing keys are named).
+
+Written to DIR:
+
+* sha256: the artifact digest and a newline;
+* metadata.json: the record as uploaded;
+* version.yaml: the entry to add to the model's `spec.versions` (version, artifact {uri,
+  sha256}, metrics), as a YAML mapping;
+* spec.patch (with --spec): a unified diff, paths a/<path in repo> b/<path in repo>, that
+  appends the entry to `spec.versions` and changes nothing else: the file's text is edited,
+  so its comments and formatting stay. `git apply spec.patch` in the repository applies it.
+  The path in the repository is --spec-path-in-repo, or --spec relative to the enclosing
+  git checkout.
+* pull_request.json (with --open-pr): the pull request opened with GitHub's REST API: a
+  branch kiln/<name>-v<version> from the base branch (default: the repository's default
+  branch), the spec file changed on it, and a pull request to the base. The token is read
+  from the environment variable named by --token-env and never printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import difflib
+import json
+import os
+import posixpath
+import re
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import fsspec
+from fsspec.implementations.local import LocalFileSystem
+from ruamel.yaml import YAML
+from ruamel.yaml.error import YAMLError
+
+from runtime.steps.pipeline_io import (
+    StepError,
+    json_text,
+    progress,
+    run_main,
+    sha256_bytes,
+    write_atomic,
+    write_text,
+)
+
+STEP = "publish"
+DEFAULT_GITHUB_API = "https://api.github.com"
+PLAIN_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
+IMAGE_DIGEST = re.compile(r"@(sha256:[0-9a-f]{64})$")
+
+
+# ------------------------------------------------------------------------- inputs
+
+
+def read_json_file(path: Path, what: str) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except OSError as error:
+        raise StepError(f"cannot read {what} {path}: {error.strerror}") from error
+    except json.JSONDecodeError as error:
+        raise StepError(f"{what} {path} is not valid JSON: {error}") from error
+
+
+def read_metrics(path: Path) -> dict[str, float]:
+    document = read_json_file(path, "metrics file")
+    if not isinstance(document, dict) or not all(
+        isinstance(v, int | float) and not isinstance(v, bool) for v in document.values()
+    ):
+        raise StepError(f"metrics file {path} must be a JSON object of numbers")
+    return {str(k): float(v) for k, v in sorted(document.items())}
+
+
+def validation_summary(path: Path | None) -> dict[str, Any] | None:
+    """What the record keeps of validation.json: the verdict and p99 per batch size."""
+    if path is None:
+        return None
+    document = read_json_file(path, "validation file")
+    if not isinstance(document, dict):
+        raise StepError(f"validation file {path} must be a JSON object")
+    latency = document.get("latency") or {}
+    return {
+        "passed": bool(document.get("passed")),
+        "signature_matches": bool((document.get("signature") or {}).get("matches")),
+        "latency_p99_ms": {size: entry.get("p99_ms") for size, entry in latency.items()},
+        "slo_p99_ms": document.get("slo_p99_ms"),
+    }
+
+
+def artifact_uri(name: str, version: int) -> str:
+    return f"{name}/{version}/model.onnx"
+
+
+def metadata_record(args: argparse.Namespace, payload: bytes) -> dict[str, Any]:
+    digest = IMAGE_DIGEST.search(args.image or "")
+    return {
+        "artifact": {
+            "sha256": sha256_bytes(payload),
+            "size": len(payload),
+            "uri": artifact_uri(args.name, args.version),
+        },
+        "data_sha256": args.data_sha256,
+        "git_revision": args.git_revision,
+        "image": args.image,
+        "image_digest": digest.group(1) if digest else None,
+        "metrics": read_metrics(args.metrics),
+        "model": args.name,
+        "seed": args.seed,
+        "spec_digest": args.spec_digest,
+        "validation": validation_summary(args.validation),
+        "version": args.version,
+    }
+
+
+# -------------------------------------------------------------------------- store
+
+
+@dataclass(frozen=True)
+class Store:
+    fs: fsspec.AbstractFileSystem
+    root: str
+    uri: str
+
+    def path(self, relative: str) -> str:
+        return posixpath.join(self.root, relative)
+
+    def url(self, relative: str) -> str:
+        return self.uri.rstrip("/") + "/" + relative
+
+    def read(self, relative: str) -> bytes | None:
+        try:
+            if not self.fs.exists(self.path(relative)):
+                return None
+            data: bytes = self.fs.cat_file(self.path(relative))
+            return data
+        except OSError as error:
+            raise StepError(f"cannot read {self.url(relative)}: {error}") from error
+
+    def write(self, relative: str, payload: bytes) -> None:
+        path = self.path(relative)
+        try:
+            if isinstance(self.fs, LocalFileSystem):
+                # A model server may poll this folder: never let it see a partial file.
+                write_atomic(Path(path), payload)
+            else:
+                self.fs.makedirs(posixpath.dirname(path), exist_ok=True)
+                self.fs.pipe_file(path, payload)  # object stores: one atomic PUT
+        except OSError as error:
+            raise StepError(f"cannot write {self.url(relative)}: {error}") from error
+
+
+def open_store(uri: str) -> Store:
+    try:
+        fs, root = fsspec.core.url_to_fs(uri)
+    except (ValueError, ImportError) as error:
+        raise StepError(f"cannot open model store {uri}: {error}") from error
+    return Store(fs=fs, root=root.rstrip("/"), uri=uri)
+
+
+def changed_keys(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
+    return sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+
+
+def upload(store: Store, name: str, version: int, payload: bytes, metadata: str) -> str:
+    """Artifact first, then the record: a record only ever describes a complete artifact.
+
+    Returns the record the store holds afterwards (an existing one is kept).
+    """
+    model_rel = artifact_uri(name, version)
+    meta_rel = f"{name}/{version}/metadata.json"
+    existing = store.read(model_rel)
+    new_sha = sha256_bytes(payload)
+    if existing is not None and existing != payload:
+        raise StepError(
+            f"refusing to overwrite {store.url(model_rel)}: it holds sha256 "
+            f"{sha256_bytes(existing)}, this artifact is {new_sha}; versions are immutable, "
+            "publish a new version number"
+        )
+    if existing is None:
+        store.write(model_rel, payload)
+        progress(STEP, f"uploaded {store.url(model_rel)} sha256={new_sha}")
+    else:
+        progress(STEP, f"{store.url(model_rel)} already holds this artifact; not rewritten")
+    old_meta = store.read(meta_rel)
+    if old_meta is None:
+        store.write(meta_rel, metadata.encode("utf-8"))
+        progress(STEP, f"uploaded {store.url(meta_rel)}")
+        return metadata
+    if old_meta != metadata.encode("utf-8"):
+        try:
+            keys = changed_keys(json.loads(old_meta), json.loads(metadata))
+        except (json.JSONDecodeError, AttributeError):
+            keys = ["(unreadable record)"]
+        progress(STEP, f"kept the existing {store.url(meta_rel)}; it differs in: {', '.join(keys)}")
+    return old_meta.decode("utf-8", "replace")
+
+
+# ---------------------------------------------------------------- version entry
+
+
+def yaml_number(value: float) -> str:
+    text = repr(float(value))
+    # YAML 1.1 readers take 1e-07 for a string; 1.0e-07 is a float for every reader.
+    if "e" in text and "." not in text.split("e")[0]:
+        mantissa, exponent = text.split("e")
+        text = f"{mantissa}.0e{exponent}"
+    return text
+
+
+def yaml_key(key: str) -> str:
+    return key if PLAIN_KEY.match(key) else json.dumps(key)
+
+
+def entry_lines(name: str, version: int, sha256: str, metrics: Mapping[str, float]) -> list[str]:
+    """The versions entry as block YAML, indented from column 0 (the caller indents it)."""
+    flow = ", ".join(f"{yaml_key(k)}: {yaml_number(v)}" for k, v in sorted(metrics.items()))
+    return [
+        f"version: {version}",
+        "artifact:",
+        f"  uri: {artifact_uri(name, version)}",
+        f"  sha256: {sha256}",
+        f"metrics: {{{flow}}}",
+    ]
+
+
+# ------------------------------------------------------------------ spec editing
+
+
+@dataclass(frozen=True)
+class VersionsList:
+    key_line: int  # 0-based line of `versions:`
+    key_col: int
+    items: list[Any]  # the parsed entries
+    first_item_line: int | None  # None: an empty flow list `versions: []`
+    first_item_col: int
+
+
+def locate_versions(text: str, where: str) -> VersionsList:
+    """Find spec.versions with ruamel (positions only; the text itself is edited by hand)."""
+    try:
+        document = YAML(typ="rt").load(text)
+    except YAMLError as error:
+        raise StepError(f"{where} is not valid YAML: {error}") from error
+    spec = document.get("spec") if isinstance(document, dict) else None
+    versions = spec.get("versions") if isinstance(spec, dict) else None
+    if not isinstance(versions, list):
+        raise StepError(f"{where} has no spec.versions list")
+    key_line, key_col = spec.lc.key("versions")
+    if not versions:  # only a flow list can be empty: `versions: []`
+        return VersionsList(key_line, key_col, [], None, key_col + 4)
+    if versions.fa.flow_style():
+        raise StepError(
+            f"{where}: spec.versions is a flow list [...]; write it as a block list "
+            "(one `- version: ...` entry per item) so that publish can append to it"
+        )
+    line, col = versions.lc.item(0)
+    return VersionsList(key_line, key_col, list(versions), line, col)
+
+
+def is_neutral(line: str) -> bool:
+    stripped = line.strip()
+    return not stripped or stripped.startswith("#")
+
+
+def indent_of(line: str) -> int:
+    return len(line) - len(line.lstrip(" "))
+
+
+def list_end(lines: Sequence[str], found: VersionsList, dash_col: int) -> int:
+    """Index after the last content line of the block list (trailing comments stay after)."""
+    last = found.key_line
+    for index in range(found.key_line + 1, len(lines)):
+        line = lines[index]
+        if is_neutral(line):
+            continue
+        indent = indent_of(line)
+        # An "indentless" list puts its dashes at the key's column.
+        dash_here = indent == dash_col and line.lstrip(" ").startswith("-")
+        if indent <= found.key_col and not dash_here:
+            break
+        last = index
+    return last + 1
+
+
+def insert_entry(text: str, where: str, entry: Sequence[str], version: int) -> str:
+    """The spec text with `entry` appended to spec.versions; everything else unchanged."""
+    found = locate_versions(text, where)
+    if any(isinstance(v, dict) and v.get("version") == version for v in found.items):
+        raise StepError(f"{where} already lists version {version}")
+    lines = text.splitlines(keepends=True)
+    newline = "\r\n" if lines and lines[0].endswith("\r\n") else "\n"
+    if found.first_item_line is None:
+        # `versions: []` becomes `versions:` followed by a block list.
+        key = lines[found.key_line]
+        lines[found.key_line] = re.sub(r"\[\s*\]", "", key, count=1).rstrip() + newline
+        dash_col, item_col, at = found.key_col + 2, found.key_col + 4, found.key_line + 1
+    else:
+        first = lines[found.first_item_line]
+        dash_col = first.rfind("-", 0, found.first_item_col)
+        item_col, at = found.first_item_col, list_end(lines, found, dash_col)
+    if at == len(lines) and lines and not lines[-1].endswith("\n"):
+        lines[-1] += newline
+    block = [
+        " " * dash_col + "-" + " " * (item_col - dash_col - 1) + entry[0] + newline,
+        *(" " * item_col + line + newline for line in entry[1:]),
+    ]
+    return "".join([*lines[:at], *block, *lines[at:]])
+
+
+def unified_diff(old: str, new: str, path: str) -> str:
+    """A git-apply-able diff, including git's marker for a last line without a newline."""
+    diff = difflib.unified_diff(
+        old.splitlines(keepends=True),
+        new.splitlines(keepends=True),
+        fromfile=f"a/{path}",
+        tofile=f"b/{path}",
+    )
+    return "".join(
+        line if line.endswith("\n") else line + "\n\\ No newline at end of file\n" for line in diff
+    )
+
+
+def repo_relative(spec: Path, override: str | None) -> str:
+    if override:
+        return posixpath.normpath(override.replace("\\", "/")).lstrip("/")
+    if not spec.is_absolute():
+        return posixpath.normpath(spec.as_posix())
+    for parent in spec.parents:
+        if (parent / ".git").exists():
+            return spec.relative_to(parent).as_posix()
+    raise StepError(f"{spec} is not inside a git checkout; pass --spec-path-in-repo")
+
+
+# ------------------------------------------------------------------------ GitHub
+
+
+class GitHub:
+    """The four REST calls a pull request takes, with urllib (no client library)."""
+
+    def __init__(self, api: str, repo: str, token: str) -> None:
+        self.api = api.rstrip("/")
+        self.repo = repo
+        self.token = token
+
+    def call(self, method: str, path: str, body: Mapping[str, Any] | None = None) -> Any:
+        url = f"{self.api}/repos/{self.repo}{path}"
+        request = urllib.request.Request(
+            url,
+            data=None if body is None else json.dumps(body).encode("utf-8"),
+            method=method,
+            headers={
+                "Accept": "application/vnd.github+json",
+                "Authorization": f"Bearer {self.token}",
+                "Content-Type": "application/json",
+                "User-Agent": "kiln-publish",
+                "X-GitHub-Api-Version": "2022-11-28",
+            },
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:
+                payload = response.read()
+        except urllib.error.HTTPError as error:
+            detail = error.read().decode("utf-8", "replace")[:300]
+            raise StepError(f"GitHub {method} {url} failed: {error.code} {detail}") from error
+        except (urllib.error.URLError, TimeoutError) as error:
+            raise StepError(f"GitHub {method} {url} failed: {error}") from error
+        return json.loads(payload) if payload else None
+
+
+@dataclass(frozen=True)
+class Proposal:
+    path: str  # spec file, relative to the repository root
+    name: str
+    version: int
+    entry: list[str]
+    base: str | None
+
+
+def open_pull_request(github: GitHub, proposal: Proposal) -> dict[str, Any]:
+    """Branch from base, commit the changed spec on it, open the pull request."""
+    base = proposal.base or github.call("GET", "")["default_branch"]
+    quoted_base = urllib.parse.quote(base, safe="/")
+    base_sha = github.call("GET", f"/git/ref/heads/{quoted_base}")["object"]["sha"]
+    branch = f"kiln/{proposal.name}-v{proposal.version}"
+    github.call("POST", "/git/refs", {"ref": f"refs/heads/{branch}", "sha": base_sha})
+    contents = f"/contents/{urllib.parse.quote(proposal.path, safe='/')}"
+    query = f"?ref={urllib.parse.quote(branch, safe='')}"
+    current = github.call("GET", contents + query)
+    # Edit the file as it is on the branch, which may be ahead of the local copy.
+    old = base64.b64decode(current["content"]).decode("utf-8")
+    new = insert_entry(old, proposal.path, proposal.entry, proposal.version)
+    title = f"{proposal.name}: add version {proposal.version}"
+    github.call(
+        "PUT",
+        contents,
+        {
+            "message": title,
+            "content": base64.b64encode(new.encode("utf-8")).decode("ascii"),
+            "sha": current["sha"],
+            "branch": branch,
+        },
+    )
+    body = (
+        f"Adds version {proposal.version} of `{proposal.name}` to `{proposal.path}`, "
+        "published by the Kiln training pipeline after its gates passed. Merging records the "
+        "version; serving moves when `serving.version` changes."
+    )
+    pull = github.call(
+        "POST", "/pulls", {"title": title, "head": branch, "base": base, "body": body}
+    )
+    return {"branch": branch, "number": pull.get("number"), "url": pull.get("html_url")}
+
+
+# -------------------------------------------------------------------------- main
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m runtime.steps.publish",
+        description="Upload a model version to the model store and propose it in the spec.",
+    )
+    parser.add_argument("--model", required=True, type=Path, help="model.onnx")
+    parser.add_argument("--store", required=True, help="model store: folder or fsspec URL")
+    parser.add_argument("--name", required=True, help="model name")
+    parser.add_argument(
+        "--version",
+        required=True,
+        help="version number (>= 1), or from:N for the first version >= N that is free in "
+        "the store or already holds this very artifact (scheduled retraining)",
+    )
+    parser.add_argument("--metrics", required=True, type=Path, help="metrics.json of evaluate")
+    parser.add_argument("--validation", type=Path, help="validation.json of validate_model")
+    parser.add_argument("--data-sha256", required=True, help="digest of the training data")
+    parser.add_argument("--seed", required=True, type=int, help="training seed")
+    parser.add_argument("--image", help="training image (name@sha256:digest)")
+    parser.add_argument("--git-revision", help="revision of the specs")
+    parser.add_argument("--spec-digest", help="digest of the model's spec")
+    parser.add_argument("--spec", type=Path, help="the model's spec file, for spec.patch")
+    parser.add_argument("--spec-path-in-repo", help="its path in the repository")
+    parser.add_argument("--open-pr", action="store_true", help="open a pull request on GitHub")
+    parser.add_argument("--github-repo", help="OWNER/NAME")
+    parser.add_argument("--token-env", default="GITHUB_TOKEN", help="variable holding the token")
+    parser.add_argument("--base", help="base branch (default: the repository's default)")
+    parser.add_argument("--github-api", default=DEFAULT_GITHUB_API, help=argparse.SUPPRESS)
+    parser.add_argument("--out", required=True, type=Path, help="output directory")
+    args = parser.parse_args(argv)
+    text = args.version.removeprefix("from:")
+    if not text.isdigit() or int(text) < 1:
+        parser.error("--version must be a number >= 1, or from:N")
+    args.version_from = args.version.startswith("from:")
+    args.version = int(text)
+    if args.open_pr and not (args.github_repo and args.spec):
+        parser.error("--open-pr needs --github-repo and --spec")
+    return args
+
+
+def read_model(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as error:
+        raise StepError(f"cannot read the model {path}: {error.strerror}") from error
+
+
+def write_spec_patch(args: argparse.Namespace, entry: list[str]) -> str:
+    relative = repo_relative(args.spec, args.spec_path_in_repo)
+    try:
+        old = args.spec.read_text(encoding="utf-8")
+    except OSError as error:
+        raise StepError(f"cannot read the spec {args.spec}: {error.strerror}") from error
+    new = insert_entry(old, str(args.spec), entry, args.version)
+    write_text(args.out / "spec.patch", unified_diff(old, new, relative))
+    progress(STEP, f"wrote {args.out / 'spec.patch'} for {relative}")
+    return relative
+
+
+def propose(args: argparse.Namespace, relative: str, entry: list[str]) -> None:
+    token = os.environ.get(args.token_env, "").strip()
+    if not token:
+        raise StepError(f"--open-pr needs a GitHub token in ${args.token_env}; it is not set")
+    github = GitHub(args.github_api, args.github_repo, token)
+    proposal = Proposal(relative, args.name, args.version, entry, args.base)
+    pull = open_pull_request(github, proposal)
+    write_text(args.out / "pull_request.json", json_text(pull))
+    progress(STEP, f"opened pull request {pull['url']}")
+
+
+def first_free_version(store: Store, name: str, start: int, payload: bytes) -> int:
+    """The first version from `start` whose slot is empty or holds these very bytes."""
+    digest = sha256_bytes(payload)
+    version = start
+    while True:
+        existing = store.read(artifact_uri(name, version))
+        if existing is None or sha256_bytes(existing) == digest:
+            return version
+        version += 1
+
+
+def run(args: argparse.Namespace) -> int:
+    start = time.perf_counter()
+    payload = read_model(args.model)
+    if args.version_from:
+        args.version = first_free_version(open_store(args.store), args.name, args.version, payload)
+        progress(STEP, f"publishing as version {args.version}")
+    record = metadata_record(args, payload)
+    metadata = json_text(record)
+    stored = upload(open_store(args.store), args.name, args.version, payload, metadata)
+    sha256 = record["artifact"]["sha256"]
+    entry = entry_lines(args.name, args.version, sha256, record["metrics"])
+    args.out.mkdir(parents=True, exist_ok=True)
+    write_text(args.out / "sha256", sha256 + "\n")
+    write_text(args.out / "metadata.json", stored)
+    write_text(args.out / "version.yaml", "\n".join(entry) + "\n")
+    if args.spec is not None:
+        relative = write_spec_patch(args, entry)
+        if args.open_pr:
+            propose(args, relative, entry)
+    progress(
+        STEP, f"published {args.name} version {args.version} in {time.perf_counter() - start:.2f}s"
+    )
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    return run_main(lambda: run(args))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

