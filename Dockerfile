@@ -1,11 +1,14 @@
 # The Kiln runtime image: every step of the training pipeline, one `python -m` module each.
 #
 #   docker build -t ghcr.io/acme/kiln-runtime:0.1.0 .
-#   docker run --rm ghcr.io/acme/kiln-runtime:0.1.0 runtime.steps.features --source ... --out /tmp/out
+#   docker run --rm ghcr.io/acme/kiln-runtime:0.1.0 runtime.steps.features --source ... --out /o
 #
-# Steps: runtime.steps.features, runtime.examples.train_example, runtime.steps.evaluate, runtime.steps.validate_model,
-# runtime.steps.publish, runtime.examples.example_data (the entry point is `python -m`, so the first argument
-# names the module and the rest are its flags; with no arguments it prints the features help).
+# Modules: the pipeline's steps (runtime.steps.features, .evaluate, .validate_model,
+# .publish), the example trainer and data (runtime.examples.train_example, .example_data),
+# the monitor job (runtime.monitor) and the serving helpers (runtime.serving.assemble,
+# .smoke). The entry point is `python -m`, so the first argument names the module and the
+# rest are its flags; with no arguments it prints the features step's help. The image
+# carries runtime/ only, never the compiler: it installs runtime/pyproject.toml.
 #
 # The base image is pinned by tag AND digest, so that a rebuild gets the same bytes.
 # UNVERIFIED PIN: this digest was written without registry access and must be refreshed
@@ -25,17 +28,15 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 RUN useradd --uid 1000 --user-group --create-home --shell /usr/sbin/nologin kiln
 
 WORKDIR /opt/kiln/src
-COPY pyproject.toml README.md ./
-COPY compiler/ compiler/
 COPY runtime/ runtime/
-# The core dependencies cover features, evaluate, validate_model, publish and example_data
-# (pandas, pyarrow, scikit-learn's metrics and fsspec with s3fs/gcsfs come with nannyml and
-# onnxruntime); the `train` extra adds scikit-learn, skl2onnx and onnx for
-# runtime.examples.train_example. tests/unit/test_dockerfile.py runs this exact install in a venv.
-RUN pip install --no-cache-dir "./[train]"
+# The runtime's dependencies cover the steps, the monitor and the serving helpers (pandas,
+# pyarrow, scikit-learn's metrics and fsspec come with nannyml and onnxruntime); the `train`
+# extra adds skl2onnx and onnx for runtime.examples.train_example.
+# tests/unit/runtime/test_dockerfile.py runs this exact install in a venv.
+RUN pip install --no-cache-dir "./runtime[train]"
 
 USER 1000:1000
-# Outside the source tree, so `python -m runtime.<step>` imports the installed package.
+# Outside the source tree, so `python -m runtime.<module>` imports the installed package.
 WORKDIR /home/kiln
 ENTRYPOINT ["python", "-m"]
 CMD ["runtime.steps.features", "--help"]

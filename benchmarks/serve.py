@@ -35,14 +35,14 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from compiler.targets import triton  # noqa: E402
+from compiler.served import artifact_sources, model_ir  # noqa: E402
+from compiler.targets import serving, triton  # noqa: E402
+from runtime.contract.served import ServedModel  # noqa: E402
 from runtime.local.serve import (  # noqa: E402
-    LocalModel,
     TritonServer,
     assemble_local,
     choose_endpoints,
     prepare_runtime,
-    resolve_model,
 )
 from runtime.local.triton_dist import default_cache  # noqa: E402
 from runtime.serving.sample_data import load_sample, take, to_inputs  # noqa: E402
@@ -180,11 +180,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     batches = args.batch or [1, 64]
 
-    ir, root = resolve_model(args.specs, args.model, "local")
+    ir, root = model_ir(args.specs, args.model, "local")
     if max(batches) > ir.serving.max_batch_size:
         parser.error(f"{args.model} takes batches of at most {ir.serving.max_batch_size}")
     config = triton.build_config(ir)
-    local = LocalModel(ir, triton.serialize(config), Path("(built in memory)"), root)
+    local = ServedModel(
+        ir.name,
+        "local",
+        serving.signature(ir),
+        artifact_sources(ir, root),
+        triton.serialize(config),
+        Path("(built in memory)"),
+        root,
+    )
     unbatched = triton.build_config(ir)
     unbatched.ClearField("dynamic_batching")
     unbatched.name = ir.name + UNBATCHED_SUFFIX
@@ -199,11 +207,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="kiln-bench-") as folder:
         repository = Path(folder) / "repository"
         assemble_local(local, repository)
-        second = LocalModel(
-            dataclasses.replace(ir, name=unbatched.name),
-            triton.serialize(unbatched),
-            local.config_path,
-            root,
+        second = dataclasses.replace(
+            local, name=unbatched.name, config_text=triton.serialize(unbatched)
         )
         assemble_local(second, repository)
         models = [ir.name, unbatched.name]

@@ -99,11 +99,6 @@ CODES: dict[str, tuple[str, str]] = {
     "KILN1708": ("Signature required", "Declare spec.signature for remote artifacts."),
     "KILN1709": ("Inputs differ from the FeatureSet", "Align model inputs and features."),
     # 18xx: Triton
-    "KILN1801": (
-        "Triton config rejected by the protobuf (retired)",
-        "No longer raised: protobuf's printer always writes text its parser reads; the "
-        "tests parse every rendered config.",
-    ),
     "KILN1802": ("Triton would refuse to load the config", "Fix the setting named."),
     "KILN1803": (
         "Generated manifest is invalid",
@@ -114,4 +109,10 @@ CODES: dict[str, tuple[str, str]] = {
     "KILN1901": ("Output path owned by someone else", "Move the file or choose --out."),
     "KILN1902": ("Generated output is stale", "Run `kiln compile` and commit the result."),
     "KILN1903": ("Output cannot be written", "Check permissions and disk space."),
+}
+
+# Codes once raised and never to be given another meaning: documented, never emitted.
+RETIRED: dict[str, str] = {
+    "KILN1801": "Triton config rejected by the protobuf. Protobuf's printer always writes "
+    "text its parser reads, and the tests parse every rendered config.",
 }

@@ -49,14 +49,6 @@ class Diagnostic:
         return line
 
 
-class CompileError(Exception):
-    """Raised by a stage that cannot go on; carries every diagnostic found so far."""
-
-    def __init__(self, diagnostics: Iterable[Diagnostic]) -> None:
-        self.diagnostics = sorted(set(diagnostics), key=sort_key)
-        super().__init__(f"{len(self.diagnostics)} diagnostic(s)")
-
-
 def sort_key(diagnostic: Diagnostic) -> tuple[str, int, int, str, str]:
     return (diagnostic.file, diagnostic.line, diagnostic.col, diagnostic.code, diagnostic.message)
 

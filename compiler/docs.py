@@ -26,7 +26,7 @@ from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
-from compiler.codes import CODES
+from compiler.codes import CODES, RETIRED
 from compiler.spec import types as spec_types
 from compiler.spec.documents import KINDS
 
@@ -468,6 +468,12 @@ def errors_reference() -> str:
             title, fix = CODES[code]
             lines.append(f'| <a id="{code.lower()}"></a>`{code}` | {_cell(title)} | {_cell(fix)} |')
         lines.append("")
+    lines += ['<a id="retired"></a>', "", "## Retired codes", ""]
+    lines += ["No longer raised, and never reused for another problem.", ""]
+    lines += ["| Code | What it was |", "| --- | --- |"]
+    for code, about in sorted(RETIRED.items()):
+        lines.append(f'| <a id="{code.lower()}"></a>`{code}` | {_cell(about)} |')
+    lines.append("")
     return "\n".join(lines)
 
 

@@ -42,7 +42,8 @@ def compiler_digest() -> str:
     digest = hashlib.sha256()
     package = Path(__file__).resolve().parent
     sources = sorted(package.rglob("*.py")) + sorted(package.rglob("*.j2"))
-    sources.append(package.parent / "runtime" / "monitor_config.py")  # renders monitor configs
+    # The compiler renders against the runtime's contract (signatures, the monitor config).
+    sources += sorted((package.parent / "runtime" / "contract").rglob("*.py"))
     for path in sources:
         digest.update(path.relative_to(package.parent).as_posix().encode())
         digest.update(path.read_bytes() if path.is_file() else b"absent")

@@ -12,6 +12,7 @@ from typing import NamedTuple
 from compiler.spec.featureset import FeatureSetSpec
 from compiler.spec.model import Alert, Monitoring, Rollout, Serving, Training
 from compiler.spec.project import AlertRoute, Environment, Images, Storage
+from runtime.contract.signature import Tensor
 
 TaskName = str
 
@@ -25,13 +26,6 @@ class Source(NamedTuple):
 
     file: str
     digest: str
-
-
-@dataclass(frozen=True)
-class TensorIR:
-    name: str
-    dtype: str  # Kiln/Triton style: fp32, int64, string, ...
-    shape: tuple[int, ...]  # batch dimension included when batching
 
 
 @dataclass(frozen=True)
@@ -92,8 +86,8 @@ class ModelIR:
     namespace: str
     storage: Storage
     featureset: FeatureSetIR
-    inputs: tuple[TensorIR, ...]
-    outputs: tuple[TensorIR, ...]
+    inputs: tuple[Tensor, ...]
+    outputs: tuple[Tensor, ...]
     served: tuple[ArtifactIR, ...]  # the versions this environment serves
     versions: tuple[ArtifactIR, ...]  # every declared version
     serving: Serving

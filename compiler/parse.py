@@ -19,22 +19,6 @@ from compiler.spec.types import API_VERSION
 
 Locator = Callable[[Path_, bool], Location]
 
-_TYPE_ERRORS = {
-    "string_type",
-    "int_type",
-    "int_parsing",
-    "int_from_float",
-    "float_type",
-    "float_parsing",
-    "bool_type",
-    "bool_parsing",
-    "dict_type",
-    "list_type",
-    "model_type",
-    "model_attributes_type",
-    "none_required",
-    "is_instance_of",
-}
 _RANGE_ERRORS = {
     "greater_than",
     "greater_than_equal",

@@ -25,7 +25,6 @@ from compiler.ir import (
     ModelIR,
     ProjectIR,
     Source,
-    TensorIR,
 )
 from compiler.load import Document, Location, Path_, display_path, load_tree
 from compiler.parse import Locator, document_locator, parse_document, translate
@@ -33,6 +32,7 @@ from compiler.spec.documents import MODEL_NAME_MAX, FeatureSetDoc, ModelDoc, Pro
 from compiler.spec.model import OVERRIDABLE, ModelSpec
 from compiler.spec.project import Environment, ProjectSpec, Storage
 from compiler.targets import gitops
+from runtime.contract.signature import Tensor
 
 
 @dataclass
@@ -48,6 +48,34 @@ class Resolution:
     @property
     def ok(self) -> bool:
         return not any(d.is_error for d in self.diagnostics)
+
+    def find(self, name: str, environment: str) -> ModelIR:
+        """The model `name` in `environment`; UnknownModel says what exists instead."""
+        for model in self.models:
+            if model.name == name and model.environment.name == environment:
+                return model
+        errors = [d for d in self.diagnostics if d.is_error]
+        if errors:
+            first = errors[0]
+            raise UnknownModel(
+                f"no usable model {name!r} in environment {environment!r}: the specs have "
+                f"{len(errors)} error(s), e.g. {first.file}:{first.line}: {first.message}; "
+                "run `kiln validate`"
+            )
+        if all(m.name != name for m in self.models):
+            known = sorted({f"{m.name} ({m.environment.name})" for m in self.models})
+            raise UnknownModel(
+                f"no model {name!r} in environment {environment!r}; "
+                f"known: {', '.join(known) or 'none'}"
+            )
+        environments = sorted({m.environment.name for m in self.models if m.name == name})
+        raise UnknownModel(
+            f"model {name!r} has no environment {environment!r}; known: {', '.join(environments)}"
+        )
+
+
+class UnknownModel(LookupError):
+    """No model of that name in that environment; the message lists what there is."""
 
 
 @dataclass
@@ -495,7 +523,7 @@ class Resolver:
 
     def _signature(
         self, spec: ModelSpec, artifact: ArtifactIR, featureset: FeatureSetIR
-    ) -> tuple[tuple[tuple[TensorIR, ...], tuple[TensorIR, ...]] | None, list[Finding]]:
+    ) -> tuple[tuple[tuple[Tensor, ...], tuple[Tensor, ...]] | None, list[Finding]]:
         index = next(i for i, v in enumerate(spec.versions) if v.version == artifact.version)
         at: Path_ = ("spec", "versions", index, "artifact", "uri")
         findings: list[Finding] = []

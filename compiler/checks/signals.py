@@ -9,23 +9,15 @@ from __future__ import annotations
 from compiler.checks.findings import Finding
 from compiler.spec.featureset import FeatureSetSpec
 from compiler.spec.model import ModelSpec
+from runtime.contract import vocabulary
 
-CLASSIFICATION_METRICS = frozenset(
-    {"roc_auc", "f1", "precision", "recall", "specificity", "accuracy", "average_precision"}
-)
-REGRESSION_METRICS = frozenset({"mae", "mape", "mse", "msle", "rmse", "rmsle", "r2"})
-# What NannyML's estimators can estimate before labels arrive.
-ESTIMABLE = {
-    "cbpe": CLASSIFICATION_METRICS - {"average_precision"},
-    "dle": REGRESSION_METRICS - {"r2"},
-}
 PERFORMANCE_SIGNALS = frozenset({"estimated_performance", "realized_performance"})
-SERVING_SIGNALS = frozenset({"latency_p99_ms", "error_rate"})
+SERVING_SIGNALS = frozenset(vocabulary.SERVING_SIGNALS)
 SPEC = ("spec",)
 
 
 def task_metrics(task: str) -> frozenset[str]:
-    return REGRESSION_METRICS if task == "regression" else CLASSIFICATION_METRICS
+    return frozenset(vocabulary.task_metrics(task))
 
 
 def check_metrics(spec: ModelSpec) -> list[Finding]:
@@ -59,7 +51,7 @@ def check_metrics(spec: ModelSpec) -> list[Finding]:
                     f"use {wanted}",
                 )
             )
-        estimable = ESTIMABLE[performance.estimator]
+        estimable = vocabulary.ESTIMABLE[performance.estimator]
         for i, metric in enumerate(performance.metrics):
             at = (*SPEC, "monitoring", "performance", "metrics", i)
             if performance.estimator == wanted and metric in allowed and metric not in estimable:

@@ -14,19 +14,11 @@ from functools import lru_cache
 from pathlib import Path
 
 from compiler.checks.findings import Finding
-from compiler.ir import TensorIR
 from compiler.spec.featureset import FeatureSetSpec
-from compiler.spec.model import ModelSpec, Tensor
+from compiler.spec.model import ModelSpec
+from compiler.spec.model import Tensor as DeclaredTensor
+from runtime.contract.signature import ONNX_DTYPES, Tensor
 
-ONNX_TO_KILN = {
-    "tensor(float)": "fp32",
-    "tensor(double)": "fp64",
-    "tensor(float16)": "fp16",
-    "tensor(bool)": "bool",
-    "tensor(string)": "string",
-    **{f"tensor(int{n})": f"int{n}" for n in (8, 16, 32, 64)},
-    **{f"tensor(uint{n})": f"uint{n}" for n in (8, 16, 32, 64)},
-}
 FEATURE_TO_KILN = {
     "float32": "fp32",
     "float64": "fp64",
@@ -85,16 +77,16 @@ def load_onnx(path: Path) -> OnnxModel:
 
 
 def _tensors(
-    declared: list[Tensor] | None,
+    declared: list[DeclaredTensor] | None,
     found: tuple[tuple[str, str, tuple[int, ...]], ...],
     side: str,
     code: str,
     at: tuple[str | int, ...],
-) -> tuple[tuple[TensorIR, ...] | None, list[Finding]]:
+) -> tuple[tuple[Tensor, ...] | None, list[Finding]]:
     findings: list[Finding] = []
-    actual: list[TensorIR] = []
+    actual: list[Tensor] = []
     for name, onnx_type, shape in found:
-        dtype = ONNX_TO_KILN.get(onnx_type)
+        dtype = ONNX_DTYPES.get(onnx_type)
         if dtype is None:
             findings.append(
                 Finding(
@@ -107,7 +99,7 @@ def _tensors(
                 )
             )
             continue
-        actual.append(TensorIR(name, dtype, shape))
+        actual.append(Tensor(name, dtype, shape))
     if declared is None:
         return (tuple(actual) if not findings else None), findings
     by_name = {t.name: t for t in actual}
@@ -153,7 +145,7 @@ def _tensors(
                 key=True,
             )
         )
-    return tuple(TensorIR(t.name, t.dtype, tuple(t.shape)) for t in declared), findings
+    return tuple(Tensor(t.name, t.dtype, tuple(t.shape)) for t in declared), findings
 
 
 def _shapes_agree(declared: tuple[int, ...], actual: tuple[int, ...]) -> bool:
@@ -162,18 +154,18 @@ def _shapes_agree(declared: tuple[int, ...], actual: tuple[int, ...]) -> bool:
     return all(a == -1 or d == a for d, a in zip(declared, actual, strict=True))
 
 
-def declared_signature(spec: ModelSpec) -> tuple[tuple[TensorIR, ...], tuple[TensorIR, ...]] | None:
+def declared_signature(spec: ModelSpec) -> tuple[tuple[Tensor, ...], tuple[Tensor, ...]] | None:
     if spec.signature is None:
         return None
     return (
-        tuple(TensorIR(t.name, t.dtype, tuple(t.shape)) for t in spec.signature.inputs),
-        tuple(TensorIR(t.name, t.dtype, tuple(t.shape)) for t in spec.signature.outputs),
+        tuple(Tensor(t.name, t.dtype, tuple(t.shape)) for t in spec.signature.inputs),
+        tuple(Tensor(t.name, t.dtype, tuple(t.shape)) for t in spec.signature.outputs),
     )
 
 
 def check_against_model(
     spec: ModelSpec, model: OnnxModel
-) -> tuple[tuple[tuple[TensorIR, ...], tuple[TensorIR, ...]] | None, list[Finding]]:
+) -> tuple[tuple[tuple[Tensor, ...], tuple[Tensor, ...]] | None, list[Finding]]:
     """The signature to serve (declared, else read) and how it differs from the file."""
     declared = spec.signature
     inputs, found_in = _tensors(
@@ -207,7 +199,7 @@ def _at_artifact(finding: Finding, spec: ModelSpec) -> Finding:
 
 
 def check_batching(
-    spec: ModelSpec, inputs: tuple[TensorIR, ...], outputs: tuple[TensorIR, ...]
+    spec: ModelSpec, inputs: tuple[Tensor, ...], outputs: tuple[Tensor, ...]
 ) -> list[Finding]:
     """With max_batch_size > 0, Triton batches on dimension 0 of every tensor."""
     if spec.serving.max_batch_size == 0:
@@ -234,7 +226,7 @@ def check_batching(
 
 
 def check_features(
-    spec: ModelSpec, features: FeatureSetSpec, inputs: tuple[TensorIR, ...]
+    spec: ModelSpec, features: FeatureSetSpec, inputs: tuple[Tensor, ...]
 ) -> list[Finding]:
     """Model inputs are features of the FeatureSet, with the same types."""
     by_name = {f.name: f for f in features.features}

@@ -25,33 +25,18 @@ from compiler.spec.types import (
     Uri,
     fail,
 )
+from runtime.contract.signature import Dtype
+from runtime.contract.vocabulary import Task
 
 # Instances of one group: the local environment adds all groups into one int32 count.
 MAX_INSTANCES = 1024
-
-Task = Literal["binary_classification", "multiclass_classification", "regression"]
-TensorDtype = Literal[
-    "bool",
-    "uint8",
-    "uint16",
-    "uint32",
-    "uint64",
-    "int8",
-    "int16",
-    "int32",
-    "int64",
-    "fp16",
-    "fp32",
-    "fp64",
-    "string",
-]
 
 
 class Tensor(SpecModel):
     """One input or output of the model, as Triton sees it (batch dimension included)."""
 
     name: str = Field(min_length=1, description="Tensor name in the model file.")
-    dtype: TensorDtype = Field(description="Element type.")
+    dtype: Dtype = Field(description="Element type.")
     shape: list[Annotated[int, Field(le=INT32_MAX)]] = Field(
         min_length=1, description="Dimensions; -1 for variable."
     )

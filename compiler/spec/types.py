@@ -17,6 +17,7 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fie
 from pydantic_core import PydanticCustomError
 
 from compiler.spec.cron import longest_gap_seconds
+from runtime.contract.durations import DURATION, duration_seconds, is_duration
 
 API_VERSION = "kiln/v1alpha1"
 
@@ -95,18 +96,9 @@ Quantity = Annotated[
     WithJsonSchema({"type": ["string", "number"], "pattern": f"^{QUANTITY}$"}),
 ]
 
-_DURATION_PART = re.compile(r"(\d+)(ms|s|m|h|d)")
-_UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
-DURATION = r"(\d+(ms|s|m|h|d))+"
-
-
-def duration_seconds(value: str) -> float:
-    """Seconds in a duration such as '90s', '10m', '1h30m' or '7d'."""
-    return sum(int(n) * _UNIT_SECONDS[unit] for n, unit in _DURATION_PART.findall(value))
-
 
 def _check_duration(value: str) -> str:
-    if not re.fullmatch(DURATION, value) or duration_seconds(value) <= 0:
+    if not is_duration(value) or duration_seconds(value) <= 0:
         raise fail(
             "KILN1203",
             f"{value!r} is not a duration; write a positive number with a unit "

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 from compiler import names
 from compiler.ir import ModelIR
-from compiler.spec.types import duration_seconds
 from compiler.targets import k8s, promql, strategies
 from compiler.targets.k8s import HTTP_PORT, Object
 from compiler.targets.pipeline import data_uri
 from compiler.targets.serving import CONFIG_MOUNT, SIGNATURE_FILE
+from runtime.contract.durations import duration_seconds
 
 
 def thresholds(model: ModelIR) -> tuple[float | None, float | None]:

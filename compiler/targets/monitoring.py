@@ -15,9 +15,9 @@ from compiler import names
 from compiler.ir import ModelIR
 from compiler.serialize import to_json
 from compiler.spec.cron import longest_gap_seconds
-from compiler.spec.types import duration_seconds
 from compiler.targets import k8s, promql, workflows
 from compiler.targets.k8s import Object
+from runtime.contract.durations import duration_seconds
 
 CONFIG_MOUNT = "/etc/kiln/monitor"
 SECRETS_MOUNT = "/var/run/secrets/kiln"
@@ -25,7 +25,8 @@ CONFIG_FILE = "monitor.json"
 
 
 def monitor_config_text(model: ModelIR) -> str:
-    from runtime.contract.monitor_config import config_from_ir, config_text
+    from compiler.targets.monitor_config import config_from_ir
+    from runtime.contract.monitor_config import config_text
 
     return config_text(config_from_ir(model))
 

@@ -19,10 +19,10 @@ import re
 from dataclasses import dataclass
 from functools import cached_property
 
-from compiler.checks.signals import task_metrics
 from compiler.ir import ModelIR
 from compiler.serialize import to_json
 from compiler.targets.serving import signature as serving_signature
+from runtime.contract.vocabulary import task_metrics
 
 TOKEN = re.compile(r"\{(out|spec|in:[a-z-]+|param:[a-z-]+/[a-z0-9_.-]+|run:[a-z-]+)\}")
 DEFAULT_METRICS = {"regression": ("mae", "rmse"), "binary_classification": ("roc_auc",)}
@@ -112,7 +112,7 @@ def evaluation_metrics(model: ModelIR) -> list[str]:
         wanted |= {g.metric for g in training.gates}
     if model.monitoring is not None and model.monitoring.performance is not None:
         wanted |= set(model.monitoring.performance.metrics)
-    return sorted(wanted & task_metrics(model.task))
+    return sorted(wanted.intersection(task_metrics(model.task)))
 
 
 def _compact(document: object) -> str:
@@ -128,7 +128,7 @@ def pipeline(model: ModelIR) -> Pipeline | None:
     featureset = model.featureset.spec
     serving_version = next(a for a in model.served)
     gates = [g.model_dump(exclude_none=True) for g in training.gates]
-    signature = _compact(serving_signature(model))
+    signature = _compact(serving_signature(model).document())
     features = Step(
         "features",
         runtime,

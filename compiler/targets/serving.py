@@ -11,33 +11,24 @@ from __future__ import annotations
 import hashlib
 
 from compiler import names
-from compiler.ir import ModelIR, TensorIR
+from compiler.ir import ModelIR
 from compiler.serialize import to_json
-from compiler.spec.types import duration_seconds
 from compiler.targets import k8s, strategies
 from compiler.targets.k8s import GRPC_PORT, HTTP_PORT, METRICS_PORT, Object
+from runtime.contract.signature import Signature
 
 CONFIG_MOUNT = "/etc/kiln/triton"
 REPOSITORY = "/models"
 SIGNATURE_FILE = "signature.json"
 
 
-def signature(model: ModelIR) -> dict[str, object]:
-    """The signature the smoke test and the pipeline compare a model with (keys sorted)."""
-
-    def tensors(side: tuple[TensorIR, ...]) -> list[dict[str, object]]:
-        return [{"dtype": t.dtype, "name": t.name, "shape": list(t.shape)} for t in side]
-
-    return {
-        "inputs": tensors(model.inputs),
-        "max_batch_size": model.serving.max_batch_size,
-        "model": model.name,
-        "outputs": tensors(model.outputs),
-    }
+def signature(model: ModelIR) -> Signature:
+    """The signature the smoke test and the pipeline compare a model with."""
+    return Signature(model.name, model.serving.max_batch_size, model.inputs, model.outputs)
 
 
 def signature_document(model: ModelIR) -> str:
-    return to_json(signature(model))
+    return to_json(signature(model).document())
 
 
 def config_map(model: ModelIR, config_text: str) -> Object:
@@ -195,7 +186,3 @@ def workload(model: ModelIR, config_text: str) -> Object:
             "strategy": strategies.strategy(model),
         },
     )
-
-
-def pause_seconds(duration: str) -> int:
-    return max(1, int(duration_seconds(duration)))

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from compiler import names
 from compiler.ir import ModelIR
-from compiler.spec.types import duration_seconds
 from compiler.targets.k8s import Object
+from runtime.contract.durations import duration_seconds
 
 MIRROR_ROUTE = "mirror"
 COHORT_ROUTE = "ab-cohort"

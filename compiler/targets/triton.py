@@ -10,7 +10,8 @@ from __future__ import annotations
 from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2 as mc
 
-from compiler.ir import ModelIR, TensorIR
+from compiler.ir import ModelIR
+from runtime.contract.signature import Tensor
 
 TRITON_TYPES = {
     "bool": mc.TYPE_BOOL,
@@ -32,7 +33,7 @@ LOCAL_BACKEND = "python"
 CONFIG_FILE = "config.pbtxt"
 
 
-def _dims(tensor: TensorIR, batching: bool) -> list[int]:
+def _dims(tensor: Tensor, batching: bool) -> list[int]:
     # With batching Triton adds the batch dimension itself: dims leave it out.
     dims = list(tensor.shape[1:] if batching else tensor.shape)
     return dims or [1]

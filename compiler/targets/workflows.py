@@ -10,10 +10,11 @@ from __future__ import annotations
 
 from compiler import names
 from compiler.ir import ModelIR
-from compiler.spec.types import Schedule, duration_seconds
+from compiler.spec.types import Schedule
 from compiler.targets import k8s
 from compiler.targets.k8s import Object
 from compiler.targets.pipeline import TOKEN, Pipeline, Step
+from runtime.contract.durations import duration_seconds
 
 WORK = "/tmp/kiln"
 OUT = f"{WORK}/out"

@@ -1,6 +1,6 @@
 """The monitor job's configuration: one JSON document per (model, environment).
 
-The compiler renders it from a Model spec with `config_from_ir(model)`; the job
+The compiler renders it from a Model spec (`compiler/targets/monitor_config.py`); the job
 (`python -m runtime.monitor --config F`) reads it with `load_config(path)`. It carries
 everything the job needs and nothing it has to look up: column roles come from the
 FeatureSet (never inferred from dtypes), data URIs are absolute or relative to the job's
@@ -15,28 +15,18 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import Annotated, Any, Literal
 
 import pydantic_core
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
-if TYPE_CHECKING:
-    from compiler.ir import ModelIR
+from runtime.contract.durations import duration_seconds
+from runtime.contract.vocabulary import CBPE_METRICS, DLE_METRICS, Task
 
 CONFIG_VERSION: Literal[1] = 1
 
-_DURATION = re.compile(r"(?:\d+(?:ms|s|m|h|d))+")
-_DURATION_PART = re.compile(r"(\d+)(ms|s|m|h|d)")
-_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 _COLUMN = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _NAME = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
-
-
-def duration_seconds(value: str) -> float:
-    """Seconds in a duration written like the specs write it: '90s', '10m', '1h30m', '7d'."""
-    if not _DURATION.fullmatch(value):
-        raise ValueError(f"{value!r} is not a duration such as '30s', '10m', '1h30m', '7d'")
-    return sum(int(n) * _UNIT_SECONDS[unit] for n, unit in _DURATION_PART.findall(value))
 
 
 def _check_duration(value: str) -> str:
@@ -206,10 +196,6 @@ class Drift(Strict):
     multivariate: Multivariate | None = None
 
 
-CBPE_METRICS = ("roc_auc", "f1", "precision", "recall", "specificity", "accuracy")
-DLE_METRICS = ("mae", "mape", "mse", "msle", "rmse", "rmsle")
-
-
 class Performance(Strict):
     estimator: Literal["cbpe", "dle"]
     metrics: list[str] = Field(min_length=1)
@@ -334,7 +320,7 @@ class MonitorConfig(Strict):
     model: Name
     environment: Name
     version: int = Field(ge=1, description="The serving version the predictions come from.")
-    task: Literal["binary_classification", "multiclass_classification", "regression"]
+    task: Task
     columns: Columns
     reference: DataSource
     analysis: DataSource
@@ -472,93 +458,3 @@ def config_text(config: MonitorConfig) -> str:
     """
     text = pydantic_core.to_json(_keys_sorted(dump_config(config)), indent=2)
     return text.decode("utf-8") + "\n"
-
-
-# --- from the compiler's IR -------------------------------------------------------------
-
-SERVING_SIGNALS = ("latency_p99_ms", "error_rate")
-
-
-def data_location(uri: str, data_root: str) -> str:
-    """A monitoring data URI in an environment: relative URIs sit under the data store."""
-    if "://" in uri:
-        return uri
-    return f"{data_root.rstrip('/')}/{uri}"
-
-
-def _format(uri: str, declared: str | None) -> Literal["parquet", "csv"]:
-    if declared == "csv" or (declared is None and uri.lower().rstrip("/").endswith(".csv")):
-        return "csv"
-    return "parquet"
-
-
-def config_from_ir(model: ModelIR) -> MonitorConfig:
-    """The monitor config of one (model, environment). Raises ValueError without monitoring.
-
-    Relative data URIs resolve against the environment's data store; serving alerts
-    (latency, error rate) are left out, as are routes only they use.
-    """
-    monitoring = model.monitoring
-    if monitoring is None:
-        raise ValueError(f"model {model.name!r} has no monitoring block")
-    spec = model.featureset.spec
-    features = [
-        {
-            "name": f.name,
-            "dtype": f.dtype,
-            "kind": f.kind,
-            "range": f.range.model_dump() if f.range else None,
-            "values": list(f.values) if f.values is not None else None,
-        }
-        for f in spec.features
-    ]
-    cols = monitoring.columns
-    score = dict(cols.score) if isinstance(cols.score, dict) else cols.score
-    rules = [a for a in model.alerts if a.when.signal not in SERVING_SIGNALS]
-    used = {a.route for a in rules}
-    data_root = model.storage.data
-
-    def source(dataset: Any) -> dict[str, Any]:
-        uri = data_location(dataset.uri, data_root)
-        return {"uri": uri, "format": _format(uri, dataset.format), "lookback": dataset.lookback}
-
-    drift = monitoring.drift
-    raw: dict[str, Any] = {
-        "model": model.name,
-        "environment": model.environment.name,
-        "version": max(a.version for a in model.served),
-        "task": model.task,
-        "columns": {
-            "timestamp": cols.timestamp,
-            "prediction": cols.prediction,
-            "score": score,
-            "target": cols.target or model.target,
-            "features": features,
-        },
-        "reference": source(monitoring.reference),
-        "analysis": source(monitoring.analysis),
-        "chunking": monitoring.chunking.model_dump(),
-        "drift": drift.model_dump() if drift else None,
-        "performance": monitoring.performance.model_dump() if monitoring.performance else None,
-        "data_quality": monitoring.data_quality.model_dump() if monitoring.data_quality else None,
-        "alerts": [
-            {
-                "name": a.name,
-                "signal": a.when.signal,
-                "metric": a.when.metric,
-                "feature": a.when.feature,
-                "below": a.when.below,
-                "above": a.when.above,
-                "for": a.when.for_,
-                "severity": a.severity,
-                "route": a.route,
-            }
-            for a in rules
-        ],
-        "routes": [
-            r.model_dump(exclude_none=True)
-            for r in sorted(model.routes, key=lambda r: r.name)
-            if r.name in used
-        ],
-    }
-    return MonitorConfig.model_validate(raw)

@@ -9,7 +9,6 @@ the tail of the step's log.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import subprocess
@@ -112,8 +111,3 @@ def run(
             raise StepFailed(name, completed.returncode, log)
         say(f"      ok in {timings[name]:.1f} s")
     return timings
-
-
-def load_plan(path: Path) -> dict[str, Any]:
-    plan: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
-    return plan

@@ -2,9 +2,9 @@
 
 What it does, in order:
 
-1. resolve the specs and take the model's IR for the environment (`local` by
-   default) and its compiled `generated/<env>/<model>/triton/config.pbtxt`,
-   refusing a config that is out of date with the specs;
+1. take the compiled model (`runtime.contract.served.ServedModel`: the compiled
+   `generated/<env>/<model>/triton/config.pbtxt`, the signature and the served
+   artifacts), which `kiln serve` builds after checking the config is up to date;
 2. assemble a model repository under `.kiln/serve/<model>/repository` with every
    served version's artifact (sha256 verified) and the python-backend adapter;
 3. get `tritonserver` from the `nvidia-pytriton` wheel and a cached backend venv
@@ -33,9 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType, TracebackType
 
-from compiler.ir import ModelIR
-from compiler.resolve import local_path, resolve
-from compiler.targets import triton
+from runtime.contract.served import ServedModel
 from runtime.local.backend_env import (
     BackendEnv,
     BackendEnvError,
@@ -50,7 +48,7 @@ from runtime.local.triton_dist import (
     default_cache,
     ensure_triton,
 )
-from runtime.serving.assemble import ArtifactSource, AssembleError, assemble
+from runtime.serving.assemble import AssembleError, assemble
 
 ADAPTER = Path(__file__).resolve().parent / "triton_backend" / "model.py"
 CONFIG_NAME = "config.pbtxt"
@@ -315,85 +313,15 @@ class TritonServer:
         self.stop()
 
 
-# --- the local model: IR, compiled config, repository -------------------------------------
+# --- the model's repository ----------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class LocalModel:
-    ir: ModelIR
-    config_text: str
-    config_path: Path
-    root: Path  # the project root (the folder above specs/)
-
-
-def resolve_model(specs: Path, model: str, environment: str) -> tuple[ModelIR, Path]:
-    """The model's IR in an environment and the project root (ServeError if unusable).
-
-    Only resolution is needed: a problem in another target's rendering does not
-    stop a model from being served, and a model with spec errors has no IR.
-    """
-    if not specs.is_dir():
-        raise ServeError(f"spec folder {specs} does not exist (use --specs)")
-    resolution = resolve(specs)
-    models = resolution.models
-    found = [m for m in models if m.name == model and m.environment.name == environment]
-    if found:
-        return found[0], resolution.root
-    errors = [d for d in resolution.diagnostics if d.is_error]
-    if errors:
-        first = errors[0]
-        raise ServeError(
-            f"no usable model {model!r} in environment {environment!r}: the specs have "
-            f"{len(errors)} error(s), e.g. {first.file}:{first.line}: {first.message}; "
-            "run `kiln validate`"
-        )
-    names = sorted({m.name for m in models})
-    if model not in names:
-        raise ServeError(f"no model {model!r} in {specs}; known: {', '.join(names)}")
-    envs = sorted({m.environment.name for m in models if m.name == model})
-    raise ServeError(
-        f"model {model!r} has no environment {environment!r}; known: {', '.join(envs)}"
-    )
-
-
-def load_model(specs: Path, model: str, environment: str, generated: Path) -> LocalModel:
-    """The model's IR and its compiled config.pbtxt, which must match the specs."""
-    ir, root = resolve_model(specs, model, environment)
-    if not ir.is_local:
-        raise ServeError(
-            f"environment {environment!r} is a cluster environment (onnxruntime backend on "
-            "GPUs); the local Triton has only the python backend and serves `local`-kind "
-            "environments"
-        )
-    path = generated / environment / model / "triton" / CONFIG_NAME
-    if not path.is_file():
-        raise ServeError(f"{path} does not exist; run `kiln compile` first")
-    text = path.read_text(encoding="utf-8")
-    try:
-        compiled = triton.parse(text)
-    except Exception as exc:  # text_format.ParseError and friends
-        raise ServeError(f"{path} is not a valid Triton config: {exc}") from exc
-    # Compared as protobuf messages: comments and formatting do not matter, content does.
-    if compiled != triton.build_config(ir):
-        raise ServeError(f"{path} is out of date with {specs}; run `kiln compile` first")
-    return LocalModel(ir, text, path, root)
-
-
-def artifact_sources(ir: ModelIR, root: Path) -> list[ArtifactSource]:
-    """Served versions as assemble inputs: local files resolved against the project root."""
-    sources = []
-    for artifact in ir.served:
-        uri = str(local_path(artifact.uri, root)) if artifact.local else artifact.uri
-        sources.append(ArtifactSource(artifact.version, uri, artifact.sha256))
-    return sources
-
-
-def assemble_local(model: LocalModel, repository: Path, config_text: str | None = None) -> Path:
+def assemble_local(model: ServedModel, repository: Path, config_text: str | None = None) -> Path:
     """Assemble `<repository>/<model>` with the adapter next to every model.onnx."""
     try:
         return assemble(
-            model.ir.name,
-            artifact_sources(model.ir, model.root),
+            model.name,
+            list(model.artifacts),
             model.config_text if config_text is None else config_text,
             repository,
             extra_files=[ADAPTER],
@@ -439,10 +367,7 @@ def say(text: str) -> None:
 
 
 def serve(
-    model: str,
-    environment: str = "local",
-    specs: Path = Path("specs"),
-    generated: Path = Path("generated"),
+    local: ServedModel,
     host: str = DEFAULT_HOST,
     http_port: int = 8000,
     grpc_port: int = 8001,
@@ -450,16 +375,22 @@ def serve(
     ready_timeout: float = DEFAULT_READY_TIMEOUT_S,
 ) -> int:
     """Run the local Triton in the foreground until Ctrl-C or SIGTERM; the exit code."""
+    model = local.name
     try:
-        local = load_model(specs, model, environment, generated)
+        if not local.local:
+            raise ServeError(
+                f"environment {local.environment!r} is a cluster environment (onnxruntime "
+                "backend on GPUs); the local Triton has only the python backend and serves "
+                "`local`-kind environments"
+            )
         workdir = local.root / ".kiln" / "serve" / model
         cache = default_cache(local.root)
         say(f"kiln serve: tritonserver and its backend venv from {cache} (built on first use)")
         dist, backend = prepare_runtime(cache)
         repository = workdir / "repository"
         assemble_local(local, repository)
-        unverified = [str(a.version) for a in local.ir.served if a.sha256 is None]
-        versions = ", ".join(str(a.version) for a in local.ir.served)
+        unverified = [str(a.version) for a in local.artifacts if a.sha256 is None]
+        versions = ", ".join(str(v) for v in local.versions)
         checked = (
             f"NOT verified, no sha256 in the spec for version {', '.join(unverified)}"
             if unverified
@@ -502,12 +433,12 @@ def serve(
     return 1
 
 
-def _announce(server: TritonServer, local: LocalModel, ready: float) -> None:
+def _announce(server: TritonServer, local: ServedModel, ready: float) -> None:
     e = server.endpoints
-    model = local.ir.name
+    model = local.name
     lines = [
         f"kiln serve: Triton 2.51 (python backend, CPU) serving {model} "
-        f"(environment {local.ir.environment.name}), ready in {ready:.1f} s",
+        f"(environment {local.environment}), ready in {ready:.1f} s",
         f"  HTTP     http://{e.http}   e.g. curl http://{e.http}/v2/models/{model}",
         f"  gRPC     {e.grpc}",
         f"  metrics  {e.metrics or 'disabled (--no-metrics)'}",

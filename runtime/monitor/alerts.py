@@ -26,13 +26,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from runtime.contract.durations import duration_seconds
 from runtime.contract.monitor_config import (
     Delivery,
     MonitorConfig,
     Route,
     SecretRef,
     Secrets,
-    duration_seconds,
 )
 from runtime.monitor.rules import AlertEvent
 

@@ -17,8 +17,8 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
+from runtime.contract.durations import duration_seconds as _seconds
 from runtime.contract.monitor_config import Columns, DataSource, FeatureColumn, MonitorConfig
-from runtime.contract.monitor_config import duration_seconds as _seconds
 
 Role = Literal["reference", "analysis"]
 

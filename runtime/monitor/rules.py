@@ -24,7 +24,8 @@ from typing import Any
 
 import pandas as pd
 
-from runtime.contract.monitor_config import AlertRule, MonitorConfig, duration_seconds
+from runtime.contract.durations import duration_seconds
+from runtime.contract.monitor_config import AlertRule, MonitorConfig
 
 FEATURE_SIGNALS = ("drift", "missing_values", "unseen_values", "range")
 METRIC_SIGNALS = ("estimated_performance", "realized_performance", "multivariate_drift")

@@ -30,12 +30,13 @@ import shutil
 import sys
 import tempfile
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import fsspec  # type: ignore[import-untyped, unused-ignore]
 from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2
+
+from runtime.contract.served import ArtifactSource
 
 MODEL_FILE = "model.onnx"
 CONFIG_FILE = "config.pbtxt"
@@ -45,15 +46,6 @@ SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
 class AssembleError(Exception):
     """Why a repository could not be assembled; the message is meant for people."""
-
-
-@dataclass(frozen=True)
-class ArtifactSource:
-    """One served version: where its model file is and what its digest must be."""
-
-    version: int
-    uri: str
-    sha256: str | None = None
 
 
 def fetch(uri: str, destination: Path, expected_sha256: str | None = None) -> str:

@@ -14,11 +14,9 @@ from collections.abc import Callable, Mapping, Sequence
 import numpy as np
 import pandas as pd  # type: ignore[import-untyped, unused-ignore]
 
-from compiler.ir import TensorIR
-from runtime.steps import pipeline_io
+from runtime.contract.arrays import NUMPY_TYPES
+from runtime.contract.signature import Tensor
 
-# The spec's dtypes as numpy element types: one table for every runtime step.
-NUMPY_TYPES = pipeline_io.NUMPY_TYPES
 # Data sets NannyML ships, tried in this order for a model's columns.
 NANNYML_LOADERS = (
     "load_synthetic_car_loan_dataset",
@@ -73,7 +71,7 @@ def load_sample(columns: Sequence[str], source: str | None = None) -> tuple[str,
     return source, frame
 
 
-def _column(frame: pd.DataFrame, tensor: TensorIR, rows: int) -> np.ndarray:
+def _column(frame: pd.DataFrame, tensor: Tensor, rows: int) -> np.ndarray:
     values = frame[tensor.name].to_numpy()[:rows]
     rest = [d for d in tensor.shape[1:]]
     if any(d not in (1, -1) for d in rest):
@@ -97,7 +95,7 @@ def _column(frame: pd.DataFrame, tensor: TensorIR, rows: int) -> np.ndarray:
 
 
 def to_inputs(
-    frame: pd.DataFrame, inputs: Sequence[TensorIR], rows: int | None = None
+    frame: pd.DataFrame, inputs: Sequence[Tensor], rows: int | None = None
 ) -> dict[str, np.ndarray]:
     """Arrays as Triton takes them: numbers in the signature's dtype (bool -> 0/1 when the
     signature says int), strings as object arrays of UTF-8 bytes, rows on dimension 0."""

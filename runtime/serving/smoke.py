@@ -29,12 +29,17 @@ from typing import Any, Protocol
 import numpy as np
 import onnxruntime as ort
 
-from compiler.ir import ModelIR, TensorIR
-from compiler.resolve import local_path
-from runtime.local.serve import ServeError, resolve_model
+from runtime.contract.arrays import NUMPY_TYPES
+from runtime.contract.served import ArtifactSource
+from runtime.contract.signature import (
+    PROTOCOL_DATATYPES,
+    Signature,
+    SignatureError,
+    Tensor,
+    parse_signature,
+)
 from runtime.serving.assemble import AssembleError, fetch
 from runtime.serving.sample_data import (
-    NUMPY_TYPES,
     SampleDataError,
     for_onnxruntime,
     load_sample,
@@ -42,21 +47,6 @@ from runtime.serving.sample_data import (
     to_inputs,
 )
 
-TRITON_DATATYPES = {
-    "bool": "BOOL",
-    "uint8": "UINT8",
-    "uint16": "UINT16",
-    "uint32": "UINT32",
-    "uint64": "UINT64",
-    "int8": "INT8",
-    "int16": "INT16",
-    "int32": "INT32",
-    "int64": "INT64",
-    "fp16": "FP16",
-    "fp32": "FP32",
-    "fp64": "FP64",
-    "string": "BYTES",
-}
 DEFAULT_TIMEOUT_S = 10.0
 
 
@@ -64,25 +54,7 @@ class SmokeFailure(Exception):
     """A call to the server failed; the message says which call and why."""
 
 
-@dataclass(frozen=True)
-class Signature:
-    """What the server must expose for a model: the spec's side of every comparison."""
-
-    name: str
-    max_batch_size: int
-    inputs: tuple[TensorIR, ...]
-    outputs: tuple[TensorIR, ...]
-
-    @classmethod
-    def from_model(cls, model: ModelIR) -> Signature:
-        return cls(model.name, model.serving.max_batch_size, model.inputs, model.outputs)
-
-    @property
-    def batched(self) -> bool:
-        return self.max_batch_size > 0
-
-
-def triton_shape(tensor: TensorIR, batched: bool) -> list[int]:
+def triton_shape(tensor: Tensor, batched: bool) -> list[int]:
     """The shape Triton's metadata reports for a tensor of the spec."""
     if not batched:
         return list(tensor.shape)
@@ -109,7 +81,7 @@ class Client(Protocol):
 def _datatype(array: np.ndarray) -> str:
     if array.dtype == object:
         return "BYTES"
-    for kiln, triton in TRITON_DATATYPES.items():
+    for kiln, triton in PROTOCOL_DATATYPES.items():
         if kiln != "string" and np.dtype(NUMPY_TYPES[kiln]) == array.dtype:
             return triton
     raise SmokeFailure(f"no Triton datatype for numpy {array.dtype}")
@@ -238,7 +210,7 @@ def compare_metadata(signature: Signature, metadata: Mapping[str, Any]) -> list[
                     f"{kind} `{tensor.name}` of the spec is not served (the server has: {known})"
                 )
                 continue
-            want_type = TRITON_DATATYPES[tensor.dtype]
+            want_type = PROTOCOL_DATATYPES[tensor.dtype]
             if entry["datatype"] != want_type:
                 problems.append(
                     f"{kind} `{tensor.name}`: the server has datatype {entry['datatype']}, "
@@ -256,7 +228,7 @@ def compare_metadata(signature: Signature, metadata: Mapping[str, Any]) -> list[
 
 
 def compare_outputs(
-    outputs: Sequence[TensorIR],
+    outputs: Sequence[Tensor],
     served: Mapping[str, np.ndarray | None],
     reference: Mapping[str, np.ndarray],
     batched: bool = True,
@@ -373,9 +345,9 @@ def _wait_ready(client: Client, signature: Signature, versions: Sequence[int], w
             ready = live and _call("server readiness", client, client.ready)
             models = ready and all(
                 _call(
-                    f"readiness of {signature.name} version {v}",
+                    f"readiness of {signature.model} version {v}",
                     client,
-                    partial(client.model_ready, signature.name, str(v)),
+                    partial(client.model_ready, signature.model, str(v)),
                 )
                 for v in versions
             )
@@ -412,9 +384,9 @@ def smoke(
     try:
         for version in versions:
             metadata = _call(
-                f"metadata of {signature.name} version {version}",
+                f"metadata of {signature.model} version {version}",
                 client,
-                partial(client.metadata, signature.name, str(version)),
+                partial(client.metadata, signature.model, str(version)),
             )
             problems = compare_metadata(signature, metadata)
             report.add(
@@ -429,7 +401,7 @@ def smoke(
                 result = _call(
                     f"inference on rows {start}-{stop - 1} (version {version})",
                     client,
-                    partial(client.infer, signature.name, str(version), part, names),
+                    partial(client.infer, signature.model, str(version), part, names),
                 )
                 # The reference sees the same batches as the server.
                 reference_part = run_reference(references[version], part, names)
@@ -479,7 +451,7 @@ def measure_latency(
         _call(
             f"latency request {i + 1}/{requests}",
             client,
-            partial(client.infer, signature.name, str(version), part, names),
+            partial(client.infer, signature.model, str(version), part, names),
         )
         timings.append((time.perf_counter() - started) * 1000.0)
     values = np.array(timings)
@@ -491,12 +463,12 @@ def measure_latency(
     }
 
 
-def reference_sessions(model: ModelIR, root: Path) -> dict[int, ort.InferenceSession]:
+def reference_sessions(artifacts: Sequence[ArtifactSource]) -> dict[int, ort.InferenceSession]:
     """onnxruntime sessions on the served artifacts (remote ones fetched and verified)."""
     sessions = {}
-    for artifact in model.served:
-        if artifact.local:
-            path = local_path(artifact.uri, root)
+    for artifact in artifacts:
+        if "://" not in artifact.uri:
+            path = Path(artifact.uri)
             if not path.is_file():
                 raise SmokeFailure(f"artifact of version {artifact.version} not found: {path}")
             sessions[artifact.version] = reference_session(path)
@@ -512,11 +484,11 @@ def reference_sessions(model: ModelIR, root: Path) -> dict[int, ort.InferenceSes
 
 
 def run(
-    model: str,
+    signature: Signature,
+    artifacts: Sequence[ArtifactSource],
     url: str,
     protocol: str = "http",
     environment: str = "local",
-    specs: Path = Path("specs"),
     data: str | None = None,
     rows: int = 256,
     latency_requests: int = 100,
@@ -526,17 +498,15 @@ def run(
 ) -> int:
     """`kiln smoke`: the exit code (0 all checks pass, 1 any failure)."""
     try:
-        ir, root = resolve_model(specs, model, environment)
-        signature = Signature.from_model(ir)
-        source, frame = load_sample([t.name for t in ir.inputs], data)
-        arrays = to_inputs(frame, ir.inputs, rows)
-        references = reference_sessions(ir, root)
-    except (ServeError, SampleDataError, SmokeFailure) as exc:
+        source, frame = load_sample([t.name for t in signature.inputs], data)
+        arrays = to_inputs(frame, signature.inputs, rows)
+        references = reference_sessions(artifacts)
+    except (SampleDataError, SmokeFailure) as exc:
         out(f"FAIL setup: {exc}")
         return 1
     out(
-        f"smoke: {model} ({environment}) at {protocol} {url}; "
-        f"{len(arrays[ir.inputs[0].name])} rows from {source}"
+        f"smoke: {signature.model} ({environment}) at {protocol} {url}; "
+        f"{len(arrays[signature.inputs[0].name])} rows from {source}"
     )
     client = connect(url, protocol, timeout)
     try:
@@ -549,20 +519,6 @@ def run(
 
 
 # --- the cluster entry point: `python -m runtime.serving.smoke` in a rollout analysis Job ---
-
-
-def signature_from_file(path: Path) -> Signature:
-    """The signature document Kiln renders into the model's ConfigMap (signature.json)."""
-    import json
-
-    document = json.loads(path.read_text(encoding="utf-8"))
-
-    def tensors(side: str) -> tuple[TensorIR, ...]:
-        return tuple(TensorIR(t["name"], t["dtype"], tuple(t["shape"])) for t in document[side])
-
-    return Signature(
-        document["model"], int(document["max_batch_size"]), tensors("inputs"), tensors("outputs")
-    )
 
 
 def _pairs(values: Sequence[str], flag: str) -> dict[int, str]:
@@ -594,7 +550,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT_S)
     args = parser.parse_args(argv)
     try:
-        signature = signature_from_file(args.signature)
+        signature = parse_signature(args.signature.read_text(encoding="utf-8"))
         artifacts = _pairs(args.artifact, "--artifact")
         digests = _pairs(args.sha256, "--sha256")
         if not artifacts:
@@ -610,10 +566,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 references[version] = reference_session(target)
         source, frame = load_sample([t.name for t in signature.inputs], args.data)
         arrays = to_inputs(frame, signature.inputs, args.rows)
-    except (SmokeFailure, SampleDataError, OSError, ValueError, KeyError) as exc:
+    except (SmokeFailure, SampleDataError, SignatureError, OSError, ValueError) as exc:
         print(f"FAIL setup: {exc}")
         return 1
-    print(f"smoke: {signature.name} at {args.protocol} {args.url}; rows from {source}")
+    print(f"smoke: {signature.model} at {args.protocol} {args.url}; rows from {source}")
     client = connect(args.url, args.protocol, args.timeout)
     try:
         report = smoke(client, signature, references, arrays, args.latency_requests, args.wait)

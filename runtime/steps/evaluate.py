@@ -49,40 +49,27 @@ import pandas as pd
 from sklearn import metrics as skm
 from sklearn.preprocessing import label_binarize
 
+from runtime.contract.arrays import FLOAT_DTYPES
+from runtime.contract.signature import Signature, Tensor
+from runtime.contract.vocabulary import HIGHER_IS_BETTER, TASKS, task_metrics
 from runtime.steps.pipeline_io import (
-    FLOAT_DTYPES,
-    Signature,
     StepError,
-    TensorSpec,
     comma_list,
     feeds,
     json_argument,
     json_text,
-    parse_signature,
     progress,
     read_parquet,
     require_columns,
     round_metric,
     run_main,
     sha256_file,
+    signature_argument,
     split_by_time,
     write_text,
 )
 
 STEP = "evaluate"
-TASKS = ("binary_classification", "multiclass_classification", "regression")
-CLASSIFICATION_METRICS = (
-    "accuracy",
-    "average_precision",
-    "f1",
-    "precision",
-    "recall",
-    "roc_auc",
-    "specificity",
-)
-REGRESSION_METRICS = ("mae", "mape", "mse", "msle", "r2", "rmse", "rmsle")
-HIGHER_IS_BETTER = frozenset({*CLASSIFICATION_METRICS, "r2"})
-LOWER_IS_BETTER = frozenset(REGRESSION_METRICS) - {"r2"}
 GATE_KINDS = ("min", "max", "max_regression")
 # Rows per onnxruntime call: bounds memory on large holdouts, no effect on the results.
 CHUNK_ROWS = 8192
@@ -100,7 +87,7 @@ class Predictions:
     values: np.ndarray | None  # regression: one float per row
 
 
-def per_row_size(tensor: TensorSpec) -> int:
+def per_row_size(tensor: Tensor) -> int:
     """Elements per row (batch dimension excluded); -1 when a dimension is variable."""
     size = 1
     for dim in tensor.shape[1:]:
@@ -110,7 +97,7 @@ def per_row_size(tensor: TensorSpec) -> int:
     return size
 
 
-def output_roles(signature: Signature, task: str) -> dict[str, TensorSpec]:
+def output_roles(signature: Signature, task: str) -> dict[str, Tensor]:
     """Which outputs hold labels, probabilities or the regression value."""
     floats = [t for t in signature.outputs if t.dtype in FLOAT_DTYPES]
     if task == "regression":
@@ -118,7 +105,7 @@ def output_roles(signature: Signature, task: str) -> dict[str, TensorSpec]:
         if not scalars:
             raise StepError("regression needs a float output with one value per row")
         return {"values": scalars[0]}
-    roles: dict[str, TensorSpec] = {}
+    roles: dict[str, Tensor] = {}
     probabilities = [t for t in floats if len(t.shape) == 2 and per_row_size(t) != 1]
     if probabilities:
         named = [t for t in probabilities if t.name == "probabilities"]
@@ -428,17 +415,13 @@ def check_regression(
 # -------------------------------------------------------------------------- main
 
 
-def known_metrics(task: str) -> tuple[str, ...]:
-    return REGRESSION_METRICS if task == "regression" else CLASSIFICATION_METRICS
-
-
 def wanted_metrics(task: str, requested: Sequence[str], gates: Sequence[Gate]) -> list[str]:
     wanted = list(dict.fromkeys([*requested, *(g.metric for g in gates)]))
-    unknown = [m for m in wanted if m not in known_metrics(task)]
+    unknown = [m for m in wanted if m not in task_metrics(task)]
     if unknown:
         raise StepError(
             f"unknown metric(s) {', '.join(unknown)} for {task}; "
-            f"known: {', '.join(known_metrics(task))}"
+            f"known: {', '.join(task_metrics(task))}"
         )
     return sorted(wanted)
 
@@ -463,7 +446,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 
 def evaluate(args: argparse.Namespace, wanted: Sequence[str]) -> tuple[dict[str, float], int, int]:
-    signature = parse_signature(args.signature)
+    signature = signature_argument(args.signature)
     frame = read_parquet(args.data)
     require_columns(frame, [args.target, args.timestamp], str(args.data))
     _, holdout = split_by_time(frame, args.timestamp, args.holdout)

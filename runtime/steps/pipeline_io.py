@@ -1,6 +1,6 @@
 """Helpers shared by the training pipeline's steps (features, evaluate, validate_model, publish).
 
-Each step is a plain ``python -m runtime.<step>`` entry point. What they have in common lives
+Each step is a plain ``python -m runtime.steps.<step>`` entry point. What they have in common lives
 here: the error type that turns an expected failure into exit 1 and one line on stderr, JSON
 arguments given inline or as a file, the model signature and the casting of data columns to
 its input tensors, the time-ordered holdout split, and deterministic file writing.
@@ -16,8 +16,7 @@ import math
 import os
 import sys
 import tempfile
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -26,48 +25,12 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from runtime.contract.arrays import FLOAT_DTYPES, INTEGER_DTYPES, NUMPY_TYPES
+from runtime.contract.signature import Signature, SignatureError, Tensor, signature_from_document
+
 # Rows per parquet row group. Fixed, so that the file layout never depends on a library
 # default or on how the frame was assembled.
 ROW_GROUP_ROWS = 65_536
-
-# Spec dtypes (Triton's names without the TYPE_ prefix) -> numpy element types.
-NUMPY_TYPES: dict[str, Any] = {
-    "bool": np.bool_,
-    "uint8": np.uint8,
-    "uint16": np.uint16,
-    "uint32": np.uint32,
-    "uint64": np.uint64,
-    "int8": np.int8,
-    "int16": np.int16,
-    "int32": np.int32,
-    "int64": np.int64,
-    "fp16": np.float16,
-    "fp32": np.float32,
-    "fp64": np.float64,
-    "string": np.object_,
-}
-
-# onnxruntime's element type strings -> spec dtypes.
-ORT_TYPES: dict[str, str] = {
-    "tensor(bool)": "bool",
-    "tensor(uint8)": "uint8",
-    "tensor(uint16)": "uint16",
-    "tensor(uint32)": "uint32",
-    "tensor(uint64)": "uint64",
-    "tensor(int8)": "int8",
-    "tensor(int16)": "int16",
-    "tensor(int32)": "int32",
-    "tensor(int64)": "int64",
-    "tensor(float16)": "fp16",
-    "tensor(float)": "fp32",
-    "tensor(double)": "fp64",
-    "tensor(string)": "string",
-}
-
-FLOAT_DTYPES = frozenset({"fp16", "fp32", "fp64"})
-INTEGER_DTYPES = frozenset(
-    {"uint8", "uint16", "uint32", "uint64", "int8", "int16", "int32", "int64"}
-)
 
 
 class StepError(Exception):
@@ -124,56 +87,12 @@ def positive_ints(value: str, what: str) -> list[int]:
 # ------------------------------------------------------------------------- signature
 
 
-@dataclass(frozen=True)
-class TensorSpec:
-    name: str
-    dtype: str
-    shape: tuple[int, ...]
-
-
-@dataclass(frozen=True)
-class Signature:
-    model: str
-    max_batch_size: int
-    inputs: tuple[TensorSpec, ...]
-    outputs: tuple[TensorSpec, ...]
-
-
-def _tensor(entry: Any, where: str) -> TensorSpec:
-    if not isinstance(entry, Mapping):
-        raise StepError(f"signature {where}: expected an object with name, dtype, shape")
-    name, dtype, shape = entry.get("name"), entry.get("dtype"), entry.get("shape")
-    if not isinstance(name, str) or not name:
-        raise StepError(f"signature {where}: missing name")
-    if dtype not in NUMPY_TYPES:
-        known = ", ".join(sorted(NUMPY_TYPES))
-        raise StepError(f"signature {where} `{name}`: unknown dtype {dtype!r} (known: {known})")
-    valid_shape = isinstance(shape, list) and shape and all(isinstance(d, int) for d in shape)
-    if not valid_shape or any(d == 0 or d < -1 for d in shape):
-        raise StepError(f"signature {where} `{name}`: shape must list -1 or positive integers")
-    return TensorSpec(name=name, dtype=dtype, shape=tuple(shape))
-
-
-def parse_signature(value: str) -> Signature:
+def signature_argument(value: str) -> Signature:
     """--signature: a JSON file or an inline JSON object, as the compiler renders it."""
-    document = json_argument(value, "signature")
-    if not isinstance(document, Mapping):
-        raise StepError("signature must be a JSON object with inputs and outputs")
-    tensors: dict[str, tuple[TensorSpec, ...]] = {}
-    for key in ("inputs", "outputs"):
-        entries = document.get(key)
-        if not isinstance(entries, list) or not entries:
-            raise StepError(f"signature has no {key}")
-        tensors[key] = tuple(_tensor(e, f"{key}[{i}]") for i, e in enumerate(entries))
-    max_batch = document.get("max_batch_size", 0)
-    if not isinstance(max_batch, int) or max_batch < 0:
-        raise StepError("signature max_batch_size must be an integer >= 0")
-    return Signature(
-        model=str(document.get("model", "")),
-        max_batch_size=max_batch,
-        inputs=tensors["inputs"],
-        outputs=tensors["outputs"],
-    )
+    try:
+        return signature_from_document(json_argument(value, "signature"))
+    except SignatureError as error:
+        raise StepError(str(error)) from error
 
 
 # ------------------------------------------------------------------------------ data
@@ -236,7 +155,7 @@ def split_by_time(
 # ----------------------------------------------------------------- casting to inputs
 
 
-def _cast_scalar_column(column: pd.Series, tensor: TensorSpec) -> np.ndarray:
+def _cast_scalar_column(column: pd.Series, tensor: Tensor) -> np.ndarray:
     where = f"input {tensor.name} ({tensor.dtype})"
     missing = int(column.isna().sum())
     if missing and tensor.dtype not in FLOAT_DTYPES:
@@ -260,7 +179,7 @@ def _cast_scalar_column(column: pd.Series, tensor: TensorSpec) -> np.ndarray:
     return values.astype(NUMPY_TYPES[tensor.dtype])
 
 
-def column_to_tensor(column: pd.Series, tensor: TensorSpec) -> np.ndarray:
+def column_to_tensor(column: pd.Series, tensor: Tensor) -> np.ndarray:
     """One data column as the input tensor: cast to its dtype and shaped (batch, *dims)."""
     dims = tensor.shape[1:]
     if all(d in (1, -1) for d in dims):
@@ -276,7 +195,7 @@ def column_to_tensor(column: pd.Series, tensor: TensorSpec) -> np.ndarray:
         ) from error
 
 
-def feeds(frame: pd.DataFrame, inputs: Sequence[TensorSpec]) -> dict[str, np.ndarray]:
+def feeds(frame: pd.DataFrame, inputs: Sequence[Tensor]) -> dict[str, np.ndarray]:
     """Input tensors for onnxruntime, one data column per input, named like the input."""
     require_columns(frame, [t.name for t in inputs], "data")
     return {t.name: column_to_tensor(frame[t.name], t) for t in inputs}

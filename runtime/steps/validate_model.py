@@ -34,20 +34,18 @@ import numpy as np
 import onnxruntime as ort
 import pandas as pd
 
+from runtime.contract.arrays import NUMPY_TYPES
+from runtime.contract.signature import ONNX_DTYPES, Signature, Tensor
 from runtime.steps.pipeline_io import (
-    NUMPY_TYPES,
-    ORT_TYPES,
-    Signature,
     StepError,
-    TensorSpec,
     feeds,
     json_text,
-    parse_signature,
     positive_ints,
     progress,
     read_parquet,
     run_main,
     sha256_file,
+    signature_argument,
     write_text,
 )
 
@@ -62,7 +60,7 @@ WARMUP_RUNS = 10
 
 def spec_dtype(ort_type: str) -> str:
     """onnxruntime's `tensor(float)` -> `fp32`; anything else is returned as is."""
-    return ORT_TYPES.get(ort_type, ort_type)
+    return ONNX_DTYPES.get(ort_type, ort_type)
 
 
 def spec_shape(shape: Sequence[Any]) -> tuple[int, ...]:
@@ -77,7 +75,7 @@ def not_a_tensor(role: str, actual: Any) -> str:
     )
 
 
-def compare_tensor(role: str, expected: TensorSpec, actual: Any) -> list[str]:
+def compare_tensor(role: str, expected: Tensor, actual: Any) -> list[str]:
     if actual.type.startswith(("seq(", "map(")):
         return [not_a_tensor(role, actual)]
     problems = []
@@ -96,7 +94,7 @@ def compare_tensor(role: str, expected: TensorSpec, actual: Any) -> list[str]:
     return problems
 
 
-def compare_group(role: str, expected: Sequence[TensorSpec], actual: Sequence[Any]) -> list[str]:
+def compare_group(role: str, expected: Sequence[Tensor], actual: Sequence[Any]) -> list[str]:
     by_name = {a.name: a for a in actual}
     problems = []
     for tensor in expected:
@@ -293,7 +291,7 @@ def report(args: argparse.Namespace, mismatches: list[str], latencies: list[Late
 
 def run(args: argparse.Namespace) -> int:
     start = time.perf_counter()
-    signature = parse_signature(args.signature)
+    signature = signature_argument(args.signature)
     session = load_session(args.model)
     mismatches = signature_problems(session, signature)
     if mismatches:

@@ -26,8 +26,9 @@ import pytest
 
 from compiler.api import build
 from compiler.serialize import to_yaml
+from compiler.served import served_model
 from runtime.local.backend_env import BackendEnvError, ensure_backend_env
-from runtime.local.serve import TritonServer, assemble_local, choose_endpoints, load_model
+from runtime.local.serve import TritonServer, assemble_local, choose_endpoints
 from runtime.local.triton_dist import (
     DistributionError,
     PlatformError,
@@ -69,7 +70,7 @@ def triton(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TritonServer]:
             pytest.fail(f"CI must run the Prometheus test, but Triton could not be set up: {exc}")
         pytest.skip(f"the local Triton could not be prepared: {exc}")
     folder = tmp_path_factory.mktemp("triton")
-    local = load_model(ROOT / "specs", MODEL, "local", ROOT / "generated")
+    local = served_model(ROOT / "specs", MODEL, "local", ROOT / "generated")
     assemble_local(local, folder / "repository")
     server = TritonServer(
         dist,
@@ -153,9 +154,9 @@ def _queries() -> dict[str, str]:
 
 
 def _load(triton: TritonServer, seconds: float) -> int:
-    local = load_model(ROOT / "specs", MODEL, "local", ROOT / "generated")
-    _, frame = load_sample([t.name for t in local.ir.inputs])
-    arrays = to_inputs(frame, local.ir.inputs, 64)
+    local = served_model(ROOT / "specs", MODEL, "local", ROOT / "generated")
+    _, frame = load_sample([t.name for t in local.signature.inputs])
+    arrays = to_inputs(frame, local.signature.inputs, 64)
     client = connect(triton.endpoints.http, "http")
     sent = 0
     try:
@@ -163,7 +164,10 @@ def _load(triton: TritonServer, seconds: float) -> int:
         while time.monotonic() < deadline and sent < 2000:
             start = sent % 60
             client.infer(
-                MODEL, "1", take(arrays, start, start + 4), [t.name for t in local.ir.outputs]
+                MODEL,
+                "1",
+                take(arrays, start, start + 4),
+                [t.name for t in local.signature.outputs],
             )
             sent += 1
     finally:

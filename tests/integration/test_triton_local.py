@@ -27,18 +27,17 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from compiler.cli_runtime import smoke as smoke_command
-from compiler.ir import TensorIR
+from compiler.cli.serving import smoke as smoke_command
+from compiler.served import model_ir, served_model
 from compiler.targets import triton
+from runtime.contract.served import ServedModel
+from runtime.contract.signature import Signature, Tensor
 from runtime.local.backend_env import BackendEnv, BackendEnvError, ensure_backend_env
 from runtime.local.serve import (
-    LocalModel,
     ServeError,
     TritonServer,
     assemble_local,
     choose_endpoints,
-    load_model,
-    resolve_model,
 )
 from runtime.local.triton_dist import (
     DistributionError,
@@ -50,7 +49,6 @@ from runtime.local.triton_dist import (
 )
 from runtime.serving.sample_data import load_sample, take, to_inputs
 from runtime.serving.smoke import (
-    Signature,
     SmokeReport,
     connect,
     reference_session,
@@ -70,7 +68,7 @@ class Runtime:
     dist: TritonDistribution
     backend: BackendEnv
     generated: Path
-    models: dict[str, LocalModel]
+    models: dict[str, ServedModel]
 
 
 @pytest.fixture(scope="session")
@@ -91,11 +89,11 @@ def runtime(tmp_path_factory: pytest.TempPathFactory) -> Runtime:
     # today (written where `kiln compile` puts them, in a folder of the test's own).
     generated = tmp_path_factory.mktemp("generated")
     for name in MODELS:
-        ir, _ = resolve_model(SPECS, name, "local")
+        ir, _ = model_ir(SPECS, name, "local")
         path = generated / "local" / name / "triton" / "config.pbtxt"
         path.parent.mkdir(parents=True)
         path.write_text(triton.serialize(triton.build_config(ir)), encoding="utf-8")
-    models = {m: load_model(SPECS, m, "local", generated) for m in MODELS}
+    models = {m: served_model(SPECS, m, "local", generated) for m in MODELS}
     return Runtime(dist, backend, generated, models)
 
 
@@ -121,18 +119,18 @@ def server(runtime: Runtime, tmp_path_factory: pytest.TempPathFactory) -> Iterat
 def samples(runtime: Runtime) -> dict[str, dict[str, np.ndarray]]:
     result = {}
     for name, local in runtime.models.items():
-        _, frame = load_sample([t.name for t in local.ir.inputs])
-        result[name] = to_inputs(frame, local.ir.inputs, 500)
+        _, frame = load_sample([t.name for t in local.signature.inputs])
+        result[name] = to_inputs(frame, local.signature.inputs, 500)
     return result
 
 
-def references(local: LocalModel) -> dict[int, object]:
-    return {a.version: reference_session(ROOT / a.uri) for a in local.ir.served}
+def references(local: ServedModel) -> dict[int, object]:
+    return {a.version: reference_session(Path(a.uri)) for a in local.artifacts}
 
 
 def run_smoke(
     server: TritonServer,
-    local: LocalModel,
+    local: ServedModel,
     arrays: dict[str, np.ndarray],
     protocol: str = "http",
     signature: Signature | None = None,
@@ -143,7 +141,7 @@ def run_smoke(
     try:
         return smoke(
             client,
-            signature or Signature.from_model(local.ir),
+            signature or local.signature,
             references(local),  # type: ignore[arg-type]
             arrays,
             latency,
@@ -194,8 +192,8 @@ def test_concurrent_requests_are_batched_and_still_exact(
     each must get exactly its own rows' results."""
     local = runtime.models["car-loan-default"]
     arrays = samples["car-loan-default"]
-    names = [t.name for t in local.ir.outputs]
-    session = reference_session(ROOT / local.ir.served[0].uri)
+    names = [t.name for t in local.signature.outputs]
+    session = reference_session(Path(local.artifacts[0].uri))
     problems: list[str] = []
 
     def work(worker: int) -> None:
@@ -204,7 +202,7 @@ def test_concurrent_requests_are_batched_and_still_exact(
             for i in range(25):
                 start = (worker * 25 + i) * 3 % 450
                 part = take(arrays, start, start + 1 + (i % 4))
-                got = client.infer(local.ir.name, "1", part, names)
+                got = client.infer(local.name, "1", part, names)
                 want = run_reference(session, part, names)
                 for name in names:
                     value = got[name]
@@ -218,13 +216,13 @@ def test_concurrent_requests_are_batched_and_still_exact(
     import tritonclient.http as httpclient
 
     stats_client = httpclient.InferenceServerClient(server.endpoints.http)
-    before = stats_client.get_inference_statistics(local.ir.name, "1")["model_stats"][0]
+    before = stats_client.get_inference_statistics(local.name, "1")["model_stats"][0]
     threads = [threading.Thread(target=work, args=(w,)) for w in range(8)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join(timeout=60)
-    after = stats_client.get_inference_statistics(local.ir.name, "1")["model_stats"][0]
+    after = stats_client.get_inference_statistics(local.name, "1")["model_stats"][0]
     stats_client.close()
     assert problems == []
     requests = after["inference_count"] - before["inference_count"]
@@ -245,16 +243,16 @@ def test_a_request_for_one_output_gets_that_output(
     url = server.endpoints.http if protocol == "http" else server.endpoints.grpc
     client = connect(url, protocol)
     try:
-        got = client.infer(local.ir.name, "1", part, ["probabilities"])
+        got = client.infer(local.name, "1", part, ["probabilities"])
     finally:
         client.close()
-    want = run_reference(reference_session(ROOT / local.ir.served[0].uri), part, ["probabilities"])
+    want = run_reference(reference_session(Path(local.artifacts[0].uri)), part, ["probabilities"])
     assert list(got) == ["probabilities"]
     assert got["probabilities"] is not None
     assert np.array_equal(got["probabilities"], want["probabilities"])
 
 
-def renamed(tensors: tuple[TensorIR, ...], old: str, new: str) -> tuple[TensorIR, ...]:
+def renamed(tensors: tuple[Tensor, ...], old: str, new: str) -> tuple[Tensor, ...]:
     return tuple(dataclasses.replace(t, name=new) if t.name == old else t for t in tensors)
 
 
@@ -262,10 +260,12 @@ def test_a_renamed_input_in_the_spec_is_caught(
     server: TritonServer, runtime: Runtime, samples: dict[str, dict[str, np.ndarray]]
 ) -> None:
     local = runtime.models["car-loan-default"]
-    wrong = dataclasses.replace(local.ir, inputs=renamed(local.ir.inputs, "car_value", "car_worth"))
+    wrong = dataclasses.replace(
+        local.signature, inputs=renamed(local.signature.inputs, "car_value", "car_worth")
+    )
     arrays = dict(samples["car-loan-default"])
     arrays["car_worth"] = arrays.pop("car_value")
-    report = run_smoke(server, local, arrays, signature=Signature.from_model(wrong), latency=0)
+    report = run_smoke(server, local, arrays, signature=wrong, latency=0)
     failed = [c.detail for c in report.checks if not c.ok]
     assert not report.ok
     assert failed[0].startswith("input `car_worth` of the spec is not served (the server has: ")
@@ -282,11 +282,9 @@ def test_a_retyped_output_in_the_spec_is_caught(
     protocol: str,
 ) -> None:
     local = runtime.models["car-price"]
-    outputs = (dataclasses.replace(local.ir.outputs[0], dtype="fp64"),)
-    wrong = dataclasses.replace(local.ir, outputs=outputs)
-    report = run_smoke(
-        server, local, samples["car-price"], protocol, Signature.from_model(wrong), latency=0
-    )
+    outputs = (dataclasses.replace(local.signature.outputs[0], dtype="fp64"),)
+    wrong = dataclasses.replace(local.signature, outputs=outputs)
+    report = run_smoke(server, local, samples["car-price"], protocol, wrong, latency=0)
     failed = [c.detail for c in report.checks if not c.ok]
     assert failed == [
         "output `prediction`: the server has datatype FP32, the spec declares fp64 (FP64)",
@@ -320,13 +318,12 @@ def test_the_cluster_entry_point_checks_a_signature_file(
     server: TritonServer, runtime: Runtime, tmp_path: Path
 ) -> None:
     """What a rollout analysis Job runs: signature.json from the ConfigMap, artifact by URI."""
-    from compiler.targets.serving import signature_document
     from runtime.serving.smoke import main as smoke_main
 
     local = runtime.models["car-loan-default"]
     signature = tmp_path / "signature.json"
-    signature.write_text(signature_document(local.ir), encoding="utf-8")
-    [artifact] = local.ir.served
+    signature.write_text(json.dumps(local.signature.document()), encoding="utf-8")
+    [artifact] = local.artifacts
     args = ["--url", server.endpoints.http, "--signature", str(signature), "--rows", "50"]
     args += ["--artifact", f"1={ROOT / artifact.uri}", "--sha256", f"1={artifact.sha256}"]
     assert smoke_main([*args, "--latency-requests", "5", "--wait", "5"]) == 0
@@ -407,7 +404,7 @@ def test_kiln_serve_runs_until_sigterm(runtime: Runtime) -> None:
     command = [
         sys.executable,
         "-c",
-        "from compiler.cli_runtime import serve; serve()",
+        "from compiler.cli.serving import serve; serve()",
         "car-price",
         f"--specs={SPECS}",
         f"--generated={runtime.generated}",

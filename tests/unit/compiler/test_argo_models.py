@@ -1,6 +1,6 @@
 """Rendered Argo Workflows objects type-check with the `argo-workflows` package's models.
 
-The strict JSON Schemas (tests/unit/test_manifests.py) reject unknown fields; the
+The strict JSON Schemas (tests/unit/compiler/test_manifests.py) reject unknown fields; the
 OpenAPI client's models are the other view of the same API: required fields and
 types as the Argo Server's Python client sees them.
 """

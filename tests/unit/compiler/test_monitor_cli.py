@@ -9,7 +9,7 @@ import click
 import pytest
 from click.testing import CliRunner
 
-from compiler.cli_monitor import register
+from compiler.cli.monitor import COMMANDS
 from runtime.examples.monitor_examples import car_price_frames
 from tests.tools import REPO_ROOT
 
@@ -22,7 +22,8 @@ def kiln() -> click.Group:
     def group() -> None:
         pass
 
-    register(group)
+    for command in COMMANDS:
+        group.add_command(command)
     return group
 
 

@@ -12,12 +12,12 @@ from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2 as mc
 
 from compiler.api import build
-from compiler.checks.signature import ONNX_TO_KILN
 from compiler.checks.triton_rules import load_time_problems
 from compiler.diagnostics import render
-from compiler.ir import InstanceGroupIR, ModelIR, TensorIR
+from compiler.ir import InstanceGroupIR, ModelIR
 from compiler.spec.model import DynamicBatching, Optimization, TensorRT
 from compiler.targets import triton
+from runtime.contract.signature import ONNX_DTYPES, Tensor
 
 GPU = mc.ModelInstanceGroup.KIND_GPU
 CPU = mc.ModelInstanceGroup.KIND_CPU
@@ -76,17 +76,17 @@ def tensor(config: mc.ModelConfig, name: str) -> Any:
 
 @pytest.mark.parametrize("onnx_type", sorted(ONNX_TO_TRITON))
 def test_onnx_type_maps_to_triton_type(onnx_type: str) -> None:
-    kiln_type = ONNX_TO_KILN[onnx_type]
+    kiln_type = ONNX_DTYPES[onnx_type]
     assert mc.DataType.Name(triton.TRITON_TYPES[kiln_type]) == ONNX_TO_TRITON[onnx_type]
 
 
 @pytest.mark.parametrize("onnx_type", UNSUPPORTED)
 def test_types_the_onnxruntime_backend_cannot_serve_have_no_mapping(onnx_type: str) -> None:
-    assert onnx_type not in ONNX_TO_KILN
+    assert onnx_type not in ONNX_DTYPES
 
 
 def test_every_kiln_dtype_has_a_triton_type() -> None:
-    assert set(triton.TRITON_TYPES) == set(ONNX_TO_KILN.values())
+    assert set(triton.TRITON_TYPES) == set(ONNX_DTYPES.values())
 
 
 def _cast_model(path: Path, extra_output: str = "") -> None:
@@ -499,4 +499,4 @@ def test_rendered_config_round_trips(models: dict[str, ModelIR]) -> None:
 
 
 def test_tensor_ir_shape_is_kept(models: dict[str, ModelIR]) -> None:
-    assert models["staging"].inputs[0] == TensorIR("x", "fp32", (-1, 3))
+    assert models["staging"].inputs[0] == Tensor("x", "fp32", (-1, 3))

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from compiler import docs
-from compiler.codes import CODES
+from compiler.codes import CODES, RETIRED
 from compiler.schema import kind_schema
 from compiler.spec.documents import KINDS
 from compiler.spec.model import OVERRIDABLE
@@ -211,8 +211,19 @@ def test_every_code_used_in_the_compiler_is_declared() -> None:
         for code in re.findall(r"KILN\d{4}", source.read_text(encoding="utf-8")):
             used.setdefault(code, []).append(source.relative_to(ROOT).as_posix())
     assert used, "no code found: is the grep looking in the right place?"
-    undeclared = {code: files for code, files in used.items() if code not in CODES}
+    retired = {code: files for code, files in used.items() if code in RETIRED}
+    assert all(files == ["compiler/codes.py"] for files in retired.values()), (
+        f"a retired code is raised again: {retired}"
+    )
+    undeclared = {c: f for c, f in used.items() if c not in CODES and c not in RETIRED}
     assert undeclared == {}, "codes used in compiler/ but missing from compiler/codes.py"
+
+
+def test_retired_codes_are_documented_and_never_reused() -> None:
+    assert not set(RETIRED) & set(CODES)
+    lines = _generated_part("errors.md").splitlines()
+    for code in RETIRED:
+        assert sum(f'<a id="{code.lower()}"></a>`{code}`' in line for line in lines) == 1
 
 
 def test_every_family_is_documented() -> None:

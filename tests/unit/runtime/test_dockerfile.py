@@ -23,7 +23,18 @@ from tests.tools import REPO_ROOT
 
 DOCKERFILE = REPO_ROOT / "Dockerfile"
 DOCKERIGNORE = REPO_ROOT / ".dockerignore"
-STEPS = ("features", "train_example", "evaluate", "validate_model", "publish", "example_data")
+# Every module the generated jobs and pods run with `python -m` in this image.
+STEPS = (
+    "steps.features",
+    "steps.evaluate",
+    "steps.validate_model",
+    "steps.publish",
+    "examples.train_example",
+    "examples.example_data",
+    "serving.assemble",
+    "serving.smoke",
+    "monitor",
+)
 PIP_TIMEOUT_S = 170  # the whole slow test must stay under 3 minutes
 NETWORK_TROUBLE = (
     "NewConnectionError",
@@ -88,10 +99,35 @@ def test_entry_point_runs_a_step_module() -> None:
     assert step.startswith("runtime.") and step.removeprefix("runtime.") in STEPS
 
 
-def test_installs_the_package_with_the_train_extra() -> None:
+def test_installs_the_runtime_alone_with_the_train_extra() -> None:
     (install,) = [run for run in arguments("RUN") if "pip install" in run]
     assert "--no-cache-dir" in install
-    assert '"./[train]"' in install
+    assert '"./runtime[train]"' in install
+    assert [shlex.split(copy) for copy in arguments("COPY")] == [["runtime/", "runtime/"]]
+
+
+def _requirements(pyproject: Path) -> tuple[set[str], set[str], list[str]]:
+    import tomllib
+
+    document = tomllib.loads(pyproject.read_text(encoding="utf-8"))
+    project = document["project"]
+    core = {r.split(";")[0].split("#")[0].strip() for r in project["dependencies"]}
+    train = set(project.get("optional-dependencies", {}).get("train", []))
+    packages = document.get("tool", {}).get("setuptools", {}).get("packages", [])
+    return core, train, packages
+
+
+def test_the_runtime_requirements_are_the_projects() -> None:
+    """One version bound per library: the image's requirements repeat the project's."""
+    core, train, packages = _requirements(REPO_ROOT / "runtime" / "pyproject.toml")
+    project_core, project_train, _ = _requirements(REPO_ROOT / "pyproject.toml")
+    assert core <= project_core, sorted(core - project_core)
+    assert train <= project_train, sorted(train - project_train)
+    folders = {
+        ".".join(p.parent.relative_to(REPO_ROOT).parts)
+        for p in (REPO_ROOT / "runtime").rglob("__init__.py")
+    }
+    assert set(packages) == folders
 
 
 def test_copied_sources_exist_and_are_not_ignored() -> None:
@@ -111,6 +147,8 @@ def test_dockerignore_keeps_local_state_out() -> None:
 def test_every_step_answers_help(step: str, capsys: pytest.CaptureFixture[str]) -> None:
     # In-process here (fast); the slow test runs `python -m runtime.<step> --help` for real.
     module = importlib.import_module(f"runtime.{step}")
+    if not hasattr(module, "main"):  # a package: `python -m` runs its __main__
+        module = importlib.import_module(f"runtime.{step}.job")
     with pytest.raises(SystemExit) as excinfo:
         module.main(["--help"])
     assert excinfo.value.code == 0
@@ -177,7 +215,8 @@ def test_the_image_install_works_in_a_fresh_venv(tmp_path: Path) -> None:
     home = tmp_path / "home"  # like WORKDIR /home/kiln: outside the source tree
     home.mkdir()
     modules = ", ".join(f"runtime.{step}" for step in STEPS)
-    probe = f"import {modules}, runtime, nannyml, skl2onnx\nprint(runtime.__file__)"
+    probe = f"import {modules}, runtime, nannyml, skl2onnx\nprint(runtime.__file__)\n"
+    probe += "import importlib.util\nassert importlib.util.find_spec('compiler') is None\n"
     imported = subprocess.run(
         [str(python), "-c", probe], cwd=home, env=env, capture_output=True, text=True, check=True
     )

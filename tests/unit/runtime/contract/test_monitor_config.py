@@ -1,4 +1,4 @@
-"""The monitor config: validation, and what `config_from_ir` renders from the example specs."""
+"""The monitor config the job reads: validation, round trips, the duration grammar."""
 
 from __future__ import annotations
 
@@ -9,14 +9,8 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from runtime.contract.monitor_config import (
-    MonitorConfig,
-    config_from_ir,
-    config_text,
-    data_location,
-    duration_seconds,
-    load_config,
-)
+from runtime.contract.durations import duration_seconds
+from runtime.contract.monitor_config import MonitorConfig, config_text, load_config
 from runtime.examples.monitor_examples import car_loan_config, car_price_config, with_updates
 from tests.tools import REPO_ROOT
 
@@ -108,47 +102,3 @@ def test_durations() -> None:
     assert duration_seconds("1h30m") == 5400
     with pytest.raises(ValueError, match="not a duration"):
         duration_seconds("7 days")
-
-
-def test_relative_data_uris_sit_under_the_data_store() -> None:
-    assert data_location("car-loan/ref.parquet", "s3://acme-data/") == (
-        "s3://acme-data/car-loan/ref.parquet"
-    )
-    assert data_location("gs://other/x.parquet", "s3://acme-data") == "gs://other/x.parquet"
-
-
-@pytest.fixture(scope="module")
-def example_models() -> list[Any]:
-    from compiler.api import build
-
-    result = build(ROOT / "specs")
-    assert result.ok, [d.message for d in result.diagnostics]
-    return [m for m in result.resolution.models if m.monitoring is not None]
-
-
-def test_config_from_ir_renders_every_example_model(example_models: list[Any]) -> None:
-    assert {m.name for m in example_models} >= {"car-loan-default", "car-price"}
-    for model in example_models:
-        config = config_from_ir(model)
-        assert (config.model, config.environment) == (model.name, model.environment.name)
-        assert config.version == model.serving.version
-        # FeatureSet roles, never dtype inference
-        spec = model.featureset.spec
-        assert [(f.name, f.kind) for f in config.columns.features] == [
-            (f.name, f.kind) for f in spec.features
-        ]
-        # serving alerts are Prometheus rules, not the monitor's
-        assert all(a.signal not in ("latency_p99_ms", "error_rate") for a in config.alerts)
-        assert {r.name for r in config.routes} == {a.route for a in config.alerts}
-        assert config_text(config) == config_text(config_from_ir(model))
-
-
-def test_config_from_ir_resolves_data_and_keeps_the_lookback(example_models: list[Any]) -> None:
-    loan = next(
-        m for m in example_models if m.name == "car-loan-default" and m.environment.name != "local"
-    )
-    config = config_from_ir(loan)
-    assert config.analysis.uri.startswith(loan.storage.data.rstrip("/") + "/")
-    assert config.analysis.lookback == loan.monitoring.analysis.lookback
-    repaid = next(f for f in config.columns.features if f.name == "repaid_loan_on_prev_car")
-    assert (repaid.dtype, repaid.kind, repaid.values) == ("int64", "categorical", [0, 1])

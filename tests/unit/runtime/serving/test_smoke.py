@@ -11,13 +11,16 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+from click.testing import CliRunner
 
 from compiler.api import build
-from compiler.ir import ModelIR, TensorIR
+from compiler.cli import cli
+from compiler.ir import ModelIR
+from compiler.served import artifact_sources
+from compiler.targets.serving import signature as ir_signature
+from runtime.contract.signature import PROTOCOL_DATATYPES, Signature, Tensor
 from runtime.serving.sample_data import SampleDataError, for_onnxruntime, load_sample, to_inputs
 from runtime.serving.smoke import (
-    TRITON_DATATYPES,
-    Signature,
     SmokeFailure,
     _call,
     compare_metadata,
@@ -48,43 +51,43 @@ def loan(models: dict[str, ModelIR]) -> ModelIR:
 def served_metadata(signature: Signature, grpc: bool = False) -> dict[str, Any]:
     """Metadata as Triton reports it for a correct config (gRPC JSON gives dims as strings)."""
 
-    def entry(tensor: TensorIR) -> dict[str, Any]:
+    def entry(tensor: Tensor) -> dict[str, Any]:
         shape = triton_shape(tensor, signature.batched)
         return {
             "name": tensor.name,
-            "datatype": TRITON_DATATYPES[tensor.dtype],
+            "datatype": PROTOCOL_DATATYPES[tensor.dtype],
             "shape": [str(d) for d in shape] if grpc else shape,
         }
 
     return {
-        "name": signature.name,
+        "name": signature.model,
         "inputs": [entry(t) for t in signature.inputs],
         "outputs": [entry(t) for t in signature.outputs],
     }
 
 
 def test_triton_reports_the_batch_dimension_as_minus_one() -> None:
-    assert triton_shape(TensorIR("x", "fp32", (-1, 1)), batched=True) == [-1, 1]
-    assert triton_shape(TensorIR("p", "fp32", (-1, 2)), batched=True) == [-1, 2]
+    assert triton_shape(Tensor("x", "fp32", (-1, 1)), batched=True) == [-1, 1]
+    assert triton_shape(Tensor("p", "fp32", (-1, 2)), batched=True) == [-1, 2]
     # A batch-only tensor has dims [1] (and an empty reshape) in config.pbtxt.
-    assert triton_shape(TensorIR("label", "int64", (-1,)), batched=True) == [-1, 1]
-    assert triton_shape(TensorIR("x", "fp32", (4, 3)), batched=False) == [4, 3]
+    assert triton_shape(Tensor("label", "int64", (-1,)), batched=True) == [-1, 1]
+    assert triton_shape(Tensor("x", "fp32", (4, 3)), batched=False) == [4, 3]
 
 
 def test_the_signature_comes_from_the_model_ir(loan: ModelIR) -> None:
-    signature = Signature.from_model(loan)
+    signature = ir_signature(loan)
     assert signature.max_batch_size == 64 and signature.batched
     assert [t.name for t in signature.outputs] == ["label", "probabilities"]
 
 
 @pytest.mark.parametrize("grpc", [False, True])
 def test_matching_metadata_has_no_problems(loan: ModelIR, grpc: bool) -> None:
-    signature = Signature.from_model(loan)
+    signature = ir_signature(loan)
     assert compare_metadata(signature, served_metadata(signature, grpc)) == []
 
 
 def test_metadata_problems_name_the_tensor(loan: ModelIR) -> None:
-    signature = Signature.from_model(loan)
+    signature = ir_signature(loan)
     metadata = served_metadata(signature)
     metadata["inputs"][0]["name"] = "car_worth"
     metadata["outputs"][1]["datatype"] = "FP64"
@@ -102,7 +105,7 @@ def test_metadata_problems_name_the_tensor(loan: ModelIR) -> None:
 
 
 def test_outputs_must_equal_onnxruntime_exactly() -> None:
-    outputs = (TensorIR("label", "int64", (-1,)), TensorIR("p", "fp32", (-1, 2)))
+    outputs = (Tensor("label", "int64", (-1,)), Tensor("p", "fp32", (-1, 2)))
     reference = {
         "label": np.array([0, 1, 1], np.int64),
         "p": np.array([[0.5, 0.5], [0.25, np.nan], [0.0, 1.0]], np.float32),
@@ -183,7 +186,7 @@ class InProcessTriton:
     protocol = "fake"
 
     def __init__(self, model: ModelIR, served: Signature | None = None) -> None:
-        self.signature = served or Signature.from_model(model)
+        self.signature = served or ir_signature(model)
         path = ROOT / model.served[0].uri
         self.session = reference_session(path)
         self.corrupt: str | None = None
@@ -201,7 +204,7 @@ class InProcessTriton:
         return True
 
     def model_ready(self, model: str, version: str) -> bool:
-        return model == self.signature.name
+        return model == self.signature.model
 
     def metadata(self, model: str, version: str) -> dict[str, Any]:
         return served_metadata(self.signature)
@@ -231,7 +234,7 @@ def loan_arrays(loan: ModelIR, rows: int = 100) -> dict[str, np.ndarray]:
 def test_a_correct_server_passes(loan: ModelIR) -> None:
     server = InProcessTriton(loan)
     references = {1: reference_session(ROOT / loan.served[0].uri)}
-    report = smoke(server, Signature.from_model(loan), references, loan_arrays(loan), 20)
+    report = smoke(server, ir_signature(loan), references, loan_arrays(loan), 20)
     assert report.ok, report.render()
     assert [c.name for c in report.checks] == [
         "readiness",
@@ -246,7 +249,7 @@ def test_a_wrong_result_fails_naming_the_output(loan: ModelIR) -> None:
     server = InProcessTriton(loan)
     server.corrupt = "probabilities"
     references = {1: reference_session(ROOT / loan.served[0].uri)}
-    report = smoke(server, Signature.from_model(loan), references, loan_arrays(loan), 0)
+    report = smoke(server, ir_signature(loan), references, loan_arrays(loan), 0)
     assert not report.ok
     failed = [c.detail for c in report.checks if not c.ok]
     assert len(failed) == 1 and failed[0].startswith(
@@ -257,12 +260,12 @@ def test_a_wrong_result_fails_naming_the_output(loan: ModelIR) -> None:
 
 def test_a_renamed_served_tensor_fails_naming_it(loan: ModelIR) -> None:
     renamed = dataclasses.replace(
-        Signature.from_model(loan),
-        outputs=(TensorIR("labels", "int64", (-1,)), loan.outputs[1]),
+        ir_signature(loan),
+        outputs=(Tensor("labels", "int64", (-1,)), loan.outputs[1]),
     )
     server = InProcessTriton(loan, served=renamed)
     references = {1: reference_session(ROOT / loan.served[0].uri)}
-    report = smoke(server, Signature.from_model(loan), references, loan_arrays(loan, 10), 0)
+    report = smoke(server, ir_signature(loan), references, loan_arrays(loan, 10), 0)
     failed = [c.detail for c in report.checks if not c.ok]
     assert "output `label` of the spec is not served (the server has: labels, probabilities)" in (
         failed
@@ -274,7 +277,7 @@ def test_an_unreachable_server_is_reported(loan: ModelIR) -> None:
     server = InProcessTriton(loan)
     server.down = True
     references = {1: reference_session(ROOT / loan.served[0].uri)}
-    report = smoke(server, Signature.from_model(loan), references, loan_arrays(loan, 10), 0)
+    report = smoke(server, ir_signature(loan), references, loan_arrays(loan, 10), 0)
     assert [(c.name, c.ok) for c in report.checks] == [("readiness", False)]
     assert report.checks[0].detail == (
         "server liveness (fake in-process): [Errno 111] Connection refused"
@@ -291,9 +294,9 @@ def test_nothing_listening_is_reported_quickly(loan: ModelIR) -> None:
     lines: list[str] = []
     started = time.monotonic()
     code = run(
-        "car-loan-default",
+        ir_signature(loan),
+        artifact_sources(loan, ROOT),
         f"127.0.0.1:{port}",
-        specs=ROOT / "specs",
         rows=4,
         timeout=2,
         out=lines.append,
@@ -306,20 +309,16 @@ def test_nothing_listening_is_reported_quickly(loan: ModelIR) -> None:
 
 
 def test_setup_problems_are_reported(tmp_path: Path) -> None:
-    lines: list[str] = []
-    assert run("nope", "127.0.0.1:1", specs=ROOT / "specs", out=lines.append) == 1
-    assert lines[0].startswith("FAIL setup: no model 'nope'")
-    assert (
-        run(
-            "car-loan-default",
-            "127.0.0.1:1",
-            specs=ROOT / "specs",
-            environment="qa",
-            out=lines.append,
-        )
-        == 1
+    def smoke_cli(*args: str) -> list[str]:
+        command = ["smoke", *args, "--url", "127.0.0.1:1", "--specs", str(ROOT / "specs")]
+        result = CliRunner().invoke(cli, command)
+        assert result.exit_code == 1, result.output
+        return result.output.splitlines()
+
+    assert smoke_cli("nope")[0].startswith("FAIL setup: no model 'nope'")
+    assert smoke_cli("car-loan-default", "--env", "qa")[-1].startswith(
+        "FAIL setup: model 'car-loan-default' has no environment 'qa'"
     )
-    assert lines[-1].startswith("FAIL setup: model 'car-loan-default' has no environment 'qa'")
 
     def failing() -> None:
         raise TimeoutError("timed out")

@@ -6,6 +6,10 @@ from pathlib import Path
 
 import click
 
+from compiler.checks.schemas import SCHEMAS_ENV
+
+FORMATS = click.Choice(["text", "github", "json"])
+
 specs_option = click.option(
     "--specs",
     type=click.Path(file_okay=False, path_type=Path),
@@ -19,6 +23,24 @@ out_option = click.option(
     default=Path("generated"),
     show_default=True,
     help="Output folder.",
+)
+schemas_option = click.option(
+    "--schemas",
+    type=click.Path(file_okay=False, exists=True, path_type=Path),
+    default=None,
+    help=f"Folder of CRDs to validate custom resources against (or ${SCHEMAS_ENV}).",
+)
+env_option = click.option(
+    "--env",
+    "environment",
+    default="local",
+    show_default=True,
+    help="Environment whose compiled model to use.",
+)
+verbose_option = click.option(
+    "--verbose",
+    is_flag=True,
+    help="Repeat notes already shown once for this project (custom resources unchecked).",
 )
 
 

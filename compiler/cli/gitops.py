@@ -8,8 +8,9 @@ from pathlib import Path
 import click
 
 from compiler.api import build
-from compiler.cli_options import out_option, require_folder, specs_option
-from compiler.diagnostics import render, summary
+from compiler.cli import requires
+from compiler.cli.params import out_option, require_folder, specs_option
+from compiler.diagnostics import render
 
 
 def _write(text: str, out: Path | None) -> None:
@@ -45,8 +46,7 @@ def plan_command(ref: str, specs: Path, fmt: str, out_file: Path | None) -> None
     require_folder(specs)
     head = build(specs)
     if not head.ok:
-        click.echo(render(head.diagnostics, "text"))
-        click.echo(summary(head.diagnostics), err=True)
+        requires.report(head.diagnostics)
         if out_file is not None:
             _write(render_failure(head.diagnostics, fmt), out_file)
         sys.exit(1)
@@ -68,11 +68,7 @@ def explain_command(path: Path, specs: Path, out: Path) -> None:
     from compiler.explain import NotGenerated, explain
 
     require_folder(specs)
-    result = build(specs)
-    if not result.ok:
-        click.echo(render(result.diagnostics, "text"))
-        click.echo(summary(result.diagnostics), err=True)
-        sys.exit(1)
+    result = requires.built(specs)
     try:
         click.echo(explain(result, path, out), nl=False)
     except NotGenerated as exc:
@@ -115,7 +111,4 @@ def rollback_command(
     click.echo(outcome, nl=False)
 
 
-def register(cli: click.Group) -> None:
-    cli.add_command(plan_command)
-    cli.add_command(explain_command)
-    cli.add_command(rollback_command)
+COMMANDS = (plan_command, explain_command, rollback_command)

@@ -12,12 +12,8 @@ from pathlib import Path
 
 import click
 
-from compiler.cli_options import specs_option
-
-
-def register(cli: click.Group) -> None:
-    """Add the `monitor` command to the `kiln` group."""
-    cli.add_command(monitor)
+from compiler.cli import requires
+from compiler.cli.params import require_folder, specs_option
 
 
 @click.command()
@@ -50,25 +46,11 @@ def monitor(
     print_config: bool,
 ) -> None:
     """Run MODEL's monitoring job (NannyML) on local reference and analysis data."""
-    from compiler.api import build
-    from compiler.diagnostics import render, summary
-    from runtime.contract.monitor_config import config_from_ir, config_text
+    from compiler.targets.monitor_config import config_from_ir
+    from runtime.contract.monitor_config import config_text
 
-    if not specs.is_dir():
-        raise click.UsageError(f"spec folder {specs} does not exist (use --specs)")
-    result = build(specs)
-    if not result.ok:
-        click.echo(render(result.diagnostics, "text"))
-        click.echo(summary(result.diagnostics), err=True)
-        sys.exit(1)
-    models = result.resolution.models
-    found = [m for m in models if m.name == model and m.environment.name == environment]
-    if not found:
-        known = sorted({f"{m.name} ({m.environment.name})" for m in models})
-        raise click.UsageError(
-            f"no model {model!r} in environment {environment!r}; known: {', '.join(known)}"
-        )
-    ir = found[0]
+    require_folder(specs)
+    ir = requires.model_in(specs, model, environment)
     if ir.monitoring is None:
         raise click.UsageError(f"model {model!r} declares no monitoring block")
     try:
@@ -92,3 +74,6 @@ def monitor(
     )
     click.echo(f"report: {(target / 'report.html').as_posix()}", err=True)
     sys.exit(run.exit_code)
+
+
+COMMANDS = (monitor,)

@@ -9,23 +9,9 @@ from pathlib import Path
 
 import click
 
-from compiler.api import build
-from compiler.cli_options import specs_option
-from compiler.diagnostics import render
-from compiler.ir import ModelIR
+from compiler.cli import requires
+from compiler.cli.params import require_folder, specs_option
 from compiler.targets import pipeline
-
-
-def _model(specs: Path, name: str, environment: str) -> ModelIR:
-    result = build(specs)
-    if not result.ok:
-        click.echo(render(result.diagnostics, "text"), err=True)
-        sys.exit(1)
-    for model in result.resolution.models:
-        if model.name == name and model.environment.name == environment:
-            return model
-    known = sorted({m.name for m in result.resolution.models})
-    raise click.UsageError(f"no model {name!r} in environment {environment!r}; models: {known}")
 
 
 def _next_run(runs: Path) -> Path:
@@ -63,7 +49,8 @@ def run_command(
 
     if not local:
         raise click.UsageError("only --local runs exist; use `kiln submit` for Argo")
-    model = _model(specs, model_name, environment)
+    require_folder(specs)
+    model = requires.model_in(specs, model_name, environment)
     plan = pipeline.pipeline(model)
     if plan is None:
         raise click.UsageError(f"{model_name} declares no training block")
@@ -121,7 +108,8 @@ def submit_command(
     """Start a run of MODEL's training WorkflowTemplate through the Argo Server API."""
     from compiler import argo_submit
 
-    model = _model(specs, model_name, environment)
+    require_folder(specs)
+    model = requires.model_in(specs, model_name, environment)
     if model.is_local:
         raise click.UsageError("use `kiln run --local` for the local environment")
     if pipeline.pipeline(model) is None:
@@ -138,6 +126,4 @@ def submit_command(
     click.echo(f"submitted workflow {name} in namespace {model.namespace}")
 
 
-def register(cli: click.Group) -> None:
-    cli.add_command(run_command)
-    cli.add_command(submit_command)
+COMMANDS = (run_command, submit_command)

@@ -1,8 +1,8 @@
 """`kiln serve` and `kiln smoke`: the local Triton lifecycle, as thin click commands.
 
-Registered on the main group with `register(cli)`; the work is in runtime/local/serve.py
-and runtime/serving/smoke.py, imported only when a command runs so that `kiln compile`
-does not pay for them.
+The compiled model is handed over as a `ServedModel` (`compiler/served.py`); the work is
+in runtime/local/serve.py and runtime/serving/smoke.py, imported only when a command
+runs so that `kiln compile` does not pay for them.
 """
 
 from __future__ import annotations
@@ -12,21 +12,15 @@ from pathlib import Path
 
 import click
 
-from compiler.cli_options import specs_option
+from compiler.cli.params import env_option, specs_option
+from runtime.contract.served import ServedModel
 
-_env = click.option(
-    "--env",
-    "environment",
-    default="local",
-    show_default=True,
-    help="Environment whose compiled model to use.",
-)
 _port = click.IntRange(0, 65535)
 
 
 @click.command()
 @click.argument("model")
-@_env
+@env_option
 @specs_option
 @click.option(
     "--generated",
@@ -74,10 +68,7 @@ def serve(
 
     sys.exit(
         run_server(
-            model,
-            environment,
-            specs,
-            generated,
+            _served(specs, model, environment, generated),
             host,
             http_port,
             grpc_port,
@@ -95,7 +86,7 @@ def serve(
     help="Triton's address, host:port [default: 127.0.0.1:8000 for http, :8001 for grpc].",
 )
 @click.option("--protocol", type=click.Choice(["http", "grpc"]), default="http", show_default=True)
-@_env
+@env_option
 @specs_option
 @click.option(
     "--data",
@@ -142,16 +133,23 @@ def smoke(
 
     Exits 1 with a message naming the tensor on any mismatch.
     """
+    from compiler.served import NotServable, artifact_sources, model_ir
+    from compiler.targets.serving import signature
     from runtime.serving.smoke import run
 
     address = url or ("127.0.0.1:8000" if protocol == "http" else "127.0.0.1:8001")
+    try:
+        ir, root = model_ir(specs, model, environment)
+    except NotServable as exc:
+        click.echo(f"FAIL setup: {exc}")
+        sys.exit(1)
     sys.exit(
         run(
-            model,
+            signature(ir),
+            artifact_sources(ir, root),
             address,
             protocol,
             environment,
-            specs,
             data,
             rows,
             requests,
@@ -162,7 +160,15 @@ def smoke(
     )
 
 
-def register(cli: click.Group) -> None:
-    """Add `serve` and `smoke` to the `kiln` command group."""
-    cli.add_command(serve)
-    cli.add_command(smoke)
+def _served(specs: Path, model: str, environment: str, generated: Path) -> ServedModel:
+    """The compiled model, or exit 1 with the reason."""
+    from compiler.served import NotServable, served_model
+
+    try:
+        return served_model(specs, model, environment, generated)
+    except NotServable as exc:
+        click.echo(f"kiln serve: error: {exc}", err=True)
+        sys.exit(1)
+
+
+COMMANDS = (serve, smoke)

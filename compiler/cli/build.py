@@ -1,63 +1,36 @@
-"""The `kiln` command: parse flags, call the API, print. Nothing else lives here."""
+"""`kiln validate`, `kiln compile` and `kiln schema`: the compiler's own commands."""
 
 from __future__ import annotations
 
 import sys
-import traceback
 from pathlib import Path
 
 import click
 
-from compiler import __version__
 from compiler.api import build, compile_tree
-from compiler.checks.schemas import SCHEMAS_ENV
-from compiler.cli_options import out_option, require_folder, specs_option
-from compiler.diagnostics import Diagnostic, render, summary
+from compiler.cli import requires
+from compiler.cli.params import (
+    FORMATS,
+    out_option,
+    require_folder,
+    schemas_option,
+    specs_option,
+    verbose_option,
+)
 from compiler.emit import WriteBack
 
-FORMATS = click.Choice(["text", "github", "json"])
 
-
-schemas_option = click.option(
-    "--schemas",
-    type=click.Path(file_okay=False, exists=True, path_type=Path),
-    default=None,
-    help=f"Folder of CRDs to validate custom resources against (or ${SCHEMAS_ENV}).",
-)
-
-
-def _note_unchecked(kinds: list[str]) -> None:
-    if kinds:
-        click.echo(
-            f"note: custom resources not schema-checked ({', '.join(kinds)}): "
-            f"give --schemas DIR or set {SCHEMAS_ENV}",
-            err=True,
-        )
-
-
-def _report(diagnostics: list[Diagnostic], fmt: str) -> None:
-    if diagnostics or fmt == "json":
-        click.echo(render(diagnostics, fmt))
-    if fmt == "text" and diagnostics:
-        click.echo(summary(diagnostics), err=True)
-
-
-@click.group()
-@click.version_option(__version__, prog_name="kiln")
-def cli() -> None:
-    """Kiln compiles declarative ML specs into Triton, Argo and NannyML deployments."""
-
-
-@cli.command()
+@click.command()
 @specs_option
 @schemas_option
 @click.option("--format", "fmt", type=FORMATS, default="text", show_default=True)
-def validate(specs: Path, schemas: Path | None, fmt: str) -> None:
+@verbose_option
+def validate(specs: Path, schemas: Path | None, fmt: str, verbose: bool) -> None:
     """Load, parse, resolve and check every spec and what it renders; print diagnostics."""
     require_folder(specs)
     result = build(specs, schemas, keep_documents=False)
-    _report(result.diagnostics, fmt)
-    _note_unchecked(result.unchecked_kinds)
+    requires.report(result.diagnostics, fmt)
+    requires.note_unchecked(result.unchecked_kinds, specs, verbose)
     if fmt == "text" and result.ok:
         click.echo(
             f"ok: {result.model_environments} model-environment(s), "
@@ -67,7 +40,7 @@ def validate(specs: Path, schemas: Path | None, fmt: str) -> None:
     sys.exit(0 if result.ok else 1)
 
 
-@cli.command(name="compile")
+@click.command(name="compile")
 @specs_option
 @out_option
 @click.option("--check", is_flag=True, help="Change nothing; exit 1 if the output is stale.")
@@ -75,8 +48,16 @@ def validate(specs: Path, schemas: Path | None, fmt: str) -> None:
 @click.option("--force", is_flag=True, help="Rebuild even when nothing changed since last time.")
 @schemas_option
 @click.option("--format", "fmt", type=FORMATS, default="text", show_default=True)
+@verbose_option
 def compile_command(
-    specs: Path, out: Path, check: bool, diff: bool, force: bool, schemas: Path | None, fmt: str
+    specs: Path,
+    out: Path,
+    check: bool,
+    diff: bool,
+    force: bool,
+    schemas: Path | None,
+    fmt: str,
+    verbose: bool,
 ) -> None:
     """Compile the specs into the output folder."""
     require_folder(specs)
@@ -84,8 +65,8 @@ def compile_command(
         raise click.UsageError("--check and --diff cannot be combined")
     mode = WriteBack.CHECK if check else WriteBack.DIFF if diff else WriteBack.YES
     result = compile_tree(specs, out, mode, schemas, force)
-    _report(result.diagnostics, fmt)
-    _note_unchecked(result.unchecked_kinds)
+    requires.report(result.diagnostics, fmt)
+    requires.note_unchecked(result.unchecked_kinds, specs, verbose)
     report = result.report
     if report is None or not result.ok:
         sys.exit(1)
@@ -111,7 +92,7 @@ def compile_command(
     )
 
 
-@cli.command()
+@click.command()
 @click.option(
     "--out",
     type=click.Path(file_okay=False, path_type=Path),
@@ -139,24 +120,4 @@ def _all_in_one(files: dict[str, str]) -> str:
     return json.dumps(bundle, indent=2, sort_keys=True, ensure_ascii=False)
 
 
-def _register_extensions() -> None:
-    # Each group of commands lives in a module of its own, imported lazily by click.
-    from compiler import cli_gitops, cli_monitor, cli_pipeline, cli_runtime
-
-    for module in (cli_pipeline, cli_runtime, cli_monitor, cli_gitops):
-        module.register(cli)
-
-
-_register_extensions()
-
-
-def main() -> None:
-    """Entry point: usage errors exit 2 (click), internal failures exit 2 too."""
-    try:
-        cli.main(standalone_mode=True)
-    except SystemExit:
-        raise
-    except Exception:  # an internal failure, never a user's mistake
-        traceback.print_exc()
-        click.echo("kiln: internal error (a bug in Kiln); please report it", err=True)
-        sys.exit(2)
+COMMANDS = (validate, compile_command, schema)

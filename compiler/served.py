@@ -1,0 +1,75 @@
+"""A compiled model handed to the serving tools, as `runtime.contract.served.ServedModel`.
+
+`kiln serve` and `kiln smoke` (and the tests and benchmarks that start a local Triton)
+take the model through here: the specs are resolved only to find the model's served
+artifacts and signature, and its compiled `config.pbtxt` must be what the specs say
+today, so a stale `generated/` is refused instead of served.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from compiler.ir import ModelIR
+from compiler.resolve import UnknownModel, local_path, resolve
+from compiler.targets import serving, triton
+from runtime.contract.served import ArtifactSource, ServedModel
+
+
+class NotServable(Exception):
+    """The model cannot be handed to the serving tools; the message says what to do."""
+
+
+def model_ir(specs: Path, name: str, environment: str) -> tuple[ModelIR, Path]:
+    """The model's IR in an environment and the project root (NotServable if unusable).
+
+    Only resolution is needed: a problem in another target's rendering does not
+    stop a model from being served, and a model with spec errors has no IR.
+    """
+    if not specs.is_dir():
+        raise NotServable(f"spec folder {specs} does not exist (use --specs)")
+    resolution = resolve(specs)
+    try:
+        return resolution.find(name, environment), resolution.root
+    except UnknownModel as exc:
+        raise NotServable(str(exc)) from exc
+
+
+def artifact_sources(model: ModelIR, root: Path) -> tuple[ArtifactSource, ...]:
+    """Served versions: local files resolved against the project root, URLs as they are."""
+    return tuple(
+        ArtifactSource(a.version, str(local_path(a.uri, root)) if a.local else a.uri, a.sha256)
+        for a in model.served
+    )
+
+
+def compiled_config(model: ModelIR, generated: Path) -> tuple[str, Path]:
+    """The compiled config.pbtxt's text and path, refused when stale or missing."""
+    path = generated / model.environment.name / model.name / "triton" / triton.CONFIG_FILE
+    if not path.is_file():
+        raise NotServable(f"{path} does not exist; run `kiln compile` first")
+    text = path.read_text(encoding="utf-8")
+    try:
+        compiled = triton.parse(text)
+    except Exception as exc:  # text_format.ParseError and friends
+        raise NotServable(f"{path} is not a valid Triton config: {exc}") from exc
+    # Compared as protobuf messages: comments and formatting do not matter, content does.
+    if compiled != triton.build_config(model):
+        raise NotServable(f"{path} is out of date with the specs; run `kiln compile` first")
+    return text, path
+
+
+def served_model(specs: Path, name: str, environment: str, generated: Path) -> ServedModel:
+    """The model as the serving tools take it (NotServable with the reason otherwise)."""
+    model, root = model_ir(specs, name, environment)
+    text, path = compiled_config(model, generated)
+    return ServedModel(
+        name=model.name,
+        environment=model.environment.name,
+        signature=serving.signature(model),
+        artifacts=artifact_sources(model, root),
+        config_text=text,
+        config_path=path,
+        root=root,
+        local=model.is_local,
+    )

@@ -1,0 +1,41 @@
+"""A compiled model as the serving tools take it: no spec, no IR, only what was compiled.
+
+The compiler hands a `ServedModel` to the local tools (`kiln serve`, `kiln smoke`); in
+the cluster the same facts reach the serving pod and the analysis Job as arguments
+(`--artifact VERSION=URI`, `--sha256 VERSION=HEX`) and files (`config.pbtxt`,
+`signature.json`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from runtime.contract.signature import Signature
+
+
+@dataclass(frozen=True)
+class ArtifactSource:
+    """One served version: where its model file is and what its digest must be."""
+
+    version: int
+    uri: str  # an fsspec URL, or an absolute local path
+    sha256: str | None = None
+
+
+@dataclass(frozen=True)
+class ServedModel:
+    """One (model, environment) as compiled: its Triton config, signature and artifacts."""
+
+    name: str
+    environment: str
+    signature: Signature
+    artifacts: tuple[ArtifactSource, ...]
+    config_text: str  # the compiled config.pbtxt
+    config_path: Path
+    root: Path  # the project root (the folder above specs/), for local working folders
+    local: bool = True  # a `local`-kind environment (python backend, CPU)
+
+    @property
+    def versions(self) -> tuple[int, ...]:
+        return tuple(a.version for a in self.artifacts)

@@ -1,0 +1,75 @@
+"""compiler/cli/requires.py: what commands need before they start, written once."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import click
+import pytest
+from click.testing import CliRunner
+
+from compiler.cli import cli, requires
+from compiler.resolve import UnknownModel
+from tests.tools import REPO_ROOT
+
+SPECS = REPO_ROOT / "specs"
+
+
+def test_the_unchecked_note_is_shown_once_per_project_unless_verbose(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("KILN_CACHE_DIR", str(tmp_path / "cache"))
+
+    def note(*flags: str) -> bool:
+        result = CliRunner().invoke(cli, ["validate", "--specs", str(SPECS), *flags])
+        assert result.exit_code == 0, result.output
+        return "custom resources not schema-checked" in result.stderr
+
+    assert note() is True
+    assert note() is False
+    assert note("--verbose") is True
+    assert note() is False
+
+
+def test_the_note_is_repeated_when_the_cache_is_off(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KILN_CACHE_DIR", "off")
+    shown: list[str] = []
+    monkeypatch.setattr(click, "echo", lambda text, err=False: shown.append(text))
+    requires.note_unchecked(["example.com/v1 Thing"], SPECS)
+    requires.note_unchecked(["example.com/v1 Thing"], SPECS)
+    assert len(shown) == 2
+
+
+def test_a_model_is_found_by_name_and_environment() -> None:
+    result = requires.built(SPECS)
+    model = requires.find_model(result, "car-price", "staging")
+    assert (model.name, model.environment.name) == ("car-price", "staging")
+
+
+@pytest.mark.parametrize(
+    ("name", "environment", "message"),
+    [
+        (
+            "nope",
+            "local",
+            "no model 'nope' in environment 'local'; known: car-loan-default (local)",
+        ),
+        ("car-price", "qa", "model 'car-price' has no environment 'qa'; known: local, production"),
+    ],
+)
+def test_an_unknown_model_lists_what_exists(name: str, environment: str, message: str) -> None:
+    result = requires.built(SPECS)
+    with pytest.raises(UnknownModel, match="^" + re.escape(message)):
+        result.resolution.find(name, environment)
+    with pytest.raises(click.UsageError):
+        requires.find_model(result, name, environment)
+
+
+def test_a_failed_build_prints_its_diagnostics_and_exits_1(tmp_path: Path) -> None:
+    specs = tmp_path / "specs"
+    specs.mkdir()
+    (specs / "project.yaml").write_text("apiVersion: kiln/v1\nkind: Project\nspec: {}\n")
+    result = CliRunner().invoke(cli, ["run", "m", "--local", "--specs", str(specs)])
+    assert result.exit_code == 1
+    assert "project.yaml" in result.output
