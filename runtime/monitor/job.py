@@ -60,6 +60,7 @@ def cap_threads() -> None:
 cap_threads()
 
 if TYPE_CHECKING:
+    from runtime.monitor import calc as monitor_calc
     from runtime.monitor.output import Run
 
 PREFIX = "[kiln monitor]"
@@ -120,66 +121,101 @@ def run_job(
     deliver: bool = True,
 ) -> Run:
     """The whole job; never raises for data, calculator or delivery failures (see Run)."""
-    from runtime.monitor import alerts
-    from runtime.monitor import calc as monitor_calc
-    from runtime.monitor import rules as monitor_rules
-    from runtime.monitor.output import Run, push_metrics, write_metrics, write_results, write_tables
-    from runtime.monitor.report import write_report
+    from runtime.monitor.output import Run
 
     progress = progress or Progress()
     run = Run(config, time.time(), versions=_versions())
     out.mkdir(parents=True, exist_ok=True)
     try:
-        started = time.perf_counter()
-        run.reference = _load(config, "reference", reference, progress)
-        run.analysis = _load(config, "analysis", analysis, progress)
-        ref_chunks = monitor_calc.split_chunks(config, run.reference.frame, "reference")
-        monitor_calc.check_reference_chunks(config, ref_chunks)
-        run.chunks = monitor_calc.split_chunks(config, run.analysis.frame, "analysis")
-        run.load_seconds = time.perf_counter() - started
-        progress.line(
-            "chunks",
-            "ok",
-            None,
-            f"{len(run.chunks)} analysis, {len(ref_chunks)} reference "
-            f"({monitor_calc.describe_chunking(config)})",
-        )
-        ctx = monitor_calc.Context(
-            config, run.reference.frame, run.analysis.frame, ref_chunks, run.chunks
-        )
-
-        def report(o: monitor_calc.Outcome) -> None:
-            detail = o.message if o.status != "ok" else o.detail
-            progress.line(o.name, o.status, o.seconds, detail or "")
-
-        run.outcomes = monitor_calc.run_calculators(ctx, report)
-        run.events = monitor_rules.evaluate(config, run.tables())
-        per_rule: dict[str, int] = {}
-        for event in run.events:
-            per_rule[event.name] = per_rule.get(event.name, 0) + 1
-        progress.line(
-            "alerts",
-            "ok",
-            None,
-            f"{len(run.events)} event(s)"
-            + "".join(f", {name}: {n}" for name, n in sorted(per_rule.items())),
-        )
-        started = time.perf_counter()
-        if not deliver:
-            progress.line("delivery", "skipped", None, "delivery turned off")
+        context = _load_and_chunk(run, reference, analysis, progress)
+        _calculate(run, context, progress)
+        if deliver:
+            _deliver(run, environ, sleep, progress)
         else:
-            run.deliveries = alerts.deliver(config, run.events, environ=environ, sleep=sleep)
-        for d in run.deliveries:
-            detail = f"{d.route} ({d.kind}): {d.events} event(s), {d.attempts} attempt(s)"
-            progress.line(
-                "delivery",
-                "ok" if d.ok else "failed",
-                time.perf_counter() - started,
-                detail + ("" if d.ok else f": {d.error}"),
-            )
+            progress.line("delivery", "skipped", None, "delivery turned off")
     except MonitorError as exc:
         run.error = {"stage": exc.stage, "message": exc.message}
         progress.line(exc.stage, "failed", None, exc.message)
+    _write_outputs(run, out, pushgateway or config.pushgateway, progress)
+    progress.line("done", f"exit {run.exit_code}", run.finished - run.started, run.status)
+    return run
+
+
+def _load_and_chunk(
+    run: Run, reference: str | None, analysis: str | None, progress: Progress
+) -> monitor_calc.Context:
+    """Read both data sets and cut them into chunks (MonitorError when they cannot be)."""
+    from runtime.monitor import calc as monitor_calc
+
+    config = run.config
+    started = time.perf_counter()
+    run.reference = _load(config, "reference", reference, progress)
+    run.analysis = _load(config, "analysis", analysis, progress)
+    ref_chunks = monitor_calc.split_chunks(config, run.reference.frame, "reference")
+    monitor_calc.check_reference_chunks(config, ref_chunks)
+    run.chunks = monitor_calc.split_chunks(config, run.analysis.frame, "analysis")
+    run.load_seconds = time.perf_counter() - started
+    progress.line(
+        "chunks",
+        "ok",
+        None,
+        f"{len(run.chunks)} analysis, {len(ref_chunks)} reference "
+        f"({monitor_calc.describe_chunking(config)})",
+    )
+    return monitor_calc.Context(
+        config, run.reference.frame, run.analysis.frame, ref_chunks, run.chunks
+    )
+
+
+def _calculate(run: Run, context: monitor_calc.Context, progress: Progress) -> None:
+    """Run the calculators, then the alert rules on their results."""
+    from runtime.monitor import calc as monitor_calc
+    from runtime.monitor import rules as monitor_rules
+
+    def report(o: monitor_calc.Outcome) -> None:
+        detail = o.message if o.status != "ok" else o.detail
+        progress.line(o.name, o.status, o.seconds, detail or "")
+
+    run.outcomes = monitor_calc.run_calculators(context, report)
+    run.events = monitor_rules.evaluate(run.config, run.tables())
+    per_rule: dict[str, int] = {}
+    for event in run.events:
+        per_rule[event.name] = per_rule.get(event.name, 0) + 1
+    progress.line(
+        "alerts",
+        "ok",
+        None,
+        f"{len(run.events)} event(s)"
+        + "".join(f", {name}: {n}" for name, n in sorted(per_rule.items())),
+    )
+
+
+def _deliver(
+    run: Run,
+    environ: Mapping[str, str] | None,
+    sleep: Callable[[float], None],
+    progress: Progress,
+) -> None:
+    """Send the events to their routes; each delivery's outcome is one progress line."""
+    from runtime.monitor import alerts
+
+    started = time.perf_counter()
+    run.deliveries = alerts.deliver(run.config, run.events, environ=environ, sleep=sleep)
+    for d in run.deliveries:
+        detail = f"{d.route} ({d.kind}): {d.events} event(s), {d.attempts} attempt(s)"
+        progress.line(
+            "delivery",
+            "ok" if d.ok else "failed",
+            time.perf_counter() - started,
+            detail + ("" if d.ok else f": {d.error}"),
+        )
+
+
+def _write_outputs(run: Run, out: Path, pushgateway: str | None, progress: Progress) -> None:
+    """Write every output, whatever happened before; push the metrics where asked."""
+    from runtime.monitor.output import push_metrics, write_metrics, write_results, write_tables
+    from runtime.monitor.report import write_report
+
     started = time.perf_counter()
     run.finished = time.time()
     write_tables(run, out)
@@ -188,14 +224,11 @@ def run_job(
     write_report(run, out)
     run.output_seconds = time.perf_counter() - started
     progress.line("outputs", "written", run.output_seconds, str(out))
-    target = pushgateway or config.pushgateway
-    if target:
+    if pushgateway:
         try:
-            push_metrics(target, config, metrics_text)
+            push_metrics(pushgateway, run.config, metrics_text)
         except OSError as exc:  # monitoring of the monitor is best effort
-            progress.line("pushgateway", "failed", None, f"{target}: {exc}")
-    progress.line("done", f"exit {run.exit_code}", run.finished - run.started, run.status)
-    return run
+            progress.line("pushgateway", "failed", None, f"{pushgateway}: {exc}")
 
 
 def _parser() -> argparse.ArgumentParser:
