@@ -13,8 +13,7 @@ from pydantic import BaseModel, ValidationError
 
 from compiler.diagnostics import Diagnostic
 from compiler.load import Document, Location, Path_
-from compiler.spec.documents import KINDS
-from compiler.spec.documents import Document as SpecDocument
+from compiler.spec.documents import KINDS, SpecDocument
 from compiler.spec.types import API_VERSION
 
 Locator = Callable[[Path_, bool], Location]

@@ -101,7 +101,7 @@ def compile_command(
 )
 def schema(out: Path | None) -> None:
     """JSON Schema of every kind, for editors."""
-    from compiler.schema import schema_files
+    from compiler.editor_schema import schema_files
 
     files = schema_files()
     if out is None:

@@ -1,6 +1,5 @@
 """The spec language: one module per kind, plus shared field types."""
 
-from compiler.spec.documents import Document as SpecDocument
-from compiler.spec.documents import FeatureSetDoc, ModelDoc, ProjectDoc
+from compiler.spec.documents import FeatureSetDoc, ModelDoc, ProjectDoc, SpecDocument
 
 __all__ = ["FeatureSetDoc", "ModelDoc", "ProjectDoc", "SpecDocument"]

@@ -50,7 +50,7 @@ class ModelDoc(SpecModel):
     spec: ModelSpec = Field(description="The model.")
 
 
-Document = ProjectDoc | FeatureSetDoc | ModelDoc
+SpecDocument = ProjectDoc | FeatureSetDoc | ModelDoc
 KINDS: dict[str, type[ProjectDoc] | type[FeatureSetDoc] | type[ModelDoc]] = {
     "Project": ProjectDoc,
     "FeatureSet": FeatureSetDoc,

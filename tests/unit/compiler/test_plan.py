@@ -17,18 +17,10 @@ from click.testing import CliRunner, Result
 from compiler.api import build
 from compiler.cli import cli
 from compiler.diagnostics import Diagnostic
-from compiler.plan import (
-    MARKDOWN_LIMIT,
-    MARKER,
-    FolderChange,
-    Group,
-    ModelSection,
-    Plan,
-    markdown_text,
-    plan_change,
-    render_plan,
-    rollout_path,
-)
+from compiler.plan import MARKER, plan_change, render_plan
+from compiler.plan.facts import rollout_path
+from compiler.plan.render import MARKDOWN_LIMIT, markdown_text
+from compiler.plan.result import FolderChange, Group, ModelSection, Plan
 from compiler.spec.model import AB, BlueGreen, Rollout, Shadow, Step
 from tests.gitrepo import add_version_two, edit, git, new_repo
 from tests.tools import REPO_ROOT

@@ -20,7 +20,7 @@ import pytest
 
 from compiler import docs
 from compiler.codes import CODES, RETIRED
-from compiler.schema import kind_schema
+from compiler.editor_schema import kind_schema
 from compiler.spec.documents import KINDS
 from compiler.spec.model import OVERRIDABLE
 from tests.tools import REPO_ROOT
