@@ -14,7 +14,9 @@ $(STAMP): pyproject.toml
 	@echo "==> creating $(VENV) and installing Kiln with its dev tools (first run: about a minute)"
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	@$(PY) -m pip install --quiet --upgrade pip
-	@$(PY) -m pip install --quiet -e '.[dev]'
+# setuptools reminds every editable install that folders named like a package shadow it;
+# compiler/ and runtime/ are the package, so the reminder is noise here.
+	@PYTHONWARNINGS='ignore:Editable installation' $(PY) -m pip install --quiet -e '.[dev]'
 	@touch $(STAMP)
 
 demo: $(STAMP)
