@@ -1,10 +1,11 @@
-# Kiln: `make demo` and `make test` work on a fresh machine with Python 3.11+, make and git.
+# Kiln: `make demo` and `make test` work on a fresh machine with Python 3.11+, make and git;
+# `make test` also installs the system tools its tests drive (Debian packages) where missing.
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.kiln-installed
 
-.PHONY: demo test lint typecheck unit setup clean golden
+.PHONY: demo test lint typecheck unit setup system-tools clean golden
 
 setup: $(STAMP)
 
@@ -13,7 +14,9 @@ $(STAMP): pyproject.toml
 	@echo "==> creating $(VENV) and installing Kiln with its dev tools (first run: about a minute)"
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	@$(PY) -m pip install --quiet --upgrade pip
-	@$(PY) -m pip install --quiet -e '.[dev]'
+# setuptools reminds every editable install that folders named like a package shadow it;
+# compiler/ and runtime/ are the package, so the reminder is noise here.
+	@PYTHONWARNINGS='ignore:Editable installation' $(PY) -m pip install --quiet -e '.[dev]'
 	@touch $(STAMP)
 
 demo: $(STAMP)
@@ -26,10 +29,16 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy
 
-unit: $(STAMP)
+# The tests drive promtool, Prometheus and Alertmanager for real; this installs
+# whichever are missing (apt-get, as root or with sudo -n) and is silent otherwise.
+system-tools:
+	@bash .ci/system-tools
+
+unit: $(STAMP) system-tools
 	$(VENV)/bin/pytest -q
 
-test: lint typecheck unit
+# system-tools first, so that a machine without them fails before the long steps.
+test: system-tools lint typecheck unit
 
 golden: $(STAMP)
 	KILN_REGENERATE=1 $(VENV)/bin/pytest -q tests/golden

@@ -4,7 +4,7 @@ A real Triton (the local python-backend server, metrics on) serves the example
 model; a real Prometheus on loopback scrapes it with the labels the cluster's
 ServiceMonitor would add; the test sends inference load and evaluates every
 query Kiln rendered for staging. Each must return one finite number, not an
-empty result. Needs `prometheus` (Debian package), which .ci/run installs.
+empty result. Needs `prometheus` (Debian package), which `make test` installs.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 Expressions come from the compiled example: analysis templates, KEDA triggers,
 PrometheusRule groups and the Grafana dashboards. Needs `promtool` (Debian package
-`prometheus`), which .ci/run installs.
+`prometheus`), which `make test` installs.
 """
 
 from __future__ import annotations

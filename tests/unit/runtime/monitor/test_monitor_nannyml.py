@@ -13,7 +13,9 @@ text timestamps); the job reads the same rows from parquet and applies the Featu
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -234,9 +236,19 @@ def test_car_loan_held_out_reference_slice_raises_no_alert(
 # --- car price: regression, DLE --------------------------------------------------------------
 
 
+@contextmanager
+def _string_inference_off() -> Iterator[None]:
+    """Bare NannyML 0.13's DLE needs string inference off on pandas 3 (see
+    runtime/monitor/calc.py); pandas deprecates that option, but NannyML 0.13 has no
+    other way, so its deprecation warning is expected here."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "The 'future.infer_string' option", DeprecationWarning)
+        with pd.option_context("future.infer_string", False):
+            yield
+
+
 def _dle(reference: pd.DataFrame, analysis: pd.DataFrame, size: int) -> pd.DataFrame:
-    # Bare NannyML 0.13 needs string inference off on pandas 3 (see runtime/monitor/calc.py).
-    with pd.option_context("future.infer_string", False):
+    with _string_inference_off():
         calc = nml.DLE(
             feature_column_names=PRICE_CONTINUOUS + PRICE_CATEGORICAL,
             y_pred="y_pred",
