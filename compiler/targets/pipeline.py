@@ -21,7 +21,9 @@ from functools import cached_property
 
 from compiler.ir import ModelIR
 from compiler.serialize import to_json
+from compiler.spec.model import Training
 from compiler.targets.serving import signature as serving_signature
+from runtime.contract.steps import EVALUATE, FEATURES, PUBLISH, TRAIN_ENV, VALIDATE
 from runtime.contract.vocabulary import task_metrics
 
 TOKEN = re.compile(r"\{(out|spec|in:[a-z-]+|param:[a-z-]+/[a-z0-9_.-]+|run:[a-z-]+)\}")
@@ -119,159 +121,130 @@ def _compact(document: object) -> str:
     return json.dumps(document, sort_keys=True, separators=(",", ":"))
 
 
-def pipeline(model: ModelIR) -> Pipeline | None:
-    """The training pipeline of a model, or None when it declares no training."""
-    training = model.training
-    if training is None:
-        return None
-    runtime = model.project.images.runtime
+def _signature(model: ModelIR) -> str:
+    """The served signature as one line of JSON, as evaluate and validate take it inline."""
+    return _compact(serving_signature(model).document())
+
+
+def features_step(model: ModelIR, training: Training) -> Step:
+    """Snapshot the training data: the FeatureSet's columns and the target."""
     featureset = model.featureset.spec
-    serving_version = next(a for a in model.served)
-    gates = [g.model_dump(exclude_none=True) for g in training.gates]
-    signature = _compact(serving_signature(model).document())
-    features = Step(
-        "features",
-        runtime,
-        (
-            "python",
-            "-m",
-            "runtime.steps.features",
-            "--source",
-            data_uri(model, training.data.uri),
-            *(("--sha256", training.data.sha256) if training.data.sha256 else ()),
-            "--entity",
-            featureset.entity,
-            "--timestamp",
-            featureset.timestamp,
-            "--columns",
-            ",".join(f.name for f in featureset.features),
-            "--target",
-            model.target,
-            "--out",
-            "{out}",
-        ),
+    command = FEATURES.command(
+        {
+            "--source": data_uri(model, training.data.uri),
+            "--sha256": training.data.sha256 or None,
+            "--entity": featureset.entity,
+            "--timestamp": featureset.timestamp,
+            "--columns": ",".join(f.name for f in featureset.features),
+            "--target": model.target,
+            "--out": "{out}",
+        }
     )
-    train = Step(
+    return Step("features", model.project.images.runtime, command)
+
+
+def train_step(model: ModelIR, training: Training) -> Step:
+    """The user's training command; it gets its inputs from variables, not flags."""
+    variables = (
+        (TRAIN_ENV.data, "{in:features}/features.parquet"),
+        (TRAIN_ENV.data_sha256, "{param:features/sha256}"),
+        (TRAIN_ENV.seed, "{run:seed}"),
+        (TRAIN_ENV.holdout, format(training.holdout, "g")),
+        (TRAIN_ENV.target, model.target),
+        (TRAIN_ENV.timestamp, model.featureset.spec.timestamp),
+        (TRAIN_ENV.output_dir, "{out}"),
+    )
+    return Step(
         "train",
         training.image,
         (*training.command, *training.args),
-        env=(
-            ("KILN_DATA", "{in:features}/features.parquet"),
-            ("KILN_DATA_SHA256", "{param:features/sha256}"),
-            ("KILN_SEED", "{run:seed}"),
-            ("KILN_HOLDOUT", format(training.holdout, "g")),
-            ("KILN_TARGET", model.target),
-            ("KILN_TIMESTAMP", featureset.timestamp),
-            ("KILN_OUTPUT_DIR", "{out}"),
-        ),
+        env=variables,
         depends=("features",),
         cpu=training.resources.cpu,
         memory=training.resources.memory,
         gpus=training.resources.gpus,
     )
-    evaluate = Step(
-        "evaluate",
-        runtime,
-        (
-            "python",
-            "-m",
-            "runtime.steps.evaluate",
-            "--model",
-            "{in:train}/model.onnx",
-            "--data",
-            "{in:features}/features.parquet",
-            "--signature",
-            signature,
-            "--task",
-            model.task,
-            "--target",
-            model.target,
-            "--timestamp",
-            featureset.timestamp,
-            "--holdout",
-            format(training.holdout, "g"),
-            "--metrics",
-            ",".join(evaluation_metrics(model)),
-            "--gates",
-            _compact(gates),
-            "--baseline",
-            _compact(dict(serving_version.metrics)),
-            "--out",
-            "{out}",
-        ),
-        depends=("train",),
+
+
+def evaluate_step(model: ModelIR, training: Training) -> Step:
+    """Metrics on the held-out rows, gated; max_regression compares with the served version."""
+    serving_version = next(a for a in model.served)
+    gates = [g.model_dump(exclude_none=True) for g in training.gates]
+    command = EVALUATE.command(
+        {
+            "--model": "{in:train}/model.onnx",
+            "--data": "{in:features}/features.parquet",
+            "--signature": _signature(model),
+            "--task": model.task,
+            "--target": model.target,
+            "--timestamp": model.featureset.spec.timestamp,
+            "--holdout": format(training.holdout, "g"),
+            "--metrics": ",".join(evaluation_metrics(model)),
+            "--gates": _compact(gates),
+            "--baseline": _compact(dict(serving_version.metrics)),
+            "--out": "{out}",
+        }
     )
+    return Step("evaluate", model.project.images.runtime, command, depends=("train",))
+
+
+def validate_step(model: ModelIR) -> Step:
+    """The artifact against the signature, at batch size 1 and the largest one, and the SLO."""
     slo = model.serving.slo
     batch_sizes = sorted({1, max(1, model.serving.max_batch_size)})
-    validate = Step(
-        "validate",
-        runtime,
-        (
-            "python",
-            "-m",
-            "runtime.steps.validate_model",
-            "--model",
-            "{in:train}/model.onnx",
-            "--signature",
-            signature,
-            "--data",
-            "{in:features}/features.parquet",
-            "--batch-sizes",
-            ",".join(str(b) for b in batch_sizes),
-            *(("--slo-p99-ms", format(slo.latency_p99_ms, "g")) if slo else ()),
-            "--out",
-            "{out}",
-        ),
-        depends=("train",),
+    command = VALIDATE.command(
+        {
+            "--model": "{in:train}/model.onnx",
+            "--signature": _signature(model),
+            "--data": "{in:features}/features.parquet",
+            "--batch-sizes": ",".join(str(b) for b in batch_sizes),
+            "--slo-p99-ms": format(slo.latency_p99_ms, "g") if slo else None,
+            "--out": "{out}",
+        }
     )
-    publish = Step(
-        "publish",
-        runtime,
-        (
-            "python",
-            "-m",
-            "runtime.steps.publish",
-            "--model",
-            "{in:train}/model.onnx",
-            "--store",
-            "{run:store}",
-            "--name",
-            model.name,
-            "--version",
+    return Step("validate", model.project.images.runtime, command, depends=("train",))
+
+
+def publish_step(model: ModelIR, training: Training) -> Step:
+    """Upload the artifact to the model store and write the spec patch that records it."""
+    command = PUBLISH.command(
+        {
+            "--model": "{in:train}/model.onnx",
+            "--store": "{run:store}",
+            "--name": model.name,
             # A retrain that runs again before its spec change merged takes the next slot.
-            "from:{run:version}",
-            "--metrics",
-            "{in:evaluate}/metrics.json",
-            "--validation",
-            "{in:validate}/validation.json",
-            "--data-sha256",
-            "{param:features/sha256}",
-            "--seed",
-            "{run:seed}",
-            "--image",
-            training.image,
-            "--git-revision",
-            "{run:git-revision}",
-            "--spec-digest",
-            model.source.digest,
-            "--spec",
-            "{spec}",
-            "--spec-path-in-repo",
-            model.source.file,
-            "--out",
-            "{out}",
-        ),
-        depends=("evaluate", "validate"),
+            "--version": "from:{run:version}",
+            "--metrics": "{in:evaluate}/metrics.json",
+            "--validation": "{in:validate}/validation.json",
+            "--data-sha256": "{param:features/sha256}",
+            "--seed": "{run:seed}",
+            "--image": training.image,
+            "--git-revision": "{run:git-revision}",
+            "--spec-digest": model.source.digest,
+            "--spec": "{spec}",
+            "--spec-path-in-repo": model.source.file,
+            "--out": "{out}",
+        }
     )
-    return Pipeline(
-        model.name,
-        model.environment.name,
-        model.source.file,
-        (
-            ("store", model.storage.models),
-            ("seed", str(training.seed)),
-            ("version", str(next_version(model))),
-            ("git-revision", model.project.git_revision),
-        ),
-        (features, train, evaluate, validate, publish),
+    return Step("publish", model.project.images.runtime, command, depends=("evaluate", "validate"))
+
+
+def pipeline(model: ModelIR) -> Pipeline | None:
+    """The training pipeline of a model, or None when it declares no training."""
+    training = model.training
+    if training is None:
+        return None
+    run_parameters = (
+        ("store", model.storage.models),
+        ("seed", str(training.seed)),
+        ("version", str(next_version(model))),
+        ("git-revision", model.project.git_revision),
     )
+    steps = (
+        features_step(model, training),
+        train_step(model, training),
+        evaluate_step(model, training),
+        validate_step(model),
+        publish_step(model, training),
+    )
+    return Pipeline(model.name, model.environment.name, model.source.file, run_parameters, steps)

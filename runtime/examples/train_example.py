@@ -89,6 +89,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder
 from threadpoolctl import threadpool_limits
 
+from runtime.contract.steps import TRAIN_ENV
 from runtime.steps.pipeline_io import (
     StepError,
     progress,
@@ -478,32 +479,36 @@ def _number(text: str | None, name: str, kind: Callable[[str], Any]) -> Any:
 
 
 def pipeline_run(args: argparse.Namespace, model: ExampleModel) -> PipelineRun:
-    data = _setting(args.data, "KILN_DATA")
-    output_dir = _setting(args.output_dir, "KILN_OUTPUT_DIR")
+    env = TRAIN_ENV
+    data = _setting(args.data, env.data)
+    output_dir = _setting(args.output_dir, env.output_dir)
     if data is None or output_dir is None:
-        raise StepError("pipeline mode needs KILN_DATA (--data) and KILN_OUTPUT_DIR (--output-dir)")
-    seed = _number(_setting(args.seed, "KILN_SEED", "0"), "KILN_SEED (--seed)", int)
+        raise StepError(
+            f"pipeline mode needs {env.data} (--data) and {env.output_dir} (--output-dir)"
+        )
+    seed = _number(_setting(args.seed, env.seed, "0"), f"{env.seed} (--seed)", int)
     if not 0 <= seed < 2**32:  # scikit-learn's range for random_state
-        raise StepError(f"KILN_SEED (--seed) must be in [0, 2**32), got {seed}")
+        raise StepError(f"{env.seed} (--seed) must be in [0, 2**32), got {seed}")
+    holdout = _setting(args.holdout, env.holdout, "0.2")
     return PipelineRun(
         data=Path(data),
-        data_sha256=_setting(args.data_sha256, "KILN_DATA_SHA256"),
+        data_sha256=_setting(args.data_sha256, env.data_sha256),
         seed=seed,
-        holdout=_number(_setting(args.holdout, "KILN_HOLDOUT", "0.2"), "KILN_HOLDOUT", float),
-        target=_setting(args.target, "KILN_TARGET", model.target) or model.target,
-        timestamp=_setting(args.timestamp, "KILN_TIMESTAMP", "timestamp") or "timestamp",
+        holdout=_number(holdout, env.holdout, float),
+        target=_setting(args.target, env.target, model.target) or model.target,
+        timestamp=_setting(args.timestamp, env.timestamp, "timestamp") or "timestamp",
         output_dir=Path(output_dir),
     )
 
 
 def pipeline_split(model: ExampleModel, run: PipelineRun) -> Split:
     if not run.data.is_file():
-        raise StepError(f"KILN_DATA (--data): no such file: {run.data}")
+        raise StepError(f"{TRAIN_ENV.data} (--data): no such file: {run.data}")
     if run.data_sha256 is not None:
         actual = sha256_file(run.data)
         if actual != run.data_sha256.strip().lower():
             raise StepError(
-                f"{run.data} has sha256 {actual}, but KILN_DATA_SHA256 is {run.data_sha256}"
+                f"{run.data} has sha256 {actual}, but {TRAIN_ENV.data_sha256} is {run.data_sha256}"
             )
     frame = read_parquet(run.data)
     require_columns(frame, [*model.features, model.target, run.timestamp], str(run.data))
@@ -546,6 +551,21 @@ def train_pipeline(base: ExampleModel, args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------------------- main
 
 
+def add_pipeline_arguments(parser: argparse.ArgumentParser) -> None:
+    """The flags of pipeline mode, each naming the train step's variable it overrides."""
+    env = TRAIN_ENV
+    pipeline = parser.add_argument_group(
+        f"pipeline mode (on when --data or {env.data} is set; flags override KILN_* variables)"
+    )
+    pipeline.add_argument("--data", help=f"features.parquet [{env.data}]")
+    pipeline.add_argument("--data-sha256", help=f"expected digest of --data [{env.data_sha256}]")
+    pipeline.add_argument("--seed", type=int, help=f"random seed [{env.seed}, default 0]")
+    pipeline.add_argument("--holdout", type=float, help=f"held-out share [{env.holdout}, 0.2]")
+    pipeline.add_argument("--target", help=f"target column [{env.target}]")
+    pipeline.add_argument("--timestamp", help=f"timestamp column [{env.timestamp}]")
+    pipeline.add_argument("--output-dir", help=f"where model.onnx goes [{env.output_dir}]")
+
+
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m runtime.examples.train_example",
@@ -561,20 +581,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     example.add_argument("--version", type=int, default=1, help="model version directory")
     example.add_argument("--metrics-json", type=Path, help="also write {model: {sha256, metrics}}")
-    pipeline = parser.add_argument_group(
-        "pipeline mode (on when --data or KILN_DATA is set; flags override KILN_* variables)"
-    )
-    pipeline.add_argument("--data", help="features.parquet [KILN_DATA]")
-    pipeline.add_argument("--data-sha256", help="expected digest of --data [KILN_DATA_SHA256]")
-    pipeline.add_argument("--seed", type=int, help="random seed [KILN_SEED, default 0]")
-    pipeline.add_argument("--holdout", type=float, help="held-out share [KILN_HOLDOUT, 0.2]")
-    pipeline.add_argument("--target", help="target column [KILN_TARGET]")
-    pipeline.add_argument("--timestamp", help="timestamp column [KILN_TIMESTAMP]")
-    pipeline.add_argument("--output-dir", help="where model.onnx goes [KILN_OUTPUT_DIR]")
+    add_pipeline_arguments(parser)
     args = parser.parse_args(argv)
     if args.version < 1:
         parser.error("--version must be >= 1")
-    args.pipeline_mode = _setting(args.data, "KILN_DATA") is not None
+    args.pipeline_mode = _setting(args.data, TRAIN_ENV.data) is not None
     if args.pipeline_mode and args.model == "all":
         parser.error("pipeline mode trains one model: pass --model NAME")
     return args

@@ -51,7 +51,8 @@ from sklearn.preprocessing import label_binarize
 
 from runtime.contract.arrays import FLOAT_DTYPES
 from runtime.contract.signature import Signature, Tensor
-from runtime.contract.vocabulary import HIGHER_IS_BETTER, TASKS, task_metrics
+from runtime.contract.steps import EVALUATE
+from runtime.contract.vocabulary import HIGHER_IS_BETTER, task_metrics
 from runtime.steps.pipeline_io import (
     StepError,
     comma_list,
@@ -427,22 +428,7 @@ def wanted_metrics(task: str, requested: Sequence[str], gates: Sequence[Gate]) -
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog="python -m runtime.steps.evaluate",
-        description="Evaluate an ONNX model on the held-out rows and apply the gates.",
-    )
-    parser.add_argument("--model", required=True, type=Path, help="model.onnx")
-    parser.add_argument("--data", required=True, type=Path, help="features.parquet")
-    parser.add_argument("--signature", required=True, help="JSON file or inline JSON object")
-    parser.add_argument("--task", required=True, choices=TASKS)
-    parser.add_argument("--target", required=True, help="target column")
-    parser.add_argument("--timestamp", required=True, help="timestamp column")
-    parser.add_argument("--holdout", required=True, type=float, help="held-out share, 0..1")
-    parser.add_argument("--metrics", required=True, help="comma-separated metric names")
-    parser.add_argument("--gates", help="JSON list (file or inline); empty: no gates")
-    parser.add_argument("--baseline", help="JSON object of the serving version's metrics")
-    parser.add_argument("--out", required=True, type=Path, help="output directory")
-    return parser.parse_args(argv)
+    return EVALUATE.parser().parse_args(argv)
 
 
 def evaluate(args: argparse.Namespace, wanted: Sequence[str]) -> tuple[dict[str, float], int, int]:

@@ -43,6 +43,7 @@ import fsspec
 import pandas as pd
 import pyarrow as pa
 
+from runtime.contract.steps import FEATURES
 from runtime.steps.pipeline_io import (
     StepError,
     comma_list,
@@ -56,6 +57,7 @@ from runtime.steps.pipeline_io import (
 )
 
 STEP = "features"
+# One entry per format the contract lets --format name (FEATURE_FORMATS; a test holds them equal).
 SUFFIXES: dict[str, tuple[str, ...]] = {
     "parquet": (".parquet", ".pq", ".parq"),
     "csv": (".csv", ".csv.gz"),
@@ -188,20 +190,7 @@ def snapshot(
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog="python -m runtime.steps.features",
-        description="Point-in-time snapshot of a FeatureSet source, written as parquet.",
-    )
-    parser.add_argument("--source", required=True, help="file or prefix (local or fsspec URL)")
-    parser.add_argument("--format", choices=sorted(SUFFIXES), help="default: from the names")
-    parser.add_argument("--sha256", help="expected digest of the source (see module doc)")
-    parser.add_argument("--entity", required=True, help="entity id column")
-    parser.add_argument("--timestamp", required=True, help="event time column")
-    parser.add_argument("--columns", required=True, help="feature columns, comma-separated")
-    parser.add_argument("--target", required=True, help="target column")
-    parser.add_argument("--as-of", help="keep rows with timestamp <= this (ISO 8601)")
-    parser.add_argument("--out", required=True, type=Path, help="output directory")
-    return parser.parse_args(argv)
+    return FEATURES.parser().parse_args(argv)
 
 
 def output_columns(args: argparse.Namespace) -> list[str]:

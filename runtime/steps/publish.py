@@ -57,6 +57,7 @@ from fsspec.implementations.local import LocalFileSystem
 from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
 
+from runtime.contract.steps import PUBLISH
 from runtime.steps.pipeline_io import (
     StepError,
     json_text,
@@ -68,7 +69,6 @@ from runtime.steps.pipeline_io import (
 )
 
 STEP = "publish"
-DEFAULT_GITHUB_API = "https://api.github.com"
 PLAIN_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
 IMAGE_DIGEST = re.compile(r"@(sha256:[0-9a-f]{64})$")
 
@@ -438,34 +438,7 @@ def open_pull_request(github: GitHub, proposal: Proposal) -> dict[str, Any]:
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog="python -m runtime.steps.publish",
-        description="Upload a model version to the model store and propose it in the spec.",
-    )
-    parser.add_argument("--model", required=True, type=Path, help="model.onnx")
-    parser.add_argument("--store", required=True, help="model store: folder or fsspec URL")
-    parser.add_argument("--name", required=True, help="model name")
-    parser.add_argument(
-        "--version",
-        required=True,
-        help="version number (>= 1), or from:N for the first version >= N that is free in "
-        "the store or already holds this very artifact (scheduled retraining)",
-    )
-    parser.add_argument("--metrics", required=True, type=Path, help="metrics.json of evaluate")
-    parser.add_argument("--validation", type=Path, help="validation.json of validate_model")
-    parser.add_argument("--data-sha256", required=True, help="digest of the training data")
-    parser.add_argument("--seed", required=True, type=int, help="training seed")
-    parser.add_argument("--image", help="training image (name@sha256:digest)")
-    parser.add_argument("--git-revision", help="revision of the specs")
-    parser.add_argument("--spec-digest", help="digest of the model's spec")
-    parser.add_argument("--spec", type=Path, help="the model's spec file, for spec.patch")
-    parser.add_argument("--spec-path-in-repo", help="its path in the repository")
-    parser.add_argument("--open-pr", action="store_true", help="open a pull request on GitHub")
-    parser.add_argument("--github-repo", help="OWNER/NAME")
-    parser.add_argument("--token-env", default="GITHUB_TOKEN", help="variable holding the token")
-    parser.add_argument("--base", help="base branch (default: the repository's default)")
-    parser.add_argument("--github-api", default=DEFAULT_GITHUB_API, help=argparse.SUPPRESS)
-    parser.add_argument("--out", required=True, type=Path, help="output directory")
+    parser = PUBLISH.parser()
     args = parser.parse_args(argv)
     text = args.version.removeprefix("from:")
     if not text.isdigit() or int(text) < 1:

@@ -36,6 +36,7 @@ import pandas as pd
 
 from runtime.contract.arrays import NUMPY_TYPES
 from runtime.contract.signature import ONNX_DTYPES, Signature, Tensor
+from runtime.contract.steps import VALIDATE
 from runtime.steps.pipeline_io import (
     StepError,
     feeds,
@@ -50,8 +51,6 @@ from runtime.steps.pipeline_io import (
 )
 
 STEP = "validate"
-DEFAULT_REPEATS = 200
-DEFAULT_MAX_SECONDS = 10.0
 WARMUP_RUNS = 10
 
 
@@ -230,23 +229,7 @@ def check_batches(
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog="python -m runtime.steps.validate_model",
-        description="Check an ONNX model against its signature and measure its latency.",
-    )
-    parser.add_argument("--model", required=True, type=Path, help="model.onnx")
-    parser.add_argument("--signature", required=True, help="JSON file or inline JSON object")
-    parser.add_argument("--data", required=True, type=Path, help="parquet with the input columns")
-    parser.add_argument("--batch-sizes", default="1", help="comma-separated (default: 1)")
-    parser.add_argument("--slo-p99-ms", type=float, help="fail when a p99 exceeds this")
-    parser.add_argument("--repeats", type=int, default=DEFAULT_REPEATS, help="timed runs")
-    parser.add_argument(
-        "--max-seconds",
-        type=float,
-        default=DEFAULT_MAX_SECONDS,
-        help="time budget per batch size (default: 10)",
-    )
-    parser.add_argument("--out", required=True, type=Path, help="output directory")
+    parser = VALIDATE.parser()
     args = parser.parse_args(argv)
     if args.repeats < 1:
         parser.error("--repeats must be >= 1")
