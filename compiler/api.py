@@ -245,12 +245,21 @@ def _compile_tree(
     if inputs is not None and result.ok:
         owned = [a.path for a in result.artifacts] + [MANIFEST]
         # The state first: a record beside an older state is not trusted (build_state).
+        manifest = _read_manifest(out)
         state = incremental.state_of_full_compile(
-            specs, inputs, result.resolution.documents, result.specs, result.gitops
+            specs, inputs, result.resolution.documents, result.specs, result.gitops, manifest
         )
-        build_state.save(fingerprint.output_key(out), state)
+        if state is not None:
+            build_state.save(fingerprint.output_key(out), state)
         fingerprint.record(out, inputs.fingerprint, owned, result.report.stats)
     return result
+
+
+def _read_manifest(out: Path) -> bytes | None:
+    try:
+        return (out / MANIFEST).read_bytes()
+    except OSError:
+        return None
 
 
 def compile_changes(
@@ -284,7 +293,7 @@ def compile_changes(
     gitops = render_gitops(resolution.project, merged.placements, merged.kind_samples())
     if check_manifests(gitops, schema_set):
         return None  # errors all: a full compile reports them
-    changes = incremental.changes(state, merged, rendered.specs, gitops)
+    changes = incremental.changes(out, state, update, merged, gitops)
     if changes is None:
         return None
     owned = set(record.files) - {MANIFEST}
@@ -297,8 +306,8 @@ def compile_changes(
     result.rebuilt = len(rendered.placements)
     result.unchecked_kinds = sorted(merged.unchecked(schema_set) | rendered.unchecked)
     if result.ok:
-        now_owned = changes.owned_after(record.files)
-        report.unchanged = len(now_owned) - len(report.written) - (MANIFEST in report.stats)
+        files = changes.files_after(record.files, report.stats)
+        report.unchanged = len(files) - len(report.written) - (MANIFEST in report.stats)
         build_state.save(fingerprint.output_key(out), merged.state(inputs, specs, gitops))
-        fingerprint.record(out, inputs.fingerprint, now_owned, {**record.files, **report.stats})
+        fingerprint.record_stats(out, inputs.fingerprint, files)
     return result

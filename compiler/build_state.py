@@ -1,15 +1,19 @@
 """What the incremental build records of a successful compile, and reads back.
 
-Beside the no-change fingerprint (`compiler.fingerprint`), a compile into an output
+Beside the no-change record (`compiler.fingerprint`), a compile into an output
 folder records, in the disk cache and keyed by that folder, each spec file's digest
 and kind, and for each Model spec what building it gave: its diagnostics, where its
-models are deployed, its files' paths and digests, and their lines of the manifest.
+models are deployed, the kinds of its objects, its sources, and where its files'
+entries sit in the manifest. The manifest itself (which the no-change record
+vouches for) holds each file's path and sha256, so they are not stored twice.
 The next compile rebuilds only the Model specs whose inputs changed and takes the
 rest from here (`compiler.incremental`).
 
-Stored in `marshal` as plain tuples, a few per spec (the files of a spec as one
-string), so that reading the state of 1,000 models costs milliseconds. A state that
-cannot be read, or belongs to another compile, means a full compile.
+Stored in `marshal` as plain tuples, a few per spec, so that reading the state of
+1,000 models costs milliseconds. A state that cannot be read, or belongs to
+another compile (its `inputs` differ from the no-change record's), means a full
+compile. It is written before the no-change record, so that a compile stopped
+between the two leaves them disagreeing.
 """
 
 from __future__ import annotations
@@ -17,18 +21,15 @@ from __future__ import annotations
 import marshal
 from collections.abc import Iterable
 from dataclasses import dataclass
-from itertools import groupby
 from typing import Any, NamedTuple
 
 from compiler import cache as disk_cache
-from compiler.artifact import Artifact
 from compiler.diagnostics import Diagnostic, Severity
-from compiler.emit import manifest_entries
 from compiler.ir import ModelPlacement, Source
 from compiler.parallel import SpecResult
 
 STATES = "builds-1"
-_FORMAT = 1
+_FORMAT = 2
 MODEL, FEATURESET = "Model", "FeatureSet"
 
 
@@ -42,29 +43,24 @@ class SpecFile(NamedTuple):
 
 
 class Chunk(NamedTuple):
-    """Manifest entries of one model in one environment: their paths are contiguous
-    in the sorted manifest, so the manifest is assembled from chunks, not lines."""
+    """The manifest entries of one model folder (one model in one environment): their
+    paths are contiguous in the sorted manifest, so the manifest is assembled from
+    chunks, not lines. `start` and `end` place them in the manifest's text."""
 
-    first: str
+    first: str  # the first path
     last: str
-    text: str
+    start: int
+    end: int
 
 
 @dataclass
 class SpecRecord:
     """A Model spec's share of the recorded compile: `SpecResult` without the bytes."""
 
-    result: SpecResult  # its artifacts hold no bytes: see `files`
-    files_text: str  # path and sha256 of each file, NUL-separated: split when needed
+    result: SpecResult  # without its files: the manifest lists them (`chunks`)
     kinds: frozenset[tuple[str, str]]  # apiVersion and kind of its objects
     sources: dict[str, str]  # each spec its files come from -> digest
     chunks: list[Chunk]
-
-    @property
-    def files(self) -> dict[str, str]:
-        """Path -> sha256 of each of its files."""
-        split = self.files_text.split("\0") if self.files_text else []
-        return dict(zip(split[0::2], split[1::2], strict=True))
 
 
 @dataclass
@@ -78,20 +74,12 @@ class BuildState:
     gitops: dict[str, str]  # the Argo CD objects: path -> sha256
 
 
-def chunks(artifacts: list[Artifact]) -> list[Chunk]:
-    """The manifest entries of these files, a chunk per model folder."""
-    entries = manifest_entries(artifacts)
-
-    def folder(entry: tuple[str, str]) -> str:  # environment and model
-        return "/".join(entry[0].split("/", 2)[:2])
-
-    return [
-        Chunk(group[0][0], group[-1][0], ",\n".join(text for _, text in group))
-        for group in (list(g) for _, g in groupby(entries, key=folder))
-    ]
+def model_folder(path: str) -> str:
+    """The folder of a model's files in one environment (of the Argo CD objects: theirs)."""
+    return "/".join(path.split("/", 2)[:2])
 
 
-def spec_record(result: SpecResult) -> SpecRecord:
+def spec_record(result: SpecResult, chunks: list[Chunk]) -> SpecRecord:
     artifacts = result.artifacts
     return SpecRecord(
         SpecResult(
@@ -103,10 +91,9 @@ def spec_record(result: SpecResult) -> SpecRecord:
             result.placements,
             [],
         ),
-        "\0".join(f"{a.path}\0{a.digest}" for a in artifacts),
         frozenset(a.kind for a in artifacts if a.kind is not None),
         {s.file: s.digest for a in artifacts for s in a.sources},
-        chunks(artifacts),
+        chunks,
     )
 
 
@@ -132,15 +119,14 @@ def _plain_record(record: SpecRecord) -> tuple[Any, ...]:
         _plain_diagnostics(result.diagnostics),
         _plain_diagnostics(result.rendered),
         tuple((*p[:4], tuple(p.source)) for p in result.placements),
-        record.files_text,
-        tuple(sorted(record.kinds)),
-        tuple(sorted(record.sources.items())),
+        record.kinds,
+        record.sources,
         tuple(tuple(c) for c in record.chunks),
     )
 
 
 def _record(plain: tuple[Any, ...]) -> SpecRecord:
-    path, name, problems, diagnostics, rendered, placements, files, kinds, sources, chunks = plain
+    path, name, problems, diagnostics, rendered, placements, kinds, sources, chunks = plain
     return SpecRecord(
         SpecResult(
             path,
@@ -151,9 +137,8 @@ def _record(plain: tuple[Any, ...]) -> SpecRecord:
             [ModelPlacement(n, e, ns, local, Source(*s)) for n, e, ns, local, s in placements],
             [],
         ),
-        files,
-        frozenset(tuple(k) for k in kinds),
-        dict(sources),
+        kinds,
+        sources,
         [Chunk(*c) for c in chunks],
     )
 

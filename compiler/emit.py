@@ -472,9 +472,10 @@ def _apply(
     """Write the `changed` files (the manifest last), delete the `stale` ones."""
     try:
         files = [p for p in changed if p != MANIFEST]
-        if files:
+        if not owned.issuperset(files):
             # Claim the files before writing them: if a write fails half-way, the
-            # next compile still knows they are Kiln's and rewrites them.
+            # next compile still knows they are Kiln's and rewrites them. (Files the
+            # last manifest lists are Kiln's already.)
             claim = _claim_text(owned | set(files))
             _atomic_write(out / MANIFEST, claim)
             present.add("")
@@ -491,12 +492,13 @@ def _apply(
 
 
 def emit_changes(
-    out: Path, changed: list[Artifact], stale: list[str], manifest: bytes, owned: set[str]
+    out: Path, changed: list[Artifact], stale: list[str], manifest: bytes | None, owned: set[str]
 ) -> EmitReport | None:
-    """Write the `changed` files and the manifest, delete the `stale` ones, in an output
-    folder that is exactly as the last compile left it (the caller made sure: the
-    incremental build). `owned` is what Kiln owns there. None, with nothing written,
-    when a file Kiln does not own is in the way (a full compile reports it)."""
+    """Write the `changed` files and the `manifest` (None: it is the same), delete the
+    `stale` ones, in an output folder that is exactly as the last compile left it (the
+    caller made sure: the incremental build). `owned` is what Kiln owns there. None,
+    with nothing written, when a file Kiln does not own is in the way (a full compile
+    reports it)."""
     planned = {a.path: a.data for a in changed}
     fresh = [p for p in planned if p not in owned]
     present = _present_folders(out, [*planned, MANIFEST])
@@ -505,7 +507,7 @@ def emit_changes(
         return None
     if _in_the_way(out, [p for p in fresh if _parent(p) not in present], present):
         return None
-    if _read(out / MANIFEST) != manifest or planned or stale:
+    if manifest is not None:
         planned[MANIFEST] = manifest
     report = EmitReport()
     _apply(out, report, planned, sorted(planned), sorted(stale), owned, present)

@@ -143,10 +143,15 @@ def record(
     """Remember the inputs and the files (`owned`: all Kiln now owns in `out`, manifest
     included; `written`: the stats of those just written) of a successful compile."""
     try:
-        paths = sorted(owned)
-        document = {"inputs": fingerprint, "files": _stats(out, paths, written)}
+        files = _stats(out, owned, written)
     except OSError:
         return
+    record_stats(out, fingerprint, files)
+
+
+def record_stats(out: Path, fingerprint: str, files: dict[str, tuple[int, int]]) -> None:
+    """Remember the inputs and the stats of every file Kiln now owns in `out`."""
+    document = {"inputs": fingerprint, "files": files}
     disk_cache.put(RECORDS, output_key(out), marshal.dumps(document))
 
 

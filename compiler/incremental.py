@@ -23,22 +23,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from itertools import pairwise
 from pathlib import Path
 
+from compiler import manifest_chunks as chunks
 from compiler.artifact import Artifact, Stat
-from compiler.build_state import (
-    FEATURESET,
-    MODEL,
-    BuildState,
-    SpecFile,
-    SpecRecord,
-    chunks,
-    spec_record,
-)
+from compiler.build_state import FEATURESET, MODEL, BuildState, SpecFile, SpecRecord, spec_record
 from compiler.checks.schemas import SchemaSet
 from compiler.diagnostics import Diagnostic
-from compiler.emit import manifest_from_entries, manifest_sources
+from compiler.emit import MANIFEST, manifest_sources
 from compiler.fingerprint import Inputs
 from compiler.ir import ModelPlacement
 from compiler.load import Document, discover, display_path, load_text
@@ -183,7 +175,7 @@ class Merged:
 
     files: dict[str, SpecFile]
     records: dict[str, SpecRecord]  # by relative path
-    rebuilt: dict[str, SpecRecord]  # those built again
+    built: dict[str, SpecResult]  # those built again, with their files
     placements: list[ModelPlacement]  # sorted, as a full compile sorts them
 
     def kind_samples(self) -> list[Artifact]:
@@ -210,6 +202,30 @@ class Merged:
         custom = {f"{api} {kind}" for api, kind in kinds if not schemas.is_core(api)}
         return custom | schemas.unchecked
 
+    def manifest(self, last: bytes, gitops: list[Artifact]) -> bytes | None:
+        """The manifest, from the chunks of `last` (the last manifest's text) and those of
+        the files built again; each record learns where its chunks now sit. None when
+        it cannot be assembled so."""
+        parts = chunks.pieces(gitops, "")
+        for relative, record in self.records.items():
+            built = self.built.get(relative)
+            if built is not None:
+                parts.extend(chunks.pieces(built.artifacts, relative))
+            else:
+                parts.extend(chunks.cut(last, record.chunks, relative))
+        sources = manifest_sources(gitops)
+        for record in self.records.values():
+            sources.update(record.sources)
+        assembled = chunks.assemble(parts, sources)
+        if assembled is None:
+            return None
+        text, placed = assembled
+        if set(placed) - {""} != set(self.records):
+            return None  # a spec with no files, or files outside its folders: not seen
+        for relative, record in self.records.items():
+            record.chunks = placed[relative]
+        return text
+
     def state(self, inputs: Inputs, specs: Path, gitops: list[Artifact]) -> BuildState:
         return BuildState(
             inputs.fingerprint,
@@ -226,18 +242,19 @@ def merge(update: Update, built: list[SpecResult]) -> Merged | None:
     """The recorded Model specs and those `built` again, in spec order; None when a
     spec was not built (it failed to parse) or two define one model (errors both)."""
     by_display = {result.path: result for result in built}
-    rebuilt = {}
+    results: dict[str, SpecResult] = {}
     for relative in update.rebuilt:
         result = by_display.get(update.files[relative].display)
         if result is None:
             return None
-        rebuilt[relative] = spec_record(result)
+        results[relative] = result
+    rebuilt = {relative: spec_record(result, []) for relative, result in results.items()}
     records = dict(sorted({**update.kept, **rebuilt}.items()))
     names = [r.result.name for r in records.values()]
     if len(set(names)) != len(names):
         return None
     placements = sorted(p for r in records.values() for p in r.result.placements)
-    return Merged(update.files, records, rebuilt, placements)
+    return Merged(update.files, records, results, placements)
 
 
 @dataclass
@@ -246,47 +263,40 @@ class Changes:
 
     write: list[Artifact]  # new or changed files
     stale: list[str]  # files no longer produced
-    manifest: bytes
-    made: set[str]  # every file built again (the Argo CD objects included)
+    manifest: bytes | None  # None when it is the same
 
-    def owned_after(self, before: Mapping[str, Stat]) -> list[str]:
-        """What Kiln owns once the changes are made, the manifest included."""
-        stale = set(self.stale)
-        return [p for p in before if p not in stale] + [p for p in self.made if p not in before]
+    def files_after(
+        self, before: Mapping[str, Stat], written: Mapping[str, Stat]
+    ) -> dict[str, Stat]:
+        """The stats of every file Kiln owns once the changes are made (the manifest
+        included): those `written` now, the others as recorded `before`."""
+        files = dict(before)
+        for path in self.stale:
+            files.pop(path, None)
+        files.update(written)
+        return files
 
 
 def changes(
-    state: BuildState, merged: Merged, built: list[SpecResult], gitops: list[Artifact]
+    out: Path, state: BuildState, update: Update, merged: Merged, gitops: list[Artifact]
 ) -> Changes | None:
-    """The files that differ from what the last compile wrote, and the manifest; None
-    when the manifest cannot be assembled from its parts (a full compile makes it)."""
-    before = dict(state.gitops)
-    for relative, record in state.models.items():
-        if relative not in merged.records or relative in merged.rebuilt:
-            before.update(record.files)
-    made = [a for result in built for a in result.artifacts] + gitops
+    """The files that differ from what the last compile wrote, and the new manifest;
+    None when the last manifest cannot be read or the new one assembled."""
+    try:
+        last = (out / MANIFEST).read_bytes()
+        before = dict(state.gitops)
+        for record in update.dropped:
+            before.update(chunks.files_of(last, record.chunks))
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    manifest = merged.manifest(last, gitops)
+    if manifest is None:
+        return None
+    made = [a for result in merged.built.values() for a in result.artifacts] + gitops
     write = [a for a in made if before.get(a.path) != a.digest]
     paths = {a.path for a in made}
     stale = sorted(p for p in before if p not in paths)
-    entries = _manifest_entries(list(merged.records.values()), gitops)
-    if entries is None:
-        return None
-    sources = manifest_sources(gitops)
-    for record in merged.records.values():
-        sources.update(record.sources)
-    manifest = manifest_from_entries(entries, sources).encode("utf-8")
-    return Changes(write, stale, manifest, paths)
-
-
-def _manifest_entries(records: list[SpecRecord], gitops: list[Artifact]) -> list[str] | None:
-    """The manifest's file entries in path order, from every Model spec's chunks and
-    the Argo CD objects'; None if two chunks interleave (never seen: each holds one
-    model's folder in one environment, but then the manifest is made from scratch)."""
-    ordered = sorted([c for r in records for c in r.chunks] + chunks(gitops))
-    for before, after in pairwise(ordered):
-        if before.last >= after.first:
-            return None
-    return [c.text for c in ordered]
+    return Changes(write, stale, manifest if manifest != last else None)
 
 
 def state_of_full_compile(
@@ -295,15 +305,20 @@ def state_of_full_compile(
     documents: Mapping[str, Document],
     built: list[SpecResult],
     gitops: list[Artifact],
-) -> BuildState:
-    """What a full compile records for the next one."""
+    manifest: bytes | None,
+) -> BuildState | None:
+    """What a full compile records for the next one, given the manifest it wrote; None
+    when the manifest is not the one the chunks make (never seen)."""
     root = specs.resolve().parent
     files: dict[str, SpecFile] = {}
     for relative, digest in inputs.specs.items():
         document = documents.get(display_path(specs / relative, root))
         files[relative] = describe(document, digest) if document else SpecFile("", digest, "", "")
     by_display = {file.display: relative for relative, file in files.items() if file.display}
-    records = {by_display[result.path]: spec_record(result) for result in built}
+    results = {by_display[result.path]: result for result in built}
+    records = {relative: spec_record(result, []) for relative, result in results.items()}
     placements = sorted(p for r in records.values() for p in r.result.placements)
-    merged = Merged(files, dict(sorted(records.items())), records, placements)
+    merged = Merged(files, dict(sorted(records.items())), results, placements)
+    if manifest is None or merged.manifest(b"", gitops) != manifest:
+        return None
     return merged.state(inputs, specs, gitops)
