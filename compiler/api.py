@@ -206,7 +206,9 @@ def compile_tree(
     """Compile `specs` into `out`; with any error, nothing is written.
 
     Unless `force`, a compile whose inputs match the last one into `out` (and whose
-    output is untouched since) is skipped: see `compiler.fingerprint`.
+    output is untouched since) is skipped: see `compiler.fingerprint`; one whose
+    inputs changed builds again only what the change affects, when it can: see
+    `compiler.incremental`. `--check` and `--diff` always build everything.
     """
     with _sparse_collections():
         return _compile_tree(specs, out, mode, schemas, force)
@@ -225,7 +227,7 @@ def _compile_tree(
                 result = CompileResult(Resolution(root=specs.resolve().parent), up_to_date=True)
                 result.report = EmitReport(unchanged=len(record.files))
                 return result
-            updated = compile_changes(specs, out, schemas, inputs, record)
+            updated = _compile_changes(specs, out, schemas, inputs, record)
             if updated is not None:
                 return updated
     # A first compile: the workers write each model's folder into a stage as they go.
@@ -262,7 +264,7 @@ def _read_manifest(out: Path) -> bytes | None:
         return None
 
 
-def compile_changes(
+def _compile_changes(
     specs: Path, out: Path, schemas: Path | None, inputs: fingerprint.Inputs, record: Record
 ) -> CompileResult | None:
     """Compile into `out`, which is as the last compile left it (`record`), building
