@@ -20,7 +20,7 @@ from compiler.emit import WriteBack
 MODELS = 12
 SEEDS = (7, 2024)
 STEPS = 30
-EXAMPLE_SPECS = Path(__file__).resolve().parents[2] / "specs"
+EXAMPLE_SPECS = Path(__file__).resolve().parents[3] / "specs"
 
 Edit = Callable[[Path, random.Random], str]  # makes a change, says which kind
 
