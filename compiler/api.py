@@ -9,18 +9,20 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from compiler import fingerprint
+from compiler import build_state, fingerprint, incremental
 from compiler.artifact import Artifact
 from compiler.checks.manifests import ManifestProblem, check_manifests
 from compiler.checks.schemas import SchemaSet, UnknownKind, schema_folder
 from compiler.diagnostics import Diagnostic, has_errors
-from compiler.emit import MANIFEST, EmitReport, Stage, WriteBack, emit
+from compiler.emit import MANIFEST, EmitReport, Stage, WriteBack, emit, emit_changes
+from compiler.fingerprint import Record
 from compiler.ir import ModelIR, ModelPlacement
 from compiler.load import Document, Location, Path_
 from compiler.parallel import (
     Placer,
     ProblemPlacer,
     Rendered,
+    SpecResult,
     render_and_check,
     resolve_render_and_check,
 )
@@ -36,7 +38,14 @@ class CompileResult:
     report: EmitReport | None = None
     unchecked_kinds: list[str] = field(default_factory=list)
     up_to_date: bool = False  # nothing changed since the last compile: nothing was built
-    model_environments: int = 0  # rendered: every (model, environment) when all is well
+    model_environments: int = 0  # every (model, environment) when all is well
+    # Rendered by this compile: all of them, unless it was `incremental` (built again
+    # only the Model specs whose inputs changed: see `compiler.incremental`).
+    rebuilt: int = 0
+    incremental: bool = False
+    # What each Model spec and the Argo CD objects gave, for the incremental build's record.
+    specs: list[SpecResult] = field(default_factory=list, repr=False)
+    gitops: list[Artifact] = field(default_factory=list, repr=False)
 
     @property
     def ok(self) -> bool:
@@ -128,7 +137,8 @@ def _finish(
     result.diagnostics.extend(rendered.diagnostics)
     _, place_problem = _placers(resolution.documents)
     result.diagnostics.extend(place_problem(p) for p in found)
-    result.model_environments = len(placements)
+    result.model_environments = result.rebuilt = len(placements)
+    result.gitops = gitops
     if schema_set is not None:
         result.unchecked_kinds = sorted(schema_set.unchecked | rendered.unchecked)
     if result.ok:
@@ -168,6 +178,7 @@ def _build_files(specs: Path, schemas: Path | None, stage: Stage | None) -> Comp
     if version_problem is not None:
         result.diagnostics.append(version_problem)
         return result
+    result.specs = rendered.specs
     return _finish(result, rendered, rendered.placements, schema_set)
 
 
@@ -195,7 +206,9 @@ def compile_tree(
     """Compile `specs` into `out`; with any error, nothing is written.
 
     Unless `force`, a compile whose inputs match the last one into `out` (and whose
-    output is untouched since) is skipped: see `compiler.fingerprint`.
+    output is untouched since) is skipped: see `compiler.fingerprint`; one whose
+    inputs changed builds again only what the change affects, when it can: see
+    `compiler.incremental`. `--check` and `--diff` always build everything.
     """
     with _sparse_collections():
         return _compile_tree(specs, out, mode, schemas, force)
@@ -206,13 +219,17 @@ def _compile_tree(
 ) -> CompileResult:
     schemas = schema_folder(schemas)
     shortcut = mode is WriteBack.YES and not force
-    inputs = fingerprint.inputs(specs, schemas) if shortcut else None
+    inputs = fingerprint.read_inputs(specs, schemas) if shortcut else None
     if inputs is not None:
-        files = fingerprint.unchanged(out, inputs)
-        if files is not None:
-            result = CompileResult(Resolution(root=specs.resolve().parent), up_to_date=True)
-            result.report = EmitReport(unchanged=files)
-            return result
+        record = fingerprint.load_record(out)
+        if record is not None and record.untouched(out):
+            if record.inputs == inputs.fingerprint:
+                result = CompileResult(Resolution(root=specs.resolve().parent), up_to_date=True)
+                result.report = EmitReport(unchanged=len(record.files))
+                return result
+            updated = _compile_changes(specs, out, schemas, inputs, record)
+            if updated is not None:
+                return updated
     # A first compile: the workers write each model's folder into a stage as they go.
     # (If the stage cannot be made, the specs are still checked, and emit reports why.)
     stage = Stage.beside(out) if mode is WriteBack.YES and not os.path.lexists(out) else None
@@ -229,5 +246,70 @@ def _compile_tree(
     result.diagnostics.extend(result.report.diagnostics)
     if inputs is not None and result.ok:
         owned = [a.path for a in result.artifacts] + [MANIFEST]
-        fingerprint.record(out, inputs, owned, result.report.stats)
+        # The state first: a record beside an older state is not trusted (build_state).
+        manifest = _read_manifest(out)
+        state = incremental.state_of_full_compile(
+            specs, inputs, result.resolution.documents, result.specs, result.gitops, manifest
+        )
+        if state is not None:
+            build_state.save(fingerprint.output_key(out), state)
+        fingerprint.record(out, inputs.fingerprint, owned, result.report.stats)
+    return result
+
+
+def _read_manifest(out: Path) -> bytes | None:
+    try:
+        return (out / MANIFEST).read_bytes()
+    except OSError:
+        return None
+
+
+def _compile_changes(
+    specs: Path, out: Path, schemas: Path | None, inputs: fingerprint.Inputs, record: Record
+) -> CompileResult | None:
+    """Compile into `out`, which is as the last compile left it (`record`), building
+    again only what the changes since then affect; None for a full compile instead:
+    when the change is not one this takes on, or anything goes wrong (see
+    `compiler.incremental`)."""
+    state = build_state.load(fingerprint.output_key(out))
+    if state is None or state.inputs != record.inputs:
+        return None
+    update = incremental.plan(specs, inputs, state)
+    if update is None:
+        return None
+    resolver = Resolver(specs)
+    resolution = resolver.run(specs, (update.loaded, []))
+    if not resolution.ok or resolution.project is None:
+        return None
+    schema_set, version_problem = _checked_schema_set(resolution, schemas)
+    if schema_set is None or version_problem is not None:
+        return None
+    found = list(resolution.diagnostics)  # the Project's and FeatureSets', all warnings
+    place, place_problem = _placers(resolution.documents)
+    rendered = resolve_render_and_check(resolver, place, place_problem, schema_set, True)
+    if not resolution.ok or has_errors(rendered.diagnostics):
+        return None
+    merged = incremental.merge(update, rendered.specs)
+    if merged is None:
+        return None
+    gitops = render_gitops(resolution.project, merged.placements, merged.kind_samples())
+    if check_manifests(gitops, schema_set):
+        return None  # errors all: a full compile reports them
+    changes = incremental.changes(out, state, update, merged, gitops)
+    if changes is None:
+        return None
+    owned = set(record.files) - {MANIFEST}
+    report = emit_changes(out, changes.write, changes.stale, changes.manifest, owned)
+    if report is None:
+        return None
+    result = CompileResult(resolution, report=report, incremental=True)
+    result.diagnostics = [*found, *merged.diagnostics(), *report.diagnostics]
+    result.model_environments = len(merged.placements)
+    result.rebuilt = len(rendered.placements)
+    result.unchecked_kinds = sorted(merged.unchecked(schema_set) | rendered.unchecked)
+    if result.ok:
+        files = changes.files_after(record.files, report.stats)
+        report.unchanged = len(files) - len(report.written) - (MANIFEST in report.stats)
+        build_state.save(fingerprint.output_key(out), merged.state(inputs, specs, gitops))
+        fingerprint.record_stats(out, inputs.fingerprint, files)
     return result

@@ -15,6 +15,7 @@ import hashlib
 import marshal
 import os
 from collections.abc import Mapping
+from dataclasses import dataclass
 from functools import cache
 from importlib import metadata
 from pathlib import Path
@@ -55,31 +56,61 @@ def compiler_digest() -> str:
     return digest.hexdigest()
 
 
-def _folder_digest(folder: Path, digest: hashlib._Hash) -> None:
+def file_digests(folder: Path) -> dict[str, str]:
+    """The digest of each file under `folder`, by '/'-separated relative path: the
+    sha256 of a text file's bytes, the size and mtime of any other file."""
+    digests = {}
     for path in sorted(folder.rglob("*")):
         if not path.is_file():
             continue
-        digest.update(path.relative_to(folder).as_posix().encode() + b"\0")
         if path.suffix in _TEXT_SUFFIXES:
-            digest.update(path.read_bytes())
+            digest = hashlib.sha256(path.read_bytes()).hexdigest()
         else:  # model artifacts: large, and their digests are checked by the compile
             stat = path.stat()
-            digest.update(f"{stat.st_size}:{stat.st_mtime_ns}".encode())
+            digest = f"{stat.st_size}:{stat.st_mtime_ns}"
+        digests[path.relative_to(folder).as_posix()] = digest
+    return digests
+
+
+@dataclass(frozen=True)
+class Inputs:
+    """Everything a compile reads, file by file (the incremental build compares the
+    parts), and the fingerprint of the whole."""
+
+    fingerprint: str
+    compiler: str  # `compiler_digest()`
+    schemas: str  # the schema folder's path and files
+    specs: dict[str, str]  # each file of the spec folder (`file_digests`)
+
+
+def _combined(*parts: str, files: Mapping[str, str]) -> str:
+    digest = hashlib.sha256()
+    for part in parts:
+        digest.update(part.encode() + b"\0")
+    for path, file_digest in files.items():
+        digest.update(f"{path}\0{file_digest}\0".encode())
+    return digest.hexdigest()
+
+
+def read_inputs(specs: Path, schemas: Path | None) -> Inputs | None:
+    """Everything a compile reads; None when some of it cannot be read (then the
+    compile runs in full and reports the problem where it belongs)."""
+    try:
+        spec_files = file_digests(specs)
+        schema_part = "none"
+        if schemas is not None:
+            schema_part = _combined(str(schemas.resolve()), files=file_digests(schemas))
+    except OSError:
+        return None
+    compiler = compiler_digest()
+    whole = _combined(compiler, str(specs.resolve()), schema_part, files=spec_files)
+    return Inputs(whole, compiler, schema_part, spec_files)
 
 
 def inputs(specs: Path, schemas: Path | None) -> str | None:
-    """Fingerprint of everything a compile reads; None when some of it cannot be read
-    (then the compile runs in full and reports the problem where it belongs)."""
-    digest = hashlib.sha256(compiler_digest().encode())
-    digest.update(str(specs.resolve()).encode())
-    try:
-        _folder_digest(specs, digest)
-        if schemas is not None:
-            digest.update(str(schemas.resolve()).encode())
-            _folder_digest(schemas, digest)
-    except OSError:
-        return None
-    return digest.hexdigest()
+    """Fingerprint of everything a compile reads; None when some of it cannot be read."""
+    read = read_inputs(specs, schemas)
+    return read.fingerprint if read is not None else None
 
 
 def _stats(
@@ -98,7 +129,8 @@ def _stats(
     return stats
 
 
-def _entry(out: Path) -> str:
+def output_key(out: Path) -> str:
+    """The key of `out`'s records in the disk cache."""
     return hashlib.sha256(str(out.resolve()).encode()).hexdigest()
 
 
@@ -111,23 +143,52 @@ def record(
     """Remember the inputs and the files (`owned`: all Kiln now owns in `out`, manifest
     included; `written`: the stats of those just written) of a successful compile."""
     try:
-        paths = sorted(owned)
-        document = {"inputs": fingerprint, "files": _stats(out, paths, written)}
+        files = _stats(out, owned, written)
     except OSError:
         return
-    disk_cache.put(RECORDS, _entry(out), marshal.dumps(document))
+    record_stats(out, fingerprint, files)
 
 
-def unchanged(out: Path, fingerprint: str) -> int | None:
-    """The number of files, when `out` is exactly what the last compile left; else None."""
-    stored = disk_cache.get(RECORDS, _entry(out))
+def record_stats(out: Path, fingerprint: str, files: dict[str, tuple[int, int]]) -> None:
+    """Remember the inputs and the stats of every file Kiln now owns in `out`."""
+    document = {"inputs": fingerprint, "files": files}
+    disk_cache.put(RECORDS, output_key(out), marshal.dumps(document))
+
+
+@dataclass(frozen=True)
+class Record:
+    """What the last successful compile into an output folder left: the fingerprint
+    of its inputs, and the size and mtime of every file it owns there."""
+
+    inputs: str
+    files: dict[str, tuple[int, int]]
+
+    def untouched(self, out: Path) -> bool:
+        """Whether every file is as the compile left it (by its stats)."""
+        try:
+            return _stats(out, list(self.files)) == self.files
+        except OSError:
+            return False
+
+
+def load_record(out: Path) -> Record | None:
+    """The record of the last compile into `out`; None when there is none, or it is damaged."""
+    stored = disk_cache.get(RECORDS, output_key(out))
     if stored is None:
         return None
     try:
         document = marshal.loads(stored)
-        files: dict[str, tuple[int, int]] = document["files"]
-        if document["inputs"] != fingerprint or _stats(out, list(files)) != files:
-            return None
-    except (OSError, ValueError, EOFError, KeyError, TypeError):
+        inputs, files = document["inputs"], document["files"]
+    except (ValueError, EOFError, KeyError, TypeError):
         return None
-    return len(files)
+    if not isinstance(inputs, str) or not isinstance(files, dict):
+        return None
+    return Record(inputs, files)
+
+
+def unchanged(out: Path, fingerprint: str) -> int | None:
+    """The number of files, when `out` is exactly what the last compile left; else None."""
+    record = load_record(out)
+    if record is None or record.inputs != fingerprint or not record.untouched(out):
+        return None
+    return len(record.files)

@@ -53,11 +53,28 @@ class Rendered:
     # Where each model-environment rendered is deployed, by name then environment
     # (filled by `resolve_render_and_check`, whose caller has no models).
     placements: list[ModelPlacement] = field(default_factory=list)
+    # Each kept Model spec's share, in spec order (filled by `resolve_render_and_check`):
+    # what the incremental build records and reuses.
+    specs: list[SpecResult] = field(default_factory=list)
 
     def add(self, other: Rendered) -> None:
         self.artifacts.extend(other.artifacts)
         self.diagnostics.extend(other.diagnostics)
         self.unchecked |= other.unchecked
+
+
+@dataclass
+class SpecResult:
+    """What one Model spec contributed to a build: its diagnostics, in the order a
+    build reports them, where its models are deployed, and its files."""
+
+    path: str  # the spec's display path
+    name: str
+    problems: list[Diagnostic]  # parsing
+    diagnostics: list[Diagnostic]  # resolving
+    rendered: list[Diagnostic]  # rendering and checking
+    placements: list[ModelPlacement]
+    artifacts: list[Artifact]
 
 
 @dataclass(frozen=True)
@@ -197,12 +214,25 @@ def resolve_render_and_check(
     kept = resolver.accept([(d, s.name, s.problems) for d, s in zip(specs, done, strict=True)])
     result = Rendered()
     known: dict[PlainSources, tuple[Source, ...]] = {}
-    for spec, packed, keep in zip(done, files, kept, strict=True):
+    for document, spec, packed, keep in zip(specs, done, files, kept, strict=True):
         if keep:
+            assert spec.name is not None  # only a spec that parsed is kept
+            artifacts = [Artifact.unpacked(f, known) for f in packed]
             resolver.emit(spec.diagnostics)
             result.diagnostics.extend(spec.rendered)
-            result.artifacts.extend(Artifact.unpacked(f, known) for f in packed)
+            result.artifacts.extend(artifacts)
             result.placements.extend(spec.placements)
+            result.specs.append(
+                SpecResult(
+                    document.path,
+                    spec.name,
+                    spec.problems,
+                    spec.diagnostics,
+                    spec.rendered,
+                    spec.placements,
+                    artifacts,
+                )
+            )
     for _, _, unchecked in parts:
         result.unchecked |= unchecked
     result.placements.sort()

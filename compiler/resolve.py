@@ -191,11 +191,14 @@ class Resolver:
     def emit(self, diagnostics: list[Diagnostic]) -> None:
         self._sink.extend(diagnostics)
 
-    def run(self, specs_dir: Path) -> Resolution:
-        """Load every spec; resolve the Project and the FeatureSets. Model specs are
-        left in `pending`. (A Model spec's failure to parse marks nothing broken, so
-        nothing here depends on them.)"""
-        documents, problems = load_tree(specs_dir)
+    def run(
+        self, specs_dir: Path, loaded: tuple[list[Document], list[Diagnostic]] | None = None
+    ) -> Resolution:
+        """Load every spec (unless given them `loaded`, in spec order, as the
+        incremental build does); resolve the Project and the FeatureSets. Model specs
+        are left in `pending`. (A Model spec's failure to parse marks nothing broken,
+        so nothing here depends on them.)"""
+        documents, problems = load_tree(specs_dir) if loaded is None else loaded
         self.emit(problems)
         self.unknown_broken = any(p.is_error for p in problems)
         projects: list[tuple[Document, ProjectDoc]] = []
