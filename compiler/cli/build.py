@@ -84,10 +84,14 @@ def compile_command(
             err=True,
         )
         return
+    done = (
+        f"recompiled {result.rebuilt} of {result.model_environments} model-environment(s)"
+        if result.incremental
+        else f"compiled {result.model_environments} model-environment(s)"
+    )
     click.echo(
-        f"compiled {result.model_environments} model-environment(s) into {out.as_posix()}: "
-        f"{len(report.written)} written, {len(report.removed)} removed, "
-        f"{report.unchanged} unchanged",
+        f"{done} into {out.as_posix()}: {len(report.written)} written, "
+        f"{len(report.removed)} removed, {report.unchanged} unchanged",
         err=True,
     )
 

@@ -1,0 +1,34 @@
+"""`kiln compile` says how much it built: everything, the affected models, or nothing."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from compiler.cli import cli
+from tests.tools import REPO_ROOT
+
+
+def test_compile_reports_a_full_an_incremental_and_a_skipped_build(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("KILN_CACHE_DIR", str(tmp_path / "cache"))
+    specs = tmp_path / "specs"
+    shutil.copytree(REPO_ROOT / "specs", specs)
+    args = ["compile", "--specs", str(specs), "--out", str(tmp_path / "generated")]
+
+    def compile_once() -> str:
+        result = CliRunner().invoke(cli, args)
+        assert result.exit_code == 0, result.output
+        return result.stderr.strip().splitlines()[-1]
+
+    assert compile_once().startswith("compiled 6 model-environment(s) into ")
+    model = specs / "models" / "car-price.yaml"
+    text = model.read_text(encoding="utf-8")
+    assert "max: 6}" in text
+    model.write_text(text.replace("max: 6}", "max: 7}"), encoding="utf-8")
+    assert compile_once().startswith("recompiled 3 of 6 model-environment(s) into ")
+    assert "is up to date: no spec, schema or Kiln file changed" in compile_once()
