@@ -15,8 +15,6 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from compiler.checks import semantics, signature
-from compiler.checks.findings import Finding
 from compiler.diagnostics import Diagnostic, Severity
 from compiler.ir import (
     ArtifactIR,
@@ -28,6 +26,8 @@ from compiler.ir import (
 )
 from compiler.load import Document, Location, Path_, display_path, load_tree
 from compiler.parse import Locator, document_locator, parse_document, translate
+from compiler.rules import semantics, signature
+from compiler.rules.findings import Finding
 from compiler.spec.documents import MODEL_NAME_MAX, FeatureSetDoc, ModelDoc, ProjectDoc
 from compiler.spec.model import OVERRIDABLE, ModelSpec
 from compiler.spec.project import Environment, ProjectSpec, Storage

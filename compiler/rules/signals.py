@@ -6,7 +6,7 @@ follow NannyML's estimators and the monitor job's signals.
 
 from __future__ import annotations
 
-from compiler.checks.findings import Finding
+from compiler.rules.findings import Finding
 from compiler.spec.featureset import FeatureSetSpec
 from compiler.spec.model import ModelSpec
 from runtime.contract import vocabulary

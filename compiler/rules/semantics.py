@@ -6,9 +6,9 @@ the node at fault; `resolve` places them in the file.
 
 from __future__ import annotations
 
-from compiler.checks.findings import Finding
-from compiler.checks.signals import check_alerts, check_metrics
 from compiler.names import over_budget
+from compiler.rules.findings import Finding
+from compiler.rules.signals import check_alerts, check_metrics
 from compiler.spec.featureset import FeatureSetSpec
 from compiler.spec.model import ModelSpec, Serving
 from compiler.spec.project import Environment, Images, ProjectSpec
