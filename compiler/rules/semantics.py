@@ -10,15 +10,23 @@ from compiler.names import over_budget
 from compiler.rules.findings import Finding
 from compiler.rules.signals import check_alerts, check_metrics
 from compiler.spec.featureset import FeatureSetSpec
-from compiler.spec.model import ModelSpec, Serving
+from compiler.spec.model import ModelSpec, Rollout, Serving
 from compiler.spec.project import Environment, Images, ProjectSpec
 from compiler.spec.types import image_has_digest
 
 SPEC = ("spec",)
 
 
+SERVING = (*SPEC, "serving")
+
+
 def check_serving(serving: Serving) -> list[Finding]:
-    at = (*SPEC, "serving")
+    """GPU instance groups, batch sizes and autoscaling, in that order."""
+    return [*_gpu_groups(serving), *_batching(serving), *_autoscaling(serving)]
+
+
+def _gpu_groups(serving: Serving) -> list[Finding]:
+    at = SERVING
     found: list[Finding] = []
     gpus = serving.resources.gpus
     for i, group in enumerate(serving.instance_groups or ()):
@@ -41,6 +49,12 @@ def check_serving(serving: Serving) -> list[Finding]:
                         f"use indices 0 to {gpus - 1}",
                     )
                 )
+    return found
+
+
+def _batching(serving: Serving) -> list[Finding]:
+    at = SERVING
+    found: list[Finding] = []
     limit = serving.max_batch_size
     batching = serving.dynamic_batching
     if batching is not None:
@@ -76,10 +90,15 @@ def check_serving(serving: Serving) -> list[Finding]:
                         else "lower it or raise max_batch_size",
                     )
                 )
+    return found
+
+
+def _autoscaling(serving: Serving) -> list[Finding]:
+    found: list[Finding] = []
     if serving.autoscaling is not None and serving.replicas.min >= serving.replicas.max:
         found.append(
             Finding(
-                (*at, "autoscaling"),
+                (*SERVING, "autoscaling"),
                 "KILN1411",
                 f"autoscaling has no room: replicas min {serving.replicas.min} "
                 f"and max {serving.replicas.max}",
@@ -90,9 +109,16 @@ def check_serving(serving: Serving) -> list[Finding]:
     return found
 
 
+ROLLOUT = (*SPEC, "rollout")
+
+
 def check_rollout(spec: ModelSpec) -> list[Finding]:
-    rollout = spec.rollout
-    at = (*SPEC, "rollout")
+    """Fields that belong to another strategy, then what the analysis would check."""
+    return [*_strategy_fields(spec.rollout), *_analysis(spec)]
+
+
+def _strategy_fields(rollout: Rollout) -> list[Finding]:
+    at = ROLLOUT
     found: list[Finding] = []
     owned = {"steps": "canary", "shadow": "shadow", "ab": "ab", "blue_green": "blue_green"}
     for field, strategy in owned.items():
@@ -135,6 +161,13 @@ def check_rollout(spec: ModelSpec) -> list[Finding]:
                 "add rollout.ab: {header: x-cohort, value: beta}",
             )
         )
+    return found
+
+
+def _analysis(spec: ModelSpec) -> list[Finding]:
+    rollout = spec.rollout
+    at = ROLLOUT
+    found: list[Finding] = []
     analysis = rollout.analysis
     if analysis is not None and not analysis.smoke_test:
         slo = spec.serving.slo

@@ -5,7 +5,7 @@ here: the error type that turns an expected failure into exit 1 and one line on 
 arguments given inline or as a file, the model signature and the casting of data columns to
 its input tensors, the time-ordered holdout split, and deterministic file writing.
 
-Nothing here imports the compiler: the steps run in the runtime image from plain arguments.
+The steps run in the runtime image from plain arguments; the compiler is not there.
 """
 
 from __future__ import annotations
