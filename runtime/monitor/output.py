@@ -264,14 +264,43 @@ def _latest(table: pd.DataFrame) -> Iterable[Any]:
     return rows_out
 
 
+# Per signal: the metric's name, its help text, and the label naming the subject (None:
+# the subject is the method, as for multivariate drift).
+SIGNAL_METRICS: dict[str, tuple[str, str, str | None]] = {
+    "drift": ("drift", "Univariate drift statistic, latest chunk.", "feature"),
+    "multivariate_drift": ("multivariate_drift", "Multivariate drift, latest chunk.", None),
+    "estimated_performance": (
+        "estimated_performance",
+        "Estimated performance, latest chunk.",
+        "metric",
+    ),
+    "realized_performance": (
+        "realized_performance",
+        "Realised performance, latest chunk.",
+        "metric",
+    ),
+    "missing_values": ("missing_values", "Share of missing values, latest chunk.", "feature"),
+    "unseen_values": ("unseen_values", "Share of unseen values, latest chunk.", "feature"),
+    "range": ("out_of_range", "Share of values outside the declared range.", "feature"),
+}
+
+
 def build_metrics(run: Run) -> Metrics:
+    """The run's Prometheus metrics: the run itself, each signal's latest chunk, alerts."""
     config = run.config
     metrics = Metrics({"model": config.model, "environment": config.environment})
+    _run_metrics(run, metrics)
+    _signal_metrics(run, metrics)
+    _alert_metrics(run, metrics)
+    return metrics
+
+
+def _run_metrics(run: Run, metrics: Metrics) -> None:
     metrics.add(
         "last_run_timestamp_seconds",
         "Unix time the monitor run finished.",
         run.finished,
-        version=str(config.version),
+        version=str(run.config.version),
     )
     metrics.add(
         "last_run_success",
@@ -292,25 +321,11 @@ def build_metrics(run: Run) -> Metrics:
             float(o.status != "failed"),
             calculator=o.name,
         )
+
+
+def _signal_metrics(run: Run, metrics: Metrics) -> None:
     tables = run.tables()
-    per_signal = {
-        "drift": ("drift", "Univariate drift statistic, latest chunk.", "feature"),
-        "multivariate_drift": ("multivariate_drift", "Multivariate drift, latest chunk.", None),
-        "estimated_performance": (
-            "estimated_performance",
-            "Estimated performance, latest chunk.",
-            "metric",
-        ),
-        "realized_performance": (
-            "realized_performance",
-            "Realised performance, latest chunk.",
-            "metric",
-        ),
-        "missing_values": ("missing_values", "Share of missing values, latest chunk.", "feature"),
-        "unseen_values": ("unseen_values", "Share of unseen values, latest chunk.", "feature"),
-        "range": ("out_of_range", "Share of values outside the declared range.", "feature"),
-    }
-    for signal, (name, help_text, subject_label) in per_signal.items():
+    for signal, (name, help_text, subject_label) in SIGNAL_METRICS.items():
         table = tables.get(signal)
         if table is None:
             continue
@@ -329,10 +344,13 @@ def build_metrics(run: Run) -> Metrics:
                     float(bool(row.alert)),
                     **labels,
                 )
+
+
+def _alert_metrics(run: Run, metrics: Metrics) -> None:
     counts: dict[tuple[str, str], int] = {}
     for e in run.events:
         counts[(e.name, e.severity)] = counts.get((e.name, e.severity), 0) + 1
-    for rule in config.alerts:
+    for rule in run.config.alerts:
         metrics.add(
             "alert_events",
             "Alert events this run raised, per rule.",
@@ -348,7 +366,6 @@ def build_metrics(run: Run) -> Metrics:
             route=d.route,
             target=d.kind,
         )
-    return metrics
 
 
 def write_metrics(run: Run, out: Path) -> tuple[Path, str]:
