@@ -25,6 +25,7 @@ CODES: dict[str, tuple[str, str]] = {
     "KILN1010": ("Unsupported YAML tag", "Remove the `!tag`; specs use plain YAML."),
     "KILN1011": ("Spec is not a mapping", "Start with apiVersion, kind, metadata, spec."),
     "KILN1012": ("File cannot be read", "Check permissions."),
+    "KILN1013": ("Number too long", "Write a number within the field's range, or quote it."),
     # 11xx: structure
     "KILN1101": ("Unknown field", "Fix the spelling (a suggestion is shown) or remove it."),
     "KILN1102": ("Missing required field", "Add the field."),

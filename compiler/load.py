@@ -35,6 +35,13 @@ MAX_DEPTH = 64
 # pure composer hits Python's recursion limit far earlier. Flow nesting is
 # measured before either of them runs.
 MAX_FLOW_DEPTH = 4 * MAX_DEPTH
+# Block nesting makes it recurse the same way: `- - - x` and `? ? x` open a level per
+# indicator on one line, and indentation opens at most two per column (a sequence may
+# sit at its key's column). A line is refused before composing when it starts with
+# more indicators, or more indentation, than any spec needs; together the two bound
+# the nesting a 1 MiB file can reach far below where the C stack gives out.
+MAX_LINE_INDICATORS = 256
+MAX_INDENT = 1000
 SPEC_SUFFIXES = (".yaml", ".yml")
 
 Path_ = tuple[str | int, ...]
@@ -46,6 +53,10 @@ _STR_TAG = _CORE + "str"
 _MAP_TAG = _CORE + "map"
 _SEQ_TAG = _CORE + "seq"
 # Scalars of plain YAML; anything else (!!binary, !!python/..., !custom) is refused.
+_NUMBER_TAGS = frozenset((_CORE + "int", _CORE + "float"))
+# Python refuses to read integers of over 4,300 digits, and no field holds a number of
+# even 30; the bound keeps every number readable, with room for underscores and zeros.
+MAX_NUMBER_LENGTH = 100
 _SCALAR_TAGS = frozenset(_CORE + t for t in ("str", "int", "float", "bool", "null", "timestamp"))
 
 
@@ -213,6 +224,17 @@ class _Builder:
             self._open.discard(node_id)
 
     def _scalar(self, node: ScalarNode) -> Any:
+        if len(node.value) > MAX_NUMBER_LENGTH and node.tag in _NUMBER_TAGS:
+            line, col = _position(node.start_mark)
+            raise _LoadFailure(
+                "KILN1013",
+                f"a number written with {len(node.value)} characters is beyond what any "
+                "field holds",
+                line,
+                col,
+                "write a number within the field's range (docs/spec.md gives each bound), "
+                "or quote it to make it text",
+            )
         try:
             return self._constructor.construct_object(node, deep=True)
         except YAMLError as exc:
@@ -334,6 +356,34 @@ def _yaml_error(display: str, exc: MarkedYAMLError) -> Diagnostic:
 
 
 _BRACKETS = re.compile(r"[\[\]{}]")
+
+
+_DEEP_INDENT = " " * MAX_INDENT
+_INDICATOR_PAIRS = ("- ", "-\t", "? ", "?\t", ": ", ":\t")
+_INDICATOR_RUN = re.compile(r"(?:(?:[-?:]|[&!][^ \t\r\n]*)[ \t]+)*+")
+
+
+def _block_too_deep(text: str) -> tuple[str, Location] | None:
+    """The first line that opens too many block levels, and why, if one does.
+
+    Counting indicator characters first keeps this free for every real spec: only a
+    file holding hundreds of `- `, `? ` or `: ` is scanned line by line.
+    """
+    indented = _DEEP_INDENT in text
+    tokens = sum(map(text.count, _INDICATOR_PAIRS))
+    if not indented and tokens <= MAX_LINE_INDICATORS:
+        return None
+    for number, line in enumerate(text.splitlines(), start=1):
+        indent = len(line) - len(line.lstrip(" "))
+        if indent >= MAX_INDENT:
+            return f"a line indented {indent} columns", (number, 1)
+        run = _INDICATOR_RUN.match(line, indent)
+        if run is not None and run.end() - indent > 2 * MAX_LINE_INDICATORS:
+            # Anchors and tags may stand between the indicators; they open nothing.
+            opened = sum(token in ("-", "?", ":") for token in line[indent : run.end()].split())
+            if opened > MAX_LINE_INDICATORS:
+                return f"{opened} nesting indicators on one line", (number, indent + 1)
+    return None
 
 
 def _flow_too_deep(text: str) -> Location | None:
@@ -524,6 +574,16 @@ def _parse_text(display: str, raw: bytes) -> tuple[Document | None, list[Diagnos
             "KILN1008",
             f"brackets nest more than {MAX_FLOW_DEPTH} levels deep",
             *too_deep,
+            hint="flatten the structure; specs nest a handful of levels",
+        )
+    deep_block = _block_too_deep(text)
+    if deep_block is not None:
+        what, (line, col) = deep_block
+        return fail(
+            "KILN1008",
+            f"the document nests too deeply to be read ({what})",
+            line,
+            col,
             hint="flatten the structure; specs nest a handful of levels",
         )
     try:

@@ -14,7 +14,7 @@ from pydantic import BaseModel, ValidationError
 from compiler.diagnostics import Diagnostic
 from compiler.load import Document, Location, Path_
 from compiler.spec.documents import KINDS, SpecDocument
-from compiler.spec.types import API_VERSION
+from compiler.spec.types import API_VERSION, shown
 
 Locator = Callable[[Path_, bool], Location]
 
@@ -95,11 +95,6 @@ def _data_path(loc: Sequence[str | int], data: Any) -> Path_:
     return tuple(path)
 
 
-def _shown(value: Any) -> str:
-    text = value.isoformat() if isinstance(value, date) else repr(value)
-    return text if len(text) <= 40 else text[:37] + "..."
-
-
 def _kind_of(value: Any) -> str:
     return {
         dict: "a mapping",
@@ -132,7 +127,7 @@ _EXPECTED = {
 
 
 def _found(value: Any) -> str:
-    return "null" if value is None else f"{_kind_of(value)} {_shown(value)}"
+    return "null" if value is None else f"{_kind_of(value)} {shown(value, 40)}"
 
 
 def translate(
@@ -163,12 +158,12 @@ def translate(
         elif kind in ("literal_error", "enum", "union_tag_invalid"):
             expected = error.get("ctx", {}).get("expected", "")
             code = "KILN1104"
-            message = f"`{dotted}` cannot be {_shown(value)}; expected {expected}"
+            message = f"`{dotted}` cannot be {shown(value, 40)}; expected {expected}"
             line, col = locate(path, False)
         elif kind in _RANGE_ERRORS:
             code = "KILN1105"
             rule = error["msg"].replace("Input should", "should").replace("Value should", "should")
-            message = f"`{dotted}` is {_shown(value)}, which {rule}"
+            message = f"`{dotted}` is {shown(value, 40)}, which {rule}"
             line, col = locate(path, False)
         else:
             code = "KILN1103"
@@ -216,7 +211,7 @@ def parse_document(document: Document) -> tuple[SpecDocument | None, list[Diagno
                 line,
                 col,
                 "KILN1112",
-                f"unsupported apiVersion {_shown(api)}",
+                f"unsupported apiVersion {shown(api, 40)}",
                 hint=f"use `{API_VERSION}`",
             )
         ]
@@ -238,7 +233,7 @@ def parse_document(document: Document) -> tuple[SpecDocument | None, list[Diagno
         close = difflib.get_close_matches(str(kind), list(KINDS), n=1)
         hint = f"did you mean `{close[0]}`?" if close else f"use one of {', '.join(KINDS)}"
         return None, [
-            Diagnostic(file, line, col, "KILN1113", f"unknown kind {_shown(kind)}", hint=hint)
+            Diagnostic(file, line, col, "KILN1113", f"unknown kind {shown(kind, 40)}", hint=hint)
         ]
     model = KINDS[kind]
     try:

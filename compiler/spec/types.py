@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import zoneinfo
+from datetime import date
 from decimal import Decimal
 from functools import cache
 from typing import Annotated, Any
@@ -28,6 +29,14 @@ class SpecModel(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
+def shown(value: Any, limit: int = 200) -> str:
+    """A value as a message quotes it, cut at `limit` characters: long enough for any
+    digest or URI a person writes, short enough that a huge value in a spec never
+    floods the terminal or a pull request comment."""
+    text = value.isoformat() if isinstance(value, date) else repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def fail(code: str, message: str) -> PydanticCustomError:
     """A validation failure that keeps its Kiln code through pydantic."""
     return PydanticCustomError(code, message)
@@ -40,9 +49,11 @@ def _matcher(
 
     def check(value: str) -> str:
         if not compiled.fullmatch(value):
-            raise fail(code, f"{value!r} is not {what}; {hint}")
+            raise fail(code, f"{shown(value)} is not {what}; {hint}")
         if max_len is not None and len(value) > max_len:
-            raise fail(code, f"{value!r} is {len(value)} characters; {what} has at most {max_len}")
+            raise fail(
+                code, f"{shown(value)} is {len(value)} characters; {what} has at most {max_len}"
+            )
         return value
 
     return AfterValidator(check)
@@ -98,10 +109,16 @@ Quantity = Annotated[
 
 
 def _check_duration(value: str) -> str:
+    if re.fullmatch(r"(\d+(ms|s|m|h|d))+", value) and not is_duration(value):
+        raise fail(
+            "KILN1203",
+            f"{shown(value, 40)} has a number of over 15 digits; write a duration Go and "
+            "Prometheus can hold, such as '30d' or '365d'",
+        )
     if not is_duration(value) or duration_seconds(value) <= 0:
         raise fail(
             "KILN1203",
-            f"{value!r} is not a duration; write a positive number with a unit "
+            f"{shown(value)} is not a duration; write a positive number with a unit "
             "(ms, s, m, h, d), for example '30s', '10m', '1h30m', '7d'",
         )
     return value
@@ -135,7 +152,7 @@ def _check_cron(value: str) -> str:
     if len(fields) != 5 or not all(re.fullmatch(_CRON_FIELD, f) for f in fields):
         raise fail(
             "KILN1204",
-            f"{value!r} is not a 5-field cron expression (minute hour day month weekday)",
+            f"{shown(value)} is not a 5-field cron expression (minute hour day month weekday)",
         )
     for (what, low, high), text in zip(_CRON_RANGES, fields, strict=True):
         for part in text.split(","):
@@ -143,13 +160,13 @@ def _check_cron(value: str) -> str:
                 if not low <= int(number) <= high:
                     raise fail(
                         "KILN1204",
-                        f"{value!r} is not a valid cron expression: {what} {number} is "
+                        f"{shown(value)} is not a valid cron expression: {what} {number} is "
                         f"outside {low}-{high}",
                     )
     if not croniter.is_valid(value):
-        raise fail("KILN1204", f"{value!r} is not a valid cron expression")
+        raise fail("KILN1204", f"{shown(value)} is not a valid cron expression")
     if longest_gap_seconds(value) is None:
-        raise fail("KILN1204", f"{value!r} never runs: no date matches its day and month")
+        raise fail("KILN1204", f"{shown(value)} never runs: no date matches its day and month")
     _VALID_CRONS.add(value)
     return value
 
@@ -168,7 +185,7 @@ def _check_time_zone(value: str) -> str:
 
         close = difflib.get_close_matches(value, sorted(_time_zones()), n=1)
         hint = f"; did you mean {close[0]!r}?" if close else ""
-        raise fail("KILN1205", f"{value!r} is not an IANA time zone{hint}")
+        raise fail("KILN1205", f"{shown(value)} is not an IANA time zone{hint}")
     return value
 
 
@@ -215,15 +232,15 @@ def _check_uri(value: str) -> str:
         if match["scheme"] not in URI_SCHEMES:
             raise fail(
                 "KILN1207",
-                f"{value!r} uses the unsupported scheme {match['scheme']!r}; "
+                f"{shown(value)} uses the unsupported scheme {match['scheme']!r}; "
                 f"use one of {', '.join(URI_SCHEMES)}",
             )
         if not match["rest"] or (match["scheme"] != "file" and match["rest"].startswith("/")):
-            raise fail("KILN1207", f"{value!r} has no host or bucket")
+            raise fail("KILN1207", f"{shown(value)} has no host or bucket")
         if "@" in match["rest"].split("/", 1)[0]:
             raise fail(
                 "KILN1209",
-                f"{value!r} carries credentials in the URI; "
+                f"{shown(value)} carries credentials in the URI; "
                 "use a secret reference or workload identity instead",
             )
         return value
@@ -231,7 +248,7 @@ def _check_uri(value: str) -> str:
         return value  # relative to the environment's storage root
     raise fail(
         "KILN1207",
-        f"{value!r} is not a URI; write scheme://bucket/path or a path relative "
+        f"{shown(value)} is not a URI; write scheme://bucket/path or a path relative "
         "to the environment's storage",
     )
 
@@ -251,7 +268,7 @@ def _check_image(value: str) -> str:
     if not match or not (match["tag"] or match["digest"]):
         raise fail(
             "KILN1208",
-            f"{value!r} is not an image reference with a tag or digest; "
+            f"{shown(value)} is not an image reference with a tag or digest; "
             "write registry/repository:tag or registry/repository@sha256:<digest>",
         )
     return value

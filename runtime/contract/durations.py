@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import re
 
-DURATION = r"(\d+(ms|s|m|h|d))+"  # also the editor schema's pattern
+# At most 15 digits a number: more than Go's durations hold (about 292 years in
+# nanoseconds), and small enough that the seconds are always a finite float.
+DURATION = r"(\d{1,15}(ms|s|m|h|d))+"  # also the editor schema's pattern
 _WHOLE = re.compile(DURATION)
 _PART = re.compile(r"(\d+)(ms|s|m|h|d)")
 UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}

@@ -60,10 +60,23 @@ def _unreadable(root: Path) -> None:
     (root / "specs" / "featuresets" / "vehicle.yaml").symlink_to(UNREADABLE)
 
 
+def _nested(indicator: str) -> Callable[[Path], None]:
+    """A spec nesting 100,000 levels on one line: it crashed the C composer (segfault)."""
+
+    def write(root: Path) -> None:
+        path = root / "specs" / "featuresets" / "deep.yaml"
+        header = "apiVersion: kiln/v1alpha1\nkind: FeatureSet\nspec:\n  x:\n"
+        path.write_text(header + "    " + indicator * 100_000 + "x\n")
+
+    return write
+
+
 # Cases whose input is generated rather than stored: case name -> writer.
 GENERATED: dict[str, Callable[[Path], None]] = {
     "load-file-too-large": _too_large,
     "load-file-unreadable": _unreadable,
+    "load-deep-block-sequence": _nested("- "),
+    "load-deep-explicit-keys": _nested("? "),
 }
 # Cases whose problem lies in the output folder, so that only `compile` reports it.
 WRITE_ONLY = frozenset({"output-unowned-file"})

@@ -80,3 +80,48 @@ def test_a_cached_document_gets_its_source_map_when_first_asked(
     again, _ = load_text("specs/project.yaml", PROJECT)
     assert again is not None and again._keys is None
     assert again.keys == parsed.keys
+
+
+@pytest.mark.parametrize(
+    ("text", "where", "what"),
+    [
+        ("x:\n  " + "- " * 300 + "v\n", (2, 3), "300 nesting indicators on one line"),
+        ("x:\n  " + "-\t" * 300 + "v\n", (2, 3), "300 nesting indicators on one line"),
+        ("? " * 300 + "v\n", (1, 1), "300 nesting indicators on one line"),
+        ("- &a " * 300 + "v\n", (1, 1), "300 nesting indicators on one line"),
+        ("a:\n" + " " * 1200 + "b: 1\n", (2, 1), "a line indented 1200 columns"),
+    ],
+)
+def test_deep_block_nesting_is_refused_before_composing(
+    text: str, where: tuple[int, int], what: str
+) -> None:
+    document, diagnostics = load_text("deep.yaml", text.encode())
+    assert document is None
+    [problem] = diagnostics
+    assert (problem.code, (problem.line, problem.col)) == ("KILN1008", where)
+    assert what in problem.message
+
+
+def test_nesting_within_the_bounds_reaches_the_depth_rule() -> None:
+    """200 levels pass the text check and are refused by the builder's depth bound."""
+    _, diagnostics = load_text("deep.yaml", ("x:\n  " + "- " * 200 + "v\n").encode())
+    assert [d.code for d in diagnostics] == ["KILN1008"]
+    assert "more than 64 levels" in diagnostics[0].message
+
+
+def test_a_spec_with_many_list_items_is_not_mistaken_for_nesting() -> None:
+    items = "".join(f"  - name: f{i}\n    dtype: fp32\n" for i in range(400))
+    document, diagnostics = load_text("wide.yaml", f"features:\n{items}".encode())
+    assert diagnostics == [] and document is not None
+    assert len(document.data["features"]) == 400
+
+
+@pytest.mark.parametrize("number", ["9" * 101, "0." + "1" * 100, "1" * 5000])
+def test_a_number_too_long_to_hold_is_refused_at_its_place(number: str) -> None:
+    _, diagnostics = load_text("n.yaml", f"a:\n  b: {number}\n".encode())
+    assert [(d.code, d.line, d.col) for d in diagnostics] == [("KILN1013", 2, 6)]
+
+
+def test_a_long_quoted_number_is_text() -> None:
+    document, diagnostics = load_text("n.yaml", f'a: "{"9" * 5000}"\n'.encode())
+    assert diagnostics == [] and document is not None and document.data["a"] == "9" * 5000
