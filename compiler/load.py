@@ -241,6 +241,15 @@ class _Builder:
             line, col = _position(node.start_mark)
             problem = str(getattr(exc, "problem", None) or exc).replace("\n", " ")
             raise _LoadFailure("KILN1005", f"invalid scalar: {problem}", line, col) from exc
+        except (ValueError, OverflowError) as exc:  # a date that does not exist: 2024-02-30
+            line, col = _position(node.start_mark)
+            raise _LoadFailure(
+                "KILN1005",
+                f"invalid {str(node.tag).removeprefix(_CORE)} {node.value!r}: {exc}",
+                line,
+                col,
+                "write a valid value, or quote it to make it text",
+            ) from exc
 
     def _pairs(
         self, node: MappingNode, path: Path_, depth: int, chain: frozenset[int], merged: bool
