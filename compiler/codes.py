@@ -26,6 +26,10 @@ CODES: dict[str, tuple[str, str]] = {
     "KILN1011": ("Spec is not a mapping", "Start with apiVersion, kind, metadata, spec."),
     "KILN1012": ("File cannot be read", "Check permissions."),
     "KILN1013": ("Number too long", "Write a number within the field's range, or quote it."),
+    "KILN1014": (
+        "Character not allowed",
+        "Delete it, or write it as an escape (\\uXXXX) in a double-quoted string.",
+    ),
     # 11xx: structure
     "KILN1101": ("Unknown field", "Fix the spelling (a suggestion is shown) or remove it."),
     "KILN1102": ("Missing required field", "Add the field."),

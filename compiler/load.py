@@ -395,6 +395,36 @@ def _block_too_deep(text: str) -> tuple[str, Location] | None:
     return None
 
 
+# YAML forbids the non-printable characters; YAML 1.1 parsers (ruamel's reader among
+# them) end lines at NEL, LS and PS too, where editors and YAML 1.2 do not, so every
+# position after one would be off. Tab, LF and CR are fine; a BOM is stripped earlier.
+_FORBIDDEN = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u2028\u2029\ufeff\ufffe\uffff]")
+_CHARACTER_NAMES = {"\x00": "NUL", "\x85": "NEXT LINE", "\u2028": "LINE SEPARATOR"}
+
+
+def _forbidden_character(text: str) -> tuple[str, Location] | None:
+    """The first character a spec may not hold, named, and where an editor shows it."""
+    match = _FORBIDDEN.search(text)
+    if match is None:
+        return None
+    char = match.group()
+    name = _CHARACTER_NAMES.get(char, "PARAGRAPH SEPARATOR" if char == "\u2029" else "")
+    what = f"U+{ord(char):04X}" + (f" ({name})" if name else " (a control character)")
+    return what, editor_location(text, match.start())
+
+
+def editor_location(text: str, index: int) -> Location:
+    """Line and column of `text[index]` as an editor counts them: LF, CRLF and CR end lines."""
+    before = text[:index].replace("\r\n", "\n").replace("\r", "\n")
+    return before.count("\n") + 1, len(before) - before.rfind("\n")
+
+
+def _kind(value: Any) -> str:
+    if value is None:
+        return "an empty document"
+    return {list: "a list", str: "a string", bool: "a boolean"}.get(type(value), "a single value")
+
+
 def _flow_too_deep(text: str) -> Location | None:
     """Where `[`/`{` nesting first passes MAX_FLOW_DEPTH, if it does.
 
@@ -585,6 +615,16 @@ def _parse_text(display: str, raw: bytes) -> tuple[Document | None, list[Diagnos
             *too_deep,
             hint="flatten the structure; specs nest a handful of levels",
         )
+    forbidden = _forbidden_character(text)
+    if forbidden is not None:
+        what, (line, col) = forbidden
+        return fail(
+            "KILN1014",
+            f"{what} is not allowed in a spec",
+            line,
+            col,
+            "delete it, or write it as an escape (\\uXXXX) inside a double-quoted string",
+        )
     deep_block = _block_too_deep(text)
     if deep_block is not None:
         what, (line, col) = deep_block
@@ -635,10 +675,11 @@ def _parse_text(display: str, raw: bytes) -> tuple[Document | None, list[Diagnos
             hint="flatten the structure; specs nest a handful of levels",
         )
     if not isinstance(data, dict):
-        line, col = builder.values[()]
+        # An empty document (`---` alone) has its mark after the last line: say line 1.
+        line, col = builder.values[()] if data is not None else (1, 1)
         return fail(
             "KILN1011",
-            f"a spec must be a mapping, found a {type(data).__name__}",
+            f"a spec must be a mapping, found {_kind(data)}",
             line,
             col,
             "start the file with `apiVersion: kiln/v1alpha1`",

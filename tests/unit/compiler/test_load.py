@@ -125,3 +125,35 @@ def test_a_number_too_long_to_hold_is_refused_at_its_place(number: str) -> None:
 def test_a_long_quoted_number_is_text() -> None:
     document, diagnostics = load_text("n.yaml", f'a: "{"9" * 5000}"\n'.encode())
     assert diagnostics == [] and document is not None and document.data["a"] == "9" * 5000
+
+
+@pytest.mark.parametrize(
+    ("raw", "where", "named"),
+    [
+        (b"a: 1\nb: \x00x\n", (2, 4), "U+0000 (NUL)"),
+        (b"a: 1\r\nb: x\xe2\x80\xa8y\n", (2, 5), "U+2028 (LINE SEPARATOR)"),
+        (b"a: 1\rb: \xe2\x80\xa9\n", (2, 4), "U+2029 (PARAGRAPH SEPARATOR)"),
+        (b"a:\n  - 1\n\xc2\x85b: 2\n", (3, 1), "U+0085 (NEXT LINE)"),
+        (b"a: 1\x1b[0m\n", (1, 5), "U+001B (a control character)"),
+    ],
+)
+def test_characters_a_spec_may_not_hold_are_named_where_an_editor_shows_them(
+    raw: bytes, where: tuple[int, int], named: str
+) -> None:
+    _, diagnostics = load_text("c.yaml", raw)
+    assert [(d.code, (d.line, d.col)) for d in diagnostics] == [("KILN1014", where)]
+    assert diagnostics[0].message.startswith(named)
+
+
+def test_escaped_separators_and_tabs_in_strings_are_fine() -> None:
+    document, diagnostics = load_text("c.yaml", b'a: "x\\u2028y"\nb: "\\t"\nc: caf\xc3\xa9\n')
+    assert diagnostics == [] and document is not None
+    assert document.data == {"a": "x\u2028y", "b": "\t", "c": "café"}
+
+
+@pytest.mark.parametrize("raw", [b"---\n", b"---", b"--- null\n", b"~\n"])
+def test_an_empty_document_is_reported_at_line_1_in_words(raw: bytes) -> None:
+    _, diagnostics = load_text("e.yaml", raw)
+    assert [(d.code, d.line, d.col) for d in diagnostics] == [("KILN1011", 1, 1)]
+    assert "found an empty document" in diagnostics[0].message
+    assert "NoneType" not in diagnostics[0].message
