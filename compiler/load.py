@@ -224,6 +224,8 @@ class _Builder:
             self._open.discard(node_id)
 
     def _scalar(self, node: ScalarNode) -> Any:
+        if node.tag in _NUMBER_TAGS and "_" in node.value:
+            return node.value  # YAML 1.1 read `1_000` as 1000; YAML 1.2 reads text
         if len(node.value) > MAX_NUMBER_LENGTH and node.tag in _NUMBER_TAGS:
             line, col = _position(node.start_mark)
             raise _LoadFailure(

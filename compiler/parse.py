@@ -171,6 +171,8 @@ def translate(
             message = f"`{dotted}` should be {expected}, found {_found(value)}"
             if kind == "string_type" and isinstance(value, int | float | date):
                 hint = "quote it: YAML reads an unquoted number, boolean or date as such"
+            elif isinstance(value, str) and "_" in value and value.replace("_", "").isdigit():
+                hint = f"YAML 1.2 reads {value} as text: write {value.replace('_', '')}"
             # An empty value has no text of its own: show the key that holds it.
             line, col = locate(path, value is None)
         diagnostic = Diagnostic(file, line, col, code, message, hint=hint)

@@ -26,7 +26,7 @@ API_VERSION = "kiln/v1alpha1"
 class SpecModel(BaseModel):
     """Base of every spec block: unknown fields are errors, values are immutable."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
 
 
 def shown(value: Any, limit: int = 200) -> str:

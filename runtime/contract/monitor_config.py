@@ -55,7 +55,9 @@ Name = Annotated[str, AfterValidator(_check_name)]
 class Strict(BaseModel):
     """Unknown fields are errors; values are immutable."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, populate_by_name=True, allow_inf_nan=False
+    )
 
 
 class ValueRange(Strict):
