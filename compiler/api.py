@@ -13,11 +13,11 @@ from compiler import build_state, fingerprint, incremental
 from compiler.artifact import Artifact
 from compiler.checks.manifests import ManifestProblem, check_manifests
 from compiler.checks.schemas import SchemaSet, UnknownKind, schema_folder
-from compiler.diagnostics import Diagnostic, has_errors
+from compiler.diagnostics import Diagnostic, Location, Path_, has_errors
 from compiler.emit import MANIFEST, EmitReport, Stage, WriteBack, emit, emit_changes
 from compiler.fingerprint import Record
 from compiler.ir import ModelIR, ModelPlacement
-from compiler.load import Document, Location, Path_
+from compiler.load import Document
 from compiler.parallel import (
     Placer,
     ProblemPlacer,

@@ -26,11 +26,10 @@ from typing import Any, TypeVar
 from compiler.artifact import Artifact, Packed, PlainSources
 from compiler.checks.manifests import ManifestProblem, check_manifests
 from compiler.checks.schemas import SchemaSet
-from compiler.diagnostics import Diagnostic
+from compiler.diagnostics import Diagnostic, Location, Path_
 from compiler.emit import Stage
 from compiler.forking import can_fork, forked_map, jobs_wanted
 from compiler.ir import ModelIR, ModelPlacement, Source
-from compiler.load import Location, Path_
 from compiler.render import render_model
 from compiler.resolve import Resolver
 

@@ -15,7 +15,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from compiler.diagnostics import Diagnostic, Severity
+from compiler.diagnostics import Diagnostic, Location, Locator, Path_, Severity
 from compiler.ir import (
     ArtifactIR,
     FeatureSetIR,
@@ -24,8 +24,8 @@ from compiler.ir import (
     ProjectIR,
     Source,
 )
-from compiler.load import Document, Location, Path_, display_path, load_tree
-from compiler.parse import Locator, document_locator, parse_document, translate
+from compiler.load import Document, display_path, load_tree
+from compiler.parse import document_locator, parse_document, translate
 from compiler.rules import semantics, signature
 from compiler.rules.findings import Finding
 from compiler.spec.documents import MODEL_NAME_MAX, FeatureSetDoc, ModelDoc, ProjectDoc
