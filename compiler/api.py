@@ -163,7 +163,7 @@ def _build_keeping(specs: Path, schemas: Path | None) -> CompileResult:
 
 def _build_files(specs: Path, schemas: Path | None, stage: Stage | None) -> CompileResult:
     resolver = Resolver(specs)
-    resolution = resolver.run(specs)
+    resolution = resolver.run()
     schema_set, version_problem = None, None
     if resolution.ok and resolution.project is not None:
         schema_set, version_problem = _checked_schema_set(resolution, schemas)
@@ -278,7 +278,7 @@ def _compile_changes(
     if update is None:
         return None
     resolver = Resolver(specs)
-    resolution = resolver.run(specs, (update.loaded, []))
+    resolution = resolver.run((update.loaded, []))
     if not resolution.ok or resolution.project is None:
         return None
     schema_set, version_problem = _checked_schema_set(resolution, schemas)

@@ -186,7 +186,8 @@ def resolve_render_and_check(
     come back without their bytes (see `Artifact.written`)."""
     checks = _Checks(place, place_problem, schemas)
     specs = resolver.pending
-    environments = len(resolver.project_spec.environments) if resolver.result.project else 1
+    context = resolver.context
+    environments = len(context.spec.environments) if context is not None else 1
 
     def work(start: int, stop: int) -> tuple[list[_SpecDone], bytes, set[str]]:
         done = []
@@ -217,7 +218,7 @@ def resolve_render_and_check(
         if keep:
             assert spec.name is not None  # only a spec that parsed is kept
             artifacts = [Artifact.unpacked(f, known) for f in packed]
-            resolver.emit(spec.diagnostics)
+            resolver.report(spec.diagnostics)
             result.diagnostics.extend(spec.rendered)
             result.artifacts.extend(artifacts)
             result.placements.extend(spec.placements)
