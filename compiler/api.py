@@ -13,11 +13,11 @@ from compiler import build_state, fingerprint, incremental
 from compiler.artifact import Artifact
 from compiler.checks.manifests import ManifestProblem, check_manifests
 from compiler.checks.schemas import SchemaSet, UnknownKind, schema_folder
-from compiler.diagnostics import Diagnostic, has_errors
+from compiler.diagnostics import Diagnostic, Location, Path_, has_errors
 from compiler.emit import MANIFEST, EmitReport, Stage, WriteBack, emit, emit_changes
 from compiler.fingerprint import Record
 from compiler.ir import ModelIR, ModelPlacement
-from compiler.load import Document, Location, Path_
+from compiler.load import Document
 from compiler.parallel import (
     Placer,
     ProblemPlacer,
@@ -163,7 +163,7 @@ def _build_keeping(specs: Path, schemas: Path | None) -> CompileResult:
 
 def _build_files(specs: Path, schemas: Path | None, stage: Stage | None) -> CompileResult:
     resolver = Resolver(specs)
-    resolution = resolver.run(specs)
+    resolution = resolver.run()
     schema_set, version_problem = None, None
     if resolution.ok and resolution.project is not None:
         schema_set, version_problem = _checked_schema_set(resolution, schemas)
@@ -278,7 +278,7 @@ def _compile_changes(
     if update is None:
         return None
     resolver = Resolver(specs)
-    resolution = resolver.run(specs, (update.loaded, []))
+    resolution = resolver.run((update.loaded, []))
     if not resolution.ok or resolution.project is None:
         return None
     schema_set, version_problem = _checked_schema_set(resolution, schemas)

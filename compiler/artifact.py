@@ -6,8 +6,8 @@ import hashlib
 from dataclasses import dataclass, field
 from typing import Any
 
+from compiler.diagnostics import Path_
 from compiler.ir import Source
-from compiler.load import Path_
 
 Stat = tuple[int, int]  # a written file's size and mtime in ns
 # An artifact as it travels between processes, in `marshal` (which takes only plain

@@ -9,11 +9,18 @@ them in one of three formats.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from enum import Enum
 
 from compiler.codes import CODES
+
+# Where a problem is: a node's path in a spec document (keys and list indexes), and
+# the 1-based line and column it is shown at. A locator maps the one to the other;
+# its flag asks for the node's key rather than its value.
+Path_ = tuple[str | int, ...]
+Location = tuple[int, int]
+Locator = Callable[[Path_, bool], Location]
 
 
 class Severity(Enum):

@@ -138,7 +138,7 @@ FAMILIES: dict[str, tuple[str, str]] = {
     ),
     "13": (
         "References",
-        "Reported while resolving (`compiler/resolve.py`, `compiler/rules/semantics.py`): "
+        "Reported while resolving (`compiler/resolve/`, `compiler/rules/semantics.py`): "
         "references between specs, names that must be unique, and columns and metrics that "
         "must fit the FeatureSet and the task.",
     ),

@@ -14,8 +14,9 @@ from pathlib import Path, PurePosixPath
 
 from compiler.api import CompileResult
 from compiler.artifact import Artifact
+from compiler.diagnostics import Path_
 from compiler.emit import MANIFEST, owned_files
-from compiler.load import Document, Path_
+from compiler.load import Document
 
 
 class NotGenerated(Exception):

@@ -23,7 +23,7 @@ from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from ruamel.yaml.resolver import VersionedResolver
 
 from compiler import cache, forking
-from compiler.diagnostics import Diagnostic
+from compiler.diagnostics import Diagnostic, Location, Path_
 
 MAX_SPEC_BYTES = 1024 * 1024
 # A spec has hundreds of nodes; a billion-laughs document has billions once
@@ -43,9 +43,6 @@ MAX_FLOW_DEPTH = 4 * MAX_DEPTH
 MAX_LINE_INDICATORS = 256
 MAX_INDENT = 1000
 SPEC_SUFFIXES = (".yaml", ".yml")
-
-Path_ = tuple[str | int, ...]
-Location = tuple[int, int]
 
 _CORE = "tag:yaml.org,2002:"
 _MERGE_TAG = _CORE + "merge"

@@ -26,11 +26,10 @@ from typing import Any, TypeVar
 from compiler.artifact import Artifact, Packed, PlainSources
 from compiler.checks.manifests import ManifestProblem, check_manifests
 from compiler.checks.schemas import SchemaSet
-from compiler.diagnostics import Diagnostic
+from compiler.diagnostics import Diagnostic, Location, Path_
 from compiler.emit import Stage
 from compiler.forking import can_fork, forked_map, jobs_wanted
 from compiler.ir import ModelIR, ModelPlacement, Source
-from compiler.load import Location, Path_
 from compiler.render import render_model
 from compiler.resolve import Resolver
 
@@ -187,7 +186,8 @@ def resolve_render_and_check(
     come back without their bytes (see `Artifact.written`)."""
     checks = _Checks(place, place_problem, schemas)
     specs = resolver.pending
-    environments = len(resolver.project_spec.environments) if resolver.result.project else 1
+    context = resolver.context
+    environments = len(context.spec.environments) if context is not None else 1
 
     def work(start: int, stop: int) -> tuple[list[_SpecDone], bytes, set[str]]:
         done = []
@@ -218,7 +218,7 @@ def resolve_render_and_check(
         if keep:
             assert spec.name is not None  # only a spec that parsed is kept
             artifacts = [Artifact.unpacked(f, known) for f in packed]
-            resolver.emit(spec.diagnostics)
+            resolver.report(spec.diagnostics)
             result.diagnostics.extend(spec.rendered)
             result.artifacts.extend(artifacts)
             result.placements.extend(spec.placements)

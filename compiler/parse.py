@@ -5,18 +5,16 @@ from __future__ import annotations
 import difflib
 import types
 import typing
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import date, datetime
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from compiler.diagnostics import Diagnostic
-from compiler.load import Document, Location, Path_
+from compiler.diagnostics import Diagnostic, Locator, Path_
+from compiler.load import Document
 from compiler.spec.documents import KINDS, SpecDocument
 from compiler.spec.types import API_VERSION, shown
-
-Locator = Callable[[Path_, bool], Location]
 
 _RANGE_ERRORS = {
     "greater_than",

@@ -7,9 +7,8 @@ from typing import Any
 
 from compiler.artifact import Artifact
 from compiler.checks import triton_rules
-from compiler.diagnostics import Diagnostic
+from compiler.diagnostics import Diagnostic, Location, Path_
 from compiler.ir import ModelIR, ModelPlacement, ProjectIR, Source
-from compiler.load import Location, Path_
 from compiler.serialize import to_yaml
 from compiler.targets import (
     analysis,

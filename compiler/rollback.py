@@ -21,8 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from compiler.api import compile_tree
-from compiler.diagnostics import Diagnostic
-from compiler.load import Document, Path_, load_text
+from compiler.diagnostics import Diagnostic, Path_
+from compiler.load import Document, load_text
 from compiler.plan import GitError, git, relative_to_root, repository_root, resolve_commit
 from compiler.resolve import Resolution, resolve
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from compiler.load import Path_
+from compiler.diagnostics import Path_
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,284 @@
+"""One Model spec, resolved in every environment of the Project.
+
+Depends only on the spec and the `ModelContext` (the Project and the FeatureSets),
+so Model specs resolve in any order, each in whichever process renders it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from compiler.diagnostics import Diagnostic, Path_
+from compiler.ir import ArtifactIR, FeatureSetIR, InstanceGroupIR, ModelIR, Source
+from compiler.load import Document
+from compiler.parse import document_locator
+from compiler.resolve.overlay import environment_spec
+from compiler.resolve.project import ModelContext
+from compiler.resolve.resolution import place
+from compiler.rules import semantics, signature
+from compiler.rules.findings import Finding
+from compiler.spec.documents import MODEL_NAME_MAX, ModelDoc
+from compiler.spec.model import OVERRIDABLE, ModelSpec
+from compiler.spec.project import Environment, Storage
+from runtime.contract.signature import Tensor
+
+Signature = tuple[tuple[Tensor, ...], tuple[Tensor, ...]]  # inputs, outputs
+
+# Findings that stop a spec from being resolved in any environment: an overlay that
+# overrides what may not be overridden (KILN1308), and a name too long for the
+# names derived from it (KILN1312). The environments would build on either.
+_STOPPING = ("KILN1308", "KILN1312")
+
+
+def resolve_model(
+    document: Document, doc: ModelDoc, context: ModelContext
+) -> tuple[list[ModelIR], list[Diagnostic]]:
+    """The models of one Model spec, one per environment it resolves in, and every
+    problem found, in the order found."""
+    findings = _spec_findings(doc, context)
+    diagnostics = place(findings, document.path, document_locator(document))
+    featureset = context.featureset(doc.spec.features)
+    if featureset is None or any(f.code in _STOPPING for f in findings):
+        return [], diagnostics
+    models = []
+    for environment in context.spec.environments:
+        spec, locate, problems = environment_spec(document, doc, environment.name)
+        diagnostics.extend(problems)
+        if spec is None:
+            continue
+        model, found = _model_in(document, doc, spec, environment, featureset, context)
+        diagnostics.extend(place(found, document.path, locate))
+        if model is not None:
+            models.append(model)
+    return models, diagnostics
+
+
+# --- What does not depend on the environment --------------------------------------------
+
+
+def _spec_findings(doc: ModelDoc, context: ModelContext) -> list[Finding]:
+    spec = doc.spec
+    return [
+        *_name_findings(doc.metadata.name),
+        *_featureset_reference(spec, context),
+        *_duplicate_versions(spec),
+        *_overlay_keys(spec, [e.name for e in context.spec.environments]),
+    ]
+
+
+def _name_findings(name: str) -> list[Finding]:
+    """The name's own rules, and a length that leaves room for every derived name."""
+    findings = semantics.check_names(name)
+    if len(name) > MODEL_NAME_MAX:
+        message = (
+            f"model name {name!r} is {len(name)} characters; the limit is "
+            f"{MODEL_NAME_MAX} so that every derived name fits"
+        )
+        findings.append(Finding(("metadata", "name"), "KILN1312", message))
+    return findings
+
+
+def _featureset_reference(spec: ModelSpec, context: ModelContext) -> list[Finding]:
+    """The FeatureSet must exist, unless it failed to parse (and was reported so)."""
+    broken = context.broken
+    ref = spec.features
+    if ref in context.featuresets or ref in broken.featuresets or broken.unknown:
+        return []
+    known = ", ".join(sorted(context.featuresets)) or "none"
+    message = f"FeatureSet {ref} is not defined"
+    return [Finding(("spec", "features"), "KILN1304", message, f"known: {known}")]
+
+
+def _duplicate_versions(spec: ModelSpec) -> list[Finding]:
+    findings = []
+    seen: set[int] = set()
+    for i, version in enumerate(spec.versions):
+        if version.version in seen:
+            message = f"version {version.version} is declared twice"
+            findings.append(Finding(("spec", "versions", i, "version"), "KILN1302", message))
+        seen.add(version.version)
+    return findings
+
+
+def _overlay_keys(spec: ModelSpec, environments: list[str]) -> list[Finding]:
+    """Each overlay names a declared environment and overrides only what may be."""
+    findings = []
+    for env_name, overlay in spec.environments.items():
+        at: Path_ = ("spec", "environments", env_name)
+        if env_name not in environments:
+            message = f"environment `{env_name}` is not declared in the Project"
+            hint = f"known: {', '.join(environments)}"
+            findings.append(Finding(at, "KILN1306", message, hint, key=True))
+            continue
+        for key in overlay:
+            if key not in OVERRIDABLE:
+                message = f"`{key}` cannot be overridden per environment"
+                hint = f"override only {', '.join(OVERRIDABLE)}"
+                findings.append(Finding((*at, key), "KILN1308", message, hint, key=True))
+    return findings
+
+
+# --- One environment ---------------------------------------------------------------------
+
+
+def _model_in(
+    document: Document,
+    doc: ModelDoc,
+    spec: ModelSpec,
+    environment: Environment,
+    featureset: FeatureSetIR,
+    context: ModelContext,
+) -> tuple[ModelIR | None, list[Finding]]:
+    """The model with `spec`, its spec in `environment`, unless an error was found."""
+    routes = {r.name: r for r in context.spec.alert_routes}
+    findings = semantics.check_model(spec, featureset.spec, environment, frozenset(routes))
+    storage = environment.storage or context.spec.storage
+    versions = _artifacts(spec, storage)
+    served = tuple(a for a in versions if a.version == spec.serving.version)
+    if not served:
+        return None, [*findings, _not_served(spec, versions)]
+    tensors, more = _signature(spec, served[0], featureset, context.root)
+    findings.extend(more)
+    if tensors is None or any(not f.warning for f in findings):
+        return None, findings
+    model = ModelIR(
+        name=doc.metadata.name,
+        owner=doc.metadata.owner,
+        task=spec.task,
+        target=spec.target,
+        project=context.project,
+        environment=environment,
+        namespace=environment.namespace or environment.name,
+        storage=storage,
+        featureset=featureset,
+        inputs=tensors[0],
+        outputs=tensors[1],
+        served=served,
+        versions=versions,
+        serving=spec.serving,
+        instance_groups=_instance_groups(spec),
+        rollout=spec.rollout,
+        training=spec.training,
+        monitoring=spec.monitoring,
+        alerts=tuple(spec.alerts),
+        routes=tuple(routes[n] for n in sorted({a.route for a in spec.alerts})),
+        source=Source(document.path, document.digest),
+    )
+    return model, findings
+
+
+def artifact_location(uri: str, storage: Storage) -> str:
+    """An artifact's URI in an environment: relative URIs sit under the model store."""
+    if "://" in uri:
+        return uri
+    return f"{storage.models.rstrip('/')}/{uri}"
+
+
+def local_path(location: str, root: Path) -> Path:
+    path = Path(location.removeprefix("file://"))
+    return path if path.is_absolute() else root / path
+
+
+def _artifacts(spec: ModelSpec, storage: Storage) -> tuple[ArtifactIR, ...]:
+    """Every version's artifact, located in the environment's storage."""
+    return tuple(
+        ArtifactIR(
+            v.version,
+            location := artifact_location(v.artifact.uri, storage),
+            v.artifact.sha256,
+            not signature.is_remote(location),
+            tuple(sorted(v.metrics.items())),
+        )
+        for v in spec.versions
+    )
+
+
+def _not_served(spec: ModelSpec, versions: tuple[ArtifactIR, ...]) -> Finding:
+    return Finding(
+        ("spec", "serving", "version"),
+        "KILN1307",
+        f"serving.version {spec.serving.version} is not among the versions "
+        f"({', '.join(str(a.version) for a in versions)})",
+    )
+
+
+def _instance_groups(spec: ModelSpec) -> tuple[InstanceGroupIR, ...]:
+    gpus = spec.serving.resources.gpus
+    groups = spec.serving.instance_groups
+    if groups is None:
+        kind = "gpu" if gpus else "cpu"
+        return (InstanceGroupIR(kind, 1, tuple(range(gpus))),)
+    return tuple(
+        InstanceGroupIR(
+            g.kind,
+            g.count,
+            tuple(g.gpus) if g.gpus else (tuple(range(gpus)) if g.kind == "gpu" else ()),
+        )
+        for g in groups
+    )
+
+
+# --- The signature -----------------------------------------------------------------------
+
+
+def _signature(
+    spec: ModelSpec, artifact: ArtifactIR, featureset: FeatureSetIR, root: Path
+) -> tuple[Signature | None, list[Finding]]:
+    """The served model's tensors: read from a local artifact (and compared with the
+    declared ones), or declared for a remote one; then checked against the batching
+    and the FeatureSet."""
+    index = next(i for i, v in enumerate(spec.versions) if v.version == artifact.version)
+    if artifact.local:
+        tensors, findings = _local_signature(spec, artifact, index, root)
+    else:
+        tensors, findings = _remote_signature(spec, artifact, index)
+    if tensors is None:
+        return None, findings
+    findings.extend(signature.check_batching(spec, *tensors))
+    findings.extend(signature.check_features(spec, featureset.spec, tensors[0]))
+    return tensors, findings
+
+
+def _remote_signature(
+    spec: ModelSpec, artifact: ArtifactIR, index: int
+) -> tuple[Signature | None, list[Finding]]:
+    """A remote model cannot be read at compile time: its signature must be declared."""
+    tensors = signature.declared_signature(spec)
+    if tensors is not None:
+        return tensors, []
+    finding = Finding(
+        ("spec", "versions", index, "artifact"),
+        "KILN1708",
+        f"version {artifact.version} is remote ({artifact.uri}), so the model "
+        "cannot be read at compile time and spec.signature is required",
+        "declare spec.signature (inputs and outputs)",
+        key=True,
+    )
+    return None, [finding]
+
+
+def _local_signature(
+    spec: ModelSpec, artifact: ArtifactIR, index: int, root: Path
+) -> tuple[Signature | None, list[Finding]]:
+    """Read the local model file; check its sha256 and the declared signature."""
+    at: Path_ = ("spec", "versions", index, "artifact", "uri")
+    path = local_path(artifact.uri, root)
+    if not path.is_file():
+        message = f"artifact of version {artifact.version} not found at {artifact.uri}"
+        hint = "train the model (make demo) or fix the path"
+        return None, [Finding(at, "KILN1701", message, hint)]
+    try:
+        model = signature.load_onnx(path)
+    except (signature.UnreadableModel, OSError) as exc:
+        return None, [Finding(at, "KILN1702", f"cannot read {artifact.uri}: {exc}")]
+    findings: list[Finding] = []
+    if artifact.sha256 is not None and model.sha256 != artifact.sha256:
+        findings.append(
+            Finding(
+                ("spec", "versions", index, "artifact", "sha256"),
+                "KILN1703",
+                f"{artifact.uri} has sha256 {model.sha256}, declared {artifact.sha256}",
+            )
+        )
+    tensors, more = signature.check_against_model(spec, model)
+    return tensors, [*findings, *more]
