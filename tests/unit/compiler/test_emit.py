@@ -15,12 +15,12 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
-from compiler import emit as emit_module
 from compiler.api import compile_tree
 from compiler.artifact import Artifact
 from compiler.cli import cli
 from compiler.diagnostics import render
 from compiler.emit import MANIFEST, MANIFEST_FORMAT, WriteBack, manifest_text
+from compiler.emit import files as emit_files
 from compiler.ir import Source
 from compiler.serialize import to_json
 
@@ -311,7 +311,7 @@ def test_a_failed_write_leaves_no_temporary_file(
 def test_a_first_compile_appears_whole_or_not_at_all(
     specs: Path, out: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real_write = emit_module._write_new
+    real_write = emit_files.write_new
     written: list[str] = []
 
     def failing_write(path: str, data: bytes) -> tuple[int, int]:
@@ -320,12 +320,12 @@ def test_a_first_compile_appears_whole_or_not_at_all(
             raise OSError(28, "No space left on device")
         return real_write(path, data)
 
-    monkeypatch.setattr(emit_module, "_write_new", failing_write)
+    monkeypatch.setattr(emit_files, "write_new", failing_write)
     result = compile_tree(specs, out)
     assert [d.code for d in result.diagnostics] == ["KILN1903"]
     assert not out.exists()
     assert sorted(p.name for p in out.parent.iterdir() if "kiln-tmp" in p.name) == []
-    monkeypatch.setattr(emit_module, "_write_new", real_write)
+    monkeypatch.setattr(emit_files, "write_new", real_write)
     assert compile_tree(specs, out).ok
     assert not [p for p in out.parent.iterdir() if "kiln-tmp" in p.name]
     assert compile_tree(specs, out, WriteBack.CHECK).ok

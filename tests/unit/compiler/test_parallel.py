@@ -11,12 +11,12 @@ from typing import Any
 import pytest
 
 from benchmarks.synthetic import ENVIRONMENTS, generate
-from compiler import emit as emit_module
 from compiler import fingerprint, forking, parallel
 from compiler.api import build, compile_tree
 from compiler.checks import manifests
 from compiler.diagnostics import render
 from compiler.emit import MANIFEST, WriteBack
+from compiler.emit import files as emit_files
 
 MODELS = 20  # x 3 environments: above parallel.MIN_PARALLEL
 assert MODELS * len(ENVIRONMENTS) >= parallel.MIN_PARALLEL
@@ -157,14 +157,14 @@ def test_a_worker_that_cannot_write_leaves_nothing_behind(
 ) -> None:
     """Workers write a first compile's model folders into its stage: one failing to
     write is reported once, and neither the output nor the stage is left."""
-    real = emit_module._write_new
+    real = emit_files.write_new
 
     def full_disk(path: str, data: bytes) -> tuple[int, int]:
         if "/model-00017/" in path:  # a model the parent does not render itself
             raise OSError(28, "No space left on device")
         return real(path, data)
 
-    monkeypatch.setattr(emit_module, "_write_new", full_disk)
+    monkeypatch.setattr(emit_files, "write_new", full_disk)
     monkeypatch.setenv(forking.JOBS_ENV, "2")
     out = tmp_path / "out"
     result = compile_tree(specs, out)
@@ -172,7 +172,7 @@ def test_a_worker_that_cannot_write_leaves_nothing_behind(
     assert [d.code for d in result.diagnostics] == ["KILN1903"]
     assert "No space left on device" in result.diagnostics[0].message
     assert os.listdir(tmp_path) == []
-    monkeypatch.setattr(emit_module, "_write_new", real)
+    monkeypatch.setattr(emit_files, "write_new", real)
     assert compile_tree(specs, out).ok
     assert sorted(os.listdir(tmp_path)) == ["out"]
     assert compile_tree(specs, out, WriteBack.CHECK).ok

@@ -1,0 +1,36 @@
+"""What emit reports about the output folder: the KILN19xx diagnostics."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from compiler.diagnostics import Diagnostic
+
+_MOVE_IT = "move it away, or compile to another --out"
+
+
+def display(out: Path, relative: str) -> str:
+    """A file of the output as diagnostics and diffs name it."""
+    return (out / relative).as_posix()
+
+
+def not_ours(out: Path, path: str) -> Diagnostic:
+    """A changed file exists, and the last manifest does not list it (KILN1901)."""
+    message = "Kiln would overwrite this file, which it did not write"
+    return Diagnostic(display(out, path), 1, 1, "KILN1901", message, hint=_MOVE_IT)
+
+
+def blocked(out: Path, path: str) -> Diagnostic:
+    """A folder or a file stands where a new file or its folder must go (KILN1901)."""
+    message = "Kiln cannot write this file: a folder or file it did not write is in the way"
+    return Diagnostic(display(out, path), 1, 1, "KILN1901", message, hint=_MOVE_IT)
+
+
+def stale(out: Path, path: str, message: str) -> Diagnostic:
+    """`--check` found a file that differs from the compile's (KILN1902)."""
+    return Diagnostic(display(out, path), 1, 1, "KILN1902", message)
+
+
+def cannot_write(out: Path, exc: OSError) -> Diagnostic:
+    """Writing failed half-way (KILN1903)."""
+    return Diagnostic(display(out, ""), 1, 1, "KILN1903", f"cannot write output: {exc}")
