@@ -85,6 +85,7 @@ CODES: dict[str, tuple[str, str]] = {
     "KILN1411": ("Autoscaling needs room", "Set replicas.max above replicas.min."),
     "KILN1412": ("Analysis checks nothing", "Set a threshold, an SLO, or smoke_test: true."),
     "KILN1413": ("Strategy settings missing", "Add the settings block the strategy needs."),
+    "KILN1414": ("Canary weights go down", "Order the canary steps by rising weight."),
     "KILN1415": ("Alert watches an uncomputed signal", "Enable the signal in monitoring."),
     # 15xx: name budgets
     "KILN1501": ("Derived name too long", "Shorten the model name."),

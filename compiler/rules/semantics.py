@@ -114,7 +114,30 @@ ROLLOUT = (*SPEC, "rollout")
 
 def check_rollout(spec: ModelSpec) -> list[Finding]:
     """Fields that belong to another strategy, then what the analysis would check."""
-    return [*_strategy_fields(spec.rollout), *_analysis(spec)]
+    return [*_strategy_fields(spec.rollout), *_canary_weights(spec.rollout), *_analysis(spec)]
+
+
+def _canary_weights(rollout: Rollout) -> list[Finding]:
+    """Weights only go up: a lower weight after a higher one moves live traffic back to
+    the old version in the middle of a rollout, which no one means to ask for."""
+    found: list[Finding] = []
+    highest, at_step = 0, 0
+    for i, step in enumerate(rollout.steps or ()):
+        if step.weight is None:
+            continue
+        if step.weight < highest:
+            found.append(
+                Finding(
+                    (*ROLLOUT, "steps", i, "weight"),
+                    "KILN1414",
+                    f"canary weight {step.weight}% comes after {highest}% (step {at_step + 1}): "
+                    "traffic would move back to the old version mid-rollout",
+                    "order the steps by rising weight; to stop a rollout, abort it",
+                )
+            )
+        else:
+            highest, at_step = step.weight, i
+    return found
 
 
 def _strategy_fields(rollout: Rollout) -> list[Finding]:
