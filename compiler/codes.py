@@ -104,6 +104,7 @@ CODES: dict[str, tuple[str, str]] = {
     "KILN1707": ("Batch dimension not variable", "With max_batch_size > 0, dim 0 must be -1."),
     "KILN1708": ("Signature required", "Declare spec.signature for remote artifacts."),
     "KILN1709": ("Inputs differ from the FeatureSet", "Align model inputs and features."),
+    "KILN1710": ("Tensor declared twice", "Give every input and output its own name."),
     # 18xx: Triton
     "KILN1802": ("Triton would refuse to load the config", "Fix the setting named."),
     "KILN1803": (

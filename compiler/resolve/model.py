@@ -62,6 +62,7 @@ def _spec_findings(doc: ModelDoc, context: ModelContext) -> list[Finding]:
         *_name_findings(doc.metadata.name),
         *_featureset_reference(spec, context),
         *_duplicate_versions(spec),
+        *signature.check_tensor_names(spec),
         *_overlay_keys(spec, [e.name for e in context.spec.environments]),
     ]
 

@@ -260,3 +260,28 @@ _SCHEME = re.compile(r"^[a-z][a-z0-9+.-]*://")
 
 def is_remote(uri: str) -> bool:
     return bool(_SCHEME.match(uri)) and not uri.startswith("file://")
+
+
+def check_tensor_names(spec: ModelSpec) -> list[Finding]:
+    """Each tensor name once across inputs and outputs: Triton keys both by name, so a
+    second entry of the same name would be a second input Triton cannot tell apart."""
+    if spec.signature is None:
+        return []
+    found: list[Finding] = []
+    first: dict[str, str] = {}
+    for side in ("inputs", "outputs"):
+        for i, tensor in enumerate(getattr(spec.signature, side)):
+            where = f"{side}[{i}]"
+            if tensor.name in first:
+                found.append(
+                    Finding(
+                        ("spec", "signature", side, i, "name"),
+                        "KILN1710",
+                        f"tensor `{tensor.name}` is declared twice: {first[tensor.name]} and "
+                        f"{where}",
+                        "give every input and output its own name",
+                    )
+                )
+            else:
+                first[tensor.name] = where
+    return found
