@@ -87,6 +87,8 @@ CODES: dict[str, tuple[str, str]] = {
     "KILN1413": ("Strategy settings missing", "Add the settings block the strategy needs."),
     "KILN1414": ("Canary weights go down", "Order the canary steps by rising weight."),
     "KILN1415": ("Alert watches an uncomputed signal", "Enable the signal in monitoring."),
+    "KILN1416": ("GPU indices on a CPU group", "Remove them, or make the group kind: gpu."),
+    "KILN1417": ("GPUs no instance group uses", "Set resources.gpus: 0, or add a gpu group."),
     # 15xx: name budgets
     "KILN1501": ("Derived name too long", "Shorten the model name."),
     # 16xx: environment policies

@@ -27,7 +27,7 @@ def check_serving(serving: Serving) -> list[Finding]:
 
 def _gpu_groups(serving: Serving) -> list[Finding]:
     at = SERVING
-    found: list[Finding] = []
+    found: list[Finding] = _settings_without_gpus(serving)
     gpus = serving.resources.gpus
     for i, group in enumerate(serving.instance_groups or ()):
         if group.kind == "gpu" and gpus < 1:
@@ -49,6 +49,35 @@ def _gpu_groups(serving: Serving) -> list[Finding]:
                         f"use indices 0 to {gpus - 1}",
                     )
                 )
+    return found
+
+
+def _settings_without_gpus(serving: Serving) -> list[Finding]:
+    """GPU settings Triton or Kubernetes would silently not use."""
+    found: list[Finding] = []
+    groups = serving.instance_groups or ()
+    for i, group in enumerate(groups):
+        if group.kind == "cpu" and group.gpus:
+            found.append(
+                Finding(
+                    (*SERVING, "instance_groups", i, "gpus"),
+                    "KILN1416",
+                    "a cpu instance group runs on no GPU; its GPU indices would be ignored",
+                    "remove `gpus`, or make the group `kind: gpu`",
+                    key=True,
+                )
+            )
+    gpus = serving.resources.gpus
+    if gpus and groups and all(group.kind == "cpu" for group in groups):
+        found.append(
+            Finding(
+                (*SERVING, "resources", "gpus"),
+                "KILN1417",
+                f"each replica asks for {gpus} GPU(s), but every instance group runs on "
+                "CPU: the GPUs would be reserved and sit idle",
+                "set resources.gpus: 0, or add an instance group of kind gpu",
+            )
+        )
     return found
 
 
