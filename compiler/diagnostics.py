@@ -114,7 +114,9 @@ def render(diagnostics: Iterable[Diagnostic], fmt: str) -> str:
 
 
 def summary(diagnostics: Iterable[Diagnostic]) -> str:
-    items = list(diagnostics)
+    """The count line: of the problems shown, so a problem found in several environments
+    (the same line, reported by each) counts once, as `render` prints it once."""
+    items = set(diagnostics)
     errors = sum(1 for d in items if d.is_error)
     warnings = len(items) - errors
     return f"{errors} error(s), {warnings} warning(s)"

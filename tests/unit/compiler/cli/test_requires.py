@@ -73,3 +73,13 @@ def test_a_failed_build_prints_its_diagnostics_and_exits_1(tmp_path: Path) -> No
     result = CliRunner().invoke(cli, ["run", "m", "--local", "--specs", str(specs)])
     assert result.exit_code == 1
     assert "project.yaml" in result.output
+
+
+def test_the_count_is_of_the_lines_shown() -> None:
+    from compiler.diagnostics import Diagnostic, render, summary
+
+    same = Diagnostic("specs/m.yaml", 3, 5, "KILN1401", "a problem in every environment")
+    other = Diagnostic("specs/m.yaml", 4, 1, "KILN1402", "another")
+    shown = render([same, same, same, other], "text").splitlines()
+    assert len(shown) == 2
+    assert summary([same, same, same, other]) == "2 error(s), 0 warning(s)"
