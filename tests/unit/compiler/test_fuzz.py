@@ -67,6 +67,8 @@ HOSTILE = (
     "? x",
     "<<: {}",
 )
+# Words of Python's and pydantic's own messages, which a person should never see.
+INTERNALS = ("Traceback", "Value error", "Input should", "pydantic", "NoneType", "<class ")
 RANDOM_BYTES = (b"\x00", b"\xff", b"\xc3", b"\t", b"\r", b"\x1b", b"\xe2\x80\xa8", b"\x85", b":")
 
 
@@ -172,7 +174,8 @@ def _check_placement(diagnostic: Diagnostic, specs: Path, context: str) -> None:
     # As an editor counts: LF, CRLF and CR end lines; one line more for a final newline.
     lines = text.replace(b"\r\n", b"\n").replace(b"\r", b"\n").count(b"\n") + 1
     assert diagnostic.line <= max(lines, 1), f"{context}: line {diagnostic.line} of {lines}"
-    assert "Traceback" not in diagnostic.message, context
+    leaked = [word for word in INTERNALS if word in diagnostic.message + diagnostic.hint]
+    assert not leaked, f"{context}: Python internals in {diagnostic.text()}"
 
 
 @pytest.fixture()
