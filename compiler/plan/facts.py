@@ -2,16 +2,9 @@
 
 from __future__ import annotations
 
-from compiler.ir import ModelIR
+from compiler.ir import AnalysisIR, DynamicBatchingIR, ModelIR, RolloutIR
 from compiler.plan.spec_paths import other_facts
-from compiler.spec.model import (
-    Alert,
-    Analysis,
-    DynamicBatching,
-    Monitoring,
-    Rollout,
-    Threshold,
-)
+from compiler.spec.model import Alert, Monitoring, Threshold
 from compiler.spec.types import Schedule
 
 
@@ -28,20 +21,15 @@ def _replicas(model: ModelIR) -> str:
     return str(replicas.min) if replicas.min == replicas.max else f"{replicas.min}-{replicas.max}"
 
 
-def _canary_steps(rollout: Rollout) -> list[str]:
-    if rollout.steps is None:  # the renderer's default path
-        steps = ["20% for 5m"]
-        if rollout.analysis is not None:
-            steps.append("analysis")
-        return [*steps, "50% for 5m"]
+def _canary_steps(rollout: RolloutIR) -> list[str]:
     described: list[str] = []
-    for step in rollout.steps:
+    for step in rollout.steps:  # the default path when none were written
         if step.weight is not None and step.pause is not None:
-            described.append(f"{step.weight}% for {step.pause}")
+            described.append(f"{step.weight}% for {step.pause.text}")
         elif step.weight is not None:
             described.append(f"{step.weight}%")
         elif step.pause is not None:
-            described.append(f"pause {step.pause}")
+            described.append(f"pause {step.pause.text}")
         if step.analysis:
             described.append("analysis")
     return described
@@ -58,14 +46,12 @@ def rollout_path(model: ModelIR) -> str:
         parts = ["preview Service"]
         if analysed:
             parts.append("analysis before promotion")
-        auto = settings.auto_promotion if settings else True
-        parts.append("automatic promotion" if auto else "promotion by hand")
-        parts.append(f"old pods kept {settings.scale_down_delay if settings else '30s'}")
+        parts.append("automatic promotion" if settings.auto_promotion else "promotion by hand")
+        parts.append(f"old pods kept {settings.scale_down_delay.text}")
         return "blue-green: " + ", ".join(parts)
     if rollout.strategy == "shadow":
         shadow = rollout.shadow
-        percent = shadow.mirror_percent if shadow else 100
-        parts = [f"{percent}% of traffic mirrored for {shadow.duration if shadow else '30m'}"]
+        parts = [f"{shadow.mirror_percent}% of traffic mirrored for {shadow.duration.text}"]
         if analysed:
             parts.append("analysis")
         return "shadow through Istio: " + ", ".join([*parts, "then 100%"])
@@ -76,7 +62,7 @@ def rollout_path(model: ModelIR) -> str:
         parts = [f"requests with {ab.header}: {ab.value}"]
         if ab.weight:
             parts.append(f"plus {ab.weight}% of the rest")
-        parts.append(f"for {ab.duration}")
+        parts.append(f"for {ab.duration.text}")
         if analysed:
             parts.append("analysis")
         return "A/B through Istio: " + ", ".join([*parts, "then 100%"])
@@ -96,7 +82,7 @@ def _autoscaling(model: ModelIR) -> str:
     }[scaling.metric]
 
 
-def _batching(batching: DynamicBatching | None) -> str:
+def _batching(batching: DynamicBatchingIR | None) -> str:
     if batching is None:
         return "off"
     parts = [f"queue delay up to {batching.max_queue_delay_us} us"]
@@ -182,14 +168,14 @@ def _drift_facts(monitoring: Monitoring | None) -> dict[str, str]:
     return facts
 
 
-def _analysis_facts(analysis: Analysis | None) -> dict[str, str]:
+def _analysis_facts(analysis: AnalysisIR | None) -> dict[str, str]:
     if analysis is None:
         return {"analysis": "none"}
     error_rate = analysis.max_error_rate
     latency = analysis.max_latency_p99_ms
     return {
         "analysis": (
-            f"every {analysis.interval}, {analysis.count} measurements, "
+            f"every {analysis.interval.text}, {analysis.count} measurements, "
             f"{analysis.failure_limit} failure(s) tolerated"
         ),
         "analysis error-rate ceiling": "none" if error_rate is None else _percent(error_rate),

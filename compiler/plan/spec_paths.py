@@ -7,6 +7,7 @@ by its spec path, so that no change to a model goes unmentioned.
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 from typing import Any
 
 from compiler.ir import ModelIR
@@ -58,8 +59,9 @@ def other_facts(model: ModelIR) -> dict[str, str]:
             "outputs": [f"{t.name} {t.dtype} {list(t.shape)}" for t in model.outputs],
         },
         "storage": model.storage.model_dump(mode="json"),
-        "serving": model.serving.model_dump(mode="json", by_alias=True),
-        "rollout": model.rollout.model_dump(mode="json", by_alias=True),
+        # Lowered blocks keep the spec's field names for what is listed here by path.
+        "serving": asdict(model.serving),
+        "rollout": asdict(model.rollout),
         "training": model.training.model_dump(mode="json", by_alias=True)
         if model.training
         else None,

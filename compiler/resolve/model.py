@@ -11,6 +11,7 @@ from pathlib import Path
 from compiler.diagnostics import Diagnostic, Path_
 from compiler.ir import ArtifactIR, FeatureSetIR, InstanceGroupIR, ModelIR, Source
 from compiler.load import Document
+from compiler.lowering import lower_rollout, lower_serving
 from compiler.parse import document_locator
 from compiler.resolve.overlay import environment_spec
 from compiler.resolve.project import ModelContext
@@ -156,9 +157,9 @@ def _model_in(
         outputs=tensors[1],
         served=served,
         versions=versions,
-        serving=spec.serving,
+        serving=lower_serving(spec.serving),
         instance_groups=_instance_groups(spec),
-        rollout=spec.rollout,
+        rollout=lower_rollout(spec.rollout),
         training=spec.training,
         monitoring=spec.monitoring,
         alerts=tuple(spec.alerts),

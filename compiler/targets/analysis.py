@@ -14,7 +14,6 @@ from compiler.targets import k8s, promql, strategies
 from compiler.targets.k8s import HTTP_PORT, Object
 from compiler.targets.pipeline import data_uri
 from compiler.targets.serving import CONFIG_MOUNT, SIGNATURE_FILE
-from runtime.contract.durations import duration_seconds
 
 
 def thresholds(model: ModelIR) -> tuple[float | None, float | None]:
@@ -40,7 +39,7 @@ def _prometheus_metric(model: ModelIR, name: str, query: str, condition: str) ->
     assert analysis is not None
     return {
         "name": name,
-        "interval": f"{int(duration_seconds(analysis.interval))}s",
+        "interval": f"{int(analysis.interval.seconds)}s",
         "count": analysis.count,
         "failureLimit": analysis.failure_limit,
         "successCondition": condition,

@@ -9,23 +9,22 @@ ab         route a header-selected cohort (and a share of the rest), analyse, pr
 from __future__ import annotations
 
 from compiler import names
-from compiler.ir import ModelIR
+from compiler.ir import DurationIR, ModelIR
 from compiler.targets.k8s import Object
-from runtime.contract.durations import duration_seconds
 
 MIRROR_ROUTE = "mirror"
 COHORT_ROUTE = "ab-cohort"
 PRIMARY_ROUTE = "primary"
 GRPC_ROUTE = "primary-grpc"
-_DEFAULT_CANARY = ((20, "5m"), (50, "5m"))
 
 
 def analysis_step(model: ModelIR) -> Object:
     return {"analysis": {"templates": [{"templateName": names.derived(model.name, "-analysis")}]}}
 
 
-def _pause(duration: str) -> Object:
-    return {"pause": {"duration": f"{max(1, int(duration_seconds(duration)))}s"}}
+def _pause(duration: DurationIR) -> Object:
+    # Whole seconds, at least one: a shorter pause would be no pause at all.
+    return {"pause": {"duration": f"{max(1, int(duration.seconds))}s"}}
 
 
 def _traffic_routing(model: ModelIR, managed: list[str]) -> Object:
@@ -42,16 +41,8 @@ def _services(model: ModelIR) -> Object:
 
 
 def _canary_steps(model: ModelIR) -> list[Object]:
-    rollout = model.rollout
-    if rollout.steps is None:
-        steps: list[Object] = []
-        for weight, pause in _DEFAULT_CANARY:
-            steps += [{"setWeight": weight}, _pause(pause)]
-            if weight == _DEFAULT_CANARY[0][0] and rollout.analysis is not None:
-                steps.append(analysis_step(model))
-        return steps
     rendered: list[Object] = []
-    for step in rollout.steps:
+    for step in model.rollout.steps:  # the default path when none were written
         if step.weight is not None:
             rendered.append({"setWeight": step.weight})
         if step.pause is not None:
@@ -81,8 +72,7 @@ def _canary(model: ModelIR) -> Object:
 
 def _shadow(model: ModelIR) -> Object:
     shadow = model.rollout.shadow
-    percent = shadow.mirror_percent if shadow else 100
-    duration = shadow.duration if shadow else "30m"
+    percent = shadow.mirror_percent
     steps: list[Object] = [
         # Mirrored traffic needs capacity although the canary takes no live traffic.
         {"setCanaryScale": {"weight": percent}},
@@ -93,7 +83,7 @@ def _shadow(model: ModelIR) -> Object:
                 "match": [{"path": {"prefix": "/"}}],
             }
         },
-        _pause(duration),
+        _pause(shadow.duration),
     ]
     if model.rollout.analysis is not None:
         steps.append(analysis_step(model))
@@ -142,10 +132,8 @@ def _blue_green(model: ModelIR) -> Object:
     blue_green: Object = {
         "activeService": model.name,
         "previewService": names.derived(model.name, "-preview"),
-        "autoPromotionEnabled": settings.auto_promotion if settings else True,
-        "scaleDownDelaySeconds": int(
-            duration_seconds(settings.scale_down_delay if settings else "30s")
-        ),
+        "autoPromotionEnabled": settings.auto_promotion,
+        "scaleDownDelaySeconds": int(settings.scale_down_delay.seconds),
     }
     if model.rollout.analysis is not None:
         blue_green["prePromotionAnalysis"] = {

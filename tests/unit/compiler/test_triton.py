@@ -14,8 +14,14 @@ from tritonclient.grpc import model_config_pb2 as mc
 from compiler.api import build
 from compiler.checks.triton_rules import load_time_problems
 from compiler.diagnostics import render
-from compiler.ir import InstanceGroupIR, ModelIR
-from compiler.spec.model import DynamicBatching, Optimization, TensorRT
+from compiler.ir import (
+    DynamicBatchingIR,
+    InstanceGroupIR,
+    ModelIR,
+    OptimizationIR,
+    QueuePolicyIR,
+    TensorRTIR,
+)
 from compiler.targets import triton
 from runtime.contract.signature import ONNX_DTYPES, Tensor
 
@@ -57,14 +63,20 @@ def models(
 
 
 def with_serving(model: ModelIR, **changes: Any) -> ModelIR:
-    return dataclasses.replace(model, serving=model.serving.model_copy(update=changes))
+    return dataclasses.replace(model, serving=dataclasses.replace(model.serving, **changes))
 
 
 def on_gpus(model: ModelIR, gpus: int, *groups: InstanceGroupIR) -> ModelIR:
-    resources = model.serving.resources.model_copy(update={"gpus": gpus})
+    resources = dataclasses.replace(model.serving.resources, gpus=gpus)
     return dataclasses.replace(
         with_serving(model, resources=resources), instance_groups=tuple(groups)
     )
+
+
+def with_warmup(model: ModelIR, **changes: Any) -> ModelIR:
+    warmup = model.serving.warmup
+    assert warmup is not None
+    return with_serving(model, warmup=dataclasses.replace(warmup, **changes))
 
 
 def tensor(config: mc.ModelConfig, name: str) -> Any:
@@ -185,7 +197,7 @@ def test_a_batch_only_tensor_gets_dims_1_and_an_empty_reshape(
 
 def test_without_batching_dims_keep_every_dimension(models: dict[str, ModelIR]) -> None:
     model = with_serving(models["staging"], max_batch_size=0, dynamic_batching=None)
-    model = dataclasses.replace(model, serving=model.serving.model_copy(update={"warmup": None}))
+    model = with_serving(model, warmup=None)
     config = triton.build_config(model)
     assert config.max_batch_size == 0
     assert list(tensor(config, "x").dims) == [-1, 3]
@@ -205,15 +217,13 @@ def test_warmup_has_fixed_dims_and_batch_size_1_without_batching(
     ]
     assert list(batched.model_warmup[0].inputs["x"].dims) == [3]
     single = with_serving(models["staging"], max_batch_size=0, dynamic_batching=None)
-    warmup = single.serving.warmup.model_copy(update={"batch_sizes": [1]})  # type: ignore[union-attr]
-    config = triton.build_config(with_serving(single, warmup=warmup))
+    config = triton.build_config(with_warmup(single, batch_sizes=(1,)))
     assert [w.batch_size for w in config.model_warmup] == [1]
     assert list(config.model_warmup[0].inputs["x"].dims) == [1, 3]  # -1 becomes 1
 
 
 def test_random_warmup_data_except_for_strings(models: dict[str, ModelIR]) -> None:
-    warmup = models["staging"].serving.warmup.model_copy(update={"data": "random"})  # type: ignore[union-attr]
-    config = triton.build_config(with_serving(models["staging"], warmup=warmup))
+    config = triton.build_config(with_warmup(models["staging"], data="random"))
     inputs = config.model_warmup[0].inputs
     assert inputs["x"].WhichOneof("input_data_type") == "random_data"
     assert inputs["s"].WhichOneof("input_data_type") == "zero_data"
@@ -226,7 +236,7 @@ def test_local_uses_the_python_backend_on_cpu(models: dict[str, ModelIR]) -> Non
     gpu_model = on_gpus(
         models["local"], 2, InstanceGroupIR("gpu", 2, (0,)), InstanceGroupIR("gpu", 1, (1,))
     )
-    tensorrt = Optimization(tensorrt=TensorRT(precision="fp16"))
+    tensorrt = OptimizationIR(TensorRTIR("fp16", None))
     config = triton.build_config(with_serving(gpu_model, optimization=tensorrt))
     assert config.backend == "python"
     assert config.platform == ""
@@ -271,7 +281,7 @@ def test_default_instance_group_uses_every_gpu_of_the_replica(
 
 
 def test_tensorrt_only_with_gpu_groups(models: dict[str, ModelIR]) -> None:
-    tensorrt = Optimization(tensorrt=TensorRT(precision="int8", max_workspace_size_bytes=1 << 30))
+    tensorrt = OptimizationIR(TensorRTIR("int8", max_workspace_size_bytes=1 << 30))
     cpu_only = with_serving(models["staging"], optimization=tensorrt)
     assert not triton.build_config(cpu_only).HasField("optimization")
     gpu = on_gpus(cpu_only, 1, InstanceGroupIR("gpu", 1, (0,)))
@@ -295,14 +305,13 @@ def test_version_policy_lists_only_the_served_version(models: dict[str, ModelIR]
 
 
 def test_dynamic_batching_fields(models: dict[str, ModelIR]) -> None:
-    batching = DynamicBatching.model_validate(
-        {
-            "max_queue_delay_us": 300,
-            "preferred_batch_size": [4, 8],
-            "priority_levels": 2,
-            "default_priority_level": 1,
-            "default_queue_policy": {"timeout_action": "delay", "default_timeout_us": 7},
-        }
+    batching = DynamicBatchingIR(
+        max_queue_delay_us=300,
+        preferred_batch_size=(4, 8),
+        preserve_ordering=False,
+        priority_levels=2,
+        default_priority_level=1,
+        default_queue_policy=QueuePolicyIR("delay", 7, False, 0),
     )
     config = triton.build_config(with_serving(models["staging"], dynamic_batching=batching))
     rendered = config.dynamic_batching
@@ -311,7 +320,8 @@ def test_dynamic_batching_fields(models: dict[str, ModelIR]) -> None:
     assert (rendered.priority_levels, rendered.default_priority_level) == (2, 1)
     assert rendered.default_queue_policy.timeout_action == mc.ModelQueuePolicy.DELAY
     assert rendered.default_queue_policy.default_timeout_microseconds == 7
-    empty = with_serving(models["staging"], dynamic_batching=DynamicBatching())
+    nothing_set = DynamicBatchingIR(0, (), False, None, None, None)
+    empty = with_serving(models["staging"], dynamic_batching=nothing_set)
     text = triton.serialize(triton.build_config(empty))
     assert "dynamic_batching {\n}" in text  # NVIDIA's advice: start with an empty block
 

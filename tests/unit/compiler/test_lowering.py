@@ -1,0 +1,173 @@
+"""Lowering spec blocks to IR values: seconds for durations, tuples for lists, defaults applied."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from compiler.api import build
+from compiler.diagnostics import render
+from compiler.ir import (
+    CanaryStepIR,
+    DurationIR,
+    ModelIR,
+    OptimizationIR,
+    ReplicasIR,
+    ResourcesIR,
+    TensorRTIR,
+    WarmupIR,
+)
+from compiler.lowering import lower_duration, lower_rollout, lower_serving
+from compiler.plan.spec_paths import flatten, other_facts
+from compiler.spec.model import Rollout, Serving
+
+SpecFiles = Callable[..., dict[str, str]]
+WriteTree = Callable[..., Path]
+
+EVERY_SERVING_FIELD = Serving.model_validate(
+    {
+        "version": 2,
+        "max_batch_size": 16,
+        "dynamic_batching": {
+            "max_queue_delay_us": 250,
+            "preferred_batch_size": [4, 8],
+            "default_queue_policy": {"timeout_action": "delay", "default_timeout_us": 7},
+        },
+        "instance_groups": [{"kind": "gpu", "count": 2}],
+        "resources": {"gpus": 1, "cpu": "2", "memory": "4Gi"},
+        "replicas": {"min": 2, "max": 5},
+        "autoscaling": {"metric": "queue_time_us", "target": 500},
+        "optimization": {"tensorrt": {"precision": "int8", "max_workspace_size_bytes": 1024}},
+        "warmup": {"batch_sizes": [1, 16], "data": "random"},
+        "slo": {"latency_p99_ms": 40, "error_rate": 0.01},
+    }
+)
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [("500ms", 0.5), ("90s", 90), ("10m", 600), ("1h30m", 5400), ("7d", 604800)],
+)
+def test_a_duration_is_seconds_and_keeps_its_text(text: str, seconds: float) -> None:
+    assert lower_duration(text) == DurationIR(seconds, text)
+
+
+def test_serving_defaults_are_applied() -> None:
+    serving = lower_serving(Serving(version=3))
+    assert serving.version == 3
+    assert serving.max_batch_size == 0
+    assert serving.resources == ResourcesIR(gpus=0, cpu="1", memory="2Gi")
+    assert serving.replicas == ReplicasIR(1, 1)
+    optional = (serving.dynamic_batching, serving.autoscaling, serving.optimization)
+    assert optional == (None, None, None)
+    assert (serving.warmup, serving.slo) == (None, None)
+
+
+def test_serving_lists_become_tuples() -> None:
+    serving = lower_serving(EVERY_SERVING_FIELD)
+    batching = serving.dynamic_batching
+    assert batching is not None
+    assert batching.preferred_batch_size == (4, 8)
+    assert batching.default_queue_policy is not None
+    assert batching.default_queue_policy.timeout_action == "delay"
+    assert batching.default_queue_policy.max_queue_size == 0  # the spec's default
+    assert serving.warmup == WarmupIR((1, 16), "random")
+    assert serving.optimization == OptimizationIR(TensorRTIR("int8", 1024))
+    hash(serving)  # frozen all the way down: no list or dict is left in it
+
+
+def test_an_unwritten_rollout_gets_the_default_canary_and_settings() -> None:
+    rollout = lower_rollout(Rollout())
+    five_minutes = DurationIR(300, "5m")
+    assert (rollout.strategy, rollout.traffic) == ("canary", "replicas")
+    assert rollout.steps == (
+        CanaryStepIR(20, five_minutes, False),
+        CanaryStepIR(50, five_minutes, False),
+    )
+    assert rollout.analysis is None
+    assert (rollout.shadow.mirror_percent, rollout.shadow.duration) == (
+        100,
+        DurationIR(1800, "30m"),
+    )
+    assert rollout.blue_green.auto_promotion is True
+    assert rollout.blue_green.scale_down_delay == DurationIR(30, "30s")
+    assert rollout.ab is None
+    hash(rollout)
+
+
+def test_the_default_canary_analyses_after_its_first_step() -> None:
+    rollout = lower_rollout(Rollout.model_validate({"analysis": {"count": 3}}))
+    assert [(s.weight, s.analysis) for s in rollout.steps] == [
+        (20, False),
+        (None, True),
+        (50, False),
+    ]
+    assert rollout.analysis is not None
+    assert rollout.analysis.interval == DurationIR(60, "1m")
+    assert (rollout.analysis.count, rollout.analysis.failure_limit) == (3, 1)
+
+
+def test_written_steps_and_settings_are_in_seconds() -> None:
+    rollout = lower_rollout(
+        Rollout.model_validate(
+            {
+                "strategy": "ab",
+                "traffic": "istio",
+                "steps": [{"weight": 10, "pause": "1h30m"}, {"analysis": True}, {"pause": "500ms"}],
+                "analysis": {"interval": "2m", "max_error_rate": 0.05},
+                "ab": {"header": "x-cohort", "value": "beta", "weight": 5, "duration": "2h"},
+                "blue_green": {"auto_promotion": False, "scale_down_delay": "10m"},
+            }
+        )
+    )
+    assert rollout.steps == (
+        CanaryStepIR(10, DurationIR(5400, "1h30m"), False),
+        CanaryStepIR(None, None, True),
+        CanaryStepIR(None, DurationIR(0.5, "500ms"), False),
+    )
+    assert rollout.analysis is not None
+    assert rollout.analysis.interval.seconds == 120
+    assert rollout.analysis.max_error_rate == 0.05
+    assert rollout.ab is not None
+    assert (rollout.ab.weight, rollout.ab.duration.seconds) == (5, 7200)
+    assert rollout.blue_green.scale_down_delay.seconds == 600
+
+
+@pytest.fixture(scope="module")
+def model(
+    tmp_path_factory: pytest.TempPathFactory, spec_files: SpecFiles, write_tree: WriteTree
+) -> ModelIR:
+    specs = write_tree(tmp_path_factory.mktemp("tree") / "specs", spec_files(["alpha"]))
+    result = build(specs)
+    assert result.ok, render(result.diagnostics, "text")
+    return next(m for m in result.resolution.models if m.environment.name == "staging")
+
+
+@pytest.mark.parametrize(
+    ("serving", "listed"),
+    [
+        (Serving(version=1), {"serving.optimization", "serving.warmup"}),
+        (
+            EVERY_SERVING_FIELD,
+            {
+                "serving.optimization.tensorrt.max_workspace_size_bytes",
+                "serving.optimization.tensorrt.precision",
+                "serving.warmup.batch_sizes",
+                "serving.warmup.data",
+            },
+        ),
+    ],
+)
+def test_the_plan_lists_lowered_serving_settings_by_their_spec_paths(
+    model: ModelIR, serving: Serving, listed: set[str]
+) -> None:
+    """The plan lists what it does not describe by name; the lowered block keeps the paths."""
+    facts = other_facts(dataclasses.replace(model, serving=lower_serving(serving)))
+    shown = {path: text for path, text in facts.items() if path.startswith("serving")}
+    assert set(shown) == listed
+    as_the_spec_wrote_it: dict[str, str] = {}
+    flatten({"serving": serving.model_dump(mode="json", by_alias=True)}, "", as_the_spec_wrote_it)
+    assert shown.items() <= as_the_spec_wrote_it.items()
