@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TypeVar
 
-from compiler.ir import (
+from compiler.ir.serving import (
     ABIR,
     AnalysisIR,
     AutoscalingIR,
@@ -28,12 +28,14 @@ from compiler.ir import (
     TensorRTIR,
     WarmupIR,
 )
+from compiler.ir.training import DataIR, GateIR, ScheduleIR, TrainingIR, TrainingResourcesIR
 from compiler.spec.model import (
     AB,
     Analysis,
     Autoscaling,
     BlueGreen,
     DynamicBatching,
+    Gate,
     Optimization,
     QueuePolicy,
     Rollout,
@@ -41,8 +43,10 @@ from compiler.spec.model import (
     Shadow,
     Slo,
     Step,
+    Training,
     Warmup,
 )
+from compiler.spec.types import Schedule
 from runtime.contract.durations import duration_seconds
 
 Block = TypeVar("Block")
@@ -177,4 +181,33 @@ def lower_rollout(rollout: Rollout) -> RolloutIR:
         shadow=_shadow(rollout.shadow or Shadow()),
         ab=_maybe(_ab, rollout.ab),
         blue_green=_blue_green(rollout.blue_green or BlueGreen()),
+    )
+
+
+# --- training ------------------------------------------------------------------------
+
+
+def lower_schedule(schedule: Schedule) -> ScheduleIR:
+    return ScheduleIR(schedule.cron, schedule.timezone)
+
+
+def _gate(gate: Gate) -> GateIR:
+    return GateIR(gate.metric, gate.min, gate.max, gate.max_regression)
+
+
+def lower_training(training: Training | None) -> TrainingIR | None:
+    """What the pipeline targets need of `spec.training`; None when there is no training."""
+    if training is None:
+        return None
+    resources = training.resources
+    return TrainingIR(
+        image=training.image,
+        command=tuple(training.command),
+        args=tuple(training.args),
+        data=DataIR(training.data.uri, training.data.sha256),
+        resources=TrainingResourcesIR(resources.cpu, resources.memory, resources.gpus),
+        seed=training.seed,
+        holdout=training.holdout,
+        schedule=_maybe(lower_schedule, training.schedule),
+        gates=tuple(_gate(g) for g in training.gates),
     )

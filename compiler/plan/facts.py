@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from compiler.ir import AnalysisIR, DynamicBatchingIR, ModelIR, RolloutIR
+from compiler.ir import ModelIR
+from compiler.ir.serving import AnalysisIR, DynamicBatchingIR, RolloutIR
+from compiler.ir.training import ScheduleIR
 from compiler.plan.spec_paths import other_facts
 from compiler.spec.model import Alert, Monitoring, Threshold
 from compiler.spec.types import Schedule
@@ -110,7 +112,8 @@ def _instances(model: ModelIR) -> str:
     return "; ".join(groups)
 
 
-def _schedule(schedule: Schedule | None) -> str:
+# Schedule: the monitor's schedule, not lowered yet.
+def _schedule(schedule: ScheduleIR | Schedule | None) -> str:
     return "none" if schedule is None else f"{schedule.cron} ({schedule.timezone})"
 
 

@@ -62,9 +62,7 @@ def other_facts(model: ModelIR) -> dict[str, str]:
         # Lowered blocks keep the spec's field names for what is listed here by path.
         "serving": asdict(model.serving),
         "rollout": asdict(model.rollout),
-        "training": model.training.model_dump(mode="json", by_alias=True)
-        if model.training
-        else None,
+        "training": asdict(model.training) if model.training else None,
         "monitoring": model.monitoring.model_dump(mode="json", by_alias=True)
         if model.monitoring
         else None,

@@ -11,7 +11,7 @@ from pathlib import Path
 from compiler.diagnostics import Diagnostic, Path_
 from compiler.ir import ArtifactIR, FeatureSetIR, InstanceGroupIR, ModelIR, Source
 from compiler.load import Document
-from compiler.lowering import lower_rollout, lower_serving
+from compiler.lowering import lower_rollout, lower_serving, lower_training
 from compiler.parse import document_locator
 from compiler.resolve.overlay import environment_spec
 from compiler.resolve.project import ModelContext
@@ -160,7 +160,7 @@ def _model_in(
         serving=lower_serving(spec.serving),
         instance_groups=_instance_groups(spec),
         rollout=lower_rollout(spec.rollout),
-        training=spec.training,
+        training=lower_training(spec.training),
         monitoring=spec.monitoring,
         alerts=tuple(spec.alerts),
         routes=tuple(routes[n] for n in sorted({a.route for a in spec.alerts})),

@@ -16,12 +16,12 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from functools import cached_property
 
 from compiler.ir import ModelIR
+from compiler.ir.training import GateIR, TrainingIR
 from compiler.serialize import to_json
-from compiler.spec.model import Training
 from compiler.targets.serving import signature as serving_signature
 from runtime.contract.steps import EVALUATE, FEATURES, PUBLISH, TRAIN_ENV, VALIDATE
 from runtime.contract.vocabulary import task_metrics
@@ -126,7 +126,7 @@ def _signature(model: ModelIR) -> str:
     return _compact(serving_signature(model).document())
 
 
-def features_step(model: ModelIR, training: Training) -> Step:
+def features_step(model: ModelIR, training: TrainingIR) -> Step:
     """Snapshot the training data: the FeatureSet's columns and the target."""
     featureset = model.featureset.spec
     command = FEATURES.command(
@@ -143,7 +143,7 @@ def features_step(model: ModelIR, training: Training) -> Step:
     return Step("features", model.project.images.runtime, command)
 
 
-def train_step(model: ModelIR, training: Training) -> Step:
+def train_step(model: ModelIR, training: TrainingIR) -> Step:
     """The user's training command; it gets its inputs from variables, not flags."""
     variables = (
         (TRAIN_ENV.data, "{in:features}/features.parquet"),
@@ -166,10 +166,15 @@ def train_step(model: ModelIR, training: Training) -> Step:
     )
 
 
-def evaluate_step(model: ModelIR, training: Training) -> Step:
+def _gate(gate: GateIR) -> dict[str, object]:
+    """A gate as the evaluate step reads it: the metric and its one bound."""
+    return {key: value for key, value in asdict(gate).items() if value is not None}
+
+
+def evaluate_step(model: ModelIR, training: TrainingIR) -> Step:
     """Metrics on the held-out rows, gated; max_regression compares with the served version."""
     serving_version = next(a for a in model.served)
-    gates = [g.model_dump(exclude_none=True) for g in training.gates]
+    gates = [_gate(g) for g in training.gates]
     command = EVALUATE.command(
         {
             "--model": "{in:train}/model.onnx",
@@ -205,7 +210,7 @@ def validate_step(model: ModelIR) -> Step:
     return Step("validate", model.project.images.runtime, command, depends=("train",))
 
 
-def publish_step(model: ModelIR, training: Training) -> Step:
+def publish_step(model: ModelIR, training: TrainingIR) -> Step:
     """Upload the artifact to the model store and write the spec patch that records it."""
     command = PUBLISH.command(
         {

@@ -9,7 +9,8 @@ ab         route a header-selected cohort (and a share of the rest), analyse, pr
 from __future__ import annotations
 
 from compiler import names
-from compiler.ir import DurationIR, ModelIR
+from compiler.ir import ModelIR
+from compiler.ir.serving import DurationIR
 from compiler.targets.k8s import Object
 
 MIRROR_ROUTE = "mirror"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from compiler import names
 from compiler.ir import ModelIR
+from compiler.ir.training import ScheduleIR
 from compiler.spec.types import Schedule
 from compiler.targets import k8s
 from compiler.targets.k8s import Object
@@ -192,7 +193,7 @@ def schedule(
     model: ModelIR,
     suffix: str,
     component: str,
-    when: Schedule,
+    when: ScheduleIR | Schedule,  # Schedule: the monitor's, not lowered yet
     workflow_spec: Object,
     starting_deadline: int,
 ) -> Object:

@@ -10,19 +10,20 @@ import pytest
 
 from compiler.api import build
 from compiler.diagnostics import render
-from compiler.ir import (
+from compiler.ir import ModelIR
+from compiler.ir.serving import (
     CanaryStepIR,
     DurationIR,
-    ModelIR,
     OptimizationIR,
     ReplicasIR,
     ResourcesIR,
     TensorRTIR,
     WarmupIR,
 )
-from compiler.lowering import lower_duration, lower_rollout, lower_serving
+from compiler.ir.training import DataIR, GateIR, ScheduleIR, TrainingResourcesIR
+from compiler.lowering import lower_duration, lower_rollout, lower_serving, lower_training
 from compiler.plan.spec_paths import flatten, other_facts
-from compiler.spec.model import Rollout, Serving
+from compiler.spec.model import Rollout, Serving, Training
 
 SpecFiles = Callable[..., dict[str, str]]
 WriteTree = Callable[..., Path]
@@ -43,6 +44,20 @@ EVERY_SERVING_FIELD = Serving.model_validate(
         "optimization": {"tensorrt": {"precision": "int8", "max_workspace_size_bytes": 1024}},
         "warmup": {"batch_sizes": [1, 16], "data": "random"},
         "slo": {"latency_p99_ms": 40, "error_rate": 0.01},
+    }
+)
+
+EVERY_TRAINING_FIELD = Training.model_validate(
+    {
+        "image": "ghcr.io/acme/train:1.0",
+        "command": ["python", "-m", "train"],
+        "args": ["--epochs", "3"],
+        "data": {"uri": "loans/2024.parquet", "sha256": "a" * 64},
+        "resources": {"cpu": "4", "memory": "8Gi", "gpus": 1},
+        "seed": 7,
+        "holdout": 0.25,
+        "schedule": {"cron": "0 3 * * 1", "timezone": "Europe/Paris"},
+        "gates": [{"metric": "roc_auc", "min": 0.8}, {"metric": "log_loss", "max_regression": 0.1}],
     }
 )
 
@@ -136,6 +151,35 @@ def test_written_steps_and_settings_are_in_seconds() -> None:
     assert rollout.blue_green.scale_down_delay.seconds == 600
 
 
+def test_no_training_stays_none() -> None:
+    assert lower_training(None) is None
+
+
+def test_training_defaults_are_applied() -> None:
+    minimal = Training.model_validate(
+        {"image": "ghcr.io/acme/train:1.0", "command": ["train"], "data": {"uri": "d.parquet"}}
+    )
+    training = lower_training(minimal)
+    assert training is not None
+    assert training.args == ()
+    assert training.data == DataIR("d.parquet", None)
+    assert training.resources == TrainingResourcesIR(cpu="1", memory="2Gi", gpus=0)
+    assert (training.seed, training.holdout) == (0, 0.2)
+    assert (training.schedule, training.gates) == (None, ())
+
+
+def test_training_lists_become_tuples() -> None:
+    training = lower_training(EVERY_TRAINING_FIELD)
+    assert training is not None
+    assert (training.command, training.args) == (("python", "-m", "train"), ("--epochs", "3"))
+    assert training.schedule == ScheduleIR("0 3 * * 1", "Europe/Paris")
+    assert training.gates == (
+        GateIR("roc_auc", 0.8, None, None),
+        GateIR("log_loss", None, None, 0.1),
+    )
+    hash(training)
+
+
 @pytest.fixture(scope="module")
 def model(
     tmp_path_factory: pytest.TempPathFactory, spec_files: SpecFiles, write_tree: WriteTree
@@ -170,4 +214,24 @@ def test_the_plan_lists_lowered_serving_settings_by_their_spec_paths(
     assert set(shown) == listed
     as_the_spec_wrote_it: dict[str, str] = {}
     flatten({"serving": serving.model_dump(mode="json", by_alias=True)}, "", as_the_spec_wrote_it)
+    assert shown.items() <= as_the_spec_wrote_it.items()
+
+
+def test_the_plan_lists_lowered_training_settings_by_their_spec_paths(model: ModelIR) -> None:
+    training = EVERY_TRAINING_FIELD
+    facts = other_facts(dataclasses.replace(model, training=lower_training(training)))
+    shown = {path: text for path, text in facts.items() if path.startswith("training")}
+    assert set(shown) == {
+        "training.args",
+        "training.command",
+        "training.data.sha256",
+        "training.data.uri",
+        "training.holdout",
+        "training.resources.cpu",
+        "training.resources.gpus",
+        "training.resources.memory",
+        "training.seed",
+    }
+    as_the_spec_wrote_it: dict[str, str] = {}
+    flatten({"training": training.model_dump(mode="json", by_alias=True)}, "", as_the_spec_wrote_it)
     assert shown.items() <= as_the_spec_wrote_it.items()

@@ -14,14 +14,8 @@ from tritonclient.grpc import model_config_pb2 as mc
 from compiler.api import build
 from compiler.checks.triton_rules import load_time_problems
 from compiler.diagnostics import render
-from compiler.ir import (
-    DynamicBatchingIR,
-    InstanceGroupIR,
-    ModelIR,
-    OptimizationIR,
-    QueuePolicyIR,
-    TensorRTIR,
-)
+from compiler.ir import InstanceGroupIR, ModelIR
+from compiler.ir.serving import DynamicBatchingIR, OptimizationIR, QueuePolicyIR, TensorRTIR
 from compiler.targets import triton
 from runtime.contract.signature import ONNX_DTYPES, Tensor
 

@@ -1,72 +1,13 @@
-"""The intermediate representation: one complete, frozen record per (model, environment).
+"""The IR of serving and rollout: plain values, built from the spec by compiler/lowering.py.
 
-Targets read only this. Every default is applied and every reference resolved,
-so a target never looks at specs or at other models.
+Field names follow the spec's where a block keeps its shape: the plan lists the settings
+it does not describe by name under their spec paths (compiler/plan/spec_paths.py).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal, NamedTuple
-
-from compiler.spec.featureset import FeatureSetSpec
-from compiler.spec.model import Alert, Monitoring, Training
-from compiler.spec.project import AlertRoute, Environment, Images, Storage
-from runtime.contract.signature import Tensor
-
-TaskName = str
-
-
-class Source(NamedTuple):
-    """A spec file that contributed to an output, with its digest.
-
-    A named tuple, not a dataclass: every file of a large tree hashes its sources
-    when the manifest is written, and a tuple hashes in C.
-    """
-
-    file: str
-    digest: str
-
-
-@dataclass(frozen=True)
-class ArtifactIR:
-    version: int
-    uri: str  # absolute URI, or a project-relative path for local files
-    sha256: str | None
-    local: bool
-    metrics: tuple[tuple[str, float], ...]
-
-
-@dataclass(frozen=True)
-class InstanceGroupIR:
-    kind: str  # gpu | cpu
-    count: int
-    gpus: tuple[int, ...]
-
-
-@dataclass(frozen=True)
-class ProjectIR:
-    name: str
-    git_repo: str
-    git_revision: str
-    git_path: str
-    kubernetes_version: str
-    images: Images
-    source: Source
-
-
-@dataclass(frozen=True)
-class FeatureSetIR:
-    name: str
-    version: int
-    spec: FeatureSetSpec
-    source: Source
-
-
-# --- serving and rollout: plain values, built by compiler/lowering.py -------------------
-#
-# Field names follow the spec's where a block keeps its shape: the plan lists the settings
-# it does not describe by name under their spec paths (compiler/plan/spec_paths.py).
+from typing import Literal
 
 
 @dataclass(frozen=True)
@@ -212,54 +153,3 @@ class RolloutIR:
     shadow: ShadowIR
     ab: ABIR | None  # the ab strategy requires it (a spec rule); it has no defaults
     blue_green: BlueGreenIR
-
-
-class ModelPlacement(NamedTuple):
-    """Where one model's environment is deployed: all the Argo CD objects need of it."""
-
-    name: str
-    environment: str
-    namespace: str
-    is_local: bool
-    source: Source
-
-
-@dataclass(frozen=True)
-class ModelIR:
-    """Everything every target needs to render one model in one environment."""
-
-    name: str
-    owner: str | None
-    task: TaskName
-    target: str
-    project: ProjectIR
-    environment: Environment
-    namespace: str
-    storage: Storage
-    featureset: FeatureSetIR
-    inputs: tuple[Tensor, ...]
-    outputs: tuple[Tensor, ...]
-    served: tuple[ArtifactIR, ...]  # the versions this environment serves
-    versions: tuple[ArtifactIR, ...]  # every declared version
-    serving: ServingIR
-    instance_groups: tuple[InstanceGroupIR, ...]
-    rollout: RolloutIR
-    training: Training | None
-    monitoring: Monitoring | None
-    alerts: tuple[Alert, ...]
-    routes: tuple[AlertRoute, ...]  # the routes the alerts use, resolved
-    source: Source
-
-    @property
-    def is_local(self) -> bool:
-        return self.environment.kind == "local"
-
-    @property
-    def sources(self) -> tuple[Source, ...]:
-        return (self.source, self.featureset.source, self.project.source)
-
-    @property
-    def placement(self) -> ModelPlacement:
-        return ModelPlacement(
-            self.name, self.environment.name, self.namespace, self.is_local, self.source
-        )

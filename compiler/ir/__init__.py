@@ -1,0 +1,119 @@
+"""The intermediate representation: one complete, frozen record per (model, environment).
+
+Targets read only this. Every default is applied and every reference resolved,
+so a target never looks at specs or at other models. The lowered blocks are plain
+values in their own modules (serving.py: serving and rollout; training.py); the
+fields listed in tests/unit/compiler/test_ir.py's NOT_YET_LOWERED still hold spec
+objects.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import NamedTuple
+
+from compiler.ir.serving import RolloutIR, ServingIR
+from compiler.ir.training import TrainingIR
+from compiler.spec.featureset import FeatureSetSpec
+from compiler.spec.model import Alert, Monitoring
+from compiler.spec.project import AlertRoute, Environment, Images, Storage
+from runtime.contract.signature import Tensor
+
+TaskName = str
+
+
+class Source(NamedTuple):
+    """A spec file that contributed to an output, with its digest.
+
+    A named tuple, not a dataclass: every file of a large tree hashes its sources
+    when the manifest is written, and a tuple hashes in C.
+    """
+
+    file: str
+    digest: str
+
+
+@dataclass(frozen=True)
+class ArtifactIR:
+    version: int
+    uri: str  # absolute URI, or a project-relative path for local files
+    sha256: str | None
+    local: bool
+    metrics: tuple[tuple[str, float], ...]
+
+
+@dataclass(frozen=True)
+class InstanceGroupIR:
+    kind: str  # gpu | cpu
+    count: int
+    gpus: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class ProjectIR:
+    name: str
+    git_repo: str
+    git_revision: str
+    git_path: str
+    kubernetes_version: str
+    images: Images
+    source: Source
+
+
+@dataclass(frozen=True)
+class FeatureSetIR:
+    name: str
+    version: int
+    spec: FeatureSetSpec
+    source: Source
+
+
+class ModelPlacement(NamedTuple):
+    """Where one model's environment is deployed: all the Argo CD objects need of it."""
+
+    name: str
+    environment: str
+    namespace: str
+    is_local: bool
+    source: Source
+
+
+@dataclass(frozen=True)
+class ModelIR:
+    """Everything every target needs to render one model in one environment."""
+
+    name: str
+    owner: str | None
+    task: TaskName
+    target: str
+    project: ProjectIR
+    environment: Environment
+    namespace: str
+    storage: Storage
+    featureset: FeatureSetIR
+    inputs: tuple[Tensor, ...]
+    outputs: tuple[Tensor, ...]
+    served: tuple[ArtifactIR, ...]  # the versions this environment serves
+    versions: tuple[ArtifactIR, ...]  # every declared version
+    serving: ServingIR
+    instance_groups: tuple[InstanceGroupIR, ...]
+    rollout: RolloutIR
+    training: TrainingIR | None
+    monitoring: Monitoring | None
+    alerts: tuple[Alert, ...]
+    routes: tuple[AlertRoute, ...]  # the routes the alerts use, resolved
+    source: Source
+
+    @property
+    def is_local(self) -> bool:
+        return self.environment.kind == "local"
+
+    @property
+    def sources(self) -> tuple[Source, ...]:
+        return (self.source, self.featureset.source, self.project.source)
+
+    @property
+    def placement(self) -> ModelPlacement:
+        return ModelPlacement(
+            self.name, self.environment.name, self.namespace, self.is_local, self.source
+        )

@@ -1,0 +1,53 @@
+"""The IR of training: plain values, built from the spec by compiler/lowering.py.
+
+Field names follow the spec's: the plan lists the settings it does not describe by
+name under their spec paths (compiler/plan/spec_paths.py).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class ScheduleIR:
+    cron: str  # five fields
+    timezone: str  # IANA name
+
+
+@dataclass(frozen=True)
+class DataIR:
+    uri: str  # as written: the target places a relative one under the data store
+    sha256: str | None
+
+
+@dataclass(frozen=True)
+class TrainingResourcesIR:
+    """The training pod's request; cpu and memory are Kubernetes quantities as written."""
+
+    cpu: str
+    memory: str
+    gpus: int
+
+
+@dataclass(frozen=True)
+class GateIR:
+    """A condition a trained version must meet; exactly one bound is set (a spec rule)."""
+
+    metric: str
+    min: float | None
+    max: float | None
+    max_regression: float | None  # largest drop against the served version's metric
+
+
+@dataclass(frozen=True)
+class TrainingIR:
+    image: str
+    command: tuple[str, ...]
+    args: tuple[str, ...]
+    data: DataIR
+    resources: TrainingResourcesIR
+    seed: int
+    holdout: float  # the share of rows held out for evaluation
+    schedule: ScheduleIR | None  # retraining; None runs only when submitted
+    gates: tuple[GateIR, ...]
