@@ -22,26 +22,14 @@ from ruamel.yaml.error import MarkedYAMLError, YAMLError
 from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from ruamel.yaml.resolver import VersionedResolver
 
-from compiler import cache, forking
+from compiler import cache, forking, text_guard
 from compiler.diagnostics import Diagnostic, Location, Path_
 
 MAX_SPEC_BYTES = 1024 * 1024
 # A spec has hundreds of nodes; a billion-laughs document has billions once
 # aliases are expanded. Counting expanded nodes stops it long before it hurts.
 MAX_EXPANDED_NODES = 100_000
-MAX_DEPTH = 64
-# ruamel's C composer recurses once per level of flow nesting and overflows the C
-# stack (a segfault, not an exception) somewhere past ten thousand levels; the
-# pure composer hits Python's recursion limit far earlier. Flow nesting is
-# measured before either of them runs.
-MAX_FLOW_DEPTH = 4 * MAX_DEPTH
-# Block nesting makes it recurse the same way: `- - - x` and `? ? x` open a level per
-# indicator on one line, and indentation opens at most two per column (a sequence may
-# sit at its key's column). A line is refused before composing when it starts with
-# more indicators, or more indentation, than any spec needs; together the two bound
-# the nesting a 1 MiB file can reach far below where the C stack gives out.
-MAX_LINE_INDICATORS = 256
-MAX_INDENT = 1000
+MAX_DEPTH = text_guard.MAX_DEPTH
 SPEC_SUFFIXES = (".yaml", ".yml")
 
 _CORE = "tag:yaml.org,2002:"
@@ -325,13 +313,6 @@ def _unsupported_tag(node: Node, tag: str) -> _LoadFailure:
     )
 
 
-def _utf8_error_location(raw: bytes, offset: int) -> Location:
-    before = raw[:offset]
-    line = before.count(b"\n") + 1
-    col = offset - (before.rfind(b"\n") + 1) + 1
-    return (line, col)
-
-
 def _yaml_error(display: str, exc: MarkedYAMLError) -> Diagnostic:
     mark = exc.problem_mark or exc.context_mark
     line, col = _position(mark) if mark is not None else (1, 1)
@@ -366,79 +347,10 @@ def _yaml_error(display: str, exc: MarkedYAMLError) -> Diagnostic:
 _BRACKETS = re.compile(r"[\[\]{}]")
 
 
-_DEEP_INDENT = " " * MAX_INDENT
-_INDICATOR_PAIRS = ("- ", "-\t", "? ", "?\t", ": ", ":\t")
-_INDICATOR_RUN = re.compile(r"(?:(?:[-?:]|[&!][^ \t\r\n]*)[ \t]+)*+")
-
-
-def _block_too_deep(text: str) -> tuple[str, Location] | None:
-    """The first line that opens too many block levels, and why, if one does.
-
-    Counting indicator characters first keeps this free for every real spec: only a
-    file holding hundreds of `- `, `? ` or `: ` is scanned line by line.
-    """
-    indented = _DEEP_INDENT in text
-    tokens = sum(map(text.count, _INDICATOR_PAIRS))
-    if not indented and tokens <= MAX_LINE_INDICATORS:
-        return None
-    for number, line in enumerate(text.splitlines(), start=1):
-        indent = len(line) - len(line.lstrip(" "))
-        if indent >= MAX_INDENT:
-            return f"a line indented {indent} columns", (number, 1)
-        run = _INDICATOR_RUN.match(line, indent)
-        if run is not None and run.end() - indent > 2 * MAX_LINE_INDICATORS:
-            # Anchors and tags may stand between the indicators; they open nothing.
-            opened = sum(token in ("-", "?", ":") for token in line[indent : run.end()].split())
-            if opened > MAX_LINE_INDICATORS:
-                return f"{opened} nesting indicators on one line", (number, indent + 1)
-    return None
-
-
-# YAML forbids the non-printable characters; YAML 1.1 parsers (ruamel's reader among
-# them) end lines at NEL, LS and PS too, where editors and YAML 1.2 do not, so every
-# position after one would be off. Tab, LF and CR are fine; a BOM is stripped earlier.
-_FORBIDDEN = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u2028\u2029\ufeff\ufffe\uffff]")
-_CHARACTER_NAMES = {"\x00": "NUL", "\x85": "NEXT LINE", "\u2028": "LINE SEPARATOR"}
-
-
-def _forbidden_character(text: str) -> tuple[str, Location] | None:
-    """The first character a spec may not hold, named, and where an editor shows it."""
-    match = _FORBIDDEN.search(text)
-    if match is None:
-        return None
-    char = match.group()
-    name = _CHARACTER_NAMES.get(char, "PARAGRAPH SEPARATOR" if char == "\u2029" else "")
-    what = f"U+{ord(char):04X}" + (f" ({name})" if name else " (a control character)")
-    return what, editor_location(text, match.start())
-
-
-def editor_location(text: str, index: int) -> Location:
-    """Line and column of `text[index]` as an editor counts them: LF, CRLF and CR end lines."""
-    before = text[:index].replace("\r\n", "\n").replace("\r", "\n")
-    return before.count("\n") + 1, len(before) - before.rfind("\n")
-
-
 def _kind(value: Any) -> str:
     if value is None:
         return "an empty document"
     return {list: "a list", str: "a string", bool: "a boolean"}.get(type(value), "a single value")
-
-
-def _flow_too_deep(text: str) -> Location | None:
-    """Where `[`/`{` nesting first passes MAX_FLOW_DEPTH, if it does.
-
-    Brackets inside quotes and comments count too; that can only err towards
-    refusing a document no person would write.
-    """
-    if text.count("[") + text.count("{") <= MAX_FLOW_DEPTH:
-        return None
-    depth = 0
-    for match in _BRACKETS.finditer(text):
-        depth = depth + 1 if match.group() in "[{" else max(depth - 1, 0)
-        if depth > MAX_FLOW_DEPTH:
-            before = text[: match.start()]
-            return (before.count("\n") + 1, match.start() - (before.rfind("\n") + 1) + 1)
-    return None
 
 
 class _RememberingResolver(VersionedResolver):
@@ -595,45 +507,9 @@ def _parse_text(display: str, raw: bytes) -> tuple[Document | None, list[Diagnos
     if len(raw) > MAX_SPEC_BYTES:
         return None, [_too_large(display, len(raw))]
     try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line, col = _utf8_error_location(raw, exc.start)
-        return fail(
-            "KILN1001",
-            f"file is not valid UTF-8 (byte 0x{raw[exc.start]:02x})",
-            line,
-            col,
-            "save the file as UTF-8",
-        )
-    text = text.removeprefix("\ufeff")
-    too_deep = _flow_too_deep(text)
-    if too_deep is not None:
-        return fail(
-            "KILN1008",
-            f"brackets nest more than {MAX_FLOW_DEPTH} levels deep",
-            *too_deep,
-            hint="flatten the structure; specs nest a handful of levels",
-        )
-    forbidden = _forbidden_character(text)
-    if forbidden is not None:
-        what, (line, col) = forbidden
-        return fail(
-            "KILN1014",
-            f"{what} is not allowed in a spec",
-            line,
-            col,
-            "delete it, or write it as an escape (\\uXXXX) inside a double-quoted string",
-        )
-    deep_block = _block_too_deep(text)
-    if deep_block is not None:
-        what, (line, col) = deep_block
-        return fail(
-            "KILN1008",
-            f"the document nests too deeply to be read ({what})",
-            line,
-            col,
-            hint="flatten the structure; specs nest a handful of levels",
-        )
+        text = text_guard.readable_text(raw)
+    except text_guard.TextProblem as problem:
+        return fail(problem.code, problem.message, problem.line, problem.col, problem.hint)
     try:
         yaml, nodes = _compose(text)
     except MarkedYAMLError as exc:
