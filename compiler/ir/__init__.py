@@ -2,7 +2,8 @@
 
 Targets read only this. Every default is applied and every reference resolved,
 so a target never looks at specs or at other models. The lowered blocks are plain
-values in their own modules (serving.py: serving and rollout; training.py); the
+values in their own modules (serving.py: serving and rollout; training.py;
+monitoring.py: monitoring, alerts and their routes); the
 fields listed in tests/unit/compiler/test_ir.py's NOT_YET_LOWERED still hold spec
 objects.
 """
@@ -12,11 +13,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import NamedTuple
 
+from compiler.ir.monitoring import AlertIR, MonitoringIR, RouteIR
 from compiler.ir.serving import RolloutIR, ServingIR
 from compiler.ir.training import TrainingIR
 from compiler.spec.featureset import FeatureSetSpec
-from compiler.spec.model import Alert, Monitoring
-from compiler.spec.project import AlertRoute, Environment, Images, Storage
+from compiler.spec.project import Environment, Images, Storage
 from runtime.contract.signature import Tensor
 
 TaskName = str
@@ -99,9 +100,9 @@ class ModelIR:
     instance_groups: tuple[InstanceGroupIR, ...]
     rollout: RolloutIR
     training: TrainingIR | None
-    monitoring: Monitoring | None
-    alerts: tuple[Alert, ...]
-    routes: tuple[AlertRoute, ...]  # the routes the alerts use, resolved
+    monitoring: MonitoringIR | None
+    alerts: tuple[AlertIR, ...]
+    routes: tuple[RouteIR, ...]  # the routes the alerts use, resolved
     source: Source
 
     @property

@@ -11,7 +11,14 @@ from pathlib import Path
 from compiler.diagnostics import Diagnostic, Path_
 from compiler.ir import ArtifactIR, FeatureSetIR, InstanceGroupIR, ModelIR, Source
 from compiler.load import Document
-from compiler.lowering import lower_rollout, lower_serving, lower_training
+from compiler.lowering import (
+    lower_alert,
+    lower_monitoring,
+    lower_rollout,
+    lower_route,
+    lower_serving,
+    lower_training,
+)
 from compiler.parse import document_locator
 from compiler.resolve.overlay import environment_spec
 from compiler.resolve.project import ModelContext
@@ -161,9 +168,9 @@ def _model_in(
         instance_groups=_instance_groups(spec),
         rollout=lower_rollout(spec.rollout),
         training=lower_training(spec.training),
-        monitoring=spec.monitoring,
-        alerts=tuple(spec.alerts),
-        routes=tuple(routes[n] for n in sorted({a.route for a in spec.alerts})),
+        monitoring=lower_monitoring(spec.monitoring),
+        alerts=tuple(lower_alert(a) for a in spec.alerts),
+        routes=tuple(lower_route(routes[n]) for n in sorted({a.route for a in spec.alerts})),
         source=Source(document.path, document.digest),
     )
     return model, findings
