@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TypeVar
 
+from compiler.ir.environment import EnvironmentIR, GpuIR, StorageIR, TolerationIR
 from compiler.ir.monitoring import (
     AlertIR,
     AlertmanagerIR,
@@ -76,7 +77,15 @@ from compiler.spec.model import (
     Univariate,
     Warmup,
 )
-from compiler.spec.project import AlertRoute, SlackTarget, WebhookTarget
+from compiler.spec.project import (
+    AlertRoute,
+    Environment,
+    Gpu,
+    SlackTarget,
+    Storage,
+    Toleration,
+    WebhookTarget,
+)
 from compiler.spec.types import Schedule, SecretRef
 from runtime.contract.durations import duration_seconds
 
@@ -343,3 +352,34 @@ def lower_route(route: AlertRoute) -> RouteIR:
         slack=_maybe(_slack, route.slack),
         webhook=_maybe(_webhook, route.webhook),
     )
+
+
+# --- environment and storage ---------------------------------------------------------
+
+
+def _toleration(toleration: Toleration) -> TolerationIR:
+    return TolerationIR(toleration.key, toleration.operator, toleration.value, toleration.effect)
+
+
+def _gpu(gpu: Gpu) -> GpuIR:
+    return GpuIR(
+        resource=gpu.resource,
+        node_selector=tuple(sorted(gpu.node_selector.items())),
+        tolerations=tuple(_toleration(t) for t in gpu.tolerations),
+    )
+
+
+def lower_environment(environment: Environment) -> EnvironmentIR:
+    """What the targets render of an environment (its storage is lowered apart)."""
+    return EnvironmentIR(
+        name=environment.name,
+        kind=environment.kind,
+        gpu=_gpu(environment.gpu),
+        prometheus_url=environment.prometheus_url,
+        pushgateway_url=environment.pushgateway_url,
+        monitoring_labels=tuple(sorted(environment.monitoring_labels.items())),
+    )
+
+
+def lower_storage(storage: Storage) -> StorageIR:
+    return StorageIR(storage.models, storage.data)

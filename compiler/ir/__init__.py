@@ -3,7 +3,8 @@
 Targets read only this. Every default is applied and every reference resolved,
 so a target never looks at specs or at other models. The lowered blocks are plain
 values in their own modules (serving.py: serving and rollout; training.py;
-monitoring.py: monitoring, alerts and their routes); the
+monitoring.py: monitoring, alerts and their routes; environment.py: the environment
+and its storage); the
 fields listed in tests/unit/compiler/test_ir.py's NOT_YET_LOWERED still hold spec
 objects.
 """
@@ -13,11 +14,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import NamedTuple
 
+from compiler.ir.environment import EnvironmentIR, StorageIR
 from compiler.ir.monitoring import AlertIR, MonitoringIR, RouteIR
 from compiler.ir.serving import RolloutIR, ServingIR
 from compiler.ir.training import TrainingIR
 from compiler.spec.featureset import FeatureSetSpec
-from compiler.spec.project import Environment, Images, Storage
+from compiler.spec.project import Images
 from runtime.contract.signature import Tensor
 
 TaskName = str
@@ -88,9 +90,9 @@ class ModelIR:
     task: TaskName
     target: str
     project: ProjectIR
-    environment: Environment
+    environment: EnvironmentIR
     namespace: str
-    storage: Storage
+    storage: StorageIR
     featureset: FeatureSetIR
     inputs: tuple[Tensor, ...]
     outputs: tuple[Tensor, ...]

@@ -76,7 +76,7 @@ def other_facts(model: ModelIR) -> dict[str, str]:
             "inputs": [f"{t.name} {t.dtype} {list(t.shape)}" for t in model.inputs],
             "outputs": [f"{t.name} {t.dtype} {list(t.shape)}" for t in model.outputs],
         },
-        "storage": model.storage.model_dump(mode="json"),
+        "storage": asdict(model.storage),
         # Lowered blocks keep the spec's field names for what is listed here by path.
         "serving": asdict(model.serving),
         "rollout": asdict(model.rollout),

@@ -13,10 +13,12 @@ from compiler.ir import ArtifactIR, FeatureSetIR, InstanceGroupIR, ModelIR, Sour
 from compiler.load import Document
 from compiler.lowering import (
     lower_alert,
+    lower_environment,
     lower_monitoring,
     lower_rollout,
     lower_route,
     lower_serving,
+    lower_storage,
     lower_training,
 )
 from compiler.parse import document_locator
@@ -156,9 +158,9 @@ def _model_in(
         task=spec.task,
         target=spec.target,
         project=context.project,
-        environment=environment,
+        environment=lower_environment(environment),
         namespace=environment.namespace or environment.name,
-        storage=storage,
+        storage=lower_storage(storage),
         featureset=featureset,
         inputs=tensors[0],
         outputs=tensors[1],

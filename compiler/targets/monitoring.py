@@ -202,7 +202,7 @@ def prometheus_rule(model: ModelIR) -> Object | None:
     if not groups:
         return None
     meta = k8s.metadata(model, model.name, "monitoring")
-    meta["labels"].update(sorted(model.environment.monitoring_labels.items()))
+    meta["labels"].update(model.environment.monitoring_labels)
     return k8s.resource(
         "monitoring.coreos.com/v1",
         "PrometheusRule",
