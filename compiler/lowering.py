@@ -10,6 +10,13 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from compiler.ir.environment import EnvironmentIR, GpuIR, StorageIR, TolerationIR
+from compiler.ir.featureset import (
+    FeatureColumnsIR,
+    FeatureIR,
+    FeatureSourceIR,
+    ImagesIR,
+    RangeIR,
+)
 from compiler.ir.monitoring import (
     AlertIR,
     AlertmanagerIR,
@@ -50,6 +57,7 @@ from compiler.ir.serving import (
     WarmupIR,
 )
 from compiler.ir.training import DataIR, GateIR, ScheduleIR, TrainingIR, TrainingResourcesIR
+from compiler.spec.featureset import Feature, FeatureSetSpec
 from compiler.spec.model import (
     AB,
     Alert,
@@ -81,6 +89,7 @@ from compiler.spec.project import (
     AlertRoute,
     Environment,
     Gpu,
+    Images,
     SlackTarget,
     Storage,
     Toleration,
@@ -383,3 +392,33 @@ def lower_environment(environment: Environment) -> EnvironmentIR:
 
 def lower_storage(storage: Storage) -> StorageIR:
     return StorageIR(storage.models, storage.data)
+
+
+# --- FeatureSet and images -----------------------------------------------------------
+
+
+def _feature(feature: Feature) -> FeatureIR:
+    bounds = feature.range
+    return FeatureIR(
+        name=feature.name,
+        dtype=feature.dtype,
+        kind=feature.kind,
+        range=None if bounds is None else RangeIR(bounds.min, bounds.max),
+        values=None if feature.values is None else tuple(feature.values),
+        description=feature.description,
+    )
+
+
+def lower_featureset(spec: FeatureSetSpec) -> FeatureColumnsIR:
+    """A FeatureSet's spec, its features in the order written (the columns' order)."""
+    return FeatureColumnsIR(
+        version=spec.version,
+        entity=spec.entity,
+        timestamp=spec.timestamp,
+        source=FeatureSourceIR(spec.source.uri, spec.source.format),
+        features=tuple(_feature(f) for f in spec.features),
+    )
+
+
+def lower_images(images: Images) -> ImagesIR:
+    return ImagesIR(images.runtime, images.triton)

@@ -71,7 +71,7 @@ def other_facts(model: ModelIR) -> dict[str, str]:
         "task": model.task,
         "target": model.target,
         "features": f"{model.featureset.name}@{model.featureset.version}",
-        "featureset": model.featureset.spec.model_dump(mode="json", by_alias=True),
+        "featureset": asdict(model.featureset.spec),
         "signature": {
             "inputs": [f"{t.name} {t.dtype} {list(t.shape)}" for t in model.inputs],
             "outputs": [f"{t.name} {t.dtype} {list(t.shape)}" for t in model.outputs],

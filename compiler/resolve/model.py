@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from compiler.diagnostics import Diagnostic, Path_
-from compiler.ir import ArtifactIR, FeatureSetIR, InstanceGroupIR, ModelIR, Source
+from compiler.ir import ArtifactIR, InstanceGroupIR, ModelIR, Source
 from compiler.load import Document
 from compiler.lowering import (
     lower_alert,
@@ -23,7 +23,7 @@ from compiler.lowering import (
 )
 from compiler.parse import document_locator
 from compiler.resolve.overlay import environment_spec
-from compiler.resolve.project import ModelContext
+from compiler.resolve.project import ModelContext, ResolvedFeatureSet
 from compiler.resolve.resolution import place
 from compiler.rules import semantics, signature
 from compiler.rules.findings import Finding
@@ -137,7 +137,7 @@ def _model_in(
     doc: ModelDoc,
     spec: ModelSpec,
     environment: Environment,
-    featureset: FeatureSetIR,
+    featureset: ResolvedFeatureSet,
     context: ModelContext,
 ) -> tuple[ModelIR | None, list[Finding]]:
     """The model with `spec`, its spec in `environment`, unless an error was found."""
@@ -161,7 +161,7 @@ def _model_in(
         environment=lower_environment(environment),
         namespace=environment.namespace or environment.name,
         storage=lower_storage(storage),
-        featureset=featureset,
+        featureset=featureset.ir,
         inputs=tensors[0],
         outputs=tensors[1],
         served=served,
@@ -233,7 +233,7 @@ def _instance_groups(spec: ModelSpec) -> tuple[InstanceGroupIR, ...]:
 
 
 def _signature(
-    spec: ModelSpec, artifact: ArtifactIR, featureset: FeatureSetIR, root: Path
+    spec: ModelSpec, artifact: ArtifactIR, featureset: ResolvedFeatureSet, root: Path
 ) -> tuple[Signature | None, list[Finding]]:
     """The served model's tensors: read from a local artifact (and compared with the
     declared ones), or declared for a remote one; then checked against the batching

@@ -77,7 +77,7 @@ def config_from_ir(model: ModelIR) -> MonitorConfig:
             "name": f.name,
             "dtype": f.dtype,
             "kind": f.kind,
-            "range": f.range.model_dump() if f.range else None,
+            "range": asdict(f.range) if f.range else None,
             "values": list(f.values) if f.values is not None else None,
         }
         for f in spec.features
