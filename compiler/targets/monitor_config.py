@@ -11,7 +11,14 @@ from dataclasses import asdict
 from typing import Any, Literal
 
 from compiler.ir import ModelIR
-from compiler.ir.monitoring import ColumnsIR, DatasetIR, RouteIR
+from compiler.ir.monitoring import (
+    ColumnsIR,
+    DataQualityIR,
+    DatasetIR,
+    DriftIR,
+    PerformanceIR,
+    RouteIR,
+)
 from runtime.contract.monitor_config import MonitorConfig
 from runtime.contract.vocabulary import SERVING_SIGNALS
 
@@ -57,7 +64,7 @@ def _route(route: RouteIR) -> dict[str, Any]:
     return written
 
 
-def _block(block: Any) -> dict[str, Any] | None:
+def _block(block: DriftIR | PerformanceIR | DataQualityIR | None) -> dict[str, Any] | None:
     """An optional block of the monitoring IR, field for field as the config takes it."""
     return None if block is None else asdict(block)
 
