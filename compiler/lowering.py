@@ -9,6 +9,34 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TypeVar
 
+from compiler.ir.environment import EnvironmentIR, GpuIR, StorageIR, TolerationIR
+from compiler.ir.featureset import (
+    FeatureColumnsIR,
+    FeatureIR,
+    FeatureSourceIR,
+    ImagesIR,
+    RangeIR,
+)
+from compiler.ir.monitoring import (
+    AlertIR,
+    AlertmanagerIR,
+    ChunkingIR,
+    ColumnsIR,
+    ConditionIR,
+    ConstantThresholdIR,
+    DataQualityIR,
+    DatasetIR,
+    DriftIR,
+    MonitoringIR,
+    MultivariateIR,
+    PerformanceIR,
+    RouteIR,
+    SecretRefIR,
+    SlackIR,
+    ThresholdIR,
+    UnivariateIR,
+    WebhookIR,
+)
 from compiler.ir.serving import (
     ABIR,
     AnalysisIR,
@@ -29,24 +57,45 @@ from compiler.ir.serving import (
     WarmupIR,
 )
 from compiler.ir.training import DataIR, GateIR, ScheduleIR, TrainingIR, TrainingResourcesIR
+from compiler.spec.featureset import Feature, FeatureSetSpec
 from compiler.spec.model import (
     AB,
+    Alert,
     Analysis,
     Autoscaling,
     BlueGreen,
+    Columns,
+    DataQuality,
+    Dataset,
+    Drift,
     DynamicBatching,
     Gate,
+    Monitoring,
+    Multivariate,
     Optimization,
+    Performance,
     QueuePolicy,
     Rollout,
     Serving,
     Shadow,
     Slo,
     Step,
+    Threshold,
     Training,
+    Univariate,
     Warmup,
 )
-from compiler.spec.types import Schedule
+from compiler.spec.project import (
+    AlertRoute,
+    Environment,
+    Gpu,
+    Images,
+    SlackTarget,
+    Storage,
+    Toleration,
+    WebhookTarget,
+)
+from compiler.spec.types import Schedule, SecretRef
 from runtime.contract.durations import duration_seconds
 
 Block = TypeVar("Block")
@@ -211,3 +260,165 @@ def lower_training(training: Training | None) -> TrainingIR | None:
         schedule=_maybe(lower_schedule, training.schedule),
         gates=tuple(_gate(g) for g in training.gates),
     )
+
+
+# --- monitoring ----------------------------------------------------------------------
+
+
+def _dataset(dataset: Dataset) -> DatasetIR:
+    return DatasetIR(dataset.uri, dataset.format, _maybe(lower_duration, dataset.lookback))
+
+
+def _columns(columns: Columns) -> ColumnsIR:
+    score = columns.score
+    scores = tuple(score.items()) if isinstance(score, dict) else score
+    return ColumnsIR(columns.timestamp, columns.prediction, scores, columns.target)
+
+
+def _threshold(threshold: Threshold) -> ThresholdIR:
+    bounds = threshold.constant
+    constant = None if bounds is None else ConstantThresholdIR(bounds.lower, bounds.upper)
+    return ThresholdIR(threshold.std, constant)
+
+
+def _univariate(univariate: Univariate) -> UnivariateIR:
+    return UnivariateIR(
+        tuple(univariate.continuous),
+        tuple(univariate.categorical),
+        _maybe(_threshold, univariate.threshold),
+    )
+
+
+def _multivariate(multivariate: Multivariate) -> MultivariateIR:
+    return MultivariateIR(
+        multivariate.method, multivariate.max_rows, _maybe(_threshold, multivariate.threshold)
+    )
+
+
+def _drift(drift: Drift) -> DriftIR:
+    return DriftIR(_maybe(_univariate, drift.univariate), _maybe(_multivariate, drift.multivariate))
+
+
+def _performance(performance: Performance) -> PerformanceIR:
+    return PerformanceIR(performance.estimator, tuple(performance.metrics))
+
+
+def _data_quality(quality: DataQuality) -> DataQualityIR:
+    return DataQualityIR(quality.missing_values, quality.unseen_values, quality.ranges)
+
+
+def lower_monitoring(monitoring: Monitoring | None) -> MonitoringIR | None:
+    """What the monitor job and its targets need of `spec.monitoring`; None without it."""
+    if monitoring is None:
+        return None
+    chunking = monitoring.chunking
+    return MonitoringIR(
+        schedule=lower_schedule(monitoring.schedule),
+        reference=_dataset(monitoring.reference),
+        analysis=_dataset(monitoring.analysis),
+        columns=_columns(monitoring.columns),
+        chunking=ChunkingIR(chunking.period, chunking.size, chunking.count),
+        drift=_maybe(_drift, monitoring.drift),
+        performance=_maybe(_performance, monitoring.performance),
+        data_quality=_maybe(_data_quality, monitoring.data_quality),
+    )
+
+
+# --- alerts and their routes ---------------------------------------------------------
+
+
+def lower_alert(alert: Alert) -> AlertIR:
+    when = alert.when
+    condition = ConditionIR(
+        signal=when.signal,
+        metric=when.metric,
+        feature=when.feature,
+        below=when.below,
+        above=when.above,
+        for_=_maybe(lower_duration, when.for_),
+    )
+    return AlertIR(alert.name, condition, alert.severity, alert.route)
+
+
+def _secret(ref: SecretRef) -> SecretRefIR:
+    return SecretRefIR(ref.name, ref.key)
+
+
+def _slack(slack: SlackTarget) -> SlackIR:
+    return SlackIR(_secret(slack.webhook_secret), slack.channel)
+
+
+def _webhook(webhook: WebhookTarget) -> WebhookIR:
+    headers = tuple((name, _secret(ref)) for name, ref in sorted(webhook.headers.items()))
+    return WebhookIR(webhook.url, headers)
+
+
+def lower_route(route: AlertRoute) -> RouteIR:
+    alertmanager = route.alertmanager
+    return RouteIR(
+        name=route.name,
+        alertmanager=None if alertmanager is None else AlertmanagerIR(alertmanager.url),
+        slack=_maybe(_slack, route.slack),
+        webhook=_maybe(_webhook, route.webhook),
+    )
+
+
+# --- environment and storage ---------------------------------------------------------
+
+
+def _toleration(toleration: Toleration) -> TolerationIR:
+    return TolerationIR(toleration.key, toleration.operator, toleration.value, toleration.effect)
+
+
+def _gpu(gpu: Gpu) -> GpuIR:
+    return GpuIR(
+        resource=gpu.resource,
+        node_selector=tuple(sorted(gpu.node_selector.items())),
+        tolerations=tuple(_toleration(t) for t in gpu.tolerations),
+    )
+
+
+def lower_environment(environment: Environment) -> EnvironmentIR:
+    """What the targets render of an environment (its storage is lowered apart)."""
+    return EnvironmentIR(
+        name=environment.name,
+        kind=environment.kind,
+        gpu=_gpu(environment.gpu),
+        prometheus_url=environment.prometheus_url,
+        pushgateway_url=environment.pushgateway_url,
+        monitoring_labels=tuple(sorted(environment.monitoring_labels.items())),
+    )
+
+
+def lower_storage(storage: Storage) -> StorageIR:
+    return StorageIR(storage.models, storage.data)
+
+
+# --- FeatureSet and images -----------------------------------------------------------
+
+
+def _feature(feature: Feature) -> FeatureIR:
+    bounds = feature.range
+    return FeatureIR(
+        name=feature.name,
+        dtype=feature.dtype,
+        kind=feature.kind,
+        range=None if bounds is None else RangeIR(bounds.min, bounds.max),
+        values=None if feature.values is None else tuple(feature.values),
+        description=feature.description,
+    )
+
+
+def lower_featureset(spec: FeatureSetSpec) -> FeatureColumnsIR:
+    """A FeatureSet's spec, its features in the order written (the columns' order)."""
+    return FeatureColumnsIR(
+        version=spec.version,
+        entity=spec.entity,
+        timestamp=spec.timestamp,
+        source=FeatureSourceIR(spec.source.uri, spec.source.format),
+        features=tuple(_feature(f) for f in spec.features),
+    )
+
+
+def lower_images(images: Images) -> ImagesIR:
+    return ImagesIR(images.runtime, images.triton)

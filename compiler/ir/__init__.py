@@ -2,9 +2,10 @@
 
 Targets read only this. Every default is applied and every reference resolved,
 so a target never looks at specs or at other models. The lowered blocks are plain
-values in their own modules (serving.py: serving and rollout; training.py); the
-fields listed in tests/unit/compiler/test_ir.py's NOT_YET_LOWERED still hold spec
-objects.
+values in their own modules (serving.py: serving and rollout; training.py;
+monitoring.py: monitoring, alerts and their routes; environment.py: the environment
+and its storage; featureset.py: a FeatureSet's columns and the project's images).
+tests/unit/compiler/test_ir.py proves that no field holds a spec object.
 """
 
 from __future__ import annotations
@@ -12,11 +13,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import NamedTuple
 
+from compiler.ir.environment import EnvironmentIR, StorageIR
+from compiler.ir.featureset import FeatureColumnsIR, ImagesIR
+from compiler.ir.monitoring import AlertIR, MonitoringIR, RouteIR
 from compiler.ir.serving import RolloutIR, ServingIR
 from compiler.ir.training import TrainingIR
-from compiler.spec.featureset import FeatureSetSpec
-from compiler.spec.model import Alert, Monitoring
-from compiler.spec.project import AlertRoute, Environment, Images, Storage
 from runtime.contract.signature import Tensor
 
 TaskName = str
@@ -56,7 +57,7 @@ class ProjectIR:
     git_revision: str
     git_path: str
     kubernetes_version: str
-    images: Images
+    images: ImagesIR
     source: Source
 
 
@@ -64,7 +65,7 @@ class ProjectIR:
 class FeatureSetIR:
     name: str
     version: int
-    spec: FeatureSetSpec
+    spec: FeatureColumnsIR
     source: Source
 
 
@@ -87,9 +88,9 @@ class ModelIR:
     task: TaskName
     target: str
     project: ProjectIR
-    environment: Environment
+    environment: EnvironmentIR
     namespace: str
-    storage: Storage
+    storage: StorageIR
     featureset: FeatureSetIR
     inputs: tuple[Tensor, ...]
     outputs: tuple[Tensor, ...]
@@ -99,9 +100,9 @@ class ModelIR:
     instance_groups: tuple[InstanceGroupIR, ...]
     rollout: RolloutIR
     training: TrainingIR | None
-    monitoring: Monitoring | None
-    alerts: tuple[Alert, ...]
-    routes: tuple[AlertRoute, ...]  # the routes the alerts use, resolved
+    monitoring: MonitoringIR | None
+    alerts: tuple[AlertIR, ...]
+    routes: tuple[RouteIR, ...]  # the routes the alerts use, resolved
     source: Source
 
     @property

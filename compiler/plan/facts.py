@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 from compiler.ir import ModelIR
+from compiler.ir.monitoring import AlertIR, MonitoringIR, ThresholdIR
 from compiler.ir.serving import AnalysisIR, DynamicBatchingIR, RolloutIR
 from compiler.ir.training import ScheduleIR
 from compiler.plan.spec_paths import other_facts
-from compiler.spec.model import Alert, Monitoring, Threshold
-from compiler.spec.types import Schedule
 
 
 def _number(value: float) -> str:
@@ -112,8 +111,7 @@ def _instances(model: ModelIR) -> str:
     return "; ".join(groups)
 
 
-# Schedule: the monitor's schedule, not lowered yet.
-def _schedule(schedule: ScheduleIR | Schedule | None) -> str:
+def _schedule(schedule: ScheduleIR | None) -> str:
     return "none" if schedule is None else f"{schedule.cron} ({schedule.timezone})"
 
 
@@ -133,7 +131,7 @@ def _gates(model: ModelIR) -> str:
     return "; ".join(described)
 
 
-def _threshold(threshold: Threshold | None) -> str:
+def _threshold(threshold: ThresholdIR | None) -> str:
     if threshold is None:
         return "the method's default threshold"
     if threshold.std is not None:
@@ -149,7 +147,7 @@ def _threshold(threshold: Threshold | None) -> str:
     return "alert " + " or ".join(parts) if parts else "no threshold"
 
 
-def _drift_facts(monitoring: Monitoring | None) -> dict[str, str]:
+def _drift_facts(monitoring: MonitoringIR | None) -> dict[str, str]:
     drift = monitoring.drift if monitoring else None
     univariate = drift.univariate if drift else None
     multivariate = drift.multivariate if drift else None
@@ -187,7 +185,7 @@ def _analysis_facts(analysis: AnalysisIR | None) -> dict[str, str]:
     }
 
 
-def alert_condition(alert: Alert) -> str:
+def alert_condition(alert: AlertIR) -> str:
     when = alert.when
     parts: list[str] = [when.signal]
     if when.metric:
@@ -198,8 +196,8 @@ def alert_condition(alert: Alert) -> str:
         parts.append(f"below {_number(when.below)}")
     if when.above is not None:
         parts.append(f"above {_number(when.above)}")
-    if when.for_:
-        parts.append(f"for {when.for_}")
+    if when.for_ is not None:
+        parts.append(f"for {when.for_.text}")
     return " ".join(parts)
 
 

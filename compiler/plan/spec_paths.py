@@ -11,6 +11,7 @@ from dataclasses import asdict
 from typing import Any
 
 from compiler.ir import ModelIR
+from compiler.ir.monitoring import DatasetIR, MonitoringIR
 
 # Spec paths that model_facts describes by name; everything else is listed by path.
 _DESCRIBED = (
@@ -46,6 +47,23 @@ def _covered(path: str, prefixes: tuple[str, ...]) -> bool:
     return any(path == p or path.startswith(p + ".") for p in prefixes)
 
 
+def _dataset(dataset: DatasetIR) -> dict[str, Any]:
+    lookback = None if dataset.lookback is None else dataset.lookback.text
+    return {"uri": dataset.uri, "format": dataset.format, "lookback": lookback}
+
+
+def _monitoring(monitoring: MonitoringIR) -> dict[str, Any]:
+    """The monitoring block as the spec writes it: a lookback as its text, and
+    per-class score columns as a mapping, so each class keeps its own spec path."""
+    dumped = asdict(monitoring)
+    dumped["reference"] = _dataset(monitoring.reference)
+    dumped["analysis"] = _dataset(monitoring.analysis)
+    score = monitoring.columns.score
+    if isinstance(score, tuple):
+        dumped["columns"]["score"] = dict(score)
+    return dumped
+
+
 def other_facts(model: ModelIR) -> dict[str, str]:
     """Every other setting, by spec path, for changes the named facts do not cover."""
     dumped: dict[str, Any] = {
@@ -53,19 +71,17 @@ def other_facts(model: ModelIR) -> dict[str, str]:
         "task": model.task,
         "target": model.target,
         "features": f"{model.featureset.name}@{model.featureset.version}",
-        "featureset": model.featureset.spec.model_dump(mode="json", by_alias=True),
+        "featureset": asdict(model.featureset.spec),
         "signature": {
             "inputs": [f"{t.name} {t.dtype} {list(t.shape)}" for t in model.inputs],
             "outputs": [f"{t.name} {t.dtype} {list(t.shape)}" for t in model.outputs],
         },
-        "storage": model.storage.model_dump(mode="json"),
+        "storage": asdict(model.storage),
         # Lowered blocks keep the spec's field names for what is listed here by path.
         "serving": asdict(model.serving),
         "rollout": asdict(model.rollout),
         "training": asdict(model.training) if model.training else None,
-        "monitoring": model.monitoring.model_dump(mode="json", by_alias=True)
-        if model.monitoring
-        else None,
+        "monitoring": _monitoring(model.monitoring) if model.monitoring else None,
     }
     flat: dict[str, str] = {}
     flatten(dumped, "", flat)

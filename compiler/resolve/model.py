@@ -9,12 +9,21 @@ from __future__ import annotations
 from pathlib import Path
 
 from compiler.diagnostics import Diagnostic, Path_
-from compiler.ir import ArtifactIR, FeatureSetIR, InstanceGroupIR, ModelIR, Source
+from compiler.ir import ArtifactIR, InstanceGroupIR, ModelIR, Source
 from compiler.load import Document
-from compiler.lowering import lower_rollout, lower_serving, lower_training
+from compiler.lowering import (
+    lower_alert,
+    lower_environment,
+    lower_monitoring,
+    lower_rollout,
+    lower_route,
+    lower_serving,
+    lower_storage,
+    lower_training,
+)
 from compiler.parse import document_locator
 from compiler.resolve.overlay import environment_spec
-from compiler.resolve.project import ModelContext
+from compiler.resolve.project import ModelContext, ResolvedFeatureSet
 from compiler.resolve.resolution import place
 from compiler.rules import semantics, signature
 from compiler.rules.findings import Finding
@@ -128,7 +137,7 @@ def _model_in(
     doc: ModelDoc,
     spec: ModelSpec,
     environment: Environment,
-    featureset: FeatureSetIR,
+    featureset: ResolvedFeatureSet,
     context: ModelContext,
 ) -> tuple[ModelIR | None, list[Finding]]:
     """The model with `spec`, its spec in `environment`, unless an error was found."""
@@ -149,10 +158,10 @@ def _model_in(
         task=spec.task,
         target=spec.target,
         project=context.project,
-        environment=environment,
+        environment=lower_environment(environment),
         namespace=environment.namespace or environment.name,
-        storage=storage,
-        featureset=featureset,
+        storage=lower_storage(storage),
+        featureset=featureset.ir,
         inputs=tensors[0],
         outputs=tensors[1],
         served=served,
@@ -161,9 +170,9 @@ def _model_in(
         instance_groups=_instance_groups(spec),
         rollout=lower_rollout(spec.rollout),
         training=lower_training(spec.training),
-        monitoring=spec.monitoring,
-        alerts=tuple(spec.alerts),
-        routes=tuple(routes[n] for n in sorted({a.route for a in spec.alerts})),
+        monitoring=lower_monitoring(spec.monitoring),
+        alerts=tuple(lower_alert(a) for a in spec.alerts),
+        routes=tuple(lower_route(routes[n]) for n in sorted({a.route for a in spec.alerts})),
         source=Source(document.path, document.digest),
     )
     return model, findings
@@ -224,7 +233,7 @@ def _instance_groups(spec: ModelSpec) -> tuple[InstanceGroupIR, ...]:
 
 
 def _signature(
-    spec: ModelSpec, artifact: ArtifactIR, featureset: FeatureSetIR, root: Path
+    spec: ModelSpec, artifact: ArtifactIR, featureset: ResolvedFeatureSet, root: Path
 ) -> tuple[Signature | None, list[Finding]]:
     """The served model's tensors: read from a local artifact (and compared with the
     declared ones), or declared for a remote one; then checked against the batching

@@ -5,16 +5,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from compiler.diagnostics import Diagnostic
 from compiler.ir import FeatureSetIR, ProjectIR, Source
 from compiler.load import Document, display_path
+from compiler.lowering import lower_featureset, lower_images
 from compiler.parse import document_locator, parse_document
 from compiler.resolve.resolution import place
 from compiler.rules import semantics
 from compiler.rules.findings import Finding
 from compiler.spec.documents import FeatureSetDoc, ProjectDoc
+from compiler.spec.featureset import FeatureSetSpec
 from compiler.spec.project import ProjectSpec
 from compiler.targets import gitops
 
@@ -55,6 +57,14 @@ def _featureset_ref(data: dict[str, Any]) -> str | None:
     return None
 
 
+class ResolvedFeatureSet(NamedTuple):
+    """A FeatureSet a Model spec refers to: its spec for the spec rules, which read
+    specs, and its IR for the model."""
+
+    spec: FeatureSetSpec
+    ir: FeatureSetIR
+
+
 @dataclass(frozen=True)
 class ModelContext:
     """What every Model spec is resolved against: the Project, the FeatureSets, and
@@ -66,18 +76,19 @@ class ModelContext:
     featuresets: FeatureSets
     broken: Broken
 
-    def featureset(self, ref: str) -> FeatureSetIR | None:
-        """The FeatureSet `ref` (name@version) as the IR holds it, if it resolved."""
+    def featureset(self, ref: str) -> ResolvedFeatureSet | None:
+        """The FeatureSet `ref` (name@version), if it resolved."""
         entry = self.featuresets.get(ref)
         if entry is None:
             return None
         document, featureset = entry
-        return FeatureSetIR(
+        ir = FeatureSetIR(
             featureset.metadata.name,
             featureset.spec.version,
-            featureset.spec,
+            lower_featureset(featureset.spec),
             Source(document.path, document.digest),
         )
+        return ResolvedFeatureSet(featureset.spec, ir)
 
 
 def resolve_project(
@@ -208,6 +219,6 @@ def _project_ir(document: Document, doc: ProjectDoc) -> ProjectIR:
         git_revision=spec.git.revision,
         git_path=spec.git.path,
         kubernetes_version=spec.kubernetes_version,
-        images=spec.images,
+        images=lower_images(spec.images),
         source=Source(document.path, document.digest),
     )

@@ -29,7 +29,7 @@ def disruption_budget(model: ModelIR) -> Object:
 
 def service_monitor(model: ModelIR) -> Object:
     meta = k8s.metadata(model, model.name, "serving")
-    meta["labels"].update(sorted(model.environment.monitoring_labels.items()))
+    meta["labels"].update(model.environment.monitoring_labels)
     return k8s.resource(
         "monitoring.coreos.com/v1",
         "ServiceMonitor",

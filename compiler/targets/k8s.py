@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Any
 
 from compiler.ir import ModelIR
@@ -67,9 +68,9 @@ def gpu_placement(model: ModelIR, gpus: int) -> Object:
     gpu = model.environment.gpu
     placement: Object = {}
     if gpu.node_selector:
-        placement["nodeSelector"] = dict(sorted(gpu.node_selector.items()))
+        placement["nodeSelector"] = dict(gpu.node_selector)  # sorted when lowered
     if gpu.tolerations:
         placement["tolerations"] = [
-            {k: v for k, v in t.model_dump().items() if v is not None} for t in gpu.tolerations
+            {k: v for k, v in asdict(t).items() if v is not None} for t in gpu.tolerations
         ]
     return placement

@@ -7,9 +7,18 @@ config the job would refuse.
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Any, Literal
 
 from compiler.ir import ModelIR
+from compiler.ir.monitoring import (
+    ColumnsIR,
+    DataQualityIR,
+    DatasetIR,
+    DriftIR,
+    PerformanceIR,
+    RouteIR,
+)
 from runtime.contract.monitor_config import MonitorConfig
 from runtime.contract.vocabulary import SERVING_SIGNALS
 
@@ -27,6 +36,39 @@ def _format(uri: str, declared: str | None) -> Literal["parquet", "csv"]:
     return "parquet"
 
 
+def _source(dataset: DatasetIR, data_root: str) -> dict[str, Any]:
+    uri = data_location(dataset.uri, data_root)
+    lookback = None if dataset.lookback is None else dataset.lookback.text
+    return {"uri": uri, "format": _format(uri, dataset.format), "lookback": lookback}
+
+
+def _score(columns: ColumnsIR) -> str | dict[str, str] | None:
+    # The IR holds per-class scores as pairs; the config, like the spec, as a mapping.
+    score = columns.score
+    return score if score is None or isinstance(score, str) else dict(score)
+
+
+def _route(route: RouteIR) -> dict[str, Any]:
+    """A route as the config writes it: only the target that is set."""
+    written: dict[str, Any] = {"name": route.name}
+    if route.alertmanager is not None:
+        written["alertmanager"] = asdict(route.alertmanager)
+    if route.slack is not None:
+        slack = route.slack
+        written["slack"] = {"webhook_secret": asdict(slack.webhook_secret)}
+        if slack.channel is not None:
+            written["slack"]["channel"] = slack.channel
+    if route.webhook is not None:
+        headers = {name: asdict(ref) for name, ref in route.webhook.headers}
+        written["webhook"] = {"url": route.webhook.url, "headers": headers}
+    return written
+
+
+def _block(block: DriftIR | PerformanceIR | DataQualityIR | None) -> dict[str, Any] | None:
+    """An optional block of the monitoring IR, field for field as the config takes it."""
+    return None if block is None else asdict(block)
+
+
 def config_from_ir(model: ModelIR) -> MonitorConfig:
     """The monitor config of one (model, environment). Raises ValueError without monitoring.
 
@@ -42,22 +84,15 @@ def config_from_ir(model: ModelIR) -> MonitorConfig:
             "name": f.name,
             "dtype": f.dtype,
             "kind": f.kind,
-            "range": f.range.model_dump() if f.range else None,
+            "range": asdict(f.range) if f.range else None,
             "values": list(f.values) if f.values is not None else None,
         }
         for f in spec.features
     ]
     cols = monitoring.columns
-    score = dict(cols.score) if isinstance(cols.score, dict) else cols.score
     rules = [a for a in model.alerts if a.when.signal not in SERVING_SIGNALS]
     used = {a.route for a in rules}
     data_root = model.storage.data
-
-    def source(dataset: Any) -> dict[str, Any]:
-        uri = data_location(dataset.uri, data_root)
-        return {"uri": uri, "format": _format(uri, dataset.format), "lookback": dataset.lookback}
-
-    drift = monitoring.drift
     raw: dict[str, Any] = {
         "model": model.name,
         "environment": model.environment.name,
@@ -66,16 +101,16 @@ def config_from_ir(model: ModelIR) -> MonitorConfig:
         "columns": {
             "timestamp": cols.timestamp,
             "prediction": cols.prediction,
-            "score": score,
+            "score": _score(cols),
             "target": cols.target or model.target,
             "features": features,
         },
-        "reference": source(monitoring.reference),
-        "analysis": source(monitoring.analysis),
-        "chunking": monitoring.chunking.model_dump(),
-        "drift": drift.model_dump() if drift else None,
-        "performance": monitoring.performance.model_dump() if monitoring.performance else None,
-        "data_quality": monitoring.data_quality.model_dump() if monitoring.data_quality else None,
+        "reference": _source(monitoring.reference, data_root),
+        "analysis": _source(monitoring.analysis, data_root),
+        "chunking": asdict(monitoring.chunking),
+        "drift": _block(monitoring.drift),
+        "performance": _block(monitoring.performance),
+        "data_quality": _block(monitoring.data_quality),
         "alerts": [
             {
                 "name": a.name,
@@ -84,16 +119,12 @@ def config_from_ir(model: ModelIR) -> MonitorConfig:
                 "feature": a.when.feature,
                 "below": a.when.below,
                 "above": a.when.above,
-                "for": a.when.for_,
+                "for": None if a.when.for_ is None else a.when.for_.text,
                 "severity": a.severity,
                 "route": a.route,
             }
             for a in rules
         ],
-        "routes": [
-            r.model_dump(exclude_none=True)
-            for r in sorted(model.routes, key=lambda r: r.name)
-            if r.name in used
-        ],
+        "routes": [_route(r) for r in sorted(model.routes, key=lambda r: r.name) if r.name in used],
     }
     return MonitorConfig.model_validate(raw)

@@ -13,6 +13,7 @@ from typing import Any
 
 from compiler import names
 from compiler.ir import ModelIR
+from compiler.ir.serving import DurationIR
 from compiler.serialize import to_json
 from compiler.spec.cron import longest_gap_seconds
 from compiler.targets import k8s, promql, workflows
@@ -47,7 +48,7 @@ def _secrets(model: ModelIR) -> list[tuple[str, str]]:
         if route.slack is not None:
             secrets.add(route.slack.webhook_secret.name)
         if route.webhook is not None:
-            secrets |= {ref.name for ref in route.webhook.headers.values()}
+            secrets |= {ref.name for _, ref in route.webhook.headers}
     return [(f"secret-{name}", name) for name in sorted(secrets)]
 
 
@@ -118,7 +119,7 @@ def _alert(
     severity: str,
     summary: str,
     model: ModelIR,
-    for_: str | None = None,
+    for_: DurationIR | None = None,
     route: str | None = None,
 ) -> Object:
     labels = {"severity": severity, "kiln_model": model.name}
@@ -127,7 +128,7 @@ def _alert(
         labels["kiln_route"] = route
     rule: Object = {"alert": name, "expr": expr}
     if for_ is not None:
-        rule["for"] = f"{int(duration_seconds(for_))}s"
+        rule["for"] = f"{int(for_.seconds)}s"
     rule["labels"] = labels
     rule["annotations"] = {"summary": summary}
     return rule
@@ -201,7 +202,7 @@ def prometheus_rule(model: ModelIR) -> Object | None:
     if not groups:
         return None
     meta = k8s.metadata(model, model.name, "monitoring")
-    meta["labels"].update(sorted(model.environment.monitoring_labels.items()))
+    meta["labels"].update(model.environment.monitoring_labels)
     return k8s.resource(
         "monitoring.coreos.com/v1",
         "PrometheusRule",

@@ -11,7 +11,6 @@ from __future__ import annotations
 from compiler import names
 from compiler.ir import ModelIR
 from compiler.ir.training import ScheduleIR
-from compiler.spec.types import Schedule
 from compiler.targets import k8s
 from compiler.targets.k8s import Object
 from compiler.targets.pipeline import TOKEN, Pipeline, Step
@@ -193,7 +192,7 @@ def schedule(
     model: ModelIR,
     suffix: str,
     component: str,
-    when: ScheduleIR | Schedule,  # Schedule: the monitor's, not lowered yet
+    when: ScheduleIR,
     workflow_spec: Object,
     starting_deadline: int,
 ) -> Object:

@@ -52,6 +52,7 @@ def test_config_from_ir_resolves_data_and_keeps_the_lookback(example_models: lis
     )
     config = config_from_ir(loan)
     assert config.analysis.uri.startswith(loan.storage.data.rstrip("/") + "/")
-    assert config.analysis.lookback == loan.monitoring.analysis.lookback
+    # The config keeps the lookback as written; the IR holds its text beside the seconds.
+    assert config.analysis.lookback == loan.monitoring.analysis.lookback.text
     repaid = next(f for f in config.columns.features if f.name == "repaid_loan_on_prev_car")
     assert (repaid.dtype, repaid.kind, repaid.values) == ("int64", "categorical", [0, 1])

@@ -1,0 +1,49 @@
+"""The IR of an environment and its storage: plain values, built by compiler/lowering.py.
+
+Only what the targets render is kept. The environment's policy and GPU quota are
+checked by the spec rules on the spec itself (compiler/rules/), and its namespace and
+storage are resolved into ModelIR.namespace and ModelIR.storage.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+# Kubernetes labels as (key, value) pairs, sorted by key: a label set has no order.
+Labels = tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True)
+class TolerationIR:
+    # Field names and order are Kubernetes's: the pod spec takes the set ones as they are.
+    key: str
+    operator: Literal["Equal", "Exists"]
+    value: str | None
+    effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] | None
+
+
+@dataclass(frozen=True)
+class GpuIR:
+    """Where pods that use GPUs run, and the extended resource they request."""
+
+    resource: str
+    node_selector: Labels
+    tolerations: tuple[TolerationIR, ...]
+
+
+@dataclass(frozen=True)
+class EnvironmentIR:
+    name: str
+    kind: Literal["cluster", "local"]
+    gpu: GpuIR
+    prometheus_url: str
+    pushgateway_url: str | None  # None: the monitor job pushes no metrics
+    monitoring_labels: Labels  # put on the objects Prometheus selects by label
+
+
+@dataclass(frozen=True)
+class StorageIR:
+    # Field names are the spec's: the plan lists them under their spec paths.
+    models: str  # root of the model store
+    data: str  # root of the data store
