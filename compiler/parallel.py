@@ -30,6 +30,7 @@ from compiler.diagnostics import Diagnostic, Location, Path_
 from compiler.emit import Stage
 from compiler.forking import can_fork, forked_map, jobs_wanted
 from compiler.ir import ModelIR, ModelPlacement, Source
+from compiler.load import Document
 from compiler.render import render_model
 from compiler.resolve import Resolver
 
@@ -209,33 +210,45 @@ def resolve_render_and_check(
         return done, marshal.dumps(files), unchecked
 
     parts = _shared(work, len(specs), len(specs) * environments)
+    result = _gather(resolver, specs, parts)
+    for _, _, unchecked in parts:
+        result.unchecked |= unchecked
+    result.placements.sort()
+    return result
+
+
+def _gather(
+    resolver: Resolver,
+    specs: list[Document],
+    parts: list[tuple[list[_SpecDone], bytes, set[str]]],
+) -> Rendered:
+    """What the workers sent back, for the specs `resolver.accept` keeps (the first of
+    each model name), in the order of the specs."""
     done = [spec for specs_done, _, _ in parts for spec in specs_done]
     files = [spec for _, blob, _ in parts for spec in marshal.loads(blob)]
     kept = resolver.accept([(d, s.name, s.problems) for d, s in zip(specs, done, strict=True)])
     result = Rendered()
     known: dict[PlainSources, tuple[Source, ...]] = {}
     for document, spec, packed, keep in zip(specs, done, files, kept, strict=True):
-        if keep:
-            assert spec.name is not None  # only a spec that parsed is kept
-            artifacts = [Artifact.unpacked(f, known) for f in packed]
-            resolver.report(spec.diagnostics)
-            result.diagnostics.extend(spec.rendered)
-            result.artifacts.extend(artifacts)
-            result.placements.extend(spec.placements)
-            result.specs.append(
-                SpecResult(
-                    document.path,
-                    spec.name,
-                    spec.problems,
-                    spec.diagnostics,
-                    spec.rendered,
-                    spec.placements,
-                    artifacts,
-                )
+        if not keep:
+            continue
+        assert spec.name is not None  # only a spec that parsed is kept
+        artifacts = [Artifact.unpacked(f, known) for f in packed]
+        resolver.report(spec.diagnostics)
+        result.diagnostics.extend(spec.rendered)
+        result.artifacts.extend(artifacts)
+        result.placements.extend(spec.placements)
+        result.specs.append(
+            SpecResult(
+                document.path,
+                spec.name,
+                spec.problems,
+                spec.diagnostics,
+                spec.rendered,
+                spec.placements,
+                artifacts,
             )
-    for _, _, unchecked in parts:
-        result.unchecked |= unchecked
-    result.placements.sort()
+        )
     return result
 
 

@@ -83,6 +83,31 @@ def _tensors(
     code: str,
     at: tuple[str | int, ...],
 ) -> tuple[tuple[Tensor, ...] | None, list[Finding]]:
+    """The model file's tensors of one side, compared with the declared ones if any."""
+    actual, findings = _servable(found, side, at)
+    if declared is None:
+        return (tuple(actual) if not findings else None), findings
+    by_name = {t.name: t for t in actual}
+    for i, tensor in enumerate(declared):
+        findings += _declared_against_model(tensor, by_name, side, code, (*at, i))
+    declared_names = {t.name for t in declared}
+    missing = [t.name for t in actual if t.name not in declared_names]
+    if missing:
+        findings.append(
+            Finding(
+                at,
+                code,
+                f"the model has {side}s the signature does not declare: {', '.join(missing)}",
+                key=True,
+            )
+        )
+    return tuple(Tensor(t.name, t.dtype, tuple(t.shape)) for t in declared), findings
+
+
+def _servable(
+    found: tuple[tuple[str, str, tuple[int, ...]], ...], side: str, at: tuple[str | int, ...]
+) -> tuple[list[Tensor], list[Finding]]:
+    """The model's tensors in Kiln's dtypes; a type Triton cannot serve is a finding."""
     findings: list[Finding] = []
     actual: list[Tensor] = []
     for name, onnx_type, shape in found:
@@ -100,52 +125,35 @@ def _tensors(
             )
             continue
         actual.append(Tensor(name, dtype, shape))
-    if declared is None:
-        return (tuple(actual) if not findings else None), findings
-    by_name = {t.name: t for t in actual}
-    declared_names = [t.name for t in declared]
-    for i, tensor in enumerate(declared):
-        model_tensor = by_name.get(tensor.name)
-        where = (*at, i)
-        if model_tensor is None:
-            findings.append(
-                Finding(
-                    (*where, "name"),
-                    code,
-                    f"{side} `{tensor.name}` is not in the model; it has "
-                    f"{', '.join(sorted(by_name)) or 'none'}",
-                )
-            )
-            continue
-        if tensor.dtype != model_tensor.dtype:
-            findings.append(
-                Finding(
-                    (*where, "dtype"),
-                    code,
-                    f"{side} `{tensor.name}` is {model_tensor.dtype} in the model, "
-                    f"declared {tensor.dtype}",
-                )
-            )
-        if not _shapes_agree(tuple(tensor.shape), model_tensor.shape):
-            findings.append(
-                Finding(
-                    (*where, "shape"),
-                    code,
-                    f"{side} `{tensor.name}` has shape {list(model_tensor.shape)} in the model, "
-                    f"declared {list(tensor.shape)}",
-                )
-            )
-    missing = [t.name for t in actual if t.name not in declared_names]
-    if missing:
-        findings.append(
-            Finding(
-                at,
-                code,
-                f"the model has {side}s the signature does not declare: {', '.join(missing)}",
-                key=True,
-            )
+    return actual, findings
+
+
+def _declared_against_model(
+    tensor: DeclaredTensor,
+    by_name: dict[str, Tensor],
+    side: str,
+    code: str,
+    where: tuple[str | int, ...],
+) -> list[Finding]:
+    """How one declared tensor differs from the model's tensor of that name."""
+    model_tensor = by_name.get(tensor.name)
+    if model_tensor is None:
+        known = ", ".join(sorted(by_name)) or "none"
+        message = f"{side} `{tensor.name}` is not in the model; it has {known}"
+        return [Finding((*where, "name"), code, message)]
+    findings = []
+    if tensor.dtype != model_tensor.dtype:
+        message = (
+            f"{side} `{tensor.name}` is {model_tensor.dtype} in the model, declared {tensor.dtype}"
         )
-    return tuple(Tensor(t.name, t.dtype, tuple(t.shape)) for t in declared), findings
+        findings.append(Finding((*where, "dtype"), code, message))
+    if not _shapes_agree(tuple(tensor.shape), model_tensor.shape):
+        message = (
+            f"{side} `{tensor.name}` has shape {list(model_tensor.shape)} in the model, "
+            f"declared {list(tensor.shape)}"
+        )
+        findings.append(Finding((*where, "shape"), code, message))
+    return findings
 
 
 def _shapes_agree(declared: tuple[int, ...], actual: tuple[int, ...]) -> bool:

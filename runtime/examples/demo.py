@@ -115,83 +115,71 @@ def alerts_summary() -> list[str]:
     return [f"{name}: {count} event(s)" for name, count in sorted(counts.items())]
 
 
+TOTAL_STEPS = 8
+
+
+def compile_examples() -> str:
+    step(2, TOTAL_STEPS, "compile the example platform in specs/ into generated/")
+    compiled = kiln("compile", capture=True)
+    print("    " + compiled.stderr.strip().splitlines()[-1])
+    files = sum(1 for p in (ROOT / "generated").rglob("*") if p.is_file())
+    return f"generated/: {files} files for local, staging and production"
+
+
+def train() -> str:
+    step(3, TOTAL_STEPS, "train, evaluate, validate and publish with the pipeline Argo would run")
+    trained = kiln("run", MODEL, "--local", capture=True)
+    for line in trained.stdout.strip().splitlines():
+        print(f"    {line}")
+    return trained.stdout.strip().splitlines()[-2 if "spec change" in trained.stdout else -1]
+
+
+def serve_and_smoke() -> list[str]:
+    """Start `kiln serve`, smoke-test it over both protocols, stop it; the smoke verdicts."""
+    step(4, TOTAL_STEPS, "serve it with a real Triton server (CPU, python backend)")
+    http, grpc, metrics = free_port(), free_port(), free_port()
+    ports = ["--http-port", str(http), "--grpc-port", str(grpc), "--metrics-port", str(metrics)]
+    command = [sys.executable, "-m", "compiler", "serve", MODEL, *ports]
+    server = subprocess.Popen(command, cwd=ROOT, text=True)
+    verdicts = []
+    try:
+        ready = wait_ready(f"http://127.0.0.1:{http}", server)
+        print(f"    ready after {ready:.1f} s at http://127.0.0.1:{http} and grpc 127.0.0.1:{grpc}")
+        step(5, TOTAL_STEPS, "smoke-test over HTTP and gRPC against onnxruntime in-process")
+        for protocol, url in (("http", f"127.0.0.1:{http}"), ("grpc", f"127.0.0.1:{grpc}")):
+            smoke = kiln("smoke", MODEL, "--url", url, "--protocol", protocol, capture=True)
+            print("    " + "\n    ".join(smoke.stdout.strip().splitlines()))
+            verdicts.append(f"smoke over {protocol}: {smoke_summary(smoke.stdout)}")
+    finally:
+        step(6, TOTAL_STEPS, "stop the server")
+        stop(server)
+        print(f"    stopped (exit code {server.returncode})")
+    return verdicts
+
+
+def monitor() -> list[str]:
+    step(7, TOTAL_STEPS, "monitor the car-loan analysis period with NannyML")
+    data = ["--reference", str(DATA / "car-loan/reference.parquet")]
+    data += ["--analysis", str(DATA / "car-loan/analysis.parquet")]
+    kiln("monitor", MODEL, *data, "--out", str(MONITOR_OUT), "--no-deliver")
+    alerts = alerts_summary()
+    return [
+        "alerts raised (delivery skipped locally): " + ("; ".join(alerts) or "none"),
+        f"monitoring report: {(MONITOR_OUT / 'report.html').relative_to(ROOT)}",
+    ]
+
+
 def main() -> int:
-    total = 8
-    summary: list[str] = []
     print("Kiln demo: the lifecycle of car-loan-default on this machine, with real parts")
     try:
-        step(1, total, "example models and data (NannyML's synthetic car-loan data set)")
+        step(1, TOTAL_STEPS, "example models and data (NannyML's synthetic car-loan data set)")
         ensure_models()
         ensure_data()
-
-        step(2, total, "compile the example platform in specs/ into generated/")
-        compiled = kiln("compile", capture=True)
-        print("    " + compiled.stderr.strip().splitlines()[-1])
-        files = sum(1 for p in (ROOT / "generated").rglob("*") if p.is_file())
-        summary.append(f"generated/: {files} files for local, staging and production")
-
-        step(3, total, "train, evaluate, validate and publish with the pipeline Argo would run")
-        trained = kiln("run", MODEL, "--local", capture=True)
-        for line in trained.stdout.strip().splitlines():
-            print(f"    {line}")
-        summary.append(
-            trained.stdout.strip().splitlines()[-2 if "spec change" in trained.stdout else -1]
-        )
-
-        step(4, total, "serve it with a real Triton server (CPU, python backend)")
-        http, grpc, metrics = free_port(), free_port(), free_port()
-        server = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "compiler",
-                "serve",
-                MODEL,
-                "--http-port",
-                str(http),
-                "--grpc-port",
-                str(grpc),
-                "--metrics-port",
-                str(metrics),
-            ],
-            cwd=ROOT,
-            text=True,
-        )
-        try:
-            ready = wait_ready(f"http://127.0.0.1:{http}", server)
-            where = f"http://127.0.0.1:{http} and grpc 127.0.0.1:{grpc}"
-            print(f"    ready after {ready:.1f} s at {where}")
-
-            step(5, total, "smoke-test over HTTP and gRPC against onnxruntime in-process")
-            for protocol, url in (("http", f"127.0.0.1:{http}"), ("grpc", f"127.0.0.1:{grpc}")):
-                smoke = kiln("smoke", MODEL, "--url", url, "--protocol", protocol, capture=True)
-                print("    " + "\n    ".join(smoke.stdout.strip().splitlines()))
-                summary.append(f"smoke over {protocol}: {smoke_summary(smoke.stdout)}")
-        finally:
-            step(6, total, "stop the server")
-            stop(server)
-            print(f"    stopped (exit code {server.returncode})")
-
-        step(7, total, "monitor the car-loan analysis period with NannyML")
-        kiln(
-            "monitor",
-            MODEL,
-            "--reference",
-            str(DATA / "car-loan/reference.parquet"),
-            "--analysis",
-            str(DATA / "car-loan/analysis.parquet"),
-            "--out",
-            str(MONITOR_OUT),
-            "--no-deliver",
-        )
-        alerts = alerts_summary()
-        summary.append("alerts raised (delivery skipped locally): " + ("; ".join(alerts) or "none"))
-        summary.append(f"monitoring report: {(MONITOR_OUT / 'report.html').relative_to(ROOT)}")
+        summary = [compile_examples(), train(), *serve_and_smoke(), *monitor()]
     except (DemoFailed, subprocess.CalledProcessError, OSError) as exc:
         print(f"\ndemo stopped: {exc}")
         return 1
-
-    step(8, total, "summary")
+    step(8, TOTAL_STEPS, "summary")
     for line in summary:
         print(f"    - {line}")
     print(

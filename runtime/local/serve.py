@@ -366,6 +366,33 @@ def say(text: str) -> None:
     print(text, file=sys.stderr, flush=True)
 
 
+def prepare_server(local: ServedModel, endpoints: Endpoints) -> TritonServer:
+    """The server for a local model, not yet started: tritonserver and the backend venv
+    ready, the model repository assembled (ServeError or PlatformError if they cannot be)."""
+    model = local.name
+    if not local.local:
+        raise ServeError(
+            f"environment {local.environment!r} is a cluster environment (onnxruntime "
+            "backend on GPUs); the local Triton has only the python backend and serves "
+            "`local`-kind environments"
+        )
+    workdir = local.root / ".kiln" / "serve" / model
+    cache = default_cache(local.root)
+    say(f"kiln serve: tritonserver and its backend venv from {cache} (built on first use)")
+    dist, backend = prepare_runtime(cache)
+    repository = workdir / "repository"
+    assemble_local(local, repository)
+    unverified = [str(a.version) for a in local.artifacts if a.sha256 is None]
+    versions = ", ".join(str(v) for v in local.versions)
+    checked = (
+        f"NOT verified, no sha256 in the spec for version {', '.join(unverified)}"
+        if unverified
+        else "sha256 verified"
+    )
+    say(f"kiln serve: assembled {repository / model} (version {versions}, {checked})")
+    return TritonServer(dist, backend, repository, [model], endpoints, workdir / "triton.log")
+
+
 def serve(
     local: ServedModel,
     host: str = DEFAULT_HOST,
@@ -375,30 +402,9 @@ def serve(
     ready_timeout: float = DEFAULT_READY_TIMEOUT_S,
 ) -> int:
     """Run the local Triton in the foreground until Ctrl-C or SIGTERM; the exit code."""
-    model = local.name
     try:
-        if not local.local:
-            raise ServeError(
-                f"environment {local.environment!r} is a cluster environment (onnxruntime "
-                "backend on GPUs); the local Triton has only the python backend and serves "
-                "`local`-kind environments"
-            )
-        workdir = local.root / ".kiln" / "serve" / model
-        cache = default_cache(local.root)
-        say(f"kiln serve: tritonserver and its backend venv from {cache} (built on first use)")
-        dist, backend = prepare_runtime(cache)
-        repository = workdir / "repository"
-        assemble_local(local, repository)
-        unverified = [str(a.version) for a in local.artifacts if a.sha256 is None]
-        versions = ", ".join(str(v) for v in local.versions)
-        checked = (
-            f"NOT verified, no sha256 in the spec for version {', '.join(unverified)}"
-            if unverified
-            else "sha256 verified"
-        )
-        say(f"kiln serve: assembled {repository / model} (version {versions}, {checked})")
         endpoints = choose_endpoints(host, http_port, grpc_port, metrics_port)
-        server = TritonServer(dist, backend, repository, [model], endpoints, workdir / "triton.log")
+        server = prepare_server(local, endpoints)
     except (ServeError, PlatformError) as exc:
         say(f"kiln serve: error: {exc}")
         return 1

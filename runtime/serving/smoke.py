@@ -379,43 +379,9 @@ def smoke(
         report.add("readiness", [str(exc)], "")
         return report
     report.add("readiness", [], f"server live and ready, version(s) {versions} ready")
-    names = [t.name for t in signature.outputs]
-    rows = len(next(iter(arrays.values())))
     try:
         for version in versions:
-            metadata = _call(
-                f"metadata of {signature.model} version {version}",
-                client,
-                partial(client.metadata, signature.model, str(version)),
-            )
-            problems = compare_metadata(signature, metadata)
-            report.add(
-                f"signature v{version}",
-                problems,
-                f"{len(signature.inputs)} inputs, {len(signature.outputs)} outputs match the spec",
-            )
-            served: dict[str, list[np.ndarray | None]] = {n: [] for n in names}
-            expected: dict[str, list[np.ndarray]] = {n: [] for n in names}
-            for start, stop in _batches(signature, rows):
-                part = take(arrays, start, stop)
-                result = _call(
-                    f"inference on rows {start}-{stop - 1} (version {version})",
-                    client,
-                    partial(client.infer, signature.model, str(version), part, names),
-                )
-                # The reference sees the same batches as the server.
-                reference_part = run_reference(references[version], part, names)
-                for name in names:
-                    served[name].append(result.get(name))
-                    expected[name].append(reference_part[name])
-            joined = {n: _join(p) for n, p in served.items()}
-            reference = {n: np.concatenate(p) for n, p in expected.items()}
-            report.add(
-                f"inference v{version}",
-                compare_outputs(signature.outputs, joined, reference, signature.batched),
-                f"{rows} rows in batches of <= {max(signature.max_batch_size, 1)}: "
-                f"{', '.join(names)} equal onnxruntime in-process exactly",
-            )
+            _check_version(client, signature, version, references[version], arrays, report)
         report.latency_ms = measure_latency(
             client, signature, versions[-1], arrays, latency_requests
         )
@@ -431,6 +397,52 @@ def smoke(
             f"p50 {lat['p50']:.2f} ms, p99 {lat['p99']:.2f} ms, mean {lat['mean']:.2f} ms",
         )
     return report
+
+
+def _check_version(
+    client: Client,
+    signature: Signature,
+    version: int,
+    reference_session: ort.InferenceSession,
+    arrays: Mapping[str, np.ndarray],
+    report: SmokeReport,
+) -> None:
+    """One served version: its metadata against the signature, then its outputs against
+    onnxruntime's on the same batches (SmokeFailure when a call fails)."""
+    metadata = _call(
+        f"metadata of {signature.model} version {version}",
+        client,
+        partial(client.metadata, signature.model, str(version)),
+    )
+    report.add(
+        f"signature v{version}",
+        compare_metadata(signature, metadata),
+        f"{len(signature.inputs)} inputs, {len(signature.outputs)} outputs match the spec",
+    )
+    names = [t.name for t in signature.outputs]
+    rows = len(next(iter(arrays.values())))
+    served: dict[str, list[np.ndarray | None]] = {n: [] for n in names}
+    expected: dict[str, list[np.ndarray]] = {n: [] for n in names}
+    for start, stop in _batches(signature, rows):
+        part = take(arrays, start, stop)
+        result = _call(
+            f"inference on rows {start}-{stop - 1} (version {version})",
+            client,
+            partial(client.infer, signature.model, str(version), part, names),
+        )
+        # The reference sees the same batches as the server.
+        reference_part = run_reference(reference_session, part, names)
+        for name in names:
+            served[name].append(result.get(name))
+            expected[name].append(reference_part[name])
+    joined = {n: _join(p) for n, p in served.items()}
+    reference = {n: np.concatenate(p) for n, p in expected.items()}
+    report.add(
+        f"inference v{version}",
+        compare_outputs(signature.outputs, joined, reference, signature.batched),
+        f"{rows} rows in batches of <= {max(signature.max_batch_size, 1)}: "
+        f"{', '.join(names)} equal onnxruntime in-process exactly",
+    )
 
 
 def measure_latency(
