@@ -60,8 +60,8 @@ def cap_threads() -> None:
 cap_threads()
 
 if TYPE_CHECKING:
-    from runtime.monitor import calc as monitor_calc
     from runtime.monitor.output import Run
+    from runtime.monitor.tidy import Context, Outcome
 
 PREFIX = "[kiln monitor]"
 
@@ -143,36 +143,35 @@ def run_job(
 
 def _load_and_chunk(
     run: Run, reference: str | None, analysis: str | None, progress: Progress
-) -> monitor_calc.Context:
+) -> Context:
     """Read both data sets and cut them into chunks (MonitorError when they cannot be)."""
-    from runtime.monitor import calc as monitor_calc
+    from runtime.monitor import chunks
+    from runtime.monitor.tidy import Context
 
     config = run.config
     started = time.perf_counter()
     run.reference = _load(config, "reference", reference, progress)
     run.analysis = _load(config, "analysis", analysis, progress)
-    ref_chunks = monitor_calc.split_chunks(config, run.reference.frame, "reference")
-    monitor_calc.check_reference_chunks(config, ref_chunks)
-    run.chunks = monitor_calc.split_chunks(config, run.analysis.frame, "analysis")
+    ref_chunks = chunks.split_chunks(config, run.reference.frame, "reference")
+    chunks.check_reference_chunks(config, ref_chunks)
+    run.chunks = chunks.split_chunks(config, run.analysis.frame, "analysis")
     run.load_seconds = time.perf_counter() - started
     progress.line(
         "chunks",
         "ok",
         None,
         f"{len(run.chunks)} analysis, {len(ref_chunks)} reference "
-        f"({monitor_calc.describe_chunking(config)})",
+        f"({chunks.describe_chunking(config)})",
     )
-    return monitor_calc.Context(
-        config, run.reference.frame, run.analysis.frame, ref_chunks, run.chunks
-    )
+    return Context(config, run.reference.frame, run.analysis.frame, ref_chunks, run.chunks)
 
 
-def _calculate(run: Run, context: monitor_calc.Context, progress: Progress) -> None:
+def _calculate(run: Run, context: Context, progress: Progress) -> None:
     """Run the calculators, then the alert rules on their results."""
     from runtime.monitor import calc as monitor_calc
     from runtime.monitor import rules as monitor_rules
 
-    def report(o: monitor_calc.Outcome) -> None:
+    def report(o: Outcome) -> None:
         detail = o.message if o.status != "ok" else o.detail
         progress.line(o.name, o.status, o.seconds, detail or "")
 

@@ -19,9 +19,10 @@ import pandas as pd
 
 from runtime.contract.monitor_config import MonitorConfig
 from runtime.monitor.alerts import DeliveryRecord
-from runtime.monitor.calc import TIDY_COLUMNS, ChunkInfo, Outcome
+from runtime.monitor.chunks import ChunkInfo
 from runtime.monitor.data import Dataset
 from runtime.monitor.rules import AlertEvent, iso
+from runtime.monitor.tidy import TIDY_COLUMNS, Outcome
 
 RESULTS_SCHEMA = "kiln.monitor.results/v1"
 METRIC_PREFIX = "kiln_monitor_"

@@ -17,9 +17,9 @@ from threadpoolctl import threadpool_limits
 
 from runtime.contract.monitor_config import MonitorConfig, config_text
 from runtime.examples.monitor_examples import car_loan_config, car_loan_frames, with_updates
-from runtime.monitor.calc import TIDY_COLUMNS
 from runtime.monitor.job import Progress, main, run_job
 from runtime.monitor.output import RESULTS_SCHEMA, Run
+from runtime.monitor.tidy import TIDY_COLUMNS
 
 HOOK = [{"name": "hook", "webhook": {"url": "http://127.0.0.1:9/never"}}]
 RULES = [

@@ -239,7 +239,7 @@ def test_car_loan_held_out_reference_slice_raises_no_alert(
 @contextmanager
 def _string_inference_off() -> Iterator[None]:
     """Bare NannyML 0.13's DLE needs string inference off on pandas 3 (see
-    runtime/monitor/calc.py); pandas deprecates that option, but NannyML 0.13 has no
+    runtime/monitor/performance.py); pandas deprecates that option, but NannyML 0.13 has no
     other way, so its deprecation warning is expected here."""
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", "The 'future.infer_string' option", DeprecationWarning)

@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 
 from runtime.examples.monitor_examples import car_loan_config
-from runtime.monitor.calc import TIDY_COLUMNS
 from runtime.monitor.rules import dedup_key, evaluate, iso
+from runtime.monitor.tidy import TIDY_COLUMNS
 
 HOOK = [{"name": "hook", "webhook": {"url": "http://127.0.0.1:9/"}}]
 DAY = pd.Timedelta(days=1)
