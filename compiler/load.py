@@ -196,7 +196,7 @@ class _Builder:
                 return node.value
             if tag not in _SCALAR_TAGS:
                 raise _unsupported_tag(node, tag)
-            return self._scalar(node)
+            return self._scalar(node, tag)
         is_mapping = type(node) is MappingNode
         if tag != (_MAP_TAG if is_mapping else _SEQ_TAG):
             raise _unsupported_tag(node, tag)
@@ -208,10 +208,10 @@ class _Builder:
         finally:
             self._open.discard(node_id)
 
-    def _scalar(self, node: ScalarNode) -> Any:
-        if node.tag in _NUMBER_TAGS and "_" in node.value:
+    def _scalar(self, node: ScalarNode, tag: str) -> Any:
+        if tag in _NUMBER_TAGS and "_" in node.value:
             return node.value  # YAML 1.1 read `1_000` as 1000; YAML 1.2 reads text
-        if len(node.value) > MAX_NUMBER_LENGTH and node.tag in _NUMBER_TAGS:
+        if tag in _NUMBER_TAGS and len(node.value) > MAX_NUMBER_LENGTH:
             line, col = _position(node.start_mark)
             raise _LoadFailure(
                 "KILN1013",
@@ -232,7 +232,7 @@ class _Builder:
             line, col = _position(node.start_mark)
             raise _LoadFailure(
                 "KILN1005",
-                f"invalid {str(node.tag).removeprefix(_CORE)} {node.value!r}: {exc}",
+                f"invalid {tag.removeprefix(_CORE)} {node.value!r}: {exc}",
                 line,
                 col,
                 "write a valid value, or quote it to make it text",

@@ -42,13 +42,21 @@ class Resolution:
         if all(m.name != name for m in self.models):
             known = sorted({f"{m.name} ({m.environment.name})" for m in self.models})
             raise UnknownModel(
-                f"no model {name!r} in environment {environment!r}; "
-                f"known: {', '.join(known) or 'none'}"
+                f"no model {name!r} in environment {environment!r}; known: {_listed(known)}"
             )
         environments = sorted({m.environment.name for m in self.models if m.name == name})
         raise UnknownModel(
             f"model {name!r} has no environment {environment!r}; known: {', '.join(environments)}"
         )
+
+
+def _listed(names: list[str], most: int = 10) -> str:
+    """The first `most` names, and how many more: a tree of a thousand models must not
+    print three thousand names for one typo."""
+    if not names:
+        return "none"
+    shown = ", ".join(names[:most])
+    return shown if len(names) <= most else f"{shown} and {len(names) - most} more"
 
 
 class UnknownModel(LookupError):
