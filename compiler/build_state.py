@@ -5,7 +5,8 @@ folder records, in the disk cache and keyed by that folder, each spec file's dig
 and kind, and for each Model spec what building it gave: its diagnostics, where its
 models are deployed, the kinds of its objects, its sources, and where its files'
 entries sit in the manifest. The manifest itself (which the no-change record
-vouches for) holds each file's path and sha256, so they are not stored twice.
+vouches for) holds each model file's path and sha256, so they are not stored
+twice; only the few Argo CD objects keep theirs here.
 The next compile rebuilds only the Model specs whose inputs changed and takes the
 rest from here (`compiler.incremental`).
 
@@ -70,7 +71,7 @@ class BuildState:
     schemas: str
     specs_path: str
     files: dict[str, SpecFile]  # every file of the spec folder, by relative path
-    models: dict[str, SpecRecord]  # each Model spec kept, by relative path
+    models: dict[str, SpecRecord]  # every Model spec, by relative path
     gitops: dict[str, str]  # the Argo CD objects: path -> sha256
 
 
@@ -79,7 +80,8 @@ def model_folder(path: str) -> str:
     return "/".join(path.split("/", 2)[:2])
 
 
-def spec_record(result: SpecResult, chunks: list[Chunk]) -> SpecRecord:
+def spec_record(result: SpecResult) -> SpecRecord:
+    """What to keep of a built Model spec; its manifest chunks are filled in later."""
     artifacts = result.artifacts
     return SpecRecord(
         SpecResult(
@@ -93,7 +95,7 @@ def spec_record(result: SpecResult, chunks: list[Chunk]) -> SpecRecord:
         ),
         frozenset(a.kind for a in artifacts if a.kind is not None),
         {s.file: s.digest for a in artifacts for s in a.sources},
-        chunks,
+        [],
     )
 
 

@@ -1,9 +1,9 @@
 """The incremental build: which Model specs to build again, from what changed.
 
 A Model spec's files depend on its own bytes, the Project, the FeatureSet it names
-(name@version) and Kiln itself; nothing else (its local model files sit in the spec
-folder: see the fall-backs). So, against the state the last compile recorded
-(`compiler.build_state`):
+(name@version), Kiln itself and its local model files, of which only those inside
+the spec folder are seen (see the fall-backs). So, against the state the last
+compile recorded (`compiler.build_state`):
 
 - a changed or new Model spec is built again; a deleted one loses its files;
 - a changed, new or deleted FeatureSet builds again every Model spec that names
@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from compiler import manifest_chunks as chunks
 from compiler.artifact import Artifact, Stat
@@ -33,7 +33,7 @@ from compiler.diagnostics import Diagnostic
 from compiler.emit import MANIFEST, manifest_sources
 from compiler.fingerprint import Inputs
 from compiler.ir import ModelPlacement
-from compiler.load import Document, discover, display_path, load_text
+from compiler.load import SPEC_SUFFIXES, Document, display_path, load_text
 from compiler.parallel import SpecResult
 
 
@@ -93,14 +93,12 @@ class _Planner:
         self.files: dict[str, SpecFile] = {}
         self.documents: dict[str, Document] = {}  # loaded, by relative path
         self.refs: set[str] = set()  # FeatureSets changed, added or deleted
-        self._spec_paths: set[str] | None = None
 
     def is_spec(self, relative: str) -> bool:
-        """Whether a new file is one the compile reads as a spec (asked only then)."""
-        if self._spec_paths is None:
-            found = discover(self.specs)
-            self._spec_paths = {p.relative_to(self.specs).as_posix() for p in found}
-        return relative in self._spec_paths
+        """Whether a new file is one the compile reads as a spec: a `.yaml` or `.yml` file
+        in no hidden folder (as `discover` chooses them, without walking the folder)."""
+        path = PurePosixPath(relative)
+        return path.suffix in SPEC_SUFFIXES and not any(p.startswith(".") for p in path.parts)
 
     def load(self, relative: str, display: str) -> Document:
         document = _load(self.specs, relative, display)
@@ -248,7 +246,7 @@ def merge(update: Update, built: list[SpecResult]) -> Merged | None:
         if result is None:
             return None
         results[relative] = result
-    rebuilt = {relative: spec_record(result, []) for relative, result in results.items()}
+    rebuilt = {relative: spec_record(result) for relative, result in results.items()}
     records = dict(sorted({**update.kept, **rebuilt}.items()))
     names = [r.result.name for r in records.values()]
     if len(set(names)) != len(names):
@@ -315,8 +313,10 @@ def state_of_full_compile(
         document = documents.get(display_path(specs / relative, root))
         files[relative] = describe(document, digest) if document else SpecFile("", digest, "", "")
     by_display = {file.display: relative for relative, file in files.items() if file.display}
+    if any(result.path not in by_display for result in built):
+        return None  # a spec seen under another path (a link): record nothing, never guess
     results = {by_display[result.path]: result for result in built}
-    records = {relative: spec_record(result, []) for relative, result in results.items()}
+    records = {relative: spec_record(result) for relative, result in results.items()}
     placements = sorted(p for r in records.values() for p in r.result.placements)
     merged = Merged(files, dict(sorted(records.items())), results, placements)
     if manifest is None or merged.manifest(b"", gitops) != manifest:
