@@ -79,7 +79,7 @@ def other_facts(model: ModelIR) -> dict[str, str]:
         "storage": asdict(model.storage),
         # Lowered blocks keep the spec's field names for what is listed here by path.
         "serving": asdict(model.serving),
-        "rollout": asdict(model.rollout),
+        # rollout is left out: the facts describe all of it (it is in _DESCRIBED).
         "training": asdict(model.training) if model.training else None,
         "monitoring": _monitoring(model.monitoring) if model.monitoring else None,
     }

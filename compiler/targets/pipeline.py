@@ -22,6 +22,7 @@ from functools import cached_property
 from compiler.ir import ModelIR
 from compiler.ir.training import GateIR, TrainingIR
 from compiler.serialize import to_json
+from compiler.targets.monitor_config import data_location
 from compiler.targets.serving import signature as serving_signature
 from runtime.contract.steps import EVALUATE, FEATURES, PUBLISH, TRAIN_ENV, VALIDATE
 from runtime.contract.vocabulary import task_metrics
@@ -104,7 +105,7 @@ def next_version(model: ModelIR) -> int:
 
 def data_uri(model: ModelIR, uri: str) -> str:
     """A data URI in this environment: relative paths sit under the data store."""
-    return uri if "://" in uri else f"{model.storage.data.rstrip('/')}/{uri}"
+    return data_location(uri, model.storage.data)
 
 
 def evaluation_metrics(model: ModelIR) -> list[str]:
