@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import marshal
-import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -164,7 +163,7 @@ class _Builder:
                 f"the document nests more than {MAX_DEPTH} levels deep",
                 line,
                 col,
-                "flatten the structure; specs nest a handful of levels",
+                text_guard.FLATTEN,
             )
 
     def build(self, node: Node, path: Path_, depth: int = 0) -> Any:
@@ -344,9 +343,6 @@ def _yaml_error(display: str, exc: MarkedYAMLError) -> Diagnostic:
     )
 
 
-_BRACKETS = re.compile(r"[\[\]{}]")
-
-
 def _kind(value: Any) -> str:
     if value is None:
         return "an empty document"
@@ -520,7 +516,7 @@ def _parse_text(display: str, raw: bytes) -> tuple[Document | None, list[Diagnos
         return fail(
             "KILN1008",
             "the document nests too deeply to be read",
-            hint="flatten the structure; specs nest a handful of levels",
+            hint=text_guard.FLATTEN,
         )
     nodes = [n for n in nodes if n is not None]
     if not nodes:
@@ -547,7 +543,7 @@ def _parse_text(display: str, raw: bytes) -> tuple[Document | None, list[Diagnos
         return fail(
             "KILN1008",
             "the document nests too deeply to be read",
-            hint="flatten the structure; specs nest a handful of levels",
+            hint=text_guard.FLATTEN,
         )
     if not isinstance(data, dict):
         # An empty document (`---` alone) has its mark after the last line: say line 1.

@@ -37,6 +37,9 @@ _CHARACTER_NAMES = {
     "\x85": "NEXT LINE",
     "\u2028": "LINE SEPARATOR",
     "\u2029": "PARAGRAPH SEPARATOR",
+    "\ufeff": "BYTE ORDER MARK, away from the start",
+    "\ufffe": "a noncharacter",
+    "\uffff": "a noncharacter",
 }
 _BRACKETS = re.compile(r"[\[\]{}]")
 _DEEP_INDENT = " " * MAX_INDENT

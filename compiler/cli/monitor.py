@@ -13,14 +13,14 @@ from pathlib import Path
 import click
 
 from compiler.cli import requires
-from compiler.cli.params import require_folder, specs_option
+from compiler.cli.params import env_option, require_folder, specs_option
 
 
 @click.command()
 @click.argument("model")
 @click.option("--reference", required=True, help="Reference data: parquet or CSV file or folder.")
 @click.option("--analysis", required=True, help="Analysis data: parquet or CSV file or folder.")
-@click.option("--env", "environment", default="local", show_default=True, help="Environment.")
+@env_option
 @specs_option
 @click.option(
     "--out",

@@ -35,7 +35,7 @@ env_option = click.option(
     "environment",
     default="local",
     show_default=True,
-    help="Environment whose compiled model to use.",
+    help="Environment of the model.",
 )
 verbose_option = click.option(
     "--verbose",

@@ -10,7 +10,7 @@ from pathlib import Path
 import click
 
 from compiler.cli import requires
-from compiler.cli.params import require_folder, specs_option
+from compiler.cli.params import env_option, require_folder, specs_option
 from compiler.targets import pipeline
 
 
@@ -23,7 +23,7 @@ def _next_run(runs: Path) -> Path:
 @click.command("run")
 @click.argument("model_name", metavar="MODEL")
 @click.option("--local", is_flag=True, help="Run on this machine (the only mode so far).")
-@click.option("--env", "environment", default="local", show_default=True)
+@env_option
 @specs_option
 @click.option(
     "--runs", type=click.Path(file_okay=False, path_type=Path), default=Path(".kiln/runs")

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import click
 
-from compiler.cli.params import env_option, specs_option
+from compiler.cli.params import env_option, require_folder, specs_option
 from runtime.contract.served import ServedModel
 
 _port = click.IntRange(0, 65535)
@@ -64,6 +64,7 @@ def serve(
     artifacts, starts tritonserver, waits until the model is ready, prints the
     endpoints and runs until Ctrl-C.
     """
+    require_folder(specs)
     from runtime.local.serve import serve as run_server
 
     sys.exit(
@@ -133,6 +134,7 @@ def smoke(
 
     Exits 1 with a message naming the tensor on any mismatch.
     """
+    require_folder(specs)
     from compiler.served import NotServable, artifact_sources, model_ir
     from compiler.targets.serving import signature
     from runtime.serving.smoke import run

@@ -442,6 +442,7 @@ def serve(
 def _announce(server: TritonServer, local: ServedModel, ready: float) -> None:
     e = server.endpoints
     model = local.name
+    env = "" if local.environment == "local" else f" --env {local.environment}"
     lines = [
         f"kiln serve: Triton 2.51 (python backend, CPU) serving {model} "
         f"(environment {local.environment}), ready in {ready:.1f} s",
@@ -449,7 +450,7 @@ def _announce(server: TritonServer, local: ServedModel, ready: float) -> None:
         f"  gRPC     {e.grpc}",
         f"  metrics  {e.metrics or 'disabled (--no-metrics)'}",
         f"  log      {server.log_path}",
-        f"  smoke    kiln smoke {model} --url {e.http}",
+        f"  smoke    kiln smoke {model} --url {e.http}{env}",
         "Ctrl-C stops it.",
     ]
     say("\n".join(lines))

@@ -476,10 +476,11 @@ def measure_latency(
 
 
 def reference_sessions(artifacts: Sequence[ArtifactSource]) -> dict[int, ort.InferenceSession]:
-    """onnxruntime sessions on the served artifacts (remote ones fetched and verified)."""
+    """onnxruntime sessions on the served artifacts: fetched and verified where a digest
+    is given (local files too), opened in place where a local file has none."""
     sessions = {}
     for artifact in artifacts:
-        if "://" not in artifact.uri:
+        if "://" not in artifact.uri and artifact.sha256 is None:
             path = Path(artifact.uri)
             if not path.is_file():
                 raise SmokeFailure(f"artifact of version {artifact.version} not found: {path}")
@@ -500,7 +501,7 @@ def run(
     artifacts: Sequence[ArtifactSource],
     url: str,
     protocol: str = "http",
-    environment: str = "local",
+    environment: str | None = "local",
     data: str | None = None,
     rows: int = 256,
     latency_requests: int = 100,
@@ -513,11 +514,12 @@ def run(
         source, frame = load_sample([t.name for t in signature.inputs], data)
         arrays = to_inputs(frame, signature.inputs, rows)
         references = reference_sessions(artifacts)
-    except (SampleDataError, SmokeFailure) as exc:
+    except (SampleDataError, SmokeFailure, OSError, ValueError) as exc:
         out(f"FAIL setup: {exc}")
         return 1
+    where = f" ({environment})" if environment else ""
     out(
-        f"smoke: {signature.model} ({environment}) at {protocol} {url}; "
+        f"smoke: {signature.model}{where} at {protocol} {url}; "
         f"{len(arrays[signature.inputs[0].name])} rows from {source}"
     )
     client = connect(url, protocol, timeout)
@@ -565,31 +567,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         signature = parse_signature(args.signature.read_text(encoding="utf-8"))
         artifacts = _pairs(args.artifact, "--artifact")
         digests = _pairs(args.sha256, "--sha256")
-        if not artifacts:
-            raise SmokeFailure("give the served artifact(s) with --artifact VERSION=URI")
-        references: dict[int, ort.InferenceSession] = {}
-        with tempfile.TemporaryDirectory(prefix="kiln-smoke-") as folder:
-            for version, uri in sorted(artifacts.items()):
-                target = Path(folder) / f"{version}.onnx"
-                try:
-                    fetch(uri, target, digests.get(version))
-                except AssembleError as exc:
-                    raise SmokeFailure(f"version {version}: {exc}") from exc
-                references[version] = reference_session(target)
-        source, frame = load_sample([t.name for t in signature.inputs], args.data)
-        arrays = to_inputs(frame, signature.inputs, args.rows)
-    except (SmokeFailure, SampleDataError, SignatureError, OSError, ValueError) as exc:
+    except (SmokeFailure, SignatureError, OSError) as exc:
         print(f"FAIL setup: {exc}")
         return 1
-    print(f"smoke: {signature.model} at {args.protocol} {args.url}; rows from {source}")
-    client = connect(args.url, args.protocol, args.timeout)
-    try:
-        report = smoke(client, signature, references, arrays, args.latency_requests, args.wait)
-    finally:
-        client.close()
-    print(report.render())
-    print("smoke: passed" if report.ok else "smoke: FAILED")
-    return 0 if report.ok else 1
+    if not artifacts:
+        print("FAIL setup: give the served artifact(s) with --artifact VERSION=URI")
+        return 1
+    sources = [ArtifactSource(v, uri, digests.get(v)) for v, uri in sorted(artifacts.items())]
+    return run(
+        signature,
+        sources,
+        args.url,
+        args.protocol,
+        environment=None,
+        data=args.data,
+        rows=args.rows,
+        latency_requests=args.latency_requests,
+        timeout=args.timeout,
+        wait=args.wait,
+    )
 
 
 if __name__ == "__main__":
