@@ -1,6 +1,7 @@
 """The `kiln` command: one module per group of commands, over the public API.
 
     build.py     validate, compile, schema
+    new.py       new (specs inferred from a data file)
     gitops.py    plan, explain, rollback
     pipeline.py  run, submit
     serving.py   serve, smoke
@@ -22,7 +23,7 @@ import traceback
 import click
 
 from compiler import __version__
-from compiler.cli import build, gitops, monitor, pipeline, serving
+from compiler.cli import build, gitops, monitor, new, pipeline, serving
 
 
 @click.group()
@@ -31,7 +32,7 @@ def cli() -> None:
     """Kiln compiles declarative ML specs into Triton, Argo and NannyML deployments."""
 
 
-for _group in (build, pipeline, serving, monitor, gitops):
+for _group in (build, new, pipeline, serving, monitor, gitops):
     for _command in _group.COMMANDS:
         cli.add_command(_command)
 

@@ -30,8 +30,9 @@ class Machine:
         self.bin = folder / "bin"
         self.bin.mkdir()
         self.calls = folder / "calls.log"
-        # Real: sudo runs `true` and `env` (which then finds apt-get on this PATH).
-        for real in ("env", "true"):
+        # Real: sudo runs `true` and `env` (which then finds apt-get on this PATH); the
+        # fake apt-get makes what it installs executable with chmod.
+        for real in ("env", "true", "chmod"):
             (self.bin / real).symlink_to(shutil.which(real) or real)
         self.uid(1000)
 
@@ -55,10 +56,27 @@ class Machine:
         return self.calls.read_text().splitlines() if self.calls.exists() else []
 
 
+# A fake apt-get that "installs" a package by putting its binaries on the PATH.
+INSTALLS = f"""
+if [ "$3" = install ]; then
+  for package in "$@"; do
+    case $package in
+      prometheus) names="promtool prometheus" ;;
+      prometheus-alertmanager) names="prometheus-alertmanager" ;;
+      *) names="" ;;
+    esac
+    for name in $names; do printf '#!{BASH}\\nexit 0\\n' > "${{0%/*}}/$name"
+      chmod +x "${{0%/*}}/$name"; done
+  done
+fi
+exit 0"""
+LOCK = "-o DPkg::Lock::Timeout=300"
+
+
 @pytest.fixture
 def machine(tmp_path: Path) -> Machine:
     fake = Machine(tmp_path)
-    fake.recorder("apt-get")
+    fake.recorder("apt-get", INSTALLS)
     # A sudo that lets this user run anything without a password.
     fake.recorder("sudo", 'if [ "$1" = -n ]; then shift; fi\nexec "$@"')
     return fake
@@ -85,10 +103,19 @@ def test_root_installs_each_missing_package_once_with_apt_get(machine: Machine) 
     assert result.returncode == 0, result.stderr
     assert "installing prometheus prometheus-alertmanager" in result.stdout
     assert machine.log() == [
-        "apt-get update -qq [noninteractive]",
-        "apt-get install -y -qq --no-install-recommends"
+        f"apt-get {LOCK} update -qq [noninteractive]",
+        f"apt-get {LOCK} install -y -qq --no-install-recommends"
         " prometheus prometheus-alertmanager [noninteractive]",
     ]
+    assert {p.name for p in machine.bin.iterdir()} >= set(ALL)
+
+
+def test_an_install_that_brings_no_binaries_fails(machine: Machine) -> None:
+    machine.uid(0)
+    machine.recorder("apt-get")  # succeeds, installs nothing
+    result = machine.run()
+    assert result.returncode == 1
+    assert "binaries are still not on the PATH" in result.stderr
 
 
 def test_other_users_install_through_non_interactive_sudo(machine: Machine) -> None:
@@ -98,9 +125,10 @@ def test_other_users_install_through_non_interactive_sudo(machine: Machine) -> N
     log = machine.log()
     assert log[0] == "sudo -n true []"
     assert log[-2:] == [
-        "sudo -n env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq"
+        f"sudo -n env DEBIAN_FRONTEND=noninteractive apt-get {LOCK} install -y -qq"
         " --no-install-recommends prometheus-alertmanager []",
-        "apt-get install -y -qq --no-install-recommends prometheus-alertmanager [noninteractive]",
+        f"apt-get {LOCK} install -y -qq --no-install-recommends"
+        " prometheus-alertmanager [noninteractive]",
     ]
 
 

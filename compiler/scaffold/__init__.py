@@ -1,0 +1,1 @@
+"""`kiln new`: specs inferred from a data file (profile -> infer -> documents -> write)."""
