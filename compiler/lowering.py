@@ -244,16 +244,22 @@ def _gate(gate: Gate) -> GateIR:
     return GateIR(gate.metric, gate.min, gate.max, gate.max_regression)
 
 
-def lower_training(training: Training | None) -> TrainingIR | None:
-    """What the pipeline targets need of `spec.training`; None when there is no training."""
+def lower_training(training: Training | None, features: FeatureSetSpec) -> TrainingIR | None:
+    """What the pipeline targets need of `spec.training`; None when there is no training.
+    Training rows come from the FeatureSet's source unless the spec names other data."""
     if training is None:
         return None
     resources = training.resources
+    data = (
+        DataIR(training.data.uri, training.data.sha256)
+        if training.data is not None
+        else DataIR(features.source.uri, None, features.source.format)
+    )
     return TrainingIR(
         image=training.image,
         command=tuple(training.command),
         args=tuple(training.args),
-        data=DataIR(training.data.uri, training.data.sha256),
+        data=data,
         resources=TrainingResourcesIR(resources.cpu, resources.memory, resources.gpus),
         seed=training.seed,
         holdout=training.holdout,

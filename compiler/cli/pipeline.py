@@ -35,6 +35,11 @@ def _next_run(runs: Path) -> Path:
     help="Model store the publish step writes to.",
 )
 @click.option("--seed", type=int, default=None, help="Override the spec's training seed.")
+@click.option(
+    "--as-of",
+    default=None,
+    help="Snapshot the FeatureSet as of this ISO 8601 time [default: when the run starts].",
+)
 def run_command(
     model_name: str,
     local: bool,
@@ -43,6 +48,7 @@ def run_command(
     runs: Path,
     store: str,
     seed: int | None,
+    as_of: str | None,
 ) -> None:
     """Run MODEL's training pipeline: features, train, evaluate, validate, publish."""
     from runtime.local import local_run
@@ -59,6 +65,8 @@ def run_command(
     params = {"store": store}
     if seed is not None:
         params["seed"] = str(seed)
+    if as_of is not None:
+        params["as-of"] = as_of
     click.echo(f"running {model_name}'s pipeline locally in {run_dir}")
     try:
         local_run.run(json.loads(plan.to_json()), root, run_dir, params, click.echo)

@@ -17,8 +17,12 @@ class ScheduleIR:
 
 @dataclass(frozen=True)
 class DataIR:
+    """Where the features step reads training rows: `training.data` when the spec sets
+    it, else the FeatureSet's source (then with the source's format)."""
+
     uri: str  # as written: the target places a relative one under the data store
     sha256: str | None
+    format: str | None = None  # None: from the file names
 
 
 @dataclass(frozen=True)

@@ -169,7 +169,7 @@ def _model_in(
         serving=lower_serving(spec.serving),
         instance_groups=_instance_groups(spec),
         rollout=lower_rollout(spec.rollout),
-        training=lower_training(spec.training),
+        training=lower_training(spec.training, featureset.spec),
         monitoring=lower_monitoring(spec.monitoring),
         alerts=tuple(lower_alert(a) for a in spec.alerts),
         routes=tuple(lower_route(routes[n]) for n in sorted({a.route for a in spec.alerts})),

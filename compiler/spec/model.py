@@ -285,7 +285,10 @@ class Training(SpecModel):
     image: Image = Field(description="Training image.")
     command: list[PlainText] = Field(min_length=1, description="Command in the image.")
     args: list[PlainText] = Field(default_factory=list, description="Extra arguments.")
-    data: DataRef = Field(description="Training data snapshot.")
+    data: DataRef | None = Field(
+        None,
+        description="Training rows, when not the FeatureSet's source (a pinned snapshot).",
+    )
     resources: TrainingResources = Field(
         default_factory=TrainingResources, description="Training pod resources."
     )

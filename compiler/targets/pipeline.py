@@ -9,7 +9,7 @@ very same commands with the same parameters:
   {in:STEP}          the output folder of an earlier step
   {param:STEP/FILE}  the text of FILE in that step's output (an Argo output parameter)
   {spec}             the model's spec file in a checkout of the repository
-  {run:NAME}         a run parameter (store, seed, version, git-revision)
+  {run:NAME}         a run parameter (store, seed, version, git-revision, as-of)
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from compiler.ir.training import GateIR, TrainingIR
 from compiler.serialize import to_json
 from compiler.targets.monitor_config import data_location
 from compiler.targets.serving import signature as serving_signature
-from runtime.contract.steps import EVALUATE, FEATURES, PUBLISH, TRAIN_ENV, VALIDATE
+from runtime.contract.steps import AS_OF_NOW, EVALUATE, FEATURES, PUBLISH, TRAIN_ENV, VALIDATE
 from runtime.contract.vocabulary import task_metrics
 
 TOKEN = re.compile(r"\{(out|spec|in:[a-z-]+|param:[a-z-]+/[a-z0-9_.-]+|run:[a-z-]+)\}")
@@ -133,11 +133,14 @@ def features_step(model: ModelIR, training: TrainingIR) -> Step:
     command = FEATURES.command(
         {
             "--source": data_uri(model, training.data.uri),
+            "--format": training.data.format,
             "--sha256": training.data.sha256 or None,
             "--entity": featureset.entity,
             "--timestamp": featureset.timestamp,
             "--columns": ",".join(f.name for f in featureset.features),
             "--target": model.target,
+            # The run's time unless the run says otherwise: no row from after it is read.
+            "--as-of": "{run:as-of}",
             "--out": "{out}",
         }
     )
@@ -245,6 +248,7 @@ def pipeline(model: ModelIR) -> Pipeline | None:
         ("seed", str(training.seed)),
         ("version", str(next_version(model))),
         ("git-revision", model.project.git_revision),
+        ("as-of", AS_OF_NOW),
     )
     steps = (
         features_step(model, training),

@@ -21,6 +21,8 @@ from typing import Any
 from runtime.contract.vocabulary import TASKS
 
 FEATURE_FORMATS = ("csv", "parquet")  # the source formats the features step reads
+# --as-of's default: the moment the features step starts, which it records in `as_of`.
+AS_OF_NOW = "now"
 DEFAULT_REPEATS = 200  # validate_model: timed runs per batch size
 DEFAULT_MAX_SECONDS = 10.0  # validate_model: time budget per batch size
 DEFAULT_GITHUB_API = "https://api.github.com"  # publish --open-pr
@@ -131,7 +133,7 @@ FEATURES = StepCommand(
         Flag("--timestamp", "event time column", required=True),
         Flag("--columns", "feature columns, comma-separated", required=True),
         Flag("--target", "target column", required=True),
-        Flag("--as-of", "keep rows with timestamp <= this (ISO 8601)"),
+        Flag("--as-of", f"keep rows with timestamp <= this (ISO 8601, or {AS_OF_NOW!r})"),
         Flag("--out", "output directory", required=True, type=Path),
     ),
 )

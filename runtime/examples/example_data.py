@@ -6,6 +6,9 @@ Files (the example specs' data URIs are relative to the data store):
 
 * DIR/car-loan/reference.parquet, DIR/car-loan/analysis.parquet
 * DIR/car-price/reference.parquet, DIR/car-price/analysis.parquet
+* DIR/car-loan/applications/reference.parquet, DIR/car-price/listings/reference.parquet: the
+  reference period again, as the rows of each example FeatureSet's source (the folder its
+  `source.uri` names), which the training pipeline snapshots
 
 The analysis period ships without its targets (NannyML keeps them apart to show performance
 estimation); here they are joined back on `id`, so the local monitor can compute realised
@@ -34,6 +37,8 @@ DATASETS: dict[str, str] = {
     "car-loan": "load_synthetic_car_loan_dataset",
     "car-price": "load_synthetic_car_price_dataset",
 }
+# Folder name -> the folder of its FeatureSet's source (specs/featuresets/*.yaml, source.uri).
+FEATURE_SOURCES: dict[str, str] = {"car-loan": "applications", "car-price": "listings"}
 
 
 def loader(name: str) -> Callable[[], Any]:
@@ -59,7 +64,11 @@ def with_targets(analysis: pd.DataFrame, targets: pd.DataFrame) -> pd.DataFrame:
 def write_dataset(folder: str, out: Path) -> None:
     start = time.perf_counter()
     reference, analysis, targets = loader(DATASETS[folder])()
-    frames = {"reference": reference, "analysis": with_targets(analysis, targets)}
+    frames = {
+        "reference": reference,
+        "analysis": with_targets(analysis, targets),
+        f"{FEATURE_SOURCES[folder]}/reference": reference,
+    }
     for role, frame in frames.items():
         path = out / folder / f"{role}.parquet"
         payload = write_parquet(frame.reset_index(drop=True), path)

@@ -1,7 +1,7 @@
 """The features step: a point-in-time snapshot of a FeatureSet's source, as one parquet file.
 
     python -m runtime.steps.features --source URI [--format parquet|csv] [--sha256 HEX]
-        --entity COL --timestamp COL --columns a,b,c --target COL [--as-of ISO8601] --out DIR
+        --entity COL --timestamp COL --columns a,b,c --target COL [--as-of ISO8601|now] --out DIR
 
 The source is a file or a prefix/folder of files, on local disk or in any object store fsspec
 reaches (s3://, gs://, ...). Files of a folder are read in path order; names starting with
@@ -21,6 +21,9 @@ Output, in DIR:
 * sha256: the hex digest of features.parquet and a newline.
 * rows: the row count and a newline.
 * source_sha256: the source digest as defined above (to pin the source in the spec).
+* as_of: the snapshot's time as ISO 8601 (UTC), empty without --as-of. `--as-of now`, the
+  pipeline's default, is the moment the step starts (whole seconds): rows stamped after it
+  are not read, and the file records which moment that was.
 
 Column dtypes are kept as the source has them: a bool feature stays bool. Casting to the
 model's input dtypes (bool -> int64 0/1 for the car-loan model) is the training code's job
@@ -43,7 +46,7 @@ import fsspec
 import pandas as pd
 import pyarrow as pa
 
-from runtime.contract.steps import FEATURES
+from runtime.contract.steps import AS_OF_NOW, FEATURES
 from runtime.steps.pipeline_io import (
     StepError,
     comma_list,
@@ -159,6 +162,8 @@ def parse_file(source: SourceFile, fmt: str, columns: Sequence[str]) -> pd.DataF
 def parse_as_of(value: str | None) -> pd.Timestamp | None:
     if value is None:
         return None
+    if value == AS_OF_NOW:
+        return pd.Timestamp.now(tz="UTC").floor("s")
     try:
         stamp = pd.Timestamp(value)
     except ValueError as error:
@@ -211,9 +216,10 @@ def verify_digest(actual: str, expected: str | None, uri: str) -> None:
         )
 
 
-def build(args: argparse.Namespace, columns: list[str]) -> tuple[pd.DataFrame, str]:
+def build(
+    args: argparse.Namespace, columns: list[str], as_of: pd.Timestamp | None
+) -> tuple[pd.DataFrame, str]:
     """(snapshot, source digest); the digest is checked before anything is parsed."""
-    as_of = parse_as_of(args.as_of)
     files, fmt = read_source(args.source, args.format)
     digest = source_digest(files)
     progress(STEP, f"read {len(files)} {fmt} file(s) from {args.source} sha256={digest}")
@@ -227,21 +233,26 @@ def build(args: argparse.Namespace, columns: list[str]) -> tuple[pd.DataFrame, s
     return frame, digest
 
 
-def write_outputs(out: Path, frame: pd.DataFrame, source_sha256: str) -> str:
+def write_outputs(
+    out: Path, frame: pd.DataFrame, source_sha256: str, as_of: pd.Timestamp | None
+) -> str:
     """features.parquet and the small files the next steps read; returns its digest."""
     out.mkdir(parents=True, exist_ok=True)
     digest = sha256_bytes(write_parquet(frame, out / "features.parquet"))
     write_text(out / "sha256", digest + "\n")
     write_text(out / "rows", f"{len(frame)}\n")
     write_text(out / "source_sha256", source_sha256 + "\n")
+    # The snapshot's time, resolved: with the source digest it names the rows exactly.
+    write_text(out / "as_of", (as_of.isoformat() if as_of is not None else "") + "\n")
     return digest
 
 
 def run(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     columns = output_columns(args)
-    frame, source_sha256 = build(args, columns)
-    digest = write_outputs(args.out, frame, source_sha256)
+    as_of = parse_as_of(args.as_of)
+    frame, source_sha256 = build(args, columns, as_of)
+    digest = write_outputs(args.out, frame, source_sha256, as_of)
     progress(
         STEP,
         f"wrote {args.out / 'features.parquet'} rows={len(frame)} columns={len(columns)} "

@@ -12,6 +12,7 @@ from pathlib import Path
 import fsspec
 import pandas as pd
 import pytest
+from ruamel.yaml import YAML
 
 from tests.tools import REPO_ROOT
 
@@ -237,11 +238,19 @@ def test_example_data_is_complete_and_deterministic(tmp_path: Path) -> None:
     assert written == [
         "car-loan",
         "car-loan/analysis.parquet",
+        "car-loan/applications",
+        "car-loan/applications/reference.parquet",
         "car-loan/reference.parquet",
         "car-price",
         "car-price/analysis.parquet",
+        "car-price/listings",
+        "car-price/listings/reference.parquet",
         "car-price/reference.parquet",
     ]
+    # Each example FeatureSet's source holds rows: the folder its spec names.
+    for spec in (REPO_ROOT / "specs" / "featuresets").glob("*.yaml"):
+        source = YAML(typ="safe").load(spec)["spec"]["source"]["uri"]
+        assert list((tmp_path / "a" / source).glob("*.parquet")), source
     for name in ("car-loan/reference.parquet", "car-loan/analysis.parquet"):
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
     analysis = pd.read_parquet(tmp_path / "a" / "car-price" / "analysis.parquet")
