@@ -87,3 +87,28 @@ def test_the_train_step_gets_every_variable_of_the_contract(model: ModelIR) -> N
     assert plan is not None
     train = next(s for s in plan.steps if s.name == "train")
     assert [name for name, _ in train.env] == list(dataclasses.astuple(TRAIN_ENV))
+
+
+def _flag(step: Step, name: str) -> str | None:
+    command = list(step.command)
+    return command[command.index(name) + 1] if name in command else None
+
+
+@pytest.mark.parametrize("model", MODELS, ids=model_id)
+def test_the_features_step_reads_the_featureset_unless_training_data_is_set(
+    model: ModelIR,
+) -> None:
+    plan = pipeline(model)
+    assert plan is not None and model.training is not None
+    features = plan.steps[0]
+    source = model.featureset.spec.source
+    data_store = model.storage.data.rstrip("/")
+    if model.training.data.format is None:  # the spec names its own training data
+        assert _flag(features, "--source") != f"{data_store}/{source.uri}"
+        assert _flag(features, "--format") is None
+    else:
+        assert _flag(features, "--source") == f"{data_store}/{source.uri}"
+        assert _flag(features, "--format") == source.format
+    # Point in time: the snapshot is cut at the run's as-of parameter, `now` by default.
+    assert _flag(features, "--as-of") == "{run:as-of}"
+    assert dict(plan.run_parameters)["as-of"] == "now"

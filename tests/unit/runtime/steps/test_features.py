@@ -152,6 +152,32 @@ def test_point_in_time_snapshot(tmp_path: Path) -> None:
     assert str(result["timestamp"].iloc[2]) == "2024-01-03 23:00:00+00:00"
 
 
+def test_as_of_now_leaves_out_future_rows_and_records_the_moment(tmp_path: Path) -> None:
+    now = pd.Timestamp.now(tz="UTC")
+    frame = pd.DataFrame(
+        {
+            "id": [1, 2, 3],
+            "timestamp": [
+                str(now - pd.Timedelta(days=2)),
+                str(now - pd.Timedelta(hours=1)),
+                str(now + pd.Timedelta(days=1)),
+            ],  # stamped in the future
+            "x": [1.0, 2.0, 3.0],
+            "y": [0, 1, 0],
+        }
+    )
+    source = tmp_path / "rows.csv"
+    frame.to_csv(source, index=False)
+    out = tmp_path / "out"
+    args = ["--source", str(source), "--entity", "id", "--timestamp", "timestamp"]
+    args += ["--columns", "x", "--target", "y", "--as-of", "now", "--out", str(out)]
+    assert features.main(args) == 0
+    assert pd.read_parquet(out / "features.parquet")["id"].tolist() == [1, 2]
+    recorded = pd.Timestamp((out / "as_of").read_text().strip())
+    assert now.floor("s") <= recorded <= pd.Timestamp.now(tz="UTC")
+    assert recorded.tzinfo is not None
+
+
 def test_folder_source_and_manifest_digest(
     tmp_path: Path, reference: pd.DataFrame, source: Path
 ) -> None:
