@@ -107,6 +107,14 @@ CODES: dict[str, tuple[str, str]] = {
     "KILN1708": ("Signature required", "Declare spec.signature for remote artifacts."),
     "KILN1709": ("Inputs differ from the FeatureSet", "Align model inputs and features."),
     "KILN1710": ("Tensor declared twice", "Give every input and output its own name."),
+    "KILN1730": (
+        "Class labels do not fit the task",
+        "Multiclass models list their classes; binary ones list two; regression none.",
+    ),
+    "KILN1731": (
+        "Class labels disagree",
+        "The probability output and the score columns hold one entry per class.",
+    ),
     # 18xx: Triton
     "KILN1802": ("Triton would refuse to load the config", "Fix the setting named."),
     "KILN1803": (

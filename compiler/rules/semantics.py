@@ -7,6 +7,7 @@ the node at fault; `resolve` places them in the file.
 from __future__ import annotations
 
 from compiler.names import over_budget
+from compiler.rules.classes import check_classes
 from compiler.rules.findings import Finding
 from compiler.rules.signals import check_alerts, check_metrics
 from compiler.spec.featureset import FeatureSetSpec
@@ -374,6 +375,7 @@ def check_model(
         *check_serving(spec.serving),
         *check_rollout(spec),
         *check_columns(spec, features),
+        *check_classes(spec),
         *check_metrics(spec),
         *check_alerts(spec, features, routes),
         *check_environment(spec, environment),

@@ -249,6 +249,8 @@ def check_features(
                     (*at, "name") if declared else ("spec", "features"),
                     "KILN1709",
                     f"input `{tensor.name}` is not a feature of {spec.features}",
+                    f"add `{tensor.name}` to FeatureSet {spec.features.split('@')[0]}, or name "
+                    "the model input after the feature it takes",
                 )
             )
         elif FEATURE_TO_KILN[feature.dtype] != tensor.dtype:
@@ -258,9 +260,26 @@ def check_features(
                     "KILN1709",
                     f"input `{tensor.name}` is {tensor.dtype}, but feature `{feature.name}` "
                     f"of {spec.features} is {feature.dtype}",
+                    _dtype_hint(tensor.dtype, feature.dtype, declared),
                 )
             )
     return findings
+
+
+def _dtype_hint(tensor: str, feature: str, declared: bool) -> str:
+    """Which side to change: the FeatureSet's dtype is the model's input type, so the
+    model (its export, or the signature written for it) follows the FeatureSet, unless the
+    FeatureSet is wrong about what the model takes."""
+    wanted = FEATURE_TO_KILN[feature]
+    model_side = (
+        f"declare the input as {wanted} and export the model to take {wanted}"
+        if declared
+        else f"re-export the model so the input takes {wanted}"
+    )
+    by_kind = {kiln: name for name, kiln in FEATURE_TO_KILN.items()}
+    if tensor not in by_kind:
+        return model_side
+    return f"{model_side}, or, if the model is right, set the feature's dtype to {by_kind[tensor]}"
 
 
 _SCHEME = re.compile(r"^[a-z][a-z0-9+.-]*://")

@@ -61,6 +61,7 @@ def model_document(request: Request, inferred: Inferred) -> CommentedMap:
         task=request.task,
         features=f"{request.name}@1",
         target=inferred.roles.target,
+        **({"classes": _flow_list(inferred.classes)} if inferred.classes else {}),
         signature=_signature(inferred, request.task),
         serving=_serving(),
         rollout=_flow(strategy="canary"),

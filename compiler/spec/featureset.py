@@ -28,7 +28,7 @@ class Feature(SpecModel):
     """One column: its type and its role for monitoring."""
 
     name: ColumnName = Field(description="Column name.")
-    dtype: FeatureDtype = Field(description="Column type.")
+    dtype: FeatureDtype = Field(description="The model's input type for this column.")
     kind: Literal["continuous", "categorical"] = Field(
         description="Role in monitoring; never inferred from the dtype."
     )

@@ -456,6 +456,8 @@ class Alert(SpecModel):
 
 
 OVERRIDABLE = ("serving", "rollout", "training", "monitoring", "alerts")
+# A class as the target column holds it: a label or a whole number.
+ClassLabel = Annotated[PlainText, Field(min_length=1, max_length=253)] | int
 
 
 class ModelSpec(SpecModel):
@@ -464,6 +466,12 @@ class ModelSpec(SpecModel):
     task: Task = Field(description="Kind of prediction.")
     features: FeatureRef = Field(description="FeatureSet name@version.")
     target: ColumnName = Field(description="Target column.")
+    classes: list[ClassLabel] | None = Field(
+        None,
+        min_length=2,
+        description="Class labels in the order of the probability output's columns "
+        "(required for multiclass_classification).",
+    )
     signature: Signature | None = Field(None, description="Required for remote artifacts.")
     versions: list[Version] = Field(min_length=1, description="Trained versions.")
     serving: Serving = Field(description="Serving configuration.")
