@@ -1,8 +1,11 @@
-"""`kiln monitor MODEL`: the NannyML monitoring job on local files.
+"""`kiln monitor MODEL`: the NannyML monitoring job on this machine.
 
 The job is the one the generated CronWorkflow runs (`python -m runtime.monitor`), with its
-config built from the compiled specs instead of read from a file, and the data given as
-local paths (or any fsspec URL).
+config built from the compiled specs instead of read from a file. The data is what the spec
+declares for the environment (relative paths under the project's folder), or files and
+fsspec URLs given with --reference and --analysis. In a `kind: local` environment the alert
+events go to the local sink (printed, and written to alerts.jsonl) unless --deliver asks for
+the Project's routes.
 """
 
 from __future__ import annotations
@@ -18,8 +21,12 @@ from compiler.cli.params import env_option, require_folder, specs_option
 
 @click.command()
 @click.argument("model")
-@click.option("--reference", required=True, help="Reference data: parquet or CSV file or folder.")
-@click.option("--analysis", required=True, help="Analysis data: parquet or CSV file or folder.")
+@click.option(
+    "--reference", default=None, help="Reference data [default: the spec's, in this environment]."
+)
+@click.option(
+    "--analysis", default=None, help="Analysis data [default: the spec's, in this environment]."
+)
 @env_option
 @specs_option
 @click.option(
@@ -30,22 +37,22 @@ from compiler.cli.params import env_option, require_folder, specs_option
 )
 @click.option(
     "--deliver/--no-deliver",
-    default=True,
-    show_default=True,
-    help="Send alert events to their routes (Alertmanager, Slack, webhooks).",
+    default=None,
+    help="Send alert events to their routes (Alertmanager, Slack, webhooks), or to nothing "
+    "[default: the routes; in a local environment, the local sink].",
 )
 @click.option("--print-config", is_flag=True, help="Print the job's config (JSON) and stop.")
 def monitor(
     model: str,
-    reference: str,
-    analysis: str,
+    reference: str | None,
+    analysis: str | None,
     environment: str,
     specs: Path,
     out: Path | None,
-    deliver: bool,
+    deliver: bool | None,
     print_config: bool,
 ) -> None:
-    """Run MODEL's monitoring job (NannyML) on local reference and analysis data."""
+    """Run MODEL's monitoring job (NannyML) on its data, as the spec declares it."""
     from compiler.targets.monitor_config import config_from_ir
     from runtime.contract.monitor_config import config_text
 
@@ -61,19 +68,34 @@ def monitor(
     if print_config:
         click.echo(config_text(config), nl=False)
         return
+    from runtime.monitor import local_sink
     from runtime.monitor.job import Progress, run_job
 
+    root = specs.resolve().parent
     target = out or Path(".kiln") / "monitor" / model / environment
+    to_sink = deliver is None and ir.is_local
     run = run_job(
         config,
         target,
-        reference=reference,
-        analysis=analysis,
+        reference=reference or _in_project(config.reference.uri, root),
+        analysis=analysis or _in_project(config.analysis.uri, root),
         progress=Progress(sys.stderr),
-        deliver=deliver,
+        deliver=deliver is not False,
+        local_sink=to_sink,
     )
+    if to_sink:
+        for line in local_sink.summary(run.events):
+            click.echo(line, err=True)
     click.echo(f"report: {(target / 'report.html').as_posix()}", err=True)
     sys.exit(run.exit_code)
+
+
+def _in_project(uri: str, root: Path) -> str:
+    """A spec's data location as this machine reads it: a relative path (a local
+    environment's data store) sits under the project's folder, not the working one."""
+    if "://" in uri or Path(uri).is_absolute():
+        return uri
+    return (root / uri).as_posix()
 
 
 COMMANDS = (monitor,)

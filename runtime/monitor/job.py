@@ -119,8 +119,10 @@ def run_job(
     sleep: Callable[[float], None] = time.sleep,
     pushgateway: str | None = None,
     deliver: bool = True,
+    local_sink: bool = False,
 ) -> Run:
-    """The whole job; never raises for data, calculator or delivery failures (see Run)."""
+    """The whole job; never raises for data, calculator or delivery failures (see Run).
+    With `local_sink` the events go to out/alerts.jsonl instead of their routes."""
     from runtime.monitor.output import Run
 
     progress = progress or Progress()
@@ -129,7 +131,9 @@ def run_job(
     try:
         context = _load_and_chunk(run, reference, analysis, progress)
         _calculate(run, context, progress)
-        if deliver:
+        if local_sink:
+            _record_locally(run, out, progress)
+        elif deliver:
             _deliver(run, environ, sleep, progress)
         else:
             progress.line("delivery", "skipped", None, "delivery turned off")
@@ -208,6 +212,16 @@ def _deliver(
             time.perf_counter() - started,
             detail + ("" if d.ok else f": {d.error}"),
         )
+
+
+def _record_locally(run: Run, out: Path, progress: Progress) -> None:
+    from runtime.monitor import local_sink
+
+    started = time.perf_counter()
+    record = local_sink.record(run.events, out)
+    run.deliveries = [record]
+    detail = f"local sink: {record.events} event(s) in {record.target}"
+    progress.line("delivery", "ok", time.perf_counter() - started, detail)
 
 
 def _write_outputs(run: Run, out: Path, pushgateway: str | None, progress: Progress) -> None:

@@ -76,3 +76,47 @@ def test_unknown_model_is_a_usage_error(kiln: click.Group, data: tuple[str, str]
     assert "no model 'nope' in environment 'local'; known: car-loan-default (local)" in (
         result.output
     )
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of the example platform with car-price's data in its local data store."""
+    import shutil
+
+    root = tmp_path_factory.mktemp("platform")
+    shutil.copytree(ROOT / "specs", root / "specs")
+    reference, analysis = car_price_frames()
+    store = root / ".kiln" / "data" / "car-price"
+    store.mkdir(parents=True)
+    reference.to_parquet(store / "reference.parquet")
+    analysis.iloc[:24000].to_parquet(store / "analysis.parquet")
+    return root
+
+
+def test_monitor_without_flags_reads_the_specs_data_and_alerts_locally(
+    kiln: click.Group, project: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    args = ["monitor", "car-price", "--specs", str(project / "specs"), "--out", str(out)]
+    result = CliRunner().invoke(kiln, args)  # the working folder is not the project's
+    assert result.exit_code == 0, result.output
+    assert f"rows from {project.as_posix()}/.kiln/data/car-price/reference.parquet" in result.output
+    results = json.loads((out / "results.json").read_text())
+    events = (out / "alerts.jsonl").read_text().splitlines()
+    assert events and len(events) == len(results["alerts"])
+    assert results["deliveries"][0]["kind"] == "local sink"
+    assert {json.loads(e)["name"] for e in events} <= {"price-drift", "mae-rise"}
+    assert f"local sink: {len(events)} event(s)" in result.output
+    assert result.output.count("alert price-drift (warning):") >= 1
+
+
+def test_monitor_deliver_sends_to_the_routes_even_locally(
+    kiln: click.Group, project: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    args = ["monitor", "car-price", "--specs", str(project / "specs"), "--out", str(out)]
+    result = CliRunner().invoke(kiln, [*args, "--deliver"])
+    # The Slack route's secret is not on this machine: delivery fails, and says so.
+    assert result.exit_code == 1
+    assert "slack-ml (slack)" in result.output and "local sink" not in result.output
+    assert not (out / "alerts.jsonl").exists()
