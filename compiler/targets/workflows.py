@@ -133,7 +133,10 @@ def _template(step: Step, pipeline: Pipeline, model: ModelIR) -> Object:
         "limit": "2",
         # Retry infrastructure failures, never a failed gate or a bad model.
         "retryPolicy": "OnError",
-        "backoff": {"duration": "30s", "factor": "2", "maxDuration": "10m"},
+        # No maxDuration: Argo Workflows counts it from the first attempt's start, not
+        # per wait, so a train pod lost after it would never be retried. The limit and
+        # the factor bound the waits (30 s, then 60 s).
+        "backoff": {"duration": "30s", "factor": "2"},
     }
     template.update(k8s.gpu_placement(model, step.gpus))
     return template
