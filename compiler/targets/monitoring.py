@@ -105,6 +105,7 @@ def cron_workflow(model: ModelIR) -> Object | None:
         "entrypoint": "monitor",
         "serviceAccountName": names.derived(model.name, "-monitor"),
         "securityContext": k8s.pod_security(),
+        **workflows.pod_settings(model),
         "podGC": {"strategy": "OnPodSuccess"},
         "ttlStrategy": {"secondsAfterCompletion": int(duration_seconds("3d"))},
         "volumes": volumes,

@@ -74,7 +74,7 @@ def _assemble_container(model: ModelIR) -> Object:
             "requests": {"cpu": "100m", "memory": "256Mi"},
             "limits": {"cpu": "1", "memory": "1Gi"},
         },
-        "securityContext": k8s.container_security(),
+        "securityContext": {**k8s.container_security(), **k8s.init_container_user(model)},
         "volumeMounts": [
             {"name": "models", "mountPath": REPOSITORY},
             {"name": "triton-config", "mountPath": CONFIG_MOUNT, "readOnly": True},

@@ -165,6 +165,18 @@ def _task(step: Step) -> Object:
     return task
 
 
+def pod_settings(model: ModelIR) -> Object:
+    """Workflow-wide settings from the Project's cluster: pod labels, artifact store."""
+    settings: Object = {}
+    labels = k8s.job_pod_labels(model)
+    if labels:
+        settings["podMetadata"] = {"labels": labels}
+    repository = model.project.artifact_repository
+    if repository is not None:
+        settings["artifactRepositoryRef"] = {"configMap": repository[0], "key": repository[1]}
+    return settings
+
+
 def workflow_template(model: ModelIR, pipeline: Pipeline) -> Object:
     account = names.derived(model.name, "-training")
     spec: Object = {
@@ -178,6 +190,7 @@ def workflow_template(model: ModelIR, pipeline: Pipeline) -> Object:
             "secondsAfterFailure": int(duration_seconds("14d")),
         },
         "securityContext": k8s.pod_security(),
+        **pod_settings(model),
         "templates": [
             {"name": "pipeline", "dag": {"tasks": [_task(s) for s in pipeline.steps]}},
             *(_template(s, pipeline, model) for s in pipeline.steps),
