@@ -96,6 +96,18 @@ CODES: dict[str, tuple[str, str]] = {
     "KILN1602": ("Artifact without sha256", "Add artifact.sha256."),
     "KILN1603": ("Too few replicas", "Raise serving.replicas.min to the policy's minimum."),
     "KILN1604": ("Rollout without analysis", "Add rollout.analysis and an analysis step."),
+    "KILN1605": (
+        "Cluster component older than Kiln supports",
+        "Upgrade it to the minimum version the README lists, or correct the declaration.",
+    ),
+    "KILN1606": (
+        "Prometheus would not select the environment's objects",
+        "Add cluster.prometheus_selector's labels to the environment's monitoring_labels.",
+    ),
+    "KILN1607": (
+        "Alertmanager address matches no Service of the Prometheus Operator",
+        "Use the alertmanager-operated Service of the Alertmanager's namespace.",
+    ),
     # 17xx: model signatures
     "KILN1701": ("Artifact not found", "Train or copy the model to the path shown."),
     "KILN1702": ("Model file unreadable", "Check that the file is a valid ONNX model."),

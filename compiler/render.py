@@ -39,8 +39,6 @@ def model_folder(model: ModelIR) -> str:
 def manifest(model: ModelIR, document: dict[str, Any], origin: Path_) -> Artifact:
     """One Kubernetes object as a YAML file in the model's folder."""
     kind = document["kind"].lower()
-    annotations = document["metadata"].setdefault("annotations", {})
-    annotations["argocd.argoproj.io/sync-wave"] = gitops.sync_wave(document["kind"])
     path = f"{model_folder(model)}/{kind}-{document['metadata']['name']}.yaml"
     return Artifact.text(
         path,

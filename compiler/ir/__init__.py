@@ -59,6 +59,10 @@ class ProjectIR:
     kubernetes_version: str
     images: ImagesIR
     source: Source
+    # Istio injects its proxy as a native sidecar; else job pods turn injection off.
+    istio_native_sidecars: bool = False
+    # (ConfigMap, key) of the workflows' artifact repository; None: the controller's.
+    artifact_repository: tuple[str, str] | None = None
 
 
 @dataclass(frozen=True)

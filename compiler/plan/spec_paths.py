@@ -12,6 +12,7 @@ from typing import Any
 
 from compiler.ir import ModelIR
 from compiler.ir.monitoring import DatasetIR, MonitoringIR
+from compiler.ir.training import TrainingIR
 
 # Spec paths that model_facts describes by name; everything else is listed by path.
 _DESCRIBED = (
@@ -64,6 +65,17 @@ def _monitoring(monitoring: MonitoringIR) -> dict[str, Any]:
     return dumped
 
 
+def _training(training: TrainingIR) -> dict[str, Any]:
+    """The training block as the spec writes it: `data` only when the spec names it
+    (rows read from the FeatureSet's source are listed under `featureset.source`)."""
+    dumped = asdict(training)
+    if training.data.format is not None:
+        del dumped["data"]
+    else:
+        del dumped["data"]["format"]
+    return dumped
+
+
 def other_facts(model: ModelIR) -> dict[str, str]:
     """Every other setting, by spec path, for changes the named facts do not cover."""
     dumped: dict[str, Any] = {
@@ -80,7 +92,7 @@ def other_facts(model: ModelIR) -> dict[str, str]:
         # Lowered blocks keep the spec's field names for what is listed here by path.
         "serving": asdict(model.serving),
         # rollout is left out: the facts describe all of it (it is in _DESCRIBED).
-        "training": asdict(model.training) if model.training else None,
+        "training": _training(model.training) if model.training else None,
         "monitoring": _monitoring(model.monitoring) if model.monitoring else None,
     }
     flat: dict[str, str] = {}

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
@@ -143,6 +143,53 @@ class AlertRoute(SpecModel):
         return self
 
 
+MinorVersion = Annotated[str, Field(pattern=r"^\d+\.\d+$")]
+
+
+class ClusterVersions(SpecModel):
+    """Versions of the controllers the cluster runs, as `major.minor`. Each one
+    declared must be at least the version Kiln's output needs (the README lists them)."""
+
+    argo_cd: MinorVersion | None = Field(None, description="Argo CD, e.g. '3.1'.")
+    argo_rollouts: MinorVersion | None = Field(None, description="Argo Rollouts, e.g. '1.8'.")
+    argo_workflows: MinorVersion | None = Field(None, description="Argo Workflows, e.g. '3.7'.")
+    istio: MinorVersion | None = Field(None, description="Istio, e.g. '1.27'.")
+    keda: MinorVersion | None = Field(None, description="KEDA, e.g. '2.17'.")
+    prometheus_operator: MinorVersion | None = Field(
+        None, description="Prometheus Operator, e.g. '0.85'."
+    )
+
+
+class ArtifactRepositoryRef(SpecModel):
+    """An Argo Workflows artifact repository, from a ConfigMap in the namespace."""
+
+    config_map: Name = Field("artifact-repositories", description="ConfigMap holding it.")
+    key: str = Field(min_length=1, description="Key of the repository in the ConfigMap.")
+
+
+class Cluster(SpecModel):
+    """What the cluster provides; `kiln validate` checks the output against it."""
+
+    versions: ClusterVersions = Field(
+        default_factory=ClusterVersions, description="Versions of the cluster's controllers."
+    )
+    istio_native_sidecars: bool = Field(
+        False,
+        description="Istio injects its proxy as a native sidecar (an init container with "
+        "restartPolicy Always), so Jobs finish and init containers have a network; when "
+        "false, Kiln turns injection off for job pods.",
+    )
+    prometheus_selector: dict[str, str] | None = Field(
+        None,
+        description="Labels the cluster's Prometheus selects ServiceMonitors and "
+        "PrometheusRules by; every cluster environment's monitoring_labels must carry them.",
+    )
+    artifact_repository: ArtifactRepositoryRef | None = Field(
+        None,
+        description="Artifact repository the workflows use; the controller's default when empty.",
+    )
+
+
 class ProjectSpec(SpecModel):
     """The platform: where output goes, the images, storage, environments and routes."""
 
@@ -151,6 +198,9 @@ class ProjectSpec(SpecModel):
     storage: Storage = Field(description="Default model and data stores.")
     kubernetes_version: str = Field(
         "1.33", pattern=r"^1\.\d+$", description="Kubernetes minor version to validate against."
+    )
+    cluster: Cluster = Field(
+        default_factory=Cluster, description="What the cluster provides and runs."
     )
     environments: list[Environment] = Field(
         min_length=1, description="Environments, in promotion order."

@@ -54,6 +54,11 @@ def sample_data(model: ModelIR) -> str | None:
     return data_uri(model, model.monitoring.reference.uri)
 
 
+def _pod_metadata(model: ModelIR) -> Object:
+    labels = k8s.job_pod_labels(model)
+    return {"metadata": {"labels": labels}} if labels else {}
+
+
 def _smoke_metric(model: ModelIR, service: str) -> Object:
     url = f"http://{k8s.service_host(model, service)}:{HTTP_PORT}"
     args = ["python", "-m", "runtime.serving.smoke", "--url", url]
@@ -91,6 +96,7 @@ def _smoke_metric(model: ModelIR, service: str) -> Object:
                     "activeDeadlineSeconds": 300,
                     "ttlSecondsAfterFinished": 3600,
                     "template": {
+                        **_pod_metadata(model),
                         "spec": {
                             "restartPolicy": "Never",
                             # The serving account can read the model store (workload identity).
@@ -107,7 +113,7 @@ def _smoke_metric(model: ModelIR, service: str) -> Object:
                                 },
                                 {"name": "tmp", "emptyDir": {}},
                             ],
-                        }
+                        },
                     },
                 }
             }

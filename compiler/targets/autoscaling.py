@@ -19,11 +19,25 @@ def _target(model: ModelIR) -> Object:
 
 
 def disruption_budget(model: ModelIR) -> Object:
+    """At most one pod away at a time, and never the last one.
+
+    `maxUnavailable: 1` over a single pod lets a node drain evict it, which is an
+    outage; with `replicas.min` 1 the budget keeps one pod, so a drain waits until a
+    second pod runs (or someone scales up). A pod that is not ready may always be
+    evicted (`AlwaysAllow`), so a crashing pod never blocks a drain.
+    """
+    budget: Object = (
+        {"maxUnavailable": 1} if model.serving.replicas.min >= 2 else {"minAvailable": 1}
+    )
     return k8s.resource(
         "policy/v1",
         "PodDisruptionBudget",
         k8s.metadata(model, model.name, "serving"),
-        spec={"maxUnavailable": 1, "selector": {"matchLabels": k8s.selector(model)}},
+        spec={
+            **budget,
+            "selector": {"matchLabels": k8s.selector(model)},
+            "unhealthyPodEvictionPolicy": "AlwaysAllow",
+        },
     )
 
 

@@ -20,34 +20,36 @@ from typing import Any
 from compiler.artifact import Artifact
 from compiler.ir import ModelPlacement, ProjectIR
 from compiler.targets.k8s import Object
+from compiler.targets.strategies import MANAGED_ROUTES
 
 FOLDER = "argocd"
 IN_CLUSTER = "https://kubernetes.default.svc"
 ARGOCD_NAMESPACE = "argocd"
-# config before serving before workflows: Argo CD applies lower waves first.
-SYNC_WAVES = {
-    "ConfigMap": "0",
-    "ServiceAccount": "0",
-    "Role": "0",
-    "RoleBinding": "0",
-    "Service": "1",
-    "AnalysisTemplate": "1",
-    "DestinationRule": "1",
-    "VirtualService": "1",
-    "Rollout": "2",
-    "Deployment": "2",
-    "PodDisruptionBudget": "2",
-    "ServiceMonitor": "2",
-    "HorizontalPodAutoscaler": "3",
-    "ScaledObject": "3",
-    "PrometheusRule": "3",
-    "WorkflowTemplate": "4",
-    "CronWorkflow": "5",
-}
 
+# Kiln renders no sync waves. Argo CD waits for every resource of a wave to be healthy
+# before it applies the next one, but only while a later wave remains (gitops-engine,
+# pkg/sync/sync_context.go: running tasks are waited on when `tasks.multiStep()`). A
+# Rollout is Progressing or Suspended for a whole canary, so any wave after it (or
+# after anything it waits on) would hold rules, autoscalers and workflows back, keep
+# the sync operation running and make Argo CD skip newer commits, a revert included.
+# In one wave everything applies at once and the operation ends; the controllers then
+# converge on their own (a Rollout waits for its ConfigMap, an HPA for its target).
 
-def sync_wave(kind: str) -> str:
-    return SYNC_WAVES.get(kind, "2")
+# Fields the in-cluster controllers own. Argo Rollouts rewrites the route weights of
+# the VirtualService and adds its managed routes (mirror, header) at the top of
+# spec.http during a rollout; self-heal would put Kiln's 100/0 back, Rollouts would
+# restore its own, over and over, and managed routes would be removed. The jq
+# expressions select exactly those fields, by the route names Kiln gives them.
+CONTROLLER_OWNED = [
+    {
+        "group": "networking.istio.io",
+        "kind": "VirtualService",
+        "jqPathExpressions": [
+            ".spec.http[].route[].weight",
+            *(f'.spec.http[] | select(.name == "{route}")' for route in MANAGED_ROUTES),
+        ],
+    }
+]
 
 
 def _group(api_version: str) -> str:
@@ -125,21 +127,22 @@ def application_set(project: ProjectIR, models: Sequence[ModelPlacement]) -> Obj
                     "destination": {"server": IN_CLUSTER, "namespace": "{{.namespace}}"},
                     "syncPolicy": {
                         "automated": {"prune": True, "selfHeal": True, "allowEmpty": False},
-                        "syncOptions": ["PruneLast=true", "ApplyOutOfSyncOnly=true"],
+                        # Without RespectIgnoreDifferences the ignore rules below only hide
+                        # the difference; a sync still writes Kiln's values over them.
+                        "syncOptions": [
+                            "PruneLast=true",
+                            "ApplyOutOfSyncOnly=true",
+                            "RespectIgnoreDifferences=true",
+                        ],
                         "retry": {
                             "limit": 5,
                             "backoff": {"duration": "10s", "factor": 2, "maxDuration": "5m"},
                         },
                     },
-                    # Autoscalers own the replica count; Argo CD must not fight them.
-                    "ignoreDifferences": [
-                        {
-                            "group": "argoproj.io",
-                            "kind": "Rollout",
-                            "jsonPointers": ["/spec/replicas"],
-                        },
-                        {"group": "apps", "kind": "Deployment", "jsonPointers": ["/spec/replicas"]},
-                    ],
+                    # Under an autoscaler the workload carries no `replicas` at all (see
+                    # serving.workload), so no ignore rule is needed for it, and a model
+                    # without one keeps the count its spec gives.
+                    "ignoreDifferences": CONTROLLER_OWNED,
                 },
             },
         },

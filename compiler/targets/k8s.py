@@ -57,6 +57,31 @@ def container_security() -> Object:
     }
 
 
+# Istio's proxy user: its own traffic is never redirected to the proxy.
+ISTIO_PROXY_UID = 1337
+
+
+def job_pod_labels(model: ModelIR) -> dict[str, str]:
+    """Labels of pods that run to completion (the smoke Job, workflow steps).
+
+    An injected classic sidecar never exits, so such a pod never finishes. Istio's
+    native sidecars (an init container with restartPolicy Always, Kubernetes 1.29+)
+    stop with the pod; without them the Project says so, and injection is turned off.
+    """
+    if model.project.istio_native_sidecars:
+        return {}
+    return {"sidecar.istio.io/inject": "false"}
+
+
+def init_container_user(model: ModelIR) -> Object:
+    """Without native sidecars, Istio CNI redirects an init container's traffic to a
+    proxy that has not started yet, so it has no network; Istio's documented way out
+    is to run that init container as the proxy's user, whose traffic is not redirected."""
+    if model.project.istio_native_sidecars:
+        return {}
+    return {"runAsUser": ISTIO_PROXY_UID}
+
+
 def service_host(model: ModelIR, service: str) -> str:
     return f"{service}.{model.namespace}.svc.cluster.local"
 

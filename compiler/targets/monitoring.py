@@ -72,7 +72,13 @@ def cron_workflow(model: ModelIR) -> Object | None:
             "configMap": {"name": names.derived(model.name, "-monitor-config")},
         }
     ]
-    volumes += [{"name": volume, "secret": {"secretName": secret}} for volume, secret in secrets]
+    # Optional: a missing Secret would hold the pod in ContainerCreating until its
+    # deadline, with nothing pushed and so no alert. Mounted optionally, the job runs,
+    # reports the secret as missing, fails that delivery and KilnMonitorFailed fires.
+    volumes += [
+        {"name": volume, "secret": {"secretName": secret, "optional": True}}
+        for volume, secret in secrets
+    ]
     template: Object = {
         "name": "monitor",
         "outputs": {"artifacts": [{"name": "report", "path": "/tmp/kiln/out"}]},
@@ -99,6 +105,7 @@ def cron_workflow(model: ModelIR) -> Object | None:
         "entrypoint": "monitor",
         "serviceAccountName": names.derived(model.name, "-monitor"),
         "securityContext": k8s.pod_security(),
+        **workflows.pod_settings(model),
         "podGC": {"strategy": "OnPodSuccess"},
         "ttlStrategy": {"secondsAfterCompletion": int(duration_seconds("3d"))},
         "volumes": volumes,

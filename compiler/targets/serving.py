@@ -18,6 +18,14 @@ from compiler.targets.k8s import GRPC_PORT, HTTP_PORT, METRICS_PORT, Object
 from runtime.contract.signature import Signature
 
 CONFIG_MOUNT = "/etc/kiln/triton"
+# Loading a large model can take minutes: the startup probe allows 60 x 10 s.
+STARTUP_PERIOD_S, STARTUP_FAILURES = 10, 60
+# Before the probe even starts, a new GPU pod may wait for the cluster autoscaler to add
+# a node (typically 5-10 minutes) and pull the Triton image (about 10 GB compressed).
+PROVISIONING_S = 20 * 60
+# Time a new ReplicaSet may go without progress before the rollout is aborted
+# (Argo Rollouts, with progressDeadlineAbort) or marked failed (a Deployment).
+PROGRESS_DEADLINE_S = PROVISIONING_S + STARTUP_PERIOD_S * STARTUP_FAILURES
 REPOSITORY = "/models"
 SIGNATURE_FILE = "signature.json"
 
@@ -66,7 +74,7 @@ def _assemble_container(model: ModelIR) -> Object:
             "requests": {"cpu": "100m", "memory": "256Mi"},
             "limits": {"cpu": "1", "memory": "1Gi"},
         },
-        "securityContext": k8s.container_security(),
+        "securityContext": {**k8s.container_security(), **k8s.init_container_user(model)},
         "volumeMounts": [
             {"name": "models", "mountPath": REPOSITORY},
             {"name": "triton-config", "mountPath": CONFIG_MOUNT, "readOnly": True},
@@ -114,8 +122,7 @@ def _triton_container(model: ModelIR) -> Object:
             "requests": {"cpu": resources.cpu, "memory": resources.memory},
             "limits": limits,
         },
-        # Loading a large model can take minutes: the startup probe allows 10.
-        "startupProbe": _probe("/v2/health/ready", 10, 60),
+        "startupProbe": _probe("/v2/health/ready", STARTUP_PERIOD_S, STARTUP_FAILURES),
         "livenessProbe": _probe("/v2/health/live", 10, 3),
         "readinessProbe": _probe("/v2/health/ready", 5, 3),
         "securityContext": k8s.container_security(),
@@ -162,18 +169,24 @@ def workload(model: ModelIR, config_text: str) -> Object:
     """The Rollout, or for `recreate` a Deployment, that runs Triton."""
     template = pod_template(model, config_text)
     common: Object = {
-        "replicas": model.serving.replicas.min,
         "revisionHistoryLimit": 3,
         "selector": {"matchLabels": k8s.selector(model)},
         "template": template,
     }
+    if model.serving.autoscaling is None:
+        common = {"replicas": model.serving.replicas.min, **common}
+    # Under an autoscaler `replicas` is left out, as Argo CD advises for fields another
+    # controller owns: a value here would be applied again at every sync and scale the
+    # model back to its minimum at the start of each rollout. A new workload starts at
+    # one pod and the autoscaler raises it to its minimum.
     meta = k8s.metadata(model, model.name, "serving")
     if model.rollout.strategy == "recreate":
+        spec = {**common, "strategy": {"type": "Recreate"}}
         return k8s.resource(
             "apps/v1",
             "Deployment",
             meta,
-            spec={**common, "strategy": {"type": "Recreate"}, "progressDeadlineSeconds": 600},
+            spec={**spec, "progressDeadlineSeconds": PROGRESS_DEADLINE_S},
         )
     return k8s.resource(
         "argoproj.io/v1alpha1",
@@ -181,7 +194,7 @@ def workload(model: ModelIR, config_text: str) -> Object:
         meta,
         spec={
             **common,
-            "progressDeadlineSeconds": 600,
+            "progressDeadlineSeconds": PROGRESS_DEADLINE_S,
             "progressDeadlineAbort": True,
             "strategy": strategies.strategy(model),
         },

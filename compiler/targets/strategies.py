@@ -15,8 +15,9 @@ from compiler.targets.k8s import Object
 
 MIRROR_ROUTE = "mirror"
 COHORT_ROUTE = "ab-cohort"
+# The routes Argo Rollouts adds to the VirtualService and removes again by itself.
+MANAGED_ROUTES = (MIRROR_ROUTE, COHORT_ROUTE)
 PRIMARY_ROUTE = "primary"
-GRPC_ROUTE = "primary-grpc"
 
 
 def analysis_step(model: ModelIR) -> Object:
@@ -32,8 +33,9 @@ def _traffic_routing(model: ModelIR, managed: list[str]) -> Object:
     routing: Object = {}
     if managed:
         routing["managedRoutes"] = [{"name": route} for route in managed]
-    routes = [PRIMARY_ROUTE, GRPC_ROUTE]
-    routing["istio"] = {"virtualService": {"name": model.name, "routes": routes}}
+    # One route for HTTP and gRPC: Rollouts copies the first route's destination port
+    # into every managed route, so the route names no port (see traffic.virtual_service).
+    routing["istio"] = {"virtualService": {"name": model.name, "routes": [PRIMARY_ROUTE]}}
     return routing
 
 
@@ -136,6 +138,11 @@ def _blue_green(model: ModelIR) -> Object:
         "autoPromotionEnabled": settings.auto_promotion,
         "scaleDownDelaySeconds": int(settings.scale_down_delay.seconds),
     }
+    if model.serving.autoscaling is not None:
+        # The preview would otherwise start at the autoscaler's current count (up to
+        # replicas.max GPU pods) for a version that takes no live traffic yet. Rollouts
+        # scales it to full size on promotion, before the switch.
+        blue_green["previewReplicaCount"] = max(1, model.serving.replicas.min)
     if model.rollout.analysis is not None:
         blue_green["prePromotionAnalysis"] = {
             "templates": [{"templateName": names.derived(model.name, "-analysis")}]

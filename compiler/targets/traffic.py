@@ -11,8 +11,6 @@ from compiler.ir import ModelIR
 from compiler.targets import k8s, strategies
 from compiler.targets.k8s import GRPC_PORT, HTTP_PORT, METRICS_PORT, Object
 
-ROUTES = (("http", HTTP_PORT), ("grpc", GRPC_PORT))
-
 
 def _service(model: ModelIR, name: str, role: str) -> Object:
     return k8s.resource(
@@ -56,23 +54,28 @@ def uses_istio(model: ModelIR) -> bool:
 
 
 def virtual_service(model: ModelIR) -> Object:
+    """One weighted route whose destinations name no port.
+
+    Istio sends a request to a destination without a port on the port it arrived on,
+    when the Service has several (pilot's GetDestinationCluster uses the listener
+    port), so HTTP stays on 8000 and gRPC on 8001. Argo Rollouts builds its mirror and
+    header routes from this route's destination port and places them above all others
+    (rollout/trafficrouting/istio/istio.go, createMirrorRoute, createHeaderRoute): a
+    port here would send every mirrored or header-routed gRPC call to the HTTP port.
+    """
     canary = strategies.canary_service(model) or model.name
-    http = [
-        {
-            "name": strategies.PRIMARY_ROUTE if name == "http" else strategies.GRPC_ROUTE,
-            "match": [{"port": port}],
-            "route": [
-                {"destination": {"host": model.name, "port": {"number": port}}, "weight": 100},
-                {"destination": {"host": canary, "port": {"number": port}}, "weight": 0},
-            ],
-        }
-        for name, port in ROUTES
-    ]
+    route = {
+        "name": strategies.PRIMARY_ROUTE,
+        "route": [
+            {"destination": {"host": model.name}, "weight": 100},
+            {"destination": {"host": canary}, "weight": 0},
+        ],
+    }
     return k8s.resource(
         "networking.istio.io/v1",
         "VirtualService",
         k8s.metadata(model, model.name, "serving"),
-        spec={"hosts": [model.name], "http": http},
+        spec={"hosts": [model.name], "http": [route]},
     )
 
 

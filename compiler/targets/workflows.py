@@ -133,7 +133,10 @@ def _template(step: Step, pipeline: Pipeline, model: ModelIR) -> Object:
         "limit": "2",
         # Retry infrastructure failures, never a failed gate or a bad model.
         "retryPolicy": "OnError",
-        "backoff": {"duration": "30s", "factor": "2", "maxDuration": "10m"},
+        # No maxDuration: Argo Workflows counts it from the first attempt's start, not
+        # per wait, so a train pod lost after it would never be retried. The limit and
+        # the factor bound the waits (30 s, then 60 s).
+        "backoff": {"duration": "30s", "factor": "2"},
     }
     template.update(k8s.gpu_placement(model, step.gpus))
     return template
@@ -162,6 +165,18 @@ def _task(step: Step) -> Object:
     return task
 
 
+def pod_settings(model: ModelIR) -> Object:
+    """Workflow-wide settings from the Project's cluster: pod labels, artifact store."""
+    settings: Object = {}
+    labels = k8s.job_pod_labels(model)
+    if labels:
+        settings["podMetadata"] = {"labels": labels}
+    repository = model.project.artifact_repository
+    if repository is not None:
+        settings["artifactRepositoryRef"] = {"configMap": repository[0], "key": repository[1]}
+    return settings
+
+
 def workflow_template(model: ModelIR, pipeline: Pipeline) -> Object:
     account = names.derived(model.name, "-training")
     spec: Object = {
@@ -175,6 +190,7 @@ def workflow_template(model: ModelIR, pipeline: Pipeline) -> Object:
             "secondsAfterFailure": int(duration_seconds("14d")),
         },
         "securityContext": k8s.pod_security(),
+        **pod_settings(model),
         "templates": [
             {"name": "pipeline", "dag": {"tasks": [_task(s) for s in pipeline.steps]}},
             *(_template(s, pipeline, model) for s in pipeline.steps),

@@ -23,6 +23,7 @@ from compiler.ir.serving import (
 from compiler.ir.training import DataIR, GateIR, ScheduleIR, TrainingResourcesIR
 from compiler.lowering import lower_duration, lower_rollout, lower_serving, lower_training
 from compiler.plan.spec_paths import flatten, other_facts
+from compiler.spec.featureset import FeatureSetSpec
 from compiler.spec.model import Rollout, Serving, Training
 
 SpecFiles = Callable[..., dict[str, str]]
@@ -151,15 +152,32 @@ def test_written_steps_and_settings_are_in_seconds() -> None:
     assert rollout.blue_green.scale_down_delay.seconds == 600
 
 
+FEATURES = FeatureSetSpec.model_validate(
+    {
+        "version": 1,
+        "entity": "id",
+        "timestamp": "ts",
+        "source": {"uri": "rows/", "format": "csv"},
+        "features": [{"name": "x", "dtype": "float32", "kind": "continuous"}],
+    }
+)
+
+
 def test_no_training_stays_none() -> None:
-    assert lower_training(None) is None
+    assert lower_training(None, FEATURES) is None
+
+
+def test_training_reads_the_featureset_source_unless_it_names_data() -> None:
+    plain = Training.model_validate({"image": "ghcr.io/acme/train:1.0", "command": ["train"]})
+    training = lower_training(plain, FEATURES)
+    assert training is not None and training.data == DataIR("rows/", None, "csv")
 
 
 def test_training_defaults_are_applied() -> None:
     minimal = Training.model_validate(
         {"image": "ghcr.io/acme/train:1.0", "command": ["train"], "data": {"uri": "d.parquet"}}
     )
-    training = lower_training(minimal)
+    training = lower_training(minimal, FEATURES)
     assert training is not None
     assert training.args == ()
     assert training.data == DataIR("d.parquet", None)
@@ -169,7 +187,7 @@ def test_training_defaults_are_applied() -> None:
 
 
 def test_training_lists_become_tuples() -> None:
-    training = lower_training(EVERY_TRAINING_FIELD)
+    training = lower_training(EVERY_TRAINING_FIELD, FEATURES)
     assert training is not None
     assert (training.command, training.args) == (("python", "-m", "train"), ("--epochs", "3"))
     assert training.schedule == ScheduleIR("0 3 * * 1", "Europe/Paris")
@@ -219,7 +237,7 @@ def test_the_plan_lists_lowered_serving_settings_by_their_spec_paths(
 
 def test_the_plan_lists_lowered_training_settings_by_their_spec_paths(model: ModelIR) -> None:
     training = EVERY_TRAINING_FIELD
-    facts = other_facts(dataclasses.replace(model, training=lower_training(training)))
+    facts = other_facts(dataclasses.replace(model, training=lower_training(training, FEATURES)))
     shown = {path: text for path, text in facts.items() if path.startswith("training")}
     assert set(shown) == {
         "training.args",

@@ -211,15 +211,16 @@ def test_project_changes(repo: Path) -> None:
     edit(
         repo,
         "specs/project.yaml",
-        "{name: ml-oncall, alertmanager: {url: http://alertmanager.monitoring:9093}}",
-        "{name: ml-oncall, alertmanager: {url: http://alertmanager.ops:9093}}",
+        "{name: ml-oncall, alertmanager: {url: http://alertmanager-operated.monitoring.svc:9093}}",
+        "{name: ml-oncall, alertmanager: {url: http://alertmanager-operated.ops.svc:9093}}",
     )
     edit(repo, "specs/project.yaml", "quota: 16", "quota: 24")
     plan = plan_change(repo / "specs", "HEAD")
     assert plan.project == [
         "environment production: gpu.quota: 16 -> 24",
-        "alert route ml-oncall: Alertmanager at http://alertmanager.monitoring:9093 -> "
-        "Alertmanager at http://alertmanager.ops:9093",
+        "alert route ml-oncall: Alertmanager at "
+        "http://alertmanager-operated.monitoring.svc:9093 -> "
+        "Alertmanager at http://alertmanager-operated.ops.svc:9093",
     ]
 
 
