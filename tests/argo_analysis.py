@@ -39,10 +39,18 @@ class Phase(StrEnum):
     INCONCLUSIVE = "Inconclusive"
     ERROR = "Error"
     RUNNING = "Running"
+    PENDING = "Pending"  # not measured yet: its initialDelay has not passed
 
 
 # Best to worst, as analysisStatusOrder in utils/analysis/helpers.go.
-_ORDER = [Phase.SUCCESSFUL, Phase.RUNNING, Phase.INCONCLUSIVE, Phase.ERROR, Phase.FAILED]
+_ORDER = [
+    Phase.SUCCESSFUL,
+    Phase.RUNNING,
+    Phase.PENDING,
+    Phase.INCONCLUSIVE,
+    Phase.ERROR,
+    Phase.FAILED,
+]
 
 
 class ConditionError(Exception):
@@ -261,8 +269,19 @@ def assess(metric: Mapping[str, Any], result: MetricResult) -> Phase:
     return Phase.RUNNING
 
 
+def initial_delay_s(metric: Mapping[str, Any]) -> float:
+    """The metric's initialDelay in seconds (Kiln writes whole seconds, `75s`)."""
+    text = str(metric.get("initialDelay") or "0s")
+    if not re.fullmatch(r"\d+s", text):
+        raise UnsupportedCondition(f"initialDelay {text!r} is not whole seconds")
+    return float(text[:-1])
+
+
 def decide(metric: Mapping[str, Any], phases: Sequence[Phase]) -> Phase:
-    """Feed measurements one by one, as the controller does, until the metric ends."""
+    """Feed measurements one by one, as the controller does, until the metric ends;
+    Pending before the first one."""
+    if not phases:
+        return Phase.PENDING
     result = MetricResult()
     for phase in phases:
         result.record(phase)
@@ -275,6 +294,6 @@ def decide(metric: Mapping[str, Any], phases: Sequence[Phase]) -> Phase:
 def worst(phases: Sequence[Phase]) -> Phase:
     """The AnalysisRun's phase from its metrics' phases: Running while any metric runs,
     else the worst one (assessRunStatus)."""
-    if Phase.RUNNING in phases:
+    if Phase.RUNNING in phases or Phase.PENDING in phases:
         return Phase.RUNNING
     return max(phases, key=_ORDER.index)

@@ -6,6 +6,7 @@ The metrics, measured against the new version only (the canary or preview Servic
   measurement. Below `min_requests` it is inconclusive, never failed;
 - `error-rate` and `latency-p99-ms`, from Triton's metrics in Prometheus, when a
   ceiling is known. Their queries are empty below `min_requests` (targets/promql.py);
+  the latency's first measurement waits until the warm-up has left Triton's summary;
 - `smoke-test`: a Job running `runtime/serving/smoke.py` against the new version:
   readiness, metadata equal to the spec's signature, inference on sample rows, and
   the p99 latency of its own requests under the ceiling.
@@ -41,6 +42,12 @@ from compiler.targets.serving import CONFIG_MOUNT, SIGNATURE_FILE
 # Error, which aborts the rollout: an analysis that cannot see must not pass, and one
 # failed scrape of Prometheus itself should not abort.
 CONSECUTIVE_ERROR_LIMIT = 2
+# Triton's p99 summary holds the warm-up requests for its window after the model loads
+# (measured on the example: a p99 of 88 ms from warm-up batches of 64, where live
+# single-row requests take a few ms), and a blue-green pre-promotion analysis starts as
+# soon as the preview is ready. The first latency measurement waits until they have left
+# the summary and Prometheus has scraped since.
+LATENCY_DELAY_S = promql.SUMMARY_WINDOW_S + promql.SCRAPE_INTERVAL_S
 # Idleness is never a failure: with only a successCondition, Argo Rollouts counts every
 # measurement that is not a success as failed, so the requests metric states a
 # failureCondition that never holds and a short window stays inconclusive.
@@ -80,13 +87,15 @@ def at_least(floor: int) -> tuple[str, str]:
 
 
 def _prometheus_metric(
-    model: ModelIR, name: str, query: str, conditions: tuple[str, str]
+    model: ModelIR, name: str, query: str, conditions: tuple[str, str], delay_s: int = 0
 ) -> Object:
     analysis = model.rollout.analysis
     assert analysis is not None
     success, failure = conditions
+    delay = {"initialDelay": f"{delay_s}s"} if delay_s else {}
     return {
         "name": name,
+        **delay,
         "interval": f"{int(analysis.interval.seconds)}s",
         "count": analysis.count,
         "failureLimit": analysis.failure_limit,
@@ -119,7 +128,11 @@ def _prometheus_metrics(model: ModelIR, service: str) -> list[Object]:
         metrics.append(_prometheus_metric(model, "error-rate", query, at_most(error)))
     if latency is not None:
         query = promql.analysis_latency_p99_ms(model, service, window, least)
-        metrics.append(_prometheus_metric(model, "latency-p99-ms", query, at_most(latency)))
+        metrics.append(
+            _prometheus_metric(
+                model, "latency-p99-ms", query, at_most(latency), delay_s=LATENCY_DELAY_S
+            )
+        )
     return metrics
 
 

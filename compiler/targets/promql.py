@@ -25,6 +25,9 @@ from compiler.ir import ModelIR
 # How often the rendered ServiceMonitor scrapes Triton. A rate or increase needs two
 # samples in its window; Prometheus's own advice is a window of four scrapes or more.
 SCRAPE_INTERVAL_S = 15
+# Triton's latency summaries keep an observation for 60 s (a fixed window: the server has
+# no flag for it), warm-up requests included.
+SUMMARY_WINDOW_S = 60
 MIN_WINDOW_S = 4 * SCRAPE_INTERVAL_S
 REQUEST_COUNTERS = ("nv_inference_request_success", "nv_inference_request_failure")
 P99_SUMMARY = "nv_inference_request_summary_us"

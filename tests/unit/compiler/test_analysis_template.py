@@ -118,3 +118,13 @@ def test_the_smoke_job_checks_the_latency_ceiling(templates: dict[str, Any]) -> 
         ]
         at = command.index("--max-latency-p99-ms")
         assert command[at + 1] == ceiling, path
+
+
+def test_the_latency_waits_for_the_warm_up_to_leave_the_summary(
+    templates: dict[str, Any],
+) -> None:
+    # Triton keeps the warm-up in its 60 s summary; one 15 s scrape after that.
+    for path, template in templates.items():
+        for metric in _prometheus(template):
+            delay = metric.get("initialDelay")
+            assert delay == ("75s" if metric["name"] == "latency-p99-ms" else None), path

@@ -15,6 +15,7 @@ from tests.argo_analysis import (
     assess,
     condition,
     decide,
+    initial_delay_s,
     measure,
     vector_result,
     worst,
@@ -140,3 +141,15 @@ def test_the_worst_metric_decides_the_run() -> None:
     assert worst([S, N, E]) is E
     assert worst([E, F]) is F
     assert worst([S, Phase.RUNNING, F]) is Phase.RUNNING
+    assert worst([S, Phase.PENDING]) is Phase.RUNNING
+
+
+def test_a_metric_not_measured_yet_is_pending() -> None:
+    assert decide(METRIC, []) is Phase.PENDING
+
+
+def test_initial_delay_in_whole_seconds() -> None:
+    assert initial_delay_s({"initialDelay": "75s"}) == 75.0
+    assert initial_delay_s({}) == 0.0
+    with pytest.raises(UnsupportedCondition):
+        initial_delay_s({"initialDelay": "1m"})
