@@ -89,6 +89,7 @@ CODES: dict[str, tuple[str, str]] = {
     "KILN1415": ("Alert watches an uncomputed signal", "Enable the signal in monitoring."),
     "KILN1416": ("GPU indices on a CPU group", "Remove them, or make the group kind: gpu."),
     "KILN1417": ("GPUs no instance group uses", "Set resources.gpus: 0, or add a gpu group."),
+    "KILN1418": ("Analysis could pass on nothing", "Raise count above the two limits."),
     # 15xx: name budgets
     "KILN1501": ("Derived name too long", "Shorten the model name."),
     # 16xx: environment policies

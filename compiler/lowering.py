@@ -197,6 +197,8 @@ def _analysis(analysis: Analysis) -> AnalysisIR:
         interval=lower_duration(analysis.interval),
         count=analysis.count,
         failure_limit=analysis.failure_limit,
+        inconclusive_limit=analysis.inconclusive_limit,
+        min_requests=analysis.min_requests,
         max_error_rate=analysis.max_error_rate,
         max_latency_p99_ms=analysis.max_latency_p99_ms,
         smoke_test=analysis.smoke_test,

@@ -118,6 +118,13 @@ def serve(
     show_default=True,
     help="Seconds to wait for the model to become ready.",
 )
+@click.option(
+    "--max-latency-p99-ms",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    help="Fail when the p99 of the latency requests is above this (the cluster's smoke Job "
+    "passes the analysis's ceiling).",
+)
 def smoke(
     model: str,
     url: str | None,
@@ -129,6 +136,7 @@ def smoke(
     requests: int,
     timeout: float,
     wait: float,
+    max_latency_p99_ms: float | None,
 ) -> None:
     """Check a running Triton against MODEL's spec: signature, results, latency.
 
@@ -158,6 +166,7 @@ def smoke(
             timeout,
             wait,
             out=click.echo,
+            max_latency_p99_ms=max_latency_p99_ms,
         )
     )
 

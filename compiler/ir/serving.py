@@ -116,6 +116,8 @@ class AnalysisIR:
     interval: DurationIR
     count: int
     failure_limit: int
+    inconclusive_limit: int
+    min_requests: int  # requests to the new pods in a window before a metric counts
     max_error_rate: float | None  # the analysis's own ceiling; the SLO's applies otherwise
     max_latency_p99_ms: float | None
     smoke_test: bool

@@ -177,7 +177,8 @@ def _analysis_facts(analysis: AnalysisIR | None) -> dict[str, str]:
     return {
         "analysis": (
             f"every {analysis.interval.text}, {analysis.count} measurements, "
-            f"{analysis.failure_limit} failure(s) tolerated"
+            f"{analysis.failure_limit} failure(s) and {analysis.inconclusive_limit} "
+            f"inconclusive tolerated, at least {analysis.min_requests} requests per window"
         ),
         "analysis error-rate ceiling": "none" if error_rate is None else _percent(error_rate),
         "analysis p99 latency ceiling": "none" if latency is None else f"{_number(latency)} ms",

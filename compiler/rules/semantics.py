@@ -234,6 +234,25 @@ def _analysis(spec: ModelSpec) -> list[Finding]:
                     key=True,
                 )
             )
+    if (
+        analysis is not None
+        and analysis.failure_limit + analysis.inconclusive_limit >= analysis.count
+    ):
+        # Argo Rollouts calls a metric Successful once `count` measurements are taken and
+        # neither limit is exceeded, whatever the others were: with limits this wide, a run
+        # of failed and empty measurements would pass.
+        found.append(
+            Finding(
+                (*at, "analysis", "count"),
+                "KILN1418",
+                f"count {analysis.count} is not above failure_limit "
+                f"{analysis.failure_limit} plus inconclusive_limit "
+                f"{analysis.inconclusive_limit}, so the analysis could pass without one "
+                "good measurement",
+                f"raise count to at least "
+                f"{analysis.failure_limit + analysis.inconclusive_limit + 1}, or lower the limits",
+            )
+        )
     if rollout.analysis is None:
         for i, step in enumerate(rollout.steps or ()):
             if step.analysis:

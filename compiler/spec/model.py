@@ -201,6 +201,12 @@ class Analysis(SpecModel):
     interval: Duration = Field("1m", description="How often metrics are measured.")
     count: PositiveInt = Field(5, description="Measurements per analysis.")
     failure_limit: NonNegativeInt = Field(1, description="Failed measurements tolerated.")
+    inconclusive_limit: NonNegativeInt = Field(
+        2, description="Measurements without enough data tolerated before the rollout pauses."
+    )
+    min_requests: PositiveInt = Field(
+        100, description="Requests to the new version in a window before any metric counts."
+    )
     max_error_rate: Fraction | None = Field(None, description="Error-rate ceiling.")
     max_latency_p99_ms: float | None = Field(None, gt=0, description="p99 latency ceiling.")
     smoke_test: bool = Field(True, description="Run the smoke test against the new version.")

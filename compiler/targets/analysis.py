@@ -1,9 +1,32 @@
 """The AnalysisTemplate that decides whether a rollout goes on or aborts.
 
-Error rate and p99 latency of the new version come from Prometheus (Triton's
-metrics behind the canary or preview Service); the smoke test is a Job running
-`runtime/serving/smoke.py` against the new version: readiness, metadata equal to the
-spec's signature, and inference on sample rows.
+The metrics, measured against the new version only (the canary or preview Service):
+
+- `requests`: how many requests reached the new pods in the window; the data-exists
+  measurement. Below `min_requests` it is inconclusive, never failed;
+- `error-rate` and `latency-p99-ms`, from Triton's metrics in Prometheus, when a
+  ceiling is known. Their queries are empty below `min_requests` (targets/promql.py);
+  the latency's first measurement waits until the warm-up has left Triton's summary;
+- `smoke-test`: a Job running `runtime/serving/smoke.py` against the new version:
+  readiness, metadata equal to the spec's signature, inference on sample rows, and
+  the p99 latency of its own requests under the ceiling.
+
+How Argo Rollouts reads the Prometheus metrics (argo-rollouts, metricproviders/
+prometheus/prometheus.go and utils/evaluate/evaluate.go): a vector result becomes
+`result`, a list of floats, empty when the query returned no series. Each
+condition is an expr-lang expression; one that raises (`result[0]` of an empty list)
+makes the measurement an Error. With both conditions set, a measurement is Failed
+when failureCondition holds, Successful when only successCondition holds, and
+Inconclusive when neither does; a NaN fails every comparison, so NaN is
+inconclusive too. Kiln's conditions test `len(result) == 1` first (expr-lang's `&&`
+stops there), so an empty result is inconclusive rather than an Error.
+
+How measurements become a decision (analysis/analysis.go, assessMetricStatus): the
+metric is Failed after more than failureLimit failed measurements, Inconclusive after
+more than inconclusiveLimit inconclusive ones (the rollout pauses for a person to
+promote or abort), Error after more than consecutiveErrorLimit errors in a row (the
+rollout aborts), and Successful once `count` measurements are taken within the
+limits. An Error does not count towards `count`.
 """
 
 from __future__ import annotations
@@ -14,6 +37,21 @@ from compiler.targets import k8s, promql, strategies
 from compiler.targets.k8s import HTTP_PORT, Object
 from compiler.targets.pipeline import data_uri
 from compiler.targets.serving import CONFIG_MOUNT, SIGNATURE_FILE
+
+# Errors are measurements Prometheus could not answer. Three in a row end the metric in
+# Error, which aborts the rollout: an analysis that cannot see must not pass, and one
+# failed query (Prometheus restarting) should not abort.
+CONSECUTIVE_ERROR_LIMIT = 2
+# Triton's p99 summary holds the warm-up requests for its window after the model loads
+# (measured on the example: a p99 of 68-88 ms from warm-up batches of 64, where live
+# single-row requests take about 6 ms), and a blue-green pre-promotion analysis starts as
+# soon as the preview is ready. The first latency measurement waits until they have left
+# the summary and Prometheus has scraped since.
+LATENCY_DELAY_S = promql.SUMMARY_WINDOW_S + promql.SCRAPE_INTERVAL_S
+# Idleness is never a failure: with only a successCondition, Argo Rollouts counts every
+# measurement that is not a success as failed, so the requests metric states a
+# failureCondition that never holds and a short window stays inconclusive.
+NEVER = "false"
 
 
 def thresholds(model: ModelIR) -> tuple[float | None, float | None]:
@@ -34,17 +72,68 @@ def thresholds(model: ModelIR) -> tuple[float | None, float | None]:
     return error, latency
 
 
-def _prometheus_metric(model: ModelIR, name: str, query: str, condition: str) -> Object:
+def at_most(ceiling: float) -> tuple[str, str]:
+    """(successCondition, failureCondition) of a metric that must stay at or under
+    `ceiling`; an empty or NaN result satisfies neither."""
+    return (
+        f"len(result) == 1 && result[0] <= {ceiling:g}",
+        f"len(result) == 1 && result[0] > {ceiling:g}",
+    )
+
+
+def at_least(floor: int) -> tuple[str, str]:
+    """(successCondition, failureCondition) of the data-exists metric."""
+    return f"len(result) == 1 && result[0] >= {floor}", NEVER
+
+
+def _prometheus_metric(
+    model: ModelIR, name: str, query: str, conditions: tuple[str, str], delay_s: int = 0
+) -> Object:
     analysis = model.rollout.analysis
     assert analysis is not None
+    success, failure = conditions
+    delay = {"initialDelay": f"{delay_s}s"} if delay_s else {}
     return {
         "name": name,
+        **delay,
         "interval": f"{int(analysis.interval.seconds)}s",
         "count": analysis.count,
         "failureLimit": analysis.failure_limit,
-        "successCondition": condition,
+        "inconclusiveLimit": analysis.inconclusive_limit,
+        "consecutiveErrorLimit": CONSECUTIVE_ERROR_LIMIT,
+        "successCondition": success,
+        "failureCondition": failure,
         "provider": {"prometheus": {"address": model.environment.prometheus_url, "query": query}},
     }
+
+
+def _prometheus_metrics(model: ModelIR, service: str) -> list[Object]:
+    analysis = model.rollout.analysis
+    assert analysis is not None
+    error, latency = thresholds(model)
+    if error is None and latency is None:
+        return []
+    window = promql.analysis_window(analysis.interval.seconds)
+    least = analysis.min_requests
+    metrics = [
+        _prometheus_metric(
+            model,
+            "requests",
+            promql.requests_in_window(model, service, window),
+            at_least(least),
+        )
+    ]
+    if error is not None:
+        query = promql.analysis_error_ratio(model, service, window, least)
+        metrics.append(_prometheus_metric(model, "error-rate", query, at_most(error)))
+    if latency is not None:
+        query = promql.analysis_latency_p99_ms(model, service, window, least)
+        metrics.append(
+            _prometheus_metric(
+                model, "latency-p99-ms", query, at_most(latency), delay_s=LATENCY_DELAY_S
+            )
+        )
+    return metrics
 
 
 def sample_data(model: ModelIR) -> str | None:
@@ -70,6 +159,10 @@ def _smoke_metric(model: ModelIR, service: str) -> Object:
     sample = sample_data(model)
     if sample is not None:
         args += ["--data", sample]
+    _, latency = thresholds(model)
+    if latency is not None:
+        # The one place where the traffic is known: the Job's own requests.
+        args += ["--max-latency-p99-ms", f"{latency:g}"]
     container = {
         "name": "smoke",
         "image": model.project.images.runtime,
@@ -126,23 +219,7 @@ def analysis_template(model: ModelIR) -> Object | None:
     service = strategies.canary_service(model)
     if analysis is None or service is None:
         return None
-    error, latency = thresholds(model)
-    metrics: list[Object] = []
-    if error is not None:
-        metrics.append(
-            _prometheus_metric(
-                model, "error-rate", promql.error_rate(model, service), f"result[0] <= {error:g}"
-            )
-        )
-    if latency is not None:
-        metrics.append(
-            _prometheus_metric(
-                model,
-                "latency-p99-ms",
-                promql.latency_p99_ms(model, service),
-                f"result[0] <= {latency:g}",
-            )
-        )
+    metrics = _prometheus_metrics(model, service)
     if analysis.smoke_test:
         metrics.append(_smoke_metric(model, service))
     if not metrics:

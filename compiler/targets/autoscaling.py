@@ -54,7 +54,9 @@ def service_monitor(model: ModelIR) -> Object:
                 | {"app.kubernetes.io/managed-by": k8s.MANAGED_BY}
             },
             "namespaceSelector": {"matchNames": [model.namespace]},
-            "endpoints": [{"port": "metrics", "path": "/metrics", "interval": "15s"}],
+            "endpoints": [
+                {"port": "metrics", "path": "/metrics", "interval": f"{promql.SCRAPE_INTERVAL_S}s"}
+            ],
         },
     )
 

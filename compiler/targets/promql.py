@@ -1,14 +1,36 @@
 """PromQL over Triton's metrics, shared by analysis, autoscaling and alert rules.
 
 Every query selects one model in one namespace behind one Service, so that the
-canary's numbers are never mixed with the stable version's. Rates of counters
-that may not exist yet fall back to 0 (`or vector(0)`): an analysis must see a
-number, not an empty result, before the first request arrives.
+canary's numbers are never mixed with the stable version's.
+
+Two kinds of query, because "no data" means different things to their readers:
+
+- The rollout analysis must tell "no data" from "good" and from "bad". Its queries
+  never fall back to a number: when Prometheus has no series (nothing scraped, a
+  wrong selector) the result is empty, and when the new pods saw fewer than
+  `min_requests` requests in the window the `and on()` gate empties it as well.
+  Triton's latency summaries exist from model load and read NaN once their 60 s
+  window holds no request (the warm-up requests are in the first window), so a p99
+  can be NaN while the counters are present. The AnalysisTemplate's conditions
+  (targets/analysis.py) count an empty or NaN result as inconclusive.
+- Autoscaling, dashboards and alerts read absence as "no load": their rates fall
+  back to 0 with `or vector(0)` (KEDA would otherwise report an error, and an alert
+  on an error ratio must not fire on a model nobody calls).
 """
 
 from __future__ import annotations
 
 from compiler.ir import ModelIR
+
+# How often the rendered ServiceMonitor scrapes Triton. A rate or increase needs two
+# samples in its window; Prometheus's own advice is a window of four scrapes or more.
+SCRAPE_INTERVAL_S = 15
+# Triton's latency summaries keep an observation for 60 s (a fixed window: the server has
+# no flag for it), warm-up requests included.
+SUMMARY_WINDOW_S = 60
+MIN_WINDOW_S = 4 * SCRAPE_INTERVAL_S
+REQUEST_COUNTERS = ("nv_inference_request_success", "nv_inference_request_failure")
+P99_SUMMARY = "nv_inference_request_summary_us"
 
 
 def _selector(model: ModelIR, service: str) -> str:
@@ -20,7 +42,7 @@ def _rate(metric: str, selector: str, window: str) -> str:
 
 
 def request_rate(model: ModelIR, service: str, window: str = "2m") -> str:
-    """Inference requests per second, successful or not."""
+    """Inference requests per second, successful or not (0 without series)."""
     selector = _selector(model, service)
     succeeded = _rate("nv_inference_request_success", selector, window)
     failed = _rate("nv_inference_request_failure", selector, window)
@@ -28,7 +50,7 @@ def request_rate(model: ModelIR, service: str, window: str = "2m") -> str:
 
 
 def error_rate(model: ModelIR, service: str, window: str = "2m") -> str:
-    """Share of failed inference requests, 0 to 1."""
+    """Share of failed inference requests, 0 to 1 (0 without series: alerts, dashboards)."""
     selector = _selector(model, service)
     failed = _rate("nv_inference_request_failure", selector, window)
     succeeded = _rate("nv_inference_request_success", selector, window)
@@ -36,12 +58,50 @@ def error_rate(model: ModelIR, service: str, window: str = "2m") -> str:
 
 
 def latency_p99_ms(model: ModelIR, service: str) -> str:
-    """p99 end-to-end request latency in milliseconds (Triton's summary metric)."""
+    """p99 end-to-end request latency in milliseconds (alerts, dashboards)."""
     selector = _selector(model, service)
-    # No request yet means no summary series: report 0 rather than an empty result, which
-    # Argo Rollouts counts as a failed measurement (the smoke test sends requests first).
-    summary = f'nv_inference_request_summary_us{{{selector},quantile="0.99"}}'
+    summary = f'{P99_SUMMARY}{{{selector},quantile="0.99"}}'
     return f"(max({summary}) or vector(0)) / 1000"
+
+
+# --- the rollout analysis: empty when there is nothing to judge -------------------------------
+
+
+def analysis_window(interval_s: float) -> str:
+    """The window one analysis measurement judges: the interval since the previous one,
+    but never fewer than four scrapes."""
+    return f"{max(int(interval_s), MIN_WINDOW_S)}s"
+
+
+def _increase(metric: str, selector: str, window: str) -> str:
+    # No `or vector(0)`: without a series the sum is empty, and so is every query using it.
+    return f"sum(increase({metric}{{{selector}}}[{window}]))"
+
+
+def requests_in_window(model: ModelIR, service: str, window: str) -> str:
+    """Requests that reached the Service's pods in the window, successful or not."""
+    selector = _selector(model, service)
+    return " + ".join(_increase(metric, selector, window) for metric in REQUEST_COUNTERS)
+
+
+def _gated(query: str, model: ModelIR, service: str, window: str, min_requests: int) -> str:
+    """`query` where at least `min_requests` reached the pods in the window, else empty."""
+    requests = requests_in_window(model, service, window)
+    return f"({query}) and on() (({requests}) >= {min_requests})"
+
+
+def analysis_error_ratio(model: ModelIR, service: str, window: str, min_requests: int) -> str:
+    """Failed share of the window's requests; empty below `min_requests`."""
+    failed = _increase("nv_inference_request_failure", _selector(model, service), window)
+    ratio = f"{failed} / ({requests_in_window(model, service, window)})"
+    return _gated(ratio, model, service, window, min_requests)
+
+
+def analysis_latency_p99_ms(model: ModelIR, service: str, window: str, min_requests: int) -> str:
+    """The highest pod p99 in ms (Triton's 60 s summary); empty below `min_requests`, NaN
+    when every pod's summary window is empty (`max` skips a NaN while any pod has a value)."""
+    summary = f'{P99_SUMMARY}{{{_selector(model, service)},quantile="0.99"}}'
+    return _gated(f"max({summary}) / 1000", model, service, window, min_requests)
 
 
 def queue_time_us(model: ModelIR, service: str, window: str = "1m") -> str:

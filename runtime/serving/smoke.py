@@ -9,7 +9,10 @@ Checks, in order, for every served version:
    the dims of its config entry);
 3. inference on sample rows equals onnxruntime in-process on the same model
    file, exactly (same onnxruntime, one intra-op thread on both sides);
-4. a short latency summary over single-row requests.
+4. a short latency summary over single-row requests; with a ceiling
+   (`--max-latency-p99-ms`, which the rollout's analysis Job passes), a p99 above
+   it fails. Here the traffic is known: the requests are the Job's own, so the
+   check cannot be fooled by an idle window as a metric in Prometheus can.
 
 Every mismatch is a failed check whose message names the tensor; any failure
 exits 1. Calls have timeouts, so a dead or hung server is reported, not waited
@@ -369,6 +372,7 @@ def smoke(
     arrays: Mapping[str, np.ndarray],
     latency_requests: int = 100,
     wait: float = 0.0,
+    max_latency_p99_ms: float | None = None,
 ) -> SmokeReport:
     """Run every check against one server; never raises for a server-side problem."""
     report = SmokeReport()
@@ -389,14 +393,33 @@ def smoke(
         report.add("server", [str(exc)], "")
         return report
     if report.latency_ms:
-        lat = report.latency_ms
         report.add(
             "latency",
-            [],
-            f"{int(lat['requests'])} single-row requests ({client.protocol}): "
-            f"p50 {lat['p50']:.2f} ms, p99 {lat['p99']:.2f} ms, mean {lat['mean']:.2f} ms",
+            latency_problems(report.latency_ms, max_latency_p99_ms),
+            latency_summary(report.latency_ms, client.protocol, max_latency_p99_ms),
         )
+    elif max_latency_p99_ms is not None:
+        report.add("latency", ["a latency ceiling is set, but no latency requests were sent"], "")
     return report
+
+
+def latency_summary(latency: Mapping[str, float], protocol: str, ceiling: float | None) -> str:
+    within = "" if ceiling is None else f", within the ceiling of {ceiling:g} ms"
+    return (
+        f"{int(latency['requests'])} single-row requests ({protocol}): "
+        f"p50 {latency['p50']:.2f} ms, p99 {latency['p99']:.2f} ms, "
+        f"mean {latency['mean']:.2f} ms{within}"
+    )
+
+
+def latency_problems(latency: Mapping[str, float], ceiling: float | None) -> list[str]:
+    """The p99 over the ceiling, if it is; client-side, so it includes the network."""
+    if ceiling is None or latency["p99"] <= ceiling:
+        return []
+    return [
+        f"p99 {latency['p99']:.2f} ms over {int(latency['requests'])} single-row requests "
+        f"is above the ceiling of {ceiling:g} ms (p50 {latency['p50']:.2f} ms)"
+    ]
 
 
 def _check_version(
@@ -508,6 +531,7 @@ def run(
     timeout: float = DEFAULT_TIMEOUT_S,
     wait: float = 0.0,
     out: Callable[[str], None] = print,
+    max_latency_p99_ms: float | None = None,
 ) -> int:
     """`kiln smoke`: the exit code (0 all checks pass, 1 any failure)."""
     try:
@@ -524,7 +548,9 @@ def run(
     )
     client = connect(url, protocol, timeout)
     try:
-        report = smoke(client, signature, references, arrays, latency_requests, wait)
+        report = smoke(
+            client, signature, references, arrays, latency_requests, wait, max_latency_p99_ms
+        )
     finally:
         client.close()
     out(report.render())
@@ -545,6 +571,18 @@ def _pairs(values: Sequence[str], flag: str) -> dict[int, str]:
     return pairs
 
 
+def _positive(text: str) -> float:
+    import argparse
+
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value > 0:  # also refuses NaN
+        raise argparse.ArgumentTypeError(f"{text!r} is not above 0")
+    return value
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Smoke-test a Triton endpoint against a signature file and the served artifacts."""
     import argparse
@@ -562,6 +600,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--latency-requests", type=int, default=100)
     parser.add_argument("--wait", type=float, default=60.0, help="Seconds to wait for ready.")
     parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT_S)
+    parser.add_argument(
+        "--max-latency-p99-ms",
+        type=_positive,
+        default=None,
+        help="Fail when the p99 of the latency requests is above this.",
+    )
     args = parser.parse_args(argv)
     try:
         signature = parse_signature(args.signature.read_text(encoding="utf-8"))
@@ -585,6 +629,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         latency_requests=args.latency_requests,
         timeout=args.timeout,
         wait=args.wait,
+        max_latency_p99_ms=args.max_latency_p99_ms,
     )
 
 

@@ -189,17 +189,33 @@ class TritonPythonModel:
             responses.append(pb_utils.InferenceResponse(output_tensors=tensors))
         return responses
 
+    def _message(self, exc: Exception) -> str:
+        return f"{self.name}: {exc}" if isinstance(exc, AdapterError) else repr(exc)
+
     def execute(self, requests: list[Any]) -> list[Any]:
-        if not self.batched and len(requests) > 1:
-            return [r for request in requests for r in self.execute([request])]
+        if len(requests) == 1:
+            try:
+                return self._run_one(requests)
+            except Exception as exc:
+                # Raised, not returned: Triton counts a request whose execute raised in
+                # nv_inference_request_failure (reason BACKEND), but one answered with an
+                # error response as a success (measured on tritonserver 2.51), and the
+                # rollout analysis reads that counter.
+                raise pb_utils.TritonModelException(self._message(exc)) from exc
+        if self.batched:
+            try:
+                return self._run_one(requests)
+            except Exception:
+                pass  # one bad request must not fail the others it was batched with
+        return [self._answer_alone(request) for request in requests]
+
+    def _answer_alone(self, request: Any) -> Any:
         try:
-            return self._run_one(requests)
+            return self._run_one([request])[0]
         except Exception as exc:
-            if len(requests) > 1:
-                # One bad request must not fail the others it was batched with.
-                return [r for request in requests for r in self.execute([request])]
-            message = f"{self.name}: {exc}" if isinstance(exc, AdapterError) else repr(exc)
-            return [pb_utils.InferenceResponse(error=pb_utils.TritonError(message))]
+            # Only an error response keeps the other requests' answers, at the price of
+            # Triton counting this one as a success.
+            return pb_utils.InferenceResponse(error=pb_utils.TritonError(self._message(exc)))
 
     def finalize(self) -> None:
         self.session = None

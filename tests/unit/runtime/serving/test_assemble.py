@@ -270,12 +270,17 @@ class FakeError:
         self.message = message
 
 
+class FakeModelException(Exception):
+    """pb_utils.TritonModelException: raised from execute, it fails every request given."""
+
+
 @pytest.fixture
 def adapter_module(monkeypatch: pytest.MonkeyPatch) -> types.ModuleType:
     fake = types.ModuleType("triton_python_backend_utils")
     fake.Tensor = FakeTensor  # type: ignore[attr-defined]
     fake.InferenceResponse = FakeResponse  # type: ignore[attr-defined]
     fake.TritonError = FakeError  # type: ignore[attr-defined]
+    fake.TritonModelException = FakeModelException  # type: ignore[attr-defined]
     fake.get_input_tensor_by_name = lambda r, n: r.tensors.get(n)  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "triton_python_backend_utils", fake)
     spec = importlib.util.spec_from_file_location("kiln_adapter_under_test", ADAPTER)
@@ -368,6 +373,18 @@ def test_adapter_isolates_a_bad_request_in_a_batch(
     assert "input `driver_tenure` is missing" in responses[1].error.message
 
 
+def test_adapter_raises_for_a_bad_request_alone(
+    adapter_module: types.ModuleType, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Raising is what makes Triton count the request in nv_inference_request_failure;
+    # an error response would be counted as a success, and the analysis would not see it.
+    model = instance(adapter_module, tmp_path, monkeypatch)
+    broken = rows(5, 2)
+    broken["salary_range"] = np.array([[b"\xff"], [b"\xfe"]], object)
+    with pytest.raises(FakeModelException, match="UnicodeDecodeError"):
+        model.execute([FakeRequest(broken)])
+
+
 def test_adapter_refuses_numpy_2(
     adapter_module: types.ModuleType, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -386,18 +403,20 @@ def test_adapter_refuses_outputs_that_do_not_fit_the_config(
         'name: "probabilities" data_type: TYPE_FP32', 'name: "probabilities" data_type: TYPE_INT32'
     )
     model = instance(adapter_module, tmp_path, monkeypatch, wrong_type)
-    [response] = model.execute([FakeRequest(rows(6, 2))])
-    assert "output `probabilities` is float32 but config.pbtxt declares TYPE_INT32" in (
-        response.error.message
+    with pytest.raises(FakeModelException) as raised:
+        model.execute([FakeRequest(rows(6, 2))])
+    assert "output `probabilities` is float32 but config.pbtxt declares TYPE_INT32" in str(
+        raised.value
     )
     wrong_dims = CONFIG.replace(
         'name: "probabilities" data_type: TYPE_FP32 dims: 2',
         ('name: "probabilities" data_type: TYPE_FP32 dims: 3'),
     )
     model = instance(adapter_module, tmp_path, monkeypatch, wrong_dims)
-    [response] = model.execute([FakeRequest(rows(6, 2))])
-    assert "output `probabilities` has shape [2, 2] but config.pbtxt declares [2, 3]" in (
-        response.error.message
+    with pytest.raises(FakeModelException) as raised:
+        model.execute([FakeRequest(rows(6, 2))])
+    assert "output `probabilities` has shape [2, 2] but config.pbtxt declares [2, 3]" in str(
+        raised.value
     )
     unknown = CONFIG.replace('name: "label"', 'name: "labels"')
     with pytest.raises(RuntimeError, match=r"declares outputs \['labels'\]"):

@@ -4,6 +4,7 @@ the whole run against an in-process stand-in for Triton built on onnxruntime."""
 from __future__ import annotations
 
 import dataclasses
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,7 @@ from runtime.serving.smoke import (
     smoke,
     triton_shape,
 )
+from runtime.serving.smoke import main as smoke_main
 from tests.tools import REPO_ROOT
 
 ROOT = REPO_ROOT
@@ -243,6 +245,64 @@ def test_a_correct_server_passes(loan: ModelIR) -> None:
         "latency",
     ]
     assert report.latency_ms["requests"] == 20
+
+
+class SlowTriton(InProcessTriton):
+    """Answers correctly, but every `slow_every`-th inference takes `delay_s` longer."""
+
+    def __init__(self, model: ModelIR, delay_s: float, slow_every: int) -> None:
+        super().__init__(model)
+        self.delay_s, self.slow_every, self.calls = delay_s, slow_every, 0
+
+    def infer(
+        self, model: str, version: str, arrays: Mapping[str, np.ndarray], outputs: Sequence[str]
+    ) -> dict[str, np.ndarray | None]:
+        self.calls += 1
+        if self.calls % self.slow_every == 0:
+            time.sleep(self.delay_s)
+        return super().infer(model, version, arrays, outputs)
+
+
+def test_latency_above_the_ceiling_fails(loan: ModelIR) -> None:
+    # 1 request in 10 takes 50 ms more: the p99 of 40 requests is slow, the p50 is not.
+    server = SlowTriton(loan, delay_s=0.05, slow_every=10)
+    references = {1: reference_session(ROOT / loan.served[0].uri)}
+    signature, arrays = ir_signature(loan), loan_arrays(loan)
+    report = smoke(server, signature, references, arrays, 40, max_latency_p99_ms=30)
+    assert not report.ok
+    failed = [c for c in report.checks if not c.ok]
+    assert [c.name for c in failed] == ["latency"]
+    assert "above the ceiling of 30 ms" in failed[0].detail
+    assert report.latency_ms["p99"] > 30 > report.latency_ms["p50"]
+
+
+def test_latency_within_the_ceiling_passes_and_says_so(loan: ModelIR) -> None:
+    references = {1: reference_session(ROOT / loan.served[0].uri)}
+    signature, arrays = ir_signature(loan), loan_arrays(loan)
+    report = smoke(
+        InProcessTriton(loan), signature, references, arrays, 20, max_latency_p99_ms=5000
+    )
+    assert report.ok, report.render()
+    assert report.checks[-1].detail.endswith("within the ceiling of 5000 ms")
+
+
+def test_a_ceiling_without_latency_requests_fails(loan: ModelIR) -> None:
+    # A ceiling nothing was measured against must not read as met.
+    references = {1: reference_session(ROOT / loan.served[0].uri)}
+    signature, arrays = ir_signature(loan), loan_arrays(loan)
+    report = smoke(InProcessTriton(loan), signature, references, arrays, 0, max_latency_p99_ms=10)
+    assert not report.ok
+    assert report.checks[-1].detail == "a latency ceiling is set, but no latency requests were sent"
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "nan", "fast"])
+def test_the_job_refuses_a_ceiling_that_is_not_positive(
+    value: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        smoke_main(["--url", "x:1", "--signature", "s.json", "--max-latency-p99-ms", value])
+    assert exited.value.code == 2
+    assert "--max-latency-p99-ms" in capsys.readouterr().err
 
 
 def test_a_wrong_result_fails_naming_the_output(loan: ModelIR) -> None:
