@@ -34,6 +34,12 @@ IN_TOTO_PAYLOAD_TYPE = "application/vnd.in-toto+json"
 SLSA_PROVENANCE = "https://slsa.dev/provenance/v1"
 
 
+def pae(payload_type: str, payload: bytes) -> bytes:
+    """DSSE's pre-authentication encoding: the bytes a DSSE signature is made over."""
+    kind = payload_type.encode("utf-8")
+    return b"DSSEv1 %d %s %d %s" % (len(kind), kind, len(payload), payload)
+
+
 def signature_uri(artifact_uri: str) -> str:
     """Where the model-signing bundle of an artifact lies: beside it."""
     return artifact_uri + SIGNATURE_SUFFIX

@@ -64,6 +64,18 @@ def _create(folder: Path) -> None:
         staged.unlink()
 
 
+def existing_public_pem(environ: Mapping[str, str] = os.environ) -> str | None:
+    """The pair's public half if this machine has made one; never makes one."""
+    private = key_dir(environ).expanduser() / PRIVATE_FILE
+    try:
+        key = serialization.load_pem_private_key(private.read_bytes(), password=None)
+    except (OSError, ValueError, TypeError):
+        return None
+    if not isinstance(key, ec.EllipticCurvePrivateKey):
+        return None
+    return _public_pem(key).decode("ascii")
+
+
 def local_key_pair(
     project: Path | None = None, environ: Mapping[str, str] = os.environ
 ) -> LocalKeyPair:

@@ -32,6 +32,7 @@ from runtime.contract.signing import (
     IDENTITY_TOKEN_ENV,
     IN_TOTO_PAYLOAD_TYPE,
     SIGNING_KEY_ENV,
+    pae,
 )
 from runtime.steps.pipeline_io import StepError
 
@@ -41,12 +42,6 @@ CURVE_HASH: dict[str, type[hashes.HashAlgorithm]] = {
     "secp384r1": hashes.SHA384,
     "secp521r1": hashes.SHA512,
 }
-
-
-def pae(payload_type: str, payload: bytes) -> bytes:
-    """DSSE's pre-authentication encoding: what is actually signed."""
-    kind = payload_type.encode("utf-8")
-    return b"DSSEv1 %d %s %d %s" % (len(kind), kind, len(payload), payload)
 
 
 def public_key_id(public_pem: bytes) -> str:

@@ -18,10 +18,10 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from model_signing import verifying
 from ruamel.yaml import YAML
 
-from runtime.contract.signing import SLSA_PROVENANCE
+from runtime.contract.signing import SLSA_PROVENANCE, pae
 from runtime.steps import publish
 from runtime.steps.pipeline_io import StepError
-from runtime.steps.signing import KeylessSigner, KeySigner, choose_signer, pae
+from runtime.steps.signing import KeylessSigner, KeySigner, choose_signer
 from tests.keys import key_pair
 from tests.unit.runtime.steps.test_publish import LOAN, LOAN_SHA, METRICS, argv, inputs
 
