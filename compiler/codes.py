@@ -57,6 +57,14 @@ CODES: dict[str, tuple[str, str]] = {
     "KILN1209": ("Secret value in a spec", "Put it in a Kubernetes Secret and refer to it."),
     "KILN1210": ("Not a FeatureSet reference", "Write name@version."),
     "KILN1211": ("Not a column name", "Use letters, digits and '_'."),
+    "KILN1230": (
+        "Not a trusted public key",
+        "Paste the PEM of an elliptic-curve public key (P-256, P-384 or P-521).",
+    ),
+    "KILN1231": (
+        "Not a signer identity or OIDC issuer",
+        "Write the identity without spaces and the issuer as an https URL.",
+    ),
     # 13xx: references between specs
     "KILN1301": ("Duplicate object", "Two specs of one kind share a name; rename one."),
     "KILN1302": ("Duplicate entry", "Two entries of one list share a name; rename one."),
@@ -108,6 +116,14 @@ CODES: dict[str, tuple[str, str]] = {
     "KILN1607": (
         "Alertmanager address matches no Service of the Prometheus Operator",
         "Use the alertmanager-operated Service of the Alertmanager's namespace.",
+    ),
+    "KILN1608": (
+        "Served version not signed",
+        "Publish it with a signing key and add artifact.signature (publish's version.yaml).",
+    ),
+    "KILN1609": (
+        "Signatures required but no signer trusted",
+        "List signing.public_keys or signing.identities in the environment.",
     ),
     # 17xx: model signatures
     "KILN1701": ("Artifact not found", "Train or copy the model to the path shown."),

@@ -17,6 +17,7 @@ from compiler.artifact import Artifact
 from compiler.diagnostics import Path_
 from compiler.emit import MANIFEST, owned_files
 from compiler.load import Document
+from compiler.resolve import UnknownModel
 
 
 class NotGenerated(Exception):
@@ -114,13 +115,36 @@ def _describe(artifact: Artifact, out: Path, documents: dict[str, Document]) -> 
     return "\n".join(lines) + "\n"
 
 
+def _served_versions(result: CompileResult, artifact: Artifact) -> str:
+    """For a model's file: the provenance of the versions it serves (compiler/provenance.py).
+
+    A local environment also trusts this machine's key pair, as `kiln serve` does.
+    """
+    from compiler.provenance import provenance_lines
+    from runtime.local.keys import existing_public_pem
+
+    parts = PurePosixPath(artifact.path).parts
+    if len(parts) < 3:
+        return ""
+    try:
+        model = result.resolution.find(parts[1], parts[0])
+    except UnknownModel:
+        return ""  # not a model's file (the Argo CD objects)
+    trust = model.environment.trust
+    local_key = existing_public_pem() if model.is_local else None
+    if local_key is not None:
+        trust = trust.with_keys(local_key)
+    return "\n".join(provenance_lines(model, result.resolution.root, trust)) + "\n"
+
+
 def explain(result: CompileResult, path: Path, out: Path) -> str:
     """Which spec lines produced `path` (a file under `out`); NotGenerated if none did."""
     produced = {a.path: a for a in result.artifacts}
     names = candidates(path, out)
     for name in names:
         if name in produced:
-            return _describe(produced[name], out, result.resolution.documents)
+            described = _describe(produced[name], out, result.resolution.documents)
+            return described + _served_versions(result, produced[name])
         if name == MANIFEST:
             return (
                 f"{(out / MANIFEST).as_posix()}\n  Kiln's list of the files it owns, with their "

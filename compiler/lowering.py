@@ -97,6 +97,7 @@ from compiler.spec.project import (
 )
 from compiler.spec.types import Schedule, SecretRef
 from runtime.contract.durations import duration_seconds
+from runtime.contract.signing import Trust, TrustedIdentity
 
 Block = TypeVar("Block")
 Lowered = TypeVar("Lowered")
@@ -395,6 +396,11 @@ def lower_environment(environment: Environment) -> EnvironmentIR:
         prometheus_url=environment.prometheus_url,
         pushgateway_url=environment.pushgateway_url,
         monitoring_labels=tuple(sorted(environment.monitoring_labels.items())),
+        trust=Trust(
+            tuple(environment.signing.public_keys),
+            tuple(TrustedIdentity(i.identity, i.issuer) for i in environment.signing.identities),
+            environment.policy.require_signatures,
+        ),
     )
 
 

@@ -36,9 +36,19 @@ def model_ir(specs: Path, name: str, environment: str) -> tuple[ModelIR, Path]:
 
 
 def artifact_sources(model: ModelIR, root: Path) -> tuple[ArtifactSource, ...]:
-    """Served versions: local files resolved against the project root, URLs as they are."""
+    """Served versions: local files resolved against the project root, URLs as they are
+    (a signature bundle lies beside its artifact, so it is located the same way)."""
+
+    def located(uri: str, local: bool) -> str:
+        return str(local_path(uri, root)) if local else uri
+
     return tuple(
-        ArtifactSource(a.version, str(local_path(a.uri, root)) if a.local else a.uri, a.sha256)
+        ArtifactSource(
+            a.version,
+            located(a.uri, a.local),
+            a.sha256,
+            None if a.signature is None else located(a.signature, a.local),
+        )
         for a in model.served
     )
 
@@ -72,4 +82,5 @@ def served_model(specs: Path, name: str, environment: str, generated: Path) -> S
         config_path=path,
         root=root,
         local=model.is_local,
+        trust=model.environment.trust,
     )

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+import os
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 import pytest
@@ -90,3 +91,17 @@ def spec_files() -> SpecFiles:
 def write_tree() -> WriteTree:
     """`write_tree(root, files, reverse=False)`: writes the files, returns `root`."""
     return _write_tree
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _signing_keys_outside_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """`kiln run --local` and `kiln serve` make this machine's key pair on first use; the
+    tests keep theirs in a temporary folder, never in the user's configuration."""
+    folder = tmp_path_factory.mktemp("kiln-keys") / "keys"
+    previous = os.environ.get("KILN_KEY_DIR")
+    os.environ["KILN_KEY_DIR"] = str(folder)
+    yield folder
+    if previous is None:
+        os.environ.pop("KILN_KEY_DIR", None)
+    else:
+        os.environ["KILN_KEY_DIR"] = previous

@@ -20,6 +20,23 @@ def _next_run(runs: Path) -> Path:
     return runs / f"run-{max(numbers, default=0) + 1}"
 
 
+def signing_environment(root: Path) -> dict[str, str]:
+    """This environment, with this machine's key pair as the publish step's signing key
+    unless a key or a Sigstore token is set already (made on first use, outside `root`)."""
+    from runtime.contract.signing import IDENTITY_TOKEN_ENV, SIGNING_KEY_ENV
+    from runtime.local.keys import LocalKeyError, local_key_pair
+
+    environ = dict(os.environ)
+    if environ.get(SIGNING_KEY_ENV) or environ.get(IDENTITY_TOKEN_ENV):
+        return environ
+    try:
+        pair = local_key_pair(root)
+    except LocalKeyError as exc:
+        raise click.ClickException(str(exc)) from exc
+    environ[SIGNING_KEY_ENV] = str(pair.private)
+    return environ
+
+
 @click.command("run")
 @click.argument("model_name", metavar="MODEL")
 @click.option("--local", is_flag=True, help="Run on this machine (the only mode so far).")
@@ -67,9 +84,10 @@ def run_command(
         params["seed"] = str(seed)
     if as_of is not None:
         params["as-of"] = as_of
+    environ = signing_environment(root)
     click.echo(f"running {model_name}'s pipeline locally in {run_dir}")
     try:
-        local_run.run(json.loads(plan.to_json()), root, run_dir, params, click.echo)
+        local_run.run(json.loads(plan.to_json()), root, run_dir, params, click.echo, environ)
     except local_run.StepFailed as failure:
         click.echo(f"error: {failure}", err=True)
         sys.exit(1)

@@ -41,6 +41,7 @@ class ArtifactIR:
     sha256: str | None
     local: bool
     metrics: tuple[tuple[str, float], ...]
+    signature: str | None = None  # its model-signing bundle, located like `uri`
 
 
 @dataclass(frozen=True)

@@ -7,8 +7,10 @@ storage are resolved into ModelIR.namespace and ModelIR.storage.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
+
+from runtime.contract.signing import Trust
 
 # Kubernetes labels as (key, value) pairs, sorted by key: a label set has no order.
 Labels = tuple[tuple[str, str], ...]
@@ -40,6 +42,9 @@ class EnvironmentIR:
     prometheus_url: str
     pushgateway_url: str | None  # None: the monitor job pushes no metrics
     monitoring_labels: Labels  # put on the objects Prometheus selects by label
+    trust: Trust = field(
+        default_factory=Trust
+    )  # signers the serving pod accepts; require_signatures
 
 
 @dataclass(frozen=True)

@@ -199,6 +199,9 @@ def _artifacts(spec: ModelSpec, storage: Storage) -> tuple[ArtifactIR, ...]:
             v.artifact.sha256,
             not signature.is_remote(location),
             tuple(sorted(v.metrics.items())),
+            None
+            if v.artifact.signature is None
+            else artifact_location(v.artifact.signature, storage),
         )
         for v in spec.versions
     )

@@ -195,6 +195,7 @@ def _project_findings(spec: ProjectSpec) -> list[Finding]:
     environment named like the Argo CD folder."""
     findings: list[Finding] = semantics.check_project_images(spec)
     findings += cluster.check_cluster(spec)
+    findings += semantics.check_project_signing(spec)
     for field_name, names in (
         ("environments", [e.name for e in spec.environments]),
         ("alert_routes", [r.name for r in spec.alert_routes]),

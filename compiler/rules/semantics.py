@@ -303,10 +303,29 @@ def peak_gpus(spec: ModelSpec) -> int:
     return pods * spec.serving.resources.gpus
 
 
+def check_signatures(spec: ModelSpec, environment: Environment) -> list[Finding]:
+    """Under require_signatures the served version must name its signature bundle (in a
+    local environment too: `kiln serve` verifies it as the serving pod does)."""
+    if not environment.policy.require_signatures:
+        return []
+    return [
+        Finding(
+            (*SPEC, "versions", i, "artifact"),
+            "KILN1608",
+            f"environment {environment.name} requires signatures; version {version.version} "
+            "names no artifact.signature",
+            key=True,
+        )
+        for i, version in enumerate(spec.versions)
+        if version.version == spec.serving.version and version.artifact.signature is None
+    ]
+
+
 def check_environment(spec: ModelSpec, environment: Environment) -> list[Finding]:
+    signatures = check_signatures(spec, environment)
     if environment.kind == "local":
-        return []  # policies and quotas govern cluster environments
-    found: list[Finding] = []
+        return signatures  # the other policies and quotas govern cluster environments
+    found: list[Finding] = signatures
     policy = environment.policy
     name = environment.name
     if policy.require_digests:
@@ -398,6 +417,22 @@ def check_model(
         *check_metrics(spec),
         *check_alerts(spec, features, routes),
         *check_environment(spec, environment),
+    ]
+
+
+def check_project_signing(project: ProjectSpec) -> list[Finding]:
+    """An environment that requires signatures must trust someone to make them."""
+    return [
+        Finding(
+            ("spec", "environments", i, "policy", "require_signatures"),
+            "KILN1609",
+            f"environment {environment.name} requires signatures but its signing section "
+            "trusts no public key or identity, so no version could ever be served",
+        )
+        for i, environment in enumerate(project.environments)
+        if environment.policy.require_signatures
+        and environment.kind != "local"  # `kiln serve` trusts this machine's own key
+        and not (environment.signing.public_keys or environment.signing.identities)
     ]
 
 

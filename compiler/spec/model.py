@@ -60,6 +60,9 @@ class Artifact(SpecModel):
 
     uri: Uri = Field(description="Absolute URI, or a path relative to the model store.")
     sha256: Sha256 | None = Field(None, description="sha256 of the file.")
+    signature: Uri | None = Field(
+        None, description="Its OpenSSF model-signing bundle (publish writes <uri>.sig)."
+    )
 
 
 class Version(SpecModel):

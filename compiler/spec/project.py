@@ -6,6 +6,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
+from compiler.spec.signing import Signing
 from compiler.spec.types import (
     Image,
     Name,
@@ -75,6 +76,11 @@ class Policy(SpecModel):
     require_analysis: bool = Field(
         False, description="Rollouts must run an analysis before full traffic."
     )
+    require_signatures: bool = Field(
+        False,
+        description="Served versions must name a signature (artifact.signature), verified "
+        "against `signing` before Triton starts.",
+    )
 
 
 class Environment(SpecModel):
@@ -86,6 +92,9 @@ class Environment(SpecModel):
     gpu: Gpu = Field(default_factory=Gpu, description="GPU resource, placement and quota.")
     policy: Policy = Field(default_factory=Policy, description="Rules for this environment.")
     storage: Storage | None = Field(None, description="Overrides the Project's storage.")
+    signing: Signing = Field(
+        default_factory=Signing, description="Public keys and identities trusted to sign models."
+    )
     prometheus_url: Uri = Field(
         "http://prometheus-operated.monitoring.svc:9090",
         description="Prometheus that analysis and autoscaling query.",

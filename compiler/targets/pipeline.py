@@ -230,6 +230,13 @@ def publish_step(model: ModelIR, training: TrainingIR) -> Step:
             "--image": training.image,
             "--git-revision": "{run:git-revision}",
             "--spec-digest": model.source.digest,
+            "--trainer": _compact(
+                {
+                    "command": list(training.command),
+                    "args": list(training.args),
+                    "holdout": training.holdout,
+                }
+            ),
             "--spec": "{spec}",
             "--spec-path-in-repo": model.source.file,
             "--out": "{out}",

@@ -2,8 +2,12 @@
 
 Every served version's artifact is fetched and verified by an init container
 (`runtime/serving/assemble.py`) before Triton starts, so a pod with a tampered model
-never becomes ready. `recreate` renders a plain Deployment with the Recreate
-strategy; every other strategy is an Argo Rollouts `Rollout`.
+never becomes ready. Where the environment trusts signers, the trust goes to the init
+container as data (`trust.json` in the ConfigMap, the public keys' PEM among it) and
+each signed version's bundle as `--signature VERSION=URI`: the assemble step verifies
+them, and refuses unsigned versions under `policy.require_signatures`. `recreate`
+renders a plain Deployment with the Recreate strategy; every other strategy is an Argo
+Rollouts `Rollout`.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from compiler.serialize import to_json
 from compiler.targets import k8s, strategies
 from compiler.targets.k8s import GRPC_PORT, HTTP_PORT, METRICS_PORT, Object
 from runtime.contract.signature import Signature
+from runtime.contract.signing import TRUST_FILE
 
 CONFIG_MOUNT = "/etc/kiln/triton"
 # Loading a large model can take minutes: the startup probe allows 60 x 10 s.
@@ -39,12 +44,21 @@ def signature_document(model: ModelIR) -> str:
     return to_json(signature(model).document())
 
 
+def verifies_signatures(model: ModelIR) -> bool:
+    """Whether the assemble step gets a trust document (and the served versions' bundles)."""
+    trust = model.environment.trust
+    return trust.declared or trust.require_signatures
+
+
 def config_map(model: ModelIR, config_text: str) -> Object:
+    data = {"config.pbtxt": config_text, SIGNATURE_FILE: signature_document(model)}
+    if verifies_signatures(model):
+        data[TRUST_FILE] = model.environment.trust.to_json()
     return k8s.resource(
         "v1",
         "ConfigMap",
         k8s.metadata(model, names.derived(model.name, "-triton-config"), "serving"),
-        data={"config.pbtxt": config_text, SIGNATURE_FILE: signature_document(model)},
+        data=data,
     )
 
 
@@ -64,6 +78,10 @@ def _assemble_container(model: ModelIR) -> Object:
         args += ["--artifact", f"{artifact.version}={artifact.uri}"]
         if artifact.sha256:
             args += ["--sha256", f"{artifact.version}={artifact.sha256}"]
+        if artifact.signature and verifies_signatures(model):
+            args += ["--signature", f"{artifact.version}={artifact.signature}"]
+    if verifies_signatures(model):
+        args += ["--trust", f"{CONFIG_MOUNT}/{TRUST_FILE}"]
     args += ["--config", f"{CONFIG_MOUNT}/config.pbtxt", "--repository", REPOSITORY]
     return {
         "name": "assemble-model-repository",

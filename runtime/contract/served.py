@@ -2,16 +2,17 @@
 
 The compiler hands a `ServedModel` to the local tools (`kiln serve`, `kiln smoke`); in
 the cluster the same facts reach the serving pod and the analysis Job as arguments
-(`--artifact VERSION=URI`, `--sha256 VERSION=HEX`) and files (`config.pbtxt`,
-`signature.json`).
+(`--artifact VERSION=URI`, `--sha256 VERSION=HEX`, `--signature VERSION=URI`) and files
+(`config.pbtxt`, `signature.json`, `trust.json`).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from runtime.contract.signature import Signature
+from runtime.contract.signing import Trust
 
 
 @dataclass(frozen=True)
@@ -21,6 +22,7 @@ class ArtifactSource:
     version: int
     uri: str  # an fsspec URL, or an absolute local path
     sha256: str | None = None
+    signature: str | None = None  # the model-signing bundle's fsspec URL or local path
 
 
 @dataclass(frozen=True)
@@ -35,6 +37,7 @@ class ServedModel:
     config_path: Path
     root: Path  # the project root (the folder above specs/), for local working folders
     local: bool = True  # a `local`-kind environment (python backend, CPU)
+    trust: Trust = field(default_factory=Trust)  # whose signatures the environment accepts
 
     @property
     def versions(self) -> tuple[int, ...]:

@@ -196,6 +196,17 @@ PUBLISH = StepCommand(
         Flag("--image", "training image (name@sha256:digest)"),
         Flag("--git-revision", "revision of the specs"),
         Flag("--spec-digest", "digest of the model's spec"),
+        Flag(
+            "--trainer",
+            "the trainer's parameters as a JSON object (command, args, holdout), "
+            "recorded in the provenance",
+        ),
+        Flag(
+            "--signing-key",
+            "elliptic-curve private key (PEM) to sign with; default $KILN_SIGNING_KEY, "
+            "else Sigstore keyless when an OIDC token is present, else unsigned",
+            type=Path,
+        ),
         Flag("--spec", "the model's spec file, for spec.patch", type=Path),
         Flag("--spec-path-in-repo", "its path in the repository"),
         Flag("--open-pr", "open a pull request on GitHub", switch=True),

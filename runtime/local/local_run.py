@@ -81,8 +81,12 @@ def run(
     run_dir: Path,
     params: Mapping[str, str],
     say: Callable[[str], None] = print,
+    environ: Mapping[str, str] | None = None,
 ) -> dict[str, float]:
-    """Run every step; returns seconds per step. Raises StepFailed on the first failure."""
+    """Run every step; returns seconds per step. Raises StepFailed on the first failure.
+
+    The steps see `environ` (default: this process's environment) and their own variables.
+    """
     steps = ordered(list(plan["steps"]))
     spec = root / plan["spec"]
     merged = {**plan["parameters"], **params}
@@ -93,7 +97,7 @@ def run(
         step_dir = run_dir / name
         step_dir.mkdir(parents=True, exist_ok=True)
         args = [substitute(a, step_dir, run_dir, spec, merged) for a in step["command"]]
-        env = {**os.environ, "NML_DISABLE_USAGE_LOGGING": "1"}
+        env = {**(os.environ if environ is None else environ), "NML_DISABLE_USAGE_LOGGING": "1"}
         env.update(
             {k: substitute(v, step_dir, run_dir, spec, merged) for k, v in step["env"].items()}
         )

@@ -6,7 +6,10 @@ What it does, in order:
    `generated/<env>/<model>/triton/config.pbtxt`, the signature and the served
    artifacts), which `kiln serve` builds after checking the config is up to date;
 2. assemble a model repository under `.kiln/serve/<model>/repository` with every
-   served version's artifact (sha256 verified) and the python-backend adapter;
+   served version's artifact (sha256 and signature verified, as the serving pod's
+   init container does; this machine's key pair, runtime/local/keys.py, is trusted
+   besides the environment's `signing` section) and the python-backend adapter. A
+   failure stops here: nothing is downloaded or started;
 3. get `tritonserver` from the `nvidia-pytriton` wheel and a cached backend venv
    (numpy < 2, onnxruntime) for the python stub;
 4. start Triton in explicit model-control mode on loopback, wait until the model
@@ -41,6 +44,7 @@ from runtime.local.backend_env import (
     ensure_backend_env,
     stub_environment,
 )
+from runtime.local.keys import LocalKeyError, local_key_pair
 from runtime.local.triton_dist import (
     DistributionError,
     PlatformError,
@@ -48,7 +52,7 @@ from runtime.local.triton_dist import (
     default_cache,
     ensure_triton,
 )
-from runtime.serving.assemble import AssembleError, assemble
+from runtime.serving.assemble import AssembleError, assemble, checked
 
 ADAPTER = Path(__file__).resolve().parent / "triton_backend" / "model.py"
 CONFIG_NAME = "config.pbtxt"
@@ -316,17 +320,26 @@ class TritonServer:
 # --- the model's repository ----------------------------------------------------------------
 
 
-def assemble_local(model: ServedModel, repository: Path, config_text: str | None = None) -> Path:
-    """Assemble `<repository>/<model>` with the adapter next to every model.onnx."""
+def assemble_local(
+    model: ServedModel,
+    repository: Path,
+    config_text: str | None = None,
+    signers: dict[int, str] | None = None,
+) -> Path:
+    """Assemble `<repository>/<model>` with the adapter next to every model.onnx; signed
+    versions verified against the environment's trust and this machine's public key."""
     try:
+        trust = model.trust.with_keys(local_key_pair(model.root).public_pem)
         return assemble(
             model.name,
             list(model.artifacts),
             model.config_text if config_text is None else config_text,
             repository,
             extra_files=[ADAPTER],
+            trust=trust,
+            signers=signers,
         )
-    except AssembleError as exc:
+    except (AssembleError, LocalKeyError) as exc:
         raise ServeError(str(exc)) from exc
 
 
@@ -377,19 +390,18 @@ def prepare_server(local: ServedModel, endpoints: Endpoints) -> TritonServer:
             "`local`-kind environments"
         )
     workdir = local.root / ".kiln" / "serve" / model
+    repository = workdir / "repository"
+    # Verified before anything is fetched or started: a refused model never reaches Triton.
+    signers: dict[int, str] = {}
+    assemble_local(local, repository, signers=signers)
+    for artifact in local.artifacts:
+        say(
+            f"kiln serve: assembled {model} version {artifact.version}: "
+            f"{checked(artifact, signers)}"
+        )
     cache = default_cache(local.root)
     say(f"kiln serve: tritonserver and its backend venv from {cache} (built on first use)")
     dist, backend = prepare_runtime(cache)
-    repository = workdir / "repository"
-    assemble_local(local, repository)
-    unverified = [str(a.version) for a in local.artifacts if a.sha256 is None]
-    versions = ", ".join(str(v) for v in local.versions)
-    checked = (
-        f"NOT verified, no sha256 in the spec for version {', '.join(unverified)}"
-        if unverified
-        else "sha256 verified"
-    )
-    say(f"kiln serve: assembled {repository / model} (version {versions}, {checked})")
     return TritonServer(dist, backend, repository, [model], endpoints, workdir / "triton.log")
 
 

@@ -12,12 +12,20 @@ artifact with a declared sha256 is hashed while it is copied; one mismatch and
 nothing is changed: the model folder is built in a temporary folder beside it
 and renamed into place only when complete.
 
+A version given a signature (`--signature VERSION=URI`, an OpenSSF model-signing
+bundle) is verified against the trusted keys and identities of `--trust FILE`
+(runtime/contract/signing.py's JSON) before it is placed, in the same all-or-nothing
+way. When the trust file says `require_signatures`, a version without a signature
+is refused. Any failure exits non-zero, so the init container fails and Triton,
+the pod's main container, never starts.
+
 In the cluster this runs as an init container (the config comes from a
 ConfigMap mount)::
 
     python -m runtime.serving.assemble --model car-loan-default --config /config/config.pbtxt \\
         --repository /models --artifact 1=s3://acme-models/car-loan-default/1/model.onnx \\
-        --sha256 1=905bf2965a39c334beb2be804dd0a7dd58c6accbf6f1086e8ac7dffa43d450ca
+        --sha256 1=905bf2965a39c334beb2be804dd0a7dd58c6accbf6f1086e8ac7dffa43d450ca \\
+        --signature 1=s3://acme-models/car-loan-default/1/model.onnx.sig --trust /config/trust.json
 """
 
 from __future__ import annotations
@@ -37,6 +45,8 @@ from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2
 
 from runtime.contract.served import ArtifactSource
+from runtime.contract.signing import Trust, TrustError
+from runtime.serving.verify import VerifyError, verify
 
 MODEL_FILE = "model.onnx"
 CONFIG_FILE = "config.pbtxt"
@@ -99,6 +109,35 @@ def parse_config(text: str, model: str, versions: Sequence[int]) -> model_config
     return config
 
 
+def _check_signed(artifacts: Sequence[ArtifactSource], trust: Trust) -> None:
+    """Fail before fetching anything when the signatures cannot satisfy the trust."""
+    for artifact in artifacts:
+        if artifact.signature is None and trust.require_signatures:
+            raise AssembleError(
+                f"version {artifact.version} ({artifact.uri}) has no signature and this "
+                "environment requires signatures; publish it with a signing key and add "
+                "artifact.signature to the version"
+            )
+        if artifact.signature is not None and not trust.declared:
+            raise AssembleError(
+                f"version {artifact.version} has a signature but no trusted public key or "
+                "identity was given to check it with (--trust)"
+            )
+
+
+def verify_signature(artifact: ArtifactSource, model_file: Path, trust: Trust) -> str | None:
+    """Who signed the fetched file (None when it carries no signature); AssembleError else."""
+    if artifact.signature is None:
+        return None
+    with tempfile.TemporaryDirectory(prefix="kiln-signature-") as folder:
+        bundle = Path(folder) / "model.sig"
+        try:
+            fetch(artifact.signature, bundle)
+            return verify(model_file, bundle, trust)
+        except (AssembleError, VerifyError) as exc:
+            raise AssembleError(f"signature {artifact.signature}: {exc}") from exc
+
+
 def _check_sources(artifacts: Sequence[ArtifactSource], require_sha256: bool) -> None:
     if not artifacts:
         raise AssembleError("no artifacts given: a model needs at least one version")
@@ -145,15 +184,21 @@ def assemble(
     *,
     extra_files: Sequence[Path] = (),
     require_sha256: bool = False,
+    trust: Trust | None = None,
+    signers: dict[int, str] | None = None,
 ) -> Path:
     """Write `<repository>/<model>` completely, or change nothing; return the model folder.
 
     `extra_files` are copied into every version folder (the local python
-    backend's adapter). Raises AssembleError with a message naming the fault.
+    backend's adapter). Signed versions are verified against `trust`; who signed
+    each is recorded in `signers` when given. Raises AssembleError with a message
+    naming the fault.
     """
+    trust = trust or Trust()
     if not model or "/" in model or model.startswith("."):
         raise AssembleError(f"{model!r} is not a usable model folder name")
     _check_sources(artifacts, require_sha256)
+    _check_signed(artifacts, trust)
     parse_config(config_text, model, [a.version for a in artifacts])
     for extra in extra_files:
         if not extra.is_file():
@@ -166,10 +211,13 @@ def assemble(
             version_dir.mkdir()
             try:
                 fetch(artifact.uri, version_dir / MODEL_FILE, artifact.sha256)
+                signer = verify_signature(artifact, version_dir / MODEL_FILE, trust)
             except AssembleError as exc:
                 raise AssembleError(
                     f"version {artifact.version}: {exc}; {repository / model} was not changed"
                 ) from exc
+            if signer is not None and signers is not None:
+                signers[artifact.version] = signer
             for extra in extra_files:
                 shutil.copyfile(extra, version_dir / extra.name)
         (staged / CONFIG_FILE).write_text(config_text, encoding="utf-8")
@@ -193,13 +241,38 @@ def _pairs(values: Sequence[str], flag: str) -> dict[int, str]:
     return pairs
 
 
-def sources_from_flags(artifacts: Sequence[str], digests: Sequence[str]) -> list[ArtifactSource]:
+def sources_from_flags(
+    artifacts: Sequence[str], digests: Sequence[str], signatures: Sequence[str] = ()
+) -> list[ArtifactSource]:
     uris = _pairs(artifacts, "--artifact")
     sha256 = _pairs(digests, "--sha256")
-    stray = sorted(set(sha256) - set(uris))
-    if stray:
-        raise AssembleError(f"--sha256 given for version(s) {stray} without an --artifact")
-    return [ArtifactSource(v, uri, sha256.get(v)) for v, uri in sorted(uris.items())]
+    bundles = _pairs(signatures, "--signature")
+    for flag, given in (("--sha256", sha256), ("--signature", bundles)):
+        stray = sorted(set(given) - set(uris))
+        if stray:
+            raise AssembleError(f"{flag} given for version(s) {stray} without an --artifact")
+    return [
+        ArtifactSource(v, uri, sha256.get(v), bundles.get(v)) for v, uri in sorted(uris.items())
+    ]
+
+
+def read_trust(path: Path | None) -> Trust:
+    if path is None:
+        return Trust()
+    try:
+        return Trust.from_json(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise AssembleError(f"cannot read {path}: {exc.strerror}") from exc
+    except TrustError as exc:
+        raise AssembleError(f"{path} is not a trust document: {exc}") from exc
+
+
+def checked(source: ArtifactSource, signers: dict[int, str]) -> str:
+    """What was verified of an assembled version, for the log."""
+    digest = "sha256 verified" if source.sha256 else "sha256 NOT verified (none given)"
+    signer = signers.get(source.version)
+    signature = f"signed by {signer}" if signer else "NOT signed"
+    return f"{digest}, {signature}"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -225,6 +298,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="Expected sha256 of a version's file (repeat per version).",
     )
     parser.add_argument(
+        "--signature",
+        action="append",
+        default=[],
+        metavar="VERSION=URI",
+        help="A version's OpenSSF model-signing bundle, verified against --trust.",
+    )
+    parser.add_argument(
+        "--trust",
+        type=Path,
+        help="JSON of the trusted public keys and identities, and require_signatures.",
+    )
+    parser.add_argument(
         "--file",
         action="append",
         default=[],
@@ -242,7 +327,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        sources = sources_from_flags(args.artifact, args.sha256)
+        sources = sources_from_flags(args.artifact, args.sha256, args.signature)
+        trust = read_trust(args.trust)
+        signers: dict[int, str] = {}
         try:
             config_text = args.config.read_text(encoding="utf-8")
         except OSError as exc:
@@ -254,12 +341,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             args.repository,
             extra_files=args.file,
             require_sha256=args.require_sha256,
+            trust=trust,
+            signers=signers,
         )
     except AssembleError as exc:
         print(f"assemble: error: {exc}", file=sys.stderr)
         return 1
     for source in sources:
-        state = "sha256 verified" if source.sha256 else "NOT verified (no sha256 given)"
+        state = checked(source, signers)
         print(f"assemble: {args.model} version {source.version} from {source.uri}: {state}")
     print(f"assemble: wrote {folder}")
     return 0

@@ -2,7 +2,8 @@
 
     python -m runtime.steps.publish --model FILE --store URI --name MODEL --version N
         --metrics FILE [--validation FILE] --data-sha256 HEX --seed N [--image IMG]
-        [--git-revision REV] [--spec-digest HEX] [--spec FILE [--spec-path-in-repo PATH]]
+        [--git-revision REV] [--spec-digest HEX] [--trainer JSON] [--signing-key PEM]
+        [--spec FILE [--spec-path-in-repo PATH]]
         [--open-pr --github-repo OWNER/NAME [--token-env GITHUB_TOKEN] [--base BRANCH]
          [--github-api URL]] --out DIR
 
@@ -11,7 +12,12 @@ The store is a local folder or any fsspec URL (s3://bucket/prefix, gs://...). Wr
 * <store>/<name>/<version>/model.onnx, the artifact;
 * <store>/<name>/<version>/metadata.json: the artifact's uri (relative to the store), sha256
   and size, the metrics, the validation summary, data digest, seed, image (and its digest),
-  git revision and spec digest. Sorted keys and no timestamps: a rerun writes the same bytes.
+  git revision and spec digest, and (when signed) the signature and provenance it names.
+  Sorted keys and no timestamps: a rerun writes the same bytes.
+* when a signer is chosen (runtime/steps/signing.py: a key pair, or Sigstore keyless with
+  an OIDC token): <store>/<name>/<version>/model.onnx.sig, the OpenSSF model-signing
+  bundle, and model.onnx.provenance.json, the signed in-toto statement of its SLSA
+  provenance (runtime/steps/provenance.py). Both are written before the record.
 
 A version is immutable. If the store already holds a different artifact at that version the
 step refuses; if it holds the same bytes the step succeeds without writing (a retried run),
@@ -22,7 +28,8 @@ Written to DIR:
 * sha256: the artifact digest and a newline;
 * metadata.json: the record as uploaded;
 * version.yaml: the entry to add to the model's `spec.versions` (version, artifact {uri,
-  sha256}, metrics), as a YAML mapping;
+  sha256, signature when signed}, metrics), as a YAML mapping;
+* model.onnx.sig and model.onnx.provenance.json, when signed: as uploaded;
 * spec.patch (with --spec): a unified diff, paths a/<path in repo> b/<path in repo>, that
   appends the entry to `spec.versions` and changes nothing else: the file's text is edited,
   so its comments and formatting stay. `git apply spec.patch` in the repository applies it.
@@ -57,9 +64,12 @@ from fsspec.implementations.local import LocalFileSystem
 from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
 
+from runtime.contract.signing import provenance_uri, signature_uri
 from runtime.contract.steps import PUBLISH
+from runtime.steps import provenance
 from runtime.steps.pipeline_io import (
     StepError,
+    json_argument,
     json_text,
     progress,
     run_main,
@@ -67,6 +77,7 @@ from runtime.steps.pipeline_io import (
     write_atomic,
     write_text,
 )
+from runtime.steps.signing import Signer, choose_signer
 
 STEP = "publish"
 PLAIN_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
@@ -114,8 +125,12 @@ def artifact_uri(name: str, version: int) -> str:
     return f"{name}/{version}/model.onnx"
 
 
-def metadata_record(args: argparse.Namespace, payload: bytes) -> dict[str, Any]:
+def metadata_record(
+    args: argparse.Namespace, payload: bytes, signer: Signer | None = None
+) -> dict[str, Any]:
     digest = IMAGE_DIGEST.search(args.image or "")
+    uri = artifact_uri(args.name, args.version)
+    signed = signer is not None
     return {
         "artifact": {
             "sha256": sha256_bytes(payload),
@@ -128,7 +143,9 @@ def metadata_record(args: argparse.Namespace, payload: bytes) -> dict[str, Any]:
         "image_digest": digest.group(1) if digest else None,
         "metrics": read_metrics(args.metrics),
         "model": args.name,
+        "provenance": provenance_uri(uri) if signed else None,
         "seed": args.seed,
+        "signature": {"bundle": signature_uri(uri), **signer.describe()} if signer else None,
         "spec_digest": args.spec_digest,
         "validation": validation_summary(args.validation),
         "version": args.version,
@@ -189,8 +206,13 @@ def upload(store: Store, name: str, version: int, payload: bytes, metadata: str)
 
     Returns the record the store holds afterwards (an existing one is kept).
     """
+    upload_artifact(store, name, version, payload)
+    return upload_record(store, name, version, metadata)
+
+
+def upload_artifact(store: Store, name: str, version: int, payload: bytes) -> None:
+    """The artifact, unless the store holds these bytes already (refused if others)."""
     model_rel = artifact_uri(name, version)
-    meta_rel = f"{name}/{version}/metadata.json"
     existing = store.read(model_rel)
     new_sha = sha256_bytes(payload)
     if existing is not None and existing != payload:
@@ -204,6 +226,11 @@ def upload(store: Store, name: str, version: int, payload: bytes, metadata: str)
         progress(STEP, f"uploaded {store.url(model_rel)} sha256={new_sha}")
     else:
         progress(STEP, f"{store.url(model_rel)} already holds this artifact; not rewritten")
+
+
+def upload_record(store: Store, name: str, version: int, metadata: str) -> str:
+    """The metadata record, unless one is there (kept as it is); the record the store holds."""
+    meta_rel = f"{name}/{version}/metadata.json"
     old_meta = store.read(meta_rel)
     if old_meta is None:
         store.write(meta_rel, metadata.encode("utf-8"))
@@ -234,14 +261,18 @@ def yaml_key(key: str) -> str:
     return key if PLAIN_KEY.match(key) else json.dumps(key)
 
 
-def entry_lines(name: str, version: int, sha256: str, metrics: Mapping[str, float]) -> list[str]:
+def entry_lines(
+    name: str, version: int, sha256: str, metrics: Mapping[str, float], signed: bool = False
+) -> list[str]:
     """The versions entry as block YAML, indented from column 0 (the caller indents it)."""
     flow = ", ".join(f"{yaml_key(k)}: {yaml_number(v)}" for k, v in sorted(metrics.items()))
+    uri = artifact_uri(name, version)
     return [
         f"version: {version}",
         "artifact:",
-        f"  uri: {artifact_uri(name, version)}",
+        f"  uri: {uri}",
         f"  sha256: {sha256}",
+        *([f"  signature: {signature_uri(uri)}"] if signed else []),
         f"metrics: {{{flow}}}",
     ]
 
@@ -491,18 +522,65 @@ def first_free_version(store: Store, name: str, start: int, payload: bytes) -> i
         version += 1
 
 
+def trainer_parameters(value: str | None) -> dict[str, Any]:
+    if value is None:
+        return {}
+    document = json_argument(value, "--trainer")
+    if not isinstance(document, dict):
+        raise StepError("--trainer must be a JSON object")
+    return document
+
+
+def sign_version(
+    args: argparse.Namespace, store: Store, signer: Signer, record: dict[str, Any]
+) -> None:
+    """Bundle and provenance beside the artifact; ones already there are kept (a retried
+    run: an ECDSA signature differs each time, the facts it signs do not)."""
+    uri = record["artifact"]["uri"]
+    written = {
+        signature_uri(uri): args.out / posixpath.basename(signature_uri(uri)),
+        provenance_uri(uri): args.out / posixpath.basename(provenance_uri(uri)),
+    }
+    existing = {relative: store.read(relative) for relative in written}
+    if all(payload is not None for payload in existing.values()):
+        for relative, local in written.items():
+            write_atomic(local, existing[relative] or b"")
+        progress(STEP, f"{store.url(signature_uri(uri))} already signs this version; kept")
+        return
+    bundle, statement = written.values()
+    signer.sign_model(args.model, bundle)
+    stated = provenance.statement(record, trainer_parameters(args.trainer))
+    write_atomic(statement, signer.sign_statement(stated))
+    for relative, local in written.items():
+        store.write(relative, local.read_bytes())
+    progress(
+        STEP, f"signed ({signer.method}): {store.url(signature_uri(uri))}, provenance beside it"
+    )
+
+
 def run(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     payload = read_model(args.model)
+    trainer_parameters(args.trainer)  # a bad --trainer fails before anything is written
+    signer = choose_signer(args.signing_key, os.environ)
+    store = open_store(args.store)
     if args.version_from:
-        args.version = first_free_version(open_store(args.store), args.name, args.version, payload)
+        args.version = first_free_version(store, args.name, args.version, payload)
         progress(STEP, f"publishing as version {args.version}")
-    record = metadata_record(args, payload)
-    metadata = json_text(record)
-    stored = upload(open_store(args.store), args.name, args.version, payload, metadata)
-    sha256 = record["artifact"]["sha256"]
-    entry = entry_lines(args.name, args.version, sha256, record["metrics"])
+    record = metadata_record(args, payload, signer)
     args.out.mkdir(parents=True, exist_ok=True)
+    upload_artifact(store, args.name, args.version, payload)
+    if signer is None:
+        progress(
+            STEP,
+            "NOT signed: no --signing-key, $KILN_SIGNING_KEY or OIDC token; an environment "
+            "with policy.require_signatures will refuse this version",
+        )
+    else:
+        sign_version(args, store, signer, record)
+    stored = upload_record(store, args.name, args.version, json_text(record))
+    sha256 = record["artifact"]["sha256"]
+    entry = entry_lines(args.name, args.version, sha256, record["metrics"], signer is not None)
     write_text(args.out / "sha256", sha256 + "\n")
     write_text(args.out / "metadata.json", stored)
     write_text(args.out / "version.yaml", "\n".join(entry) + "\n")

@@ -58,6 +58,12 @@ def test_car_loan_trains_and_publishes_reproducibly(project: Path) -> None:
         assert f"] {step}:" in output
     first = (project / "store-a/car-loan-default/2/model.onnx").read_bytes()
     assert (project / "store-a/car-loan-default/2/metadata.json").is_file()
+    # Signed with this machine's key pair (made on first use, outside the project).
+    log = (project / "runs-a/car-loan-default/run-1/publish.log").read_text()
+    assert "signed (key)" in log, log
+    bundle = project / "store-a/car-loan-default/2/model.onnx.sig"
+    assert bundle.is_file() and bundle.with_name("model.onnx.provenance.json").is_file()
+    assert not list(project.rglob("signing.pem"))
     code, output = _run(project, "car-loan-default", "runs-b", "store-b")
     assert code == 0, output
     second = (project / "store-b/car-loan-default/2/model.onnx").read_bytes()

@@ -61,7 +61,10 @@ def test_a_rollout_comes_from_the_rollout_block_and_the_overlay(project: Path) -
         "(FeatureSet car-loan-applicant@1)"
     )
     assert lines[5] == "               specs/project.yaml  (Project acme-ml)"
-    assert len(lines) == 6
+    assert lines[6:] == [
+        "served versions of car-loan-default in staging:",
+        "  version 1  not signed: no artifact.signature, no provenance",
+    ]
 
 
 def test_production_has_no_overlay(project: Path) -> None:
