@@ -16,7 +16,6 @@ from compiler.spec.types import (
     Image,
     Name,
     NonNegativeInt,
-    PlainText,
     PositiveInt,
     Quantity,
     Schedule,
@@ -283,8 +282,8 @@ class Training(SpecModel):
     """The training pipeline."""
 
     image: Image = Field(description="Training image.")
-    command: list[PlainText] = Field(min_length=1, description="Command in the image.")
-    args: list[PlainText] = Field(default_factory=list, description="Extra arguments.")
+    command: list[str] = Field(min_length=1, description="Command in the image.")
+    args: list[str] = Field(default_factory=list, description="Extra arguments.")
     data: DataRef = Field(description="Training data snapshot.")
     resources: TrainingResources = Field(
         default_factory=TrainingResources, description="Training pod resources."

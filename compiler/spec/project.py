@@ -7,9 +7,12 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from compiler.spec.types import (
+    GitText,
     Image,
+    LabelValue,
     Name,
     PositiveInt,
+    QualifiedName,
     SecretRef,
     SpecModel,
     Uri,
@@ -21,8 +24,8 @@ class GitSource(SpecModel):
     """Where Argo CD reads `generated/` from."""
 
     repo: Uri = Field(description="Clone URL of this repository.")
-    revision: str = Field("main", min_length=1, description="Branch, tag or commit to track.")
-    path: str = Field("generated", min_length=1, description="Folder of compiled output.")
+    revision: GitText = Field("main", description="Branch, tag or commit to track.")
+    path: GitText = Field("generated", description="Folder of compiled output.")
 
 
 class Images(SpecModel):
@@ -42,9 +45,9 @@ class Storage(SpecModel):
 class Toleration(SpecModel):
     """A Kubernetes toleration added to GPU pods."""
 
-    key: str = Field(min_length=1, description="Taint key.")
+    key: QualifiedName = Field(description="Taint key.")
     operator: Literal["Equal", "Exists"] = Field("Exists", description="Match operator.")
-    value: str | None = Field(None, description="Taint value (with operator Equal).")
+    value: LabelValue | None = Field(None, description="Taint value (with operator Equal).")
     effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] | None = Field(
         None, description="Taint effect to tolerate; all when empty."
     )
@@ -53,8 +56,10 @@ class Toleration(SpecModel):
 class Gpu(SpecModel):
     """How GPUs are requested and where GPU pods may run."""
 
-    resource: str = Field("nvidia.com/gpu", description="Extended resource name of a GPU.")
-    node_selector: dict[str, str] = Field(
+    resource: QualifiedName = Field(
+        "nvidia.com/gpu", description="Extended resource name of a GPU."
+    )
+    node_selector: dict[QualifiedName, LabelValue] = Field(
         default_factory=dict, description="Node labels GPU pods require."
     )
     tolerations: list[Toleration] = Field(
@@ -90,7 +95,7 @@ class Environment(SpecModel):
         "http://prometheus-operated.monitoring.svc:9090",
         description="Prometheus that analysis and autoscaling query.",
     )
-    monitoring_labels: dict[str, str] = Field(
+    monitoring_labels: dict[QualifiedName, LabelValue] = Field(
         default_factory=dict,
         description="Labels Prometheus selects ServiceMonitors and PrometheusRules by, "
         "e.g. {release: kube-prometheus-stack}.",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import asdict
 from typing import Any
 
@@ -55,6 +56,17 @@ def container_security() -> Object:
         "runAsNonRoot": True,
         "capabilities": {"drop": ["ALL"]},
     }
+
+
+def literal(text: str) -> str:
+    """`text` as a container's command, args and env values must hold it to reach the
+    process unchanged: Kubernetes expands `$(VAR)` there, and reads `$$` as one `$`
+    (k8s.io/kubernetes third_party/forked/golang/expansion), so every `$` is doubled."""
+    return text.replace("$", "$$")
+
+
+def literals(texts: Iterable[str]) -> list[str]:
+    return [literal(text) for text in texts]
 
 
 def service_host(model: ModelIR, service: str) -> str:

@@ -78,7 +78,7 @@ def cron_workflow(model: ModelIR) -> Object | None:
         "outputs": {"artifacts": [{"name": "report", "path": "/tmp/kiln/out"}]},
         "container": {
             "image": model.project.images.runtime,
-            "command": args,
+            "command": k8s.literals(args),
             "env": [{"name": "NML_DISABLE_USAGE_LOGGING", "value": "1"}],
             "resources": {
                 "requests": {"cpu": "1", "memory": "2Gi"},
