@@ -62,8 +62,9 @@ def _secret_hint(path: Path_, kind: str) -> str:
         return "write the header as a Secret reference: `headers: {NAME: {name: SECRET, key: KEY}}`"
     if fields[-2:] == ["webhook", "url"]:
         return (
-            "send the credential as a header from a Kubernetes Secret: "
-            "`webhook: {url: ..., headers: {Authorization: {name: SECRET, key: KEY}}}`"
+            "keep the URL in a Kubernetes Secret: `webhook: {url_secret: {name: SECRET, "
+            "key: KEY}}`, or send the credential as a header: "
+            "`headers: {NAME: {name: SECRET, key: KEY}}`"
         )
     if kind == "credentials in a URL":
         return (

@@ -120,12 +120,22 @@ class SlackTarget(SpecModel):
 
 
 class WebhookTarget(SpecModel):
-    """A generic JSON webhook."""
+    """A generic JSON webhook: its URL written out, or kept in a Secret when it holds a
+    credential (a token in its path or query)."""
 
-    url: Uri = Field(description="URL the alert events are POSTed to.")
+    url: Uri | None = Field(None, description="URL the alert events are POSTed to.")
+    url_secret: SecretRef | None = Field(
+        None, description="Secret key holding the URL, instead of `url`."
+    )
     headers: dict[str, SecretRef] = Field(
         default_factory=dict, description="Headers whose values come from Secrets."
     )
+
+    @model_validator(mode="after")
+    def _one_url(self) -> WebhookTarget:
+        if (self.url is None) == (self.url_secret is None):
+            raise fail("KILN1105", "a webhook needs exactly one of url, url_secret")
+        return self
 
 
 class AlertRoute(SpecModel):

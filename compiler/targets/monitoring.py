@@ -49,6 +49,8 @@ def _secrets(model: ModelIR) -> list[tuple[str, str]]:
             secrets.add(route.slack.webhook_secret.name)
         if route.webhook is not None:
             secrets |= {ref.name for _, ref in route.webhook.headers}
+            if route.webhook.url_secret is not None:
+                secrets.add(route.webhook.url_secret.name)
     return [(f"secret-{name}", name) for name in sorted(secrets)]
 
 

@@ -19,10 +19,14 @@ from collections import Counter
 from dataclasses import dataclass
 from urllib.parse import urlsplit, urlunsplit
 
+AWS_SECRET_KEY = "AWS secret access key"
 # Token formats, each as its issuer documents it. The group `secret` is the part
 # to hide; without it the whole match is.
 _SHAPES: tuple[tuple[str, str], ...] = (
-    ("private key block", r"-----BEGIN[A-Z0-9 ]*PRIVATE KEY[A-Z ]*-----(?:[^-]|-(?!----END))*"),
+    (
+        "private key block",
+        r"-----BEGIN[A-Z0-9 ]{0,40}PRIVATE KEY[A-Z ]{0,20}-----(?:[^-]|-(?!----END))*",
+    ),
     ("GCP service-account key", r"\"(?:private_key_id|private_key)\"\s*:\s*\"(?P<secret>[^\"]+)"),
     ("GCP service-account key", r"\"type\"\s*:\s*\"service_account\""),
     ("AWS access key id", r"(?<![A-Z0-9])(?:AKIA|ASIA|ABIA|ACCA|AIDA|AROA|ANPA|APKA)[A-Z0-9]{16}"),
@@ -33,17 +37,17 @@ _SHAPES: tuple[tuple[str, str], ...] = (
     ("Slack token", r"(?<![A-Za-z0-9])xox[abposre]-[A-Za-z0-9-]{8,}"),
     ("Slack token", r"(?<![A-Za-z0-9])xapp-[A-Za-z0-9-]{8,}"),
     ("JSON web token", r"(?<![\w-])eyJ[\w-]{8,}\.eyJ[\w-]{8,}\.[\w-]*"),
-    ("credentials in a URL", r"[A-Za-z][A-Za-z0-9+.-]*://(?P<secret>[^/\s@?#]+)@"),
+    (
+        "credentials in a URL",
+        r"(?<![A-Za-z0-9+.-])[A-Za-z][A-Za-z0-9+.-]*://(?P<secret>[^/\s@?#]+)@",
+    ),
     (
         "authorization header",
         r"(?i:\b(?:bearer|basic)\s+)(?P<secret>(?=[\w.~+/=-]*[\d.~+/=-])[\w.~+/=-]{8,})",
     ),
-    # AWS secret access keys have no prefix: 40 characters of base64, mixed as keys are.
-    (
-        "AWS secret access key",
-        r"(?<![A-Za-z0-9/+=])(?=[A-Za-z0-9/+]*[A-Z])(?=[A-Za-z0-9/+]*[a-z])"
-        r"(?=[A-Za-z0-9/+]*[0-9/+])[A-Za-z0-9/+]{40}(?![A-Za-z0-9/+=])",
-    ),
+    # AWS secret access keys have no prefix: 40 characters of base64 (mixed as keys
+    # are: see `_looks_generated`).
+    (AWS_SECRET_KEY, r"(?<![A-Za-z0-9/+])[A-Za-z0-9/+]{40}(?![A-Za-z0-9/+=])"),
 )
 _SHAPE_PATTERNS = tuple((kind, re.compile(pattern)) for kind, pattern in _SHAPES)
 
@@ -52,8 +56,13 @@ SECRET_NAME = re.compile(
     r"(?i)^[\w.-]*(?:password|passwd|passphrase|secret|token|credential|api[_-]?key"
     r"|access[_-]?key|private[_-]?key|signing[_-]?key|client[_-]?key)s?$"
 )
+# Patterns start where a run starts (a look-behind), so that a long run of letters
+# is scanned once, not once from each of its characters. Assignments may nest
+# (`url: https://host/?token=VALUE`): each is matched inside a look-ahead, so that
+# one does not swallow the next, and a value ends at the next `=` or `:`, so that
+# each separator's value is scanned once and the search stays linear.
 _ASSIGNMENT = re.compile(
-    r"(?P<name>[\w.-]+)\s*[=:]\s*[\"']?(?P<value>[^\s\"'&;,]+)",
+    r"(?<![\w.-])(?=(?P<name>[\w.-]{1,100})\s*[=:]\s*[\"']?(?P<value>[^\s\"'&;,=:]{1,500}))"
 )
 # A value under such a name is taken for a secret when it is this long and this varied
 # (bits per character, Shannon): words, paths and `${VARIABLE}` references are not.
@@ -96,12 +105,24 @@ def find_secrets(text: str) -> list[Finding]:
     found: list[Finding] = []
     for kind, pattern in _SHAPE_PATTERNS:
         for match in pattern.finditer(text):
+            if kind == AWS_SECRET_KEY and not _looks_generated(match.group()):
+                continue
             group = "secret" if match.re.groupindex.get("secret") else 0
             found.append(Finding(kind, match.start(group), match.end(group)))
     for match in _ASSIGNMENT.finditer(text):
         if is_named_secret(match["name"], match["value"]):
-            found.append(Finding(f"value of {match['name']}", match.start(2), match.end(2)))
+            start, end = match.span("value")
+            found.append(Finding(f"value of {match['name']}", start, end))
     return _without_overlaps(found)
+
+
+def _looks_generated(value: str) -> bool:
+    """Upper and lower case letters and a digit or symbol: a key, not a word or a hex digest."""
+    return (
+        any(c.isupper() for c in value)
+        and any(c.islower() for c in value)
+        and any(not c.isalpha() for c in value)
+    )
 
 
 def _without_overlaps(found: list[Finding]) -> list[Finding]:

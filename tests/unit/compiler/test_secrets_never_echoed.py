@@ -103,3 +103,46 @@ def test_ordinary_text_is_not_taken_for_a_secret(
     files["models/alpha.yaml"] += TRAINING.format(args=json.dumps(harmless))
     specs_dir = write_tree(tmp_path, files)
     assert [d.code for d in build(specs_dir).diagnostics if d.is_error] == []
+
+
+WEBHOOK_ROUTE = """\
+  alert_routes:
+    - name: hook
+      webhook: {webhook}
+"""
+ALERTING_MODEL = """\
+  monitoring:
+    schedule: {cron: "0 * * * *"}
+    reference: {uri: signals/reference.parquet}
+    analysis: {uri: signals/predictions/}
+    columns: {timestamp: ts, prediction: label}
+    drift: {univariate: {}}
+  alerts:
+    - {name: drift, when: {signal: drift}, severity: warning, route: hook}
+"""
+
+
+def _webhook_tree(
+    tmp_path: Path, spec_files: SpecFiles, write_tree: WriteTree, webhook: str
+) -> Path:
+    files = spec_files(models=("alpha",))
+    files["project.yaml"] += WEBHOOK_ROUTE.format(webhook=webhook)
+    files["models/alpha.yaml"] += ALERTING_MODEL
+    return write_tree(tmp_path, files)
+
+
+def test_a_webhook_url_with_a_token_points_to_a_reference_the_field_accepts(
+    tmp_path: Path, spec_files: SpecFiles, write_tree: WriteTree
+) -> None:
+    url = "https://hooks.example/x?token=Zx9kLm2Qp7wRt4Yv"
+    refused = build(_webhook_tree(tmp_path / "a", spec_files, write_tree, f"{{url: {url!r}}}"))
+    (problem,) = [d for d in refused.diagnostics if d.is_error]
+    assert problem.code == "KILN1209" and "url_secret: {name: SECRET, key: KEY}" in problem.hint
+    reference = "{url_secret: {name: hook-secret, key: url}}"
+    built = build(_webhook_tree(tmp_path / "b", spec_files, write_tree, reference))
+    assert [d for d in built.diagnostics if d.is_error] == []
+    texts = {a.path: a.data.decode() for a in built.artifacts}
+    config = next(t for p, t in texts.items() if "monitor-config" in p)
+    assert "url_secret" in config and "hook-secret" in config
+    workflow = next(t for p, t in texts.items() if p.endswith("-monitor.yaml") and "Cron" in t)
+    assert "secretName: hook-secret" in workflow
