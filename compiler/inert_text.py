@@ -31,26 +31,25 @@ TEMPLATE_HINT = (
 )
 
 
-def _strings(node: Any, path: Path_ = ()) -> Iterator[tuple[Path_, str, bool, str]]:
+def _strings(data: Any) -> Iterator[tuple[Path_, str, bool, str]]:
     """Every string in a document: its path, its text, whether it is a key, and the
-    name it stands under (its key, or the option before it in a list)."""
-    if isinstance(node, dict):
-        for key, value in node.items():
-            if isinstance(key, str):
-                yield (*path, key), key, True, ""
-            yield from _named(value, (*path, key), str(key))
-    elif isinstance(node, list):
-        previous = ""
-        for index, item in enumerate(node):
-            yield from _named(item, (*path, index), previous)
-            previous = item if isinstance(item, str) else ""
-
-
-def _named(node: Any, path: Path_, name: str) -> Iterator[tuple[Path_, str, bool, str]]:
-    if isinstance(node, str):
-        yield path, node, False, name
-    else:
-        yield from _strings(node, path)
+    name it stands under (its key, or the option before it in a list). A loop rather
+    than recursion: it runs over every node of every spec."""
+    stack: list[tuple[Path_, Any, str]] = [((), data, "")]
+    while stack:
+        path, node, name = stack.pop()
+        if isinstance(node, str):
+            yield path, node, False, name
+        elif isinstance(node, dict):
+            for key, value in node.items():
+                if isinstance(key, str):
+                    yield (*path, key), key, True, ""
+                stack.append(((*path, key), value, str(key)))
+        elif isinstance(node, list):
+            previous = ""
+            for index, item in enumerate(node):
+                stack.append(((*path, index), item, previous))
+                previous = item if isinstance(item, str) else ""
 
 
 def _secret_hint(path: Path_, kind: str) -> str:

@@ -49,7 +49,21 @@ _SHAPES: tuple[tuple[str, str], ...] = (
     # are: see `_looks_generated`).
     (AWS_SECRET_KEY, r"(?<![A-Za-z0-9/+])[A-Za-z0-9/+]{40}(?![A-Za-z0-9/+=])"),
 )
-_SHAPE_PATTERNS = tuple((kind, re.compile(pattern)) for kind, pattern in _SHAPES)
+# One alternation, so that a text is scanned once for every shape: alternative `kN`
+# is the N-th shape, and its part to hide, if it names one, is group `sN`.
+_SHAPE_PATTERN = re.compile(
+    "|".join(
+        f"(?P<k{index}>{pattern.replace('(?P<secret>', f'(?P<s{index}>')})"
+        for index, (_, pattern) in enumerate(_SHAPES)
+    )
+)
+_SHORTEST = 8  # no shape, and no named value, is shorter
+# What every shape and every assignment holds somewhere: most spec strings (names,
+# paths, commands) hold none of it and are not searched further.
+_CANDIDATE = re.compile(
+    r"[A-Za-z0-9/+]{16}|[=:@\"]|-----|eyJ|xox|xapp-|gl[a-z]{1,4}-|github_pat_|hooks\.slack"
+    r"|(?i:bearer|basic)\s"
+)
 
 # Names a credential stands under, as a key, an option or an assignment.
 SECRET_NAME = re.compile(
@@ -102,17 +116,21 @@ def is_named_secret(name: str, value: str) -> bool:
 
 def find_secrets(text: str) -> list[Finding]:
     """Every secret in `text`, by shape or by the name assigned it, first to last."""
+    if len(text) < _SHORTEST or not _CANDIDATE.search(text):
+        return []
     found: list[Finding] = []
-    for kind, pattern in _SHAPE_PATTERNS:
-        for match in pattern.finditer(text):
-            if kind == AWS_SECRET_KEY and not _looks_generated(match.group()):
-                continue
-            group = "secret" if match.re.groupindex.get("secret") else 0
-            found.append(Finding(kind, match.start(group), match.end(group)))
-    for match in _ASSIGNMENT.finditer(text):
-        if is_named_secret(match["name"], match["value"]):
-            start, end = match.span("value")
-            found.append(Finding(f"value of {match['name']}", start, end))
+    for match in _SHAPE_PATTERN.finditer(text):
+        index = int(str(match.lastgroup)[1:])
+        kind = _SHAPES[index][0]
+        if kind == AWS_SECRET_KEY and not _looks_generated(match.group()):
+            continue
+        hide = f"s{index}" if f"s{index}" in _SHAPE_PATTERN.groupindex else 0
+        found.append(Finding(kind, match.start(hide), match.end(hide)))
+    if "=" in text or ":" in text:
+        for match in _ASSIGNMENT.finditer(text):
+            if is_named_secret(match["name"], match["value"]):
+                start, end = match.span("value")
+                found.append(Finding(f"value of {match['name']}", start, end))
     return _without_overlaps(found)
 
 
