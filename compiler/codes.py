@@ -54,7 +54,11 @@ CODES: dict[str, tuple[str, str]] = {
     "KILN1206": ("Not a sha256 digest", "Write the 64 hex digits that `sha256sum` prints."),
     "KILN1207": ("Not a URI", "Write scheme://bucket/path, or a path relative to storage."),
     "KILN1208": ("Not an image reference", "Write registry/repo:tag or registry/repo@sha256:..."),
-    "KILN1209": ("Secret value in a spec", "Put it in a Kubernetes Secret and refer to it."),
+    "KILN1209": (
+        "Secret value in a spec",
+        "Keep it in a Kubernetes Secret and refer to it (the hint names a reference the field "
+        "accepts); the secret is shown redacted.",
+    ),
     "KILN1210": ("Not a FeatureSet reference", "Write name@version."),
     "KILN1211": ("Not a column name", "Use letters, digits and '_'."),
     "KILN1230": (
@@ -64,6 +68,22 @@ CODES: dict[str, tuple[str, str]] = {
     "KILN1231": (
         "Not a signer identity or OIDC issuer",
         "Write the identity without spaces and the issuer as an https URL.",
+    ),
+    "KILN1212": (
+        "Template syntax in a spec value",
+        "Remove '{{' or the Kiln step token: Argo, Argo CD and the pipeline would evaluate it.",
+    ),
+    "KILN1213": (
+        "Not a Kubernetes qualified name",
+        "An optional DNS prefix and '/', then up to 63 of [A-Za-z0-9-_.], e.g. nvidia.com/gpu.",
+    ),
+    "KILN1214": (
+        "Not a Kubernetes label value",
+        "Up to 63 of [A-Za-z0-9-_.], starting and ending with a letter or digit.",
+    ),
+    "KILN1215": (
+        "Not a git revision or repository folder",
+        "Use letters, digits, '.', '_', '+', '-' and '/'; no '..'.",
     ),
     # 13xx: references between specs
     "KILN1301": ("Duplicate object", "Two specs of one kind share a name; rename one."),

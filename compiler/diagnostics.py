@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from enum import Enum
 
 from compiler.codes import CODES
+from runtime.contract.secrets import redact
 
 # Where a problem is: a node's path in a spec document (keys and list indexes), and
 # the 1-based line and column it is shown at. A locator maps the one to the other;
@@ -43,6 +44,10 @@ class Diagnostic:
     def __post_init__(self) -> None:
         if self.code not in CODES:
             raise ValueError(f"undocumented diagnostic code {self.code}")
+        # Whatever a stage quotes, no secret leaves in any format (text, JSON, GitHub
+        # annotations, the plan): every one of them prints these two fields.
+        object.__setattr__(self, "message", redact(self.message))
+        object.__setattr__(self, "hint", redact(self.hint))
 
     @property
     def is_error(self) -> bool:

@@ -91,7 +91,7 @@ VALUE_TYPES: tuple[tuple[object, str, str, str], ...] = (
         "`scheme://bucket/path` with one of the schemes "
         + ", ".join(f"`{s}`" for s in spec_types.URI_SCHEMES)
         + ", or a relative path without spaces or `:` (resolved against the environment's "
-        "storage). Credentials in the URI are refused (KILN1209).",
+        "storage). Credentials in the URI are refused (KILN1209), as every secret is.",
         "KILN1207",
     ),
     (
@@ -102,17 +102,32 @@ VALUE_TYPES: tuple[tuple[object, str, str, str], ...] = (
         "KILN1208",
     ),
     (
+        spec_types.QualifiedName,
+        "qualified name",
+        "A Kubernetes qualified name, as label keys, node-selector keys, taint keys and "
+        "extended resources are written: an optional DNS prefix and `/`, then at most 63 "
+        "letters, digits, `-`, `_` or `.`, starting and ending with a letter or digit.",
+        "KILN1213",
+    ),
+    (
+        spec_types.LabelValue,
+        "label value",
+        "A Kubernetes label value: empty, or at most 63 letters, digits, `-`, `_` or `.`, "
+        "starting and ending with a letter or digit.",
+        "KILN1214",
+    ),
+    (
+        spec_types.GitText,
+        "git revision",
+        "A branch, tag, commit or repository folder: letters, digits, `.`, `_`, `+`, `-` "
+        "and `/`, without `..` or an empty folder.",
+        "KILN1215",
+    ),
+    (
         spec_types.FeatureRef,
         "feature reference",
         "A FeatureSet as `name@version`, for example `car-loan-applicant@1`.",
         "KILN1210",
-    ),
-    (
-        spec_types.PlainText,
-        "text",
-        "A string that must not look like a secret (Slack webhook URLs, Slack tokens, "
-        "`Bearer` tokens).",
-        "KILN1209",
     ),
 )
 
@@ -134,7 +149,9 @@ FAMILIES: dict[str, tuple[str, str]] = {
         "Value syntax",
         "Reported by the field types of `compiler/spec/types.py` for a value whose syntax "
         "is wrong: names, quantities, durations, cron expressions, time zones, digests, "
-        "URIs, images, references and secrets written into a spec.",
+        "URIs, images and references. Every string of a spec, keys included, is also "
+        "searched (`compiler/inert_text.py`) for a secret (KILN1209, shown redacted) and "
+        "for template syntax another engine would evaluate (KILN1212).",
     ),
     "13": (
         "References",

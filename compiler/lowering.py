@@ -359,7 +359,8 @@ def _slack(slack: SlackTarget) -> SlackIR:
 
 def _webhook(webhook: WebhookTarget) -> WebhookIR:
     headers = tuple((name, _secret(ref)) for name, ref in sorted(webhook.headers.items()))
-    return WebhookIR(webhook.url, headers)
+    url_secret = _maybe(_secret, webhook.url_secret)
+    return WebhookIR(webhook.url, url_secret, headers)
 
 
 def lower_route(route: AlertRoute) -> RouteIR:

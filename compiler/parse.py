@@ -12,6 +12,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from compiler.diagnostics import Diagnostic, Locator, Path_
+from compiler.inert_text import inert_text_problems
 from compiler.load import Document
 from compiler.spec.documents import KINDS, SpecDocument
 from compiler.spec.types import API_VERSION, shown
@@ -152,7 +153,8 @@ def translate(
             line, col = locate(path[:-1], True)
         elif kind.startswith("KILN"):
             code, message = kind, error["msg"]
-            line, col = locate(path, False)
+            # pydantic marks a mapping's key that fails its type with a last "[key]".
+            line, col = locate(path, error["loc"][-1:] == ("[key]",))
         elif kind in ("literal_error", "enum", "union_tag_invalid"):
             expected = error.get("ctx", {}).get("expected", "")
             code = "KILN1104"
@@ -236,7 +238,14 @@ def parse_document(document: Document) -> tuple[SpecDocument | None, list[Diagno
             Diagnostic(file, line, col, "KILN1113", f"unknown kind {shown(kind, 40)}", hint=hint)
         ]
     model = KINDS[kind]
+    refused = inert_text_problems(document)
     try:
-        return model.model_validate(data), []
+        parsed: SpecDocument | None = model.model_validate(data)
+        problems: list[Diagnostic] = []
     except ValidationError as exc:
-        return None, translate(exc, data, model, file, document_locator(document))
+        parsed, problems = None, translate(exc, data, model, file, document_locator(document))
+    if not refused:
+        return parsed, problems
+    # A field's own complaint about a refused value would only repeat it.
+    placed = {(d.line, d.col) for d in refused}
+    return None, refused + [d for d in problems if (d.line, d.col) not in placed]

@@ -139,7 +139,8 @@ class SlackIR:
 
 @dataclass(frozen=True)
 class WebhookIR:
-    url: str
+    url: str | None  # exactly one of url and url_secret is set (a spec rule)
+    url_secret: SecretRefIR | None
     headers: tuple[tuple[str, SecretRefIR], ...]  # (header, its Secret), sorted by header
 
 

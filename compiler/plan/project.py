@@ -17,6 +17,9 @@ def _route(route: AlertRoute) -> str:
         channel = f" to {route.slack.channel}" if route.slack.channel else ""
         return f"Slack webhook from Secret {secret.name}/{secret.key}{channel}"
     if route.webhook is not None:
+        url_secret = route.webhook.url_secret
+        if url_secret is not None:
+            return f"webhook with its URL from Secret {url_secret.name}/{url_secret.key}"
         return f"webhook {route.webhook.url}"
     return "none"
 

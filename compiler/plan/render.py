@@ -11,6 +11,7 @@ from jinja2.sandbox import SandboxedEnvironment
 
 from compiler.diagnostics import Diagnostic
 from compiler.plan.result import Plan
+from runtime.contract.secrets import redact
 
 MARKER = "<!-- kiln-plan -->"  # finds the comment to update; first line of the Markdown
 # GitHub refuses comments over 65,536 characters; bytes are never fewer than characters.
@@ -121,13 +122,13 @@ _MARKDOWN_SPECIAL = str.maketrans(
 
 
 def markdown_text(value: object) -> str:
-    """Text that Markdown shows as it is: no emphasis, links, tables or HTML."""
-    return str(value).translate(_MARKDOWN_SPECIAL)
+    """Text that Markdown shows as it is: no emphasis, links, tables or HTML, no secret."""
+    return redact(str(value)).translate(_MARKDOWN_SPECIAL)
 
 
 def markdown_code(value: object) -> str:
-    """A code span; safe inside a table cell."""
-    text = str(value).replace("`", "'").replace("|", "\\|").replace("\n", " ")
+    """A code span, without a secret; safe inside a table cell."""
+    text = redact(str(value)).replace("`", "'").replace("|", "\\|").replace("\n", " ")
     return f"`{text}`"
 
 
@@ -149,7 +150,9 @@ def _environment() -> SandboxedEnvironment:
 def _render(plan: Plan, limits: Limits, fmt: str) -> str:
     template = _environment().get_template("plan.md.j2" if fmt == "markdown" else "plan.txt.j2")
     text: str = template.render(_view(plan, limits, fmt))
-    return text
+    # Markdown values were redacted before they were escaped (an escape can hide a
+    # token's shape); plain text is redacted whole.
+    return text if fmt == "markdown" else redact(text)
 
 
 def _cut(text: str, limit: int, note: str) -> str:

@@ -16,7 +16,6 @@ from compiler.spec.types import (
     Image,
     Name,
     NonNegativeInt,
-    PlainText,
     PositiveInt,
     Quantity,
     Schedule,
@@ -292,8 +291,8 @@ class Training(SpecModel):
     """The training pipeline."""
 
     image: Image = Field(description="Training image.")
-    command: list[PlainText] = Field(min_length=1, description="Command in the image.")
-    args: list[PlainText] = Field(default_factory=list, description="Extra arguments.")
+    command: list[str] = Field(min_length=1, description="Command in the image.")
+    args: list[str] = Field(default_factory=list, description="Extra arguments.")
     data: DataRef | None = Field(
         None,
         description="Training rows, when not the FeatureSet's source (a pinned snapshot).",
@@ -466,7 +465,7 @@ class Alert(SpecModel):
 
 OVERRIDABLE = ("serving", "rollout", "training", "monitoring", "alerts")
 # A class as the target column holds it: a label or a whole number.
-ClassLabel = Annotated[PlainText, Field(min_length=1, max_length=253)] | int
+ClassLabel = Annotated[str, Field(min_length=1, max_length=253)] | int
 
 
 class ModelSpec(SpecModel):

@@ -8,9 +8,12 @@ from pydantic import Field, model_validator
 
 from compiler.spec.signing import Signing
 from compiler.spec.types import (
+    GitText,
     Image,
+    LabelValue,
     Name,
     PositiveInt,
+    QualifiedName,
     SecretRef,
     SpecModel,
     Uri,
@@ -22,8 +25,8 @@ class GitSource(SpecModel):
     """Where Argo CD reads `generated/` from."""
 
     repo: Uri = Field(description="Clone URL of this repository.")
-    revision: str = Field("main", min_length=1, description="Branch, tag or commit to track.")
-    path: str = Field("generated", min_length=1, description="Folder of compiled output.")
+    revision: GitText = Field("main", description="Branch, tag or commit to track.")
+    path: GitText = Field("generated", description="Folder of compiled output.")
 
 
 class Images(SpecModel):
@@ -43,9 +46,9 @@ class Storage(SpecModel):
 class Toleration(SpecModel):
     """A Kubernetes toleration added to GPU pods."""
 
-    key: str = Field(min_length=1, description="Taint key.")
+    key: QualifiedName = Field(description="Taint key.")
     operator: Literal["Equal", "Exists"] = Field("Exists", description="Match operator.")
-    value: str | None = Field(None, description="Taint value (with operator Equal).")
+    value: LabelValue | None = Field(None, description="Taint value (with operator Equal).")
     effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] | None = Field(
         None, description="Taint effect to tolerate; all when empty."
     )
@@ -54,8 +57,10 @@ class Toleration(SpecModel):
 class Gpu(SpecModel):
     """How GPUs are requested and where GPU pods may run."""
 
-    resource: str = Field("nvidia.com/gpu", description="Extended resource name of a GPU.")
-    node_selector: dict[str, str] = Field(
+    resource: QualifiedName = Field(
+        "nvidia.com/gpu", description="Extended resource name of a GPU."
+    )
+    node_selector: dict[QualifiedName, LabelValue] = Field(
         default_factory=dict, description="Node labels GPU pods require."
     )
     tolerations: list[Toleration] = Field(
@@ -99,7 +104,7 @@ class Environment(SpecModel):
         "http://prometheus-operated.monitoring.svc:9090",
         description="Prometheus that analysis and autoscaling query.",
     )
-    monitoring_labels: dict[str, str] = Field(
+    monitoring_labels: dict[QualifiedName, LabelValue] = Field(
         default_factory=dict,
         description="Labels Prometheus selects ServiceMonitors and PrometheusRules by, "
         "e.g. {release: kube-prometheus-stack}.",
@@ -124,12 +129,22 @@ class SlackTarget(SpecModel):
 
 
 class WebhookTarget(SpecModel):
-    """A generic JSON webhook."""
+    """A generic JSON webhook: its URL written out, or kept in a Secret when it holds a
+    credential (a token in its path or query)."""
 
-    url: Uri = Field(description="URL the alert events are POSTed to.")
+    url: Uri | None = Field(None, description="URL the alert events are POSTed to.")
+    url_secret: SecretRef | None = Field(
+        None, description="Secret key holding the URL, instead of `url`."
+    )
     headers: dict[str, SecretRef] = Field(
         default_factory=dict, description="Headers whose values come from Secrets."
     )
+
+    @model_validator(mode="after")
+    def _one_url(self) -> WebhookTarget:
+        if (self.url is None) == (self.url_secret is None):
+            raise fail("KILN1105", "a webhook needs exactly one of url, url_secret")
+        return self
 
 
 class AlertRoute(SpecModel):

@@ -19,6 +19,7 @@ from pydantic_core import PydanticCustomError
 
 from compiler.spec.cron import longest_gap_seconds
 from runtime.contract.durations import DURATION, duration_seconds, is_duration
+from runtime.contract.secrets import redact
 
 API_VERSION = "kiln/v1alpha1"
 
@@ -32,7 +33,10 @@ class SpecModel(BaseModel):
 def shown(value: Any, limit: int = 200) -> str:
     """A value as a message quotes it, cut at `limit` characters: long enough for any
     digest or URI a person writes, short enough that a huge value in a spec never
-    floods the terminal or a pull request comment."""
+    floods the terminal or a pull request comment. A secret in it is redacted before
+    it is cut, so that no part of one survives the cut unrecognised."""
+    if isinstance(value, str):
+        value = redact(value)
     text = value.isoformat() if isinstance(value, date) else repr(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
@@ -70,6 +74,44 @@ Name = Annotated[
         63,
     ),
     WithJsonSchema({"type": "string", "pattern": f"^{DNS_LABEL}$", "maxLength": 63}),
+]
+
+# Kubernetes label keys, node-selector keys, taint keys and extended resource names are
+# qualified names: an optional DNS-subdomain prefix and '/', then at most 63 of
+# [A-Za-z0-9-_.] starting and ending alphanumeric (apimachinery's IsQualifiedName).
+# Checked here because each becomes a YAML key or a resource name in the output.
+_QUALIFIED_PART = r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?"
+QUALIFIED_NAME = rf"({DNS_LABEL}(\.{DNS_LABEL})*/)?{_QUALIFIED_PART}"
+
+
+def _check_qualified_name(value: str) -> str:
+    prefix, _, _ = value.rpartition("/")
+    if not re.fullmatch(QUALIFIED_NAME, value) or len(prefix) > 253:
+        raise fail(
+            "KILN1213",
+            f"{shown(value, 80)} is not a Kubernetes qualified name; write an optional "
+            "DNS prefix and '/', then up to 63 letters, digits, '-', '_' or '.', starting and "
+            "ending with a letter or digit (e.g. nvidia.com/gpu)",
+        )
+    return value
+
+
+QualifiedName = Annotated[
+    str,
+    AfterValidator(_check_qualified_name),
+    WithJsonSchema({"type": "string", "pattern": f"^{QUALIFIED_NAME}$"}),
+]
+
+LABEL_VALUE = rf"({_QUALIFIED_PART})?"
+LabelValue = Annotated[
+    str,
+    _matcher(
+        "KILN1214",
+        LABEL_VALUE,
+        "a Kubernetes label value",
+        "use up to 63 letters, digits, '-', '_' or '.', starting and ending with a letter or digit",
+    ),
+    WithJsonSchema({"type": "string", "pattern": f"^{LABEL_VALUE}$"}),
 ]
 
 COLUMN = r"[A-Za-z_][A-Za-z0-9_]*"
@@ -203,30 +245,21 @@ Sha256 = Annotated[
     WithJsonSchema({"type": "string", "pattern": f"^{SHA256}$"}),
 ]
 
-# Values that are secrets by their look: a spec must refer to them, not hold them.
-# One pattern, so that each value is searched once.
-_SECRET_LOOKS = re.compile(
-    r"https://hooks\.slack\.com/services/\S+|xox[abpors]-[\w-]+|(?i:bearer)\s+\S+"
-)
-
-
-def _check_not_secret(value: str) -> str:
-    if _SECRET_LOOKS.search(value):
-        raise fail(
-            "KILN1209",
-            "this value looks like a secret; specs hold only references to Kubernetes "
-            "Secrets: write {name: SECRET, key: KEY}",
-        )
-    return value
-
-
 URI_SCHEMES = ("s3", "gs", "gcs", "az", "abfs", "http", "https", "file")
 _URI = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*)://(?P<rest>\S*)")
 _RELATIVE_PATH = re.compile(r"[^\s:]+")
 
 
 def _check_uri(value: str) -> str:
-    _check_not_secret(value)
+    # Credentials in a URI are refused with every other secret (compiler.inert_text).
+    if "$(" in value:
+        # Store URIs reach container commands through Argo parameters, after Kiln's
+        # escaping: Kubernetes would expand `$(NAME)` there. No store needs it.
+        raise fail(
+            "KILN1207",
+            f"{shown(value)} holds '$(', which Kubernetes expands in container commands; "
+            "rename the path",
+        )
     match = _URI.fullmatch(value)
     if match:
         if match["scheme"] not in URI_SCHEMES:
@@ -237,12 +270,6 @@ def _check_uri(value: str) -> str:
             )
         if not match["rest"] or (match["scheme"] != "file" and match["rest"].startswith("/")):
             raise fail("KILN1207", f"{shown(value)} has no host or bucket")
-        if "@" in match["rest"].split("/", 1)[0]:
-            raise fail(
-                "KILN1209",
-                f"{shown(value)} carries credentials in the URI; "
-                "use a secret reference or workload identity instead",
-            )
         return value
     if _RELATIVE_PATH.fullmatch(value) and not value.startswith("/"):
         return value  # relative to the environment's storage root
@@ -254,6 +281,30 @@ def _check_uri(value: str) -> str:
 
 
 Uri = Annotated[str, AfterValidator(_check_uri), WithJsonSchema({"type": "string"})]
+
+# A branch, tag or commit, and a folder of the repository, as Argo CD and Argo's git
+# artifact take them. A subset of what git allows, without the characters a shell, a
+# template or Kubernetes' `$(VAR)` expansion would act on: the revision also reaches a
+# container command through an Argo parameter, where no escape applies.
+GIT_REVISION = r"[A-Za-z0-9_][A-Za-z0-9._/+-]*"
+
+
+def _check_git_text(value: str) -> str:
+    parts = value.split("/")
+    if not re.fullmatch(GIT_REVISION, value) or ".." in value or "" in parts:
+        raise fail(
+            "KILN1215",
+            f"{shown(value, 80)} is not a git revision or repository folder; use letters, "
+            "digits, '.', '_', '+', '-' and '/' (no '..', no empty folder)",
+        )
+    return value
+
+
+GitText = Annotated[
+    str,
+    AfterValidator(_check_git_text),
+    WithJsonSchema({"type": "string", "pattern": f"^{GIT_REVISION}$"}),
+]
 
 # registry/repository[:tag][@sha256:digest], as the distribution reference grammar allows.
 IMAGE = (
@@ -282,8 +333,6 @@ def image_has_digest(value: str) -> bool:
 Image = Annotated[
     str, AfterValidator(_check_image), WithJsonSchema({"type": "string", "pattern": f"^{IMAGE}$"})
 ]
-
-PlainText = Annotated[str, AfterValidator(_check_not_secret)]
 
 FEATURE_REF = r"(?P<name>" + DNS_LABEL + r")@(?P<version>\d+)"
 FeatureRef = Annotated[

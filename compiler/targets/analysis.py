@@ -166,7 +166,7 @@ def _smoke_metric(model: ModelIR, service: str) -> Object:
     container = {
         "name": "smoke",
         "image": model.project.images.runtime,
-        "command": args,
+        "command": k8s.literals(args),
         "resources": {
             "requests": {"cpu": "100m", "memory": "256Mi"},
             "limits": {"cpu": "1", "memory": "1Gi"},

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import asdict
 from typing import Any
 
@@ -80,6 +81,17 @@ def init_container_user(model: ModelIR) -> Object:
     if model.project.istio_native_sidecars:
         return {}
     return {"runAsUser": ISTIO_PROXY_UID}
+
+
+def literal(text: str) -> str:
+    """`text` as a container's command, args and env values must hold it to reach the
+    process unchanged: Kubernetes expands `$(VAR)` there, and reads `$$` as one `$`
+    (k8s.io/kubernetes third_party/forked/golang/expansion), so every `$` is doubled."""
+    return text.replace("$", "$$")
+
+
+def literals(texts: Iterable[str]) -> list[str]:
+    return [literal(text) for text in texts]
 
 
 def service_host(model: ModelIR, service: str) -> str:

@@ -60,7 +60,12 @@ def _route(route: RouteIR) -> dict[str, Any]:
             written["slack"]["channel"] = slack.channel
     if route.webhook is not None:
         headers = {name: asdict(ref) for name, ref in route.webhook.headers}
-        written["webhook"] = {"url": route.webhook.url, "headers": headers}
+        webhook = route.webhook
+        written["webhook"] = {"headers": headers}
+        if webhook.url_secret is not None:
+            written["webhook"]["url_secret"] = asdict(webhook.url_secret)
+        else:
+            written["webhook"]["url"] = webhook.url
     return written
 
 

@@ -49,6 +49,8 @@ def _secrets(model: ModelIR) -> list[tuple[str, str]]:
             secrets.add(route.slack.webhook_secret.name)
         if route.webhook is not None:
             secrets |= {ref.name for _, ref in route.webhook.headers}
+            if route.webhook.url_secret is not None:
+                secrets.add(route.webhook.url_secret.name)
     return [(f"secret-{name}", name) for name in sorted(secrets)]
 
 
@@ -84,7 +86,7 @@ def cron_workflow(model: ModelIR) -> Object | None:
         "outputs": {"artifacts": [{"name": "report", "path": "/tmp/kiln/out"}]},
         "container": {
             "image": model.project.images.runtime,
-            "command": args,
+            "command": k8s.literals(args),
             "env": [{"name": "NML_DISABLE_USAGE_LOGGING", "value": "1"}],
             "resources": {
                 "requests": {"cpu": "1", "memory": "2Gi"},

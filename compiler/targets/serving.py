@@ -87,7 +87,7 @@ def _assemble_container(model: ModelIR) -> Object:
         "name": "assemble-model-repository",
         "image": model.project.images.runtime,
         # `command`, not `args`: the runtime image's ENTRYPOINT would be prepended to args.
-        "command": args,
+        "command": k8s.literals(args),
         "resources": {
             "requests": {"cpu": "100m", "memory": "256Mi"},
             "limits": {"cpu": "1", "memory": "1Gi"},

@@ -107,7 +107,7 @@ def _container(step: Step, model: ModelIR) -> Object:
         limits[model.environment.gpu.resource] = str(step.gpus)
     container: Object = {
         "image": step.image,
-        "command": [_argo(part, model) for part in step.command],
+        "command": k8s.literals(_argo(part, model) for part in step.command),
         "resources": {"requests": requests, "limits": limits},
         "securityContext": {
             "allowPrivilegeEscalation": False,
@@ -116,7 +116,7 @@ def _container(step: Step, model: ModelIR) -> Object:
         },
     }
     if step.env:
-        container["env"] = [{"name": k, "value": _argo(v, model)} for k, v in step.env]
+        container["env"] = [{"name": k, "value": k8s.literal(_argo(v, model))} for k, v in step.env]
     return container
 
 

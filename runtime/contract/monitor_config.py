@@ -266,8 +266,15 @@ class SlackTarget(Strict):
 
 
 class WebhookTarget(Strict):
-    url: str = Field(min_length=1)
+    url: str | None = Field(None, min_length=1)
+    url_secret: SecretRef | None = None  # the URL, when it holds a credential
     headers: dict[str, SecretRef] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _one_url(self) -> WebhookTarget:
+        if (self.url is None) == (self.url_secret is None):
+            raise ValueError("a webhook needs exactly one of url, url_secret")
+        return self
 
 
 class Route(Strict):

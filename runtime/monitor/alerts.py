@@ -274,8 +274,14 @@ def _deliver_route(
             headers = {}
         else:
             assert route.webhook is not None
-            url = route.webhook.url
-            record.target = url
+            webhook = route.webhook
+            if webhook.url_secret is not None:
+                ref = webhook.url_secret
+                record.target = f"webhook from secret {ref.name}/{ref.key}"
+                url = resolve_secret(ref, config.secrets, environ)
+            else:
+                assert webhook.url is not None  # one of the two: the config's rule
+                url = record.target = webhook.url
             headers = {
                 name: resolve_secret(ref, config.secrets, environ)
                 for name, ref in sorted(route.webhook.headers.items())

@@ -44,6 +44,8 @@ import fsspec  # type: ignore[import-untyped, unused-ignore]
 from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2
 
+from runtime.contract.secrets import redact
+from runtime.contract.secrets import redact_uri as shown_uri
 from runtime.contract.served import ArtifactSource
 from runtime.contract.signing import Trust, TrustError
 from runtime.serving.verify import VerifyError, verify
@@ -72,16 +74,18 @@ def fetch(uri: str, destination: Path, expected_sha256: str | None = None) -> st
                 target.write(chunk)
     except FileNotFoundError as exc:
         destination.unlink(missing_ok=True)
-        raise AssembleError(f"artifact not found: {uri}") from exc
+        raise AssembleError(f"artifact not found: {shown_uri(uri)}") from exc
     except (OSError, ValueError, ImportError) as exc:
         # fsspec raises ValueError/ImportError for unknown protocols or missing drivers.
         destination.unlink(missing_ok=True)
-        raise AssembleError(f"cannot read artifact {uri}: {exc}") from exc
+        reason = redact(str(exc).replace(uri, shown_uri(uri)))
+        raise AssembleError(f"cannot read artifact {shown_uri(uri)}: {reason}") from exc
     actual = digest.hexdigest()
     if expected_sha256 is not None and actual != expected_sha256.lower():
         destination.unlink(missing_ok=True)
         raise AssembleError(
-            f"sha256 mismatch for {uri}: expected {expected_sha256.lower()}, got {actual}"
+            f"sha256 mismatch for {shown_uri(uri)}: "
+            f"expected {expected_sha256.lower()}, got {actual}"
         )
     return actual
 
@@ -151,7 +155,7 @@ def _check_sources(artifacts: Sequence[ArtifactSource], require_sha256: bool) ->
         if artifact.sha256 is None:
             if require_sha256:
                 raise AssembleError(
-                    f"version {artifact.version} ({artifact.uri}) has no sha256 and "
+                    f"version {artifact.version} ({shown_uri(artifact.uri)}) has no sha256 and "
                     "--require-sha256 is set"
                 )
         elif not SHA256.match(artifact.sha256.lower()):
@@ -349,7 +353,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     for source in sources:
         state = checked(source, signers)
-        print(f"assemble: {args.model} version {source.version} from {source.uri}: {state}")
+        where = shown_uri(source.uri)
+        print(f"assemble: {args.model} version {source.version} from {where}: {state}")
     print(f"assemble: wrote {folder}")
     return 0
 
