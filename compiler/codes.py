@@ -118,6 +118,18 @@ CODES: dict[str, tuple[str, str]] = {
     "KILN1901": ("Output path owned by someone else", "Move the file or choose --out."),
     "KILN1902": ("Generated output is stale", "Run `kiln compile` and commit the result."),
     "KILN1903": ("Output cannot be written", "Check permissions and disk space."),
+    "KILN1904": (
+        "Output folder is a symbolic link",
+        "Delete the link, or pass the real folder as --out; Kiln writes through no link.",
+    ),
+    "KILN1905": (
+        "File no longer produced left in place",
+        "Delete it yourself: Kiln deletes only a regular file still as it wrote it.",
+    ),
+    "KILN1906": (
+        "Manifest entry outside the output folder",
+        "Nothing to do: Kiln ignores the entry and the next compile drops it.",
+    ),
 }
 
 # Codes once raised and never to be given another meaning: documented, never emitted.
