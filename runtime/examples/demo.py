@@ -4,7 +4,7 @@ Compile the example platform, train car-loan-default with the pipeline Argo woul
 run, serve it with a real Triton server (CPU, python backend), smoke-test it over
 HTTP and gRPC, monitor NannyML's car-loan analysis period, stop the server, and
 summarise. Each step says what it runs; the first run downloads Triton's wheel
-and builds its backend environment (under .kiln/, reused afterwards).
+and builds its backend environment (in the user cache, ~/.cache/kiln, reused afterwards).
 """
 
 from __future__ import annotations

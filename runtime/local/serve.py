@@ -377,7 +377,7 @@ def prepare_server(local: ServedModel, endpoints: Endpoints) -> TritonServer:
             "`local`-kind environments"
         )
     workdir = local.root / ".kiln" / "serve" / model
-    cache = default_cache(local.root)
+    cache = default_cache()
     say(f"kiln serve: tritonserver and its backend venv from {cache} (built on first use)")
     dist, backend = prepare_runtime(cache)
     repository = workdir / "repository"
