@@ -19,6 +19,7 @@ import os
 import re
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
@@ -187,8 +188,28 @@ def _rfc3339(moment: datetime) -> str:
 # --- HTTP ----------------------------------------------------------------------------------
 
 
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+    """Follows no redirect: urllib then raises the 3xx as an HTTPError. A redirect would
+    carry the route's headers (its secrets) to wherever the receiver points."""
+
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+_OPENER = urllib.request.build_opener(_NoRedirects)
+LOOPBACK = frozenset({"localhost", "127.0.0.1", "::1"})
+
+
+def secret_safe(url: str) -> bool:
+    """Whether a secret may travel to `url`: over https, or to this machine (loopback,
+    where a local environment's receivers listen)."""
+    parts = urllib.parse.urlsplit(url)
+    return parts.scheme == "https" or (parts.scheme == "http" and parts.hostname in LOOPBACK)
+
+
 def post_json(url: str, body: Any, headers: Mapping[str, str], timeout: float) -> int:
-    """POST a JSON body; the HTTP status on 2xx, DeliveryError otherwise."""
+    """POST a JSON body; the HTTP status on 2xx, DeliveryError otherwise (a redirect
+    included: it is not followed)."""
     data = json.dumps(body, sort_keys=True).encode("utf-8")
     request = urllib.request.Request(url, data=data, method="POST")
     request.add_header("Content-Type", "application/json")
@@ -196,9 +217,16 @@ def post_json(url: str, body: Any, headers: Mapping[str, str], timeout: float) -
     for name, value in headers.items():
         request.add_header(name, value)
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
+        with _OPENER.open(request, timeout=timeout) as response:
             return int(response.status)
     except urllib.error.HTTPError as exc:
+        if 300 <= exc.code < 400:
+            raise DeliveryError(
+                f"HTTP {exc.code}: the receiver redirects, and Kiln follows no redirect (the "
+                "route's headers would go with it); point the route at the final URL",
+                exc.code,
+                retry=False,
+            ) from None
         detail = exc.read(300).decode("utf-8", "replace").strip()
         retry = exc.code == 429 or exc.code >= 500
         raise DeliveryError(
@@ -283,6 +311,12 @@ def _deliver_route(
             body = webhook_payload(config, events)
     except SecretMissing as exc:
         record.error = str(exc)
+        return record
+    if (route.slack or headers) and not secret_safe(url):
+        record.error = (
+            "this route carries a secret and its URL is not https: Kiln sends secrets over "
+            "https only (or to this machine); change the URL to https"
+        )
         return record
     timeout = delivery.timeout_seconds
     send_with_retries(lambda: post_json(url, body, headers, timeout), delivery, record, sleep)
