@@ -96,6 +96,18 @@ CODES: dict[str, tuple[str, str]] = {
     "KILN1602": ("Artifact without sha256", "Add artifact.sha256."),
     "KILN1603": ("Too few replicas", "Raise serving.replicas.min to the policy's minimum."),
     "KILN1604": ("Rollout without analysis", "Add rollout.analysis and an analysis step."),
+    "KILN1605": (
+        "Location outside the environment's storage",
+        "In a cluster environment, write a path relative to the store, or a URI under it.",
+    ),
+    "KILN1606": (
+        "Storage scheme not allowed in a cluster environment",
+        "Use an object store (s3://, gs://, az://) or https:// for a cluster's storage.",
+    ),
+    "KILN1607": (
+        "Route sends secrets without https",
+        "Use an https:// URL for a webhook whose headers come from Secrets.",
+    ),
     # 17xx: model signatures
     "KILN1701": ("Artifact not found", "Train or copy the model to the path shown."),
     "KILN1702": ("Model file unreadable", "Check that the file is a valid ONNX model."),
@@ -107,6 +119,11 @@ CODES: dict[str, tuple[str, str]] = {
     "KILN1708": ("Signature required", "Declare spec.signature for remote artifacts."),
     "KILN1709": ("Inputs differ from the FeatureSet", "Align model inputs and features."),
     "KILN1710": ("Tensor declared twice", "Give every input and output its own name."),
+    "KILN1711": (
+        "Artifact outside the project",
+        "Keep local models under the project folder; links must not lead out of it.",
+    ),
+    "KILN1712": ("Artifact too large", "An ONNX file holds at most 2 GiB; check the path."),
     # 18xx: Triton
     "KILN1802": ("Triton would refuse to load the config", "Fix the setting named."),
     "KILN1803": (
