@@ -19,7 +19,6 @@ import os
 import re
 import time
 import urllib.error
-import urllib.parse
 import urllib.request
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
@@ -35,6 +34,7 @@ from runtime.contract.monitor_config import (
     SecretRef,
     Secrets,
 )
+from runtime.contract.secret_http import http_url, no_redirects, secret_safe
 from runtime.monitor.rules import AlertEvent
 
 USER_AGENT = "kiln-monitor/1"
@@ -188,36 +188,19 @@ def _rfc3339(moment: datetime) -> str:
 # --- HTTP ----------------------------------------------------------------------------------
 
 
-class _NoRedirects(urllib.request.HTTPRedirectHandler):
-    """Follows no redirect: urllib then raises the 3xx as an HTTPError. A redirect would
-    carry the route's headers (its secrets) to wherever the receiver points."""
-
-    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
-        return None
-
-
-_OPENER = urllib.request.build_opener(_NoRedirects)
-LOOPBACK = frozenset({"localhost", "127.0.0.1", "::1"})
-
-
-def secret_safe(url: str) -> bool:
-    """Whether a secret may travel to `url`: over https, or to this machine (loopback,
-    where a local environment's receivers listen)."""
-    parts = urllib.parse.urlsplit(url)
-    return parts.scheme == "https" or (parts.scheme == "http" and parts.hostname in LOOPBACK)
-
-
 def post_json(url: str, body: Any, headers: Mapping[str, str], timeout: float) -> int:
     """POST a JSON body; the HTTP status on 2xx, DeliveryError otherwise (a redirect
-    included: it is not followed)."""
+    included: it is not followed, since it would carry the route's headers onward)."""
+    if not http_url(url):
+        raise DeliveryError("the URL is not http(s): Kiln posts alerts over HTTP only", retry=False)
     data = json.dumps(body, sort_keys=True).encode("utf-8")
-    request = urllib.request.Request(url, data=data, method="POST")
+    request = urllib.request.Request(url, data=data, method="POST")  # noqa: S310 http(s)
     request.add_header("Content-Type", "application/json")
     request.add_header("User-Agent", USER_AGENT)
     for name, value in headers.items():
         request.add_header(name, value)
     try:
-        with _OPENER.open(request, timeout=timeout) as response:
+        with no_redirects.open(request, timeout=timeout) as response:
             return int(response.status)
     except urllib.error.HTTPError as exc:
         if 300 <= exc.code < 400:

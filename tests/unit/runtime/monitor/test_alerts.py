@@ -17,6 +17,7 @@ import pandas as pd
 import pytest
 
 from runtime.contract.monitor_config import SecretRef, Secrets, config_text
+from runtime.contract.secret_http import secret_safe
 from runtime.examples.monitor_examples import car_loan_config, car_loan_frames
 from runtime.monitor import alerts
 from runtime.monitor.job import Progress, main, run_job
@@ -378,5 +379,5 @@ def test_a_route_with_secrets_needs_https_outside_this_machine() -> None:
     (record,) = alerts.deliver(_config(slack), [_event()], environ=env)
     assert not record.ok and "not https" in (record.error or "")
     assert "hooks.example" not in (record.error or "")  # the secret URL is not echoed
-    assert alerts.secret_safe("https://hooks.example.invalid/x")
-    assert alerts.secret_safe("http://localhost:9093/") and not alerts.secret_safe("ftp://x/")
+    assert secret_safe("https://hooks.example.invalid/x")
+    assert secret_safe("http://localhost:9093/") and not secret_safe("ftp://x/")
