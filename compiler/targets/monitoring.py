@@ -67,10 +67,11 @@ def cron_workflow(model: ModelIR) -> Object | None:
         for volume, secret in secrets
     ]
     volumes: list[Object] = [
+        k8s.SCRATCH,
         {
             "name": "monitor-config",
             "configMap": {"name": names.derived(model.name, "-monitor-config")},
-        }
+        },
     ]
     volumes += [{"name": volume, "secret": {"secretName": secret}} for volume, secret in secrets]
     template: Object = {
@@ -84,12 +85,8 @@ def cron_workflow(model: ModelIR) -> Object | None:
                 "requests": {"cpu": "1", "memory": "2Gi"},
                 "limits": {"cpu": "2", "memory": "4Gi"},
             },
-            "securityContext": {
-                "allowPrivilegeEscalation": False,
-                "runAsNonRoot": True,
-                "capabilities": {"drop": ["ALL"]},
-            },
-            "volumeMounts": mounts,
+            "securityContext": k8s.container_security(),
+            "volumeMounts": [k8s.SCRATCH_MOUNT, *mounts],
         },
         "activeDeadlineSeconds": "3600",
         # Retry a lost pod, never a monitor that found the data unusable.

@@ -109,11 +109,8 @@ def _container(step: Step, model: ModelIR) -> Object:
         "image": step.image,
         "command": [_argo(part, model) for part in step.command],
         "resources": {"requests": requests, "limits": limits},
-        "securityContext": {
-            "allowPrivilegeEscalation": False,
-            "runAsNonRoot": True,
-            "capabilities": {"drop": ["ALL"]},
-        },
+        "securityContext": k8s.container_security(),
+        "volumeMounts": [k8s.SCRATCH_MOUNT],
     }
     if step.env:
         container["env"] = [{"name": k, "value": _argo(v, model)} for k, v in step.env]
@@ -175,6 +172,7 @@ def workflow_template(model: ModelIR, pipeline: Pipeline) -> Object:
             "secondsAfterFailure": int(duration_seconds("14d")),
         },
         "securityContext": k8s.pod_security(),
+        "volumes": [k8s.SCRATCH],
         "templates": [
             {"name": "pipeline", "dag": {"tasks": [_task(s) for s in pipeline.steps]}},
             *(_template(s, pipeline, model) for s in pipeline.steps),
