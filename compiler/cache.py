@@ -24,6 +24,9 @@ from runtime.contract import user_cache
 
 CACHE_ENV = user_cache.CACHE_ENV
 _TAG = user_cache.TAG_BYTES
+# Signed entries live apart from those of Kiln versions that wrote them unsigned, so that
+# neither reads the other's (an older Kiln would take the tag for the start of its data).
+SIGNED = "signed-1"
 
 
 def cache_dir() -> Path | None:
@@ -52,7 +55,7 @@ def get(kind: str, entry: str) -> bytes | None:
     folder = cache_dir()
     if folder is None:
         return None
-    stored = user_cache.read_private(folder / kind / entry)
+    stored = user_cache.read_private(folder / SIGNED / kind / entry)
     if stored is None or len(stored) < _TAG:
         return None
     secret = user_cache.key(folder)
@@ -67,10 +70,10 @@ def put(kind: str, entry: str, data: bytes) -> None:
     folder = cache_dir()
     if folder is None:
         return
-    path = folder / kind / entry
+    path = folder / SIGNED / kind / entry
     signed = user_cache.tag(user_cache.key(folder), kind.encode(), entry.encode(), data)
     try:
-        path.parent.mkdir(mode=0o700, exist_ok=True)
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")  # mode 0600
         with os.fdopen(handle, "wb") as stream:
             stream.write(signed)

@@ -35,7 +35,9 @@ def test_a_poisoned_parse_cache_entry_is_ignored(
 ) -> None:
     specs = write_tree(tmp_path / "specs", spec_files(["alpha"]))
     assert compile_tree(specs, tmp_path / "first").ok
-    entries = [p for p in (cache_root / "specs").iterdir() if IMAGE in p.read_bytes()]
+    entries = [
+        p for p in (cache_root / cache.SIGNED / "specs").iterdir() if IMAGE in p.read_bytes()
+    ]
     assert entries, "the parse cache holds the Project's images"
     for entry in entries:  # what anyone who can write the folder could do
         entry.write_bytes(entry.read_bytes().replace(IMAGE, POISON))
@@ -48,29 +50,31 @@ def test_a_poisoned_parse_cache_entry_is_ignored(
 def test_the_cache_folder_and_its_key_are_private(cache_root: Path) -> None:
     cache.put("things", "entry", b"data")
     assert cache.get("things", "entry") == b"data"
-    for path, mode in [(cache_root, 0o700), (cache_root / "things", 0o700)]:
+    for path, mode in [(cache_root, 0o700), (cache_root / cache.SIGNED / "things", 0o700)]:
         assert os.stat(path).st_mode & 0o777 == mode, path
     assert os.stat(cache_root / "key").st_mode & 0o777 == 0o600
-    assert os.stat(cache_root / "things" / "entry").st_mode & 0o077 == 0
+    assert os.stat(cache_root / cache.SIGNED / "things" / "entry").st_mode & 0o077 == 0
 
 
 def test_an_entry_others_may_write_is_ignored(cache_root: Path) -> None:
     cache.put("things", "entry", b"data")
-    (cache_root / "things" / "entry").chmod(0o666)
+    (cache_root / cache.SIGNED / "things" / "entry").chmod(0o666)
     assert cache.get("things", "entry") is None
 
 
 def test_an_entry_moved_to_another_key_is_ignored(cache_root: Path) -> None:
     cache.put("things", "one", b"first")
-    os.replace(cache_root / "things" / "one", cache_root / "things" / "two")
+    os.replace(
+        cache_root / cache.SIGNED / "things" / "one", cache_root / cache.SIGNED / "things" / "two"
+    )
     assert cache.get("things", "two") is None
 
 
 def test_a_linked_entry_is_not_followed(cache_root: Path, tmp_path: Path) -> None:
     cache.put("things", "entry", b"data")
     planted = tmp_path / "planted"
-    os.replace(cache_root / "things" / "entry", planted)
-    (cache_root / "things" / "entry").symlink_to(planted)
+    os.replace(cache_root / cache.SIGNED / "things" / "entry", planted)
+    (cache_root / cache.SIGNED / "things" / "entry").symlink_to(planted)
     assert cache.get("things", "entry") is None
 
 
