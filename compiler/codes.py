@@ -96,15 +96,15 @@ CODES: dict[str, tuple[str, str]] = {
     "KILN1602": ("Artifact without sha256", "Add artifact.sha256."),
     "KILN1603": ("Too few replicas", "Raise serving.replicas.min to the policy's minimum."),
     "KILN1604": ("Rollout without analysis", "Add rollout.analysis and an analysis step."),
-    "KILN1605": (
+    "KILN1610": (
         "Location outside the environment's storage",
         "In a cluster environment, write a path relative to the store, or a URI under it.",
     ),
-    "KILN1606": (
+    "KILN1611": (
         "Storage scheme not allowed in a cluster environment",
         "Use an object store (s3://, gs://, az://) or https:// for a cluster's storage.",
     ),
-    "KILN1607": (
+    "KILN1612": (
         "Route sends secrets without https",
         "Use an https:// URL for a webhook whose headers come from Secrets.",
     ),

@@ -71,7 +71,7 @@ def check_storage(project: ProjectSpec) -> list[Finding]:
                     "relative path"
                 )
                 hint = "use an object store (s3://, gs://, az://) or https://"
-                found.append(Finding((*at, field), "KILN1606", message, hint))
+                found.append(Finding((*at, field), "KILN1611", message, hint))
     return found
 
 
@@ -98,7 +98,7 @@ def check_locations(spec: ModelSpec, environment: Environment, storage: Storage)
                 f"`{environment.name}`; its jobs read only from there"
             )
             hint = f"write a path relative to the {store} store, or a URI under it"
-            found.append(Finding(at, "KILN1605", message, hint))
+            found.append(Finding(at, "KILN1610", message, hint))
     return found
 
 
@@ -119,5 +119,5 @@ def check_routes(
                 f"in cluster environment `{environment.name}` that needs https"
             )
             hint = "change the route's webhook.url to https://"
-            found.append(Finding((*SPEC, "alerts", i, "route"), "KILN1607", message, hint))
+            found.append(Finding((*SPEC, "alerts", i, "route"), "KILN1612", message, hint))
     return found
