@@ -4,8 +4,10 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.kiln-installed
+SCAN_VENV ?= .venv-scan
+SCAN_STAMP := $(SCAN_VENV)/.installed
 
-.PHONY: demo test lint typecheck unit setup system-tools clean golden
+.PHONY: demo test lint typecheck unit setup system-tools clean golden scan
 
 setup: $(STAMP)
 
@@ -37,11 +39,26 @@ system-tools:
 unit: $(STAMP) system-tools
 	$(VENV)/bin/pytest -q
 
+# Security scans (docs/security.md): ruff's bandit rules run in `lint`; these scan the
+# compiled output with checkov (findings waived only in tools/checkov-waivers.yaml) and
+# audit the installed packages with pip-audit, which skips, saying so, where its
+# advisory data cannot be reached. The scanners live in $(SCAN_VENV), apart from Kiln's.
+$(SCAN_STAMP): tools/scan-requirements.txt
+	@echo "==> installing the security scanners into $(SCAN_VENV) (first run: about two minutes)"
+	@test -x $(SCAN_VENV)/bin/python || $(PYTHON) -m venv $(SCAN_VENV)
+	@$(SCAN_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r tools/scan-requirements.txt
+	@touch $(SCAN_STAMP)
+
+scan: $(STAMP) $(SCAN_STAMP)
+	$(PY) tools/scan_generated.py --checkov $(SCAN_VENV)/bin/checkov --out generated
+	$(PY) tools/audit_dependencies.py --pip-audit $(SCAN_VENV)/bin/pip-audit \
+		--site-packages "$$($(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
+
 # system-tools first, so that a machine without them fails before the long steps.
-test: system-tools lint typecheck unit
+test: system-tools lint typecheck scan unit
 
 golden: $(STAMP)
 	KILN_REGENERATE=1 $(VENV)/bin/pytest -q tests/golden
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(SCAN_VENV) .pytest_cache .mypy_cache .ruff_cache

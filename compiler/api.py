@@ -15,6 +15,7 @@ from compiler.checks.manifests import ManifestProblem, check_manifests
 from compiler.checks.schemas import SchemaSet, UnknownKind, schema_folder
 from compiler.diagnostics import Diagnostic, Location, Path_, has_errors
 from compiler.emit import MANIFEST, EmitReport, Stage, WriteBack, emit, emit_changes
+from compiler.emit.files import read
 from compiler.fingerprint import Record
 from compiler.ir import ModelIR, ModelPlacement
 from compiler.load import Document
@@ -259,7 +260,7 @@ def _compile_tree(
 
 def _read_manifest(out: Path) -> bytes | None:
     try:
-        return (out / MANIFEST).read_bytes()
+        return read(out / MANIFEST)
     except OSError:
         return None
 

@@ -170,7 +170,7 @@ def load(out_key: str) -> BuildState | None:
     if stored is None:
         return None
     try:
-        form, inputs, compiler, schemas, specs_path, files, models, gitops = marshal.loads(stored)
+        form, inputs, compiler, schemas, specs_path, files, models, gitops = marshal.loads(stored)  # noqa: S302 HMAC-checked cache entry
         if form != _FORMAT:
             return None
         return BuildState(

@@ -4,6 +4,11 @@ Compiling a strict validator for a large CRD takes a second; loading its cached
 bytecode takes a millisecond. Entries are keyed by the sha256 of everything
 they derive from, so a stale entry can never be read. The cache is an
 optimisation only: when it cannot be read or written, work is simply redone.
+
+What an entry holds decides what a spec means (parsed specs) and what runs (the
+validators' bytecode), so each entry carries an HMAC under the user's key, and an
+entry that fails it, or a cache folder that is not the user's alone, is ignored
+(`runtime.contract.user_cache`; docs/security.md, "Trust boundaries").
 """
 
 from __future__ import annotations
@@ -15,17 +20,26 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-CACHE_ENV = "KILN_CACHE_DIR"
+from runtime.contract import user_cache
+
+CACHE_ENV = user_cache.CACHE_ENV
+_TAG = user_cache.TAG_BYTES
+# Signed entries live apart from those of Kiln versions that wrote them unsigned, so that
+# neither reads the other's (an older Kiln would take the tag for the start of its data).
+SIGNED = "signed-1"
 
 
 def cache_dir() -> Path | None:
-    if os.environ.get(CACHE_ENV) == "off":
+    """The cache root, or None when caching is off or the folder is not the user's alone
+    (then nothing is read from it or written to it)."""
+    root = user_cache.cache_root()
+    if root is None:
         return None
-    explicit = os.environ.get(CACHE_ENV)
-    if explicit:
-        return Path(explicit)
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "kiln"
+    try:
+        user_cache.key(root)  # checks the folder and its key once per process
+    except user_cache.UntrustedFolder:
+        return None
+    return root
 
 
 def key(*parts: bytes | str) -> str:
@@ -41,10 +55,14 @@ def get(kind: str, entry: str) -> bytes | None:
     folder = cache_dir()
     if folder is None:
         return None
-    try:
-        return (folder / kind / entry).read_bytes()
-    except OSError:
+    stored = user_cache.read_private(folder / SIGNED / kind / entry)
+    if stored is None or len(stored) < _TAG:
         return None
+    secret = user_cache.key(folder)
+    data = stored[_TAG:]
+    if not user_cache.verify(secret, stored[:_TAG], kind.encode(), entry.encode(), data):
+        return None  # not written by this user's Kiln: ignored, and rebuilt by the caller
+    return data
 
 
 def put(kind: str, entry: str, data: bytes) -> None:
@@ -52,11 +70,13 @@ def put(kind: str, entry: str, data: bytes) -> None:
     folder = cache_dir()
     if folder is None:
         return
-    path = folder / kind / entry
+    path = folder / SIGNED / kind / entry
+    signed = user_cache.tag(user_cache.key(folder), kind.encode(), entry.encode(), data)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")  # mode 0600
         with os.fdopen(handle, "wb") as stream:
+            stream.write(signed)
             stream.write(data)
         os.replace(temporary, path)
     except OSError:

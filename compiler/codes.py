@@ -145,6 +145,18 @@ CODES: dict[str, tuple[str, str]] = {
         "Signatures required but no signer trusted",
         "List signing.public_keys or signing.identities in the environment.",
     ),
+    "KILN1610": (
+        "Location outside the environment's storage",
+        "In a cluster environment, write a path relative to the store, or a URI under it.",
+    ),
+    "KILN1611": (
+        "Storage scheme not allowed in a cluster environment",
+        "Use an object store (s3://, gs://, az://) or https:// for a cluster's storage.",
+    ),
+    "KILN1612": (
+        "Route sends secrets without https",
+        "Use an https:// URL for a webhook whose headers come from Secrets.",
+    ),
     # 17xx: model signatures
     "KILN1701": ("Artifact not found", "Train or copy the model to the path shown."),
     "KILN1702": ("Model file unreadable", "Check that the file is a valid ONNX model."),
@@ -164,6 +176,11 @@ CODES: dict[str, tuple[str, str]] = {
         "Class labels disagree",
         "The probability output and the score columns hold one entry per class.",
     ),
+    "KILN1711": (
+        "Artifact outside the project",
+        "Keep local models under the project folder; links must not lead out of it.",
+    ),
+    "KILN1712": ("Artifact too large", "An ONNX file holds at most 2 GiB; check the path."),
     # 18xx: Triton
     "KILN1802": ("Triton would refuse to load the config", "Fix the setting named."),
     "KILN1803": (
@@ -175,6 +192,18 @@ CODES: dict[str, tuple[str, str]] = {
     "KILN1901": ("Output path owned by someone else", "Move the file or choose --out."),
     "KILN1902": ("Generated output is stale", "Run `kiln compile` and commit the result."),
     "KILN1903": ("Output cannot be written", "Check permissions and disk space."),
+    "KILN1904": (
+        "Output folder is a symbolic link",
+        "Delete the link, or pass the real folder as --out; Kiln writes through no link.",
+    ),
+    "KILN1905": (
+        "File no longer produced left in place",
+        "Delete it yourself: Kiln deletes only a regular file still as it wrote it.",
+    ),
+    "KILN1906": (
+        "Manifest entry outside the output folder",
+        "Nothing to do: Kiln ignores the entry and the next compile drops it.",
+    ),
 }
 
 # Codes once raised and never to be given another meaning: documented, never emitted.

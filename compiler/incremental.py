@@ -31,6 +31,7 @@ from compiler.build_state import FEATURESET, MODEL, BuildState, SpecFile, SpecRe
 from compiler.checks.schemas import SchemaSet
 from compiler.diagnostics import Diagnostic
 from compiler.emit import MANIFEST, manifest_sources
+from compiler.emit.files import read
 from compiler.fingerprint import Inputs
 from compiler.ir import ModelPlacement
 from compiler.load import SPEC_SUFFIXES, Document, display_path, load_text
@@ -260,7 +261,7 @@ class Changes:
     """What to do to the output folder."""
 
     write: list[Artifact]  # new or changed files
-    stale: list[str]  # files no longer produced
+    stale: dict[str, str]  # files no longer produced, with the sha256 Kiln wrote
     manifest: bytes | None  # None when it is the same
 
     def files_after(
@@ -281,7 +282,9 @@ def changes(
     """The files that differ from what the last compile wrote, and the new manifest;
     None when the last manifest cannot be read or the new one assembled."""
     try:
-        last = (out / MANIFEST).read_bytes()
+        last = read(out / MANIFEST)
+        if last is None:
+            return None
         before = dict(state.gitops)
         for record in update.dropped:
             before.update(chunks.files_of(last, record.chunks))
@@ -293,7 +296,7 @@ def changes(
     made = [a for result in merged.built.values() for a in result.artifacts] + gitops
     write = [a for a in made if before.get(a.path) != a.digest]
     paths = {a.path for a in made}
-    stale = sorted(p for p in before if p not in paths)
+    stale = {p: digest for p, digest in sorted(before.items()) if p not in paths}
     return Changes(write, stale, manifest if manifest != last else None)
 
 

@@ -411,7 +411,7 @@ def _cached(display: str, raw: bytes) -> Document | None:
     if stored is None:
         return None
     try:
-        data = marshal.loads(memoryview(stored)[_DATA_SIZE:])  # the map after it is left
+        data = marshal.loads(memoryview(stored)[_DATA_SIZE:])  # noqa: S302 HMAC-checked; the map after it is left
     except (EOFError, ValueError, TypeError):
         return None  # a damaged entry: parse again
     return Document(display, data, hashlib.sha256(raw).hexdigest(), raw=raw)
@@ -426,7 +426,7 @@ def _source_maps(display: str, raw: bytes | None) -> tuple[SourceMap, SourceMap]
     if stored is not None:
         with contextlib.suppress(EOFError, ValueError, TypeError):
             start = _DATA_SIZE + int.from_bytes(stored[:_DATA_SIZE], "little")
-            values, keys = marshal.loads(memoryview(stored)[start:])
+            values, keys = marshal.loads(memoryview(stored)[start:])  # noqa: S302 HMAC-checked cache entry
             return values, keys
     document, _ = _parse_text(display, raw)
     return (document.values, document.keys) if document is not None else ({}, {})
@@ -488,7 +488,7 @@ def _load_all(items: list[tuple[str, bytes]]) -> list[tuple[Document | None, lis
                 loaded[index] = load_text(display, raw) if carried == b"" else (None, problems)
                 continue
             digest = hashlib.sha256(raw).hexdigest()
-            document = Document(display, marshal.loads(carried), digest, raw=raw)
+            document = Document(display, marshal.loads(carried), digest, raw=raw)  # noqa: S302 from our own worker
             loaded[index] = (document, problems)
     return [done if done is not None else load_text(*items[i]) for i, done in enumerate(loaded)]
 

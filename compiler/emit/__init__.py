@@ -29,6 +29,7 @@ from compiler.emit.manifest import (
     owned_files,
 )
 from compiler.emit.modes import EmitReport, WriteBack
+from compiler.emit.problems import linked_output
 from compiler.emit.stage import Stage, write_first_compile
 from compiler.emit.update import emit_changes, write_changes
 
@@ -56,6 +57,8 @@ def emit(
     A `stage` (for an `out` that does not exist) holds the artifacts marked
     `written` already; `emit` writes the others and moves it into place.
     """
+    if os.path.islink(out):
+        return EmitReport(diagnostics=[linked_output(out)])
     if mode is WriteBack.YES and (stage is not None or not os.path.lexists(out)):
         return write_first_compile(out, artifacts, stage)
     comparison = compare(out, artifacts)

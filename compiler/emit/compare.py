@@ -4,14 +4,16 @@ it: `--check` (diagnostics) and `--diff` (a unified diff). Neither writes."""
 from __future__ import annotations
 
 import difflib
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from compiler.artifact import Artifact
-from compiler.emit.files import folder_of, present_folders, read
-from compiler.emit.manifest import owned_files, planned_files
+from compiler.diagnostics import Diagnostic
+from compiler.emit.files import folder_of, present_folders, read, removable
+from compiler.emit.manifest import owned_files, planned_files, refused_entries
 from compiler.emit.modes import EmitReport
-from compiler.emit.problems import display, stale
+from compiler.emit.problems import display, left_in_place, refused_entry, stale
 
 
 @dataclass(frozen=True)
@@ -19,11 +21,12 @@ class Comparison:
     """How the output folder differs from what the compile made."""
 
     planned: dict[str, bytes]  # every file's bytes, the manifest's included
-    owned: set[str]  # the files the last manifest lists
+    owned: dict[str, set[str]]  # the files the last manifest lists, with their sha256
     present: set[str]  # the folders of the planned files that exist (see `present_folders`)
     current: dict[str, bytes | None]  # each planned file's bytes now (None: missing)
     changed: list[str]  # planned files whose bytes differ or that are missing, sorted
-    stale: list[str]  # owned files no longer planned that exist, sorted
+    stale: list[str]  # owned files no longer planned that Kiln may delete, sorted
+    warnings: list[Diagnostic]  # files left in place, manifest entries ignored
 
     @property
     def unchanged(self) -> int:
@@ -37,13 +40,20 @@ def compare(out: Path, artifacts: list[Artifact]) -> Comparison:
     # A file whose folder is not there is not there either: no need to try reading it.
     current = {p: read(out / p) if folder_of(p) in present else None for p in planned}
     changed = sorted(p for p, data in planned.items() if current[p] != data)
-    stale_files = sorted(p for p in owned - planned.keys() if (out / p).exists())
-    return Comparison(planned, owned, present, current, changed, stale_files)
+    stale_files: list[str] = []
+    warnings = [refused_entry(out, entry) for entry in refused_entries(out)]
+    for path in sorted(owned.keys() - planned.keys()):
+        if removable(out, path, owned[path]):
+            stale_files.append(path)
+        elif os.path.lexists(out / path):
+            why = "it is not the file Kiln wrote (changed since, or a link)"
+            warnings.append(left_in_place(out, path, why))
+    return Comparison(planned, owned, present, current, changed, stale_files, warnings)
 
 
 def check(out: Path, comparison: Comparison) -> EmitReport:
     """`--check`: every stale, missing or orphaned file, as a KILN1902."""
-    report = EmitReport(unchanged=comparison.unchanged)
+    report = EmitReport(unchanged=comparison.unchanged, diagnostics=[*comparison.warnings])
     for path in comparison.changed:
         state = "missing" if comparison.current[path] is None else "stale"
         report.diagnostics.append(stale(out, path, f"{state}: run `kiln compile`"))
@@ -54,7 +64,9 @@ def check(out: Path, comparison: Comparison) -> EmitReport:
 
 def diff(out: Path, comparison: Comparison) -> EmitReport:
     """`--diff`: what `kiln compile` would change, as a unified diff."""
-    return EmitReport(unchanged=comparison.unchanged, diff=_unified_diff(out, comparison))
+    report = EmitReport(unchanged=comparison.unchanged, diff=_unified_diff(out, comparison))
+    report.diagnostics.extend(comparison.warnings)
+    return report
 
 
 def _unified_diff(out: Path, comparison: Comparison) -> str:

@@ -1,15 +1,21 @@
 """Files and folders of the output: reading, atomic writes, new folders, pruning.
 
 Paths are relative to the output folder, with '/' between parts; '' is the output
-folder itself. A reader never sees half a file: each file is written under a
+folder itself. No symbolic link under the output folder is followed, for reading or
+writing: a link is something Kiln did not write, in the way like any other.
+
+A reader never sees half a file: each file is written under a
 temporary name and renamed into place, and a new folder is filled under a
 temporary name and renamed into place whole.
 """
 
 from __future__ import annotations
 
+import errno
+import hashlib
 import os
 import shutil
+import stat
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -25,11 +31,38 @@ def folder_of(path: str) -> str:
 
 
 def read(path: Path) -> bytes | None:
-    """A file's bytes, or None where there is no file."""
+    """A file's bytes, or None where there is no file, or a link stands in its place
+    (not followed). The folders above it are the caller's to check (`present_folders`).
+    """
     try:
-        return path.read_bytes()
-    except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
-        return None
+        handle = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)  # a fifo: no wait
+    except OSError as exc:
+        if exc.errno in (errno.ENOENT, errno.ENOTDIR, errno.ELOOP, errno.EISDIR):
+            return None
+        raise
+    if not stat.S_ISREG(os.fstat(handle).st_mode):
+        os.close(handle)
+        return None  # a folder, a fifo or a device: never a file Kiln wrote
+    with os.fdopen(handle, "rb") as stream:
+        return stream.read()
+
+
+def is_folder(path: str | Path) -> bool:
+    """Whether `path` is a folder itself, not a link to one."""
+    try:
+        return stat.S_ISDIR(os.lstat(path).st_mode)
+    except OSError:
+        return False
+
+
+def removable(out: Path, path: str, digests: set[str]) -> bool:
+    """Whether Kiln may delete `path`, no longer produced: a regular file (not a link),
+    in a folder reached through no link, whose sha256 is one the manifest recorded for
+    it. Anything else may be someone's work, and is left where it is."""
+    if folder_of(path) not in present_folders(out, [path]):
+        return False
+    data = read(out / path)
+    return data is not None and hashlib.sha256(data).hexdigest() in digests
 
 
 def write_new(path: str, data: bytes) -> Stat:
@@ -59,13 +92,18 @@ def atomic_write(path: Path, data: bytes, make_parent: bool = True) -> Stat:
 
 def present_folders(out: Path, paths: Iterable[str]) -> set[str]:
     """The folders (relative, '' for `out`) holding `paths`, and their ancestors, that
-    exist as folders now."""
+    exist as folders now, reached from `out` through no link."""
     folders: set[str] = set()
     for parent in {folder_of(p) for p in paths}:
         while parent not in folders:
             folders.add(parent)
             parent = folder_of(parent)
-    return {f for f in folders if os.path.isdir(out / f if f else out)}
+    present: set[str] = set()
+    for folder in sorted(folders, key=lambda f: f.count("/") if f else -1):
+        above = folder_of(folder)
+        if (not folder or above in present) and is_folder(out / folder if folder else out):
+            present.add(folder)
+    return present
 
 
 def in_the_way(out: Path, missing: list[str], present: set[str]) -> list[str]:
@@ -81,7 +119,7 @@ def in_the_way(out: Path, missing: list[str], present: set[str]) -> list[str]:
         if known is None:
             where = f"{base}/{folder}"
             known = folder_usable(folder_of(folder)) and (
-                os.path.isdir(where) or not os.path.lexists(where)
+                is_folder(where) or not os.path.lexists(where)
             )
             usable[folder] = known
         return known

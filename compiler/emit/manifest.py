@@ -13,6 +13,7 @@ from operator import attrgetter
 from pathlib import Path
 
 from compiler.artifact import Artifact
+from compiler.emit.files import read
 from compiler.ir import Source
 from compiler.serialize import to_json
 
@@ -103,25 +104,53 @@ def _json_list(items: list[str], indent: str) -> str:
     return f"[\n{inner}\n{indent}]"
 
 
-def owned_files(out: Path) -> set[str]:
-    """Files the last compile wrote, from its manifest (none if there is no manifest).
+def owned_files(out: Path) -> dict[str, set[str]]:
+    """Files the last compile wrote, from its manifest, each with the sha256 it recorded
+    (none if there is no manifest).
 
+    The manifest comes from the checkout, so it is not trusted: an entry that is not a
+    plain relative path inside the output folder is ignored (see `refused_entries`).
     After a merge that conflicted in the output, the manifest holds conflict markers;
-    Kiln then owns every file that either side (or their base) listed, so that
-    `kiln compile` regenerates the conflicted files instead of refusing to touch them.
+    Kiln then owns every file that either side (or their base) listed, with the digest
+    each side recorded, so that `kiln compile` regenerates the conflicted files instead
+    of refusing to touch them.
     """
+    owned: dict[str, set[str]] = {}
+    for path, digest in _listed(out):
+        if inside_output(path):
+            owned.setdefault(path, set()).add(digest)
+    return owned
+
+
+def refused_entries(out: Path) -> list[str]:
+    """The manifest's entries that are not paths inside the output folder, sorted."""
+    return sorted({path for path, _ in _listed(out) if not inside_output(path)})
+
+
+def inside_output(path: str) -> bool:
+    """Whether a manifest entry names a file inside the output folder: relative, with
+    '/' between parts, normalised (no '', '.' or '..' part), not the manifest itself."""
+    if not path or path == MANIFEST or "\\" in path or "\0" in path:
+        return False
+    return all(part not in ("", ".", "..") for part in path.split("/"))
+
+
+def _listed(out: Path) -> list[tuple[str, str]]:
+    """Every (path, sha256) the manifest lists, on any side of a merge conflict."""
+    data = read(out / MANIFEST)
     try:
-        text = (out / MANIFEST).read_text(encoding="utf-8")
-    except (OSError, ValueError):
-        return set()
+        text = "" if data is None else data.decode("utf-8")
+    except ValueError:
+        return []
     versions = _conflict_sides(text) if "\n=======" in text else [text]
-    owned: set[str] = set()
+    listed: list[tuple[str, str]] = []
     for version in versions:
         try:
-            owned |= set(json.loads(version)["files"])
-        except (ValueError, KeyError, TypeError):
+            entries = json.loads(version)["files"]
+            listed.extend((str(p), str(e.get("sha256", ""))) for p, e in entries.items())
+        except (ValueError, KeyError, TypeError, AttributeError):
             continue
-    return owned
+    return listed
 
 
 def _conflict_sides(text: str) -> list[str]:

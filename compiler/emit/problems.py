@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from compiler.diagnostics import Diagnostic
+from compiler.diagnostics import Diagnostic, Severity
+from compiler.emit.manifest import MANIFEST
 
 _MOVE_IT = "move it away, or compile to another --out"
 
@@ -34,3 +35,30 @@ def stale(out: Path, path: str, message: str) -> Diagnostic:
 def cannot_write(out: Path, exc: OSError) -> Diagnostic:
     """Writing failed half-way (KILN1903)."""
     return Diagnostic(display(out, ""), 1, 1, "KILN1903", f"cannot write output: {exc}")
+
+
+def linked_output(out: Path) -> Diagnostic:
+    """The output folder is a symbolic link, which Kiln does not follow (KILN1904)."""
+    message = "the output folder is a symbolic link; Kiln writes through no link"
+    hint = (
+        "delete the link (a checkout may carry one that points anywhere), or pass the real folder"
+    )
+    return Diagnostic(display(out, ""), 1, 1, "KILN1904", message, hint=hint)
+
+
+def left_in_place(out: Path, path: str, why: str) -> Diagnostic:
+    """A file no longer produced that Kiln does not delete (KILN1905, a warning)."""
+    message = f"no spec produces this file any more, but Kiln leaves it: {why}"
+    hint = "delete it yourself if it is not needed"
+    return Diagnostic(
+        display(out, path), 1, 1, "KILN1905", message, hint=hint, severity=Severity.WARNING
+    )
+
+
+def refused_entry(out: Path, entry: str) -> Diagnostic:
+    """A manifest entry that is not a path inside the output folder (KILN1906, a warning)."""
+    message = f"the manifest lists {entry!r}, which is not a path inside the output folder"
+    hint = "Kiln ignores the entry and never reads, writes or deletes it; the next compile drops it"
+    return Diagnostic(
+        display(out, MANIFEST), 1, 1, "KILN1906", message, hint=hint, severity=Severity.WARNING
+    )

@@ -10,6 +10,7 @@ the final manifest is written last.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
 
 from compiler.artifact import Artifact
@@ -25,20 +26,20 @@ from compiler.emit.problems import blocked, cannot_write, not_ours
 def write_changes(out: Path, comparison: Comparison) -> EmitReport:
     """Write the files that differ and delete the stale ones, unless a file Kiln
     does not own is in the way: then report it and write nothing."""
-    report = EmitReport(unchanged=comparison.unchanged)
+    report = EmitReport(unchanged=comparison.unchanged, diagnostics=[*comparison.warnings])
     problems = _conflicts(out, comparison)
     if problems:
         report.diagnostics.extend(problems)
         return report
     planned, changed, stale = comparison.planned, comparison.changed, comparison.stale
-    _apply(out, report, planned, changed, stale, comparison.owned, comparison.present)
+    _apply(out, report, planned, changed, stale, set(comparison.owned), comparison.present)
     return report
 
 
 def _conflicts(out: Path, comparison: Comparison) -> list[Diagnostic]:
     """Changed files that exist and are not Kiln's, then missing files that a folder
     or file not Kiln's stands in the way of."""
-    current, owned_or_manifest = comparison.current, comparison.owned | {MANIFEST}
+    current, owned_or_manifest = comparison.current, {*comparison.owned, MANIFEST}
     changed = comparison.changed
     conflicts = [p for p in changed if current[p] is not None and p not in owned_or_manifest]
     missing = [p for p in changed if current[p] is None]
@@ -47,13 +48,21 @@ def _conflicts(out: Path, comparison: Comparison) -> list[Diagnostic]:
 
 
 def emit_changes(
-    out: Path, changed: list[Artifact], stale: list[str], manifest: bytes | None, owned: set[str]
+    out: Path,
+    changed: list[Artifact],
+    stale: Mapping[str, str],
+    manifest: bytes | None,
+    owned: set[str],
 ) -> EmitReport | None:
     """Write the `changed` files and the `manifest` (None: it is the same), delete the
-    `stale` ones, in an output folder that is exactly as the last compile left it (the
-    caller made sure: the incremental build). `owned` is what Kiln owns there. None,
-    with nothing written, when a file Kiln does not own is in the way (a full compile
-    reports it)."""
+    `stale` ones (with the sha256 Kiln wrote), in an output folder that is exactly as
+    the last compile left it (the caller made sure: the incremental build). `owned` is
+    what Kiln owns there. None, with nothing written, when a file Kiln does not own, a
+    link or a file Kiln would not delete is in the way (a full compile reports it)."""
+    if not files.is_folder(out):
+        return None
+    if any(not files.removable(out, path, {digest}) for path, digest in stale.items()):
+        return None
     planned = {a.path: a.data for a in changed}
     fresh = [p for p in planned if p not in owned]
     present = present_folders(out, [*planned, MANIFEST])

@@ -25,7 +25,7 @@ from compiler.parse import document_locator
 from compiler.resolve.overlay import environment_spec
 from compiler.resolve.project import ModelContext, ResolvedFeatureSet
 from compiler.resolve.resolution import place
-from compiler.rules import semantics, signature
+from compiler.rules import locations, semantics, signature
 from compiler.rules.findings import Finding
 from compiler.spec.documents import MODEL_NAME_MAX, ModelDoc
 from compiler.spec.model import OVERRIDABLE, ModelSpec
@@ -144,10 +144,16 @@ def _model_in(
     routes = {r.name: r for r in context.spec.alert_routes}
     findings = semantics.check_model(spec, featureset.spec, environment, frozenset(routes))
     storage = environment.storage or context.spec.storage
+    findings.extend(locations.check_locations(spec, environment, storage))
+    findings.extend(locations.check_routes(spec, environment, routes))
     versions = _artifacts(spec, storage)
+    escaping = _local_artifacts(spec, versions, context.root)
+    findings.extend(escaping)
     served = tuple(a for a in versions if a.version == spec.serving.version)
     if not served:
         return None, [*findings, _not_served(spec, versions)]
+    if escaping:
+        return None, findings  # nothing is read from a location refused
     tensors, more = _signature(spec, served[0], featureset, context.root)
     findings.extend(more)
     if tensors is None or any(not f.warning for f in findings):
@@ -180,14 +186,44 @@ def _model_in(
 
 def artifact_location(uri: str, storage: Storage) -> str:
     """An artifact's URI in an environment: relative URIs sit under the model store."""
-    if "://" in uri:
-        return uri
-    return f"{storage.models.rstrip('/')}/{uri}"
+    return locations.place_under(uri, storage.models)
 
 
 def local_path(location: str, root: Path) -> Path:
     path = Path(location.removeprefix("file://"))
     return path if path.is_absolute() else root / path
+
+
+# Protobuf, and so ONNX, cannot hold a larger model in one file; Kiln reads no more.
+ARTIFACT_MAX_BYTES = 2 * 1024**3
+
+
+def _local_artifacts(
+    spec: ModelSpec, versions: tuple[ArtifactIR, ...], root: Path
+) -> list[Finding]:
+    """Local artifacts resolve inside the project, links followed, and fit the size cap:
+    a spec cannot have Kiln read (or `kiln serve` copy) a file from anywhere on disk."""
+    found = []
+    inside = root.resolve()
+    for index, artifact in enumerate(versions):
+        if not artifact.local:
+            continue
+        at: Path_ = ("spec", "versions", index, "artifact", "uri")
+        real = local_path(artifact.uri, root).resolve()
+        if not real.is_relative_to(inside):
+            message = (
+                f"artifact of version {artifact.version} ({artifact.uri}) resolves outside "
+                "the project folder, links followed"
+            )
+            hint = "keep local models under the project (the environment's model store)"
+            found.append(Finding(at, "KILN1711", message, hint))
+        elif real.is_file() and real.stat().st_size > ARTIFACT_MAX_BYTES:
+            message = (
+                f"artifact of version {artifact.version} is {real.stat().st_size} bytes, "
+                f"over the {ARTIFACT_MAX_BYTES} bytes an ONNX file can hold"
+            )
+            found.append(Finding(at, "KILN1712", message, "check the path"))
+    return found
 
 
 def _artifacts(spec: ModelSpec, storage: Storage) -> tuple[ArtifactIR, ...]:

@@ -19,6 +19,7 @@ from pydantic_core import PydanticCustomError
 
 from compiler.spec.cron import longest_gap_seconds
 from runtime.contract.durations import DURATION, duration_seconds, is_duration
+from runtime.contract.monitor_config import secret_key_problem
 from runtime.contract.secrets import redact
 
 API_VERSION = "kiln/v1alpha1"
@@ -358,11 +359,23 @@ GpuCount = Annotated[int, Field(ge=0, le=MAX_GPUS_PER_POD)]
 Fraction = Annotated[float, Field(ge=0, le=1)]
 
 
+def _check_secret_key(value: str) -> str:
+    problem = secret_key_problem(value)
+    if problem is not None:
+        raise fail("KILN1105", problem)
+    return value
+
+
+SecretKey = Annotated[str, AfterValidator(_check_secret_key), WithJsonSchema({"type": "string"})]
+
+
 class SecretRef(SpecModel):
     """A key of a Kubernetes Secret in the environment's namespace."""
 
     name: Name = Field(description="Name of the Kubernetes Secret.")
-    key: str = Field(min_length=1, description="Key inside the Secret.")
+    key: SecretKey = Field(
+        description="Key inside the Secret: letters, digits, '-', '_', '.' (not '.' or '..')."
+    )
 
 
 class Schedule(SpecModel):

@@ -94,6 +94,12 @@ def literals(texts: Iterable[str]) -> list[str]:
     return [literal(text) for text in texts]
 
 
+# A job container's root filesystem is read-only; what it writes goes to /tmp, an emptyDir
+# of the pod's own (its work folder, outputs, and the libraries' caches and temp files).
+SCRATCH = {"name": "scratch", "emptyDir": {}}
+SCRATCH_MOUNT = {"name": "scratch", "mountPath": "/tmp"}
+
+
 def service_host(model: ModelIR, service: str) -> str:
     return f"{service}.{model.namespace}.svc.cluster.local"
 

@@ -19,15 +19,14 @@ from compiler.ir.monitoring import (
     PerformanceIR,
     RouteIR,
 )
+from compiler.rules.locations import place_under
 from runtime.contract.monitor_config import MonitorConfig
 from runtime.contract.vocabulary import SERVING_SIGNALS
 
 
 def data_location(uri: str, data_root: str) -> str:
     """A monitoring data URI in an environment: relative URIs sit under the data store."""
-    if "://" in uri:
-        return uri
-    return f"{data_root.rstrip('/')}/{uri}"
+    return place_under(uri, data_root)
 
 
 def _format(uri: str, declared: str | None) -> Literal["parquet", "csv"]:

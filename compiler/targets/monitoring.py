@@ -69,10 +69,11 @@ def cron_workflow(model: ModelIR) -> Object | None:
         for volume, secret in secrets
     ]
     volumes: list[Object] = [
+        k8s.SCRATCH,
         {
             "name": "monitor-config",
             "configMap": {"name": names.derived(model.name, "-monitor-config")},
-        }
+        },
     ]
     # Optional: a missing Secret would hold the pod in ContainerCreating until its
     # deadline, with nothing pushed and so no alert. Mounted optionally, the job runs,
@@ -92,12 +93,8 @@ def cron_workflow(model: ModelIR) -> Object | None:
                 "requests": {"cpu": "1", "memory": "2Gi"},
                 "limits": {"cpu": "2", "memory": "4Gi"},
             },
-            "securityContext": {
-                "allowPrivilegeEscalation": False,
-                "runAsNonRoot": True,
-                "capabilities": {"drop": ["ALL"]},
-            },
-            "volumeMounts": mounts,
+            "securityContext": k8s.container_security(),
+            "volumeMounts": [k8s.SCRATCH_MOUNT, *mounts],
         },
         "activeDeadlineSeconds": "3600",
         # Retry a lost pod, never a monitor that found the data unusable.

@@ -49,9 +49,9 @@ def _argo(text: str, model: ModelIR) -> str:
 def _replace_tokens(text: str, spec_file: str) -> str:
     def replace(match: object) -> str:
         token: str = match.group(1)  # type: ignore[attr-defined]
-        if token == "out":
+        if token == "out":  # noqa: S105 a placeholder's name
             return OUT
-        if token == "spec":
+        if token == "spec":  # noqa: S105 a placeholder's name
             return f"{REPO}/{spec_file}"
         kind, _, rest = token.partition(":")
         if kind == "in":
@@ -109,11 +109,8 @@ def _container(step: Step, model: ModelIR) -> Object:
         "image": step.image,
         "command": k8s.literals(_argo(part, model) for part in step.command),
         "resources": {"requests": requests, "limits": limits},
-        "securityContext": {
-            "allowPrivilegeEscalation": False,
-            "runAsNonRoot": True,
-            "capabilities": {"drop": ["ALL"]},
-        },
+        "securityContext": k8s.container_security(),
+        "volumeMounts": [k8s.SCRATCH_MOUNT],
     }
     if step.env:
         container["env"] = [{"name": k, "value": k8s.literal(_argo(v, model))} for k, v in step.env]
@@ -191,6 +188,7 @@ def workflow_template(model: ModelIR, pipeline: Pipeline) -> Object:
         },
         "securityContext": k8s.pod_security(),
         **pod_settings(model),
+        "volumes": [k8s.SCRATCH],
         "templates": [
             {"name": "pipeline", "dag": {"tasks": [_task(s) for s in pipeline.steps]}},
             *(_template(s, pipeline, model) for s in pipeline.steps),

@@ -47,9 +47,35 @@ def _check_name(value: str) -> str:
     return value
 
 
+# A key of a Kubernetes Secret (its data keys: IsConfigMapKey in apimachinery's
+# validation). The job reads a key as a file under the Secret's mount, so the grammar is
+# also what keeps a key from leaving it ('..', '/').
+SECRET_KEY = re.compile(r"[-._a-zA-Z0-9]+")
+SECRET_KEY_MAX = 253
+
+
+def secret_key_problem(value: str) -> str | None:
+    """Why `value` is not a Kubernetes Secret key, or None."""
+    if value in (".", "..") or not SECRET_KEY.fullmatch(value):
+        return (
+            f"{value!r} is not a Secret key: use letters, digits, '-', '_' and '.', not '.' or '..'"
+        )
+    if len(value) > SECRET_KEY_MAX:
+        return f"a Secret key is at most {SECRET_KEY_MAX} characters; this one has {len(value)}"
+    return None
+
+
+def _check_secret_key(value: str) -> str:
+    problem = secret_key_problem(value)
+    if problem is not None:
+        raise ValueError(problem)
+    return value
+
+
 Duration = Annotated[str, AfterValidator(_check_duration)]
 Column = Annotated[str, AfterValidator(_check_column)]
 Name = Annotated[str, AfterValidator(_check_name)]
+SecretKey = Annotated[str, AfterValidator(_check_secret_key)]
 
 
 class Strict(BaseModel):
@@ -253,7 +279,7 @@ class SecretRef(Strict):
     """A key of a Kubernetes Secret; see `Secrets` for how the job reads it."""
 
     name: Name
-    key: str = Field(min_length=1)
+    key: SecretKey
 
 
 class AlertmanagerTarget(Strict):

@@ -19,7 +19,7 @@ from collections import Counter
 from dataclasses import dataclass
 from urllib.parse import urlsplit, urlunsplit
 
-AWS_SECRET_KEY = "AWS secret access key"
+AWS_SECRET_KEY = "AWS secret access key"  # noqa: S105 the name of a kind, not a secret
 # Token formats, each as its issuer documents it. The group `secret` is the part
 # to hide; without it the whole match is.
 _SHAPES: tuple[tuple[str, str], ...] = (

@@ -25,7 +25,7 @@ TRUST_FILE = "trust.json"
 # The publish step's environment: a key pair's private half (a path), or a Sigstore
 # identity token (sigstore-python reads the same variable).
 SIGNING_KEY_ENV = "KILN_SIGNING_KEY"
-IDENTITY_TOKEN_ENV = "SIGSTORE_ID_TOKEN"
+IDENTITY_TOKEN_ENV = "SIGSTORE_ID_TOKEN"  # noqa: S105 a variable name, not a token
 # GitHub Actions sets both in a job with `permissions: id-token: write`.
 GITHUB_OIDC_ENV = ("ACTIONS_ID_TOKEN_REQUEST_URL", "ACTIONS_ID_TOKEN_REQUEST_TOKEN")
 

@@ -4,7 +4,7 @@ Compile the example platform, train car-loan-default with the pipeline Argo woul
 run, serve it with a real Triton server (CPU, python backend), smoke-test it over
 HTTP and gRPC, monitor NannyML's car-loan analysis period, stop the server, and
 summarise. Each step says what it runs; the first run downloads Triton's wheel
-and builds its backend environment (under .kiln/, reused afterwards).
+and builds its backend environment (in the user cache, ~/.cache/kiln, reused afterwards).
 """
 
 from __future__ import annotations
@@ -81,7 +81,8 @@ def wait_ready(url: str, server: subprocess.Popen[str]) -> float:
         if server.poll() is not None:
             raise DemoFailed("kiln serve exited before Triton became ready (see its output above)")
         try:
-            with urllib.request.urlopen(f"{url}/v2/health/ready", timeout=1) as answer:
+            ready = f"{url}/v2/health/ready"  # the server the demo started, over http
+            with urllib.request.urlopen(ready, timeout=1) as answer:  # noqa: S310
                 if answer.status == 200:
                     return time.monotonic() - started
         except OSError:

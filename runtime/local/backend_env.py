@@ -10,11 +10,17 @@ generates deterministically; PATH keeps the generated config untouched.
 
 numpy 2 silently corrupts input tensors in this backend, hence the pin; the
 client side (Kiln itself) is free to use numpy 2.
+
+The venv lives in the user's cache (see `runtime.local.triton_dist`) and is used only
+with a marker whose HMAC, under the user's key, covers the requirements and every
+program in its `bin` (the stub runs the `python3` it finds there first): a venv that
+this user's Kiln did not build, or one changed since, is rebuilt.
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 import os
 import shutil
@@ -26,7 +32,14 @@ from pathlib import Path
 
 import onnxruntime
 
-from runtime.local.triton_dist import TritonDistribution, locked
+from runtime.contract import user_cache
+from runtime.local.triton_dist import (
+    DistributionError,
+    TritonDistribution,
+    locked,
+    private_cache,
+    sha256_of,
+)
 
 INSTALL_TIMEOUT_S = 900
 _READY = ".kiln-complete"
@@ -80,26 +93,58 @@ def _build(path: Path, wanted: list[str]) -> None:
         raise BackendEnvError(f"the backend venv got numpy {version}; it needs numpy < 2")
 
 
+def _seal(secret: bytes, env: BackendEnv, wanted: list[str]) -> bytes:
+    """The marker of a whole venv: an HMAC over the requirements and each entry of its
+    `bin` (a link by its target, a file by its sha256)."""
+    parts = [json.dumps(wanted).encode()]
+    for entry in sorted(env.bin.iterdir()):
+        if entry.is_symlink():
+            what = os.readlink(entry)
+        else:
+            what = "folder" if entry.is_dir() else sha256_of(entry)
+        parts.append(f"{entry.name}\0{what}".encode())
+    return user_cache.tag(secret, *parts).hex().encode() + b"\n"
+
+
+def _sealed(secret: bytes, env: BackendEnv, wanted: list[str]) -> bool:
+    marker = user_cache.read_private(env.path / _READY)
+    try:
+        info = os.lstat(env.path)
+        fresh = _seal(secret, env, wanted)
+    except OSError:
+        return False
+    if user_cache.untrusted_reason(info) is not None or not env.path.is_dir():
+        return False
+    return marker is not None and hmac.compare_digest(marker, fresh)
+
+
 def ensure_backend_env(cache: Path) -> BackendEnv:
-    """The cached backend venv for this Python and these requirements, built once."""
+    """The cached backend venv for this Python and these requirements, built once; one
+    found there that this user's Kiln did not build is replaced, never used."""
     wanted = requirements()
+    try:
+        secret = private_cache(cache)
+    except DistributionError as exc:
+        raise BackendEnvError(str(exc)) from exc
     tag = f"{sys.version_info.major}.{sys.version_info.minor}"
     # Keyed by the real interpreter (python, python3 and pytest's shebang all lead to it).
     interpreter = [os.path.realpath(sys.executable), sys.version]
     key = hashlib.sha256(json.dumps([interpreter, wanted]).encode()).hexdigest()[:10]
     final = cache / f"backend-env-py{tag}-{key}"
     with locked(cache / ".backend-env.lock"):
-        if (final / _READY).is_file():
+        if _sealed(secret, BackendEnv(final), wanted):
             return BackendEnv(final)
         shutil.rmtree(final, ignore_errors=True)
+        if os.path.lexists(final):  # a link or a file: nothing Kiln made
+            os.unlink(final)
         # A venv records its own path, so it is built in place; the marker is written last.
-        final.mkdir(parents=True)
+        final.mkdir(mode=0o700)
         try:
             _build(final, wanted)
         except BaseException:
             shutil.rmtree(final, ignore_errors=True)
             raise
-        (final / _READY).write_text(json.dumps(wanted) + "\n", encoding="utf-8")
+        (final / _READY).write_bytes(_seal(secret, BackendEnv(final), wanted))
     return BackendEnv(final)
 
 

@@ -50,9 +50,9 @@ def substitute(
 ) -> str:
     def replace(match: re.Match[str]) -> str:
         token = match.group(1)
-        if token == "out":
+        if token == "out":  # noqa: S105 a placeholder's name
             return str(step_dir)
-        if token == "spec":
+        if token == "spec":  # noqa: S105 a placeholder's name
             return str(spec)
         kind, _, rest = token.partition(":")
         if kind == "in":

@@ -60,7 +60,7 @@ DEFAULT_HOST = "127.0.0.1"
 DEFAULT_READY_TIMEOUT_S = 120.0
 STOP_TIMEOUT_S = 15.0
 LOG_TAIL_LINES = 60
-SHM = Path("/dev/shm")
+SHM = Path("/dev/shm")  # noqa: S108 where Triton puts its shared memory
 SHM_PREFIX = "triton_python_backend_shm_region_"
 
 
@@ -140,7 +140,7 @@ def choose_endpoints(
 
 def _get(url: str, timeout: float) -> int:
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:
+        with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 local http
             status: int = response.status
             return status
     except urllib.error.HTTPError as exc:
@@ -399,7 +399,7 @@ def prepare_server(local: ServedModel, endpoints: Endpoints) -> TritonServer:
             f"kiln serve: assembled {model} version {artifact.version}: "
             f"{checked(artifact, signers)}"
         )
-    cache = default_cache(local.root)
+    cache = default_cache()
     say(f"kiln serve: tritonserver and its backend venv from {cache} (built on first use)")
     dist, backend = prepare_runtime(cache)
     return TritonServer(dist, backend, repository, [model], endpoints, workdir / "triton.log")

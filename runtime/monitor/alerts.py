@@ -34,6 +34,7 @@ from runtime.contract.monitor_config import (
     SecretRef,
     Secrets,
 )
+from runtime.contract.secret_http import http_url, no_redirects, secret_safe
 from runtime.monitor.rules import AlertEvent
 
 USER_AGENT = "kiln-monitor/1"
@@ -188,17 +189,27 @@ def _rfc3339(moment: datetime) -> str:
 
 
 def post_json(url: str, body: Any, headers: Mapping[str, str], timeout: float) -> int:
-    """POST a JSON body; the HTTP status on 2xx, DeliveryError otherwise."""
+    """POST a JSON body; the HTTP status on 2xx, DeliveryError otherwise (a redirect
+    included: it is not followed, since it would carry the route's headers onward)."""
+    if not http_url(url):
+        raise DeliveryError("the URL is not http(s): Kiln posts alerts over HTTP only", retry=False)
     data = json.dumps(body, sort_keys=True).encode("utf-8")
-    request = urllib.request.Request(url, data=data, method="POST")
+    request = urllib.request.Request(url, data=data, method="POST")  # noqa: S310 http(s)
     request.add_header("Content-Type", "application/json")
     request.add_header("User-Agent", USER_AGENT)
     for name, value in headers.items():
         request.add_header(name, value)
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
+        with no_redirects.open(request, timeout=timeout) as response:
             return int(response.status)
     except urllib.error.HTTPError as exc:
+        if 300 <= exc.code < 400:
+            raise DeliveryError(
+                f"HTTP {exc.code}: the receiver redirects, and Kiln follows no redirect (the "
+                "route's headers would go with it); point the route at the final URL",
+                exc.code,
+                retry=False,
+            ) from None
         detail = exc.read(300).decode("utf-8", "replace").strip()
         retry = exc.code == 429 or exc.code >= 500
         raise DeliveryError(
@@ -289,6 +300,12 @@ def _deliver_route(
             body = webhook_payload(config, events)
     except SecretMissing as exc:
         record.error = str(exc)
+        return record
+    if (route.slack or headers) and not secret_safe(url):
+        record.error = (
+            "this route carries a secret and its URL is not https: Kiln sends secrets over "
+            "https only (or to this machine); change the URL to https"
+        )
         return record
     timeout = delivery.timeout_seconds
     send_with_retries(lambda: post_json(url, body, headers, timeout), delivery, record, sleep)

@@ -95,13 +95,16 @@ def _list_files(uri: str, fmt: str, role: Role) -> tuple[Any, list[str]]:
 
 
 def _missing_message(role: Role, where: str, missing: list[str], present: list[str]) -> str:
+    """Names the missing columns and counts the others: a file's header is its content
+    (a mounted Secret read as CSV has the secret for a header), so it is not echoed. A
+    present name is shown only as a suggestion, when it nearly equals a declared one."""
     parts = []
     for column in missing:
-        close = difflib.get_close_matches(column, present, n=1)
+        close = difflib.get_close_matches(column, present, n=1, cutoff=0.8)
         parts.append(f"{column!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
     return (
         f"{role} data {where} lacks the declared column(s) {', '.join(parts)}; "
-        f"it has: {', '.join(present)}"
+        f"it has {len(present)} column(s)"
     )
 
 
@@ -196,18 +199,20 @@ def _timestamps(frame: pd.DataFrame, column: str, role: Role, notes: list[str]) 
         try:
             parsed = pd.to_datetime(series, format="ISO8601", utc=True)
         except (ValueError, TypeError) as exc:
+            unparsed = pd.to_datetime(series, format="ISO8601", utc=True, errors="coerce").isna()
             raise MonitorError(
                 "columns",
                 f"{role} data: timestamp column {column!r} holds text that is not an ISO 8601 "
-                f"date: {exc}",
+                f"date in {_rows(unparsed & series.notna())}",
             ) from exc
         frame[column] = parsed.dt.tz_localize(None)
     return frame
 
 
-def _examples(series: pd.Series, mask: pd.Series | np.ndarray, n: int = 3) -> str:
-    values = pd.unique(series[mask])[:n]
-    return ", ".join(repr(v.item() if hasattr(v, "item") else v) for v in values)
+def _rows(mask: pd.Series | np.ndarray) -> str:
+    """How many rows break a rule: counted, never shown, since the file may hold anything
+    (docs/security.md, "Trust boundaries")."""
+    return f"{int(np.count_nonzero(mask))} of {len(mask)} rows"
 
 
 def _numeric(series: pd.Series) -> bool:
@@ -236,7 +241,7 @@ def _feature(role: Role, feature: FeatureColumn, series: pd.Series, notes: list[
             raise MonitorError(
                 "columns",
                 f"{where} is declared continuous ({feature.dtype}) but holds {series.dtype} "
-                f"values such as {_examples(series, series.notna())}",
+                f"values in {_rows(series.notna())}",
             )
         return series
     # Categorical: check the storage type against the declared dtype; numbers are handed
@@ -260,14 +265,13 @@ def _feature(role: Role, feature: FeatureColumn, series: pd.Series, notes: list[
             if bad.any():
                 raise MonitorError(
                     "columns",
-                    f"{where} is declared {declared} but holds values such as "
-                    f"{_examples(values, bad)}",
+                    f"{where} is declared {declared} but holds other values in {_rows(bad)}",
                 )
         elif not (series.dropna().map(type).isin([bool]).all() and declared == "bool"):
             raise MonitorError(
                 "columns",
-                f"{where} is declared {declared} but holds {series.dtype} values such as "
-                f"{_examples(series, series.notna())}",
+                f"{where} is declared {declared} but holds {series.dtype} values in "
+                f"{_rows(series.notna())}",
             )
     elif not _numeric(series):  # float categorical
         raise MonitorError(
@@ -309,7 +313,7 @@ def _predictions(config: MonitorConfig, role: Role, frame: pd.DataFrame) -> None
             raise MonitorError(
                 "columns",
                 f"{where} must hold the labels 0 and 1 for binary classification; "
-                f"found {_examples(series, bad)}",
+                f"other values in {_rows(bad)}",
             )
         frame[column] = series.astype("int64")
     else:
@@ -318,7 +322,7 @@ def _predictions(config: MonitorConfig, role: Role, frame: pd.DataFrame) -> None
         if bad.any():
             raise MonitorError(
                 "columns",
-                f"{where} holds labels without a score column: {_examples(series, bad)}; "
+                f"{where} holds labels without a score column in {_rows(bad)}; "
                 f"score columns are declared for {', '.join(sorted(labels))}",
             )
 
@@ -338,8 +342,7 @@ def _scores(config: MonitorConfig, role: Role, frame: pd.DataFrame) -> None:
         if bad.any():
             raise MonitorError(
                 "columns",
-                f"{where} holds values outside [0, 1] such as {_examples(series, bad)}; "
-                "scores are probabilities",
+                f"{where} holds values outside [0, 1] in {_rows(bad)}; scores are probabilities",
             )
         frame[column] = series
 
@@ -357,7 +360,7 @@ def _target(config: MonitorConfig, role: Role, series: pd.Series) -> pd.Series:
         if bad.any():
             raise MonitorError(
                 "columns",
-                f"{where} must hold 0 and 1 (or be missing); found {_examples(known, bad)}",
+                f"{where} must hold 0 and 1 (or be missing); other values in {_rows(bad)}",
             )
     if role == "reference" and config.performance is not None:
         if known.empty:

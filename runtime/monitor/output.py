@@ -18,6 +18,7 @@ from typing import Any
 import pandas as pd
 
 from runtime.contract.monitor_config import MonitorConfig
+from runtime.contract.secret_http import http_url
 from runtime.monitor.alerts import DeliveryRecord
 from runtime.monitor.chunks import ChunkInfo
 from runtime.monitor.data import Dataset
@@ -383,7 +384,10 @@ def push_metrics(url: str, config: MonitorConfig, text: str, timeout: float = 10
         f"{url.rstrip('/')}/metrics/job/kiln_monitor/model/{quote(config.model, safe='')}"
         f"/environment/{quote(config.environment, safe='')}"
     )
-    request = urllib.request.Request(target, data=text.encode("utf-8"), method="PUT")
+    if not http_url(target):  # urllib would also open file:// and ftp:// URLs
+        raise OSError(f"the Pushgateway URL is not http(s): {url}")
+    data = text.encode("utf-8")
+    request = urllib.request.Request(target, data=data, method="PUT")  # noqa: S310 http(s)
     request.add_header("Content-Type", "text/plain; version=0.0.4")
-    with urllib.request.urlopen(request, timeout=timeout):
+    with urllib.request.urlopen(request, timeout=timeout):  # noqa: S310 http(s), no secret
         pass

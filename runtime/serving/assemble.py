@@ -225,7 +225,8 @@ def assemble(
             for extra in extra_files:
                 shutil.copyfile(extra, version_dir / extra.name)
         (staged / CONFIG_FILE).write_text(config_text, encoding="utf-8")
-        os.chmod(staged, 0o755)  # mkdtemp makes it 0700; Triton may run as another user
+        # mkdtemp makes it 0700; Triton may run as another user. Readable, not writable.
+        os.chmod(staged, 0o755)  # noqa: S103
         _replace(repository / model, staged)
     except BaseException:
         shutil.rmtree(staged, ignore_errors=True)

@@ -64,6 +64,7 @@ from fsspec.implementations.local import LocalFileSystem
 from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
 
+from runtime.contract.secret_http import no_redirects, secret_safe
 from runtime.contract.signing import provenance_uri, signature_uri
 from runtime.contract.steps import PUBLISH
 from runtime.steps import provenance
@@ -392,13 +393,15 @@ class GitHub:
     """The four REST calls a pull request takes, with urllib (no client library)."""
 
     def __init__(self, api: str, repo: str, token: str) -> None:
+        if not secret_safe(api):
+            raise StepError(f"--github-api {api} is not https: the token goes over https only")
         self.api = api.rstrip("/")
         self.repo = repo
         self.token = token
 
     def call(self, method: str, path: str, body: Mapping[str, Any] | None = None) -> Any:
         url = f"{self.api}/repos/{self.repo}{path}"
-        request = urllib.request.Request(
+        request = urllib.request.Request(  # noqa: S310 https (checked in __init__)
             url,
             data=None if body is None else json.dumps(body).encode("utf-8"),
             method=method,
@@ -411,7 +414,8 @@ class GitHub:
             },
         )
         try:
-            with urllib.request.urlopen(request, timeout=30) as response:
+            # No redirect is followed: it would carry the token to another host.
+            with no_redirects.open(request, timeout=30) as response:
                 payload = response.read()
         except urllib.error.HTTPError as error:
             detail = error.read().decode("utf-8", "replace")[:300]

@@ -71,12 +71,20 @@ def _nested(indicator: str) -> Callable[[Path], None]:
     return write
 
 
+def _artifact_link(root: Path) -> None:
+    """The local artifact replaced by a link to a file outside the project."""
+    path = root / ONNX_IN_TREE / "1" / "model.onnx"
+    path.unlink()
+    path.symlink_to("/etc/passwd")
+
+
 # Cases whose input is generated rather than stored: case name -> writer.
 GENERATED: dict[str, Callable[[Path], None]] = {
     "load-file-too-large": _too_large,
     "load-file-unreadable": _unreadable,
     "load-deep-block-sequence": _nested("- "),
     "load-deep-explicit-keys": _nested("? "),
+    "locations-artifact-link-outside": _artifact_link,
 }
 # Cases whose problem lies in the output folder, so that only `compile` reports it.
 WRITE_ONLY = frozenset({"output-unowned-file"})

@@ -59,7 +59,7 @@ def get_json(url: str) -> Any:
 def triton(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TritonServer]:
     try:
         check_platform()
-        cache = default_cache(ROOT)
+        cache = default_cache()
         dist, backend = ensure_triton(cache), ensure_backend_env(cache)
     except PlatformError as exc:
         pytest.skip(f"this platform cannot run the bundled tritonserver: {exc}")

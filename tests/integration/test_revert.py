@@ -139,7 +139,7 @@ def test_compile_settles_a_merge_that_conflicted_in_the_output(tmp_path: Path, s
     assert "generated/kiln-manifest.json" in conflicted
     assert any(p.endswith("scaledobject-car-loan-default.yaml") for p in conflicted)
     outputs = {p.removeprefix("generated/") for p in conflicted if p.startswith("generated/")}
-    assert outputs - {"kiln-manifest.json"} <= owned_files(repo / "generated")
+    assert outputs - {"kiln-manifest.json"} <= owned_files(repo / "generated").keys()
 
     # The person resolves the spec (six replicas) and compiles; nothing else by hand.
     git(repo, "checkout", "-q", "--theirs", "--", MODEL)
@@ -173,6 +173,6 @@ def test_a_conflicted_manifest_owns_what_either_side_listed(tmp_path: Path) -> N
         ">>>>>>> theirs\n"
         "  }\n}\n"
     )
-    assert owned_files(out) == {"a.yaml", "b.yaml", "c.yaml", "old.yaml"}
+    assert set(owned_files(out)) == {"a.yaml", "b.yaml", "c.yaml", "old.yaml"}
     (out / "kiln-manifest.json").write_text("<<<<<<< HEAD\nnot json\n=======\n>>>>>>> x\n")
-    assert owned_files(out) == set()
+    assert owned_files(out) == {}

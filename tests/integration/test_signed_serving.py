@@ -32,7 +32,6 @@ from runtime.local.triton_dist import (
     ensure_triton,
 )
 from tests.signed_platform import signed_platform
-from tests.tools import REPO_ROOT
 
 pytestmark = pytest.mark.slow
 
@@ -44,7 +43,7 @@ def cache() -> Path:
         check_platform()
     except PlatformError as exc:
         pytest.skip(f"this platform cannot run the bundled tritonserver: {exc}")
-    folder = default_cache(REPO_ROOT)
+    folder = default_cache()
     try:
         ensure_triton(folder)
         ensure_backend_env(folder)

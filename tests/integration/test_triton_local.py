@@ -2,7 +2,7 @@
 CPU) serving the locally compiled example models.
 
 The first run downloads the wheel (55 MB) with pip and builds the backend venv
-(numpy < 2, onnxruntime) into .kiln/cache (or $KILN_TRITON_CACHE); later runs reuse them.
+(numpy < 2, onnxruntime) into the user cache (or $KILN_TRITON_CACHE); later runs reuse them.
 These tests skip only where the platform cannot run the binary (not Linux, glibc
 < 2.35) or, outside CI, where the downloads fail; in CI (CI=true) a failed
 download is a failure.
@@ -77,7 +77,7 @@ def runtime(tmp_path_factory: pytest.TempPathFactory) -> Runtime:
         check_platform()
     except PlatformError as exc:
         pytest.skip(f"this platform cannot run the bundled tritonserver: {exc}")
-    cache = default_cache(ROOT)
+    cache = default_cache()
     try:
         dist = ensure_triton(cache)
         backend = ensure_backend_env(cache)

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from benchmarks.synthetic import ENVIRONMENTS, MODEL, generate
-from compiler import build_state, fingerprint, forking
+from compiler import build_state, cache, fingerprint, forking
 from compiler.api import CompileResult, compile_tree
 from compiler.emit import WriteBack
 
@@ -220,7 +220,7 @@ def test_a_damaged_or_missing_state_means_a_full_compile(tmp_path: Path) -> None
     specs, out = tmp_path / "specs", tmp_path / "out"
     generate(specs, MODELS)
     assert compile_tree(specs, out).ok
-    (state,) = (tmp_path / "cache" / build_state.STATES).iterdir()
+    (state,) = (tmp_path / "cache" / cache.SIGNED / build_state.STATES).iterdir()
     model = specs / "models" / "model-00002.yaml"
     for damage in (b"", b"not marshal", state.read_bytes()[:-9], None):
         if damage is None:
@@ -230,7 +230,9 @@ def test_a_damaged_or_missing_state_means_a_full_compile(tmp_path: Path) -> None
         _replace(model, r"max_queue_delay_us: \d+", f"max_queue_delay_us: {len(damage or b'')}")
         result = compile_tree(specs, out)
         assert result.ok and not result.incremental
-        (state,) = (tmp_path / "cache" / build_state.STATES).iterdir()  # recorded anew
+        (state,) = (
+            tmp_path / "cache" / cache.SIGNED / build_state.STATES
+        ).iterdir()  # recorded anew
     _replace(model, r"max_queue_delay_us: \d+", "max_queue_delay_us: 1")
     assert compile_tree(specs, out).incremental
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from ruamel.yaml import YAML
 
+from compiler import cache
 from compiler.load import _parse_text, load_text
 
 TRICKY = """\
@@ -77,11 +78,11 @@ def test_a_cached_document_gets_its_source_map_when_first_asked(
     assert cached.raw == PROJECT and cached._values is None  # not read until needed
     assert cached.locate(("metadata", "name")) == parsed.locate(("metadata", "name")) == (4, 9)
     assert (cached.values, cached.keys) == (parsed.values, parsed.keys)
-    # With the map damaged in the cache, the bytes are parsed again.
-    entry = next((tmp_path / "cache" / "specs").iterdir())
+    # With the entry damaged in the cache, it fails its HMAC: the bytes are parsed again.
+    entry = next((tmp_path / "cache" / cache.SIGNED / "specs").iterdir())
     entry.write_bytes(entry.read_bytes()[:-10])  # the map cut short
     again, _ = load_text("specs/project.yaml", PROJECT)
-    assert again is not None and again._keys is None
+    assert again is not None and again._keys is not None  # parsed, the map with it
     assert again.keys == parsed.keys
 
 

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from benchmarks.synthetic import ENVIRONMENTS, generate
-from compiler import fingerprint, forking, parallel
+from compiler import cache, fingerprint, forking, parallel
 from compiler.api import build, compile_tree
 from compiler.checks import manifests
 from compiler.diagnostics import render
@@ -235,14 +235,14 @@ def test_a_damaged_fingerprint_record_means_a_full_compile(
     out = tmp_path / "out"
     assert compile_tree(specs, out).ok
     assert compile_tree(specs, out).up_to_date
-    (record,) = (tmp_path / "cache" / fingerprint.RECORDS).iterdir()
+    (record,) = (tmp_path / "cache" / cache.SIGNED / fingerprint.RECORDS).iterdir()
     for damage in (b"", b'{"inputs": "x", "files": {}}', record.read_bytes()[:-7]):
         record.write_bytes(damage)
         again = compile_tree(specs, out)
         assert again.ok and not again.up_to_date
         assert again.report is not None and again.report.written == []
         assert compile_tree(specs, out).up_to_date  # the full compile recorded anew
-        record = next((tmp_path / "cache" / fingerprint.RECORDS).iterdir())
+        record = next((tmp_path / "cache" / cache.SIGNED / fingerprint.RECORDS).iterdir())
     (out / "staging" / "notes.txt").write_text("not Kiln's\n")  # not a file Kiln owns
     assert compile_tree(specs, out).up_to_date
     touched = next((out / "staging").rglob("*.yaml"))

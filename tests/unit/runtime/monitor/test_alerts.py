@@ -17,6 +17,7 @@ import pandas as pd
 import pytest
 
 from runtime.contract.monitor_config import SecretRef, Secrets, config_text
+from runtime.contract.secret_http import secret_safe
 from runtime.examples.monitor_examples import car_loan_config, car_loan_frames
 from runtime.monitor import alerts
 from runtime.monitor.job import Progress, main, run_job
@@ -313,3 +314,70 @@ def test_the_alert_table_of_a_run_matches_what_was_sent(
         (e["feature"], e["chunk_key"]) for e in sent
     }
     assert pd.Series([e["severity"] for e in sent]).eq("warning").all()
+
+
+class Redirector:
+    """An HTTP endpoint that answers every POST with a redirect to `location`."""
+
+    def __init__(self, status: int, location: str) -> None:
+        self.requests = 0
+        redirector = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                redirector.requests += 1
+                self.send_response(status)
+                self.send_header("Location", location)
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def __enter__(self) -> Redirector:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.mark.parametrize("status", [301, 302, 307, 308])
+def test_a_redirect_is_a_failed_attempt_and_is_not_followed(status: int) -> None:
+    with Receiver([200]) as elsewhere, Redirector(status, elsewhere.url + "/steal") as hook:
+        route = {
+            "webhook": {"url": hook.url, "headers": {"Authorization": {"name": "t", "key": "k"}}}
+        }
+        env = {"KILN_SECRET_T_K": "Bearer s3cret"}
+        (record,) = alerts.deliver(_config(route), [_event()], environ=env, sleep=lambda s: None)
+    assert elsewhere.requests == []  # the Authorization header never reached it
+    assert hook.requests == 1  # not retried: the receiver will redirect again
+    assert (record.ok, record.status) == (False, status)
+    assert record.error is not None and "follows no redirect" in record.error
+
+
+def test_a_route_with_secrets_needs_https_outside_this_machine() -> None:
+    route = {
+        "webhook": {
+            "url": "http://hooks.example.invalid/x",
+            "headers": {"X-Token": {"name": "t", "key": "k"}},
+        }
+    }
+    (record,) = alerts.deliver(_config(route), [_event()], environ={"KILN_SECRET_T_K": "s3cret"})
+    assert (record.ok, record.attempts) == (False, 0)
+    assert record.error is not None and "not https" in record.error
+    env = {"KILN_SECRET_SLACK_WEBHOOK_URL": "http://hooks.example.invalid/services/T/B/X"}
+    slack = {"slack": {"webhook_secret": {"name": "slack-webhook", "key": "url"}}}
+    (record,) = alerts.deliver(_config(slack), [_event()], environ=env)
+    assert not record.ok and "not https" in (record.error or "")
+    assert "hooks.example" not in (record.error or "")  # the secret URL is not echoed
+    assert secret_safe("https://hooks.example.invalid/x")
+    assert secret_safe("http://localhost:9093/") and not secret_safe("ftp://x/")

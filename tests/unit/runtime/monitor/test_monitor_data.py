@@ -121,7 +121,8 @@ def test_target_is_required_in_the_reference_only(loan: pd.DataFrame, tmp_path: 
         ),
         (
             lambda f: f.assign(repaid_loan_on_prev_car=0.5),
-            "feature 'repaid_loan_on_prev_car' is declared int64 but holds values such as 0.5",
+            "feature 'repaid_loan_on_prev_car' is declared int64 but holds other values in "
+            "3000 of 3000 rows",
         ),
         (
             lambda f: f.assign(y_pred_proba=f["y_pred_proba"] * 2),
@@ -169,3 +170,26 @@ def test_regression_target_and_prediction_must_be_numbers(tmp_path: Path) -> Non
     )
     message = _error(frame, tmp_path, config=car_price_config())
     assert "prediction column 'y_pred' holds str; regression needs numbers" in message
+
+
+SECRET = "https://hooks.slack.com/services/T0000/B0000/XXXXXXXXXXXXXXXX"
+
+
+def test_a_secret_read_as_data_is_never_echoed(tmp_path: Path) -> None:
+    """A data location pointing at a mounted Secret: the job names what is missing and
+    counts what is there; the file's text appears nowhere."""
+    secret = tmp_path / "slack-webhook" / "url"
+    secret.parent.mkdir()
+    secret.write_text(SECRET + "\n", encoding="utf-8")
+    source = DataSource(uri=str(secret), format="csv", lookback=None)
+    with pytest.raises(MonitorError) as caught:
+        load_dataset(car_loan_config(), "reference", source)
+    message = caught.value.message
+    assert "hooks.slack" not in message and "T0000" not in message
+    assert "lacks the declared column(s)" in message and "it has 1 column(s)" in message
+
+
+def test_bad_values_are_counted_not_shown(loan: pd.DataFrame, tmp_path: Path) -> None:
+    frame = loan.assign(timestamp=["s3cret-token", *list(loan["timestamp"].astype(str))[1:]])
+    message = _error(frame, tmp_path)
+    assert "s3cret" not in message and "in 1 of 3000 rows" in message

@@ -394,3 +394,32 @@ def test_module_entry_point(inputs: dict[str, Path], tmp_path: Path) -> None:
     )
     assert completed.returncode == 2  # argparse: --out is required
     assert "--out" in completed.stderr
+
+
+def test_the_token_goes_over_https_only_and_never_through_a_redirect() -> None:
+    with pytest.raises(StepError, match="not https"):
+        publish.GitHub("http://api.github.example", "acme/ml", "ghp_secret")
+    seen: list[str] = []
+
+    class Redirect(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            seen.append(str(self.headers.get("Authorization")))
+            self.send_response(302)
+            self.send_header("Location", f"http://127.0.0.1:{self.server.server_address[1]}/x")
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Redirect)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        api = publish.GitHub(
+            f"http://127.0.0.1:{server.server_address[1]}", "acme/ml", "ghp_secret"
+        )
+        with pytest.raises(StepError, match="302"):
+            api.call("GET", "/pulls")
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert seen == ["Bearer ghp_secret"]  # asked once; the redirect was not followed
