@@ -89,6 +89,19 @@ CODES: dict[str, tuple[str, str]] = {
     "KILN1415": ("Alert watches an uncomputed signal", "Enable the signal in monitoring."),
     "KILN1416": ("GPU indices on a CPU group", "Remove them, or make the group kind: gpu."),
     "KILN1417": ("GPUs no instance group uses", "Set resources.gpus: 0, or add a gpu group."),
+    "KILN1418": (
+        "Canary weight the pod count cannot give",
+        "Use a weight the hint names, change replicas.min, or set rollout.traffic: istio.",
+    ),
+    "KILN1419": (
+        "GPUs asked for in an environment without GPUs",
+        "Move the model to CPU in that environment's overlay (resources.gpus: 0, "
+        "instance_groups of kind cpu), or declare the environment's GPUs.",
+    ),
+    "KILN1420": (
+        "GPU metric on a model without GPUs",
+        "Scale on queue_time_us or cpu_utilization, or give the model GPUs.",
+    ),
     # 15xx: name budgets
     "KILN1501": ("Derived name too long", "Shorten the model name."),
     # 16xx: environment policies

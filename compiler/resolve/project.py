@@ -13,7 +13,7 @@ from compiler.load import Document, display_path
 from compiler.lowering import lower_featureset, lower_images
 from compiler.parse import document_locator, parse_document
 from compiler.resolve.resolution import place
-from compiler.rules import semantics
+from compiler.rules import gpus, semantics
 from compiler.rules.findings import Finding
 from compiler.spec.documents import FeatureSetDoc, ProjectDoc
 from compiler.spec.featureset import FeatureSetSpec
@@ -194,6 +194,7 @@ def _project_findings(spec: ProjectSpec) -> list[Finding]:
     """The images, and the names of environments and alert routes: each once, and no
     environment named like the Argo CD folder."""
     findings: list[Finding] = semantics.check_project_images(spec)
+    findings.extend(gpus.check_local_gpus(spec.environments))
     for field_name, names in (
         ("environments", [e.name for e in spec.environments]),
         ("alert_routes", [r.name for r in spec.alert_routes]),

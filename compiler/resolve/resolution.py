@@ -73,13 +73,19 @@ class SpecOutcome:
     models: list[ModelIR]  # one per environment that resolved
 
 
-def place(findings: list[Finding], file: str, locate: Locator) -> list[Diagnostic]:
-    """The findings of a rule as diagnostics of `file`, at the lines `locate` gives."""
+def place(
+    findings: list[Finding], file: str, locate: Locator, environment: str | None = None
+) -> list[Diagnostic]:
+    """The findings of a rule as diagnostics of `file`, at the lines `locate` gives;
+    `environment`: the one they were found in, when they depend on it."""
+    environments = () if environment is None else (environment,)
     placed = []
     for finding in findings:
         line, col = locate(finding.path, finding.key)
         severity = Severity.WARNING if finding.warning else Severity.ERROR
         placed.append(
-            Diagnostic(file, line, col, finding.code, finding.message, severity, finding.hint)
+            Diagnostic(
+                file, line, col, finding.code, finding.message, severity, finding.hint, environments
+            )
         )
     return placed

@@ -53,6 +53,10 @@ class Toleration(SpecModel):
 class Gpu(SpecModel):
     """How GPUs are requested and where GPU pods may run."""
 
+    available: bool | None = Field(
+        None,
+        description="Whether the environment has GPUs; unset: a cluster has, local has not.",
+    )
     resource: str = Field("nvidia.com/gpu", description="Extended resource name of a GPU.")
     node_selector: dict[str, str] = Field(
         default_factory=dict, description="Node labels GPU pods require."
