@@ -63,7 +63,22 @@ VALUE_TYPES: tuple[tuple[object, str, str, str], ...] = (
         spec_types.Duration,
         "duration",
         "One or more positive number-unit pairs with the units `ms`, `s`, `m`, `h`, `d`: "
-        "`30s`, `10m`, `1h30m`, `7d`.",
+        "`30s`, `10m`, `1h30m`, `7d`; at most 9,223,372,036 seconds (about 292 years, "
+        "what Go's and Prometheus' durations hold).",
+        "KILN1203",
+    ),
+    (
+        spec_types.Seconds,
+        "seconds",
+        "A [duration](#type-duration) of whole seconds (`90s`, `10m`, not `1500ms`): the "
+        "target counts seconds. At most 9,223,372,036 seconds.",
+        "KILN1203",
+    ),
+    (
+        spec_types.Int32Seconds,
+        "int32 seconds",
+        "A [seconds](#type-seconds) duration of at most 2,147,483,647 seconds (about 68 "
+        "years): Kubernetes keeps it in an int32.",
         "KILN1203",
     ),
     (

@@ -13,7 +13,7 @@ from compiler.rules.signals import check_alerts, check_metrics
 from compiler.spec.featureset import FeatureSetSpec
 from compiler.spec.model import ModelSpec, Rollout, Serving
 from compiler.spec.project import Environment, Images, ProjectSpec
-from compiler.spec.types import image_has_digest
+from compiler.spec.types import INT32_MAX, image_has_digest
 
 SPEC = ("spec",)
 
@@ -69,6 +69,19 @@ def _batching(serving: Serving) -> list[Finding]:
 
 def _autoscaling(serving: Serving) -> list[Finding]:
     found: list[Finding] = []
+    scaling = serving.autoscaling
+    if scaling is not None and scaling.metric == "cpu_utilization":
+        target = scaling.target
+        if not target.is_integer() or target > INT32_MAX:
+            found.append(
+                Finding(
+                    (*SERVING, "autoscaling", "target"),
+                    "KILN1105",
+                    f"a cpu_utilization target is a whole percentage that Kubernetes keeps "
+                    f"in an int32 (averageUtilization); {target:g} is not one",
+                    f"write a whole number from 1 to {INT32_MAX}, such as 70",
+                )
+            )
     if serving.autoscaling is not None and serving.replicas.min >= serving.replicas.max:
         found.append(
             Finding(

@@ -148,7 +148,7 @@ def test_written_steps_and_settings_are_in_seconds() -> None:
             {
                 "strategy": "ab",
                 "traffic": "istio",
-                "steps": [{"weight": 10, "pause": "1h30m"}, {"analysis": True}, {"pause": "500ms"}],
+                "steps": [{"weight": 10, "pause": "1h30m"}, {"analysis": True}, {"pause": "1500s"}],
                 "analysis": {"interval": "2m", "max_error_rate": 0.05},
                 "ab": {"header": "x-cohort", "value": "beta", "weight": 5, "duration": "2h"},
                 "blue_green": {"auto_promotion": False, "scale_down_delay": "10m"},
@@ -159,7 +159,7 @@ def test_written_steps_and_settings_are_in_seconds() -> None:
     assert rollout.steps == (
         CanaryStepIR(10, DurationIR(5400, "1h30m"), False),
         CanaryStepIR(None, None, True),
-        CanaryStepIR(None, DurationIR(0.5, "500ms"), False),
+        CanaryStepIR(None, DurationIR(1500, "1500s"), False),
     )
     assert rollout.analysis is not None
     assert rollout.analysis.interval.seconds == 120
