@@ -57,6 +57,10 @@ CODES: dict[str, tuple[str, str]] = {
     "KILN1209": ("Secret value in a spec", "Put it in a Kubernetes Secret and refer to it."),
     "KILN1210": ("Not a FeatureSet reference", "Write name@version."),
     "KILN1211": ("Not a column name", "Use letters, digits and '_'."),
+    "KILN1212": (
+        "Not a Kubernetes label key, label value or resource name",
+        "Write it as Kubernetes accepts it: [prefix/]name, at most 63 characters a name.",
+    ),
     # 13xx: references between specs
     "KILN1301": ("Duplicate object", "Two specs of one kind share a name; rename one."),
     "KILN1302": ("Duplicate entry", "Two entries of one list share a name; rename one."),
@@ -138,3 +142,10 @@ RETIRED: dict[str, str] = {
     "KILN1801": "Triton config rejected by the protobuf. Protobuf's printer always writes "
     "text its parser reads, and the tests parse every rendered config.",
 }
+
+
+def advice(code: str) -> str:
+    """What to do about a problem with `code`, as a hint: for a diagnostic whose own
+    message names no remedy, so that every diagnostic says what to do."""
+    text = CODES[code][1].rstrip(".")
+    return text[:1].lower() + text[1:]

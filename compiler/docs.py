@@ -53,6 +53,26 @@ VALUE_TYPES: tuple[tuple[object, str, str, str], ...] = (
         "KILN1211",
     ),
     (
+        spec_types.LabelKey,
+        "label key",
+        "Kubernetes label key: `[prefix/]name`, the name at most 63 letters, digits, `-`, "
+        "`_` and `.`, starting and ending with a letter or digit; the prefix a DNS subdomain.",
+        "KILN1212",
+    ),
+    (
+        spec_types.LabelValue,
+        "label value",
+        "Kubernetes label value: empty, or at most 63 letters, digits, `-`, `_` and `.`, "
+        "starting and ending with a letter or digit.",
+        "KILN1212",
+    ),
+    (
+        spec_types.ResourceName,
+        "resource name",
+        "Kubernetes extended resource name with its domain: `nvidia.com/gpu`.",
+        "KILN1212",
+    ),
+    (
         spec_types.Quantity,
         "quantity",
         "Kubernetes resource quantity such as `500m`, `4`, `1.5`, `16Gi`; a YAML number is "
@@ -325,7 +345,9 @@ class _Walker:
         if origin is dict:
             if args[1] is Any:
                 return "mapping"
-            return f"map of string to {self.describe(args[1], f'{path}.<key>')}"
+            keys = _value_type(args[0])
+            key = f"[{keys[0]}](#{keys[1]})" if keys else "string"
+            return f"map of {key} to {self.describe(args[1], f'{path}.<key>')}"
         if _is_model(annotation):
             return f"[{annotation.__name__}](#{_anchor(self.kind, path)})"
         simple = {str: "string", int: "integer", float: "number", bool: "boolean"}

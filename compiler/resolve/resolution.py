@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from compiler.codes import advice
 from compiler.diagnostics import Diagnostic, Locator, Severity
 from compiler.ir import ModelIR, ProjectIR
 from compiler.load import Document
@@ -85,7 +86,14 @@ def place(
         severity = Severity.WARNING if finding.warning else Severity.ERROR
         placed.append(
             Diagnostic(
-                file, line, col, finding.code, finding.message, severity, finding.hint, environments
+                file,
+                line,
+                col,
+                finding.code,
+                finding.message,
+                severity,
+                finding.hint or advice(finding.code),
+                environments,
             )
         )
     return placed

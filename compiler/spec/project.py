@@ -8,8 +8,11 @@ from pydantic import Field, model_validator
 
 from compiler.spec.types import (
     Image,
+    LabelKey,
+    LabelValue,
     Name,
     PositiveInt,
+    ResourceName,
     SecretRef,
     SpecModel,
     Uri,
@@ -42,9 +45,9 @@ class Storage(SpecModel):
 class Toleration(SpecModel):
     """A Kubernetes toleration added to GPU pods."""
 
-    key: str = Field(min_length=1, description="Taint key.")
+    key: LabelKey = Field(description="Taint key.")
     operator: Literal["Equal", "Exists"] = Field("Exists", description="Match operator.")
-    value: str | None = Field(None, description="Taint value (with operator Equal).")
+    value: LabelValue | None = Field(None, description="Taint value (with operator Equal).")
     effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] | None = Field(
         None, description="Taint effect to tolerate; all when empty."
     )
@@ -57,8 +60,8 @@ class Gpu(SpecModel):
         None,
         description="Whether the environment has GPUs; unset: a cluster has, local has not.",
     )
-    resource: str = Field("nvidia.com/gpu", description="Extended resource name of a GPU.")
-    node_selector: dict[str, str] = Field(
+    resource: ResourceName = Field("nvidia.com/gpu", description="Extended resource name of a GPU.")
+    node_selector: dict[LabelKey, LabelValue] = Field(
         default_factory=dict, description="Node labels GPU pods require."
     )
     tolerations: list[Toleration] = Field(
@@ -94,7 +97,7 @@ class Environment(SpecModel):
         "http://prometheus-operated.monitoring.svc:9090",
         description="Prometheus that analysis and autoscaling query.",
     )
-    monitoring_labels: dict[str, str] = Field(
+    monitoring_labels: dict[LabelKey, LabelValue] = Field(
         default_factory=dict,
         description="Labels Prometheus selects ServiceMonitors and PrometheusRules by, "
         "e.g. {release: kube-prometheus-stack}.",

@@ -72,6 +72,58 @@ Name = Annotated[
     WithJsonSchema({"type": "string", "pattern": f"^{DNS_LABEL}$", "maxLength": 63}),
 ]
 
+# Kubernetes' label syntax (apimachinery's validation: IsQualifiedName, IsValidLabelValue).
+# Values written in the Project land in every model's objects: checked here, they are
+# reported in project.yaml, not where a model's output would fail to apply.
+_LABEL_NAME = r"[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?"
+_DNS_SUBDOMAIN = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*"
+QUALIFIED_NAME = f"({_DNS_SUBDOMAIN}/)?{_LABEL_NAME}"
+PREFIXED_NAME = f"{_DNS_SUBDOMAIN}/{_LABEL_NAME}"
+LABEL_VALUE = f"({_LABEL_NAME})?"
+
+
+def _kubernetes_name(pattern: str, what: str, hint: str) -> AfterValidator:
+    compiled = re.compile(pattern)
+
+    def check(value: str) -> str:
+        prefix, _, name = value.rpartition("/")
+        if not compiled.fullmatch(value) or len(name) > 63 or len(prefix) > 253:
+            raise fail("KILN1212", f"{shown(value)} is not {what}; {hint}")
+        return value
+
+    return AfterValidator(check)
+
+
+LabelKey = Annotated[
+    str,
+    _kubernetes_name(
+        QUALIFIED_NAME,
+        "a Kubernetes label key",
+        "write [prefix/]name: a name of at most 63 letters, digits, '-', '_' and '.', "
+        "starting and ending with a letter or digit, after an optional DNS prefix",
+    ),
+    WithJsonSchema({"type": "string", "pattern": f"^{QUALIFIED_NAME}$"}),
+]
+LabelValue = Annotated[
+    str,
+    _kubernetes_name(
+        LABEL_VALUE,
+        "a Kubernetes label value",
+        "use at most 63 letters, digits, '-', '_' and '.', starting and ending with a "
+        "letter or digit (or leave it empty)",
+    ),
+    WithJsonSchema({"type": "string", "pattern": f"^{LABEL_VALUE}$"}),
+]
+ResourceName = Annotated[
+    str,
+    _kubernetes_name(
+        PREFIXED_NAME,
+        "an extended resource name",
+        "write domain/name, such as nvidia.com/gpu or amd.com/gpu",
+    ),
+    WithJsonSchema({"type": "string", "pattern": f"^{PREFIXED_NAME}$"}),
+]
+
 COLUMN = r"[A-Za-z_][A-Za-z0-9_]*"
 ColumnName = Annotated[
     str,
