@@ -6,7 +6,7 @@ pods. With `replicas` pods and the surge of one pod Kiln renders, it weighs a fe
 splits (canary pods over `replicas` or `replicas + 1` pods, rounded up or down) and
 keeps the one closest to the weight asked for: 20% of 2 pods is 1 of 3, 33%.
 Argo Rollouts' `approximateWeightedCanaryStableReplicaCounts` (utils/replicaset/
-canary.go, v1.9) is the rule followed here.
+canary.go, v1.9.0) is the rule followed here.
 """
 
 from __future__ import annotations
