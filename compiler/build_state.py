@@ -30,7 +30,7 @@ from compiler.ir import ModelPlacement, Source
 from compiler.parallel import SpecResult
 
 STATES = "builds-1"
-_FORMAT = 2
+_FORMAT = 3
 MODEL, FEATURESET = "Model", "FeatureSet"
 
 
@@ -104,12 +104,16 @@ def spec_record(result: SpecResult) -> SpecRecord:
 
 def _plain_diagnostics(diagnostics: Iterable[Diagnostic]) -> tuple[Any, ...]:
     return tuple(
-        (d.file, d.line, d.col, d.code, d.message, d.severity.value, d.hint) for d in diagnostics
+        (d.file, d.line, d.col, d.code, d.message, d.severity.value, d.hint, d.environments)
+        for d in diagnostics
     )
 
 
 def _diagnostics(plain: Iterable[Any]) -> list[Diagnostic]:
-    return [Diagnostic(f, ln, c, code, m, Severity(s), h) for f, ln, c, code, m, s, h in plain]
+    return [
+        Diagnostic(f, ln, c, code, m, Severity(s), h, tuple(envs))
+        for f, ln, c, code, m, s, h, envs in plain
+    ]
 
 
 def _plain_record(record: SpecRecord) -> tuple[Any, ...]:

@@ -118,6 +118,19 @@ CODES: dict[str, tuple[str, str]] = {
     "KILN1416": ("GPU indices on a CPU group", "Remove them, or make the group kind: gpu."),
     "KILN1417": ("GPUs no instance group uses", "Set resources.gpus: 0, or add a gpu group."),
     "KILN1418": ("Analysis could pass on nothing", "Raise count above the two limits."),
+    "KILN1421": (
+        "Canary weight the pod count cannot give",
+        "Use a weight the hint names, change replicas.min, or set rollout.traffic: istio.",
+    ),
+    "KILN1419": (
+        "GPUs asked for in an environment without GPUs",
+        "Move the model to CPU in that environment's overlay (resources.gpus: 0, "
+        "instance_groups of kind cpu), or declare the environment's GPUs.",
+    ),
+    "KILN1420": (
+        "GPU metric on a model without GPUs",
+        "Scale on queue_time_us or cpu_utilization, or give the model GPUs.",
+    ),
     # 15xx: name budgets
     "KILN1501": ("Derived name too long", "Shorten the model name."),
     # 16xx: environment policies
@@ -211,3 +224,10 @@ RETIRED: dict[str, str] = {
     "KILN1801": "Triton config rejected by the protobuf. Protobuf's printer always writes "
     "text its parser reads, and the tests parse every rendered config.",
 }
+
+
+def advice(code: str) -> str:
+    """What to do about a problem with `code`, as a hint: for a diagnostic whose own
+    message names no remedy, so that every diagnostic says what to do."""
+    text = CODES[code][1].rstrip(".")
+    return text[:1].lower() + text[1:]

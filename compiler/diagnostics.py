@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import Enum
 
 from compiler.codes import CODES
@@ -40,6 +40,9 @@ class Diagnostic:
     message: str
     severity: Severity = Severity.ERROR
     hint: str = ""
+    # The environments a Model spec's problem was found in; none for a problem of the
+    # spec itself. `merge` makes one diagnostic of the same problem in several.
+    environments: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.code not in CODES:
@@ -55,14 +58,30 @@ class Diagnostic:
 
     def text(self) -> str:
         where = f"{self.file}:{self.line}:{self.col}"
-        line = f"{where}: {self.severity.value}[{self.code}]: {self.message}"
+        return f"{where}: {self.severity.value}[{self.code}]: {self.explained()}"
+
+    def explained(self) -> str:
+        """The message, what to do, and the environments it was found in."""
+        text = self.message
         if self.hint:
-            line += f" ({self.hint})"
-        return line
+            text += f" ({self.hint})"
+        if self.environments:
+            text += f" [environments: {', '.join(self.environments)}]"
+        return text
 
 
 def sort_key(diagnostic: Diagnostic) -> tuple[str, int, int, str, str]:
     return (diagnostic.file, diagnostic.line, diagnostic.col, diagnostic.code, diagnostic.message)
+
+
+def merge(diagnostics: Iterable[Diagnostic]) -> list[Diagnostic]:
+    """The problems to show, sorted, each once: the same problem at the same place,
+    found in several environments, becomes one diagnostic naming them all."""
+    environments: dict[Diagnostic, set[str]] = {}
+    for d in diagnostics:
+        environments.setdefault(replace(d, environments=()), set()).update(d.environments)
+    merged = [replace(d, environments=tuple(sorted(envs))) for d, envs in environments.items()]
+    return sorted(merged, key=sort_key)
 
 
 def has_errors(diagnostics: Iterable[Diagnostic]) -> bool:
@@ -89,7 +108,7 @@ def format_github(diagnostic: Diagnostic) -> str:
             ("title", diagnostic.code),
         )
     )
-    message = diagnostic.message + (f" ({diagnostic.hint})" if diagnostic.hint else "")
+    message = diagnostic.explained()
     return f"::{diagnostic.severity.value} {properties}::{_escape_github_data(message)}"
 
 
@@ -103,14 +122,15 @@ def format_json(diagnostics: Iterable[Diagnostic]) -> str:
             "severity": d.severity.value,
             "message": d.message,
             "hint": d.hint,
+            "environments": list(d.environments),
         }
-        for d in sorted(diagnostics, key=sort_key)
+        for d in merge(diagnostics)
     ]
     return json.dumps({"diagnostics": records}, indent=2, ensure_ascii=False)
 
 
 def render(diagnostics: Iterable[Diagnostic], fmt: str) -> str:
-    ordered = sorted(set(diagnostics), key=sort_key)
+    ordered = merge(diagnostics)
     if fmt == "json":
         return format_json(ordered)
     if fmt == "github":
@@ -120,8 +140,8 @@ def render(diagnostics: Iterable[Diagnostic], fmt: str) -> str:
 
 def summary(diagnostics: Iterable[Diagnostic]) -> str:
     """The count line: of the problems shown, so a problem found in several environments
-    (the same line, reported by each) counts once, as `render` prints it once."""
-    items = set(diagnostics)
+    counts once, as `render` prints it once."""
+    items = merge(diagnostics)
     errors = sum(1 for d in items if d.is_error)
     warnings = len(items) - errors
     return f"{errors} error(s), {warnings} warning(s)"

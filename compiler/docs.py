@@ -53,6 +53,27 @@ VALUE_TYPES: tuple[tuple[object, str, str, str], ...] = (
         "KILN1211",
     ),
     (
+        spec_types.QualifiedName,
+        "qualified name",
+        "Kubernetes qualified name (label, node-selector and taint keys): `[prefix/]name`, "
+        "the name at most 63 letters, digits, `-`, `_` and `.`, starting and ending with a "
+        "letter or digit; the prefix a DNS subdomain.",
+        "KILN1213",
+    ),
+    (
+        spec_types.LabelValue,
+        "label value",
+        "Kubernetes label value: empty, or at most 63 letters, digits, `-`, `_` and `.`, "
+        "starting and ending with a letter or digit.",
+        "KILN1214",
+    ),
+    (
+        spec_types.ResourceName,
+        "resource name",
+        "Kubernetes extended resource name with its domain: `nvidia.com/gpu`.",
+        "KILN1213",
+    ),
+    (
         spec_types.Quantity,
         "quantity",
         "Kubernetes resource quantity such as `500m`, `4`, `1.5`, `16Gi`; a YAML number is "
@@ -63,7 +84,22 @@ VALUE_TYPES: tuple[tuple[object, str, str, str], ...] = (
         spec_types.Duration,
         "duration",
         "One or more positive number-unit pairs with the units `ms`, `s`, `m`, `h`, `d`: "
-        "`30s`, `10m`, `1h30m`, `7d`.",
+        "`30s`, `10m`, `1h30m`, `7d`; at most 9,223,372,036 seconds (about 292 years, "
+        "what Go's and Prometheus' durations hold).",
+        "KILN1203",
+    ),
+    (
+        spec_types.Seconds,
+        "seconds",
+        "A [duration](#type-duration) of whole seconds (`90s`, `10m`, not `1500ms`): the "
+        "target counts seconds. At most 9,223,372,036 seconds.",
+        "KILN1203",
+    ),
+    (
+        spec_types.Int32Seconds,
+        "int32 seconds",
+        "A [seconds](#type-seconds) duration of at most 2,147,483,647 seconds (about 68 "
+        "years): Kubernetes keeps it in an int32.",
         "KILN1203",
     ),
     (
@@ -327,7 +363,9 @@ class _Walker:
         if origin is dict:
             if args[1] is Any:
                 return "mapping"
-            return f"map of string to {self.describe(args[1], f'{path}.<key>')}"
+            keys = _value_type(args[0])
+            key = f"[{keys[0]}](#{keys[1]})" if keys else "string"
+            return f"map of {key} to {self.describe(args[1], f'{path}.<key>')}"
         if _is_model(annotation):
             return f"[{annotation.__name__}](#{_anchor(self.kind, path)})"
         simple = {str: "string", int: "integer", float: "number", bool: "boolean"}

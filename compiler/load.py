@@ -414,6 +414,10 @@ def _cached(display: str, raw: bytes) -> Document | None:
         data = marshal.loads(memoryview(stored)[_DATA_SIZE:])  # noqa: S302 HMAC-checked; the map after it is left
     except (EOFError, ValueError, TypeError):
         return None  # a damaged entry: parse again
+    if not isinstance(data, dict):
+        # Only a clean spec, a mapping, is stored: anything else is an entry of another
+        # shape under the same key (another Kiln sharing the cache folder). Parse again.
+        return None
     return Document(display, data, hashlib.sha256(raw).hexdigest(), raw=raw)
 
 

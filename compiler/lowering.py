@@ -57,6 +57,7 @@ from compiler.ir.serving import (
     WarmupIR,
 )
 from compiler.ir.training import DataIR, GateIR, ScheduleIR, TrainingIR, TrainingResourcesIR
+from compiler.rules import pod_weights
 from compiler.spec.featureset import Feature, FeatureSetSpec
 from compiler.spec.model import (
     AB,
@@ -103,7 +104,9 @@ Block = TypeVar("Block")
 Lowered = TypeVar("Lowered")
 
 # The canary path when a rollout writes no steps: (weight, pause) twice, with the
-# analysis, when there is one, after the first.
+# analysis, when there is one, after the first. By pod count (`traffic: replicas`) each
+# weight becomes the nearest one the replica count can give (20% and 50% of 2 pods:
+# 33% and 50%), and a weight given twice is one step: the defaults are never refused.
 DEFAULT_CANARY = ((20, "5m"), (50, "5m"))
 
 
@@ -183,14 +186,16 @@ def _step(step: Step) -> CanaryStepIR:
     return CanaryStepIR(step.weight, pause, step.analysis)
 
 
-def _default_steps(analysed: bool) -> tuple[CanaryStepIR, ...]:
-    (first, first_pause), (second, second_pause) = DEFAULT_CANARY
+def _default_steps(analysed: bool, pods: int | None) -> tuple[CanaryStepIR, ...]:
+    """The default path; `pods`: the replica count when the split is by pod count."""
+    weighted: list[CanaryStepIR] = []
+    for weight, pause in DEFAULT_CANARY:
+        if pods:
+            weight = pod_weights.closest(pods, weight)
+        if not weighted or weighted[-1].weight != weight:
+            weighted.append(CanaryStepIR(weight, lower_duration(pause), False))
     analysis = (CanaryStepIR(None, None, True),) if analysed else ()
-    return (
-        CanaryStepIR(first, lower_duration(first_pause), False),
-        *analysis,
-        CanaryStepIR(second, lower_duration(second_pause), False),
-    )
+    return (*weighted[:1], *analysis, *weighted[1:])
 
 
 def _analysis(analysis: Analysis) -> AnalysisIR:
@@ -218,10 +223,12 @@ def _blue_green(blue_green: BlueGreen) -> BlueGreenIR:
     return BlueGreenIR(blue_green.auto_promotion, lower_duration(blue_green.scale_down_delay))
 
 
-def lower_rollout(rollout: Rollout) -> RolloutIR:
-    """What the targets need of `spec.rollout`, with the spec's defaults for unwritten blocks."""
+def lower_rollout(rollout: Rollout, replicas: int) -> RolloutIR:
+    """What the targets need of `spec.rollout`, with the spec's defaults for unwritten
+    blocks; `replicas`: the pods at rest (replicas.min), which a split by pod count shares."""
+    pods = replicas if rollout.traffic == "replicas" else None
     steps = (
-        _default_steps(rollout.analysis is not None)
+        _default_steps(rollout.analysis is not None, pods)
         if rollout.steps is None
         else tuple(_step(s) for s in rollout.steps)
     )

@@ -11,6 +11,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from compiler.codes import advice
 from compiler.diagnostics import Diagnostic, Locator, Path_
 from compiler.inert_text import inert_text_problems
 from compiler.load import Document
@@ -175,6 +176,13 @@ def translate(
                 hint = f"YAML 1.2 reads {value} as text: write {value.replace('_', '')}"
             # An empty value has no text of its own: show the key that holds it.
             line, col = locate(path, value is None)
+        if not hint and not kind.startswith("KILN"):  # a KILN12xx message says what to do
+            hint = advice(code)
+        if "[key]" in error["loc"]:
+            # A map's key at fault (pydantic marks it so): shown at the key, and kept
+            # apart from any problem with the value under it.
+            line, col = locate(path, True)
+            path = (*path, "[key]")
         diagnostic = Diagnostic(file, line, col, code, message, hint=hint)
         previous = found.get(path)
         # Of a union's several complaints keep the one that says the most.

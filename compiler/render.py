@@ -7,6 +7,7 @@ from typing import Any
 
 from compiler.artifact import Artifact
 from compiler.checks import triton_rules
+from compiler.codes import advice
 from compiler.diagnostics import Diagnostic, Location, Path_
 from compiler.ir import ModelIR, ModelPlacement, ProjectIR, Source
 from compiler.serialize import to_yaml
@@ -69,7 +70,15 @@ def render_triton(model: ModelIR, place: Placer) -> tuple[Artifact | None, str, 
             None,
             text,
             [
-                Diagnostic(file, line, col, "KILN1802", f"{model.environment.name}: {p}")
+                Diagnostic(
+                    file,
+                    line,
+                    col,
+                    "KILN1802",
+                    p,
+                    hint=advice("KILN1802"),
+                    environments=(model.environment.name,),
+                )
                 for p in problems
             ],
         )

@@ -6,6 +6,7 @@ so Model specs resolve in any order, each in whichever process renders it.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 from compiler.diagnostics import Diagnostic, Path_
@@ -53,11 +54,11 @@ def resolve_model(
     models = []
     for environment in context.spec.environments:
         spec, locate, problems = environment_spec(document, doc, environment.name)
-        diagnostics.extend(problems)
+        diagnostics.extend(replace(p, environments=(environment.name,)) for p in problems)
         if spec is None:
             continue
         model, found = _model_in(document, doc, spec, environment, featureset, context)
-        diagnostics.extend(place(found, document.path, locate))
+        diagnostics.extend(place(found, document.path, locate, environment.name))
         if model is not None:
             models.append(model)
     return models, diagnostics
@@ -174,7 +175,7 @@ def _model_in(
         versions=versions,
         serving=lower_serving(spec.serving),
         instance_groups=_instance_groups(spec),
-        rollout=lower_rollout(spec.rollout),
+        rollout=lower_rollout(spec.rollout, spec.serving.replicas.min),
         training=lower_training(spec.training, featureset.spec),
         monitoring=lower_monitoring(spec.monitoring),
         alerts=tuple(lower_alert(a) for a in spec.alerts),

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from compiler.codes import advice
 from compiler.diagnostics import Diagnostic, Locator, Severity
 from compiler.ir import ModelIR, ProjectIR
 from compiler.load import Document
@@ -73,13 +74,26 @@ class SpecOutcome:
     models: list[ModelIR]  # one per environment that resolved
 
 
-def place(findings: list[Finding], file: str, locate: Locator) -> list[Diagnostic]:
-    """The findings of a rule as diagnostics of `file`, at the lines `locate` gives."""
+def place(
+    findings: list[Finding], file: str, locate: Locator, environment: str | None = None
+) -> list[Diagnostic]:
+    """The findings of a rule as diagnostics of `file`, at the lines `locate` gives;
+    `environment`: the one they were found in, when they depend on it."""
+    environments = () if environment is None else (environment,)
     placed = []
     for finding in findings:
         line, col = locate(finding.path, finding.key)
         severity = Severity.WARNING if finding.warning else Severity.ERROR
         placed.append(
-            Diagnostic(file, line, col, finding.code, finding.message, severity, finding.hint)
+            Diagnostic(
+                file,
+                line,
+                col,
+                finding.code,
+                finding.message,
+                severity,
+                finding.hint or advice(finding.code),
+                environments,
+            )
         )
     return placed

@@ -93,9 +93,10 @@ def check_locations(spec: ModelSpec, environment: Environment, storage: Storage)
     found = []
     for at, uri, root, store in wanted:
         if not inside(place_under(uri, root), root):
+            # No environment named: the same problem in several is one line naming them.
             message = (
-                f"{uri!r} is outside the {store} store {root!r} of cluster environment "
-                f"`{environment.name}`; its jobs read only from there"
+                f"{uri!r} is outside the {store} store {root!r}; a cluster environment's "
+                "jobs read only from there"
             )
             hint = f"write a path relative to the {store} store, or a URI under it"
             found.append(Finding(at, "KILN1610", message, hint))
@@ -117,7 +118,7 @@ def check_routes(
         if route.webhook.url is not None and not route.webhook.url.startswith("https://"):
             message = (
                 f"route `{route.name}` sends headers from Secrets to {route.webhook.url!r}; "
-                f"in cluster environment `{environment.name}` that needs https"
+                "in a cluster environment that needs https"
             )
             hint = "change the route's webhook.url to https://"
             found.append(Finding((*SPEC, "alerts", i, "route"), "KILN1612", message, hint))

@@ -7,13 +7,14 @@ the node at fault; `resolve` places them in the file.
 from __future__ import annotations
 
 from compiler.names import over_budget
+from compiler.rules import gpus, pod_weights
 from compiler.rules.classes import check_classes
 from compiler.rules.findings import Finding
 from compiler.rules.signals import check_alerts, check_metrics
 from compiler.spec.featureset import FeatureSetSpec
 from compiler.spec.model import ModelSpec, Rollout, Serving
 from compiler.spec.project import Environment, Images, ProjectSpec
-from compiler.spec.types import image_has_digest
+from compiler.spec.types import INT32_MAX, image_has_digest
 
 SPEC = ("spec",)
 
@@ -22,64 +23,8 @@ SERVING = (*SPEC, "serving")
 
 
 def check_serving(serving: Serving) -> list[Finding]:
-    """GPU instance groups, batch sizes and autoscaling, in that order."""
-    return [*_gpu_groups(serving), *_batching(serving), *_autoscaling(serving)]
-
-
-def _gpu_groups(serving: Serving) -> list[Finding]:
-    at = SERVING
-    found: list[Finding] = _settings_without_gpus(serving)
-    gpus = serving.resources.gpus
-    for i, group in enumerate(serving.instance_groups or ()):
-        if group.kind == "gpu" and gpus < 1:
-            found.append(
-                Finding(
-                    (*at, "instance_groups", i, "kind"),
-                    "KILN1401",
-                    "a gpu instance group needs GPUs, but serving.resources.gpus is 0",
-                    "set serving.resources.gpus to 1 or more, or use kind: cpu",
-                )
-            )
-        for j, index in enumerate(group.gpus or ()):
-            if group.kind == "gpu" and gpus >= 1 and index >= gpus:
-                found.append(
-                    Finding(
-                        (*at, "instance_groups", i, "gpus", j),
-                        "KILN1402",
-                        f"GPU index {index} is out of range: a replica has {gpus} GPU(s)",
-                        f"use indices 0 to {gpus - 1}",
-                    )
-                )
-    return found
-
-
-def _settings_without_gpus(serving: Serving) -> list[Finding]:
-    """GPU settings Triton or Kubernetes would silently not use."""
-    found: list[Finding] = []
-    groups = serving.instance_groups or ()
-    for i, group in enumerate(groups):
-        if group.kind == "cpu" and group.gpus:
-            found.append(
-                Finding(
-                    (*SERVING, "instance_groups", i, "gpus"),
-                    "KILN1416",
-                    "a cpu instance group runs on no GPU; its GPU indices would be ignored",
-                    "remove `gpus`, or make the group `kind: gpu`",
-                    key=True,
-                )
-            )
-    gpus = serving.resources.gpus
-    if gpus and groups and all(group.kind == "cpu" for group in groups):
-        found.append(
-            Finding(
-                (*SERVING, "resources", "gpus"),
-                "KILN1417",
-                f"each replica asks for {gpus} GPU(s), but every instance group runs on "
-                "CPU: the GPUs would be reserved and sit idle",
-                "set resources.gpus: 0, or add an instance group of kind gpu",
-            )
-        )
-    return found
+    """Batch sizes and autoscaling, in that order (GPUs are rules/gpus.py's)."""
+    return [*_batching(serving), *_autoscaling(serving)]
 
 
 def _batching(serving: Serving) -> list[Finding]:
@@ -125,6 +70,19 @@ def _batching(serving: Serving) -> list[Finding]:
 
 def _autoscaling(serving: Serving) -> list[Finding]:
     found: list[Finding] = []
+    scaling = serving.autoscaling
+    if scaling is not None and scaling.metric == "cpu_utilization":
+        target = scaling.target
+        if not target.is_integer() or target > INT32_MAX:
+            found.append(
+                Finding(
+                    (*SERVING, "autoscaling", "target"),
+                    "KILN1105",
+                    f"a cpu_utilization target is a whole percentage that Kubernetes keeps "
+                    f"in an int32 (averageUtilization); {target:g} is not one",
+                    f"write a whole number from 1 to {INT32_MAX}, such as 70",
+                )
+            )
     if serving.autoscaling is not None and serving.replicas.min >= serving.replicas.max:
         found.append(
             Finding(
@@ -144,7 +102,12 @@ ROLLOUT = (*SPEC, "rollout")
 
 def check_rollout(spec: ModelSpec) -> list[Finding]:
     """Fields that belong to another strategy, then what the analysis would check."""
-    return [*_strategy_fields(spec.rollout), *_canary_weights(spec.rollout), *_analysis(spec)]
+    return [
+        *_strategy_fields(spec.rollout),
+        *_canary_weights(spec.rollout),
+        *_weights_by_pod_count(spec),
+        *_analysis(spec),
+    ]
 
 
 def _canary_weights(rollout: Rollout) -> list[Finding]:
@@ -167,6 +130,32 @@ def _canary_weights(rollout: Rollout) -> list[Finding]:
             )
         else:
             highest, at_step = step.weight, i
+    return found
+
+
+def _weights_by_pod_count(spec: ModelSpec) -> list[Finding]:
+    """Without traffic routing a weight is a share of pods: one that the replica count
+    cannot give would silently become another (20% of 2 pods is 1 pod of 3, 33%)."""
+    rollout, replicas = spec.rollout, spec.serving.replicas.min
+    if rollout.strategy != "canary" or rollout.traffic != "replicas" or replicas < 1:
+        return []  # with no pods at rest there is nothing to split
+    found: list[Finding] = []
+    for i, step in enumerate(rollout.steps or ()):
+        if step.weight is None or pod_weights.expressible(replicas, step.weight):
+            continue
+        canary, total = pod_weights.pod_split(replicas, step.weight)
+        choices = " or ".join(f"{w}%" for w in pod_weights.nearest(replicas, step.weight))
+        found.append(
+            Finding(
+                (*ROLLOUT, "steps", i, "weight"),
+                "KILN1421",
+                f"with traffic split by pod count and {replicas} replica(s), weight "
+                f"{step.weight}% would be {canary} canary pod(s) of {total}, "
+                f"{pod_weights.share(replicas, step.weight):.0f}% of the traffic",
+                f"use {choices}, change replicas.min, or set rollout.traffic: istio "
+                "to split by request",
+            )
+        )
     return found
 
 
@@ -410,6 +399,7 @@ def check_model(
 ) -> list[Finding]:
     """Every rule of one model in one environment."""
     return [
+        *gpus.check_gpus(spec, environment),
         *check_serving(spec.serving),
         *check_rollout(spec),
         *check_columns(spec, features),

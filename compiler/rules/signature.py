@@ -55,8 +55,10 @@ def read_onnx(path: Path, mtime_ns: int, size: int) -> OnnxModel:
         options.log_severity_level = 3
         session = onnxruntime.InferenceSession(raw, options, providers=["CPUExecutionProvider"])
     except Exception as exc:  # onnxruntime raises its own untyped errors
-        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise UnreadableModel(first_line) from exc
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        # onnxruntime prefixes its reason with "[ONNXRuntimeError] : 7 : INVALID_PROTOBUF :".
+        reason = re.sub(r"^\[ONNXRuntimeError\] : \d+ : [A-Z_]+ : ", "", first_line)
+        raise UnreadableModel(reason or "onnxruntime could not load it") from exc
 
     def describe(args: list[object]) -> tuple[tuple[str, str, tuple[int, ...]], ...]:
         return tuple(

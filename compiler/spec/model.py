@@ -14,11 +14,13 @@ from compiler.spec.types import (
     Fraction,
     GpuCount,
     Image,
+    Int32Seconds,
     Name,
     NonNegativeInt,
     PositiveInt,
     Quantity,
     Schedule,
+    Seconds,
     Sha256,
     SpecModel,
     Uri,
@@ -141,7 +143,8 @@ class TensorRT(SpecModel):
     """TensorRT acceleration of the ONNX Runtime backend on GPUs."""
 
     precision: Literal["fp32", "fp16", "int8"] = Field("fp16", description="Precision.")
-    max_workspace_size_bytes: int | None = Field(None, ge=1, description="Workspace.")
+    # Triton hands it to ONNX Runtime as a byte count it reads into 64 bits.
+    max_workspace_size_bytes: int | None = Field(None, ge=1, le=2**63 - 1, description="Workspace.")
 
 
 class Optimization(SpecModel):
@@ -185,7 +188,7 @@ class Step(SpecModel):
     """One step of a canary: set a weight, pause, or run the analysis."""
 
     weight: int | None = Field(None, ge=1, le=100, description="Share of traffic, percent.")
-    pause: Duration | None = Field(None, description="Time to hold at this step.")
+    pause: Seconds | None = Field(None, description="Time to hold at this step.")
     analysis: bool = Field(False, description="Run the analysis at this step.")
 
     @model_validator(mode="after")
@@ -200,7 +203,7 @@ class Step(SpecModel):
 class Analysis(SpecModel):
     """Checks that stop a rollout when the new version is bad."""
 
-    interval: Duration = Field("1m", description="How often metrics are measured.")
+    interval: Seconds = Field("1m", description="How often metrics are measured.")
     count: PositiveInt = Field(5, description="Measurements per analysis.")
     failure_limit: NonNegativeInt = Field(1, description="Failed measurements tolerated.")
     inconclusive_limit: NonNegativeInt = Field(
@@ -218,7 +221,7 @@ class Shadow(SpecModel):
     """Mirroring live traffic to the new version before it takes any."""
 
     mirror_percent: int = Field(100, ge=1, le=100, description="Share of traffic mirrored.")
-    duration: Duration = Field("30m", description="How long to mirror before promotion.")
+    duration: Seconds = Field("30m", description="How long to mirror before promotion.")
 
 
 class AB(SpecModel):
@@ -227,14 +230,14 @@ class AB(SpecModel):
     header: str = Field(min_length=1, description="Request header that selects the cohort.")
     value: str = Field(min_length=1, description="Header value (exact match).")
     weight: int = Field(0, ge=0, le=100, description="Share of other traffic, percent.")
-    duration: Duration = Field("1h", description="How long the experiment runs.")
+    duration: Seconds = Field("1h", description="How long the experiment runs.")
 
 
 class BlueGreen(SpecModel):
     """Preview then switch."""
 
     auto_promotion: bool = Field(True, description="Promote when the analysis passes.")
-    scale_down_delay: Duration = Field("30s", description="Keep the old pods this long.")
+    scale_down_delay: Int32Seconds = Field("30s", description="Keep the old pods this long.")
 
 
 class Rollout(SpecModel):
@@ -451,7 +454,7 @@ class Condition(SpecModel):
     feature: ColumnName | None = Field(None, description="Only this feature.")
     below: float | None = Field(None, description="Fire below this value.")
     above: float | None = Field(None, description="Fire above this value.")
-    for_: Duration | None = Field(None, alias="for", description="Sustained this long.")
+    for_: Seconds | None = Field(None, alias="for", description="Sustained this long.")
 
 
 class Alert(SpecModel):

@@ -14,6 +14,7 @@ from compiler.spec.types import (
     Name,
     PositiveInt,
     QualifiedName,
+    ResourceName,
     SecretRef,
     SpecModel,
     Uri,
@@ -57,9 +58,11 @@ class Toleration(SpecModel):
 class Gpu(SpecModel):
     """How GPUs are requested and where GPU pods may run."""
 
-    resource: QualifiedName = Field(
-        "nvidia.com/gpu", description="Extended resource name of a GPU."
+    available: bool | None = Field(
+        None,
+        description="Whether the environment has GPUs; unset: a cluster has, local has not.",
     )
+    resource: ResourceName = Field("nvidia.com/gpu", description="Extended resource name of a GPU.")
     node_selector: dict[QualifiedName, LabelValue] = Field(
         default_factory=dict, description="Node labels GPU pods require."
     )

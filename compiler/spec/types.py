@@ -115,6 +115,19 @@ LabelValue = Annotated[
     WithJsonSchema({"type": "string", "pattern": f"^{LABEL_VALUE}$"}),
 ]
 
+# An extended resource name (a GPU's) is a qualified name whose DNS prefix is required.
+PREFIXED_NAME = rf"{DNS_LABEL}(\.{DNS_LABEL})*/{_QUALIFIED_PART}"
+ResourceName = Annotated[
+    str,
+    _matcher(
+        "KILN1213",
+        PREFIXED_NAME,
+        "an extended resource name",
+        "write domain/name, such as nvidia.com/gpu or amd.com/gpu",
+    ),
+    WithJsonSchema({"type": "string", "pattern": f"^{PREFIXED_NAME}$"}),
+]
+
 COLUMN = r"[A-Za-z_][A-Za-z0-9_]*"
 ColumnName = Annotated[
     str,
@@ -151,6 +164,12 @@ Quantity = Annotated[
 ]
 
 
+# The longest duration the targets hold: Go's time.Duration (Argo Rollouts' pauses and
+# intervals) and Prometheus' durations (a rule's `for`) are int64 nanoseconds, about
+# 292 years; Kiln writes them in whole seconds.
+GO_DURATION_MAX_SECONDS = (2**63 - 1) // 10**9  # 9,223,372,036
+
+
 def _check_duration(value: str) -> str:
     if re.fullmatch(r"(\d+(ms|s|m|h|d))+", value) and not is_duration(value):
         raise fail(
@@ -164,7 +183,33 @@ def _check_duration(value: str) -> str:
             f"{shown(value)} is not a duration; write a positive number with a unit "
             "(ms, s, m, h, d), for example '30s', '10m', '1h30m', '7d'",
         )
+    return _within(value, GO_DURATION_MAX_SECONDS, "Go and Prometheus hold (about 292 years)")
+
+
+def _within(value: str, limit: int, holder: str) -> str:
+    seconds = duration_seconds(value)
+    if seconds > limit:
+        raise fail(
+            "KILN1203",
+            f"{shown(value, 40)} is {seconds:.0f} seconds, longer than {holder}: "
+            f"{limit} seconds; write a shorter duration",
+        )
     return value
+
+
+def _whole_seconds(limit: int, holder: str) -> AfterValidator:
+    """A duration its target counts in whole seconds, at most `limit` of them."""
+
+    def check(value: str) -> str:
+        if not float(duration_seconds(value)).is_integer():
+            raise fail(
+                "KILN1203",
+                f"{shown(value, 40)} is not a whole number of seconds, and this field is "
+                "written in seconds; round it, for example '1s' or '2s'",
+            )
+        return _within(value, limit, holder)
+
+    return AfterValidator(check)
 
 
 Duration = Annotated[
@@ -172,6 +217,12 @@ Duration = Annotated[
     AfterValidator(_check_duration),
     WithJsonSchema({"type": "string", "pattern": f"^{DURATION}$"}),
 ]
+# Durations the targets read as whole seconds: Argo Rollouts' pauses and intervals,
+# Prometheus' `for`; and one Kubernetes keeps in an int32 (scaleDownDelaySeconds).
+Seconds = Annotated[
+    Duration, _whole_seconds(GO_DURATION_MAX_SECONDS, "Go and Prometheus hold (about 292 years)")
+]
+Int32Seconds = Annotated[Duration, _whole_seconds(2**31 - 1, "an int32 of seconds holds")]
 
 _CRON_FIELD = r"[\d*/,\-A-Za-z?]+"
 _CRON_RANGES = (

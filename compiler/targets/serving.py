@@ -127,7 +127,8 @@ def _triton_container(model: ModelIR) -> Object:
             f"--grpc-port={GRPC_PORT}",
             f"--metrics-port={METRICS_PORT}",
             "--allow-metrics=true",
-            "--allow-gpu-metrics=true",
+            # GPU metrics only where there are GPUs: on a CPU model they would be empty.
+            f"--allow-gpu-metrics={'true' if resources.gpus else 'false'}",
             # p99 latency for the analysis comes from Triton's summary metrics.
             "--metrics-config=summary_latencies=true",
         ],

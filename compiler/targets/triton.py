@@ -79,7 +79,8 @@ def _dynamic_batching(model: ModelIR, config: mc.ModelConfig) -> None:
 
 def _instance_groups(model: ModelIR, config: mc.ModelConfig) -> None:
     if model.is_local:
-        # The local Triton has no GPU: one CPU instance per declared instance.
+        # The local Triton runs the CPU groups of a model (a GPU there is refused,
+        # KILN1419) as one group: one CPU instance per declared instance.
         count = sum(g.count for g in model.instance_groups)
         config.instance_group.add(
             name=f"{model.name}-cpu", kind=mc.ModelInstanceGroup.KIND_CPU, count=count

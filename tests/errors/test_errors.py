@@ -15,6 +15,7 @@ instead of asserting, then review each changed file by eye.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -28,7 +29,7 @@ from click.testing import CliRunner, Result
 from compiler.api import build
 from compiler.cli import cli
 from compiler.codes import CODES
-from compiler.diagnostics import render
+from compiler.diagnostics import Diagnostic, render, summary
 
 HERE = Path(__file__).parent
 BASE = HERE / "base"
@@ -185,10 +186,19 @@ def test_error_case(
         # both report the same.
         kept = build(Path("specs"))
         assert render(kept.diagnostics, "text") + "\n" == expected
+        _counts_add_up(kept.diagnostics, len(expected.splitlines()))
     assert compiled.exit_code == 1
     assert validated.exit_code == (0 if write_only else 1)
     assert _snapshot(tmp_path / "generated") == before, "the output folder changed"
     assert max(compile_seconds, validate_seconds) < TIME_LIMIT
+
+
+def _counts_add_up(diagnostics: list[Diagnostic], shown: int) -> None:
+    """The count line counts the lines shown, and every format shows as many."""
+    errors, warnings = map(int, re.findall(r"\d+", summary(diagnostics)))
+    assert errors + warnings == shown
+    assert len(json.loads(render(diagnostics, "json"))["diagnostics"]) == shown
+    assert len(render(diagnostics, "github").splitlines()) == shown
 
 
 def test_corpus_size() -> None:

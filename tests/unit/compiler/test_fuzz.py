@@ -66,9 +66,26 @@ HOSTILE = (
     "- - - x",
     "? x",
     "<<: {}",
+    # Values at the edge of what the targets hold: Go's durations, whole seconds, int32.
+    "9223372037s",
+    "300000000000d",
+    "500ms",
+    "1:30",
+    "2147483648",
+    "70.5",
+    "gpu",
+    "NVIDIA L4",
 )
 # Words of Python's and pydantic's own messages, which a person should never see.
-INTERNALS = ("Traceback", "Value error", "Input should", "pydantic", "NoneType", "<class ")
+INTERNALS = (
+    "Traceback",
+    "Value error",
+    "Input should",
+    "pydantic",
+    "NoneType",
+    "<class ",
+    "[ONNXRuntimeError]",
+)
 RANDOM_BYTES = (b"\x00", b"\xff", b"\xc3", b"\t", b"\r", b"\x1b", b"\xe2\x80\xa8", b"\x85", b":")
 
 

@@ -96,7 +96,7 @@ def test_serving_lists_become_tuples() -> None:
 
 
 def test_an_unwritten_rollout_gets_the_default_canary_and_settings() -> None:
-    rollout = lower_rollout(Rollout())
+    rollout = lower_rollout(Rollout(), 4)
     five_minutes = DurationIR(300, "5m")
     assert (rollout.strategy, rollout.traffic) == ("canary", "replicas")
     assert rollout.steps == (
@@ -115,7 +115,7 @@ def test_an_unwritten_rollout_gets_the_default_canary_and_settings() -> None:
 
 
 def test_the_default_canary_analyses_after_its_first_step() -> None:
-    rollout = lower_rollout(Rollout.model_validate({"analysis": {"count": 3}}))
+    rollout = lower_rollout(Rollout.model_validate({"analysis": {"count": 3}}), 4)
     assert [(s.weight, s.analysis) for s in rollout.steps] == [
         (20, False),
         (None, True),
@@ -126,23 +126,41 @@ def test_the_default_canary_analyses_after_its_first_step() -> None:
     assert (rollout.analysis.count, rollout.analysis.failure_limit) == (3, 1)
 
 
+@pytest.mark.parametrize(
+    ("traffic", "replicas", "weights"),
+    [
+        ("replicas", 2, [33, None, 50]),  # 20% of 2 pods is 1 of 3: 33%
+        ("replicas", 1, [50, None]),  # 1 pod: only half and half, once
+        ("replicas", 0, [20, None, 50]),  # no pods at rest: nothing to round to
+        ("istio", 2, [20, None, 50]),  # routed by request: any weight
+    ],
+)
+def test_default_canary_weights_are_ones_the_traffic_split_can_give(
+    traffic: str, replicas: int, weights: list[int | None]
+) -> None:
+    spec = Rollout.model_validate({"traffic": traffic, "analysis": {}})
+    rollout = lower_rollout(spec, replicas)
+    assert [s.weight for s in rollout.steps] == weights
+
+
 def test_written_steps_and_settings_are_in_seconds() -> None:
     rollout = lower_rollout(
         Rollout.model_validate(
             {
                 "strategy": "ab",
                 "traffic": "istio",
-                "steps": [{"weight": 10, "pause": "1h30m"}, {"analysis": True}, {"pause": "500ms"}],
+                "steps": [{"weight": 10, "pause": "1h30m"}, {"analysis": True}, {"pause": "1500s"}],
                 "analysis": {"interval": "2m", "max_error_rate": 0.05},
                 "ab": {"header": "x-cohort", "value": "beta", "weight": 5, "duration": "2h"},
                 "blue_green": {"auto_promotion": False, "scale_down_delay": "10m"},
             }
-        )
+        ),
+        2,
     )
     assert rollout.steps == (
         CanaryStepIR(10, DurationIR(5400, "1h30m"), False),
         CanaryStepIR(None, None, True),
-        CanaryStepIR(None, DurationIR(0.5, "500ms"), False),
+        CanaryStepIR(None, DurationIR(1500, "1500s"), False),
     )
     assert rollout.analysis is not None
     assert rollout.analysis.interval.seconds == 120

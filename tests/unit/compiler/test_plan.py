@@ -157,13 +157,14 @@ def test_rollout_paths_of_every_strategy(repo: Path) -> None:
             traffic="istio",
             ab=AB(header="x-cohort", value="beta", weight=5, duration="2h"),
         ),
-        "canary by pod count: 20% for 5m, 50% for 5m, then 100%": Rollout(strategy="canary"),
+        "canary by pod count: 33% for 5m, 50% for 5m, then 100%": Rollout(strategy="canary"),
         "canary by pod count: 25%, pause 5m, analysis, then 100%": Rollout(
             analysis=analysis, steps=[Step(weight=25), Step(pause="5m"), Step(analysis=True)]
         ),
     }
     for expected, rollout in cases.items():
-        assert rollout_path(replace(model, rollout=lower_rollout(rollout))) == expected
+        pods = model.serving.replicas.min
+        assert rollout_path(replace(model, rollout=lower_rollout(rollout, pods))) == expected
 
 
 def test_removing_a_model_says_loudly_that_argo_cd_deletes_it(repo: Path) -> None:

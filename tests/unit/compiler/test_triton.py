@@ -267,6 +267,8 @@ def test_default_instance_group_uses_every_gpu_of_the_replica(
     files["models/alpha.yaml"] = files["models/alpha.yaml"].replace(
         "    max_batch_size: 8\n", "    max_batch_size: 8\n    resources: {gpus: 2}\n"
     )
+    # The local environment has no GPUs: the model says so in its overlay.
+    files["models/alpha.yaml"] += "  environments: {local: {serving: {resources: {gpus: 0}}}}\n"
     result = build(write_tree(tmp_path / "specs", files))
     assert result.ok, render(result.diagnostics, "text")
     artifact = next(a for a in result.artifacts if a.path == "staging/alpha/triton/config.pbtxt")

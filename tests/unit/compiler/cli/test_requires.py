@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -83,3 +84,24 @@ def test_the_count_is_of_the_lines_shown() -> None:
     shown = render([same, same, same, other], "text").splitlines()
     assert len(shown) == 2
     assert summary([same, same, same, other]) == "2 error(s), 0 warning(s)"
+
+
+def test_a_problem_in_several_environments_is_one_line_naming_them_in_every_format() -> None:
+    from compiler.diagnostics import Diagnostic, render, summary
+
+    def found_in(environment: str) -> Diagnostic:
+        return Diagnostic("specs/m.yaml", 3, 5, "KILN1401", "same", environments=(environment,))
+
+    staging_only = Diagnostic("specs/m.yaml", 4, 1, "KILN1603", "other", environments=("staging",))
+    found = [found_in("staging"), found_in("local"), found_in("production"), staging_only]
+    text = render(found, "text").splitlines()
+    assert text == [
+        "specs/m.yaml:3:5: error[KILN1401]: same [environments: local, production, staging]",
+        "specs/m.yaml:4:1: error[KILN1603]: other [environments: staging]",
+    ]
+    assert summary(found) == "2 error(s), 0 warning(s)"
+    records = json.loads(render(found, "json"))["diagnostics"]
+    assert [r["environments"] for r in records] == [["local", "production", "staging"], ["staging"]]
+    github = render(found, "github").splitlines()
+    assert len(github) == 2
+    assert github[0].endswith("::same [environments: local, production, staging]")
