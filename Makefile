@@ -40,18 +40,18 @@ unit: $(STAMP) system-tools
 	$(VENV)/bin/pytest -q
 
 # Security scans (docs/security.md): ruff's bandit rules run in `lint`; these scan the
-# compiled output with checkov (findings waived only in tools/checkov-waivers.yaml) and
+# compiled output with checkov (findings waived only in .ci/checkov-waivers.yaml) and
 # audit the installed packages with pip-audit, which skips, saying so, where its
 # advisory data cannot be reached. The scanners live in $(SCAN_VENV), apart from Kiln's.
-$(SCAN_STAMP): tools/scan-requirements.txt
+$(SCAN_STAMP): .ci/scan-requirements.txt
 	@echo "==> installing the security scanners into $(SCAN_VENV) (first run: about two minutes)"
 	@test -x $(SCAN_VENV)/bin/python || $(PYTHON) -m venv $(SCAN_VENV)
-	@$(SCAN_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r tools/scan-requirements.txt
+	@$(SCAN_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r .ci/scan-requirements.txt
 	@touch $(SCAN_STAMP)
 
 scan: $(STAMP) $(SCAN_STAMP)
-	$(PY) tools/scan_generated.py --checkov $(SCAN_VENV)/bin/checkov --out generated
-	$(PY) tools/audit_dependencies.py --pip-audit $(SCAN_VENV)/bin/pip-audit \
+	$(PY) .ci/scan_generated.py --checkov $(SCAN_VENV)/bin/checkov --out generated
+	$(PY) .ci/audit_dependencies.py --pip-audit $(SCAN_VENV)/bin/pip-audit \
 		--site-packages "$$($(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
 
 # system-tools first, so that a machine without them fails before the long steps.

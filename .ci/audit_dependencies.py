@@ -1,7 +1,7 @@
 """Audit the packages installed in Kiln's environment for known vulnerabilities with
 pip-audit, where its advisory data can be reached.
 
-    python tools/audit_dependencies.py --pip-audit PATH --site-packages DIR
+    python .ci/audit_dependencies.py --pip-audit PATH --site-packages DIR
 
 pip-audit asks an advisory service about each installed version: PyPI's JSON API by
 default (`https://pypi.org/pypi/<name>/<version>/json`, its `vulnerabilities`). A

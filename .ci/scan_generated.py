@@ -1,7 +1,7 @@
 """Scan `generated/` with checkov, a policy scanner for Kubernetes manifests, and fail on
-any finding that `tools/checkov-waivers.yaml` does not waive with a reason.
+any finding that `.ci/checkov-waivers.yaml` does not waive with a reason.
 
-    python tools/scan_generated.py [--checkov PATH] [--out generated]
+    python .ci/scan_generated.py [--checkov PATH] [--out generated]
 
 checkov checks the pods of workload kinds it knows (Deployment, Pod, ...); Kiln's pods
 live in Argo Rollouts and Argo Workflows, which it does not read. So each Rollout's pod
