@@ -109,6 +109,9 @@ def resolve_project(
     diagnostics.extend(_more_projects(projects))
     locate = document_locator(document)
     diagnostics.extend(place(_project_findings(project.spec), document.path, locate))
+    for fs_document, featureset in featuresets.values():
+        found = locations.check_featureset_source(featureset.spec.source.uri, project.spec)
+        diagnostics.extend(place(found, fs_document.path, document_locator(fs_document)))
     context = ModelContext(root, _project_ir(document, project), project.spec, featuresets, broken)
     return context, diagnostics
 

@@ -123,3 +123,27 @@ def check_routes(
             hint = "change the route's webhook.url to https://"
             found.append(Finding((*SPEC, "alerts", i, "route"), "KILN1612", message, hint))
     return found
+
+
+def check_featureset_source(source_uri: str, project: ProjectSpec) -> list[Finding]:
+    """A FeatureSet's source is what the training pipeline reads, in every environment:
+    in each cluster environment it must sit under that environment's data store. The
+    problem is the FeatureSet's, so it is reported in its file, once, naming the
+    environments."""
+    outside = [
+        environment.name
+        for environment in project.environments
+        if environment.kind != "local"
+        and not inside(
+            place_under(source_uri, (environment.storage or project.storage).data),
+            (environment.storage or project.storage).data,
+        )
+    ]
+    if not outside:
+        return []
+    message = (
+        f"source {source_uri!r} is outside the data store of cluster environment(s) "
+        f"{', '.join(outside)}; their training jobs read only from there"
+    )
+    hint = "write the source relative to the data store, or as a URI under it"
+    return [Finding(("spec", "source", "uri"), "KILN1610", message, hint)]
