@@ -354,7 +354,12 @@ class MonitorConfig(Strict):
     config_version: Literal[1] = CONFIG_VERSION
     model: Name
     environment: Name
-    version: int = Field(ge=1, description="The serving version the predictions come from.")
+    version: int | None = Field(
+        None,
+        ge=1,
+        description="The serving version the predictions come from; none before the first "
+        "version serves (the analysis data then comes from elsewhere, offline scoring say).",
+    )
     task: Task
     columns: Columns
     reference: DataSource
@@ -376,6 +381,16 @@ class MonitorConfig(Strict):
         if problems:
             raise ValueError("; ".join(problems))
         return self
+
+    @property
+    def version_label(self) -> str:
+        """The version as metric labels and alert annotations carry it."""
+        return "none" if self.version is None else str(self.version)
+
+    @property
+    def served_as(self) -> str:
+        """The version as messages name it."""
+        return "not served yet" if self.version is None else f"v{self.version}"
 
     @property
     def classification(self) -> bool:

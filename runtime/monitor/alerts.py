@@ -123,7 +123,7 @@ def alertmanager_payload(
         annotations = {
             "summary": e.summary,
             "value": f"{e.value:.6g}",
-            "version": str(e.version),
+            "version": "none" if e.version is None else str(e.version),
             "chunk_key": e.chunk_key,
             "threshold_source": e.threshold_source,
         }
@@ -150,7 +150,7 @@ def slack_payload(
 ) -> dict[str, Any]:
     worst = _worst(events)
     lines = [
-        f"{SEVERITY_MARK[worst]} *{config.model}* ({config.environment}, v{config.version}): "
+        f"{SEVERITY_MARK[worst]} *{config.model}* ({config.environment}, {config.served_as}): "
         f"{len(events)} monitoring alert(s)"
     ]
     for e in events[:SLACK_EVENTS]:
