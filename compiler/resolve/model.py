@@ -156,7 +156,7 @@ def _model_in(
         return None, [*findings, _not_served(spec, versions)]
     if escaping:
         return None, findings  # nothing is read from a location refused
-    source = _signature_source(served, versions)
+    source = _signature_source(spec, served, versions)
     tensors, more = _signature(doc.metadata.name, spec, source, featureset, context.root)
     findings.extend(more)
     alerts, skipped = _alerts_in(spec, served)
@@ -260,12 +260,15 @@ def _not_served(spec: ModelSpec, versions: tuple[ArtifactIR, ...]) -> Finding:
 
 
 def _signature_source(
-    served: tuple[ArtifactIR, ...], versions: tuple[ArtifactIR, ...]
+    spec: ModelSpec, served: tuple[ArtifactIR, ...], versions: tuple[ArtifactIR, ...]
 ) -> ArtifactIR | None:
-    """The artifact the signature is read from: the served one, else the newest declared
-    (the one the next trained version replaces), else none: the spec must declare it."""
+    """The artifact the signature is read from: the served one. With none served, none
+    when the spec declares the signature (nothing unserved is read), else the newest
+    declared version, else none (the spec must then declare it)."""
     if served:
         return served[0]
+    if spec.signature is not None:
+        return None
     return max(versions, key=lambda a: a.version, default=None)
 
 
@@ -326,7 +329,7 @@ def _signature(
     ones), or declared for a remote one or for a model with no version yet; then checked
     against the batching and the FeatureSet."""
     if artifact is None:
-        tensors, findings = _unversioned_signature(spec)
+        tensors, findings = _declared_signature(spec)
     elif artifact.local:
         index = next(i for i, v in enumerate(spec.versions) if v.version == artifact.version)
         tensors, findings = _local_signature(name, spec, artifact, index, root)
@@ -358,9 +361,10 @@ def _remote_signature(
     return None, [finding]
 
 
-def _unversioned_signature(spec: ModelSpec) -> tuple[Signature | None, list[Finding]]:
-    """With no version there is no model file to read: the training and evaluation steps
-    still need the inputs and outputs, so the signature must be declared."""
+def _declared_signature(spec: ModelSpec) -> tuple[Signature | None, list[Finding]]:
+    """No version is served: the declared signature. Without one and with no version
+    there is no model file to read, and the training and evaluation steps still need
+    the inputs and outputs."""
     tensors = signature.declared_signature(spec)
     if tensors is not None:
         return tensors, []

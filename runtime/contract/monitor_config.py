@@ -348,6 +348,11 @@ class Secrets(Strict):
     directory: str = "/var/run/secrets/kiln"
 
 
+def version_label(version: int | None) -> str:
+    """A serving version as a label value: its number, or "none" before one serves."""
+    return "none" if version is None else str(version)
+
+
 class MonitorConfig(Strict):
     """The whole job: what to read, what to compute, when to alert and where to send it."""
 
@@ -385,7 +390,7 @@ class MonitorConfig(Strict):
     @property
     def version_label(self) -> str:
         """The version as metric labels and alert annotations carry it."""
-        return "none" if self.version is None else str(self.version)
+        return version_label(self.version)
 
     @property
     def served_as(self) -> str:
