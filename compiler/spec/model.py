@@ -485,7 +485,9 @@ class ModelSpec(SpecModel):
         description="Class labels in the order of the probability output's columns "
         "(required for multiclass_classification).",
     )
-    signature: Signature | None = Field(None, description="Required for remote artifacts.")
+    signature: Signature | None = Field(
+        None, description="Required for remote artifacts and before the first version."
+    )
     versions: list[Version] = Field(
         default_factory=list, description="Trained versions; none before the first is trained."
     )
