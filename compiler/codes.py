@@ -182,6 +182,10 @@ CODES: dict[str, tuple[str, str]] = {
         "Serving alert left out: no version served",
         "Nothing to do until a version serves; then set serving.version and the alert applies.",
     ),
+    "KILN1642": (
+        "Nothing to deploy in a cluster environment",
+        "Add a training or monitoring block, or serve a version.",
+    ),
     # 17xx: model signatures
     "KILN1701": (
         "Artifact not found",

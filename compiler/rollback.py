@@ -220,7 +220,7 @@ def _by_version(
     spec = document.data.get("spec", {})
     declared = [v.get("version") for v in spec.get("versions", []) if isinstance(v, dict)]
     if version not in declared:
-        listed = ", ".join(map(str, declared)) or "none yet"
+        listed = ", ".join(map(str, declared))
         raise Refused(f"{model} has no version {version} (versions: {listed})")
     base = _get(document.data, ("spec", "serving", "version"))
     if environment is not None:

@@ -154,6 +154,13 @@ def _model_in(
     served = tuple(a for a in versions if a.version == spec.serving.version)
     if spec.serving.version is not None and not served:
         return None, [*findings, _not_served(spec, versions)]
+    if (
+        not served
+        and environment.kind != "local"
+        and spec.training is None
+        and spec.monitoring is None
+    ):
+        return None, [*findings, _nothing_to_deploy()]
     if escaping:
         return None, findings  # nothing is read from a location refused
     source = _signature_source(spec, served, versions)
@@ -256,6 +263,20 @@ def _not_served(spec: ModelSpec, versions: tuple[ArtifactIR, ...]) -> Finding:
         f"serving.version {spec.serving.version} is not among the versions ({declared})",
         "declare the version under spec.versions, or leave serving.version out until a "
         "version is trained: the model then compiles without serving",
+    )
+
+
+def _nothing_to_deploy() -> Finding:
+    """A cluster environment's folder would be empty, and Argo CD refuses an Application
+    whose path does not exist. The message names no environment: the diagnostic lists
+    them, one line for the problem in all."""
+    return Finding(
+        ("spec",),
+        "KILN1642",
+        "the model has nothing to deploy in a cluster environment: no version is served, "
+        "and there is no training and no monitoring",
+        "add a training or monitoring block, or serve a version",
+        key=True,
     )
 
 

@@ -15,6 +15,7 @@ import pytest
 from compiler.api import build
 from compiler.diagnostics import Severity, merge
 from compiler.plan.facts import model_facts
+from compiler.provenance import provenance_lines
 from compiler.served import NotServable, model_ir
 from tests.tools import REPO_ROOT
 
@@ -87,6 +88,13 @@ def test_serve_and_smoke_say_how_to_get_a_first_version(specs: Path) -> None:
     message = str(raised.value)
     assert "has no version served in environment local yet" in message
     assert f"kiln run {MODEL} --local" in message
+
+
+def test_explain_says_no_version_is_served(specs: Path) -> None:
+    result = build(specs)
+    model = result.resolution.find(MODEL, "local")
+    lines = provenance_lines(model, result.resolution.root, model.environment.trust)
+    assert lines == ["served versions of first in local:", "    none: not served yet"]
 
 
 def test_a_version_served_in_one_environment_only(specs: Path) -> None:
