@@ -152,15 +152,9 @@ def _model_in(
     escaping = _local_artifacts(spec, versions, context.root)
     findings.extend(escaping)
     served = tuple(a for a in versions if a.version == spec.serving.version)
-    if spec.serving.version is not None and not served:
-        return None, [*findings, _not_served(spec, versions)]
-    if (
-        not served
-        and environment.kind != "local"
-        and spec.training is None
-        and spec.monitoring is None
-    ):
-        return None, [*findings, _nothing_to_deploy()]
+    stopping = _serving_findings(spec, environment, versions, served)
+    if stopping:
+        return None, [*findings, *stopping]
     if escaping:
         return None, findings  # nothing is read from a location refused
     source = _signature_source(spec, served, versions)
@@ -253,6 +247,22 @@ def _artifacts(spec: ModelSpec, storage: Storage) -> tuple[ArtifactIR, ...]:
         )
         for v in spec.versions
     )
+
+
+def _serving_findings(
+    spec: ModelSpec,
+    environment: Environment,
+    versions: tuple[ArtifactIR, ...],
+    served: tuple[ArtifactIR, ...],
+) -> list[Finding]:
+    """What stops the model in the environment for what it serves: a serving.version
+    that names no declared version, or nothing at all to deploy to a cluster."""
+    if spec.serving.version is not None and not served:
+        return [_not_served(spec, versions)]
+    nothing_else = spec.training is None and spec.monitoring is None
+    if not served and environment.kind != "local" and nothing_else:
+        return [_nothing_to_deploy()]
+    return []
 
 
 def _not_served(spec: ModelSpec, versions: tuple[ArtifactIR, ...]) -> Finding:
@@ -351,12 +361,12 @@ def _signature(
     against the batching and the FeatureSet."""
     if artifact is None:
         tensors, findings = _declared_signature(spec)
-    elif artifact.local:
-        index = next(i for i, v in enumerate(spec.versions) if v.version == artifact.version)
-        tensors, findings = _local_signature(name, spec, artifact, index, root)
     else:
         index = next(i for i, v in enumerate(spec.versions) if v.version == artifact.version)
-        tensors, findings = _remote_signature(spec, artifact, index)
+        if artifact.local:
+            tensors, findings = _local_signature(name, spec, artifact, index, root)
+        else:
+            tensors, findings = _remote_signature(spec, artifact, index)
     if tensors is None:
         return None, findings
     findings.extend(signature.check_batching(spec, *tensors))
