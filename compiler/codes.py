@@ -92,7 +92,10 @@ CODES: dict[str, tuple[str, str]] = {
     "KILN1304": ("Unknown FeatureSet", "Refer to an existing FeatureSet name@version."),
     "KILN1305": ("Unknown alert route", "Refer to a route in the Project's alert_routes."),
     "KILN1306": ("Unknown environment", "Override only environments the Project declares."),
-    "KILN1307": ("Unknown model version", "serving.version must be one of versions."),
+    "KILN1307": (
+        "Unknown model version",
+        "serving.version must be one of versions; leave it out until a version is trained.",
+    ),
     "KILN1308": ("Field cannot be overridden", "Override serving, rollout, training, ..."),
     "KILN1309": ("Unknown feature", "Refer to a feature of the model's FeatureSet."),
     "KILN1310": ("Column used twice", "Target and monitoring columns must not be features."),
@@ -170,8 +173,25 @@ CODES: dict[str, tuple[str, str]] = {
         "Route sends secrets without https",
         "Use an https:// URL for a webhook whose headers come from Secrets.",
     ),
+    # 1640-1649: a model with no version yet
+    "KILN1640": (
+        "Signature required before the first version",
+        "Declare spec.signature: with no version there is no model file to read it from.",
+    ),
+    "KILN1641": (
+        "Serving alert left out: no version served",
+        "Nothing to do until a version serves; then set serving.version and the alert applies.",
+    ),
+    "KILN1642": (
+        "Nothing to deploy in a cluster environment",
+        "Add a training or monitoring block, or serve a version.",
+    ),
     # 17xx: model signatures
-    "KILN1701": ("Artifact not found", "Train or copy the model to the path shown."),
+    "KILN1701": (
+        "Artifact not found",
+        "Fix the path, or train a first version with `kiln run NAME --local` and apply the "
+        "spec change it writes.",
+    ),
     "KILN1702": ("Model file unreadable", "Check that the file is a valid ONNX model."),
     "KILN1703": ("Artifact digest mismatch", "Update artifact.sha256 or restore the file."),
     "KILN1704": ("Inputs differ from the signature", "Make the spec match the model."),

@@ -120,6 +120,8 @@ def describe_version(artifact: ArtifactIR, root: Path, trust: Trust) -> list[str
 def provenance_lines(model: ModelIR, root: Path, trust: Trust) -> list[str]:
     """Every served version's provenance, under a heading."""
     lines = [f"served versions of {model.name} in {model.environment.name}:"]
+    if not model.is_served:
+        lines.append("    none: not served yet")
     for artifact in model.served:
         lines += describe_version(artifact, root, trust)
     return lines

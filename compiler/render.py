@@ -149,13 +149,23 @@ def _monitoring(model: ModelIR) -> Iterable[Artifact]:
             yield manifest(model, rule, ("spec", "alerts"))
 
 
-def render_model(model: ModelIR, place: Placer) -> tuple[list[Artifact], list[Diagnostic]]:
+def _serving(model: ModelIR, place: Placer) -> tuple[list[Artifact] | None, list[Diagnostic]]:
+    """Triton's config and, in a cluster, the serving stack; none for a model with no
+    version served (None: the config is refused)."""
+    if not model.is_served:
+        return [], []
     config, config_text, diagnostics = render_triton(model, place)
     if config is None:
+        return None, diagnostics
+    if model.is_local:
+        return [config], diagnostics
+    return [config, *_serving_stack(model, config_text)], diagnostics
+
+
+def render_model(model: ModelIR, place: Placer) -> tuple[list[Artifact], list[Diagnostic]]:
+    artifacts, diagnostics = _serving(model, place)
+    if artifacts is None:
         return [], diagnostics
-    artifacts = [config]
-    if not model.is_local:
-        artifacts.extend(_serving_stack(model, config_text))
     artifacts.extend(_training(model))
     try:
         artifacts.extend(_monitoring(model))

@@ -30,9 +30,16 @@ def model_ir(specs: Path, name: str, environment: str) -> tuple[ModelIR, Path]:
         raise NotServable(f"spec folder {specs} does not exist (use --specs)")
     resolution = resolve(specs)
     try:
-        return resolution.find(name, environment), resolution.root
+        model = resolution.find(name, environment)
     except UnknownModel as exc:
         raise NotServable(str(exc)) from exc
+    if not model.is_served:
+        raise NotServable(
+            f"model {name} has no version served in environment {environment} yet: train "
+            f"one with `kiln run {name} --local`, declare the version it publishes under "
+            "spec.versions, set serving.version to it and run `kiln compile`"
+        )
+    return model, resolution.root
 
 
 def artifact_sources(model: ModelIR, root: Path) -> tuple[ArtifactSource, ...]:

@@ -111,6 +111,12 @@ class ModelIR:
     source: Source
 
     @property
+    def is_served(self) -> bool:
+        """Whether a version serves in this environment; a model without one has its
+        training and monitoring rendered, and no serving objects."""
+        return bool(self.served)
+
+    @property
     def is_local(self) -> bool:
         return self.environment.kind == "local"
 

@@ -93,7 +93,7 @@ class SloIR:
 class ServingIR:
     """How Triton serves the model; the instance groups are ModelIR.instance_groups."""
 
-    version: int
+    version: int | None  # None: the model is not served yet in this environment
     max_batch_size: int  # 0 disables batching
     dynamic_batching: DynamicBatchingIR | None
     resources: ResourcesIR

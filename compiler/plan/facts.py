@@ -211,15 +211,39 @@ def _alert_facts(model: ModelIR) -> dict[str, str]:
     return facts
 
 
+# The serving version's fact for a model that has none in an environment.
+NOT_SERVED = "not served yet"
+
+
 def model_facts(model: ModelIR) -> dict[str, str]:
     """The model in its environment, in words: an ordered table of topic -> value."""
-    facts: dict[str, str] = {"serving version": str(model.serving.version)}
+    facts: dict[str, str] = {
+        "serving version": str(model.serving.version) if model.is_served else NOT_SERVED
+    }
     for artifact in model.versions:
         digest = f", sha256 {artifact.sha256[:12]}" if artifact.sha256 else ""
         metrics = "".join(f", {k} {_number(v)}" for k, v in artifact.metrics)
         facts[f"version {artifact.version}"] = f"{artifact.uri}{digest}{metrics}"
     if not model.is_local:
         facts["namespace"] = model.namespace
+    if model.is_served:
+        facts.update(_serving_facts(model))
+    training = model.training
+    facts["training image"] = training.image if training else "none"
+    facts["training schedule"] = _schedule(training.schedule if training else None)
+    facts["training gates"] = _gates(model)
+    monitoring = model.monitoring
+    facts["monitoring schedule"] = _schedule(monitoring.schedule if monitoring else None)
+    facts.update(_drift_facts(monitoring))
+    facts.update(_alert_facts(model))
+    facts.update(other_facts(model))
+    return facts
+
+
+def _serving_facts(model: ModelIR) -> dict[str, str]:
+    """How the served version runs and how a new one reaches traffic."""
+    facts: dict[str, str] = {}
+    if not model.is_local:
         facts["rollout"] = rollout_path(model)
         facts["replicas"] = _replicas(model)
         facts["autoscaling"] = _autoscaling(model)
@@ -235,15 +259,6 @@ def model_facts(model: ModelIR) -> dict[str, str]:
     facts["SLO error rate"] = "none" if slo is None else _percent(slo.error_rate)
     if not model.is_local:
         facts.update(_analysis_facts(model.rollout.analysis))
-    training = model.training
-    facts["training image"] = training.image if training else "none"
-    facts["training schedule"] = _schedule(training.schedule if training else None)
-    facts["training gates"] = _gates(model)
-    monitoring = model.monitoring
-    facts["monitoring schedule"] = _schedule(monitoring.schedule if monitoring else None)
-    facts.update(_drift_facts(monitoring))
-    facts.update(_alert_facts(model))
-    facts.update(other_facts(model))
     return facts
 
 

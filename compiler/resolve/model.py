@@ -29,9 +29,10 @@ from compiler.resolve.resolution import place
 from compiler.rules import locations, semantics, signature
 from compiler.rules.findings import Finding
 from compiler.spec.documents import MODEL_NAME_MAX, ModelDoc
-from compiler.spec.model import OVERRIDABLE, ModelSpec
+from compiler.spec.model import OVERRIDABLE, Alert, ModelSpec
 from compiler.spec.project import Environment, Storage
 from runtime.contract.signature import Tensor
+from runtime.contract.vocabulary import SERVING_SIGNALS
 
 Signature = tuple[tuple[Tensor, ...], tuple[Tensor, ...]]  # inputs, outputs
 
@@ -151,12 +152,16 @@ def _model_in(
     escaping = _local_artifacts(spec, versions, context.root)
     findings.extend(escaping)
     served = tuple(a for a in versions if a.version == spec.serving.version)
-    if not served:
-        return None, [*findings, _not_served(spec, versions)]
+    stopping = _serving_findings(spec, environment, versions, served)
+    if stopping:
+        return None, [*findings, *stopping]
     if escaping:
         return None, findings  # nothing is read from a location refused
-    tensors, more = _signature(spec, served[0], featureset, context.root)
+    source = _signature_source(spec, served, versions)
+    tensors, more = _signature(doc.metadata.name, spec, source, featureset, context.root)
     findings.extend(more)
+    alerts, skipped = _alerts_in(spec, served)
+    findings.extend(skipped)
     if tensors is None or any(not f.warning for f in findings):
         return None, findings
     model = ModelIR(
@@ -178,8 +183,8 @@ def _model_in(
         rollout=lower_rollout(spec.rollout, spec.serving.replicas.min),
         training=lower_training(spec.training, featureset.spec),
         monitoring=lower_monitoring(spec.monitoring),
-        alerts=tuple(lower_alert(a) for a in spec.alerts),
-        routes=tuple(lower_route(routes[n]) for n in sorted({a.route for a in spec.alerts})),
+        alerts=tuple(lower_alert(a) for a in alerts),
+        routes=tuple(lower_route(routes[n]) for n in sorted({a.route for a in alerts})),
         source=Source(document.path, document.digest),
     )
     return model, findings
@@ -244,13 +249,85 @@ def _artifacts(spec: ModelSpec, storage: Storage) -> tuple[ArtifactIR, ...]:
     )
 
 
+def _serving_findings(
+    spec: ModelSpec,
+    environment: Environment,
+    versions: tuple[ArtifactIR, ...],
+    served: tuple[ArtifactIR, ...],
+) -> list[Finding]:
+    """What stops the model in the environment for what it serves: a serving.version
+    that names no declared version, or nothing at all to deploy to a cluster."""
+    if spec.serving.version is not None and not served:
+        return [_not_served(spec, versions)]
+    nothing_else = spec.training is None and spec.monitoring is None
+    if not served and environment.kind != "local" and nothing_else:
+        return [_nothing_to_deploy()]
+    return []
+
+
 def _not_served(spec: ModelSpec, versions: tuple[ArtifactIR, ...]) -> Finding:
+    declared = ", ".join(str(a.version) for a in versions) or "none declared yet"
     return Finding(
         ("spec", "serving", "version"),
         "KILN1307",
-        f"serving.version {spec.serving.version} is not among the versions "
-        f"({', '.join(str(a.version) for a in versions)})",
+        f"serving.version {spec.serving.version} is not among the versions ({declared})",
+        "declare the version under spec.versions, or leave serving.version out until a "
+        "version is trained: the model then compiles without serving",
     )
+
+
+def _nothing_to_deploy() -> Finding:
+    """A cluster environment's folder would be empty, and Argo CD refuses an Application
+    whose path does not exist. The message names no environment: the diagnostic lists
+    them, one line for the problem in all."""
+    return Finding(
+        ("spec",),
+        "KILN1642",
+        "the model has nothing to deploy in a cluster environment: no version is served, "
+        "and there is no training and no monitoring",
+        "add a training or monitoring block, or serve a version",
+        key=True,
+    )
+
+
+def _signature_source(
+    spec: ModelSpec, served: tuple[ArtifactIR, ...], versions: tuple[ArtifactIR, ...]
+) -> ArtifactIR | None:
+    """The artifact the signature is read from: the served one. With none served, none
+    when the spec declares the signature (nothing unserved is read), else the newest
+    declared version, else none (the spec must then declare it)."""
+    if served:
+        return served[0]
+    if spec.signature is not None:
+        return None
+    return max(versions, key=lambda a: a.version, default=None)
+
+
+def _alerts_in(
+    spec: ModelSpec, served: tuple[ArtifactIR, ...]
+) -> tuple[list[Alert], list[Finding]]:
+    """The alerts that apply in the environment. Latency and error rate are measured on
+    the serving pods: with no version served there are none, so those alerts are left
+    out with a warning (they take effect when a version serves) rather than refused,
+    and a model can be declared with them before its first version."""
+    if served:
+        return list(spec.alerts), []
+    kept, skipped = [], []
+    for i, alert in enumerate(spec.alerts):
+        if alert.when.signal not in SERVING_SIGNALS:
+            kept.append(alert)
+            continue
+        message = (
+            f"alert {alert.name} watches {alert.when.signal}, a signal of the serving pods, "
+            "and no version is served yet: it is left out until one is"
+        )
+        hint = "it applies once serving.version names a trained version"
+        skipped.append(
+            Finding(
+                ("spec", "alerts", i, "when", "signal"), "KILN1641", message, hint, warning=True
+            )
+        )
+    return kept, skipped
 
 
 def _instance_groups(spec: ModelSpec) -> tuple[InstanceGroupIR, ...]:
@@ -273,16 +350,23 @@ def _instance_groups(spec: ModelSpec) -> tuple[InstanceGroupIR, ...]:
 
 
 def _signature(
-    spec: ModelSpec, artifact: ArtifactIR, featureset: ResolvedFeatureSet, root: Path
+    name: str,
+    spec: ModelSpec,
+    artifact: ArtifactIR | None,
+    featureset: ResolvedFeatureSet,
+    root: Path,
 ) -> tuple[Signature | None, list[Finding]]:
-    """The served model's tensors: read from a local artifact (and compared with the
-    declared ones), or declared for a remote one; then checked against the batching
-    and the FeatureSet."""
-    index = next(i for i, v in enumerate(spec.versions) if v.version == artifact.version)
-    if artifact.local:
-        tensors, findings = _local_signature(spec, artifact, index, root)
+    """The model's tensors: read from a local artifact (and compared with the declared
+    ones), or declared for a remote one or for a model with no version yet; then checked
+    against the batching and the FeatureSet."""
+    if artifact is None:
+        tensors, findings = _declared_signature(spec)
     else:
-        tensors, findings = _remote_signature(spec, artifact, index)
+        index = next(i for i, v in enumerate(spec.versions) if v.version == artifact.version)
+        if artifact.local:
+            tensors, findings = _local_signature(name, spec, artifact, index, root)
+        else:
+            tensors, findings = _remote_signature(spec, artifact, index)
     if tensors is None:
         return None, findings
     findings.extend(signature.check_batching(spec, *tensors))
@@ -308,15 +392,36 @@ def _remote_signature(
     return None, [finding]
 
 
+def _declared_signature(spec: ModelSpec) -> tuple[Signature | None, list[Finding]]:
+    """No version is served: the declared signature. Without one and with no version
+    there is no model file to read, and the training and evaluation steps still need
+    the inputs and outputs."""
+    tensors = signature.declared_signature(spec)
+    if tensors is not None:
+        return tensors, []
+    finding = Finding(
+        ("spec",),
+        "KILN1640",
+        "the model has no version yet, so its inputs and outputs cannot be read from an "
+        "artifact and spec.signature is required",
+        "declare spec.signature with the inputs and outputs; `kiln new` writes one from the data",
+        key=True,
+    )
+    return None, [finding]
+
+
 def _local_signature(
-    spec: ModelSpec, artifact: ArtifactIR, index: int, root: Path
+    name: str, spec: ModelSpec, artifact: ArtifactIR, index: int, root: Path
 ) -> tuple[Signature | None, list[Finding]]:
     """Read the local model file; check its sha256 and the declared signature."""
     at: Path_ = ("spec", "versions", index, "artifact", "uri")
     path = local_path(artifact.uri, root)
     if not path.is_file():
         message = f"artifact of version {artifact.version} not found at {artifact.uri}"
-        hint = "train the model (make demo) or fix the path"
+        hint = (
+            f"fix the path; for a first version, `kiln run {name} --local` trains and "
+            "publishes one and writes the spec change that declares it"
+        )
         return None, [Finding(at, "KILN1701", message, hint)]
     try:
         model = signature.load_onnx(path)
@@ -331,5 +436,5 @@ def _local_signature(
                 f"{artifact.uri} has sha256 {model.sha256}, declared {artifact.sha256}",
             )
         )
-    tensors, more = signature.check_against_model(spec, model)
+    tensors, more = signature.check_against_model(spec, model, at)
     return tensors, [*findings, *more]

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
+from compiler.diagnostics import Path_
 from compiler.rules.findings import Finding
 from compiler.spec.featureset import FeatureSetSpec
 from compiler.spec.model import ModelSpec
@@ -174,9 +175,10 @@ def declared_signature(spec: ModelSpec) -> tuple[tuple[Tensor, ...], tuple[Tenso
 
 
 def check_against_model(
-    spec: ModelSpec, model: OnnxModel
+    spec: ModelSpec, model: OnnxModel, artifact_at: Path_
 ) -> tuple[tuple[tuple[Tensor, ...], tuple[Tensor, ...]] | None, list[Finding]]:
-    """The signature to serve (declared, else read) and how it differs from the file."""
+    """The signature to serve (declared, else read) and how it differs from the file,
+    which `artifact_at` (the spec path of its URI) names."""
     declared = spec.signature
     inputs, found_in = _tensors(
         declared.inputs if declared else None,
@@ -194,18 +196,15 @@ def check_against_model(
     )
     if declared is None:
         # Without a declared signature, problems in the file belong to the artifact.
-        found_in = [_at_artifact(f, spec) for f in found_in]
-        found_out = [_at_artifact(f, spec) for f in found_out]
+        found_in = [_at(f, artifact_at) for f in found_in]
+        found_out = [_at(f, artifact_at) for f in found_out]
     if inputs is None or outputs is None:
         return None, [*found_in, *found_out]
     return (inputs, outputs), [*found_in, *found_out]
 
 
-def _at_artifact(finding: Finding, spec: ModelSpec) -> Finding:
-    index = next(i for i, v in enumerate(spec.versions) if v.version == spec.serving.version)
-    return Finding(
-        ("spec", "versions", index, "artifact", "uri"), finding.code, finding.message, finding.hint
-    )
+def _at(finding: Finding, path: Path_) -> Finding:
+    return Finding(path, finding.code, finding.message, finding.hint)
 
 
 def check_batching(

@@ -64,7 +64,7 @@ def model_document(request: Request, inferred: Inferred) -> CommentedMap:
         **({"classes": _flow_list(inferred.classes)} if inferred.classes else {}),
         signature=_signature(inferred, request.task),
         serving=_serving(),
-        rollout=_flow(strategy="canary"),
+        rollout=_rollout(),
         monitoring=_monitoring(request, inferred),
     )
     spec.yaml_set_comment_before_after_key(
@@ -139,6 +139,16 @@ def _serving() -> CommentedMap:
         resources=_flow(cpu="2", memory="4Gi"),
         replicas=_flow(min=2, max=4),
         slo=_flow(latency_p99_ms=50, error_rate=0.001),
+    )
+
+
+def _rollout() -> CommentedMap:
+    """A canary with an analysis step, so the rollout meets an environment that requires
+    an analysis before full traffic (KILN1604)."""
+    return CommentedMap(
+        strategy="canary",
+        steps=_flow_list([_flow(weight=50, pause="10m"), _flow(analysis=True)]),
+        analysis=_flow(smoke_test=True),
     )
 
 

@@ -170,7 +170,9 @@ class Slo(SpecModel):
 class Serving(SpecModel):
     """How the model is served by Triton."""
 
-    version: PositiveInt = Field(description="The version that should serve.")
+    version: PositiveInt | None = Field(
+        None, description="The version that should serve; none: the model is not served yet."
+    )
     max_batch_size: NonNegativeInt = Field(0, description="Largest batch; 0 disables batching.")
     dynamic_batching: DynamicBatching | None = Field(None, description="Dynamic batching.")
     instance_groups: list[InstanceGroup] | None = Field(
@@ -483,8 +485,12 @@ class ModelSpec(SpecModel):
         description="Class labels in the order of the probability output's columns "
         "(required for multiclass_classification).",
     )
-    signature: Signature | None = Field(None, description="Required for remote artifacts.")
-    versions: list[Version] = Field(min_length=1, description="Trained versions.")
+    signature: Signature | None = Field(
+        None, description="Required for remote artifacts and before the first version."
+    )
+    versions: list[Version] = Field(
+        default_factory=list, description="Trained versions; none before the first is trained."
+    )
     serving: Serving = Field(description="Serving configuration.")
     rollout: Rollout = Field(default_factory=Rollout, description="Rollout policy.")
     training: Training | None = Field(None, description="Training pipeline.")

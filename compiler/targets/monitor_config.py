@@ -100,7 +100,7 @@ def config_from_ir(model: ModelIR) -> MonitorConfig:
     raw: dict[str, Any] = {
         "model": model.name,
         "environment": model.environment.name,
-        "version": max(a.version for a in model.served),
+        "version": max((a.version for a in model.served), default=None),
         "task": model.task,
         "columns": {
             "timestamp": cols.timestamp,

@@ -100,7 +100,8 @@ class Pipeline:
 
 
 def next_version(model: ModelIR) -> int:
-    return max(a.version for a in model.versions) + 1
+    """The version a run publishes: after every declared one; 1 for a model's first."""
+    return max((a.version for a in model.versions), default=0) + 1
 
 
 def data_uri(model: ModelIR, uri: str) -> str:
@@ -176,8 +177,12 @@ def _gate(gate: GateIR) -> dict[str, object]:
 
 
 def evaluate_step(model: ModelIR, training: TrainingIR) -> Step:
-    """Metrics on the held-out rows, gated; max_regression compares with the served version."""
-    serving_version = next(a for a in model.served)
+    """Metrics on the held-out rows, gated; max_regression compares with the served version.
+
+    With no version served there is no baseline: the flag is left out, and the step
+    passes each max_regression gate with a note saying so (the min and max gates apply).
+    """
+    baseline = _compact(dict(model.served[0].metrics)) if model.is_served else None
     gates = [_gate(g) for g in training.gates]
     command = EVALUATE.command(
         {
@@ -190,7 +195,7 @@ def evaluate_step(model: ModelIR, training: TrainingIR) -> Step:
             "--holdout": format(training.holdout, "g"),
             "--metrics": ",".join(evaluation_metrics(model)),
             "--gates": _compact(gates),
-            "--baseline": _compact(dict(serving_version.metrics)),
+            "--baseline": baseline,
             "--out": "{out}",
         }
     )

@@ -348,13 +348,23 @@ class Secrets(Strict):
     directory: str = "/var/run/secrets/kiln"
 
 
+def version_label(version: int | None) -> str:
+    """A serving version as a label value: its number, or "none" before one serves."""
+    return "none" if version is None else str(version)
+
+
 class MonitorConfig(Strict):
     """The whole job: what to read, what to compute, when to alert and where to send it."""
 
     config_version: Literal[1] = CONFIG_VERSION
     model: Name
     environment: Name
-    version: int = Field(ge=1, description="The serving version the predictions come from.")
+    version: int | None = Field(
+        None,
+        ge=1,
+        description="The serving version the predictions come from; none before the first "
+        "version serves (the analysis data then comes from elsewhere, offline scoring say).",
+    )
     task: Task
     columns: Columns
     reference: DataSource
@@ -376,6 +386,16 @@ class MonitorConfig(Strict):
         if problems:
             raise ValueError("; ".join(problems))
         return self
+
+    @property
+    def version_label(self) -> str:
+        """The version as metric labels and alert annotations carry it."""
+        return version_label(self.version)
+
+    @property
+    def served_as(self) -> str:
+        """The version as messages name it."""
+        return "not served yet" if self.version is None else f"v{self.version}"
 
     @property
     def classification(self) -> bool:

@@ -151,7 +151,7 @@ EVALUATE = StepCommand(
         Flag("--holdout", "held-out share, 0..1", required=True, type=float),
         Flag("--metrics", "comma-separated metric names", required=True),
         Flag("--gates", "JSON list (file or inline); empty: no gates"),
-        Flag("--baseline", "JSON object of the serving version's metrics"),
+        Flag("--baseline", "JSON object of the serving version's metrics; none before one serves"),
         Flag("--out", "output directory", required=True, type=Path),
     ),
 )

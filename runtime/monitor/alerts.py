@@ -33,6 +33,7 @@ from runtime.contract.monitor_config import (
     Route,
     SecretRef,
     Secrets,
+    version_label,
 )
 from runtime.contract.secret_http import http_url, no_redirects, secret_safe
 from runtime.monitor.rules import AlertEvent
@@ -123,7 +124,7 @@ def alertmanager_payload(
         annotations = {
             "summary": e.summary,
             "value": f"{e.value:.6g}",
-            "version": str(e.version),
+            "version": version_label(e.version),
             "chunk_key": e.chunk_key,
             "threshold_source": e.threshold_source,
         }
@@ -150,7 +151,7 @@ def slack_payload(
 ) -> dict[str, Any]:
     worst = _worst(events)
     lines = [
-        f"{SEVERITY_MARK[worst]} *{config.model}* ({config.environment}, v{config.version}): "
+        f"{SEVERITY_MARK[worst]} *{config.model}* ({config.environment}, {config.served_as}): "
         f"{len(events)} monitoring alert(s)"
     ]
     for e in events[:SLACK_EVENTS]:

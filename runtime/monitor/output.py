@@ -302,7 +302,7 @@ def _run_metrics(run: Run, metrics: Metrics) -> None:
         "last_run_timestamp_seconds",
         "Unix time the monitor run finished.",
         run.finished,
-        version=str(run.config.version),
+        version=run.config.version_label,
     )
     metrics.add(
         "last_run_success",

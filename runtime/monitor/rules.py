@@ -40,7 +40,7 @@ class AlertEvent:
     route: str
     model: str
     environment: str
-    version: int
+    version: int | None  # None: no version is served yet
     signal: str
     feature: str | None
     metric: str | None
@@ -176,7 +176,7 @@ def _event(config: MonitorConfig, rule: AlertRule, subject: str, row: Any) -> Al
     if not limits:
         limits = "flagged by NannyML"
     summary = (
-        f"{config.model} ({config.environment}, v{config.version}): {what} is {value:.4g}, "
+        f"{config.model} ({config.environment}, {config.served_as}): {what} is {value:.4g}, "
         f"{limits}, in chunk {row.chunk_key} ({start} to {end})"
     )
     return AlertEvent(

@@ -22,7 +22,9 @@ entry with a "metrics" object). Getting worse means a drop for roc_auc, average_
 f1, precision, recall, specificity, accuracy and r2, and a rise for mae, mape, mse, msle,
 rmse and rmsle. All gates are evaluated; each failure is printed on its own line, e.g.
 `gate failed: roc_auc 0.8123 is below the minimum 0.85 by 0.0377`, and the step exits 1.
-A max_regression gate whose metric the baseline lacks is skipped, with a note.
+A max_regression gate whose metric the baseline lacks is skipped, with a note; without
+--baseline (no version is served yet: a model's first run) each one passes with a note
+saying there is nothing to compare with.
 
 Output, in DIR (written before the gates are applied, so a failed run can be inspected):
 
@@ -341,9 +343,10 @@ def parse_gates(value: str | None) -> list[Gate]:
     return gates
 
 
-def parse_baseline(value: str | None) -> dict[str, float]:
+def parse_baseline(value: str | None) -> dict[str, float] | None:
+    """The serving version's metrics; None when no version is served yet."""
     if value is None or value.strip() in ("", "null"):
-        return {}
+        return None
     document = json_argument(value, "--baseline")
     if isinstance(document, dict) and isinstance(document.get("metrics"), dict):
         document = document["metrics"]  # a whole version entry
@@ -357,7 +360,7 @@ def parse_baseline(value: str | None) -> dict[str, float]:
     return baseline
 
 
-def check_gate(gate: Gate, value: float, baseline: Mapping[str, float]) -> GateResult:
+def check_gate(gate: Gate, value: float, baseline: Mapping[str, float] | None) -> GateResult:
     def result(
         passed: bool, message: str, base: float | None = None, skip: bool = False
     ) -> GateResult:
@@ -384,10 +387,17 @@ def check_gate(gate: Gate, value: float, baseline: Mapping[str, float]) -> GateR
 def check_regression(
     gate: Gate,
     value: float,
-    baseline: Mapping[str, float],
+    baseline: Mapping[str, float] | None,
     result: Callable[..., GateResult],
 ) -> GateResult:
     name, bound = gate.metric, gate.bound
+    if baseline is None:
+        return result(
+            True,
+            f"note: gate {name} max_regression {bound:g} passed: no version is served yet, "
+            "so there is no baseline to compare with",
+            skip=True,
+        )
     base = baseline.get(name)
     if base is None:
         return result(

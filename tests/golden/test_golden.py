@@ -112,6 +112,8 @@ def test_triton_configs_load(case: Case) -> None:
     configs = {p.relative_to(case.expected).as_posix() for p in case.expected.rglob(CONFIG_FILE)}
     checked: set[str] = set()
     for model in result.resolution.models:
+        if not model.is_served:
+            continue  # no version serves: no Triton config (the no-version case)
         relative = f"{model_folder(model)}/triton/{CONFIG_FILE}"
         text = (case.expected / relative).read_text(encoding="utf-8")
         config = mc.ModelConfig()

@@ -70,6 +70,23 @@ def test_new_comments_say_where_values_came_from(specs: Path, tmp_path: Path) ->
     assert "# No version yet: `kiln run` trains one" in text
 
 
+def test_the_new_model_validates_and_compiles_before_its_first_version(
+    specs: Path, tmp_path: Path
+) -> None:
+    """No version yet (and no training block): monitoring compiles, nothing is served."""
+    segments = [["retail", "fleet", "lease"][i % 3] for i in range(ROWS)]
+    _new(specs, _data(tmp_path / "rows.csv", segment=segments), "--task", "binary_classification")
+    validated = CliRunner().invoke(cli, ["validate", "--specs", str(specs)])
+    assert validated.exit_code == 0, validated.output
+    out = tmp_path / "generated"
+    compiled = CliRunner().invoke(cli, ["compile", "--specs", str(specs), "--out", str(out)])
+    assert compiled.exit_code == 0, compiled.output
+    assert (out / "local" / "churn" / "monitor.json").is_file()
+    assert (out / "staging" / "churn" / "cronworkflow-churn-monitor.yaml").is_file()
+    assert (out / "production" / "churn" / "configmap-churn-monitor-config.yaml").is_file()
+    assert not list(out.glob("*/churn/triton")) and not list(out.glob("*/churn/rollout-*"))
+
+
 def test_new_never_overwrites_a_spec(specs: Path, tmp_path: Path) -> None:
     existing = specs / "models" / "churn.yaml"
     existing.write_text("# mine\n", encoding="utf-8")

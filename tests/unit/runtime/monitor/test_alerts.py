@@ -189,6 +189,19 @@ def test_slack_webhook_from_an_environment_variable() -> None:
     assert "[warning] feature-drift" in body["text"]
 
 
+def test_alerts_of_a_model_not_served_yet_say_so() -> None:
+    """Monitoring runs before the first version serves: no version in labels or text."""
+    with Receiver([200]) as receiver:
+        manager = _config({"alertmanager": {"url": receiver.url}})
+        (record,) = alerts.deliver(
+            manager.model_copy(update={"version": None}), [_event(version=None)]
+        )
+    assert record.ok
+    assert receiver.requests[0]["body"][0]["annotations"]["version"] == "none"
+    slack = alerts.slack_payload(car_loan_config(version=None), [_event()], None, None)
+    assert "*car-loan-default* (local, not served yet): 1 monitoring alert(s)" in slack["text"]
+
+
 def test_webhook_headers_from_a_mounted_secret(tmp_path: Path) -> None:
     (tmp_path / "hook-token").mkdir()
     (tmp_path / "hook-token" / "token").write_text("Bearer s3cret\n")

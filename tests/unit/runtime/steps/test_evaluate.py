@@ -148,6 +148,21 @@ def test_regression_gate_without_baseline_is_skipped_with_a_note(
     assert read_json(tmp_path / "evaluation.json")["gates"][0]["skipped"] is True
 
 
+def test_regression_gate_before_any_served_version_passes_with_a_note(
+    loan_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A model's first run has no --baseline: max_regression passes, min still applies."""
+    gates = json.dumps(
+        [{"metric": "roc_auc", "max_regression": 0.01}, {"metric": "roc_auc", "min": 1.1}]
+    )
+    assert evaluate.main(loan_args(loan_data, tmp_path, "--gates", gates)) == 1
+    captured = capsys.readouterr()
+    assert "max_regression 0.01 passed: no version is served yet" in captured.out
+    assert "is below the minimum 1.1" in captured.out + captured.err
+    outcome = read_json(tmp_path / "evaluation.json")["gates"]
+    assert [(g["passed"], g["skipped"]) for g in outcome] == [(True, True), (False, False)]
+
+
 def test_regression_metrics(price_data: Path, tmp_path: Path) -> None:
     assert evaluate.main(price_args(price_data, tmp_path)) == 0
     metrics = read_json(tmp_path / "metrics.json")
