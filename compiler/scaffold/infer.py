@@ -25,8 +25,10 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from compiler.inert_text import TEMPLATE_SYNTAX
 from compiler.scaffold.profile import ColumnProfile, TableProfile, quoted
 from compiler.spec.types import COLUMN
+from runtime.contract.secrets import find_secrets
 from runtime.contract.vocabulary import Task
 
 FEW_NUMBERS = 10
@@ -91,9 +93,7 @@ def infer(
     target_column = table.column(roles.target)
     assert target_column is not None  # _present checked it
     classes = target_classes(target_column, task)
-    warnings = tuple(
-        f"{f.name}: {note}" for f in features for note in f.notes if "not listed" in note
-    )
+    warnings = tuple(f"{f.name}: {n}" for f in features for n in f.notes if "not listed" in n)
     return Inferred(roles, features, classes, _label_dtype(target_column, task), warnings)
 
 
@@ -113,6 +113,9 @@ def feature_of(column: ColumnProfile) -> InferredFeature:
     if column.kind in ("integer", "float"):
         return _numeric(column, notes)
     if column.kind == "string":
+        if column.distinct is not None and not all(map(writable, column.distinct)):
+            note = "values not listed: some hold text a spec refuses (template syntax or a secret)"
+            return InferredFeature(column.name, "string", "categorical", notes=(note, *notes))
         if column.distinct is not None and len(column.distinct) <= FEW_STRINGS:
             return InferredFeature(column.name, "string", "categorical", values=column.distinct)
         count = "more than 200" if column.distinct is None else str(column.distinct_count)
@@ -128,6 +131,14 @@ def feature_of(column: ColumnProfile) -> InferredFeature:
         f"column {quoted(column.name)} is of type {column.arrow_type}; features are "
         f"numbers, strings or booleans: convert it in the data or --exclude {column.name}"
     )
+
+
+def writable(value: object) -> bool:
+    """Whether a value from the data may be written into a spec: Kiln refuses template
+    syntax and secrets in every spec string (KILN1212, KILN1209), so a value holding
+    either would make the scaffold fail its own validation."""
+    text = str(value)
+    return not TEMPLATE_SYNTAX.search(text) and not find_secrets(text)
 
 
 def _numeric(column: ColumnProfile, notes: tuple[str, ...]) -> InferredFeature:
@@ -198,7 +209,14 @@ def _classes(column: ColumnProfile, task: Task) -> tuple[Any, ...]:
         )
     if column.kind == "bool":
         return (0, 1)
-    return column.distinct if column.kind == "string" else tuple(int(v) for v in column.distinct)
+    if column.kind != "string":
+        return tuple(int(v) for v in column.distinct)
+    if not all(map(writable, column.distinct)):
+        raise InferenceError(
+            f"target {name} has a class label holding template syntax or a secret, which a "
+            "spec cannot list; map the labels to plain names in the data"
+        )
+    return column.distinct
 
 
 def _many(column: ColumnProfile) -> str:
