@@ -23,8 +23,6 @@ REPO = f"{WORK}/repo"
 STEP_DEADLINE = {"train": 6 * 3600}
 DEFAULT_DEADLINE = 3600
 WORKFLOW_DEADLINE = 8 * 3600
-# Secrets a step reads as files (the signing key) are mounted here, one folder each.
-SECRET_FILES = "/var/run/secrets/kiln"  # noqa: S105 a mount path, not a password
 # Owner and group may read (the pod's fsGroup makes the group the step's user); no write.
 SECRET_FILE_MODE = 0o440
 
@@ -140,7 +138,7 @@ def _secret_volume(variable: str) -> str:
 
 
 def _secret_folder(variable: str) -> str:
-    return f"{SECRET_FILES}/{_secret_volume(variable)}"
+    return f"{k8s.SECRETS_MOUNT}/{_secret_volume(variable)}"
 
 
 def _secret_file(variable: str, ref: SecretRefIR) -> str:
