@@ -21,7 +21,7 @@ from compiler.spec.cron import longest_gap_seconds
 from runtime.contract.durations import DURATION, duration_seconds, is_duration
 from runtime.contract.monitor_config import secret_key_problem
 from runtime.contract.secrets import redact
-from runtime.contract.steps import env_name_problem
+from runtime.contract.steps import env_name_pattern, env_name_problem
 
 API_VERSION = "kiln/v1alpha1"
 
@@ -437,7 +437,11 @@ def _check_env_name(value: str) -> str:
     return value
 
 
-EnvVarName = Annotated[str, AfterValidator(_check_env_name), WithJsonSchema({"type": "string"})]
+EnvVarName = Annotated[
+    str,
+    AfterValidator(_check_env_name),
+    WithJsonSchema({"type": "string", "pattern": env_name_pattern()}),
+]
 
 
 class Schedule(SpecModel):

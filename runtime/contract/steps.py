@@ -253,7 +253,15 @@ def env_name_problem(name: str) -> str | None:
         )
     if name.upper().startswith(RESERVED_ENV_PREFIX):
         return (
-            f"{name!r} starts with {RESERVED_ENV_PREFIX}, which Kiln keeps for the train "
-            "step's own variables; choose another name"
+            f"{name!r} starts with {RESERVED_ENV_PREFIX} (in any case), which Kiln keeps for "
+            "the train step's own variables; choose another name"
         )
     return None
+
+
+def env_name_pattern() -> str:
+    """`env_name_problem`'s rule as one JSON-schema (ECMA) pattern, for editors."""
+    reserved = "".join(
+        f"[{c.upper()}{c.lower()}]" if c.isalpha() else c for c in RESERVED_ENV_PREFIX
+    )
+    return f"^(?!{reserved}){ENV_NAME.pattern}$"

@@ -14,8 +14,10 @@ from typing import Any
 
 import pytest
 import yaml
+from click.testing import CliRunner
 
 from compiler.api import build
+from compiler.cli import cli
 from compiler.diagnostics import Diagnostic
 from compiler.spec.model import Training
 from compiler.spec.project import AlertRoute, WebhookTarget
@@ -392,3 +394,18 @@ def test_every_secret_hint_names_a_reference_the_spec_accepts(
             _accepted(form)
     else:
         assert instead in hint and not forms, hint
+
+
+def test_kiln_run_local_stops_before_any_step_naming_the_unset_variable(
+    tmp_path: Path, spec_files: SpecFiles, write_tree: WriteTree, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("KILN_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.delenv("WAREHOUSE_TOKEN", raising=False)
+    extra = "    secret_env:\n      WAREHOUSE_TOKEN: {name: warehouse, key: token}\n"
+    specs = write_tree(tmp_path / "specs", with_training(spec_files(models=("alpha",)), extra))
+    runs = tmp_path / "runs"
+    arguments = ["run", "alpha", "--local", "--specs", str(specs), "--runs", str(runs)]
+    result = CliRunner().invoke(cli, arguments)
+    assert result.exit_code == 1
+    assert "WAREHOUSE_TOKEN" in result.stderr and "export WAREHOUSE_TOKEN=" in result.stderr
+    assert not list(runs.glob("alpha/run-*"))
