@@ -25,6 +25,9 @@ DEFAULT_DEADLINE = 3600
 WORKFLOW_DEADLINE = 8 * 3600
 # Owner and group may read (the pod's fsGroup makes the group the step's user); no write.
 SECRET_FILE_MODE = 0o440
+# The one file of a Secret mounted for a variable: a name of Kiln's rather than the
+# Secret's key, which may be a name a volume path does not allow (such as `..key`).
+SECRET_FILE = "value"  # noqa: S105 a file name, not a password
 
 
 def _param_name(step: str, file: str) -> str:
@@ -117,7 +120,7 @@ def _container(step: Step, model: ModelIR) -> Object:
     }
     env = [{"name": k, "value": k8s.literal(_argo(v, model))} for k, v in step.env]
     env += [_secret_variable(name, ref) for name, ref in step.secret_env]
-    env += [{"name": name, "value": _secret_file(name, ref)} for name, ref in step.secret_files]
+    env += [{"name": name, "value": _secret_file(name)} for name, _ in step.secret_files]
     if env:
         container["env"] = env
     container["volumeMounts"] += [
@@ -141,8 +144,8 @@ def _secret_folder(variable: str) -> str:
     return f"{k8s.SECRETS_MOUNT}/{_secret_volume(variable)}"
 
 
-def _secret_file(variable: str, ref: SecretRefIR) -> str:
-    return f"{_secret_folder(variable)}/{ref.key}"
+def _secret_file(variable: str) -> str:
+    return f"{_secret_folder(variable)}/{SECRET_FILE}"
 
 
 def _secret_volumes(step: Step) -> list[Object]:
@@ -153,7 +156,7 @@ def _secret_volumes(step: Step) -> list[Object]:
             "name": _secret_volume(name),
             "secret": {
                 "secretName": ref.name,
-                "items": [{"key": ref.key, "path": ref.key}],
+                "items": [{"key": ref.key, "path": SECRET_FILE}],
                 "defaultMode": SECRET_FILE_MODE,
                 "optional": False,
             },

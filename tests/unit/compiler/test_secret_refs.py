@@ -117,14 +117,14 @@ def test_the_signing_key_secret_is_mounted_into_the_publish_step_only(
     [volume] = publish["volumes"]
     assert volume["secret"] == {
         "secretName": "model-signing",
-        "items": [{"key": "signing.pem", "path": "signing.pem"}],
+        "items": [{"key": "signing.pem", "path": "value"}],
         "defaultMode": 0o440,
         "optional": False,
     }
     [mount] = [m for m in publish["container"]["volumeMounts"] if m["name"] == volume["name"]]
     assert mount["readOnly"] is True
     [variable] = [e for e in publish["container"]["env"] if e["name"] == SIGNING_KEY_ENV]
-    assert variable["value"] == f"{mount['mountPath']}/signing.pem"
+    assert variable["value"] == f"{mount['mountPath']}/value"
     for name in ("features", "train", "evaluate", "validate"):
         assert "volumes" not in steps[name], name
         assert [m["name"] for m in steps[name]["container"]["volumeMounts"]] == ["scratch"]
