@@ -173,6 +173,18 @@ CODES: dict[str, tuple[str, str]] = {
         "Route sends secrets without https",
         "Use an https:// URL for a webhook whose headers come from Secrets.",
     ),
+    "KILN1630": (
+        "Variable name not allowed",
+        "Name it as a shell variable (letters, digits, '_'), not starting with KILN_.",
+    ),
+    "KILN1631": (
+        "Trained versions would be unsigned where signatures are required",
+        "Give the environment signing.key_secret, or trust the keyless identity that publishes.",
+    ),
+    "KILN1632": (
+        "Signing key Secret in a local environment",
+        "Remove signing.key_secret: `kiln run --local` signs with this machine's key pair.",
+    ),
     # 1640-1649: a model with no version yet
     "KILN1640": (
         "Signature required before the first version",

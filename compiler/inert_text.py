@@ -52,32 +52,69 @@ def _strings(data: Any) -> Iterator[tuple[Path_, str, bool, str]]:
                 previous = item if isinstance(item, str) else ""
 
 
+# The secret-reference forms the spec accepts, as hints write them (a test parses each).
+SLACK_FORM = "slack: {webhook_secret: {name: SECRET, key: KEY}}"
+WEBHOOK_URL_FORM = "webhook: {url_secret: {name: SECRET, key: KEY}}"
+HEADERS_FORM = "headers: {NAME: {name: SECRET, key: KEY}}"
+TRAINING_FORM = "training: {secret_env: {VAR: {name: SECRET, key: KEY}}}"
+SIGNING_FORM = "signing: {key_secret: {name: SECRET, key: KEY}}"
+_TRAINING_HINT = (
+    f"keep it in a Kubernetes Secret and give it to the train step as a variable: "
+    f"`{TRAINING_FORM}`; the training code reads $VAR (`kiln run --local` reads it from "
+    "this shell's variable VAR)"
+)
+_WEBHOOK_HINT = (
+    f"keep the URL in a Kubernetes Secret: `{WEBHOOK_URL_FORM}`, or send the credential "
+    f"as a header: `{HEADERS_FORM}`"
+)
+# A field whose credential the cluster holds, not the spec: what to use instead.
+_CLUSTER_HELD = {
+    "alertmanager": (
+        "an alertmanager route sends no credential; to send one, use a webhook route: "
+        f"`{WEBHOOK_URL_FORM}` or `{HEADERS_FORM}`"
+    ),
+    "git": (
+        "write the URL without credentials and give Argo CD the repository's credentials "
+        "as a repository Secret (label argocd.argoproj.io/secret-type: repository)"
+    ),
+    "images": (
+        "write the image without credentials; the namespace's ServiceAccount pulls it "
+        "with its imagePullSecrets (or the node's registry credentials)"
+    ),
+}
+
+
 def _secret_hint(path: Path_, kind: str) -> str:
     """A reference that works in this field, or where the secret belongs instead."""
     fields = [p for p in path if isinstance(p, str)]
     if kind == "Slack webhook":
-        return "give it to an alert route as `slack: {webhook_secret: {name: SECRET, key: KEY}}`"
+        return f"give it to an alert route as `{SLACK_FORM}`"
     if "public_keys" in fields and kind == "private key block":
         return (
             "a spec holds only the public half (`openssl ec -pubout`); treat the private key "
-            "as leaked, since it is in the repository's history, and rotate it"
+            f"as leaked, since it is in the repository's history, rotate it, and give the new "
+            f"one to the publish step as `{SIGNING_FORM}`"
         )
     if "headers" in fields[-2:]:
-        return "write the header as a Secret reference: `headers: {NAME: {name: SECRET, key: KEY}}`"
+        return f"write the header as a Secret reference: `{HEADERS_FORM}`"
     if fields[-2:] == ["webhook", "url"]:
-        return (
-            "keep the URL in a Kubernetes Secret: `webhook: {url_secret: {name: SECRET, "
-            "key: KEY}}`, or send the credential as a header: "
-            "`headers: {NAME: {name: SECRET, key: KEY}}`"
-        )
+        return _WEBHOOK_HINT
+    held = next((_CLUSTER_HELD[f] for f in fields if f in _CLUSTER_HELD), None)
+    if held is not None:
+        return held
+    if fields[-1:] == ["image"]:
+        return _CLUSTER_HELD["images"]
     if kind == "credentials in a URL":
         return (
             "remove the credentials from the URI; grant access with workload identity "
             "(IRSA, GKE or Azure workload identity) or a Kubernetes Secret the job mounts"
         )
+    if "training" in fields:
+        return _TRAINING_HINT
     return (
-        "keep it in a Kubernetes Secret (or workload identity) that the job reads at run "
-        "time; a spec may hold only the Secret's name"
+        "remove it from the spec and rotate it (the repository's history keeps it); a job "
+        f"that needs it reads it from a Kubernetes Secret: `{TRAINING_FORM}` for training, "
+        f"`{HEADERS_FORM}` for an alert webhook"
     )
 
 

@@ -31,12 +31,12 @@ from compiler.ir.monitoring import (
     MultivariateIR,
     PerformanceIR,
     RouteIR,
-    SecretRefIR,
     SlackIR,
     ThresholdIR,
     UnivariateIR,
     WebhookIR,
 )
+from compiler.ir.secret import SecretRefIR
 from compiler.ir.serving import (
     ABIR,
     AnalysisIR,
@@ -269,6 +269,7 @@ def lower_training(training: Training | None, features: FeatureSetSpec) -> Train
         image=training.image,
         command=tuple(training.command),
         args=tuple(training.args),
+        secret_env=tuple((name, _secret(ref)) for name, ref in sorted(training.secret_env.items())),
         data=data,
         resources=TrainingResourcesIR(resources.cpu, resources.memory, resources.gpus),
         seed=training.seed,
@@ -409,6 +410,7 @@ def lower_environment(environment: Environment) -> EnvironmentIR:
             tuple(TrustedIdentity(i.identity, i.issuer) for i in environment.signing.identities),
             environment.policy.require_signatures,
         ),
+        signing_key=_maybe(_secret, environment.signing.key_secret),
     )
 
 

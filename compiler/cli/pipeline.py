@@ -88,7 +88,7 @@ def run_command(
     click.echo(f"running {model_name}'s pipeline locally in {run_dir}")
     try:
         local_run.run(json.loads(plan.to_json()), root, run_dir, params, click.echo, environ)
-    except local_run.StepFailed as failure:
+    except (local_run.StepFailed, local_run.MissingSecret) as failure:
         click.echo(f"error: {failure}", err=True)
         sys.exit(1)
     digest = (run_dir / "publish" / "sha256").read_text(encoding="utf-8").strip()

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from compiler.ir.secret import SecretRefIR
 from runtime.contract.signing import Trust
 
 # Kubernetes labels as (key, value) pairs, sorted by key: a label set has no order.
@@ -45,6 +46,7 @@ class EnvironmentIR:
     trust: Trust = field(
         default_factory=Trust
     )  # signers the serving pod accepts; require_signatures
+    signing_key: SecretRefIR | None = None  # the private key the publish step signs with
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from compiler.ir.secret import SecretRefIR
 from compiler.ir.serving import DurationIR
 from compiler.ir.training import ScheduleIR
 
@@ -118,12 +119,6 @@ class AlertIR:
     when: ConditionIR
     severity: Literal["info", "warning", "critical"]
     route: str
-
-
-@dataclass(frozen=True)
-class SecretRefIR:
-    name: str  # the Kubernetes Secret
-    key: str
 
 
 @dataclass(frozen=True)

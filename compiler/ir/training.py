@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from compiler.ir.secret import SecretRefIR
+
 
 @dataclass(frozen=True)
 class ScheduleIR:
@@ -49,6 +51,7 @@ class TrainingIR:
     image: str
     command: tuple[str, ...]
     args: tuple[str, ...]
+    secret_env: tuple[tuple[str, SecretRefIR], ...]  # (variable, its Secret), sorted by name
     data: DataIR
     resources: TrainingResourcesIR
     seed: int

@@ -69,6 +69,7 @@ def _training(training: TrainingIR) -> dict[str, Any]:
     """The training block as the spec writes it: `data` only when the spec names it
     (rows read from the FeatureSet's source are listed under `featureset.source`)."""
     dumped = asdict(training)
+    dumped["secret_env"] = {name: asdict(ref) for name, ref in training.secret_env}
     if training.data.format is not None:
         del dumped["data"]
     else:

@@ -199,6 +199,7 @@ def _project_findings(spec: ProjectSpec) -> list[Finding]:
     findings: list[Finding] = semantics.check_project_images(spec)
     findings += cluster.check_cluster(spec)
     findings += semantics.check_project_signing(spec)
+    findings += semantics.check_local_signing_keys(spec)
     findings.extend(locations.check_storage(spec))
     findings.extend(gpus.check_local_gpus(spec.environments))
     for field_name, names in (

@@ -310,8 +310,36 @@ def check_signatures(spec: ModelSpec, environment: Environment) -> list[Finding]
     ]
 
 
+def check_publish_signing(spec: ModelSpec, environment: Environment) -> list[Finding]:
+    """A cluster environment that requires signatures should give the training workflow's
+    publish step a way to sign: a key Secret, or a keyless identity it trusts. A warning,
+    not an error: a version can still be signed after publishing, before it is served."""
+    signing = environment.signing
+    if (
+        spec.training is None
+        or environment.kind == "local"
+        or not environment.policy.require_signatures
+        or signing.key_secret is not None
+        or signing.identities
+    ):
+        return []
+    return [
+        Finding(
+            (*SPEC, "training"),
+            "KILN1631",
+            f"environment {environment.name} requires signatures, but its publish step has "
+            "no signing.key_secret and the environment trusts no keyless identity: what this "
+            "training publishes there is unsigned, and cannot be served",
+            "give the environment `signing: {key_secret: {name: SECRET, key: KEY}}`, a Secret "
+            "holding the private half of one of its public_keys",
+            key=True,
+            warning=True,
+        )
+    ]
+
+
 def check_environment(spec: ModelSpec, environment: Environment) -> list[Finding]:
-    signatures = check_signatures(spec, environment)
+    signatures = check_signatures(spec, environment) + check_publish_signing(spec, environment)
     if environment.kind == "local":
         return signatures  # the other policies and quotas govern cluster environments
     found: list[Finding] = signatures
@@ -423,6 +451,23 @@ def check_project_signing(project: ProjectSpec) -> list[Finding]:
         if environment.policy.require_signatures
         and environment.kind != "local"  # `kiln serve` trusts this machine's own key
         and not (environment.signing.public_keys or environment.signing.identities)
+    ]
+
+
+def check_local_signing_keys(project: ProjectSpec) -> list[Finding]:
+    """`kiln run --local` signs with this machine's key pair; a key Secret there would be
+    read by nothing, so it is refused rather than ignored."""
+    return [
+        Finding(
+            ("spec", "environments", i, "signing", "key_secret"),
+            "KILN1632",
+            f"environment {environment.name} has kind local: its runs sign with this machine's key "
+            "pair (or $KILN_SIGNING_KEY), and no pod reads a Secret",
+            "remove key_secret; declare it in a cluster environment",
+            key=True,
+        )
+        for i, environment in enumerate(project.environments)
+        if environment.kind == "local" and environment.signing.key_secret is not None
     ]
 
 

@@ -10,6 +10,7 @@ from compiler.spec.types import (
     INT32_MAX,
     ColumnName,
     Duration,
+    EnvVarName,
     FeatureRef,
     Fraction,
     GpuCount,
@@ -21,6 +22,7 @@ from compiler.spec.types import (
     Quantity,
     Schedule,
     Seconds,
+    SecretRef,
     Sha256,
     SpecModel,
     Uri,
@@ -298,6 +300,12 @@ class Training(SpecModel):
     image: Image = Field(description="Training image.")
     command: list[str] = Field(min_length=1, description="Command in the image.")
     args: list[str] = Field(default_factory=list, description="Extra arguments.")
+    secret_env: dict[EnvVarName, SecretRef] = Field(
+        default_factory=dict,
+        description="Variables of the train step read from Kubernetes Secrets, e.g. "
+        "{DB_PASSWORD: {name: SECRET, key: KEY}}; `kiln run --local` reads each from the "
+        "variable of the same name.",
+    )
     data: DataRef | None = Field(
         None,
         description="Training rows, when not the FeatureSet's source (a pinned snapshot).",

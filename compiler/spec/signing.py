@@ -1,4 +1,5 @@
-"""An environment's `signing` section: whom it trusts to have signed its model versions.
+"""An environment's `signing` section: whom it trusts to have signed its model versions,
+and the Secret its publish step signs with.
 
 Public keys are elliptic-curve keys in PEM (the curves OpenSSF model-signing verifies);
 identities are Sigstore keyless signers, an OIDC identity and its issuer. Both are
@@ -16,7 +17,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
 from pydantic import AfterValidator, Field, WithJsonSchema
 
-from compiler.spec.types import SpecModel, fail, shown
+from compiler.spec.types import SecretRef, SpecModel, fail, shown
 
 CURVES = ("secp256r1", "secp384r1", "secp521r1")
 _PRIVATE = re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----")
@@ -89,4 +90,10 @@ class Signing(SpecModel):
     )
     identities: list[TrustedIdentity] = Field(
         default_factory=list, description="Trusted Sigstore keyless signers."
+    )
+    key_secret: SecretRef | None = Field(
+        None,
+        description="Secret key holding the elliptic-curve private key (PEM) the training "
+        "workflow's publish step signs with; without it publish signs keyless when an OIDC "
+        "token is present, else leaves the version unsigned.",
     )

@@ -21,6 +21,7 @@ from compiler.spec.cron import longest_gap_seconds
 from runtime.contract.durations import DURATION, duration_seconds, is_duration
 from runtime.contract.monitor_config import secret_key_problem
 from runtime.contract.secrets import redact
+from runtime.contract.steps import env_name_pattern, env_name_problem
 
 API_VERSION = "kiln/v1alpha1"
 
@@ -427,6 +428,20 @@ class SecretRef(SpecModel):
     key: SecretKey = Field(
         description="Key inside the Secret: letters, digits, '-', '_', '.' (not '.' or '..')."
     )
+
+
+def _check_env_name(value: str) -> str:
+    problem = env_name_problem(value)
+    if problem is not None:
+        raise fail("KILN1630", problem)
+    return value
+
+
+EnvVarName = Annotated[
+    str,
+    AfterValidator(_check_env_name),
+    WithJsonSchema({"type": "string", "pattern": env_name_pattern()}),
+]
 
 
 class Schedule(SpecModel):

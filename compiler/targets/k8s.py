@@ -98,6 +98,8 @@ def literals(texts: Iterable[str]) -> list[str]:
 # of the pod's own (its work folder, outputs, and the libraries' caches and temp files).
 SCRATCH = {"name": "scratch", "emptyDir": {}}
 SCRATCH_MOUNT = {"name": "scratch", "mountPath": "/tmp"}
+# Secrets a job reads as files are mounted under it, one folder each.
+SECRETS_MOUNT = "/var/run/secrets/kiln"
 
 
 def service_host(model: ModelIR, service: str) -> str:

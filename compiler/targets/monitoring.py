@@ -17,11 +17,10 @@ from compiler.ir.serving import DurationIR
 from compiler.serialize import to_json
 from compiler.spec.cron import longest_gap_seconds
 from compiler.targets import k8s, promql, workflows
-from compiler.targets.k8s import Object
+from compiler.targets.k8s import SECRETS_MOUNT, Object
 from runtime.contract.durations import duration_seconds
 
 CONFIG_MOUNT = "/etc/kiln/monitor"
-SECRETS_MOUNT = "/var/run/secrets/kiln"
 CONFIG_FILE = "monitor.json"
 
 

@@ -20,10 +20,12 @@ from dataclasses import asdict, dataclass
 from functools import cached_property
 
 from compiler.ir import ModelIR
+from compiler.ir.secret import SecretRefIR
 from compiler.ir.training import GateIR, TrainingIR
 from compiler.serialize import to_json
 from compiler.targets.monitor_config import data_location
 from compiler.targets.serving import signature as serving_signature
+from runtime.contract.signing import SIGNING_KEY_ENV
 from runtime.contract.steps import AS_OF_NOW, EVALUATE, FEATURES, PUBLISH, TRAIN_ENV, VALIDATE
 from runtime.contract.vocabulary import task_metrics
 
@@ -37,6 +39,12 @@ class Step:
     image: str
     command: tuple[str, ...]
     env: tuple[tuple[str, str], ...] = ()
+    # Variables whose values come from Secrets: in Argo a secretKeyRef, locally the
+    # variable of the same name in the runner's environment.
+    secret_env: tuple[tuple[str, SecretRefIR], ...] = ()
+    # (variable, Secret key) mounted as a file whose path the variable holds; Argo only:
+    # the local runner signs with this machine's key pair.
+    secret_files: tuple[tuple[str, SecretRefIR], ...] = ()
     depends: tuple[str, ...] = ()
     cpu: str = "500m"
     memory: str = "1Gi"
@@ -84,19 +92,25 @@ class Pipeline:
             "environment": self.environment,
             "spec": self.spec,
             "parameters": dict(self.run_parameters),
-            "steps": [
-                {
-                    "name": s.name,
-                    "image": s.image,
-                    "command": list(s.command),
-                    "env": dict(s.env),
-                    "depends": list(s.depends),
-                    "resources": {"cpu": s.cpu, "memory": s.memory, "gpus": s.gpus},
-                }
-                for s in self.steps
-            ],
+            "steps": [_step_document(s) for s in self.steps],
         }
         return to_json(document)
+
+
+def _step_document(step: Step) -> dict[str, object]:
+    """A step as the local runner reads it. Of its Secrets only the variables' names:
+    locally each is read from the runner's environment."""
+    document: dict[str, object] = {
+        "name": step.name,
+        "image": step.image,
+        "command": list(step.command),
+        "env": dict(step.env),
+        "depends": list(step.depends),
+        "resources": {"cpu": step.cpu, "memory": step.memory, "gpus": step.gpus},
+    }
+    if step.secret_env:
+        document["secret_env"] = [name for name, _ in step.secret_env]
+    return document
 
 
 def next_version(model: ModelIR) -> int:
@@ -164,6 +178,7 @@ def train_step(model: ModelIR, training: TrainingIR) -> Step:
         training.image,
         (*training.command, *training.args),
         env=variables,
+        secret_env=training.secret_env,
         depends=("features",),
         cpu=training.resources.cpu,
         memory=training.resources.memory,
@@ -247,7 +262,15 @@ def publish_step(model: ModelIR, training: TrainingIR) -> Step:
             "--out": "{out}",
         }
     )
-    return Step("publish", model.project.images.runtime, command, depends=("evaluate", "validate"))
+    key = model.environment.signing_key
+    return Step(
+        "publish",
+        model.project.images.runtime,
+        command,
+        # The key reaches publish alone: no other step, the user's train step least of all.
+        secret_files=() if key is None else ((SIGNING_KEY_ENV, key),),
+        depends=("evaluate", "validate"),
+    )
 
 
 def pipeline(model: ModelIR) -> Pipeline | None:

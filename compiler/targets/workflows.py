@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from compiler import names
 from compiler.ir import ModelIR
+from compiler.ir.secret import SecretRefIR
 from compiler.ir.training import ScheduleIR
 from compiler.targets import k8s
 from compiler.targets.k8s import Object
@@ -22,6 +23,11 @@ REPO = f"{WORK}/repo"
 STEP_DEADLINE = {"train": 6 * 3600}
 DEFAULT_DEADLINE = 3600
 WORKFLOW_DEADLINE = 8 * 3600
+# Owner and group may read (the pod's fsGroup makes the group the step's user); no write.
+SECRET_FILE_MODE = 0o440
+# The one file of a Secret mounted for a variable: a name of Kiln's rather than the
+# Secret's key, which may be a name a volume path does not allow (such as `..key`).
+SECRET_FILE = "value"  # noqa: S105 a file name, not a password
 
 
 def _param_name(step: str, file: str) -> str:
@@ -112,9 +118,51 @@ def _container(step: Step, model: ModelIR) -> Object:
         "securityContext": k8s.container_security(),
         "volumeMounts": [k8s.SCRATCH_MOUNT],
     }
-    if step.env:
-        container["env"] = [{"name": k, "value": k8s.literal(_argo(v, model))} for k, v in step.env]
+    env = [{"name": k, "value": k8s.literal(_argo(v, model))} for k, v in step.env]
+    env += [_secret_variable(name, ref) for name, ref in step.secret_env]
+    env += [{"name": name, "value": _secret_file(name)} for name, _ in step.secret_files]
+    if env:
+        container["env"] = env
+    container["volumeMounts"] += [
+        {"name": _secret_volume(name), "mountPath": _secret_folder(name), "readOnly": True}
+        for name, _ in step.secret_files
+    ]
     return container
+
+
+def _secret_variable(name: str, ref: SecretRefIR) -> Object:
+    # Not optional: a train step started without the value it needs would fail later,
+    # and less clearly, than a pod that waits for its Secret.
+    return {"name": name, "valueFrom": {"secretKeyRef": {"name": ref.name, "key": ref.key}}}
+
+
+def _secret_volume(variable: str) -> str:
+    return "secret-" + variable.lower().replace("_", "-")
+
+
+def _secret_folder(variable: str) -> str:
+    return f"{k8s.SECRETS_MOUNT}/{_secret_volume(variable)}"
+
+
+def _secret_file(variable: str) -> str:
+    return f"{_secret_folder(variable)}/{SECRET_FILE}"
+
+
+def _secret_volumes(step: Step) -> list[Object]:
+    """The Secret keys a step reads as files: only the key named, read-only. Not optional:
+    a publish step that cannot read its key must not publish versions unsigned."""
+    return [
+        {
+            "name": _secret_volume(name),
+            "secret": {
+                "secretName": ref.name,
+                "items": [{"key": ref.key, "path": SECRET_FILE}],
+                "defaultMode": SECRET_FILE_MODE,
+                "optional": False,
+            },
+        }
+        for name, ref in step.secret_files
+    ]
 
 
 def _template(step: Step, pipeline: Pipeline, model: ModelIR) -> Object:
@@ -124,6 +172,8 @@ def _template(step: Step, pipeline: Pipeline, model: ModelIR) -> Object:
         template["inputs"] = inputs
     template["outputs"] = _outputs(step, pipeline)
     template["container"] = _container(step, model)
+    if step.secret_files:
+        template["volumes"] = _secret_volumes(step)
     # IntOrString in Argo's schema: a string is valid for every version.
     template["activeDeadlineSeconds"] = str(STEP_DEADLINE.get(step.name, DEFAULT_DEADLINE))
     template["retryStrategy"] = {

@@ -13,6 +13,7 @@ the environment variables of `TRAIN_ENV` (docs/pipelines.md).
 from __future__ import annotations
 
 import argparse
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -235,3 +236,32 @@ class TrainEnvironment:
 
 
 TRAIN_ENV = TrainEnvironment()
+
+# The train step's own variables all start with it; a spec's `training.secret_env`
+# may not, so that a Secret can never replace one of them.
+RESERVED_ENV_PREFIX = "KILN_"
+# A variable name a shell can read (POSIX: letters, digits, underscores, no leading digit).
+ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def env_name_problem(name: str) -> str | None:
+    """Why `name` cannot be a variable a Secret fills, or None when it can."""
+    if not ENV_NAME.fullmatch(name):
+        return (
+            f"{name!r} is not an environment variable name; use letters, digits and "
+            "underscores, not starting with a digit, e.g. DB_PASSWORD"
+        )
+    if name.upper().startswith(RESERVED_ENV_PREFIX):
+        return (
+            f"{name!r} starts with {RESERVED_ENV_PREFIX} (in any case), which Kiln keeps for "
+            "the train step's own variables; choose another name"
+        )
+    return None
+
+
+def env_name_pattern() -> str:
+    """`env_name_problem`'s rule as one JSON-schema (ECMA) pattern, for editors."""
+    reserved = "".join(
+        f"[{c.upper()}{c.lower()}]" if c.isalpha() else c for c in RESERVED_ENV_PREFIX
+    )
+    return f"^(?!{reserved}){ENV_NAME.pattern}$"

@@ -4,7 +4,8 @@ The pipeline plan (`generated/local/<model>/pipeline.json`, or the same plan bui
 in memory) lists each step's command with tokens for its folders. Here every
 token becomes a folder of the run directory, steps run as subprocesses in
 dependency order with this Python, and the first failure stops the run with
-the tail of the step's log.
+the tail of the step's log. A variable the cluster fills from a Secret
+(`training.secret_env`) is read from this environment's variable of the same name.
 """
 
 from __future__ import annotations
@@ -26,6 +27,28 @@ class StepFailed(Exception):
     def __init__(self, step: str, code: int, log: Path) -> None:
         super().__init__(f"step {step} failed with exit code {code}; log: {log}")
         self.step, self.code, self.log = step, code, log
+
+
+class MissingSecret(Exception):
+    """A step reads a variable that a Kubernetes Secret fills in the cluster, and this
+    environment does not set it. Only names are said, never a value."""
+
+    def __init__(self, step: str, names: list[str]) -> None:
+        listed = ", ".join(names)
+        super().__init__(
+            f"step {step} reads {listed} from a Kubernetes Secret in the cluster; locally it "
+            f"comes from the variable of the same name, which is not set: export {names[0]}=... "
+            "in this shell (a value kept out of the repository) and run again"
+        )
+        self.step, self.names = step, names
+
+
+def check_secrets(steps: list[dict[str, Any]], environ: Mapping[str, str]) -> None:
+    """Raise MissingSecret for the first step whose Secret variables are not all set."""
+    for step in steps:
+        missing = [name for name in step.get("secret_env", ()) if name not in environ]
+        if missing:
+            raise MissingSecret(step["name"], missing)
 
 
 def ordered(steps: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -86,8 +109,10 @@ def run(
     """Run every step; returns seconds per step. Raises StepFailed on the first failure.
 
     The steps see `environ` (default: this process's environment) and their own variables.
+    Raises MissingSecret, before any step runs, when a step's Secret variable is unset.
     """
     steps = ordered(list(plan["steps"]))
+    check_secrets(steps, os.environ if environ is None else environ)
     spec = root / plan["spec"]
     merged = {**plan["parameters"], **params}
     run_dir.mkdir(parents=True, exist_ok=True)

@@ -11,6 +11,7 @@ import pytest
 from compiler.api import build
 from compiler.diagnostics import render
 from compiler.ir import ModelIR
+from compiler.ir.secret import SecretRefIR
 from compiler.ir.serving import (
     CanaryStepIR,
     DurationIR,
@@ -53,6 +54,7 @@ EVERY_TRAINING_FIELD = Training.model_validate(
         "image": "ghcr.io/acme/train:1.0",
         "command": ["python", "-m", "train"],
         "args": ["--epochs", "3"],
+        "secret_env": {"DB_PASSWORD": {"name": "warehouse", "key": "password"}},
         "data": {"uri": "loans/2024.parquet", "sha256": "a" * 64},
         "resources": {"cpu": "4", "memory": "8Gi", "gpus": 1},
         "seed": 7,
@@ -208,6 +210,7 @@ def test_training_lists_become_tuples() -> None:
     training = lower_training(EVERY_TRAINING_FIELD, FEATURES)
     assert training is not None
     assert (training.command, training.args) == (("python", "-m", "train"), ("--epochs", "3"))
+    assert training.secret_env == (("DB_PASSWORD", SecretRefIR("warehouse", "password")),)
     assert training.schedule == ScheduleIR("0 3 * * 1", "Europe/Paris")
     assert training.gates == (
         GateIR("roc_auc", 0.8, None, None),
@@ -266,6 +269,8 @@ def test_the_plan_lists_lowered_training_settings_by_their_spec_paths(model: Mod
         "training.resources.cpu",
         "training.resources.gpus",
         "training.resources.memory",
+        "training.secret_env.DB_PASSWORD.key",
+        "training.secret_env.DB_PASSWORD.name",
         "training.seed",
     }
     as_the_spec_wrote_it: dict[str, str] = {}

@@ -150,6 +150,10 @@ class _SchemaPaths:
             extra = branch.get("additionalProperties")
             if isinstance(extra, dict):
                 self._walk(extra, f"{path}.<key>")
+            # A map whose keys have a grammar (a variable name, a label key) is written
+            # with patternProperties: its values are the same `<key>` entries.
+            for value in branch.get("patternProperties", {}).values():
+                self._walk(value, f"{path}.<key>")
 
 
 REFERENCE = _reference_rows()
