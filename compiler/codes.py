@@ -170,6 +170,14 @@ CODES: dict[str, tuple[str, str]] = {
         "Route sends secrets without https",
         "Use an https:// URL for a webhook whose headers come from Secrets.",
     ),
+    "KILN1620": (
+        "Prometheus outside the namespace that may scrape served models",
+        "Set network.monitoring_namespace to the namespace of the Prometheus that scrapes.",
+    ),
+    "KILN1621": (
+        "`network` in a local environment",
+        "Remove it: NetworkPolicies are rendered for cluster environments only.",
+    ),
     # 17xx: model signatures
     "KILN1701": ("Artifact not found", "Train or copy the model to the path shown."),
     "KILN1702": ("Model file unreadable", "Check that the file is a valid ONNX model."),

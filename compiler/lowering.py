@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TypeVar
 
-from compiler.ir.environment import EnvironmentIR, GpuIR, StorageIR, TolerationIR
+from compiler.ir.environment import EnvironmentIR, GpuIR, NetworkIR, StorageIR, TolerationIR
 from compiler.ir.featureset import (
     FeatureColumnsIR,
     FeatureIR,
@@ -91,6 +91,7 @@ from compiler.spec.project import (
     Environment,
     Gpu,
     Images,
+    Network,
     SlackTarget,
     Storage,
     Toleration,
@@ -395,6 +396,15 @@ def _gpu(gpu: Gpu) -> GpuIR:
     )
 
 
+def _network(network: Network) -> NetworkIR:
+    secret = network.admin_key_secret
+    return NetworkIR(
+        clients=tuple(sorted(set(network.clients))),
+        monitoring_namespace=network.monitoring_namespace,
+        admin_key_secret=None if secret is None else (secret.name, secret.key),
+    )
+
+
 def lower_environment(environment: Environment) -> EnvironmentIR:
     """What the targets render of an environment (its storage is lowered apart)."""
     return EnvironmentIR(
@@ -409,6 +419,7 @@ def lower_environment(environment: Environment) -> EnvironmentIR:
             tuple(TrustedIdentity(i.identity, i.issuer) for i in environment.signing.identities),
             environment.policy.require_signatures,
         ),
+        network=_network(environment.network),
     )
 
 
