@@ -93,7 +93,8 @@ class Policy(SpecModel):
 
 class Network(SpecModel):
     """Who may reach a served model's pods: Kiln renders one NetworkPolicy per model that
-    admits only these, on Triton's ports (docs/serving.md, "Network policy")."""
+    admits only these, on Triton's ports (serving.md, "Network policy and Triton's
+    restricted APIs")."""
 
     clients: list[Name] = Field(
         default_factory=list,
