@@ -29,6 +29,7 @@ HERE = Path(__file__).resolve().parent
 WAIVERS = HERE / "checkov-waivers.yaml"
 SAFE = YAML(typ="safe")
 WORKFLOW_KINDS = {"WorkflowTemplate", "CronWorkflow"}
+ARGO_WORKFLOW_LABEL = "workflows.argoproj.io/workflow"
 POD_FIELDS = ("serviceAccountName", "securityContext", "volumes", "automountServiceAccountToken")
 
 
@@ -53,8 +54,20 @@ def as_pods(workflow: dict[str, Any]) -> list[dict[str, Any]]:
         container = template.get("container") or template.get("script")
         if container is None:
             continue
-        name = f"{workflow['metadata']['name']}-{template['name']}"
-        metadata = {"name": name, "namespace": workflow["metadata"].get("namespace")}
+        workflow_name = workflow["metadata"]["name"]
+        name = f"{workflow_name}-{template['name']}"
+        # Argo labels every pod of a workflow with the workflow's name. The labels matter:
+        # checkov ties a Pod without labels to every NetworkPolicy in sight, as if an
+        # empty selector chose it, and would pass CKV2_K8S_6 for pods no policy selects.
+        labels = {
+            **spec.get("podMetadata", {}).get("labels", {}),
+            ARGO_WORKFLOW_LABEL: workflow_name,
+        }
+        metadata = {
+            "name": name,
+            "namespace": workflow["metadata"].get("namespace"),
+            "labels": labels,
+        }
         body = {**shared, "containers": [{"name": "main", **container}]}
         pods.append({"apiVersion": "v1", "kind": "Pod", "metadata": metadata, "spec": body})
     return pods

@@ -173,6 +173,14 @@ CODES: dict[str, tuple[str, str]] = {
         "Route sends secrets without https",
         "Use an https:// URL for a webhook whose headers come from Secrets.",
     ),
+    "KILN1620": (
+        "Prometheus outside the namespace that may scrape served models",
+        "Set network.monitoring_namespace to the namespace of the Prometheus that scrapes.",
+    ),
+    "KILN1621": (
+        "`network` in a local environment",
+        "Remove it: NetworkPolicies are rendered for cluster environments only.",
+    ),
     "KILN1630": (
         "Variable name not allowed",
         "Name it as a shell variable (letters, digits, '_'), not starting with KILN_.",

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TypeVar
 
-from compiler.ir.environment import EnvironmentIR, GpuIR, StorageIR, TolerationIR
+from compiler.ir.environment import EnvironmentIR, GpuIR, NetworkIR, StorageIR, TolerationIR
 from compiler.ir.featureset import (
     FeatureColumnsIR,
     FeatureIR,
@@ -91,6 +91,7 @@ from compiler.spec.project import (
     Environment,
     Gpu,
     Images,
+    Network,
     SlackTarget,
     Storage,
     Toleration,
@@ -396,6 +397,15 @@ def _gpu(gpu: Gpu) -> GpuIR:
     )
 
 
+def _network(network: Network) -> NetworkIR:
+    secret = network.admin_key_secret
+    return NetworkIR(
+        clients=tuple(sorted(set(network.clients))),
+        monitoring_namespace=network.monitoring_namespace,
+        admin_key_secret=None if secret is None else (secret.name, secret.key),
+    )
+
+
 def lower_environment(environment: Environment) -> EnvironmentIR:
     """What the targets render of an environment (its storage is lowered apart)."""
     return EnvironmentIR(
@@ -411,6 +421,7 @@ def lower_environment(environment: Environment) -> EnvironmentIR:
             environment.policy.require_signatures,
         ),
         signing_key=_maybe(_secret, environment.signing.key_secret),
+        network=_network(environment.network),
     )
 
 

@@ -16,6 +16,7 @@ from compiler.targets import (
     autoscaling,
     gitops,
     monitoring,
+    network,
     pipeline,
     serving,
     traffic,
@@ -94,6 +95,7 @@ def _serving_stack(model: ModelIR, config_text: str) -> Iterable[Artifact]:
     yield manifest(model, serving.workload(model, config_text), ("spec", "rollout"))
     for service in traffic.services(model):
         yield manifest(model, service, ("spec", "rollout"))
+    yield manifest(model, network.network_policy(model), ("spec", "serving"))
     if traffic.uses_istio(model):
         yield manifest(model, traffic.virtual_service(model), ("spec", "rollout", "traffic"))
         for rule in traffic.destination_rules(model):

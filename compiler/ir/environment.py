@@ -36,6 +36,16 @@ class GpuIR:
 
 
 @dataclass(frozen=True)
+class NetworkIR:
+    """Who may reach a served model's pods, and the Secret key that unlocks Triton's
+    restricted APIs ((Secret name, key); None: the pod's own uid)."""
+
+    clients: tuple[str, ...] = ()  # namespaces, sorted; the model's own is always allowed
+    monitoring_namespace: str = "monitoring"
+    admin_key_secret: tuple[str, str] | None = None
+
+
+@dataclass(frozen=True)
 class EnvironmentIR:
     name: str
     kind: Literal["cluster", "local"]
@@ -47,6 +57,7 @@ class EnvironmentIR:
         default_factory=Trust
     )  # signers the serving pod accepts; require_signatures
     signing_key: SecretRefIR | None = None  # the private key the publish step signs with
+    network: NetworkIR = field(default_factory=NetworkIR)
 
 
 @dataclass(frozen=True)

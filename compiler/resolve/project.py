@@ -13,7 +13,7 @@ from compiler.load import Document, display_path
 from compiler.lowering import lower_featureset, lower_images
 from compiler.parse import document_locator, parse_document
 from compiler.resolve.resolution import place
-from compiler.rules import cluster, gpus, locations, semantics
+from compiler.rules import cluster, gpus, locations, network, semantics
 from compiler.rules.findings import Finding
 from compiler.spec.documents import FeatureSetDoc, ProjectDoc
 from compiler.spec.featureset import FeatureSetSpec
@@ -198,6 +198,7 @@ def _project_findings(spec: ProjectSpec) -> list[Finding]:
     environment named like the Argo CD folder."""
     findings: list[Finding] = semantics.check_project_images(spec)
     findings += cluster.check_cluster(spec)
+    findings += network.check_network(spec)
     findings += semantics.check_project_signing(spec)
     findings += semantics.check_local_signing_keys(spec)
     findings.extend(locations.check_storage(spec))

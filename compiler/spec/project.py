@@ -91,6 +91,29 @@ class Policy(SpecModel):
     )
 
 
+class Network(SpecModel):
+    """Who may reach a served model's pods: Kiln renders one NetworkPolicy per model that
+    admits only these, on Triton's ports (serving.md, "Network policy and Triton's
+    restricted APIs")."""
+
+    clients: list[Name] = Field(
+        default_factory=list,
+        description="Namespaces whose pods may call the inference ports (HTTP 8000, gRPC "
+        "8001), besides the model's own namespace, which always may.",
+    )
+    monitoring_namespace: Name = Field(
+        "monitoring",
+        description="Namespace of the Prometheus that scrapes Triton's metrics port (8002); "
+        "no other namespace may reach it.",
+    )
+    admin_key_secret: SecretRef | None = Field(
+        None,
+        description="Secret key holding the header value that unlocks Triton's "
+        "model-repository, logging, trace and shared-memory APIs; unset: each pod's own "
+        "uid, which no client is told.",
+    )
+
+
 class Environment(SpecModel):
     """A place models run: a Kubernetes namespace, or `local` for this machine."""
 
@@ -115,6 +138,10 @@ class Environment(SpecModel):
     pushgateway_url: Uri | None = Field(
         "http://prometheus-pushgateway.monitoring.svc:9091",
         description="Pushgateway the monitor job pushes its metrics to; null to not push.",
+    )
+    network: Network = Field(
+        default_factory=Network,
+        description="Who may reach served models' pods (cluster environments).",
     )
 
 

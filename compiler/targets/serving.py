@@ -101,6 +101,37 @@ def _assemble_container(model: ModelIR) -> Object:
     }
 
 
+# Triton's APIs that no client of a Kiln model needs, and that a client could misuse:
+# model-repository (index, load, unload), logging and trace (their settings name files
+# and verbosity, and can write request data to the log), shared-memory (register regions
+# of the pod's memory). Names from Triton's restricted_features.h (RESTRICTED_CATEGORY_NAMES).
+RESTRICTED_APIS = ("model-repository", "logging", "trace", "shared-memory")
+# The header that unlocks them; over gRPC Triton prefixes it with `triton-grpc-protocol-`.
+ADMIN_HEADER = "kiln-admin-key"
+ADMIN_KEY_ENV = "KILN_TRITON_ADMIN_KEY"
+
+
+def _admin_key_env(model: ModelIR) -> Object:
+    """The header's value: the Secret key the environment names, else the pod's uid, a
+    random UUID the API server assigns that is in no file and told to no client."""
+    secret = model.environment.network.admin_key_secret
+    if secret is None:
+        source: Object = {"fieldRef": {"apiVersion": "v1", "fieldPath": "metadata.uid"}}
+    else:
+        name, key = secret
+        source = {"secretKeyRef": {"name": name, "key": key}}
+    return {"name": ADMIN_KEY_ENV, "valueFrom": source}
+
+
+def restricted_api_args() -> list[str]:
+    """tritonserver's `--http-restricted-api` and `--grpc-restricted-protocol`, each
+    `<apis>:<header>=<value>` (Triton's command_line_parser.cc). The value is Kiln's own
+    `$(VAR)` reference, which Kubernetes expands from the container's env; spec text never
+    reaches these arguments (it would pass through `k8s.literal`)."""
+    restriction = f"{','.join(RESTRICTED_APIS)}:{ADMIN_HEADER}=$({ADMIN_KEY_ENV})"
+    return [f"--http-restricted-api={restriction}", f"--grpc-restricted-protocol={restriction}"]
+
+
 def _probe(path: str, period: int, failures: int) -> Object:
     return {
         "httpGet": {"path": path, "port": "http"},
@@ -131,7 +162,9 @@ def _triton_container(model: ModelIR) -> Object:
             f"--allow-gpu-metrics={'true' if resources.gpus else 'false'}",
             # p99 latency for the analysis comes from Triton's summary metrics.
             "--metrics-config=summary_latencies=true",
+            *restricted_api_args(),
         ],
+        "env": [_admin_key_env(model)],
         "ports": [
             {"name": "http", "containerPort": HTTP_PORT, "protocol": "TCP"},
             {"name": "grpc", "containerPort": GRPC_PORT, "protocol": "TCP"},

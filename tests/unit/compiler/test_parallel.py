@@ -57,7 +57,7 @@ def test_workers_write_the_same_bytes_as_one_process(
     shared = compile_tree(specs, tmp_path / "shared", force=True)
     assert shared.ok and forks, "the parallel path did not run"
     one, two = read_tree(tmp_path / "alone"), read_tree(tmp_path / "shared")
-    assert len(one) == MODELS * len(ENVIRONMENTS) * 25 + 3  # 25 files each, Argo CD, manifest
+    assert len(one) == MODELS * len(ENVIRONMENTS) * 26 + 3  # 26 files each, Argo CD, manifest
     assert one == two
     assert [a.path for a in alone.artifacts] == [a.path for a in shared.artifacts]
 

@@ -188,7 +188,7 @@ def test_removing_a_model_says_loudly_that_argo_cd_deletes_it(repo: Path) -> Non
         "removed from the local environment (nothing runs in a cluster)"
     ]
     removed = {f.folder: len(f.removed) for f in plan.folders if f.removed}
-    assert removed["production/car-price/"] == 21
+    assert removed["production/car-price/"] == 22
 
 
 def test_adding_a_model(repo: Path) -> None:

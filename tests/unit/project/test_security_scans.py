@@ -53,7 +53,14 @@ def test_workloads_are_scanned_in_kinds_checkov_reads() -> None:
         },
     }
     (pod,) = scan.as_pods(workflow)
-    assert pod["kind"] == "Pod" and pod["metadata"] == {"name": "m-monitor-run", "namespace": "ml"}
+    assert pod["kind"] == "Pod"
+    # Labelled as Argo labels it: checkov takes a Pod without labels for one every
+    # NetworkPolicy selects, and would hide a workflow step that no policy covers.
+    assert pod["metadata"] == {
+        "name": "m-monitor-run",
+        "namespace": "ml",
+        "labels": {"workflows.argoproj.io/workflow": "m-monitor"},
+    }
     assert pod["spec"]["serviceAccountName"] == "m-monitor"
     assert pod["spec"]["containers"] == [{"name": "main", "image": "i"}]
     rollout = {"kind": "Rollout", "metadata": {"name": "m"}, "spec": {"template": {"spec": {}}}}
