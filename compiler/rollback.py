@@ -219,6 +219,11 @@ def _by_version(
 ) -> _Change:
     spec = document.data.get("spec", {})
     declared = [v.get("version") for v in spec.get("versions", []) if isinstance(v, dict)]
+    if not declared:
+        raise Refused(
+            f"{model} has no version yet, so there is nothing to roll back to; "
+            f"`kiln run {model} --local` trains and publishes a first one"
+        )
     if version not in declared:
         listed = ", ".join(map(str, declared))
         raise Refused(f"{model} has no version {version} (versions: {listed})")

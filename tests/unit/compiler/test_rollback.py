@@ -353,3 +353,23 @@ def test_a_block_scalar_at_the_end_is_not_broken() -> None:
 def test_an_edit_that_cannot_be_made_safely_is_refused() -> None:
     text = "spec:\n  serving: {version: '2'}\n"  # a string, not an integer
     assert edited(text, ("spec", "serving", "version"), 1) is None
+
+
+def test_a_model_with_no_version_yet_has_nothing_to_roll_back_to(repo: Path) -> None:
+    from ruamel.yaml import YAML
+
+    yaml = YAML()
+    path = repo / "specs" / "models" / "car-price.yaml"
+    document = yaml.load(path.read_text(encoding="utf-8"))
+    document["metadata"]["name"] = "fresh"
+    del document["spec"]["versions"]
+    del document["spec"]["serving"]["version"]
+    with (repo / "specs" / "models" / "fresh.yaml").open("w", encoding="utf-8") as stream:
+        yaml.dump(document, stream)
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "a model before its first version")
+    head = git(repo, "rev-parse", "HEAD")
+    result = kiln(repo, "rollback", "fresh", "--to", "1")
+    assert result.exit_code == 1, result.output
+    assert "fresh has no version yet" in result.output and "kiln run fresh --local" in result.output
+    assert git(repo, "rev-parse", "HEAD") == head
