@@ -15,12 +15,24 @@ The venv lives in the user's cache (see `runtime.local.triton_dist`) and is used
 with a marker whose HMAC, under the user's key, covers the requirements and every
 program in its `bin` (the stub runs the `python3` it finds there first): a venv that
 this user's Kiln did not build, or one changed since, is rebuilt.
+
+Nothing goes into it unverified (docs/security.md, "Trust boundaries"):
+
+- numpy is the one download, pinned to a version and installed by pip with
+  `--require-hashes --no-deps --only-binary :all:` against the sha256 digests PyPI lists
+  for its wheels, so a changed or substituted file stops the build;
+- onnxruntime is not downloaded at all: its files are copied from Kiln's own
+  installation, each checked against the sha256 its wheel recorded (the distribution's
+  RECORD), which also makes it the very onnxruntime Kiln compares results with.
+  It imports nothing but numpy, so no other package is needed.
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
+import importlib.metadata
 import json
 import os
 import shutil
@@ -29,8 +41,6 @@ import sys
 import sysconfig
 from dataclasses import dataclass
 from pathlib import Path
-
-import onnxruntime
 
 from runtime.contract import user_cache
 from runtime.local.triton_dist import (
@@ -49,9 +59,30 @@ class BackendEnvError(Exception):
     """The backend environment could not be built or cannot be used by the stub."""
 
 
+# numpy 1.26.4, the last numpy 1, as PyPI lists its wheels for the CPython versions Kiln
+# supports on the platforms the bundled tritonserver runs on (manylinux, glibc >= 2.35).
+NUMPY_PIN = "numpy==1.26.4"
+NUMPY_SHA256 = (
+    "666dbfb6ec68962c033a450943ded891bed2d54e6755e35e5835d63f4f6931d5",  # cp311 x86_64
+    "7ab55401287bfec946ced39700c053796e7cc0e3acbef09993a9ad2adba6ca6e",  # cp311 aarch64
+    "675d61ffbfa78604709862923189bad94014bef562cc35cf61d3a07bba02a7ed",  # cp312 x86_64
+    "9fad7dcb1aac3c7f0584a5a8133e3a43eeb2fe127f47e3632d43d677c66c102b",  # cp312 aarch64
+)
+# Distributions copied from Kiln's own environment, verified against their RECORD.
+COPIED = ("onnxruntime",)
+
+
 def requirements() -> list[str]:
-    # The same onnxruntime as Kiln's own, so that local results equal in-process ones.
-    return ["numpy<2", f"onnxruntime=={onnxruntime.__version__}"]
+    """What the venv holds, as recorded in its seal: the pinned numpy with its digests and
+    each copied distribution at Kiln's own version."""
+    copied = [f"{name}=={importlib.metadata.version(name)}" for name in COPIED]
+    return [NUMPY_PIN, *(f"sha256:{digest}" for digest in NUMPY_SHA256), *copied]
+
+
+def hashed_requirements() -> str:
+    """The numpy pin in pip's hash-checking requirements format."""
+    hashes = " ".join(f"--hash=sha256:{digest}" for digest in NUMPY_SHA256)
+    return f"{NUMPY_PIN} {hashes}\n"
 
 
 @dataclass(frozen=True)
@@ -80,17 +111,60 @@ def _run(command: list[str], what: str) -> str:
     return done.stdout
 
 
-def _build(path: Path, wanted: list[str]) -> None:
+def _build(path: Path) -> None:
     _run([sys.executable, "-m", "venv", str(path)], f"creating the backend venv {path}")
     python = str(path / "bin" / "python")
+    pinned = path / "requirements.txt"
+    pinned.write_text(hashed_requirements(), encoding="utf-8")
     pip = [python, "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
-    _run([*pip, *wanted], f"installing {' '.join(wanted)} into {path}")
+    verified = ["--require-hashes", "--no-deps", "--only-binary", ":all:", "-r", str(pinned)]
+    _run([*pip, *verified], f"installing {NUMPY_PIN} (hash-checked) into {path}")
+    site = Path(
+        _run(
+            [python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+            "finding the backend venv's site-packages",
+        ).strip()
+    )
+    for name in COPIED:
+        copy_verified(importlib.metadata.distribution(name), site)
     version = _run(
         [python, "-c", "import numpy, onnxruntime; print(numpy.__version__)"],
         "checking the backend venv",
     ).strip()
     if int(version.split(".")[0]) >= 2:
         raise BackendEnvError(f"the backend venv got numpy {version}; it needs numpy < 2")
+
+
+def copy_verified(dist: importlib.metadata.Distribution, site: Path) -> None:
+    """Copy an installed distribution's files into `site`, each checked on the way against
+    the digest in its RECORD. Files the RECORD gives no digest for (bytecode, RECORD
+    itself) are left behind; scripts outside site-packages (`../..`) are not needed."""
+    name = dist.metadata["Name"]
+    copied = 0
+    for entry in dist.files or ():
+        parts = entry.parts
+        if entry.hash is None or ".." in parts or entry.is_absolute():
+            continue
+        if entry.hash.mode != "sha256":
+            raise BackendEnvError(f"{name}'s RECORD uses {entry.hash.mode}, not sha256")
+        source = Path(str(dist.locate_file(entry)))
+        target = site.joinpath(*parts)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        digest = hashlib.sha256()
+        with source.open("rb") as reading, target.open("wb") as writing:
+            for block in iter(lambda: reading.read(1 << 20), b""):
+                digest.update(block)
+                writing.write(block)
+        shutil.copymode(source, target)
+        recorded = base64.urlsafe_b64decode(entry.hash.value + "=" * (-len(entry.hash.value) % 4))
+        if not hmac.compare_digest(digest.digest(), recorded):
+            raise BackendEnvError(
+                f"{name}'s installed file {entry} does not match the digest its wheel recorded; "
+                f"reinstall it (pip install --force-reinstall {name})"
+            )
+        copied += 1
+    if copied == 0:
+        raise BackendEnvError(f"{name} has no RECORD of its files to copy them from")
 
 
 def _seal(secret: bytes, env: BackendEnv, wanted: list[str]) -> bytes:
@@ -140,7 +214,7 @@ def ensure_backend_env(cache: Path) -> BackendEnv:
         # A venv records its own path, so it is built in place; the marker is written last.
         final.mkdir(mode=0o700)
         try:
-            _build(final, wanted)
+            _build(final)
         except BaseException:
             shutil.rmtree(final, ignore_errors=True)
             raise
