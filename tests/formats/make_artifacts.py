@@ -13,6 +13,9 @@ Needs a scratch environment with xgboost (xgboost-cpu), lightgbm and tensorboard
 - The TorchScript archives follow the layout torch.jit.save writes (a zip with one top
   folder holding data.pkl, constants.pkl, code/ and version); torch is not installed,
   so their pickles are placeholders: Kiln checks the layout, never unpickles.
+
+Zip entries carry the time they were written: after regenerating, refresh the
+sha256 the error cases declare (`sha256sum`), then the golden and error trees.
 """
 
 from __future__ import annotations
@@ -124,7 +127,8 @@ def main() -> None:
     base = "specs/artifacts/models/car-loan-default/2"
     xgboost_json(_at(CASES / "format-tree-features-differ" / base / "xgboost.json"), FEATURES)
     torchscript(_at(CASES / "format-torchscript-not-torchscript" / base / "model.pt"), False)
-    torchscript(_at(CASES / "format-torchscript-output-names" / base / "model.pt"), True)
+    for case in ("format-torchscript-output-names", "format-torchscript-features-differ"):
+        torchscript(_at(CASES / case / base / "model.pt"), True)
     xgboost_json(_at(CASES / "format-fil-signature-differs" / base / "xgboost.json"), None)
     savedmodel(CASES / "format-savedmodel-signature-differs" / base / "model.savedmodel")
 
