@@ -77,7 +77,6 @@ def _spec_findings(doc: ModelDoc, context: ModelContext) -> list[Finding]:
         *_featureset_reference(spec, context),
         *_duplicate_versions(spec),
         *signature.check_tensor_names(spec),
-        *formats.check_torchscript_names(spec),
         *_overlay_keys(spec, [e.name for e in context.spec.environments]),
     ]
 
@@ -152,6 +151,7 @@ def _model_in(
     findings.extend(locations.check_locations(spec, environment, storage))
     findings.extend(locations.check_routes(spec, environment, routes))
     findings.extend(formats.check_versions(spec, environment))
+    findings.extend(formats.check_torchscript_names(spec))  # of the version served here
     versions = _artifacts(spec, storage)
     escaping = _local_artifacts(spec, versions, context.root)
     findings.extend(escaping)
