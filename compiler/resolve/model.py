@@ -163,7 +163,8 @@ def _model_in(
         return None, findings  # nothing is read from a location refused
     source = _signature_source(spec, served, versions)
     tensors, more = _signature(doc.metadata.name, spec, source, featureset, context.root)
-    source = source or max(versions, key=lambda a: a.version, default=None)
+    # The format rendered: the served version's, else the newest version's.
+    formatted = source or max(versions, key=lambda a: a.version, default=None)
     findings.extend(more)
     alerts, skipped = _alerts_in(spec, served)
     findings.extend(skipped)
@@ -191,14 +192,13 @@ def _model_in(
         alerts=tuple(lower_alert(a) for a in alerts),
         routes=tuple(lower_route(routes[n]) for n in sorted({a.route for a in alerts})),
         source=Source(document.path, document.digest),
-        format=lower_format(spec, _version_of(spec, source)),
+        format=lower_format(spec, _version_of(spec, formatted)),
     )
     return model, findings
 
 
 def _version_of(spec: ModelSpec, artifact: ArtifactIR | None) -> Version | None:
-    """The spec's version of an artifact: the served one, else the one the signature is
-    read from (the newest), whose format the model takes."""
+    """The spec's version of an artifact."""
     if artifact is None:
         return None
     return next(v for v in spec.versions if v.version == artifact.version)

@@ -188,9 +188,7 @@ def _tree_features(
 
 def _declared_fil(spec: ModelSpec, tensors: Signature) -> list[Finding]:
     """A declared signature of a tree model must be the one FIL serves."""
-    assert spec.signature is not None
-    declared = signature.declared_signature(spec)
-    if declared == tensors:
+    if signature.declared_signature(spec) == tensors:
         return []
     shown = "; ".join(
         f"{side} {t.name} {t.dtype} {list(t.shape)}"
