@@ -234,6 +234,42 @@ CODES: dict[str, tuple[str, str]] = {
         "Keep local models under the project folder; links must not lead out of it.",
     ),
     "KILN1712": ("Artifact too large", "An ONNX file holds at most 2 GiB; check the path."),
+    "KILN1750": (
+        "Setting for another format",
+        "Remove the block, or set the version's format to the one it configures.",
+    ),
+    "KILN1751": (
+        "FIL backend setting refused",
+        "Fix the setting named: the FIL backend would refuse or ignore it.",
+    ),
+    "KILN1752": (
+        "TensorRT plan without a GPU",
+        "Serve TensorRT plans on GPU instances in a cluster environment.",
+    ),
+    "KILN1753": (
+        "Artifact is not of its format",
+        "Save the model in the format declared, or declare the format it has.",
+    ),
+    "KILN1754": (
+        "model.py without TritonPythonModel",
+        "Define class TritonPythonModel with an execute(self, requests) method.",
+    ),
+    "KILN1755": (
+        "Signature required for this format",
+        "The file names no tensors: declare spec.signature.",
+    ),
+    "KILN1756": (
+        "Tree model features differ from the FeatureSet",
+        "Train on the FeatureSet's numeric features, in its order.",
+    ),
+    "KILN1757": (
+        "Signature differs from what FIL serves",
+        "Declare input__0 and output__0 as FIL serves them, or leave the signature out.",
+    ),
+    "KILN1758": (
+        "TorchScript tensor name Triton cannot bind",
+        "Name outputs <name>__<index>; inputs after forward()'s arguments.",
+    ),
     # 18xx: Triton
     "KILN1802": ("Triton would refuse to load the config", "Fix the setting named."),
     "KILN1803": (

@@ -39,6 +39,12 @@ def model_ir(specs: Path, name: str, environment: str) -> tuple[ModelIR, Path]:
             f"one with `kiln run {name} --local`, declare the version it publishes under "
             "spec.versions, set serving.version to it and run `kiln compile`"
         )
+    if model.format.name != "onnx":
+        # The local Triton has the python backend alone; the adapter runs ONNX models.
+        raise NotServable(
+            f"model {name} serves a {model.format.name} model; the local tools serve ONNX "
+            "models for now (its config is compiled and checked for a cluster's Triton)"
+        )
     return model, resolution.root
 
 

@@ -12,6 +12,8 @@ from collections.abc import Iterable, Sequence
 
 from tritonclient.grpc import model_config_pb2 as mc
 
+from compiler.checks.backend_rules import backend_problems
+
 WILDCARD = -1
 DELAY = mc.ModelQueuePolicy.DELAY
 
@@ -32,6 +34,7 @@ def load_time_problems(
     problems += _version_problems(config, set(versions))
     problems += _group_problems(config, gpus_per_replica)
     problems += _warmup_problems(config)
+    problems += backend_problems(config)
     return problems
 
 

@@ -45,6 +45,16 @@ class ArtifactIR:
 
 
 @dataclass(frozen=True)
+class FormatIR:
+    """What Triton runs the served version with: the format, the file it loads from a
+    version folder, and the backend's parameters as config.pbtxt holds them."""
+
+    name: str = "onnx"
+    model_file: str = "model.onnx"
+    parameters: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
 class InstanceGroupIR:
     kind: str  # gpu | cpu
     count: int
@@ -109,6 +119,7 @@ class ModelIR:
     alerts: tuple[AlertIR, ...]
     routes: tuple[RouteIR, ...]  # the routes the alerts use, resolved
     source: Source
+    format: FormatIR = FormatIR()  # the served version's, else the newest version's
 
     @property
     def is_served(self) -> bool:

@@ -10,6 +10,8 @@ from dataclasses import replace
 from pathlib import Path
 
 from compiler.diagnostics import Diagnostic, Path_
+from compiler.formats.config import lower_format
+from compiler.formats.fil import TREE_FORMATS
 from compiler.ir import ArtifactIR, InstanceGroupIR, ModelIR, Source
 from compiler.load import Document
 from compiler.lowering import (
@@ -26,10 +28,10 @@ from compiler.parse import document_locator
 from compiler.resolve.overlay import environment_spec
 from compiler.resolve.project import ModelContext, ResolvedFeatureSet
 from compiler.resolve.resolution import place
-from compiler.rules import locations, semantics, signature
+from compiler.rules import format_signature, formats, locations, semantics, signature
 from compiler.rules.findings import Finding
 from compiler.spec.documents import MODEL_NAME_MAX, ModelDoc
-from compiler.spec.model import OVERRIDABLE, Alert, ModelSpec
+from compiler.spec.model import OVERRIDABLE, Alert, ModelSpec, Version
 from compiler.spec.project import Environment, Storage
 from runtime.contract.signature import Tensor
 from runtime.contract.vocabulary import SERVING_SIGNALS
@@ -148,6 +150,8 @@ def _model_in(
     storage = environment.storage or context.spec.storage
     findings.extend(locations.check_locations(spec, environment, storage))
     findings.extend(locations.check_routes(spec, environment, routes))
+    findings.extend(formats.check_versions(spec, environment))
+    findings.extend(formats.check_torchscript_names(spec))  # of the version served here
     versions = _artifacts(spec, storage)
     escaping = _local_artifacts(spec, versions, context.root)
     findings.extend(escaping)
@@ -159,6 +163,8 @@ def _model_in(
         return None, findings  # nothing is read from a location refused
     source = _signature_source(spec, served, versions)
     tensors, more = _signature(doc.metadata.name, spec, source, featureset, context.root)
+    # The format rendered: the served version's, else the newest version's.
+    formatted = source or max(versions, key=lambda a: a.version, default=None)
     findings.extend(more)
     alerts, skipped = _alerts_in(spec, served)
     findings.extend(skipped)
@@ -186,8 +192,16 @@ def _model_in(
         alerts=tuple(lower_alert(a) for a in alerts),
         routes=tuple(lower_route(routes[n]) for n in sorted({a.route for a in alerts})),
         source=Source(document.path, document.digest),
+        format=lower_format(spec, _version_of(spec, formatted)),
     )
     return model, findings
+
+
+def _version_of(spec: ModelSpec, artifact: ArtifactIR | None) -> Version | None:
+    """The spec's version of an artifact."""
+    if artifact is None:
+        return None
+    return next(v for v in spec.versions if v.version == artifact.version)
 
 
 def artifact_location(uri: str, storage: Storage) -> str:
@@ -359,26 +373,31 @@ def _signature(
     """The model's tensors: read from a local artifact (and compared with the declared
     ones), or declared for a remote one or for a model with no version yet; then checked
     against the batching and the FeatureSet."""
+    tree = False
     if artifact is None:
         tensors, findings = _declared_signature(spec)
     else:
         index = next(i for i, v in enumerate(spec.versions) if v.version == artifact.version)
+        tree = spec.versions[index].format in TREE_FORMATS
         if artifact.local:
-            tensors, findings = _local_signature(name, spec, artifact, index, root)
+            tensors, findings = _local_signature(name, spec, artifact, index, root, featureset)
         else:
-            tensors, findings = _remote_signature(spec, artifact, index)
+            tensors, findings = _remote_signature(spec, artifact, index, featureset)
     if tensors is None:
         return None, findings
     findings.extend(signature.check_batching(spec, *tensors))
-    findings.extend(signature.check_features(spec, featureset.spec, tensors[0]))
+    if not tree:  # FIL takes all features in one tensor, checked against the file's names
+        findings.extend(signature.check_features(spec, featureset.spec, tensors[0]))
     return tensors, findings
 
 
 def _remote_signature(
-    spec: ModelSpec, artifact: ArtifactIR, index: int
+    spec: ModelSpec, artifact: ArtifactIR, index: int, featureset: ResolvedFeatureSet
 ) -> tuple[Signature | None, list[Finding]]:
     """A remote model cannot be read at compile time: its signature must be declared."""
     tensors = signature.declared_signature(spec)
+    if tensors is not None and spec.versions[index].format in TREE_FORMATS:
+        return format_signature.tree_signature(spec, index, None, featureset.spec)
     if tensors is not None:
         return tensors, []
     finding = Finding(
@@ -411,18 +430,26 @@ def _declared_signature(spec: ModelSpec) -> tuple[Signature | None, list[Finding
 
 
 def _local_signature(
-    name: str, spec: ModelSpec, artifact: ArtifactIR, index: int, root: Path
+    name: str,
+    spec: ModelSpec,
+    artifact: ArtifactIR,
+    index: int,
+    root: Path,
+    featureset: ResolvedFeatureSet,
 ) -> tuple[Signature | None, list[Finding]]:
     """Read the local model file; check its sha256 and the declared signature."""
     at: Path_ = ("spec", "versions", index, "artifact", "uri")
     path = local_path(artifact.uri, root)
-    if not path.is_file():
+    folder = spec.versions[index].format == "savedmodel"
+    if not (path.is_dir() if folder else path.is_file()):
         message = f"artifact of version {artifact.version} not found at {artifact.uri}"
         hint = (
             f"fix the path; for a first version, `kiln run {name} --local` trains and "
             "publishes one and writes the spec change that declares it"
         )
         return None, [Finding(at, "KILN1701", message, hint)]
+    if spec.versions[index].format != "onnx":
+        return format_signature.local_signature(spec, index, path, featureset.spec)
     try:
         model = signature.load_onnx(path)
     except (signature.UnreadableModel, OSError) as exc:

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import Protocol
 
 from compiler.diagnostics import Path_
 from compiler.rules.findings import Finding
@@ -85,9 +87,10 @@ def _tensors(
     side: str,
     code: str,
     at: tuple[str | int, ...],
+    dtypes: Mapping[str, str],
 ) -> tuple[tuple[Tensor, ...] | None, list[Finding]]:
     """The model file's tensors of one side, compared with the declared ones if any."""
-    actual, findings = _servable(found, side, at)
+    actual, findings = _servable(found, side, at, dtypes)
     if declared is None:
         return (tuple(actual) if not findings else None), findings
     by_name = {t.name: t for t in actual}
@@ -108,20 +111,22 @@ def _tensors(
 
 
 def _servable(
-    found: tuple[tuple[str, str, tuple[int, ...]], ...], side: str, at: tuple[str | int, ...]
+    found: tuple[tuple[str, str, tuple[int, ...]], ...],
+    side: str,
+    at: tuple[str | int, ...],
+    dtypes: Mapping[str, str],
 ) -> tuple[list[Tensor], list[Finding]]:
     """The model's tensors in Kiln's dtypes; a type Triton cannot serve is a finding."""
     findings: list[Finding] = []
     actual: list[Tensor] = []
     for name, onnx_type, shape in found:
-        dtype = ONNX_DTYPES.get(onnx_type)
+        dtype = dtypes.get(onnx_type)
         if dtype is None:
             findings.append(
                 Finding(
                     at,
                     "KILN1706",
-                    f"{side} `{name}` has type {onnx_type}, which Triton's ONNX backend "
-                    "cannot serve",
+                    f"{side} `{name}` has type {onnx_type}, which Triton cannot serve",
                     "export without sequences or maps (skl2onnx: options zipmap=False)",
                     key=True,
                 )
@@ -174,11 +179,24 @@ def declared_signature(spec: ModelSpec) -> tuple[tuple[Tensor, ...], tuple[Tenso
     )
 
 
+class ModelTensors(Protocol):
+    """What a model file says of its tensors: (name, type as the file writes it, shape)."""
+
+    @property
+    def inputs(self) -> tuple[tuple[str, str, tuple[int, ...]], ...]: ...
+    @property
+    def outputs(self) -> tuple[tuple[str, str, tuple[int, ...]], ...]: ...
+
+
 def check_against_model(
-    spec: ModelSpec, model: OnnxModel, artifact_at: Path_
+    spec: ModelSpec,
+    model: ModelTensors,
+    artifact_at: Path_,
+    dtypes: Mapping[str, str] = ONNX_DTYPES,
 ) -> tuple[tuple[tuple[Tensor, ...], tuple[Tensor, ...]] | None, list[Finding]]:
     """The signature to serve (declared, else read) and how it differs from the file,
-    which `artifact_at` (the spec path of its URI) names."""
+    which `artifact_at` (the spec path of its URI) names; `dtypes` maps the file's
+    type names to Kiln's."""
     declared = spec.signature
     inputs, found_in = _tensors(
         declared.inputs if declared else None,
@@ -186,6 +204,7 @@ def check_against_model(
         "input",
         "KILN1704",
         ("spec", "signature", "inputs"),
+        dtypes,
     )
     outputs, found_out = _tensors(
         declared.outputs if declared else None,
@@ -193,6 +212,7 @@ def check_against_model(
         "output",
         "KILN1705",
         ("spec", "signature", "outputs"),
+        dtypes,
     )
     if declared is None:
         # Without a declared signature, problems in the file belong to the artifact.

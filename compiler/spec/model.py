@@ -28,6 +28,7 @@ from compiler.spec.types import (
     Uri,
     fail,
 )
+from runtime.contract.formats import FormatName
 from runtime.contract.signature import Dtype
 from runtime.contract.vocabulary import Task
 
@@ -68,11 +69,49 @@ class Artifact(SpecModel):
     )
 
 
+class Fil(SpecModel):
+    """Settings of Triton's FIL backend, which serves XGBoost and LightGBM models."""
+
+    model_type: (
+        Literal["xgboost", "xgboost_json", "xgboost_ubj", "lightgbm", "treelite_checkpoint"] | None
+    ) = Field(
+        None, description="Serialisation of the file; from the format and file name if empty."
+    )
+    output_class: bool | None = Field(
+        None, description="Classifier (true) or regressor (false); from the task if empty."
+    )
+    predict_proba: bool = Field(False, description="Return a score per class, not the class.")
+    threshold: float | None = Field(
+        None, ge=0, le=1, description="Decision threshold of a binary classifier (FIL: 0.5)."
+    )
+    storage_type: Literal["AUTO", "DENSE", "SPARSE", "SPARSE8"] = Field(
+        "AUTO", description="How trees sit in GPU memory."
+    )
+    algo: Literal["ALGO_AUTO", "NAIVE", "TREE_REORG", "BATCH_TREE_REORG"] = Field(
+        "ALGO_AUTO", description="Tree layout and traversal on GPUs."
+    )
+
+
+class PythonModel(SpecModel):
+    """A model run by Triton's python backend: the artifact is its model.py."""
+
+    execution_env: Uri | None = Field(
+        None,
+        description="A conda-pack archive (.tar.gz) with the model's requirements; the "
+        "backend's own Python when empty.",
+    )
+
+
 class Version(SpecModel):
     """One trained version of the model."""
 
     version: PositiveInt = Field(description="Version number; Triton's version folder.")
-    artifact: Artifact = Field(description="The ONNX file.")
+    format: FormatName = Field("onnx", description="What the artifact is; how Triton runs it.")
+    artifact: Artifact = Field(
+        description="The model file (a folder for savedmodel, model.py for python)."
+    )
+    fil: Fil | None = Field(None, description="FIL backend settings (xgboost, lightgbm).")
+    python: PythonModel | None = Field(None, description="Python backend settings (python).")
     metrics: dict[str, float] = Field(
         default_factory=dict, description="Metrics recorded at training (regression gates)."
     )

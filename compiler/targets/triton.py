@@ -1,7 +1,8 @@
 """Triton model configuration (`config.pbtxt`), built as Triton's own protobuf message.
 
-Cluster environments get the onnxruntime backend with GPU or CPU instance
-groups and TensorRT when asked; the `local` environment gets what a CPU-only
+Cluster environments get the platform or backend of the served version's format
+(runtime/contract/formats.py) with GPU or CPU instance groups, and TensorRT for
+ONNX when asked; an ONNX model in the `local` environment gets what a CPU-only
 Triton with the python backend loads, so the same spec serves in both places.
 """
 
@@ -11,6 +12,7 @@ from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2 as mc
 
 from compiler.ir import ModelIR
+from runtime.contract.formats import FORMATS
 from runtime.contract.signature import Tensor
 
 TRITON_TYPES = {
@@ -133,14 +135,32 @@ def _optimization(model: ModelIR, config: mc.ModelConfig) -> None:
         accelerator.parameters["max_workspace_size_bytes"] = str(tensorrt.max_workspace_size_bytes)
 
 
+def _runner(model: ModelIR, config: mc.ModelConfig) -> None:
+    """Platform or backend, the file Triton loads, and the backend's parameters."""
+    if model.format.name == "onnx":
+        # ONNX runs locally through the python backend's adapter (no onnxruntime backend
+        # outside NVIDIA's images); its file name is Triton's default.
+        if model.is_local:
+            config.backend = LOCAL_BACKEND
+        else:
+            config.platform = ONNX_PLATFORM
+        return
+    runner = FORMATS[model.format.name]
+    if runner.platform:
+        config.platform = runner.platform
+    else:
+        config.backend = runner.backend
+    # Named even where it is Triton's default: the assemble step reads it back.
+    config.default_model_filename = model.format.model_file
+    for key, value in model.format.parameters:
+        config.parameters[key].string_value = value
+
+
 def build_config(model: ModelIR) -> mc.ModelConfig:
     """The `ModelConfig` Triton loads for this model in this environment."""
     batching = model.serving.max_batch_size > 0
     config = mc.ModelConfig(name=model.name, max_batch_size=model.serving.max_batch_size)
-    if model.is_local:
-        config.backend = LOCAL_BACKEND
-    else:
-        config.platform = ONNX_PLATFORM
+    _runner(model, config)
     config.version_policy.specific.versions.extend(sorted(a.version for a in model.served))
     _inputs(model, config, batching)
     _dynamic_batching(model, config)

@@ -3,7 +3,8 @@
 Layout written for one model::
 
     <repository>/<model>/config.pbtxt
-    <repository>/<model>/<version>/model.onnx      (one folder per served version)
+    <repository>/<model>/<version>/model.onnx      (one folder per served version; the
+                                                    config's default_model_filename if set)
     <repository>/<model>/<version>/<extra files>   (e.g. the python-backend adapter)
 
 Artifacts are read through fsspec, so a local path, `file://`, `s3://`, `gs://`
@@ -203,7 +204,9 @@ def assemble(
         raise AssembleError(f"{model!r} is not a usable model folder name")
     _check_sources(artifacts, require_sha256)
     _check_signed(artifacts, trust)
-    parse_config(config_text, model, [a.version for a in artifacts])
+    config = parse_config(config_text, model, [a.version for a in artifacts])
+    # The compiler names the file of formats other than ONNX in the config.
+    model_file = config.default_model_filename or MODEL_FILE
     for extra in extra_files:
         if not extra.is_file():
             raise AssembleError(f"extra file {extra} does not exist")
@@ -214,8 +217,8 @@ def assemble(
             version_dir = staged / str(artifact.version)
             version_dir.mkdir()
             try:
-                fetch(artifact.uri, version_dir / MODEL_FILE, artifact.sha256)
-                signer = verify_signature(artifact, version_dir / MODEL_FILE, trust)
+                fetch(artifact.uri, version_dir / model_file, artifact.sha256)
+                signer = verify_signature(artifact, version_dir / model_file, trust)
             except AssembleError as exc:
                 raise AssembleError(
                     f"version {artifact.version}: {exc}; {repository / model} was not changed"

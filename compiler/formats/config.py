@@ -1,0 +1,25 @@
+"""A version's format lowered to what config.pbtxt needs of it (`FormatIR`)."""
+
+from __future__ import annotations
+
+from compiler.formats import fil
+from compiler.ir import FormatIR
+from compiler.spec.model import ModelSpec, Version
+from runtime.contract.formats import FORMATS
+
+# Where the python backend finds the model's conda-pack archive: Triton replaces
+# $$TRITON_MODEL_DIRECTORY with the model's folder when it loads the model.
+EXECUTION_ENV_FILE = "python-env.tar.gz"
+EXECUTION_ENV_PATH = f"$$TRITON_MODEL_DIRECTORY/{EXECUTION_ENV_FILE}"
+
+
+def lower_format(spec: ModelSpec, version: Version | None) -> FormatIR:
+    """The format of `version` (the served one, or the newest); ONNX without one."""
+    if version is None:
+        return FormatIR()
+    if version.format in fil.TREE_FORMATS:
+        return FormatIR(version.format, fil.model_file(version), fil.parameters(version, spec.task))
+    parameters: tuple[tuple[str, str], ...] = ()
+    if version.python is not None and version.python.execution_env is not None:
+        parameters = (("EXECUTION_ENV_PATH", EXECUTION_ENV_PATH),)
+    return FormatIR(version.format, FORMATS[version.format].model_file, parameters)

@@ -1,0 +1,63 @@
+"""Feature names and counts of XGBoost and LightGBM models, read from their files
+without the libraries: XGBoost's JSON model and LightGBM's text model are documented
+formats whose header says what the model takes.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from compiler.formats import NotTheFormat
+
+# LightGBM writes its header before the first tree; Kiln reads no further than this.
+LIGHTGBM_HEADER_MAX = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class TreeModel:
+    features: tuple[str, ...] | None  # None: the file names no features
+    width: int  # the number of feature columns the model reads
+
+
+def read_xgboost_json(path: Path) -> TreeModel:
+    """XGBoost's JSON model (`save_model("m.json")`): learner.feature_names and
+    learner.learner_model_param.num_feature (a string of digits)."""
+    try:
+        document = json.loads(path.read_bytes())
+        learner = document["learner"]
+        width = int(learner["learner_model_param"]["num_feature"])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise NotTheFormat(
+            "not an XGBoost JSON model (no learner.learner_model_param.num_feature)"
+        ) from exc
+    names = learner.get("feature_names") or None
+    if names is not None and (
+        not isinstance(names, list) or not all(isinstance(n, str) for n in names)
+    ):
+        raise NotTheFormat("learner.feature_names is not a list of names")
+    return TreeModel(tuple(names) if names else None, width)
+
+
+def read_lightgbm_text(path: Path) -> TreeModel:
+    """LightGBM's text model (`save_model("model.txt")`): a header of key=value lines
+    with max_feature_idx and feature_names (space separated)."""
+    with path.open("rb") as file:
+        head = file.read(LIGHTGBM_HEADER_MAX)
+    lines = head.decode("utf-8", errors="replace").splitlines()
+    if not lines or lines[0].strip() != "tree":
+        raise NotTheFormat("not a LightGBM text model (it does not start with `tree`)")
+    header = dict(
+        line.split("=", 1) for line in lines[1:] if "=" in line and not line.startswith("Tree=")
+    )
+    try:
+        width = int(header["max_feature_idx"]) + 1
+    except (KeyError, ValueError) as exc:
+        raise NotTheFormat("the LightGBM header has no max_feature_idx") from exc
+    names = tuple(header.get("feature_names", "").split()) or None
+    if names is not None and len(names) != width:
+        raise NotTheFormat(
+            f"the header names {len(names)} features but max_feature_idx says {width}"
+        )
+    return TreeModel(names, width)

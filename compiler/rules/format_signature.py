@@ -1,0 +1,205 @@
+"""Signatures of models that are not ONNX: read from the artifact where it carries one
+(SavedModel, XGBoost JSON, LightGBM text), declared where it does not (TorchScript,
+TensorRT, python), after checking the file is what its format says.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+from compiler.diagnostics import Path_
+from compiler.formats import NotTheFormat, fil, python_model, savedmodel, torchscript, tree_models
+from compiler.rules import signature
+from compiler.rules.findings import Finding
+from compiler.spec.featureset import FeatureSetSpec
+from compiler.spec.model import ModelSpec, Version
+from runtime.contract.signature import Tensor
+
+Signature = tuple[tuple[Tensor, ...], tuple[Tensor, ...]]
+
+
+def _tf_type(number: int) -> str:
+    return f"TensorFlow DataType {number}"
+
+
+TF_DTYPE_NAMES = {_tf_type(n): dtype for n, dtype in savedmodel.TF_DTYPES.items()}
+# Formats whose file names no tensors: the spec declares them.
+UNNAMED = ("torchscript", "tensorrt", "python")
+# Feature dtypes FIL takes: it reads every column as fp32.
+NUMERIC = ("float32", "float64", "int32", "int64", "bool")
+_CHECKS = {"torchscript": torchscript.check_torchscript, "python": python_model.check_model_py}
+
+
+@dataclass(frozen=True)
+class _Read:
+    inputs: tuple[tuple[str, str, tuple[int, ...]], ...]
+    outputs: tuple[tuple[str, str, tuple[int, ...]], ...]
+
+
+def local_signature(
+    spec: ModelSpec, index: int, path: Path, features: FeatureSetSpec
+) -> tuple[Signature | None, list[Finding]]:
+    """The served tensors of a local artifact that is not ONNX, and what is wrong."""
+    version = spec.versions[index]
+    at: Path_ = ("spec", "versions", index, "artifact", "uri")
+    found = _digest(version, index, path)
+    try:
+        if version.format == "savedmodel":
+            read = savedmodel.read_signature(path)
+            model = _Read(_typed(read.inputs), _typed(read.outputs))
+            tensors, more = signature.check_against_model(spec, model, at, TF_DTYPE_NAMES)
+            return tensors, [*found, *more]
+        if version.format in fil.TREE_FORMATS:
+            tree = _read_tree(version, path)
+            tensors, more = tree_signature(spec, index, tree, features)
+            return tensors, [*found, *more]
+        check = _CHECKS.get(version.format)
+        if check is not None:
+            check(path)
+    except NotTheFormat as exc:
+        message = f"{version.artifact.uri} is not a {version.format} model: {exc}"
+        code = "KILN1754" if version.format == "python" else "KILN1753"
+        return None, [*found, Finding(at, code, message, _HINTS[version.format])]
+    except OSError as exc:
+        return None, [*found, Finding(at, "KILN1702", f"cannot read {version.artifact.uri}: {exc}")]
+    tensors, more = declared(spec, index)
+    return tensors, [*found, *more]
+
+
+_HINTS = {
+    "savedmodel": "point artifact.uri at the folder tf.saved_model.save wrote",
+    "xgboost": "save with booster.save_model('xgboost.json'), or set fil.model_type",
+    "lightgbm": "save with booster.save_model('model.txt')",
+    "torchscript": "save with torch.jit.save(torch.jit.script(model), 'model.pt')",
+    "python": "define class TritonPythonModel with execute(self, requests) in model.py",
+}
+
+
+def declared(spec: ModelSpec, index: int) -> tuple[Signature | None, list[Finding]]:
+    """A format whose file names no tensors: the spec must declare them."""
+    tensors = signature.declared_signature(spec)
+    if tensors is not None:
+        return tensors, []
+    version = spec.versions[index]
+    return None, [
+        Finding(
+            ("spec", "versions", index, "format"),
+            "KILN1755",
+            f"a {version.format} model does not name its inputs and outputs, so "
+            "spec.signature is required",
+            "declare spec.signature with the inputs and outputs the model takes and returns",
+        )
+    ]
+
+
+def _typed(
+    tensors: tuple[tuple[str, int, tuple[int, ...]], ...],
+) -> tuple[tuple[str, str, tuple[int, ...]], ...]:
+    return tuple((name, _tf_type(dtype), shape) for name, dtype, shape in tensors)
+
+
+def _digest(version: Version, index: int, path: Path) -> list[Finding]:
+    """The declared sha256 of the artifact; of a SavedModel folder, its saved_model.pb
+    (the graph and signatures: the variables are not covered)."""
+    if path.is_dir():
+        path = path / savedmodel.SAVED_MODEL_FILE
+    if version.artifact.sha256 is None or not path.is_file():
+        return []
+    actual = hashlib.sha256(path.read_bytes()).hexdigest()
+    if actual == version.artifact.sha256:
+        return []
+    message = f"{version.artifact.uri} has sha256 {actual}, declared {version.artifact.sha256}"
+    return [Finding(("spec", "versions", index, "artifact", "sha256"), "KILN1703", message)]
+
+
+def _read_tree(version: Version, path: Path) -> tree_models.TreeModel | None:
+    """Feature names and width, from the files whose format documents them."""
+    model_type = fil.model_type(version)
+    if model_type == "xgboost_json":
+        return tree_models.read_xgboost_json(path)
+    if model_type == "lightgbm":
+        return tree_models.read_lightgbm_text(path)
+    return None  # binary XGBoost, UBJSON and Treelite checkpoints are not read
+
+
+def tree_signature(
+    spec: ModelSpec,
+    index: int,
+    tree: tree_models.TreeModel | None,
+    features: FeatureSetSpec,
+) -> tuple[Signature | None, list[Finding]]:
+    """FIL's one input and output; the model's features checked against the FeatureSet.
+    Without a file to read (remote, or a format whose header is not read) the width
+    is the declared one, else the FeatureSet's."""
+    version = spec.versions[index]
+    batching = spec.serving.max_batch_size > 0
+    width = tree.width if tree is not None else _declared_width(spec) or len(features.features)
+    tensors = fil.signature(width, fil.output_width(spec, version), batching)
+    found = _tree_features(spec, index, tree, width, features)
+    if spec.signature is not None:
+        found += _declared_fil(spec, tensors)
+    return tensors, found
+
+
+def _declared_width(spec: ModelSpec) -> int | None:
+    if spec.signature is None or len(spec.signature.inputs) != 1:
+        return None
+    shape = spec.signature.inputs[0].shape
+    return shape[-1] if shape[-1] > 0 else None
+
+
+def _tree_features(
+    spec: ModelSpec,
+    index: int,
+    tree: tree_models.TreeModel | None,
+    width: int,
+    features: FeatureSetSpec,
+) -> list[Finding]:
+    at: Path_ = ("spec", "versions", index, "artifact", "uri")
+    dtypes = {f.name: f.dtype for f in features.features}
+    if tree is None or tree.features is None:
+        text = [n for n, dtype in dtypes.items() if dtype not in NUMERIC]
+        if width == len(dtypes) and text:
+            message = f"features {', '.join(text)} are strings, and FIL reads only numbers"
+            hint = "encode them as numbers in the FeatureSet, or serve an ONNX export"
+            return [Finding(("spec", "features"), "KILN1756", message, hint)]
+        if width == len(dtypes):
+            return []
+        message = f"the model reads {width} features; {spec.features} has {len(dtypes)}"
+        hint = "train on all the FeatureSet's features, in its order"
+        return [Finding(("spec", "features"), "KILN1756", message, hint)]
+    found = []
+    unknown = [n for n in tree.features if n not in dtypes]
+    if unknown:
+        message = f"the model's features {', '.join(unknown)} are not in {spec.features}"
+        found.append(Finding(at, "KILN1756", message, "train on the FeatureSet's features"))
+    text = [n for n in tree.features if dtypes.get(n, "float32") not in NUMERIC]
+    if text:
+        message = f"features {', '.join(text)} are strings, and FIL reads only numbers"
+        hint = "encode them as numbers in the FeatureSet, or serve an ONNX export"
+        found.append(Finding(("spec", "features"), "KILN1756", message, hint))
+    if not unknown and list(tree.features) != [n for n in dtypes if n in tree.features]:
+        message = f"the model takes its features in another order than {spec.features}"
+        found.append(Finding(at, "KILN1756", message, "train on the FeatureSet's column order"))
+    return found
+
+
+def _declared_fil(spec: ModelSpec, tensors: Signature) -> list[Finding]:
+    """A declared signature of a tree model must be the one FIL serves."""
+    if signature.declared_signature(spec) == tensors:
+        return []
+    shown = "; ".join(
+        f"{side} {t.name} {t.dtype} {list(t.shape)}"
+        for side, side_tensors in (("input", tensors[0]), ("output", tensors[1]))
+        for t in side_tensors
+    )
+    return [
+        Finding(
+            ("spec", "signature"),
+            "KILN1757",
+            f"FIL serves this model as {shown}; the declared signature differs",
+            "declare exactly that, or leave spec.signature out for a local model file",
+        )
+    ]

@@ -1,0 +1,6 @@
+"""Scores applications."""
+
+
+class Model:
+    def execute(self, requests):
+        return []
