@@ -13,7 +13,9 @@ from compiler.diagnostics import Diagnostic, Path_
 from compiler.ir import ArtifactIR, InstanceGroupIR, ModelIR, Source
 from compiler.load import Document
 from compiler.lowering import (
+    batch_columns,
     lower_alert,
+    lower_batch,
     lower_environment,
     lower_monitoring,
     lower_rollout,
@@ -26,7 +28,7 @@ from compiler.parse import document_locator
 from compiler.resolve.overlay import environment_spec
 from compiler.resolve.project import ModelContext, ResolvedFeatureSet
 from compiler.resolve.resolution import place
-from compiler.rules import locations, semantics, signature
+from compiler.rules import batch, locations, semantics, signature
 from compiler.rules.findings import Finding
 from compiler.spec.documents import MODEL_NAME_MAX, ModelDoc
 from compiler.spec.model import OVERRIDABLE, Alert, ModelSpec
@@ -148,6 +150,8 @@ def _model_in(
     storage = environment.storage or context.spec.storage
     findings.extend(locations.check_locations(spec, environment, storage))
     findings.extend(locations.check_routes(spec, environment, routes))
+    findings.extend(batch.check_batch(doc.metadata.name, spec, featureset.spec))
+    findings.extend(batch.check_overlap(spec, storage.data))
     versions = _artifacts(spec, storage)
     escaping = _local_artifacts(spec, versions, context.root)
     findings.extend(escaping)
@@ -186,6 +190,8 @@ def _model_in(
         alerts=tuple(lower_alert(a) for a in alerts),
         routes=tuple(lower_route(routes[n]) for n in sorted({a.route for a in alerts})),
         source=Source(document.path, document.digest),
+        batch=lower_batch(spec.batch, spec.serving.version),
+        batch_columns=batch_columns(spec, featureset.spec),
     )
     return model, findings
 
