@@ -195,15 +195,18 @@ def check_input(fs: Any, files: Sequence[str], fmt: str, job: Job) -> None:
             raise BatchError(f"input {shown_uri(path)}: " + "; ".join(problems))
 
 
-def chunks(fs: Any, files: Sequence[str], fmt: str, rows: int) -> Iterator[pd.DataFrame]:
+def chunks(fs: Any, files: Sequence[str], fmt: str, rows: int) -> Iterator[pa.Table]:
+    """The rows as Arrow tables of at most `rows` rows: kept columns pass through to the
+    output as they are, and only the model's inputs become numpy arrays."""
     for path in files:
         if fmt == "parquet":
             with fs.open(path, "rb") as handle:
                 for batch in pq.ParquetFile(handle).iter_batches(batch_size=rows):
-                    yield batch.to_pandas()
+                    yield pa.Table.from_batches([batch])
         else:
             with fs.open(path, "rb", compression="infer") as handle:
-                yield from pd.read_csv(handle, chunksize=rows)
+                for frame in pd.read_csv(handle, chunksize=rows):
+                    yield pa.Table.from_pandas(frame, preserve_index=False)
 
 
 # ------------------------------------------------------------------------ scoring
@@ -228,14 +231,14 @@ def _cast(column: pd.Series, tensor: Tensor, first_row: int) -> np.ndarray:
     return values.reshape(-1, *([1] * (len(tensor.shape) - 1)))
 
 
-def score(
-    session: ort.InferenceSession, frame: pd.DataFrame, job: Job, first_row: int
-) -> pd.DataFrame:
+def score(session: ort.InferenceSession, table: pa.Table, job: Job, first_row: int) -> pa.Table:
     """The kept input columns and the prediction columns of one chunk."""
     for tensor in job.signature.inputs:
         if any(d not in (1, -1) for d in tensor.shape[1:]):
             raise BatchError(f"input {tensor.name}: one column per row fills only [-1] or [-1, 1]")
-    feeds = {t.name: _cast(frame[t.name], t, first_row) for t in job.signature.inputs}
+    feeds = {
+        t.name: _cast(table.column(t.name).to_pandas(), t, first_row) for t in job.signature.inputs
+    }
     roles = output_roles(job.signature, job.task)
     names = [t.name for t in roles.values()]
     try:
@@ -243,20 +246,26 @@ def score(
     except Exception as exc:  # onnxruntime's own error types
         raise BatchError(f"onnxruntime failed on rows {first_row}-: {exc}") from exc
     by_role = {role: answers[tensor.name] for role, tensor in roles.items()}
-    return _output_frame(frame, by_role, job)
+    return _output_table(table, by_role, job)
 
 
-def _output_frame(frame: pd.DataFrame, by_role: dict[str, np.ndarray], job: Job) -> pd.DataFrame:
+def _output_table(table: pa.Table, by_role: dict[str, np.ndarray], job: Job) -> pa.Table:
     cols = job.columns
-    out = pd.DataFrame(index=range(len(frame)))
+    out: dict[str, Any] = {}
     if cols.entity:
-        out[cols.entity] = frame[cols.entity].to_numpy()
-    out[cols.timestamp_out] = frame[cols.timestamp].to_numpy()
+        out[cols.entity] = table.column(cols.entity)
+    out[cols.timestamp_out] = table.column(cols.timestamp)
     for feature in cols.features:
-        out[feature] = frame[feature].to_numpy()
+        out[feature] = table.column(feature)
+    out.update(_predictions(by_role, job))
+    return pa.table(out)
+
+
+def _predictions(by_role: dict[str, np.ndarray], job: Job) -> dict[str, np.ndarray]:
+    cols = job.columns
     if job.task == "regression":
-        out[cols.prediction] = by_role["values"].reshape(-1).astype(np.float64)
-        return out
+        return {cols.prediction: by_role["values"].reshape(-1).astype(np.float64)}
+    out: dict[str, np.ndarray] = {}
     probabilities = by_role.get("probabilities")
     labels = by_role.get("labels")
     if job.task == "multiclass_classification" and probabilities is not None and cols.score:
@@ -296,13 +305,18 @@ class Committer:
         self._handle: Any = None
         self._writer: pq.ParquetWriter | None = None
 
-    def write(self, frame: pd.DataFrame) -> None:
-        table = pa.Table.from_pandas(frame, preserve_index=False).replace_schema_metadata(None)
+    def write(self, table: pa.Table) -> None:
+        table = table.replace_schema_metadata(None)
         if self._writer is None:
             self.fs.makedirs(self.temporary.rpartition("/")[0], exist_ok=True)
             self._handle = self.fs.open(self.temporary, "wb")
             self._writer = pq.ParquetWriter(self._handle, table.schema, compression="snappy")
-        self._writer.write_table(table.cast(self._writer.schema))
+        try:
+            table = table.cast(self._writer.schema)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError, ValueError) as exc:
+            # A later chunk or file whose columns hold other types than the first's.
+            raise BatchError(f"rows of another type than the first chunk's: {exc}") from exc
+        self._writer.write_table(table)
 
     def _close(self) -> None:
         if self._writer is not None:
@@ -356,9 +370,9 @@ def run_job(job: Job, progress: Progress) -> Outcome:
     committer = Committer(job.output, job.run)
     started, rows = time.perf_counter(), 0
     try:
-        for frame in chunks(fs, files, fmt, job.chunk_rows):
-            committer.write(score(session, frame, job, rows))
-            rows += len(frame)
+        for table in chunks(fs, files, fmt, job.chunk_rows):
+            committer.write(score(session, table, job, rows))
+            rows += table.num_rows
             rate = rows / max(time.perf_counter() - started, 1e-9)
             progress(f"{rows:,} rows scored ({rate:,.0f} rows/s)")
         location = committer.commit(rows, {"run": job.run, "columns": list(job.columns.written)})
