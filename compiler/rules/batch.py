@@ -6,12 +6,14 @@ other locations, in locations.py; these are the rules of the jobs themselves.
 
 from __future__ import annotations
 
+from compiler.diagnostics import Path_
 from compiler.lowering import batch_columns
 from compiler.names import CRONWORKFLOW_MAX, batch_job
 from compiler.rules.findings import Finding
 from compiler.rules.locations import inside, place_under
 from compiler.spec.featureset import FeatureSetSpec
 from compiler.spec.model import BatchJob, ModelSpec
+from runtime.contract.batch import BatchColumns
 
 SPEC = ("spec",)
 
@@ -62,14 +64,27 @@ def _collisions(spec: ModelSpec, features: FeatureSetSpec) -> list[Finding]:
     if columns.entity:
         kept.add(columns.entity)
     found = []
-    for written in (columns.prediction, *columns.score_columns):
+    for written, at in _written_at(spec, columns):
         if written in kept:
             message = (
                 f"batch output column {written!r} is also an input column the jobs keep "
                 "(a feature, the entity or the timestamp)"
             )
-            at = (*SPEC, "monitoring", "columns") if spec.monitoring else (*SPEC, "batch")
             found.append(Finding(at, "KILN1663", message))
+    return found
+
+
+def _written_at(spec: ModelSpec, columns: BatchColumns) -> list[tuple[str, Path_]]:
+    """Each prediction column and where its name comes from: the monitoring column that
+    names it, or the batch block when it is a default name."""
+    if spec.monitoring is None:
+        return [(c, (*SPEC, "batch")) for c in (columns.prediction, *columns.score_columns)]
+    named: Path_ = (*SPEC, "monitoring", "columns")
+    found: list[tuple[str, Path_]] = [(columns.prediction, (*named, "prediction"))]
+    if isinstance(columns.score, str):
+        found.append((columns.score, (*named, "score")))
+    elif columns.score:
+        found += [(column, (*named, "score", label)) for label, column in columns.score]
     return found
 
 

@@ -64,6 +64,38 @@ def test_predict_gives_what_onnxruntime_gives_in_process(
     assert np.array_equal(scored["y_pred_proba"].to_numpy(), probabilities[:, 1].astype(float))
 
 
+def test_a_regression_model_writes_its_value_as_the_prediction(tmp_path: Path) -> None:
+    import nannyml
+
+    analysis = nannyml.load_synthetic_car_price_dataset()[1].head(5_000)
+    analysis = analysis.drop(columns=["y_pred"], errors="ignore")
+    source, output = tmp_path / "listings.csv", tmp_path / "priced.parquet"
+    analysis.to_csv(source, index=False)  # CSV in: each chunk's types come from the text
+    result = CliRunner().invoke(
+        cli,
+        [
+            *("predict", "car-price", "--specs", str(SPECS), "--chunk-rows", "1500"),
+            *("--input", str(source), "--output", str(output)),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    model = SPECS / "artifacts" / "models" / "car-price" / "1" / "model.onnx"
+    session = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"])
+    written = pd.read_csv(source)
+    feeds = {
+        i.name: (
+            written[i.name].astype(str).to_numpy(dtype=object)
+            if i.type == "tensor(string)"
+            else written[i.name].to_numpy().astype(np.float32)
+        ).reshape(-1, 1)
+        for i in session.get_inputs()
+    }
+    expected = session.run(None, feeds)[0].reshape(-1).astype(float)
+    scored = pd.read_parquet(output)
+    assert np.array_equal(scored["y_pred"].to_numpy(), expected)
+    assert "score" not in scored.columns and len(scored) == 5_000
+
+
 def test_predict_refuses_an_undeclared_version(tmp_path: Path) -> None:
     code, printed = predict("--input", "x.parquet", "--output", "y.parquet", "--version", "7")
     assert code == 2

@@ -170,3 +170,54 @@ def test_a_signed_model_is_verified_like_serving_verifies_it(
     unsigned = tmp_path / "unsigned.parquet"
     assert score(source, unsigned, "--trust", trusted) == 1
     assert "requires signatures" in capsys.readouterr().err
+
+
+def test_multiclass_predictions_are_class_labels_with_a_score_per_class(tmp_path: Path) -> None:
+    """A real scikit-learn classifier exported to ONNX: the prediction is the label the
+    monitor keys its score columns by, and each class's probability is its column."""
+    import skl2onnx
+    from skl2onnx.common.data_types import FloatTensorType
+    from sklearn.linear_model import LogisticRegression
+
+    rng = np.random.default_rng(0)
+    labels = rng.permutation(np.repeat(["bus", "car", "tram"], 300))
+    centre = {"bus": 0.0, "car": 2.0, "tram": 4.0}
+    x = np.array([centre[label] for label in labels]) + rng.normal(0.0, 0.8, len(labels))
+    frame = pd.DataFrame(
+        {
+            "trip": np.arange(len(labels)),
+            "x": x.astype(np.float32),
+            "at": pd.date_range("2026-01-01", periods=len(labels), freq="min"),
+        }
+    )
+    classifier = LogisticRegression().fit(frame[["x"]], labels)
+    proto = skl2onnx.convert_sklearn(
+        classifier,
+        initial_types=[("x", FloatTensorType([None, 1]))],
+        options={id(classifier): {"zipmap": False}},
+        target_opset=17,
+    )
+    model = tmp_path / "model.onnx"
+    model.write_bytes(proto.SerializeToString())
+    source, output = tmp_path / "trips.parquet", tmp_path / "scored.parquet"
+    frame.to_parquet(source, index=False)
+    signature = {
+        "inputs": [{"name": "x", "dtype": "fp32", "shape": [-1, 1]}],
+        "outputs": [
+            {"name": "label", "dtype": "string", "shape": [-1]},
+            {"name": "probabilities", "dtype": "fp32", "shape": [-1, 3]},
+        ],
+    }
+    scores = (("bus", "p_bus"), ("car", "p_car"), ("tram", "p_tram"))
+    columns = BatchColumns(("x",), "at", "seen_at", "trip", "y_pred", scores)
+    flags = ["--model", str(model), "--signature", json.dumps(signature)]
+    flags += ["--task", "multiclass_classification", "--columns", columns.to_json()]
+    flags += ["--input", str(source), "--output", str(output), "--chunk-rows", "250"]
+    assert main(flags, progress=lambda _: None) == 0
+    scored = pd.read_parquet(output)
+    session = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"])
+    expected_labels, probabilities = session.run(None, {"x": frame[["x"]].to_numpy()})
+    assert scored["y_pred"].tolist() == list(expected_labels)
+    for index, (_, column) in enumerate(scores):
+        assert np.array_equal(scored[column].to_numpy(), probabilities[:, index].astype(float))
+    assert scored["seen_at"].equals(frame["at"].astype(scored["seen_at"].dtype))
