@@ -204,7 +204,7 @@ CODES: dict[str, tuple[str, str]] = {
     ),
     "KILN1642": (
         "Nothing to deploy in a cluster environment",
-        "Add a training or monitoring block, or serve a version.",
+        "Add a training, monitoring or batch block, or serve a version.",
     ),
     # 1660-1669: batch scoring jobs
     "KILN1660": ("Batch job declared twice", "Give each batch job of a model its own name."),

@@ -265,7 +265,7 @@ def _serving_findings(
     that names no declared version, or nothing at all to deploy to a cluster."""
     if spec.serving.version is not None and not served:
         return [_not_served(spec, versions)]
-    nothing_else = spec.training is None and spec.monitoring is None
+    nothing_else = spec.training is None and spec.monitoring is None and not spec.batch
     if not served and environment.kind != "local" and nothing_else:
         return [_nothing_to_deploy()]
     return []
@@ -290,8 +290,8 @@ def _nothing_to_deploy() -> Finding:
         ("spec",),
         "KILN1642",
         "the model has nothing to deploy in a cluster environment: no version is served, "
-        "and there is no training and no monitoring",
-        "add a training or monitoring block, or serve a version",
+        "and there is no training, no monitoring and no batch job",
+        "add a training, monitoring or batch block, or serve a version",
         key=True,
     )
 
