@@ -204,7 +204,27 @@ CODES: dict[str, tuple[str, str]] = {
     ),
     "KILN1642": (
         "Nothing to deploy in a cluster environment",
-        "Add a training or monitoring block, or serve a version.",
+        "Add a training, monitoring or batch block, or serve a version.",
+    ),
+    # 1660-1669: batch scoring jobs
+    "KILN1660": ("Batch job declared twice", "Give each batch job of a model its own name."),
+    "KILN1661": (
+        "Batch job has no version to score with",
+        "Set the job's version to a declared version, or serve one (serving.version).",
+    ),
+    "KILN1662": (
+        "Batch output overlaps its input",
+        "Write predictions to a folder that is neither the input nor inside or above it.",
+    ),
+    "KILN1663": (
+        "Batch output column collides with an input column",
+        "Rename the monitoring column (monitoring.columns) so no feature, entity or "
+        "timestamp column has its name.",
+    ),
+    "KILN1664": (
+        "Batch job name too long",
+        "Shorten the job name: the model name, `-batch-` and it form a CronWorkflow name "
+        "of at most 52 characters.",
     ),
     # 17xx: model signatures
     "KILN1701": (

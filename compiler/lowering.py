@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TypeVar
 
+from compiler.ir.batch import BatchJobIR
 from compiler.ir.environment import EnvironmentIR, GpuIR, NetworkIR, StorageIR, TolerationIR
 from compiler.ir.featureset import (
     FeatureColumnsIR,
@@ -64,6 +65,7 @@ from compiler.spec.model import (
     Alert,
     Analysis,
     Autoscaling,
+    BatchJob,
     BlueGreen,
     Columns,
     DataQuality,
@@ -71,6 +73,7 @@ from compiler.spec.model import (
     Drift,
     DynamicBatching,
     Gate,
+    ModelSpec,
     Monitoring,
     Multivariate,
     Optimization,
@@ -98,6 +101,7 @@ from compiler.spec.project import (
     WebhookTarget,
 )
 from compiler.spec.types import Schedule, SecretRef
+from runtime.contract.batch import BatchColumns, prediction_columns
 from runtime.contract.durations import duration_seconds
 from runtime.contract.signing import Trust, TrustedIdentity
 
@@ -253,6 +257,48 @@ def lower_schedule(schedule: Schedule) -> ScheduleIR:
 
 def _gate(gate: Gate) -> GateIR:
     return GateIR(gate.metric, gate.min, gate.max, gate.max_regression)
+
+
+def batch_columns(spec: ModelSpec, features: FeatureSetSpec) -> BatchColumns:
+    """The columns a batch job keeps and writes: the monitor's names where declared."""
+    columns = spec.monitoring.columns if spec.monitoring is not None else None
+    prediction, score = prediction_columns(
+        spec.task,
+        columns.prediction if columns else None,
+        columns.score if columns else None,
+        tuple(str(c) for c in spec.classes or ()),
+    )
+    return BatchColumns(
+        features=tuple(f.name for f in features.features),
+        timestamp=features.timestamp,
+        timestamp_out=columns.timestamp if columns else features.timestamp,
+        entity=features.entity,
+        prediction=prediction,
+        score=score,
+    )
+
+
+def lower_batch(jobs: list[BatchJob], serving_version: int | None) -> tuple[BatchJobIR, ...]:
+    """Each job with the version it scores with (the rules refused a job without one)."""
+    lowered = []
+    for job in jobs:
+        version = job.version if job.version is not None else serving_version
+        assert version is not None  # compiler/rules/batch.py reports KILN1661 first
+        schedule = None if job.schedule is None else lower_schedule(job.schedule)
+        lowered.append(
+            BatchJobIR(
+                job.name,
+                job.input.uri,
+                job.input.format,
+                job.output,
+                version,
+                schedule,
+                job.chunk_rows,
+                job.resources.cpu,
+                job.resources.memory,
+            )
+        )
+    return tuple(lowered)
 
 
 def lower_training(training: Training | None, features: FeatureSetSpec) -> TrainingIR | None:

@@ -21,7 +21,15 @@ _DERIVED: dict[str, int] = {
     "-monitor-config": LABEL_MAX,
     "-dashboard": LABEL_MAX,
     "-analysis": LABEL_MAX,
+    "-batch": LABEL_MAX,  # the ServiceAccount of the batch jobs
 }
+BATCH_JOB = "-batch-"  # + the job's name: its WorkflowTemplate and CronWorkflow
+
+
+def batch_job(model: str, job: str) -> str:
+    """A batch job's workflow name; its budget (CRONWORKFLOW_MAX) is checked per job, by
+    compiler/rules/batch.py, since the job name is the spec's."""
+    return f"{model}{BATCH_JOB}{job}"
 
 
 def derived(model: str, suffix: str) -> str:

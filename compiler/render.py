@@ -14,6 +14,7 @@ from compiler.serialize import to_yaml
 from compiler.targets import (
     analysis,
     autoscaling,
+    batch,
     gitops,
     monitoring,
     network,
@@ -151,6 +152,20 @@ def _monitoring(model: ModelIR) -> Iterable[Artifact]:
             yield manifest(model, rule, ("spec", "alerts"))
 
 
+def _batch(model: ModelIR) -> Iterable[Artifact]:
+    """Batch scoring in a cluster; locally `kiln predict` runs a job's step itself."""
+    if model.is_local or not model.batch:
+        return
+    for index, job in enumerate(model.batch):
+        origin: Path_ = ("spec", "batch", index)
+        yield manifest(model, batch.workflow_template(model, job), origin)
+        cron = batch.cron_workflow(model, job)
+        if cron is not None:
+            yield manifest(model, cron, (*origin, "schedule"))
+    for document in batch.rbac(model):
+        yield manifest(model, document, ("spec", "batch"))
+
+
 def _serving(model: ModelIR, place: Placer) -> tuple[list[Artifact] | None, list[Diagnostic]]:
     """Triton's config and, in a cluster, the serving stack; none for a model with no
     version served (None: the config is refused)."""
@@ -169,6 +184,7 @@ def render_model(model: ModelIR, place: Placer) -> tuple[list[Artifact], list[Di
     if artifacts is None:
         return [], diagnostics
     artifacts.extend(_training(model))
+    artifacts.extend(_batch(model))
     try:
         artifacts.extend(_monitoring(model))
     except ValueError as exc:  # the job's own config check: a rule the compiler missed

@@ -5,6 +5,7 @@
     gitops.py    plan, explain, rollback
     pipeline.py  run, submit
     serving.py   serve, smoke
+    batch.py     predict
     monitor.py   monitor
     params.py    the options several commands share
     requires.py  what commands need before they start: a build, its diagnostics
@@ -23,7 +24,7 @@ import traceback
 import click
 
 from compiler import __version__
-from compiler.cli import build, gitops, monitor, new, pipeline, serving
+from compiler.cli import batch, build, gitops, monitor, new, pipeline, serving
 
 
 @click.group()
@@ -32,7 +33,7 @@ def cli() -> None:
     """Kiln compiles declarative ML specs into Triton, Argo and NannyML deployments."""
 
 
-for _group in (build, new, pipeline, serving, monitor, gitops):
+for _group in (build, new, pipeline, serving, batch, monitor, gitops):
     for _command in _group.COMMANDS:
         cli.add_command(_command)
 

@@ -13,11 +13,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import NamedTuple
 
+from compiler.ir.batch import BatchJobIR
 from compiler.ir.environment import EnvironmentIR, StorageIR
 from compiler.ir.featureset import FeatureColumnsIR, ImagesIR
 from compiler.ir.monitoring import AlertIR, MonitoringIR, RouteIR
 from compiler.ir.serving import RolloutIR, ServingIR
 from compiler.ir.training import TrainingIR
+from runtime.contract.batch import BatchColumns
 from runtime.contract.signature import Tensor
 
 TaskName = str
@@ -120,6 +122,8 @@ class ModelIR:
     routes: tuple[RouteIR, ...]  # the routes the alerts use, resolved
     source: Source
     format: FormatIR = FormatIR()  # the served version's, else the newest version's
+    batch: tuple[BatchJobIR, ...] = ()  # batch scoring jobs, each with a declared version
+    batch_columns: BatchColumns | None = None  # what batch scoring keeps and writes
 
     @property
     def is_served(self) -> bool:

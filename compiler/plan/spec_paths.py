@@ -11,6 +11,7 @@ from dataclasses import asdict
 from typing import Any
 
 from compiler.ir import ModelIR
+from compiler.ir.batch import BatchJobIR
 from compiler.ir.monitoring import DatasetIR, MonitoringIR
 from compiler.ir.training import TrainingIR
 
@@ -33,7 +34,14 @@ _DESCRIBED = (
     "monitoring.performance",
 )
 # Settings that make no difference to the local environment (no cluster there).
-_CLUSTER_ONLY = ("rollout", "serving.replicas", "serving.autoscaling", "serving.resources")
+# Batch jobs too: locally `kiln predict` runs the step, and no job is rendered.
+_CLUSTER_ONLY = (
+    "rollout",
+    "serving.replicas",
+    "serving.autoscaling",
+    "serving.resources",
+    "batch",
+)
 
 
 def flatten(value: Any, prefix: str, into: dict[str, str]) -> None:
@@ -77,6 +85,12 @@ def _training(training: TrainingIR) -> dict[str, Any]:
     return dumped
 
 
+def _batch_job(job: BatchJobIR) -> dict[str, Any]:
+    dumped = asdict(job)
+    del dumped["name"]
+    return dumped
+
+
 def other_facts(model: ModelIR) -> dict[str, str]:
     """Every other setting, by spec path, for changes the named facts do not cover."""
     dumped: dict[str, Any] = {
@@ -96,6 +110,8 @@ def other_facts(model: ModelIR) -> dict[str, str]:
         # rollout is left out: the facts describe all of it (it is in _DESCRIBED).
         "training": _training(model.training) if model.training else None,
         "monitoring": _monitoring(model.monitoring) if model.monitoring else None,
+        # By job name, so that a change to one job is listed under its own paths.
+        "batch": {job.name: _batch_job(job) for job in model.batch} or None,
     }
     flat: dict[str, str] = {}
     flatten(dumped, "", flat)

@@ -15,7 +15,9 @@ from compiler.formats.fil import TREE_FORMATS
 from compiler.ir import ArtifactIR, InstanceGroupIR, ModelIR, Source
 from compiler.load import Document
 from compiler.lowering import (
+    batch_columns,
     lower_alert,
+    lower_batch,
     lower_environment,
     lower_monitoring,
     lower_rollout,
@@ -28,7 +30,7 @@ from compiler.parse import document_locator
 from compiler.resolve.overlay import environment_spec
 from compiler.resolve.project import ModelContext, ResolvedFeatureSet
 from compiler.resolve.resolution import place
-from compiler.rules import format_signature, formats, locations, semantics, signature
+from compiler.rules import batch, format_signature, formats, locations, semantics, signature
 from compiler.rules.findings import Finding
 from compiler.spec.documents import MODEL_NAME_MAX, ModelDoc
 from compiler.spec.model import OVERRIDABLE, Alert, ModelSpec, Version
@@ -152,6 +154,8 @@ def _model_in(
     findings.extend(locations.check_routes(spec, environment, routes))
     findings.extend(formats.check_versions(spec, environment))
     findings.extend(formats.check_torchscript_names(spec))  # of the version served here
+    findings.extend(batch.check_batch(doc.metadata.name, spec, featureset.spec))
+    findings.extend(batch.check_overlap(spec, storage.data))
     versions = _artifacts(spec, storage)
     escaping = _local_artifacts(spec, versions, context.root)
     findings.extend(escaping)
@@ -193,6 +197,8 @@ def _model_in(
         routes=tuple(lower_route(routes[n]) for n in sorted({a.route for a in alerts})),
         source=Source(document.path, document.digest),
         format=lower_format(spec, _version_of(spec, formatted)),
+        batch=lower_batch(spec.batch, spec.serving.version),
+        batch_columns=batch_columns(spec, featureset.spec),
     )
     return model, findings
 
@@ -273,7 +279,7 @@ def _serving_findings(
     that names no declared version, or nothing at all to deploy to a cluster."""
     if spec.serving.version is not None and not served:
         return [_not_served(spec, versions)]
-    nothing_else = spec.training is None and spec.monitoring is None
+    nothing_else = spec.training is None and spec.monitoring is None and not spec.batch
     if not served and environment.kind != "local" and nothing_else:
         return [_nothing_to_deploy()]
     return []
@@ -298,8 +304,8 @@ def _nothing_to_deploy() -> Finding:
         ("spec",),
         "KILN1642",
         "the model has nothing to deploy in a cluster environment: no version is served, "
-        "and there is no training and no monitoring",
-        "add a training or monitoring block, or serve a version",
+        "and there is no training, no monitoring and no batch job",
+        "add a training, monitoring or batch block, or serve a version",
         key=True,
     )
 

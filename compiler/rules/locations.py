@@ -90,6 +90,9 @@ def check_locations(spec: ModelSpec, environment: Environment, storage: Storage)
         for role in ("reference", "analysis"):
             uri = getattr(spec.monitoring, role).uri
             wanted.append(((*SPEC, "monitoring", role, "uri"), uri, storage.data, "data"))
+    for i, job in enumerate(spec.batch):
+        wanted.append(((*SPEC, "batch", i, "input", "uri"), job.input.uri, storage.data, "data"))
+        wanted.append(((*SPEC, "batch", i, "output"), job.output, storage.data, "data"))
     found = []
     for at, uri, root, store in wanted:
         if not inside(place_under(uri, root), root):

@@ -515,7 +515,41 @@ class Alert(SpecModel):
     route: Name = Field(description="Alert route of the Project.")
 
 
-OVERRIDABLE = ("serving", "rollout", "training", "monitoring", "alerts")
+class BatchInput(SpecModel):
+    """The rows a batch job scores."""
+
+    uri: Uri = Field(description="File or prefix, relative to the data store or a URI under it.")
+    format: Literal["parquet", "csv"] | None = Field(None, description="From the suffix if empty.")
+
+
+class BatchResources(SpecModel):
+    """What the scoring pod requests (and is limited to)."""
+
+    cpu: Quantity = Field("1", description="CPU.")
+    memory: Quantity = Field("2Gi", description="Memory.")
+
+
+class BatchJob(SpecModel):
+    """A scoring job: the input rows through one model version, predictions to parquet."""
+
+    name: Name = Field(description="Job name, unique within the model.")
+    input: BatchInput = Field(description="Rows to score.")
+    output: Uri = Field(
+        description="Folder the predictions go to; each run commits one part set under it."
+    )
+    version: PositiveInt | None = Field(
+        None, description="Version that scores; the serving version when empty."
+    )
+    schedule: Schedule | None = Field(None, description="When it runs; on demand when empty.")
+    chunk_rows: int = Field(
+        10_000, ge=1, le=1_000_000, description="Rows read and scored at a time (bounds memory)."
+    )
+    resources: BatchResources = Field(
+        default_factory=BatchResources, description="Scoring pod resources."
+    )
+
+
+OVERRIDABLE = ("serving", "rollout", "training", "monitoring", "alerts", "batch")
 # A class as the target column holds it: a label or a whole number.
 ClassLabel = Annotated[str, Field(min_length=1, max_length=253)] | int
 
@@ -543,6 +577,7 @@ class ModelSpec(SpecModel):
     training: Training | None = Field(None, description="Training pipeline.")
     monitoring: Monitoring | None = Field(None, description="Monitoring job.")
     alerts: list[Alert] = Field(default_factory=list, description="Alert rules.")
+    batch: list[BatchJob] = Field(default_factory=list, description="Batch scoring jobs.")
     environments: dict[str, dict[str, Any]] = Field(
         default_factory=dict,
         description=f"Per-environment overrides of {', '.join(OVERRIDABLE)}.",

@@ -260,11 +260,24 @@ def schedule(
     workflow_spec: Object,
     starting_deadline: int,
 ) -> Object:
+    """A CronWorkflow named after the model and `suffix` (see `cron`)."""
+    name = names.derived(model.name, suffix)
+    return cron(model, name, component, when, workflow_spec, starting_deadline)
+
+
+def cron(
+    model: ModelIR,
+    name: str,
+    component: str,
+    when: ScheduleIR,
+    workflow_spec: Object,
+    starting_deadline: int,
+) -> Object:
     """A CronWorkflow: never two runs at once, a bounded history, missed runs dropped late."""
     return k8s.resource(
         "argoproj.io/v1alpha1",
         "CronWorkflow",
-        k8s.metadata(model, names.derived(model.name, suffix), component),
+        k8s.metadata(model, name, component),
         spec={
             "schedules": [when.cron],
             "timezone": when.timezone,

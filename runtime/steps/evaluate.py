@@ -51,8 +51,8 @@ import pandas as pd
 from sklearn import metrics as skm
 from sklearn.preprocessing import label_binarize
 
-from runtime.contract.arrays import FLOAT_DTYPES
-from runtime.contract.signature import Signature, Tensor
+from runtime.contract.outputs import output_roles as roles_of
+from runtime.contract.signature import Signature, SignatureError, Tensor
 from runtime.contract.steps import EVALUATE
 from runtime.contract.vocabulary import HIGHER_IS_BETTER, task_metrics
 from runtime.steps.pipeline_io import (
@@ -90,35 +90,12 @@ class Predictions:
     values: np.ndarray | None  # regression: one float per row
 
 
-def per_row_size(tensor: Tensor) -> int:
-    """Elements per row (batch dimension excluded); -1 when a dimension is variable."""
-    size = 1
-    for dim in tensor.shape[1:]:
-        if dim == -1:
-            return -1
-        size *= dim
-    return size
-
-
 def output_roles(signature: Signature, task: str) -> dict[str, Tensor]:
     """Which outputs hold labels, probabilities or the regression value."""
-    floats = [t for t in signature.outputs if t.dtype in FLOAT_DTYPES]
-    if task == "regression":
-        scalars = [t for t in floats if per_row_size(t) == 1]
-        if not scalars:
-            raise StepError("regression needs a float output with one value per row")
-        return {"values": scalars[0]}
-    roles: dict[str, Tensor] = {}
-    probabilities = [t for t in floats if len(t.shape) == 2 and per_row_size(t) != 1]
-    if probabilities:
-        named = [t for t in probabilities if t.name == "probabilities"]
-        roles["probabilities"] = (named or probabilities)[0]
-    labels = [t for t in signature.outputs if t.dtype not in FLOAT_DTYPES and per_row_size(t) == 1]
-    if labels:
-        roles["labels"] = labels[0]
-    if not roles:
-        raise StepError("classification needs a probabilities output or a label output")
-    return roles
+    try:
+        return roles_of(signature, task)
+    except SignatureError as error:
+        raise StepError(str(error)) from error
 
 
 def run_model(model: Path, frame: pd.DataFrame, signature: Signature, task: str) -> Predictions:

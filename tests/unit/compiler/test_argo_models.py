@@ -69,6 +69,6 @@ def test_the_models_reject_a_wrong_type() -> None:
     path, document = next(
         (p, d) for p, d in _workflows(ROOT / "specs") if d["kind"] == "WorkflowTemplate"
     )
-    document["spec"]["templates"][1]["container"]["command"] = "python -m runtime.steps.features"
+    document["spec"]["templates"][-1]["container"]["command"] = "python -m runtime.steps.features"
     with pytest.raises(ApiTypeError, match="command"):
         _type_check(document, path)

@@ -121,12 +121,12 @@ def test_every_example_manifest_passes_strict_validation(
         ),
         (
             "WorkflowTemplate",
-            lambda d: d["spec"]["templates"][1]["container"].__setitem__("imagee", "x"),
+            lambda d: d["spec"]["templates"][-1]["container"].__setitem__("imagee", "x"),
             "('imagee' was unexpected) (argo-workflows/v3.7.18/schema.json)",
         ),
         (
             "WorkflowTemplate",
-            lambda d: d["spec"]["templates"][1]["container"].__setitem__("imagee", "x"),
+            lambda d: d["spec"]["templates"][-1]["container"].__setitem__("imagee", "x"),
             "('imagee' was unexpected) (argo-workflows/v4.1.2/schema.json)",
         ),
         (

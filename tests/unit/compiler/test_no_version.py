@@ -113,3 +113,22 @@ def test_a_version_served_in_one_environment_only(specs: Path) -> None:
     pipelines = {a.path: a for a in result.artifacts if a.path.endswith("pipeline.json")}
     local_plan = json.loads(pipelines["local/first/pipeline.json"].content)
     assert local_plan["parameters"]["version"] == "2"
+
+
+def test_a_batch_job_alone_is_something_to_deploy(specs: Path) -> None:
+    """Scoring offline with a declared version before any version serves: the batch
+    objects are what the cluster environment deploys, so KILN1642 does not apply."""
+    path = specs / "first.yaml"
+    text = path.read_text(encoding="utf-8")
+    start, end = text.index("  training:\n"), text.index("  alerts:\n")  # no training either
+    batch = (
+        "  versions: [{version: 1, artifact: {uri: first/1/model.onnx}, metrics: {mae: 3}}]\n"
+        "  batch: [{name: daily, input: {uri: first/rows/}, output: first/scored/, version: 1}]\n"
+    )
+    assert text[end:].count("\n") == 3  # the alerts are the file's last block: dropped
+    path.write_text(text[:start] + batch, encoding="utf-8")
+    result = build(specs)
+    assert result.ok, [d.message for d in result.diagnostics]
+    paths = {a.path for a in result.artifacts}
+    assert "staging/first/workflowtemplate-first-batch-daily.yaml" in paths
+    assert not any("/triton/" in p for p in paths)

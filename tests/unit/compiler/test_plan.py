@@ -391,3 +391,14 @@ def test_diagnostics_of_a_broken_base_are_capped_in_markdown() -> None:
     markdown = render_plan(plan, "markdown")
     assert "does not compile (500 error(s))" in markdown
     assert "and 480 more" in markdown
+
+
+def test_a_batch_job_change_is_listed_in_cluster_environments_only(repo: Path) -> None:
+    edit(repo, MODEL, "chunk_rows: 20000", "chunk_rows: 5000")
+    edit(repo, MODEL, 'schedule: {cron: "30 1 * * *"', 'schedule: {cron: "30 2 * * *"')
+    change = plan_change(repo / "specs", "HEAD")
+    lines = change.sentences("car-loan-default", "production")
+    assert "batch.nightly.chunk_rows: 20000 -> 5000" in lines
+    assert 'batch.nightly.schedule.cron: "30 1 * * *" -> "30 2 * * *"' in lines
+    # Locally no job is rendered (`kiln predict` runs the step): nothing to say.
+    assert not any("batch" in line for line in change.sentences("car-loan-default", "local"))

@@ -1,0 +1,128 @@
+"""`kiln predict` on the example platform, and the monitor watching what it wrote.
+
+The repository's own specs and real ONNX model; NannyML's car-loan data. The monitor
+runs on `kiln predict`'s output as it runs on captured traffic: the same columns.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from compiler.cli import cli
+
+os.environ.setdefault("NML_DISABLE_USAGE_LOGGING", "1")
+REPO = Path(__file__).resolve().parents[4]
+SPECS = REPO / "specs"
+MODEL = SPECS / "artifacts" / "models" / "car-loan-default" / "1" / "model.onnx"
+ANALYSIS_ROWS = 20_000
+
+
+@pytest.fixture(scope="module")
+def car_loan() -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(reference, analysis) periods, the analysis without the predictions NannyML ships."""
+    import nannyml
+
+    reference, analysis, _ = nannyml.load_synthetic_car_loan_dataset()
+    return reference, analysis.drop(columns=["y_pred", "y_pred_proba"]).head(ANALYSIS_ROWS)
+
+
+def predict(*args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(cli, ["predict", "car-loan-default", "--specs", str(SPECS), *args])
+    return result.exit_code, result.output
+
+
+def test_predict_gives_what_onnxruntime_gives_in_process(
+    tmp_path: Path, car_loan: tuple[pd.DataFrame, pd.DataFrame]
+) -> None:
+    _, analysis = car_loan
+    source, output = tmp_path / "analysis.parquet", tmp_path / "scored.parquet"
+    analysis.to_parquet(source, index=False)
+    code, printed = predict("--input", str(source), "--output", str(output), "--chunk-rows", "6000")
+    assert code == 0, printed
+    assert f"{ANALYSIS_ROWS:,} rows scored" in printed  # the progress line
+    assert "digest checked" in printed  # the spec pins the artifact's sha256
+    session = ort.InferenceSession(str(MODEL), providers=["CPUExecutionProvider"])
+    feeds = {
+        i.name: (
+            analysis[i.name].astype(str).to_numpy(dtype=object)
+            if i.type == "tensor(string)"
+            else analysis[i.name].to_numpy().astype(np.float32 if "float" in i.type else np.int64)
+        ).reshape(-1, 1)
+        for i in session.get_inputs()
+    }
+    labels, probabilities = session.run(["label", "probabilities"], feeds)
+    scored = pd.read_parquet(output)
+    assert np.array_equal(scored["y_pred"].to_numpy(), labels)
+    assert np.array_equal(scored["y_pred_proba"].to_numpy(), probabilities[:, 1].astype(float))
+
+
+def test_a_regression_model_writes_its_value_as_the_prediction(tmp_path: Path) -> None:
+    import nannyml
+
+    analysis = nannyml.load_synthetic_car_price_dataset()[1].head(5_000)
+    analysis = analysis.drop(columns=["y_pred"], errors="ignore")
+    source, output = tmp_path / "listings.csv", tmp_path / "priced.parquet"
+    analysis.to_csv(source, index=False)  # CSV in: each chunk's types come from the text
+    result = CliRunner().invoke(
+        cli,
+        [
+            *("predict", "car-price", "--specs", str(SPECS), "--chunk-rows", "1500"),
+            *("--input", str(source), "--output", str(output)),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    model = SPECS / "artifacts" / "models" / "car-price" / "1" / "model.onnx"
+    session = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"])
+    written = pd.read_csv(source)
+    feeds = {
+        i.name: (
+            written[i.name].astype(str).to_numpy(dtype=object)
+            if i.type == "tensor(string)"
+            else written[i.name].to_numpy().astype(np.float32)
+        ).reshape(-1, 1)
+        for i in session.get_inputs()
+    }
+    expected = session.run(None, feeds)[0].reshape(-1).astype(float)
+    scored = pd.read_parquet(output)
+    assert np.array_equal(scored["y_pred"].to_numpy(), expected)
+    assert "score" not in scored.columns and len(scored) == 5_000
+
+
+def test_predict_refuses_an_undeclared_version(tmp_path: Path) -> None:
+    code, printed = predict("--input", "x.parquet", "--output", "y.parquet", "--version", "7")
+    assert code == 2
+    assert "no version 7; declared versions: 1" in printed
+
+
+def test_the_monitor_watches_batch_predictions(
+    tmp_path: Path, car_loan: tuple[pd.DataFrame, pd.DataFrame]
+) -> None:
+    reference, analysis = car_loan
+    source, predictions = tmp_path / "analysis.parquet", tmp_path / "predictions"
+    analysis.to_parquet(source, index=False)
+    code, printed = predict("--input", str(source), "--output", str(predictions))
+    assert code == 0, printed
+    reference_file = tmp_path / "reference.parquet"
+    reference.to_parquet(reference_file, index=False)
+    out = tmp_path / "monitor"
+    result = CliRunner().invoke(
+        cli,
+        [
+            *("monitor", "car-loan-default", "--specs", str(SPECS)),
+            *("--reference", str(reference_file), "--analysis", str(predictions)),
+            *("--out", str(out), "--no-deliver"),
+        ],
+    )
+    results = json.loads((out / "results.json").read_text())
+    assert result.exit_code == 0, results["error"]
+    assert results["status"] in ("ok", "alerts")  # every calculator ran on the batch rows
+    assert results["data"]["analysis"]["rows"] == ANALYSIS_ROWS
+    assert results["data"]["analysis"]["files"] == 1  # the committed part, not the marker
