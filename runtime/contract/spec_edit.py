@@ -26,8 +26,8 @@ from ruamel.yaml.comments import CommentedMap
 from ruamel.yaml.error import YAMLError
 
 PLAIN_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
-# A scalar as it can stand for serving.version: plain, or quoted.
-SCALAR = re.compile(r"\"[^\"]*\"|'[^']*'|[^\s,\[\]{}#]+")
+# serving.version as it is replaced: a plain integer (a quoted one is refused: it is a string).
+INTEGER = re.compile(r"[0-9]+(?=[\s,}#]|$)")
 
 
 class SpecEditError(ValueError):
@@ -93,9 +93,11 @@ def promote(text: str, where: str, entry: VersionEntry, serve_in: tuple[str | No
     serving.version set to it in each of `serve_in` (None: the base; a name: that
     environment's overlay; empty: add the version only). Raises SpecEditError."""
     before = _load_plain(text, where)
-    new = add_version(text, where, entry)
+    add_version(text, where, entry)  # its refusals first, placed in the text as it is
+    new = text
     for environment in serve_in:
         new = set_integer(new, where, serving_path(environment), entry.version)
+    new = add_version(new, where, entry)
     expected = copy.deepcopy(before)
     spec = expected.setdefault("spec", {})
     versions = spec.setdefault("versions", [])
@@ -144,22 +146,34 @@ def add_version(text: str, where: str, entry: VersionEntry) -> str:
 
 
 def set_integer(text: str, where: str, path: Sequence[str], value: int) -> str:
-    """`text` with the integer at `path` set (the mappings on the way added when absent)."""
-    document = _load(text, where)
-    lines = text.splitlines(keepends=True)
+    """`text` with the integer at `path` set, the mappings on the way added when absent
+    (`kiln promote` and `kiln rollback --to VERSION` both set serving.version with it).
+    The result is loaded again and must differ from the old data in that value only."""
+    new = "".join(_set_in(_load(text, where), text.splitlines(keepends=True), where, path, value))
+    expected = copy.deepcopy(_load_plain(text, where))
+    if not isinstance(expected, dict):
+        raise SpecEditError(f"{where} is not a mapping")
+    _set_plain(expected, path, value)
+    if _load_plain(new, where) != expected:
+        raise SpecEditError(f"{where}: cannot set {'.'.join(path)} safely; set it by hand")
+    return new
+
+
+def _set_in(
+    document: Any, lines: list[str], where: str, path: Sequence[str], value: int
+) -> list[str]:
     node: Any = document
     at: tuple[int, int] = (0, 0)  # where `node` starts in the text
+    key_col = -2  # the column of the key that holds `node` (the document has none)
     for depth, key in enumerate(path):
         if not isinstance(node, CommentedMap):
             shown = ".".join(path[:depth])
             raise SpecEditError(f"{where}: {shown} is not a mapping; set {'.'.join(path)} by hand")
         if key not in node:
-            nested = str(value)
-            for inner in reversed(path[depth + 1 :]):
-                nested = f"{{{inner}: {nested}}}"
-            return "".join(_add_key(lines, node, at, f"{key}: {nested}"))
+            return _add_keys(lines, node, at, key_col, path[depth:], value)
         if depth == len(path) - 1:
-            return "".join(_replace_scalar(lines, node.lc.value(key), str(value)))
+            return _replace_integer(lines, node.lc.value(key), value, where)
+        key_col = node.lc.key(key)[1]
         at, node = node.lc.value(key), node[key]
     raise AssertionError("unreachable: the loop returns at the last key")
 
@@ -185,6 +199,8 @@ def _set_plain(data: dict[str, Any], path: Sequence[str], value: int) -> None:
     node = data
     for key in path[:-1]:
         node = node.setdefault(key, {})
+        if not isinstance(node, dict):
+            return  # not a mapping: the edit was refused before this is compared
     node[path[-1]] = value
 
 
@@ -225,29 +241,51 @@ def _splice(lines: list[str], at: int, block: Sequence[str]) -> list[str]:
     return [*head, *block, *lines[at:]]
 
 
-def _add_key(lines: list[str], node: CommentedMap, at: tuple[int, int], entry: str) -> list[str]:
-    """`entry` (`key: value` on one line) added to the mapping `node`, which starts at `at`:
-    first in a flow mapping, last in a block one."""
-    if node.fa.flow_style():
+def _flow(keys: Sequence[str], value: int) -> str:
+    """`a: {b: {c: 1}}` for the keys (a, b, c)."""
+    text = str(value)
+    for key in reversed(keys[1:]):
+        text = f"{{{key}: {text}}}"
+    return f"{keys[0]}: {text}"
+
+
+def _add_keys(
+    lines: list[str],
+    node: CommentedMap,
+    at: tuple[int, int],
+    key_col: int,
+    missing: Sequence[str],
+    value: int,
+) -> list[str]:
+    """The `missing` keys, nested, with `value` at the end, added to the mapping `node`
+    (which starts at `at`): first in a flow mapping, on one line; last in a block one,
+    as people write it: `qa:` then `  serving: {version: 3}` one level deeper."""
+    newline = _newline(lines)
+    if node.fa.flow_style() or not node:  # an empty mapping can only be `{}`
         line, col = at
         row = lines[line]
         empty = re.match(r"\{\s*\}", row[col:]) is not None
-        text = entry if empty else entry + ", "
+        text = _flow(missing, value) + ("" if empty else ", ")
         return [*lines[:line], row[: col + 1] + text + row[col + 1 :], *lines[line + 1 :]]
     first_line, col = node.lc.key(next(iter(node)))
-    end = _block_end(lines, first_line, col)
-    return _splice(lines, end, [" " * col + entry + _newline(lines)])
+    step = max(col - key_col, 2)
+    opened = list(missing[:-2])
+    block = [" " * (col + i * step) + f"{key}:" + newline for i, key in enumerate(opened)]
+    block.append(" " * (col + len(opened) * step) + _flow(missing[len(opened) :], value) + newline)
+    return _splice(lines, _block_end(lines, first_line, col), block)
 
 
-def _replace_scalar(lines: list[str], at: tuple[int, int], value: str) -> list[str]:
+def _replace_integer(lines: list[str], at: tuple[int, int], value: int, where: str) -> list[str]:
     line, col = at
     row = lines[line]
-    found = SCALAR.match(row, col)
+    found = INTEGER.match(row, col)
     if found is None:
-        raise SpecEditError(f"line {line + 1}: expected a number at column {col + 1}")
-    lines = list(lines)
-    lines[line] = row[: found.start()] + value + row[found.end() :]
-    return lines
+        raise SpecEditError(f"{where}:{line + 1}:{col + 1}: expected a plain integer here")
+    return [
+        *lines[:line],
+        row[: found.start()] + str(value) + row[found.end() :],
+        *lines[line + 1 :],
+    ]
 
 
 def _item_lines(entry: VersionEntry, dash_col: int, item_col: int, newline: str) -> list[str]:

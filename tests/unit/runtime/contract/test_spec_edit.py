@@ -84,7 +84,7 @@ def test_an_environment_without_an_overlay_gets_one_at_the_end_of_the_block() ->
     new = promote(LOAN, "m.yaml", ENTRY, serve_in=("production",))
     assert changes(LOAN, new) == [
         ("insert", [], ADDED),
-        ("insert", [], ["    production: {serving: {version: 2}}"]),
+        ("insert", [], ["    production:", "      serving: {version: 2}"]),
     ]
     assert load(new)["spec"]["environments"]["production"] == {"serving": {"version": 2}}
 
@@ -200,6 +200,8 @@ def test_add_version_keeps_the_rest_of_the_file(text: str, tmp_path: Path) -> No
         ),
         ("spec:\n  serving: [1]\n", "spec.serving is not a mapping"),
         ("spec: {a: [\n", "is not valid YAML"),
+        # A quoted version is a string: replacing it would change its type.
+        ("spec:\n  serving: {version: '1'}\n", "m.yaml:2:22: expected a plain integer here"),
     ],
 )
 def test_refusals(text: str, message: str) -> None:
