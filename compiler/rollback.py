@@ -12,8 +12,6 @@ merging it is what deploys the rollback (see docs/rollback.md).
 
 from __future__ import annotations
 
-import copy
-import re
 import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -22,9 +20,10 @@ from typing import Any
 
 from compiler.api import compile_tree
 from compiler.diagnostics import Diagnostic, Path_
-from compiler.load import Document, load_text
+from compiler.load import Document
 from compiler.plan import GitError, git, relative_to_root, repository_root, resolve_commit
 from compiler.resolve import Resolution, resolve
+from runtime.contract import spec_edit
 
 
 class Refused(Exception):
@@ -117,82 +116,15 @@ def _get(data: Any, path: Path_) -> Any:
 # ---------------------------------------------------------------------------
 # A targeted edit of one integer in a YAML file, verified by parsing it again
 
-_INTEGER = re.compile(r"[0-9]+")
-
-
-def _replace_scalar(text: str, document: Document, path: Path_, value: int) -> str | None:
-    line, col = document.values[path]
-    lines = text.splitlines(keepends=True)
-    found = _INTEGER.match(lines[line - 1], col - 1)
-    if found is None:
-        return None
-    row = lines[line - 1]
-    lines[line - 1] = row[: found.start()] + str(value) + row[found.end() :]
-    return "".join(lines)
-
-
-def _flow(keys: Path_, value: int) -> str:
-    """`a: {b: {c: 1}}` for keys (a, b, c)."""
-    text = str(value)
-    for key in reversed(keys[1:]):
-        text = f"{{{key}: {text}}}"
-    return f"{keys[0]}: {text}"
-
-
-def _insert(text: str, document: Document, parent: Path_, missing: Path_, value: int) -> list[str]:
-    """Ways to add `missing` (keys) under the mapping at `parent`, best first."""
-    lines = text.splitlines(keepends=True)
-    line, col = document.values[parent]
-    row = lines[line - 1]
-    if row[col - 1 : col] == "{":  # a flow mapping: add the key first
-        empty = re.match(r"\{\s*\}", row[col - 1 :]) is not None
-        entry = _flow(missing, value) + ("" if empty else ", ")
-        return ["".join([*lines[: line - 1], row[:col] + entry + row[col:], *lines[line:]])]
-    key_line, key_col = document.keys[parent]
-    children = [document.keys[p][1] for p in document.keys if p[:-1] == parent]
-    indent = min(children) if children else key_col + 1
-    step = max(indent - key_col, 2)
-    block = [" " * (indent - 1 + i * step) + f"{k}:\n" for i, k in enumerate(missing[:-2])]
-    last = missing[-2:] if len(missing) >= 2 else missing
-    block.append(" " * (indent - 1 + max(len(missing) - 2, 0) * step) + _flow(last, value) + "\n")
-    inside = [ln for p, (ln, _) in document.values.items() if p[: len(parent)] == parent]
-    end = max([key_line, *inside])
-    options = []
-    for at in (end, key_line):  # after the block, as people write it; else first in it
-        head = lines[:at]
-        if head and not head[-1].endswith("\n"):
-            head = [*head[:-1], head[-1] + "\n"]
-        options.append("".join([*head, *block, *lines[at:]]))
-    return options
-
 
 def set_integer(text: str, document: Document, path: Path_, value: int) -> str | None:
     """`text` with the integer at `path` set to `value` (added if absent), or None if no
-    edit both parses and changes exactly that one value."""
-    expected = copy.deepcopy(document.data)
-    node: Any = expected
-    for key in path[:-1]:
-        node = node.setdefault(key, {})
-        if not isinstance(node, dict):
-            return None
-    node[path[-1]] = value
-    if path in document.values:
-        options = [_replace_scalar(text, document, path, value)]
-    else:
-        parent = next(
-            (path[:cut] for cut in range(len(path) - 1, 0, -1) if path[:cut] in document.values),
-            None,
-        )
-        if parent is None or not isinstance(_get(document.data, parent), dict):
-            return None
-        options = list(_insert(text, document, parent, path[len(parent) :], value))
-    for option in options:
-        if option is None:
-            continue
-        reloaded, problems = load_text(document.path, option.encode("utf-8"))
-        if reloaded is not None and not problems and reloaded.data == expected:
-            return option
-    return None
+    edit both parses and changes exactly that one value. The edit is the one `kiln
+    promote` and the publish step make (runtime/contract/spec_edit.py)."""
+    try:
+        return spec_edit.set_integer(text, document.path, [str(key) for key in path], value)
+    except spec_edit.SpecEditError:
+        return None
 
 
 # ---------------------------------------------------------------------------

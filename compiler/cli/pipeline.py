@@ -10,7 +10,7 @@ from pathlib import Path
 import click
 
 from compiler.cli import requires
-from compiler.cli.params import env_option, require_folder, specs_option
+from compiler.cli.params import env_option, out_option, require_folder, specs_option
 from compiler.targets import pipeline
 
 
@@ -47,9 +47,9 @@ def signing_environment(root: Path) -> dict[str, str]:
 )
 @click.option(
     "--store",
-    default=".kiln/store",
-    show_default=True,
-    help="Model store the publish step writes to.",
+    default=None,
+    help="Model store the publish step writes to [default: the environment's "
+    "storage.models, where `kiln serve` reads for the local one].",
 )
 @click.option("--seed", type=int, default=None, help="Override the spec's training seed.")
 @click.option(
@@ -63,7 +63,7 @@ def run_command(
     environment: str,
     specs: Path,
     runs: Path,
-    store: str,
+    store: str | None,
     seed: int | None,
     as_of: str | None,
 ) -> None:
@@ -79,7 +79,8 @@ def run_command(
         raise click.UsageError(f"{model_name} declares no training block")
     root = specs.resolve().parent
     run_dir = _next_run(runs / model_name)
-    params = {"store": store}
+    # The plan's default store is the environment's storage.models (one definition).
+    params = {} if store is None else {"store": store}
     if seed is not None:
         params["seed"] = str(seed)
     if as_of is not None:
@@ -101,10 +102,9 @@ def run_command(
         ),
         dict(plan.run_parameters)["version"],
     )
-    click.echo(f"published {model_name} version {version} (sha256 {digest}) to {store}")
-    patch = run_dir / "publish" / "spec.patch"
-    if patch.is_file():
-        click.echo(f"spec change: {patch} (git apply it to add the version)")
+    target = store or dict(plan.run_parameters)["store"]
+    click.echo(f"published {model_name} version {version} (sha256 {digest}) to {target}")
+    click.echo(f"next: kiln promote {model_name} --version {version} (adds it to the spec)")
 
 
 @click.command("submit")
@@ -152,4 +152,68 @@ def submit_command(
     click.echo(f"submitted workflow {name} in namespace {model.namespace}")
 
 
-COMMANDS = (run_command, submit_command)
+@click.command("promote")
+@click.argument("model_name", metavar="MODEL")
+@click.option(
+    "--version",
+    "wanted",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Version to promote [default: the newest in the store that passed its gates].",
+)
+@click.option(
+    "--env",
+    "environment",
+    default=None,
+    help="Serve it in this environment's overlay only [default: the base, every environment "
+    "that does not set its own serving.version].",
+)
+@click.option(
+    "--store",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Model store folder [default: the local environment's storage.models].",
+)
+@specs_option
+@out_option
+def promote_command(
+    model_name: str,
+    wanted: int | None,
+    environment: str | None,
+    store: Path | None,
+    specs: Path,
+    out: Path,
+) -> None:
+    """Add a published version to MODEL's spec, serve it, compile, and print the plan."""
+    from compiler.api import compile_tree
+    from compiler.plan.compare import make_plan
+    from compiler.plan.render import render_plan
+    from compiler.promotion import Refused, promote_version
+
+    require_folder(specs)
+    try:
+        done = promote_version(specs, model_name, wanted, environment, store)
+    except Refused as exc:
+        requires.report(exc.diagnostics)
+        click.echo(f"refused: {exc}", err=True)
+        sys.exit(1)
+    version = done.version
+    where = done.spec_file.relative_to(specs.resolve().parent).as_posix()
+    if not done.changed:
+        click.echo(f"{where} already lists and serves {model_name} version {version.version}")
+    else:
+        click.echo(
+            f"promoted {model_name} version {version.version} (sha256 {version.sha256[:12]}...) "
+            f"in {where}: spec.versions, {done.served_at} = {version.version}"
+        )
+    compiled = compile_tree(specs, out)
+    requires.report(compiled.diagnostics)
+    if not compiled.ok or compiled.report is None:
+        sys.exit(1)
+    written = len(compiled.report.written) + len(compiled.report.removed)
+    click.echo(f"compiled into {out.as_posix()}: {written} file(s) written or removed", err=True)
+    plan = make_plan(done.before, done.after, "the specs before promote", "working tree", False)
+    click.echo(render_plan(plan, "text"), nl=False)
+
+
+COMMANDS = (run_command, submit_command, promote_command)

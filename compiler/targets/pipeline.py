@@ -245,6 +245,8 @@ def publish_step(model: ModelIR, training: TrainingIR) -> Step:
             "--version": "from:{run:version}",
             "--metrics": "{in:evaluate}/metrics.json",
             "--validation": "{in:validate}/validation.json",
+            "--evaluation": "{in:evaluate}/evaluation.json",
+            "--as-of": "{param:features/as_of}",
             "--data-sha256": "{param:features/sha256}",
             "--seed": "{run:seed}",
             "--image": training.image,

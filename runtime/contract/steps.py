@@ -192,6 +192,8 @@ PUBLISH = StepCommand(
         ),
         Flag("--metrics", "metrics.json of evaluate", required=True, type=Path),
         Flag("--validation", "validation.json of validate_model", type=Path),
+        Flag("--evaluation", "evaluation.json of evaluate: the gates' outcome", type=Path),
+        Flag("--as-of", "the features snapshot's time, recorded with the version"),
         Flag("--data-sha256", "digest of the training data", required=True),
         Flag("--seed", "training seed", required=True, type=int),
         Flag("--image", "training image (name@sha256:digest)"),

@@ -129,10 +129,13 @@ def compile_examples() -> str:
 
 def train() -> str:
     step(3, TOTAL_STEPS, "train, evaluate, validate and publish with the pipeline Argo would run")
-    trained = kiln("run", MODEL, "--local", capture=True)
-    for line in trained.stdout.strip().splitlines():
+    # A store outside specs/: the demo leaves the checkout as it found it (`kiln run`
+    # alone publishes where the local environment serves from, for `kiln promote`).
+    trained = kiln("run", MODEL, "--local", "--store", ".kiln/store", capture=True)
+    lines = trained.stdout.strip().splitlines()
+    for line in lines:
         print(f"    {line}")
-    return trained.stdout.strip().splitlines()[-2 if "spec change" in trained.stdout else -1]
+    return next(line for line in lines if line.startswith("published "))
 
 
 def serve_and_smoke() -> list[str]:

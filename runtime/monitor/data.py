@@ -74,11 +74,14 @@ def _list_files(uri: str, fmt: str, role: Role) -> tuple[Any, list[str]]:
     try:
         if fs.isdir(path):
             suffixes = (".parquet", ".parq", ".pq") if fmt == "parquet" else (".csv", ".csv.gz")
+            # Hidden and marker files (_SUCCESS, .part) are skipped below the folder only:
+            # the local data store itself lies under the hidden folder .kiln/.
+            below = len(path.rstrip("/")) + 1
             files = sorted(
                 p
                 for p in fs.find(path)
                 if p.lower().endswith(suffixes)
-                and not any(part.startswith(("_", ".")) for part in p.split("/"))
+                and not any(part.startswith(("_", ".")) for part in p[below:].split("/"))
             )
             if not files:
                 raise MonitorError(

@@ -1,7 +1,8 @@
 """The publish step: put a gated model version in the model store and propose it in the spec.
 
     python -m runtime.steps.publish --model FILE --store URI --name MODEL --version N
-        --metrics FILE [--validation FILE] --data-sha256 HEX --seed N [--image IMG]
+        --metrics FILE [--validation FILE] [--evaluation FILE] [--as-of TIME]
+        --data-sha256 HEX --seed N [--image IMG]
         [--git-revision REV] [--spec-digest HEX] [--trainer JSON] [--signing-key PEM]
         [--spec FILE [--spec-path-in-repo PATH]]
         [--open-pr --github-repo OWNER/NAME [--token-env GITHUB_TOKEN] [--base BRANCH]
@@ -10,10 +11,13 @@
 The store is a local folder or any fsspec URL (s3://bucket/prefix, gs://...). Written there:
 
 * <store>/<name>/<version>/model.onnx, the artifact;
-* <store>/<name>/<version>/metadata.json: the artifact's uri (relative to the store), sha256
-  and size, the metrics, the validation summary, data digest, seed, image (and its digest),
-  git revision and spec digest, and (when signed) the signature and provenance it names.
-  Sorted keys and no timestamps: a rerun writes the same bytes.
+* <store>/<name>/<version>/metadata.json (its layout and reader: runtime/contract/
+  model_store.py): the artifact's uri (relative to the store), sha256 and size, the
+  metrics, the gates' outcome (from evaluate's evaluation.json; null without it), the
+  validation summary, data digest and the snapshot's as-of time, seed, image (and its
+  digest), git revision and spec digest, and (when signed) the signature and provenance
+  it names. Sorted keys and no clock of its own: a rerun of the same snapshot writes the
+  same bytes. `kiln promote` reads it to add the version to the spec.
 * when a signer is chosen (runtime/steps/signing.py: a key pair, or Sigstore keyless with
   an OIDC token): <store>/<name>/<version>/model.onnx.sig, the OpenSSF model-signing
   bundle, and model.onnx.provenance.json, the signed in-toto statement of its SLSA
@@ -31,8 +35,9 @@ Written to DIR:
   sha256, signature when signed}, metrics), as a YAML mapping;
 * model.onnx.sig and model.onnx.provenance.json, when signed: as uploaded;
 * spec.patch (with --spec): a unified diff, paths a/<path in repo> b/<path in repo>, that
-  appends the entry to `spec.versions` and changes nothing else: the file's text is edited,
-  so its comments and formatting stay. `git apply spec.patch` in the repository applies it.
+  appends the entry to `spec.versions` and changes nothing else: the file's text is edited
+  by runtime/contract/spec_edit.py (the edit `kiln promote` makes), so its comments and
+  formatting stay. `git apply spec.patch` in the repository applies it.
   The path in the repository is --spec-path-in-repo, or --spec relative to the enclosing
   git checkout.
 * pull_request.json (with --open-pr): the pull request opened with GitHub's REST API: a
@@ -61,11 +66,11 @@ from typing import Any
 
 import fsspec
 from fsspec.implementations.local import LocalFileSystem
-from ruamel.yaml import YAML
-from ruamel.yaml.error import YAMLError
 
+from runtime.contract.model_store import artifact_uri, gates_outcome, record_uri
 from runtime.contract.secret_http import no_redirects, secret_safe
 from runtime.contract.signing import provenance_uri, signature_uri
+from runtime.contract.spec_edit import SpecEditError, VersionEntry, promote
 from runtime.contract.steps import PUBLISH
 from runtime.steps import provenance
 from runtime.steps.pipeline_io import (
@@ -81,7 +86,6 @@ from runtime.steps.pipeline_io import (
 from runtime.steps.signing import Signer, choose_signer
 
 STEP = "publish"
-PLAIN_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
 IMAGE_DIGEST = re.compile(r"@(sha256:[0-9a-f]{64})$")
 
 
@@ -122,8 +126,15 @@ def validation_summary(path: Path | None) -> dict[str, Any] | None:
     }
 
 
-def artifact_uri(name: str, version: int) -> str:
-    return f"{name}/{version}/model.onnx"
+def gates_record(path: Path | None) -> dict[str, Any] | None:
+    """The gates' verdict from evaluate's evaluation.json; `kiln promote` refuses a version
+    whose record says they failed, or does not say."""
+    if path is None:
+        return None
+    document = read_json_file(path, "evaluation file")
+    if not isinstance(document, dict) or not isinstance(document.get("gates", []), list):
+        raise StepError(f"evaluation file {path} must be a JSON object with a gates list")
+    return gates_outcome(document)
 
 
 def metadata_record(
@@ -138,7 +149,11 @@ def metadata_record(
             "size": len(payload),
             "uri": artifact_uri(args.name, args.version),
         },
+        # The snapshot's time (the features step's as_of), so a promoted version says
+        # which data it saw; None when the run read its source without a cut-off.
+        "as_of": args.as_of or None,
         "data_sha256": args.data_sha256,
+        "gates": gates_record(args.evaluation),
         "git_revision": args.git_revision,
         "image": args.image,
         "image_digest": digest.group(1) if digest else None,
@@ -231,7 +246,7 @@ def upload_artifact(store: Store, name: str, version: int, payload: bytes) -> No
 
 def upload_record(store: Store, name: str, version: int, metadata: str) -> str:
     """The metadata record, unless one is there (kept as it is); the record the store holds."""
-    meta_rel = f"{name}/{version}/metadata.json"
+    meta_rel = record_uri(name, version)
     old_meta = store.read(meta_rel)
     if old_meta is None:
         store.write(meta_rel, metadata.encode("utf-8"))
@@ -246,120 +261,28 @@ def upload_record(store: Store, name: str, version: int, metadata: str) -> str:
     return old_meta.decode("utf-8", "replace")
 
 
-# ---------------------------------------------------------------- version entry
-
-
-def yaml_number(value: float) -> str:
-    text = repr(float(value))
-    # YAML 1.1 readers take 1e-07 for a string; 1.0e-07 is a float for every reader.
-    if "e" in text and "." not in text.split("e")[0]:
-        mantissa, exponent = text.split("e")
-        text = f"{mantissa}.0e{exponent}"
-    return text
-
-
-def yaml_key(key: str) -> str:
-    return key if PLAIN_KEY.match(key) else json.dumps(key)
-
-
-def entry_lines(
-    name: str, version: int, sha256: str, metrics: Mapping[str, float], signed: bool = False
-) -> list[str]:
-    """The versions entry as block YAML, indented from column 0 (the caller indents it)."""
-    flow = ", ".join(f"{yaml_key(k)}: {yaml_number(v)}" for k, v in sorted(metrics.items()))
-    uri = artifact_uri(name, version)
-    return [
-        f"version: {version}",
-        "artifact:",
-        f"  uri: {uri}",
-        f"  sha256: {sha256}",
-        *([f"  signature: {signature_uri(uri)}"] if signed else []),
-        f"metrics: {{{flow}}}",
-    ]
-
-
 # ------------------------------------------------------------------ spec editing
 
 
-@dataclass(frozen=True)
-class VersionsList:
-    key_line: int  # 0-based line of `versions:`
-    key_col: int
-    items: list[Any]  # the parsed entries
-    first_item_line: int | None  # None: an empty flow list `versions: []`
-    first_item_col: int
+def version_entry(record: Mapping[str, Any]) -> VersionEntry:
+    """The spec's entry for a record: uri, digest, signature bundle and metrics."""
+    signature = record.get("signature")
+    return VersionEntry(
+        version=record["version"],
+        uri=record["artifact"]["uri"],
+        sha256=record["artifact"]["sha256"],
+        metrics=record["metrics"],
+        signature=signature["bundle"] if signature else None,
+    )
 
 
-def locate_versions(text: str, where: str) -> VersionsList:
-    """Find spec.versions with ruamel (positions only; the text itself is edited by hand)."""
+def edited_spec(text: str, where: str, entry: VersionEntry) -> str:
+    """The spec with the version added (not served: merging the proposal records it, and
+    `kiln promote` or a change of serving.version serves it)."""
     try:
-        document = YAML(typ="rt").load(text)
-    except YAMLError as error:
-        raise StepError(f"{where} is not valid YAML: {error}") from error
-    spec = document.get("spec") if isinstance(document, dict) else None
-    versions = spec.get("versions") if isinstance(spec, dict) else None
-    if not isinstance(versions, list):
-        raise StepError(f"{where} has no spec.versions list")
-    key_line, key_col = spec.lc.key("versions")
-    if not versions:  # only a flow list can be empty: `versions: []`
-        return VersionsList(key_line, key_col, [], None, key_col + 4)
-    if versions.fa.flow_style():
-        raise StepError(
-            f"{where}: spec.versions is a flow list [...]; write it as a block list "
-            "(one `- version: ...` entry per item) so that publish can append to it"
-        )
-    line, col = versions.lc.item(0)
-    return VersionsList(key_line, key_col, list(versions), line, col)
-
-
-def is_neutral(line: str) -> bool:
-    stripped = line.strip()
-    return not stripped or stripped.startswith("#")
-
-
-def indent_of(line: str) -> int:
-    return len(line) - len(line.lstrip(" "))
-
-
-def list_end(lines: Sequence[str], found: VersionsList, dash_col: int) -> int:
-    """Index after the last content line of the block list (trailing comments stay after)."""
-    last = found.key_line
-    for index in range(found.key_line + 1, len(lines)):
-        line = lines[index]
-        if is_neutral(line):
-            continue
-        indent = indent_of(line)
-        # An "indentless" list puts its dashes at the key's column.
-        dash_here = indent == dash_col and line.lstrip(" ").startswith("-")
-        if indent <= found.key_col and not dash_here:
-            break
-        last = index
-    return last + 1
-
-
-def insert_entry(text: str, where: str, entry: Sequence[str], version: int) -> str:
-    """The spec text with `entry` appended to spec.versions; everything else unchanged."""
-    found = locate_versions(text, where)
-    if any(isinstance(v, dict) and v.get("version") == version for v in found.items):
-        raise StepError(f"{where} already lists version {version}")
-    lines = text.splitlines(keepends=True)
-    newline = "\r\n" if lines and lines[0].endswith("\r\n") else "\n"
-    if found.first_item_line is None:
-        # `versions: []` becomes `versions:` followed by a block list.
-        key = lines[found.key_line]
-        lines[found.key_line] = re.sub(r"\[\s*\]", "", key, count=1).rstrip() + newline
-        dash_col, item_col, at = found.key_col + 2, found.key_col + 4, found.key_line + 1
-    else:
-        first = lines[found.first_item_line]
-        dash_col = first.rfind("-", 0, found.first_item_col)
-        item_col, at = found.first_item_col, list_end(lines, found, dash_col)
-    if at == len(lines) and lines and not lines[-1].endswith("\n"):
-        lines[-1] += newline
-    block = [
-        " " * dash_col + "-" + " " * (item_col - dash_col - 1) + entry[0] + newline,
-        *(" " * item_col + line + newline for line in entry[1:]),
-    ]
-    return "".join([*lines[:at], *block, *lines[at:]])
+        return promote(text, where, entry, serve_in=())
+    except SpecEditError as error:
+        raise StepError(str(error)) from error
 
 
 def unified_diff(old: str, new: str, path: str) -> str:
@@ -430,7 +353,7 @@ class Proposal:
     path: str  # spec file, relative to the repository root
     name: str
     version: int
-    entry: list[str]
+    entry: VersionEntry
     base: str | None
 
 
@@ -446,7 +369,7 @@ def open_pull_request(github: GitHub, proposal: Proposal) -> dict[str, Any]:
     current = github.call("GET", contents + query)
     # Edit the file as it is on the branch, which may be ahead of the local copy.
     old = base64.b64decode(current["content"]).decode("utf-8")
-    new = insert_entry(old, proposal.path, proposal.entry, proposal.version)
+    new = edited_spec(old, proposal.path, proposal.entry)
     title = f"{proposal.name}: add version {proposal.version}"
     github.call(
         "PUT",
@@ -492,19 +415,19 @@ def read_model(path: Path) -> bytes:
         raise StepError(f"cannot read the model {path}: {error.strerror}") from error
 
 
-def write_spec_patch(args: argparse.Namespace, entry: list[str]) -> str:
+def write_spec_patch(args: argparse.Namespace, entry: VersionEntry) -> str:
     relative = repo_relative(args.spec, args.spec_path_in_repo)
     try:
         old = args.spec.read_text(encoding="utf-8")
     except OSError as error:
         raise StepError(f"cannot read the spec {args.spec}: {error.strerror}") from error
-    new = insert_entry(old, str(args.spec), entry, args.version)
+    new = edited_spec(old, str(args.spec), entry)
     write_text(args.out / "spec.patch", unified_diff(old, new, relative))
     progress(STEP, f"wrote {args.out / 'spec.patch'} for {relative}")
     return relative
 
 
-def propose(args: argparse.Namespace, relative: str, entry: list[str]) -> None:
+def propose(args: argparse.Namespace, relative: str, entry: VersionEntry) -> None:
     token = os.environ.get(args.token_env, "").strip()
     if not token:
         raise StepError(f"--open-pr needs a GitHub token in ${args.token_env}; it is not set")
@@ -584,10 +507,10 @@ def run(args: argparse.Namespace) -> int:
         sign_version(args, store, signer, record)
     stored = upload_record(store, args.name, args.version, json_text(record))
     sha256 = record["artifact"]["sha256"]
-    entry = entry_lines(args.name, args.version, sha256, record["metrics"], signer is not None)
+    entry = version_entry(record)
     write_text(args.out / "sha256", sha256 + "\n")
     write_text(args.out / "metadata.json", stored)
-    write_text(args.out / "version.yaml", "\n".join(entry) + "\n")
+    write_text(args.out / "version.yaml", "\n".join(entry.lines()) + "\n")
     if args.spec is not None:
         relative = write_spec_patch(args, entry)
         if args.open_pr:

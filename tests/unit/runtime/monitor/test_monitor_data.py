@@ -60,10 +60,13 @@ def test_bool_feature_declared_int64_is_read_as_0_1(loan: pd.DataFrame, tmp_path
 def test_a_folder_of_files_and_an_fsspec_store(loan: pd.DataFrame, tmp_path: Path) -> None:
     import fsspec
 
-    folder = tmp_path / "parts"
-    folder.mkdir()
+    # Under a hidden folder, as the local data store (.kiln/data) is: only the files'
+    # own names and the folders below `folder` count as hidden or markers.
+    folder = tmp_path / ".kiln" / "parts"
+    (folder / ".staging").mkdir(parents=True)
     loan.iloc[:1000].to_parquet(folder / "part-0.parquet")
     loan.iloc[1000:].to_parquet(folder / "part-1.parquet")
+    loan.iloc[:10].to_parquet(folder / ".staging" / "part-2.parquet")
     (folder / "_SUCCESS").write_text("")
     config = car_loan_config()
     source = DataSource(uri=str(folder), format="parquet")

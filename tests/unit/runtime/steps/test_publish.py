@@ -183,62 +183,22 @@ def test_spec_patch_applies_with_git(inputs: dict[str, Path], tmp_path: Path) ->
     assert versions[1]["artifact"]["sha256"] == LOAN_SHA
 
 
-INDENTLESS = """\
-spec:
-  task: regression  # a comment
-  versions:
-  - version: 1
-    artifact: {uri: m/1/model.onnx}
-    # a trailing comment inside the list stays where it is
-
-  serving: {version: 1}
-"""
-
-LAST_WITHOUT_NEWLINE = """\
-spec:
-  versions:
-    - {version: 1, artifact: {uri: m/1/model.onnx}}"""
-
-EMPTY_FLOW = """\
-spec:
-  task: regression
-  versions: []   # nothing trained yet
-  serving: {version: 1}
-"""
-
-
-@pytest.mark.parametrize("text", [INDENTLESS, LAST_WITHOUT_NEWLINE, EMPTY_FLOW])
-def test_insert_entry_keeps_the_rest_of_the_file(text: str, tmp_path: Path) -> None:
-    entry = publish.entry_lines("m", 2, "f" * 64, {"mae": 849.34})
-    new = publish.insert_entry(text, "m.yaml", entry, 2)
-    versions = YAML(typ="safe").load(new)["spec"]["versions"]
-    assert versions[-1] == {
-        "version": 2,
-        "artifact": {"uri": "m/2/model.onnx", "sha256": "f" * 64},
-        "metrics": {"mae": 849.34},
-    }
-    # Every original line survives (the empty flow list loses only its brackets).
-    kept = [line for line in text.splitlines() if "[]" not in line]
-    assert all(line in new.splitlines() for line in kept)
-    # And the diff applies with git, "no newline at end of file" included.
-    (tmp_path / "m.yaml").write_text(text)
-    (tmp_path / "p.patch").write_text(publish.unified_diff(text, new, "m.yaml"))
-    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
-    subprocess.run(["git", "-C", str(tmp_path), "apply", "p.patch"], check=True)
-    assert (tmp_path / "m.yaml").read_text() == new
-
-
-@pytest.mark.parametrize(
-    ("text", "message"),
-    [
-        ("spec:\n  versions: [{version: 1}]\n", "is a flow list"),
-        ("spec:\n  task: regression\n", "has no spec.versions list"),
-        ("spec:\n  versions:\n    - version: 2\n", "already lists version 2"),
-    ],
-)
-def test_insert_entry_refusals(text: str, message: str) -> None:
-    with pytest.raises(StepError, match=message):
-        publish.insert_entry(text, "m.yaml", publish.entry_lines("m", 2, "f" * 64, {}), 2)
+def test_record_keeps_the_gates_outcome_and_the_snapshot_time(
+    inputs: dict[str, Path], tmp_path: Path
+) -> None:
+    """What `kiln promote` reads: whether the gates passed, and which data the run saw."""
+    evaluation = tmp_path / "evaluation.json"
+    gate = {"metric": "roc_auc", "kind": "min", "bound": 0.99, "passed": False}
+    evaluation.write_text(json.dumps({"passed": False, "gates": [gate], "metrics": METRICS}))
+    extra = ("--evaluation", str(evaluation), "--as-of", "2026-01-02T03:04:05+00:00")
+    assert publish.main(argv(inputs, tmp_path / "store", tmp_path / "out", LOAN, *extra)) == 0
+    record = json.loads((tmp_path / "store/car-loan-default/2/metadata.json").read_text())
+    assert record["gates"] == {"passed": False, "results": [gate]}
+    assert record["as_of"] == "2026-01-02T03:04:05+00:00"
+    # Without the files (a hand-run publish), the record says it does not know.
+    assert publish.main(argv(inputs, tmp_path / "bare", tmp_path / "out2")) == 0
+    bare = json.loads((tmp_path / "bare/car-loan-default/2/metadata.json").read_text())
+    assert bare["gates"] is None and bare["as_of"] is None
 
 
 # ------------------------------------------------------------------------ GitHub
