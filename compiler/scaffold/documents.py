@@ -65,7 +65,14 @@ def model_document(request: Request, inferred: Inferred) -> CommentedMap:
         signature=_signature(inferred, request.task),
         serving=_serving(),
         rollout=_rollout(),
+        training=_training(),
         monitoring=_monitoring(request, inferred),
+    )
+    spec.yaml_set_comment_before_after_key(
+        "training",
+        before="Kiln's built-in trainer (docs/pipelines.md lists the estimators and their\n"
+        "params); `kiln run NAME --local` trains a first version with it.",
+        indent=2,
     )
     spec.yaml_set_comment_before_after_key(
         "serving",
@@ -129,6 +136,14 @@ def _signature(inferred: Inferred, task: Task) -> CommentedMap:
         classes = len(inferred.classes)
         outputs.append(_flow(name="probabilities", dtype="fp32", shape=_flow_list([-1, classes])))
     return CommentedMap(inputs=inputs, outputs=outputs)
+
+
+def _training() -> CommentedMap:
+    """Gradient-boosted trees: good on mixed tabular data with no tuning, for any task."""
+    trainer = CommentedMap(
+        library="sklearn", estimator="hist_gradient_boosting", params=_flow(max_iter=100)
+    )
+    return CommentedMap(trainer=trainer, seed=0, holdout=0.2)
 
 
 def _serving() -> CommentedMap:
