@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, Field, model_validator
+from pydantic import BeforeValidator, Field, model_validator
 
 from compiler.spec.types import (
     INT32_MAX,
@@ -296,12 +296,20 @@ class Gate(SpecModel):
         return self
 
 
-def _param_value(value: ParamValue) -> ParamValue:
+PLAIN_VALUE = "write a number, true/false, null or a name of letters, digits and _ . + -"
+
+
+def _param_value(value: Any) -> ParamValue:
+    """A plain scalar, checked before pydantic tries each type of the union (whose own
+    message for a list would name only the first type it tried)."""
+    if value is not None and not isinstance(value, bool | int | float | str):
+        kind = "a list" if isinstance(value, list) else "a mapping"
+        raise fail("KILN1744", f"a parameter value is a plain scalar, not {kind}; {PLAIN_VALUE}")
     if isinstance(value, str) and not PARAM_TEXT.fullmatch(value):
         raise fail(
             "KILN1744",
-            f"parameter value {shown(value)} is not a plain name; write a number, true/false, "
-            "null or a name of letters, digits and _ . + - (at most 64 characters)",
+            f"parameter value {shown(value)} is not a plain name; {PLAIN_VALUE} "
+            "(at most 64 characters)",
         )
     return value
 
@@ -313,7 +321,7 @@ class Trainer(SpecModel):
     estimator: str = Field(
         min_length=1, max_length=64, description="Estimator of the library, e.g. random_forest."
     )
-    params: dict[str, Annotated[ParamValue, AfterValidator(_param_value)]] = Field(
+    params: dict[str, Annotated[ParamValue, BeforeValidator(_param_value)]] = Field(
         default_factory=dict,
         description="The estimator's parameters: plain scalars, checked against its names.",
     )

@@ -13,6 +13,7 @@ same labels, and probabilities or predictions within PARITY_RTOL of the library'
 
 from __future__ import annotations
 
+import argparse
 import os
 import time
 from collections.abc import Sequence
@@ -89,8 +90,12 @@ def _number(name: str, default: str, kind: type[int] | type[float]) -> Any:
         raise StepError(f"{name} must be a number, got {text!r}") from error
 
 
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    return TRAIN.parser().parse_args(argv)
+
+
 def settings_from(argv: Sequence[str] | None) -> TrainSettings:
-    args = TRAIN.parser().parse_args(argv)
+    args = parse_args(argv)
     trainer = json_argument(args.trainer, "--trainer")
     estimator = find_estimator(str(trainer.get("library")), str(trainer.get("estimator")))
     if estimator is None or task_family(args.task) not in estimator.classes:
@@ -185,7 +190,10 @@ def fit(settings: TrainSettings, x: pd.DataFrame, y: np.ndarray) -> tuple[Pipeli
     # One thread: reductions over a varying thread count could change float sums and so
     # the splits, which would make the same data give different bytes on another machine.
     with threadpool_limits(limits=1):
-        model.fit(x, y)
+        try:
+            model.fit(x, y)
+        except ValueError as error:  # scikit-learn's InvalidParameterError among them
+            raise StepError(f"{settings.estimator.key} cannot be fitted: {error}") from error
     return model, time.perf_counter() - start
 
 

@@ -236,3 +236,14 @@ def test_the_table_lists_only_parameters_each_class_takes() -> None:
             assert estimator.params <= taken, estimator.key
             assert set(estimator.defaults) <= taken, estimator.key
     assert find_estimator("sklearn", "no_such") is None
+
+
+def test_a_parameter_value_the_estimator_refuses_is_a_one_line_error(
+    monkeypatch: pytest.MonkeyPatch, price: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    trainer = {**EXAMPLE, "params": {"max_iter": "many"}}
+    with pytest.raises(AssertionError):
+        run(monkeypatch, price, tmp_path, trainer, "regression", PRICE, "y_true")
+    error = capsys.readouterr().err
+    assert error.startswith("error: sklearn/hist_gradient_boosting cannot be fitted:")
+    assert "max_iter" in error and "Traceback" not in error
