@@ -253,6 +253,10 @@ CODES: dict[str, tuple[str, str]] = {
         "Feature type the trainer does not take",
         "Declare boolean features as int64 with values [0, 1].",
     ),
+    "KILN1747": (
+        "Class labels the estimator cannot learn",
+        "Recode the target as 0..K-1 for xgboost, or use an sklearn estimator.",
+    ),
     # 18xx: Triton
     "KILN1802": ("Triton would refuse to load the config", "Fix the setting named."),
     "KILN1803": (

@@ -39,7 +39,24 @@ def check_trainer(spec: ModelSpec) -> list[Finding]:
                 f"use one of: {', '.join(fitting)}",
             )
         ]
-    return [*_params(trainer, estimator), *_outputs(spec)]
+    return [*_params(trainer, estimator), *_outputs(spec), *_classes(spec, estimator)]
+
+
+def _classes(spec: ModelSpec, estimator: Estimator) -> list[Finding]:
+    """XGBoost's classifiers learn the classes 0..K-1 only (its graph has no label map)."""
+    if estimator.library != "xgboost" or spec.classes is None:
+        return []
+    if spec.classes == list(range(len(spec.classes))):
+        return []
+    return [
+        Finding(
+            ("spec", "classes"),
+            "KILN1747",
+            f"{estimator.key} learns the classes 0..{len(spec.classes) - 1} only, and "
+            f"`classes` lists {', '.join(repr(c) for c in spec.classes[:5])}",
+            "recode the target as 0..K-1, or use an sklearn estimator, which takes any labels",
+        )
+    ]
 
 
 def check_trainer_features(spec: ModelSpec, featureset: FeatureSetSpec) -> list[Finding]:
