@@ -63,9 +63,11 @@ def model_document(request: Request, inferred: Inferred) -> CommentedMap:
         target=inferred.roles.target,
         **({"classes": _flow_list(inferred.classes)} if inferred.classes else {}),
         signature=_signature(inferred, request.task),
+        # Empty, not absent: the publish step adds each trained version to this list.
+        versions=CommentedSeq(),
         serving=_serving(),
         rollout=_rollout(),
-        training=_training(),
+        training=_training(request.task),
         monitoring=_monitoring(request, inferred),
     )
     spec.yaml_set_comment_before_after_key(
@@ -75,7 +77,7 @@ def model_document(request: Request, inferred: Inferred) -> CommentedMap:
         indent=2,
     )
     spec.yaml_set_comment_before_after_key(
-        "serving",
+        "versions",
         before="No version yet: `kiln run` trains one, `kiln promote` adds it here.",
         indent=2,
     )
@@ -138,12 +140,17 @@ def _signature(inferred: Inferred, task: Task) -> CommentedMap:
     return CommentedMap(inputs=inputs, outputs=outputs)
 
 
-def _training() -> CommentedMap:
-    """Gradient-boosted trees: good on mixed tabular data with no tuning, for any task."""
+def _training(task: Task) -> CommentedMap:
+    """Gradient-boosted trees: good on mixed tabular data with no tuning, for any task.
+    A classifier must beat chance to be published; a regression's scale is the user's."""
     trainer = CommentedMap(
         library="sklearn", estimator="hist_gradient_boosting", params=_flow(max_iter=100)
     )
-    return CommentedMap(trainer=trainer, seed=0, holdout=0.2)
+    training = CommentedMap(trainer=trainer, seed=0, holdout=0.2)
+    if task != "regression":
+        training["gates"] = _flow_list([_flow(metric="roc_auc", min=0.6)])
+        training.yaml_add_eol_comment("better than chance; raise it to your own bar", "gates")
+    return training
 
 
 def _serving() -> CommentedMap:

@@ -145,7 +145,7 @@ def test_the_new_model_trains_with_the_builtin_trainer_on_nannymls_multiclass_da
     specs: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """`kiln new` writes a `training.trainer` block; `kiln run --local` right after it
-    trains, evaluates and validates a model on NannyML's multiclass credit-card data."""
+    trains a model on NannyML's multiclass credit-card data, passes its gate and publishes."""
     nml = pytest.importorskip("nannyml")
     frame = nml.load_synthetic_multiclass_classification_dataset()[0].head(3000)
     frame["timestamp"] = pd.to_datetime(frame["timestamp"])
@@ -163,8 +163,10 @@ def test_the_new_model_trains_with_the_builtin_trainer_on_nannymls_multiclass_da
     model = YAML(typ="safe").load(specs / "models" / "cards.yaml")
     trainer = model["spec"]["training"]["trainer"]
     assert (trainer["library"], trainer["estimator"]) == ("sklearn", "hist_gradient_boosting")
-    CliRunner().invoke(cli, ["run", "cards", "--local"])
+    assert model["spec"]["training"]["gates"] == [{"metric": "roc_auc", "min": 0.6}]
+    ran = CliRunner().invoke(cli, ["run", "cards", "--local"])
+    assert ran.exit_code == 0, ran.output
     runs = root / ".kiln/runs/cards/run-1"
-    assert (runs / "train/model.onnx").is_file(), (runs / "train.log").read_text()
-    assert (runs / "evaluate/metrics.json").is_file()
-    assert (runs / "validate/validation.json").is_file()
+    assert "1 of 1 gate(s) passed" in (runs / "evaluate.log").read_text()
+    assert "published cards version 1" in ran.output
+    assert (root / ".kiln/store/cards/1/model.onnx").is_file()
