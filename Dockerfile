@@ -3,8 +3,8 @@
 #   docker build -t ghcr.io/acme/kiln-runtime:0.1.0 .
 #   docker run --rm ghcr.io/acme/kiln-runtime:0.1.0 runtime.steps.features --source ... --out /o
 #
-# Modules: the pipeline's steps (runtime.steps.features, .evaluate, .validate_model,
-# .publish), the example trainer and data (runtime.examples.train_example, .example_data),
+# Modules: the pipeline's steps (runtime.steps.features, .train, .evaluate,
+# .validate_model, .publish), the example data (runtime.examples.example_data),
 # the monitor job (runtime.monitor) and the serving helpers (runtime.serving.assemble,
 # .smoke). The entry point is `python -m`, so the first argument names the module and the
 # rest are its flags; with no arguments it prints the features step's help. The image
@@ -31,7 +31,7 @@ WORKDIR /opt/kiln/src
 COPY runtime/ runtime/
 # The runtime's dependencies cover the steps, the monitor and the serving helpers (pandas,
 # pyarrow, scikit-learn's metrics and fsspec come with nannyml and onnxruntime); the `train`
-# extra adds skl2onnx and onnx for runtime.examples.train_example.
+# extra adds skl2onnx, onnx, xgboost and onnxmltools for the built-in trainer, runtime.steps.train.
 # tests/unit/runtime/test_dockerfile.py runs this exact install in a venv.
 RUN pip install --no-cache-dir "./runtime[train]"
 

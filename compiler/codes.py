@@ -254,6 +254,29 @@ CODES: dict[str, tuple[str, str]] = {
         "Keep local models under the project folder; links must not lead out of it.",
     ),
     "KILN1712": ("Artifact too large", "An ONNX file holds at most 2 GiB; check the path."),
+    "KILN1740": (
+        "Training declared in two forms, or in neither",
+        "Write `trainer` for Kiln's built-in trainer, or `image` and `command` for your own.",
+    ),
+    "KILN1741": ("Unknown estimator", "Use an estimator of the library listed in the hint."),
+    "KILN1742": ("Estimator does not fit the task", "Use a classifier or regressor as listed."),
+    "KILN1743": (
+        "Estimator parameter not allowed",
+        "Use a parameter the estimator takes; seed and threads are Kiln's.",
+    ),
+    "KILN1744": ("Estimator parameter is not a plain value", "Write a number, boolean or name."),
+    "KILN1745": (
+        "Signature outputs differ from the trainer's",
+        "Declare label and probabilities (classifiers) or prediction (regression).",
+    ),
+    "KILN1746": (
+        "Feature type the trainer does not take",
+        "Declare boolean features as int64 with values [0, 1].",
+    ),
+    "KILN1747": (
+        "Class labels the estimator cannot learn",
+        "Recode the target as 0..K-1 for xgboost, or use an sklearn estimator.",
+    ),
     "KILN1750": (
         "Setting for another format",
         "Remove the block, or set the version's format to the one it configures.",

@@ -57,7 +57,14 @@ from compiler.ir.serving import (
     TensorRTIR,
     WarmupIR,
 )
-from compiler.ir.training import DataIR, GateIR, ScheduleIR, TrainingIR, TrainingResourcesIR
+from compiler.ir.training import (
+    DataIR,
+    GateIR,
+    ScheduleIR,
+    TrainerIR,
+    TrainingIR,
+    TrainingResourcesIR,
+)
 from compiler.rules import pod_weights
 from compiler.spec.featureset import Feature, FeatureSetSpec
 from compiler.spec.model import (
@@ -301,11 +308,18 @@ def lower_batch(jobs: list[BatchJob], serving_version: int | None) -> tuple[Batc
     return tuple(lowered)
 
 
-def lower_training(training: Training | None, features: FeatureSetSpec) -> TrainingIR | None:
+def lower_training(
+    training: Training | None,
+    features: FeatureSetSpec,
+    runtime_image: str,
+    classes: list[str | int] | None = None,
+) -> TrainingIR | None:
     """What the pipeline targets need of `spec.training`; None when there is no training.
-    Training rows come from the FeatureSet's source unless the spec names other data."""
+    Training rows come from the FeatureSet's source unless the spec names other data; the
+    built-in trainer runs in Kiln's runtime image."""
     if training is None:
         return None
+    trainer = training.trainer
     resources = training.resources
     data = (
         DataIR(training.data.uri, training.data.sha256)
@@ -313,8 +327,16 @@ def lower_training(training: Training | None, features: FeatureSetSpec) -> Train
         else DataIR(features.source.uri, None, features.source.format)
     )
     return TrainingIR(
-        image=training.image,
-        command=tuple(training.command),
+        image=runtime_image if training.image is None else training.image,
+        command=tuple(training.command or ()),
+        trainer=None
+        if trainer is None
+        else TrainerIR(
+            trainer.library,
+            trainer.estimator,
+            tuple(sorted(trainer.params.items())),
+            None if classes is None else tuple(classes),
+        ),
         args=tuple(training.args),
         secret_env=tuple((name, _secret(ref)) for name, ref in sorted(training.secret_env.items())),
         data=data,

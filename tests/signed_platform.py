@@ -20,7 +20,10 @@ SPEC = Path("specs/models/car-price.yaml")
 MODEL = REPO_ROOT / "specs/artifacts/models/car-price/1/model.onnx"
 STORE = Path("specs/artifacts/models")  # the local environment's model store
 DATA_SHA256 = "d" * 64
-TRAINER = '{"args":[],"command":["python","-m","runtime.examples.train_example"],"holdout":0.2}'
+TRAINER = (
+    '{"estimator":"hist_gradient_boosting","holdout":0.2,"library":"sklearn",'
+    '"params":{"max_iter":100,"max_leaf_nodes":15}}'
+)
 
 
 def signed_platform(root: Path) -> Path:

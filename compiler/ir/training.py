@@ -47,9 +47,21 @@ class GateIR:
 
 
 @dataclass(frozen=True)
+class TrainerIR:
+    """Kiln's built-in trainer: an estimator of the table in runtime/contract/trainers.py."""
+
+    library: str
+    estimator: str
+    params: tuple[tuple[str, bool | int | float | str | None], ...]  # sorted by name
+    # The spec's `classes`: the trainer checks that its probability columns follow them.
+    classes: tuple[str | int, ...] | None = None
+
+
+@dataclass(frozen=True)
 class TrainingIR:
-    image: str
-    command: tuple[str, ...]
+    image: str  # the user's, or Kiln's runtime image for the built-in trainer
+    command: tuple[str, ...]  # the user's; empty for the built-in trainer
+    trainer: TrainerIR | None
     args: tuple[str, ...]
     secret_env: tuple[tuple[str, SecretRefIR], ...]  # (variable, its Secret), sorted by name
     data: DataIR

@@ -78,6 +78,15 @@ def _training(training: TrainingIR) -> dict[str, Any]:
     (rows read from the FeatureSet's source are listed under `featureset.source`)."""
     dumped = asdict(training)
     dumped["secret_env"] = {name: asdict(ref) for name, ref in training.secret_env}
+    trainer = training.trainer
+    if trainer is None:
+        del dumped["trainer"]
+    else:  # `classes` is the spec's own field, listed under its own path
+        dumped["trainer"] = {
+            "library": trainer.library,
+            "estimator": trainer.estimator,
+            "params": dict(trainer.params),
+        }
     if training.data.format is not None:
         del dumped["data"]
     else:

@@ -30,7 +30,15 @@ from compiler.parse import document_locator
 from compiler.resolve.overlay import environment_spec
 from compiler.resolve.project import ModelContext, ResolvedFeatureSet
 from compiler.resolve.resolution import place
-from compiler.rules import batch, format_signature, formats, locations, semantics, signature
+from compiler.rules import (
+    batch,
+    format_signature,
+    formats,
+    locations,
+    semantics,
+    signature,
+    trainer,
+)
 from compiler.rules.findings import Finding
 from compiler.spec.documents import MODEL_NAME_MAX, ModelDoc
 from compiler.spec.model import OVERRIDABLE, Alert, ModelSpec, Version
@@ -149,6 +157,8 @@ def _model_in(
     """The model with `spec`, its spec in `environment`, unless an error was found."""
     routes = {r.name: r for r in context.spec.alert_routes}
     findings = semantics.check_model(spec, featureset.spec, environment, frozenset(routes))
+    findings.extend(trainer.check_trainer(spec))
+    findings.extend(trainer.check_trainer_features(spec, featureset.spec))
     storage = environment.storage or context.spec.storage
     findings.extend(locations.check_locations(spec, environment, storage))
     findings.extend(locations.check_routes(spec, environment, routes))
@@ -191,7 +201,9 @@ def _model_in(
         serving=lower_serving(spec.serving),
         instance_groups=_instance_groups(spec),
         rollout=lower_rollout(spec.rollout, spec.serving.replicas.min),
-        training=lower_training(spec.training, featureset.spec),
+        training=lower_training(
+            spec.training, featureset.spec, context.project.images.runtime, spec.classes
+        ),
         monitoring=lower_monitoring(spec.monitoring),
         alerts=tuple(lower_alert(a) for a in alerts),
         routes=tuple(lower_route(routes[n]) for n in sorted({a.route for a in alerts})),

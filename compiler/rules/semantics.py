@@ -346,7 +346,10 @@ def check_environment(spec: ModelSpec, environment: Environment) -> list[Finding
     policy = environment.policy
     name = environment.name
     if policy.require_digests:
-        if spec.training is not None and not image_has_digest(spec.training.image):
+        # The built-in trainer runs in the runtime image, whose pin is checked with the
+        # project's images.
+        image = spec.training.image if spec.training is not None else None
+        if image is not None and not image_has_digest(image):
             found.append(
                 Finding(
                     (*SPEC, "training", "image"),

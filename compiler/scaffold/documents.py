@@ -63,12 +63,21 @@ def model_document(request: Request, inferred: Inferred) -> CommentedMap:
         target=inferred.roles.target,
         **({"classes": _flow_list(inferred.classes)} if inferred.classes else {}),
         signature=_signature(inferred, request.task),
+        # Empty, not absent: the publish step adds each trained version to this list.
+        versions=CommentedSeq(),
         serving=_serving(),
         rollout=_rollout(),
+        training=_training(request.task),
         monitoring=_monitoring(request, inferred),
     )
     spec.yaml_set_comment_before_after_key(
-        "serving",
+        "training",
+        before="Kiln's built-in trainer (docs/pipelines.md lists the estimators and their\n"
+        "params); `kiln run NAME --local` trains a first version with it.",
+        indent=2,
+    )
+    spec.yaml_set_comment_before_after_key(
+        "versions",
         before="No version yet: `kiln run` trains one, `kiln promote` adds it here.",
         indent=2,
     )
@@ -129,6 +138,19 @@ def _signature(inferred: Inferred, task: Task) -> CommentedMap:
         classes = len(inferred.classes)
         outputs.append(_flow(name="probabilities", dtype="fp32", shape=_flow_list([-1, classes])))
     return CommentedMap(inputs=inputs, outputs=outputs)
+
+
+def _training(task: Task) -> CommentedMap:
+    """Gradient-boosted trees: good on mixed tabular data with no tuning, for any task.
+    A classifier must beat chance to be published; a regression's scale is the user's."""
+    trainer = CommentedMap(
+        library="sklearn", estimator="hist_gradient_boosting", params=_flow(max_iter=100)
+    )
+    training = CommentedMap(trainer=trainer, seed=0, holdout=0.2)
+    if task != "regression":
+        training["gates"] = _flow_list([_flow(metric="roc_auc", min=0.6)])
+        training.yaml_add_eol_comment("better than chance; raise it to your own bar", "gates")
+    return training
 
 
 def _serving() -> CommentedMap:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import BeforeValidator, Field, model_validator
 
 from compiler.spec.types import (
     INT32_MAX,
@@ -27,9 +27,11 @@ from compiler.spec.types import (
     SpecModel,
     Uri,
     fail,
+    shown,
 )
 from runtime.contract.formats import FormatName
 from runtime.contract.signature import Dtype
+from runtime.contract.trainers import PARAM_TEXT, ParamValue
 from runtime.contract.vocabulary import Task
 
 # Instances of one group: the local environment adds all groups into one int32 count.
@@ -333,12 +335,46 @@ class Gate(SpecModel):
         return self
 
 
-class Training(SpecModel):
-    """The training pipeline."""
+PLAIN_VALUE = "write a number, true/false, null or a name of letters, digits and _ . + -"
 
-    image: Image = Field(description="Training image.")
-    command: list[str] = Field(min_length=1, description="Command in the image.")
-    args: list[str] = Field(default_factory=list, description="Extra arguments.")
+
+def _param_value(value: Any) -> ParamValue:
+    """A plain scalar, checked before pydantic tries each type of the union (whose own
+    message for a list would name only the first type it tried)."""
+    if value is not None and not isinstance(value, bool | int | float | str):
+        kind = "a list" if isinstance(value, list) else "a mapping"
+        raise fail("KILN1744", f"a parameter value is a plain scalar, not {kind}; {PLAIN_VALUE}")
+    if isinstance(value, str) and not PARAM_TEXT.fullmatch(value):
+        raise fail(
+            "KILN1744",
+            f"parameter value {shown(value)} is not a plain name; {PLAIN_VALUE} "
+            "(at most 64 characters)",
+        )
+    return value
+
+
+class Trainer(SpecModel):
+    """Kiln's built-in tabular trainer (docs/pipelines.md lists the estimators)."""
+
+    library: Literal["sklearn", "xgboost"] = Field(description="Library.")
+    estimator: str = Field(
+        min_length=1, max_length=64, description="Estimator of the library, e.g. random_forest."
+    )
+    params: dict[str, Annotated[ParamValue, BeforeValidator(_param_value)]] = Field(
+        default_factory=dict,
+        description="The estimator's parameters: plain scalars, checked against its names.",
+    )
+
+
+class Training(SpecModel):
+    """The training pipeline: Kiln's built-in `trainer`, or your own `image` and `command`."""
+
+    trainer: Trainer | None = Field(None, description="Kiln's built-in tabular trainer.")
+    image: Image | None = Field(None, description="Training image (with `command`).")
+    command: list[str] | None = Field(
+        None, min_length=1, description="Command in the image (with `image`)."
+    )
+    args: list[str] = Field(default_factory=list, description="Extra arguments to `command`.")
     secret_env: dict[EnvVarName, SecretRef] = Field(
         default_factory=dict,
         description="Variables of the train step read from Kubernetes Secrets, e.g. "
@@ -356,6 +392,23 @@ class Training(SpecModel):
     holdout: float = Field(0.2, gt=0, lt=1, description="Share held out for evaluation.")
     schedule: Schedule | None = Field(None, description="Retraining schedule.")
     gates: list[Gate] = Field(default_factory=list, description="Publication gates.")
+
+    @model_validator(mode="after")
+    def _one_form(self) -> Training:
+        own = self.image is not None or self.command is not None or bool(self.args)
+        if self.trainer is not None and own:
+            raise fail(
+                "KILN1740",
+                "training has both `trainer` and `image`/`command`/`args`; keep `trainer` for "
+                "Kiln's built-in trainer, or `image` and `command` for your own",
+            )
+        if self.trainer is None and (self.image is None or self.command is None):
+            raise fail(
+                "KILN1740",
+                "training needs `trainer` (Kiln's built-in trainer), or both `image` and "
+                "`command` (your own)",
+            )
+        return self
 
 
 class Dataset(SpecModel):

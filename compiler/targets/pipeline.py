@@ -22,11 +22,20 @@ from functools import cached_property
 from compiler.ir import ModelIR
 from compiler.ir.secret import SecretRefIR
 from compiler.ir.training import GateIR, TrainingIR
+from compiler.rules.signature import FEATURE_TO_KILN
 from compiler.serialize import to_json
 from compiler.targets.monitor_config import data_location
 from compiler.targets.serving import signature as serving_signature
 from runtime.contract.signing import SIGNING_KEY_ENV
-from runtime.contract.steps import AS_OF_NOW, EVALUATE, FEATURES, PUBLISH, TRAIN_ENV, VALIDATE
+from runtime.contract.steps import (
+    AS_OF_NOW,
+    EVALUATE,
+    FEATURES,
+    PUBLISH,
+    TRAIN,
+    TRAIN_ENV,
+    VALIDATE,
+)
 from runtime.contract.vocabulary import task_metrics
 
 TOKEN = re.compile(r"\{(out|spec|in:[a-z-]+|param:[a-z-]+/[a-z0-9_.-]+|run:[a-z-]+)\}")
@@ -162,8 +171,30 @@ def features_step(model: ModelIR, training: TrainingIR) -> Step:
     return Step("features", model.project.images.runtime, command)
 
 
+def trainer_command(model: ModelIR, training: TrainingIR) -> tuple[str, ...]:
+    """The command that runs: Kiln's trainer, its settings as JSON data; or the user's."""
+    trainer = training.trainer
+    if trainer is None:
+        return (*training.command, *training.args)
+    features = [
+        {"name": f.name, "dtype": FEATURE_TO_KILN[f.dtype], "kind": f.kind}
+        for f in model.featureset.spec.features
+    ]
+    settings = {"library": trainer.library, "estimator": trainer.estimator}
+    classes = trainer.classes
+    return TRAIN.command(
+        {
+            "--trainer": _compact({**settings, "params": dict(trainer.params)}),
+            "--task": model.task,
+            "--features": _compact(features),
+            "--classes": None if classes is None else _compact(list(classes)),
+            "--name": model.name,
+        }
+    )
+
+
 def train_step(model: ModelIR, training: TrainingIR) -> Step:
-    """The user's training command; it gets its inputs from variables, not flags."""
+    """The training command; it gets its data, seed and output folder from variables."""
     variables = (
         (TRAIN_ENV.data, "{in:features}/features.parquet"),
         (TRAIN_ENV.data_sha256, "{param:features/sha256}"),
@@ -176,7 +207,7 @@ def train_step(model: ModelIR, training: TrainingIR) -> Step:
     return Step(
         "train",
         training.image,
-        (*training.command, *training.args),
+        trainer_command(model, training),
         env=variables,
         secret_env=training.secret_env,
         depends=("features",),
@@ -234,6 +265,21 @@ def validate_step(model: ModelIR) -> Step:
     return Step("validate", model.project.images.runtime, command, depends=("train",))
 
 
+def _trainer_record(training: TrainingIR) -> dict[str, object]:
+    """What the provenance records of the trainer: the built-in one's settings, or the
+    user's command and arguments; and the held-out share either way."""
+    trainer = training.trainer
+    if trainer is None:
+        ran: dict[str, object] = {"command": list(training.command), "args": list(training.args)}
+    else:
+        ran = {
+            "library": trainer.library,
+            "estimator": trainer.estimator,
+            "params": dict(trainer.params),
+        }
+    return {**ran, "holdout": training.holdout}
+
+
 def publish_step(model: ModelIR, training: TrainingIR) -> Step:
     """Upload the artifact to the model store and write the spec patch that records it."""
     command = PUBLISH.command(
@@ -252,13 +298,7 @@ def publish_step(model: ModelIR, training: TrainingIR) -> Step:
             "--image": training.image,
             "--git-revision": "{run:git-revision}",
             "--spec-digest": model.source.digest,
-            "--trainer": _compact(
-                {
-                    "command": list(training.command),
-                    "args": list(training.args),
-                    "holdout": training.holdout,
-                }
-            ),
+            "--trainer": _compact(_trainer_record(training)),
             "--spec": "{spec}",
             "--spec-path-in-repo": model.source.file,
             "--out": "{out}",

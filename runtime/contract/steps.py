@@ -6,8 +6,9 @@ flag renamed on one side and not on the other fails when the pipeline is compile
 the tests), not in the cluster. A command lists its flags in the order they are defined
 here, which is also the order of the step's `--help`.
 
-The train step runs the user's own command; the compiler passes it everything through
-the environment variables of `TRAIN_ENV` (docs/pipelines.md).
+The train step runs Kiln's built-in trainer (`TRAIN`) or the user's own command; either
+way the compiler passes the data, seed, holdout and output folder through the environment
+variables of `TRAIN_ENV` (docs/pipelines.md).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from runtime.contract.trainers import TRAIN_MODULE
 from runtime.contract.vocabulary import TASKS
 
 FEATURE_FORMATS = ("csv", "parquet")  # the source formats the features step reads
@@ -221,7 +223,21 @@ PUBLISH = StepCommand(
     ),
 )
 
-STEPS = (FEATURES, EVALUATE, VALIDATE, PUBLISH)
+# Kiln's built-in trainer (`training.trainer`); its data, seed, holdout and output folder
+# come through TRAIN_ENV like a user's command, the trainer's settings through flags.
+TRAIN = StepCommand(
+    TRAIN_MODULE,
+    "Kiln's built-in tabular trainer: fit an estimator on the features and export ONNX.",
+    (
+        Flag("--trainer", "JSON object: library, estimator, params", required=True),
+        Flag("--task", "the model's task", required=True, choices=TASKS),
+        Flag("--features", "JSON list of the FeatureSet's {name, dtype, kind}", required=True),
+        Flag("--classes", "JSON list of class labels, in the probability output's order"),
+        Flag("--name", "the model's name, which the ONNX graph gets", required=True),
+    ),
+)
+
+STEPS = (FEATURES, TRAIN, EVALUATE, VALIDATE, PUBLISH)
 
 
 @dataclass(frozen=True)

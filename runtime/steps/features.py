@@ -26,10 +26,10 @@ Output, in DIR:
   are not read, and the file records which moment that was.
 
 Column dtypes are kept as the source has them: a bool feature stays bool. Casting to the
-model's input dtypes (bool -> int64 0/1 for the car-loan model) is the training code's job
-(runtime/examples/train_example.py) and the evaluate/validate steps', which cast every column to the
-dtype the signature declares. The snapshot stays faithful to the source, whatever model
-reads it.
+model's input dtypes (bool -> int64 0/1 for the car-loan model) is the trainer's job
+(runtime/steps/train.py, or a user's own) and the evaluate/validate steps', which cast
+every column to the dtype the signature declares. The snapshot stays faithful to the
+source, whatever model reads it.
 """
 
 from __future__ import annotations

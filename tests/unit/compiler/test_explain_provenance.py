@@ -43,7 +43,7 @@ def test_the_served_version_shows_its_verified_provenance(platform: Path) -> Non
     text = "\n".join(lines)
     assert f"feature-snapshot: sha256:{DATA_SHA256}" in text
     assert "spec: gitCommit:0123abc" in text
-    assert '"seed": 7' in text and "runtime.examples.train_example" in text
+    assert '"seed": 7' in text and '"estimator": "hist_gradient_boosting"' in text
     assert 'evaluation-metrics: {"mae": 849.34}' in text
     assert "kiln: " in text and "kiln: unknown" not in text
 

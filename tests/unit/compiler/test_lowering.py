@@ -21,7 +21,7 @@ from compiler.ir.serving import (
     TensorRTIR,
     WarmupIR,
 )
-from compiler.ir.training import DataIR, GateIR, ScheduleIR, TrainingResourcesIR
+from compiler.ir.training import DataIR, GateIR, ScheduleIR, TrainerIR, TrainingResourcesIR
 from compiler.lowering import lower_duration, lower_rollout, lower_serving, lower_training
 from compiler.plan.spec_paths import flatten, other_facts
 from compiler.spec.featureset import FeatureSetSpec
@@ -183,13 +183,32 @@ FEATURES = FeatureSetSpec.model_validate(
 )
 
 
+RUNTIME_IMAGE = "ghcr.io/acme/kiln-runtime:1.0"
+
+
+def test_the_builtin_trainer_runs_in_the_runtime_image_with_its_params_sorted() -> None:
+    spec = Training.model_validate(
+        {
+            "trainer": {
+                "library": "sklearn",
+                "estimator": "ridge",
+                "params": {"tol": 0.1, "alpha": 2},
+            }
+        }
+    )
+    training = lower_training(spec, FEATURES, RUNTIME_IMAGE)
+    assert training is not None
+    assert (training.image, training.command) == (RUNTIME_IMAGE, ())
+    assert training.trainer == TrainerIR("sklearn", "ridge", (("alpha", 2), ("tol", 0.1)))
+
+
 def test_no_training_stays_none() -> None:
-    assert lower_training(None, FEATURES) is None
+    assert lower_training(None, FEATURES, RUNTIME_IMAGE) is None
 
 
 def test_training_reads_the_featureset_source_unless_it_names_data() -> None:
     plain = Training.model_validate({"image": "ghcr.io/acme/train:1.0", "command": ["train"]})
-    training = lower_training(plain, FEATURES)
+    training = lower_training(plain, FEATURES, RUNTIME_IMAGE)
     assert training is not None and training.data == DataIR("rows/", None, "csv")
 
 
@@ -197,7 +216,7 @@ def test_training_defaults_are_applied() -> None:
     minimal = Training.model_validate(
         {"image": "ghcr.io/acme/train:1.0", "command": ["train"], "data": {"uri": "d.parquet"}}
     )
-    training = lower_training(minimal, FEATURES)
+    training = lower_training(minimal, FEATURES, RUNTIME_IMAGE)
     assert training is not None
     assert training.args == ()
     assert training.data == DataIR("d.parquet", None)
@@ -207,7 +226,7 @@ def test_training_defaults_are_applied() -> None:
 
 
 def test_training_lists_become_tuples() -> None:
-    training = lower_training(EVERY_TRAINING_FIELD, FEATURES)
+    training = lower_training(EVERY_TRAINING_FIELD, FEATURES, RUNTIME_IMAGE)
     assert training is not None
     assert (training.command, training.args) == (("python", "-m", "train"), ("--epochs", "3"))
     assert training.secret_env == (("DB_PASSWORD", SecretRefIR("warehouse", "password")),)
@@ -258,7 +277,9 @@ def test_the_plan_lists_lowered_serving_settings_by_their_spec_paths(
 
 def test_the_plan_lists_lowered_training_settings_by_their_spec_paths(model: ModelIR) -> None:
     training = EVERY_TRAINING_FIELD
-    facts = other_facts(dataclasses.replace(model, training=lower_training(training, FEATURES)))
+    facts = other_facts(
+        dataclasses.replace(model, training=lower_training(training, FEATURES, RUNTIME_IMAGE))
+    )
     shown = {path: text for path, text in facts.items() if path.startswith("training")}
     assert set(shown) == {
         "training.args",

@@ -17,7 +17,7 @@ import pytest
 from compiler.api import build
 from compiler.ir import ModelIR
 from compiler.targets.pipeline import TOKEN, Step, pipeline
-from runtime.contract.steps import STEPS, TRAIN_ENV, StepCommand
+from runtime.contract.steps import STEPS, TRAIN, TRAIN_ENV, StepCommand
 from tests.tools import REPO_ROOT
 
 TREES = (REPO_ROOT / "specs", REPO_ROOT / "tests/golden/every-field/specs")
@@ -47,16 +47,30 @@ def filled(word: str) -> str:
 def contract_steps(model: ModelIR) -> list[tuple[Step, StepCommand]]:
     plan = pipeline(model)
     assert plan is not None
-    # Every step but train runs a step module; train runs the user's own command.
-    return [(s, BY_MODULE[s.command[2]]) for s in plan.steps if s.name != "train"]
+    # Every step runs a step module, but a train step that runs the user's own command.
+    return [(s, BY_MODULE[s.command[2]]) for s in plan.steps if not _own_trainer(model, s)]
 
 
-def test_every_step_but_train_runs_a_module_of_the_contract() -> None:
-    plan = pipeline(MODELS[0])
+def _own_trainer(model: ModelIR, step: Step) -> bool:
+    assert model.training is not None
+    return step.name == "train" and model.training.trainer is None
+
+
+@pytest.mark.parametrize("model", MODELS, ids=model_id)
+def test_every_step_runs_a_module_of_the_contract_but_the_users_own_trainer(
+    model: ModelIR,
+) -> None:
+    plan = pipeline(model)
     assert plan is not None
-    modules = [s.command[2] for s in plan.steps if s.name != "train"]
-    assert modules == [step.module for step in STEPS]
-    assert all(s.command[:2] == ("python", "-m") for s in plan.steps if s.name != "train")
+    ran = [s for s in plan.steps if not _own_trainer(model, s)]
+    assert all(s.command[:2] == ("python", "-m") for s in ran)
+    expected = [st.module for st in STEPS if st is not TRAIN or model.training.trainer]  # type: ignore[union-attr]
+    assert [s.command[2] for s in ran] == expected
+
+
+def test_both_forms_of_training_are_covered() -> None:
+    forms = {m.training.trainer is None for m in MODELS}  # type: ignore[union-attr]
+    assert forms == {True, False}
 
 
 def test_the_trees_cover_optional_flags_given_and_left_out() -> None:

@@ -26,10 +26,10 @@ DOCKERIGNORE = REPO_ROOT / ".dockerignore"
 # Every module the generated jobs and pods run with `python -m` in this image.
 STEPS = (
     "steps.features",
+    "steps.train",
     "steps.evaluate",
     "steps.validate_model",
     "steps.publish",
-    "examples.train_example",
     "examples.example_data",
     "serving.assemble",
     "serving.smoke",

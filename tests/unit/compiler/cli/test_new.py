@@ -7,6 +7,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pa_csv
 import pytest
@@ -73,7 +74,7 @@ def test_new_comments_say_where_values_came_from(specs: Path, tmp_path: Path) ->
 def test_the_new_model_validates_and_compiles_before_its_first_version(
     specs: Path, tmp_path: Path
 ) -> None:
-    """No version yet (and no training block): monitoring compiles, nothing is served.
+    """No version yet: training and monitoring compile, nothing is served.
     A category holding template syntax is left unlisted, so the scaffold still validates."""
     segments = [["retail", "fleet", "{{workflow.parameters.x}}"][i % 3] for i in range(ROWS)]
     result = _new(
@@ -138,3 +139,35 @@ def test_a_bad_name_is_a_usage_error(specs: Path, tmp_path: Path) -> None:
         ],
     )
     assert result.exit_code == 2 and "is not a model name" in result.output
+
+
+def test_the_new_model_trains_with_the_builtin_trainer_on_nannymls_multiclass_data(
+    specs: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`kiln new` writes a `training.trainer` block; `kiln run --local` right after it
+    trains a model on NannyML's multiclass credit-card data, passes its gate and publishes."""
+    nml = pytest.importorskip("nannyml")
+    frame = nml.load_synthetic_multiclass_classification_dataset()[0].head(3000)
+    frame["timestamp"] = pd.to_datetime(frame["timestamp"])
+    data = tmp_path / "cards.parquet"
+    frame.drop(columns=[c for c in frame.columns if c.startswith("y_pred")]).to_parquet(data)
+    root = specs.parent
+    (root / ".kiln/data/cards").mkdir(parents=True)
+    shutil.copy(data, root / ".kiln/data/cards/cards.parquet")
+    monkeypatch.chdir(root)
+    task = "multiclass_classification"
+    created = CliRunner().invoke(
+        cli, ["new", "cards", "--data", str(data), "--target", "y_true", "--task", task]
+    )
+    assert created.exit_code == 0, created.output
+    model = YAML(typ="safe").load(specs / "models" / "cards.yaml")
+    trainer = model["spec"]["training"]["trainer"]
+    assert (trainer["library"], trainer["estimator"]) == ("sklearn", "hist_gradient_boosting")
+    assert model["spec"]["training"]["gates"] == [{"metric": "roc_auc", "min": 0.6}]
+    ran = CliRunner().invoke(cli, ["run", "cards", "--local"])
+    assert ran.exit_code == 0, ran.output
+    runs = root / ".kiln/runs/cards/run-1"
+    assert "1 of 1 gate(s) passed" in (runs / "evaluate.log").read_text()
+    assert "published cards version 1" in ran.output
+    # `kiln run --local` publishes where the local environment serves from.
+    assert (root / "specs/artifacts/models/cards/1/model.onnx").is_file()

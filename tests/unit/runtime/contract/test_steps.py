@@ -15,6 +15,7 @@ from runtime.contract.steps import (
     FEATURES,
     PUBLISH,
     STEPS,
+    TRAIN,
     VALIDATE,
     CommandError,
     Flag,
@@ -119,7 +120,9 @@ def test_flags_are_unique_and_spelled_as_on_a_command_line() -> None:
         names = [flag.name for flag in step.flags]
         assert len(names) == len(set(names)), step.module
         assert all(n.startswith("--") and n == n.lower() and "_" not in n for n in names)
-        assert step.flag("--out").required
+        # The train step writes where KILN_OUTPUT_DIR says, as a user's own trainer does.
+        if step is not TRAIN:
+            assert step.flag("--out").required
 
 
 # ------------------------------------------------------------------- rendering
