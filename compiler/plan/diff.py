@@ -31,9 +31,16 @@ class Change:
         return Change(self.topic, self.new, self.old)
 
 
+NONE = "none"  # how a fact table writes a setting that is not there
+
+
 def diff_facts(old: dict[str, str], new: dict[str, str]) -> list[Change]:
+    """The changes from `old` to `new`. A topic that appears or goes with the value
+    "none" changed nothing a reader cares about (a first version's serving block
+    brings "optimization: none"; an unserved model's "serving: none" makes way for
+    the block's own settings), so it is left out."""
     changes = [Change(t, old[t], new.get(t)) for t in old if old[t] != new.get(t)]
-    removed = [c for c in changes if c.new is None]
+    removed = [c for c in changes if c.new is None and c.old != NONE]
     changed = [c for c in changes if c.new is not None]
-    added = [Change(t, None, v) for t, v in new.items() if t not in old]
+    added = [Change(t, None, v) for t, v in new.items() if t not in old and v != NONE]
     return changed + added + removed

@@ -112,22 +112,5 @@ def test_the_tutorial_runs(project: Path) -> None:
                 done = subprocess.run(command, cwd=project, capture_output=True, text=True)
                 assert done.returncode == 0, f"$ {step.text}\n{done.stdout}\n{done.stderr}"
             timings.append((step.words[1], time.perf_counter() - started))
-            if step.words[1] == "new":
-                skip_without_training(project)
     print("tutorial steps (s): " + ", ".join(f"{name} {s:.1f}" for name, s in timings))
 
-
-def skip_without_training(project: Path) -> None:
-    """Until `kiln new` writes a training block (the built-in trainer, `training.trainer`,
-    built in parallel), `kiln run` has nothing to run: the only reason to stop here."""
-    from ruamel.yaml import YAML
-
-    models = list((project / "specs" / "models").glob("credit-card.yaml"))
-    assert models, "kiln new wrote no specs/models/credit-card.yaml"
-    spec = YAML(typ="safe").load(models[0].read_text(encoding="utf-8"))["spec"]
-    if "training" not in spec:
-        pytest.skip(
-            "kiln new writes no training block yet (the built-in trainer, issue 20 scope 2, "
-            "is not merged): `kiln run` would have nothing to train; the data step and "
-            "`kiln new` ran and succeeded"
-        )

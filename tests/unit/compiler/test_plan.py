@@ -19,6 +19,7 @@ from compiler.cli import cli
 from compiler.diagnostics import Diagnostic
 from compiler.lowering import lower_rollout
 from compiler.plan import MARKER, plan_change, render_plan
+from compiler.plan.diff import diff_facts
 from compiler.plan.facts import rollout_path
 from compiler.plan.render import MARKDOWN_LIMIT, markdown_text
 from compiler.plan.result import FolderChange, Group, ModelSection, Plan
@@ -402,3 +403,12 @@ def test_a_batch_job_change_is_listed_in_cluster_environments_only(repo: Path) -
     assert 'batch.nightly.schedule.cron: "30 1 * * *" -> "30 2 * * *"' in lines
     # Locally no job is rendered (`kiln predict` runs the step): nothing to say.
     assert not any("batch" in line for line in change.sentences("car-loan-default", "local"))
+
+
+def test_a_setting_that_appears_or_goes_as_none_is_no_change() -> None:
+    """A first promotion turns an unserved model's `serving: none` into the serving
+    block's settings; the plan lists what is set, not what is absent either way."""
+    before = {"serving": "none", "training image": "img:1"}
+    after = {"serving.version": "1", "serving.optimization": "none", "training image": "img:1"}
+    assert [c.sentence() for c in diff_facts(before, after)] == ["serving.version added: 1"]
+    assert [c.sentence() for c in diff_facts(after, before)] == ["serving.version removed (was 1)"]
