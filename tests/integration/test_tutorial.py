@@ -113,4 +113,3 @@ def test_the_tutorial_runs(project: Path) -> None:
                 assert done.returncode == 0, f"$ {step.text}\n{done.stdout}\n{done.stderr}"
             timings.append((step.words[1], time.perf_counter() - started))
     print("tutorial steps (s): " + ", ".join(f"{name} {s:.1f}" for name, s in timings))
-
