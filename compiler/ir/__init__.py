@@ -18,6 +18,7 @@ from compiler.ir.featureset import FeatureColumnsIR, ImagesIR
 from compiler.ir.monitoring import AlertIR, MonitoringIR, RouteIR
 from compiler.ir.serving import RolloutIR, ServingIR
 from compiler.ir.training import TrainingIR
+from runtime.contract.capture import CaptureConfig
 from runtime.contract.signature import Tensor
 
 TaskName = str
@@ -109,6 +110,7 @@ class ModelIR:
     alerts: tuple[AlertIR, ...]
     routes: tuple[RouteIR, ...]  # the routes the alerts use, resolved
     source: Source
+    capture: CaptureConfig | None = None  # serving.capture in force here (None: off)
 
     @property
     def is_served(self) -> bool:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from compiler.diagnostics import Diagnostic, Path_
 from compiler.ir import ArtifactIR, InstanceGroupIR, ModelIR, Source
+from compiler.ir.monitoring import DatasetIR
 from compiler.load import Document
 from compiler.lowering import (
     lower_alert,
@@ -26,11 +27,12 @@ from compiler.parse import document_locator
 from compiler.resolve.overlay import environment_spec
 from compiler.resolve.project import ModelContext, ResolvedFeatureSet
 from compiler.resolve.resolution import place
-from compiler.rules import locations, semantics, signature
+from compiler.rules import capture, locations, semantics, signature
 from compiler.rules.findings import Finding
 from compiler.spec.documents import MODEL_NAME_MAX, ModelDoc
 from compiler.spec.model import OVERRIDABLE, Alert, ModelSpec
 from compiler.spec.project import Environment, Storage
+from runtime.contract.capture import CaptureConfig, captured_path
 from runtime.contract.signature import Tensor
 from runtime.contract.vocabulary import SERVING_SIGNALS
 
@@ -162,7 +164,14 @@ def _model_in(
     findings.extend(more)
     alerts, skipped = _alerts_in(spec, served)
     findings.extend(skipped)
+    declared = capture.declared_capture(spec, environment)
+    findings.extend(capture.missing_analysis(spec, declared, environment.name))
     if tensors is None or any(not f.warning for f in findings):
+        return None, findings
+    name = doc.metadata.name
+    captured, more = capture.capture_config(name, spec, environment, storage.data, tensors)
+    findings.extend(more)
+    if any(not f.warning for f in more):
         return None, findings
     model = ModelIR(
         name=doc.metadata.name,
@@ -182,12 +191,20 @@ def _model_in(
         instance_groups=_instance_groups(spec),
         rollout=lower_rollout(spec.rollout, spec.serving.replicas.min),
         training=lower_training(spec.training, featureset.spec),
-        monitoring=lower_monitoring(spec.monitoring),
+        monitoring=lower_monitoring(spec.monitoring, _captured_dataset(name, captured)),
+        capture=captured,
         alerts=tuple(lower_alert(a) for a in alerts),
         routes=tuple(lower_route(routes[n]) for n in sorted({a.route for a in alerts})),
         source=Source(document.path, document.digest),
     )
     return model, findings
+
+
+def _captured_dataset(name: str, captured: CaptureConfig | None) -> DatasetIR | None:
+    """The captured traffic as the monitor's analysis data (relative to the data store)."""
+    if captured is None:
+        return None
+    return DatasetIR(captured_path(name), "parquet", None)
 
 
 def artifact_location(uri: str, storage: Storage) -> str:

@@ -50,8 +50,10 @@ class BackendEnvError(Exception):
 
 
 def requirements() -> list[str]:
-    # The same onnxruntime as Kiln's own, so that local results equal in-process ones.
-    return ["numpy<2", f"onnxruntime=={onnxruntime.__version__}"]
+    # The same onnxruntime as Kiln's own, so that local results equal in-process ones;
+    # pyarrow writes captured traffic (serving.capture) as parquet; pyarrow 23 and later
+    # need numpy 2 (22.0.0 is the last that imports with numpy 1.26, measured).
+    return ["numpy<2", f"onnxruntime=={onnxruntime.__version__}", "pyarrow>=15,<23"]
 
 
 @dataclass(frozen=True)
@@ -86,7 +88,7 @@ def _build(path: Path, wanted: list[str]) -> None:
     pip = [python, "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
     _run([*pip, *wanted], f"installing {' '.join(wanted)} into {path}")
     version = _run(
-        [python, "-c", "import numpy, onnxruntime; print(numpy.__version__)"],
+        [python, "-c", "import numpy, onnxruntime, pyarrow; print(numpy.__version__)"],
         "checking the backend venv",
     ).strip()
     if int(version.split(".")[0]) >= 2:

@@ -36,6 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType, TracebackType
 
+from runtime.contract import capture as capture_contract
 from runtime.contract.served import ServedModel
 from runtime.local.backend_env import (
     BackendEnv,
@@ -55,6 +56,11 @@ from runtime.local.triton_dist import (
 from runtime.serving.assemble import AssembleError, assemble, checked
 
 ADAPTER = Path(__file__).resolve().parent / "triton_backend" / "model.py"
+# Copied beside the adapter: the capture writer and the contract it writes by.
+CAPTURE_FILES = (
+    ADAPTER.parent / "capture_writer.py",
+    Path(capture_contract.__file__).resolve(),
+)
 CONFIG_NAME = "config.pbtxt"
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_READY_TIMEOUT_S = 120.0
@@ -179,7 +185,9 @@ class TritonServer:
         endpoints: Endpoints,
         log_path: Path,
         extra_args: Sequence[str] = (),
+        project_root: Path | None = None,
     ) -> None:
+        self.project_root = project_root  # where a relative capture data store is
         self.dist = dist
         self.backend = backend
         self.repository = repository
@@ -203,6 +211,9 @@ class TritonServer:
             "--disable-auto-complete-config",
             "--pinned-memory-pool-byte-size=0",
             "--exit-timeout-secs=5",
+            # The capture step reads a request's x-request-id from its parameters.
+            f"--http-header-forward-pattern={capture_contract.REQUEST_ID_HEADER}",
+            f"--grpc-header-forward-pattern={capture_contract.REQUEST_ID_HEADER}",
             f"--http-address={e.host}",
             f"--http-port={e.http_port}",
             f"--grpc-address={e.host}",
@@ -221,6 +232,8 @@ class TritonServer:
 
     def start(self) -> None:
         environment = stub_environment(self.backend)
+        if self.project_root is not None:
+            environment[capture_contract.PROJECT_ROOT_ENV] = str(self.project_root)
         try:
             check_stub(self.dist, environment)
         except BackendEnvError as exc:
@@ -335,7 +348,7 @@ def assemble_local(
             list(model.artifacts),
             model.config_text if config_text is None else config_text,
             repository,
-            extra_files=[ADAPTER],
+            extra_files=[ADAPTER, *CAPTURE_FILES],
             trust=trust,
             signers=signers,
         )
@@ -402,7 +415,15 @@ def prepare_server(local: ServedModel, endpoints: Endpoints) -> TritonServer:
     cache = default_cache()
     say(f"kiln serve: tritonserver and its backend venv from {cache} (built on first use)")
     dist, backend = prepare_runtime(cache)
-    return TritonServer(dist, backend, repository, [model], endpoints, workdir / "triton.log")
+    return TritonServer(
+        dist,
+        backend,
+        repository,
+        [model],
+        endpoints,
+        workdir / "triton.log",
+        project_root=local.root,
+    )
 
 
 def serve(
