@@ -103,9 +103,6 @@ def capture_config(
     """What the capture step writes in this environment, or the reasons it cannot."""
     capture = declared_capture(spec, environment)
     if capture is None:
-        declared = spec.serving.capture
-        if declared is not None and declared.enabled and environment.kind != "local":
-            return None, [_not_in_clusters(environment.name)]
         return None, []
     inputs, outputs = tensors
     timestamp, prediction, score = _columns(spec)
@@ -141,17 +138,23 @@ def capture_config(
     return config, _clashes(config)
 
 
-def _not_in_clusters(environment: str) -> Finding:
-    return Finding(
-        (*SPEC, "serving", "capture"),
-        "KILN1653",
-        f"serving.capture is not rendered for the cluster environment `{environment}` yet: "
-        "only local environments capture",
-        "remove serving.capture from this environment, or keep it as a declaration of "
-        "intent (docs/capture.md says what the cluster will run)",
-        key=True,
-        warning=True,
-    )
+def not_in_clusters(spec: ModelSpec, environment: Environment) -> list[Finding]:
+    """Capture declared where it does not run yet: said, not silently ignored."""
+    declared = spec.serving.capture
+    if declared is None or not declared.enabled or environment.kind == "local":
+        return []
+    return [
+        Finding(
+            (*SPEC, "serving", "capture"),
+            "KILN1653",
+            f"serving.capture is not rendered for the cluster environment `{environment.name}` "
+            "yet: only local environments capture",
+            "remove serving.capture from this environment, or keep it as a declaration of "
+            "intent (docs/capture.md says what the cluster will run)",
+            key=True,
+            warning=True,
+        )
+    ]
 
 
 def _clashes(config: contract.CaptureConfig) -> list[Finding]:
