@@ -37,9 +37,12 @@ Counter = Callable[[int], None]
 
 
 @dataclass
-class _Request:
-    request_id: str
-    micros: int  # when it was answered, microseconds since the epoch (UTC)
+class _Batch:
+    """Requests answered together: their ids and row counts, and their rows in order."""
+
+    request_ids: list[str]
+    sizes: list[int]
+    micros: int  # when they were answered, microseconds since the epoch (UTC)
     inputs: dict[str, np.ndarray]
     outputs: dict[str, np.ndarray]
     rows: int
@@ -53,14 +56,19 @@ def resolve_root(data: str, project_root: str | None) -> str | None:
     return os.path.join(project_root, data) if project_root else None
 
 
-def _column(values: list[np.ndarray]) -> pa.Array:
-    """One captured column from per-request arrays of shape [rows] or [rows, ...]."""
-    joined = np.concatenate(values) if len(values) > 1 else values[0]
+def _joined(values: list[np.ndarray]) -> np.ndarray:
+    """Per-request arrays of shape [rows, ...] as one array, rows on dimension 0."""
+    return np.concatenate(values) if len(values) > 1 else values[0]
+
+
+def _column(joined: np.ndarray) -> pa.Array:
+    """One captured column: a value per row, or a list per row for a vector input."""
     if joined.ndim > 1 and int(np.prod(joined.shape[1:])) == 1:
         joined = joined.reshape(len(joined))
-    if joined.ndim > 1:  # a vector per row: a list column
+    if joined.ndim > 1:
         return pa.array(list(joined.reshape(len(joined), -1)))
     if joined.dtype == object:
+        # The adapter hands strings decoded; bytes (a model's string output) are decoded here.
         return pa.array([v.decode() if isinstance(v, bytes) else v for v in joined])
     return pa.array(joined)
 
@@ -85,7 +93,8 @@ class CaptureWriter:
         else:
             self._fs, self._base = pafs.LocalFileSystem(), os.path.abspath(root)
         self._base = f"{self._base.rstrip('/')}/{config.model}/{contract.CAPTURED}"
-        self._pending: list[_Request] = []
+        self._output_names = sorted({c.output for c in (config.prediction, *config.scores)})
+        self._pending: list[_Batch] = []
         self._rows = 0
         self._closing = False
         self._wake = threading.Condition()
@@ -97,17 +106,20 @@ class CaptureWriter:
         return sample >= 1.0 or (sample > 0.0 and random.random() < sample)  # noqa: S311
 
     def offer(
-        self, request_id: str, inputs: dict[str, np.ndarray], outputs: dict[str, np.ndarray]
+        self,
+        request_ids: list[str],
+        sizes: list[int],
+        inputs: dict[str, np.ndarray],
+        outputs: dict[str, np.ndarray],
     ) -> None:
-        """Queue one answered request; never blocks on the store."""
-        rows = len(next(iter(inputs.values()))) if inputs else 1
-        micros = time.time_ns() // 1000
+        """Queue requests answered together (`sizes`: rows of each, their rows concatenated
+        in `inputs` and `outputs`); never blocks on the store."""
+        rows = sum(sizes)
+        batch = _Batch(request_ids, sizes, time.time_ns() // 1000, inputs, outputs, rows)
         with self._wake:
-            if self._closing or self._rows + rows > self.config.buffer_rows:
-                full = True
-            else:
-                full = False
-                self._pending.append(_Request(request_id, micros, inputs, outputs, rows))
+            full = self._closing or self._rows + rows > self.config.buffer_rows
+            if not full:
+                self._pending.append(batch)
                 self._rows += rows
                 if self._rows >= self.config.flush_rows:
                     self._wake.notify()
@@ -121,7 +133,7 @@ class CaptureWriter:
             self._wake.notify()
         self._thread.join(timeout)
 
-    def _take(self) -> list[_Request]:
+    def _take(self) -> list[_Batch]:
         with self._wake:
             if not self._closing and self._rows < self.config.flush_rows:
                 self._wake.wait(self.config.flush_seconds)
@@ -137,7 +149,7 @@ class CaptureWriter:
                 if self._closing and not self._pending:
                     return
 
-    def _write(self, requests: list[_Request]) -> None:
+    def _write(self, requests: list[_Batch]) -> None:
         rows = sum(r.rows for r in requests)
         try:
             for hour, part in self._by_hour(requests).items():
@@ -149,20 +161,24 @@ class CaptureWriter:
         self._written(rows)
 
     @staticmethod
-    def _by_hour(requests: list[_Request]) -> dict[int, list[_Request]]:
-        hours: dict[int, list[_Request]] = {}
+    def _by_hour(requests: list[_Batch]) -> dict[int, list[_Batch]]:
+        hours: dict[int, list[_Batch]] = {}
         for request in requests:
             hours.setdefault(request.micros // 3_600_000_000, []).append(request)
         return hours
 
-    def _table(self, requests: list[_Request]) -> pa.Table:
+    def _table(self, requests: list[_Batch]) -> pa.Table:
+        # Whole columns at once: this thread shares the stub's interpreter (and its GIL)
+        # with the requests, so its per-row Python work is kept small (benchmarks/serve.py).
         config = self.config
+        rows = np.fromiter((r.rows for r in requests), dtype=np.int64, count=len(requests))
         ids = [
-            contract.row_request_id(r.request_id, row, r.rows)
+            contract.row_request_id(request_id, row, size)
             for r in requests
-            for row in range(r.rows)
+            for request_id, size in zip(r.request_ids, r.sizes, strict=True)
+            for row in range(size)
         ]
-        micros = np.concatenate([np.full(r.rows, r.micros, dtype=np.int64) for r in requests])
+        micros = np.repeat(np.fromiter((r.micros for r in requests), dtype=np.int64), rows)
         columns: dict[str, Any] = {
             contract.REQUEST_ID: pa.array(ids, pa.string()),
             config.timestamp: pa.array(micros, pa.timestamp("us", tz="UTC")),
@@ -170,12 +186,13 @@ class CaptureWriter:
             contract.ENVIRONMENT: pa.array([config.environment] * len(ids), pa.string()),
         }
         for name in config.inputs:
-            columns[name] = _column([r.inputs[name] for r in requests])
+            columns[name] = _column(_joined([r.inputs[name] for r in requests]))
+        outputs = {o: _joined([r.outputs[o] for r in requests]) for o in self._output_names}
         for spec in (config.prediction, *config.scores):
-            values = [r.outputs[spec.output] for r in requests]
+            joined = outputs[spec.output]
             if spec.index is not None:
-                values = [v.reshape(len(v), -1)[:, spec.index] for v in values]
-            columns[spec.column] = _column(values)
+                joined = joined.reshape(len(joined), -1)[:, spec.index]
+            columns[spec.column] = _column(joined)
         return pa.table(columns)
 
     def _write_part(self, hour: int, table: pa.Table) -> None:

@@ -155,6 +155,7 @@ class TritonPythonModel:
         # Triton runs each warm-up sample on each instance after initialize and before
         # the model is ready, as `batch_size` requests of one row (measured on 2.51):
         # they are no one's traffic and are not captured.
+        self.id_prefix, self.generated = uuid.uuid4().hex[:16], 0
         self.warmup_left = sum(
             max(1, int(w.get("batch_size", 1))) * max(1, int(w.get("count", 1)))
             for w in config.get("model_warmup", [])
@@ -255,25 +256,44 @@ class TritonPythonModel:
         outputs: dict[str, np.ndarray],
         sizes: list[int],
     ) -> None:
-        """Hand each sampled request's rows to the writer (references, no copies)."""
+        """Hand the sampled requests of this execution to the writer, as one batch."""
         assert self.capture is not None
-        start = 0
-        for request, size in zip(requests, sizes, strict=True):
-            rows = size if self.batched else 1
-            if self.warmup_left > 0:
-                self.warmup_left -= 1
-            elif self.capture.sampled():
-                if self.batched:
-                    part = slice(start, start + rows)
-                    # Copied: a request's input tensors live in shared memory that Triton
-                    # reuses once the request is answered.
-                    inputs = {n: np.array(v[part]) for n, v in feed.items()}
-                    answers = {n: v[part] for n, v in outputs.items()}
-                else:
-                    inputs = {n: np.array(v)[None] for n, v in feed.items()}
-                    answers = {n: v[None] for n, v in outputs.items()}
-                self.capture.offer(_request_id(request), inputs, answers)
-            start += rows
+        rows = sizes if self.batched else [1] * len(requests)
+        skipped = min(self.warmup_left, len(requests))
+        self.warmup_left -= skipped
+        kept = [i for i in range(skipped, len(requests)) if self.capture.sampled()]
+        if not kept:
+            return
+        if not self.batched:
+            feed = {n: v[None] for n, v in feed.items()}
+            outputs = {n: v[None] for n, v in outputs.items()}
+        if len(kept) == len(requests):
+            # Copied: a request's input tensors live in shared memory that Triton reuses
+            # once the request is answered.
+            inputs = {n: np.array(v) for n, v in feed.items()}
+        else:
+            starts = np.cumsum([0, *rows[:-1]])
+            index = np.concatenate([np.arange(starts[i], starts[i] + rows[i]) for i in kept])
+            inputs = {n: v[index] for n, v in feed.items()}  # indexing copies
+            outputs = {n: v[index] for n, v in outputs.items()}
+        ids = [self._request_id(requests[i]) for i in kept]
+        self.capture.offer(ids, [rows[i] for i in kept], inputs, outputs)
+
+    def _request_id(self, request: Any) -> str:
+        """The x-request-id header Triton forwards, else the request's id, else a new one
+        (this instance's random prefix and a counter: unique without a uuid per request)."""
+        try:
+            parameters = json.loads(request.parameters() or "{}")
+        except (TypeError, ValueError):
+            parameters = {}
+        header = parameters.get(capture_contract.REQUEST_ID_HEADER)
+        if isinstance(header, str) and header:
+            return header
+        given = request.request_id()
+        if given:
+            return str(given)
+        self.generated += 1
+        return f"{self.id_prefix}-{self.generated}"
 
     def _message(self, exc: Exception) -> str:
         return f"{self.name}: {exc}" if isinstance(exc, AdapterError) else repr(exc)
@@ -308,15 +328,3 @@ class TritonPythonModel:
         if self.capture is not None:
             self.capture.close()
         self.session = None
-
-
-def _request_id(request: Any) -> str:
-    """The x-request-id header Triton forwards, else the request's id, else a new one."""
-    try:
-        parameters = json.loads(request.parameters() or "{}")
-    except (TypeError, ValueError):
-        parameters = {}
-    header = parameters.get(capture_contract.REQUEST_ID_HEADER)
-    if isinstance(header, str) and header:
-        return header
-    return request.request_id() or uuid.uuid4().hex

@@ -56,8 +56,8 @@ class Counts:
 def test_rows_land_in_the_contract_layout_with_the_contract_columns(tmp_path: Path) -> None:
     counts = Counts()
     writer = counts.writer(tmp_path)
-    writer.offer("a", *request(1))
-    writer.offer("b", *request(3, 1))
+    writer.offer(["a"], [1], *request(1))
+    writer.offer(["b"], [3], *request(3, 1))
     writer.close()
     files = list((tmp_path / "m" / "captured").rglob("*.parquet"))
     assert len(files) == 1 and counts.written == 4 and counts.dropped == 0
@@ -85,11 +85,22 @@ def test_rows_land_in_the_contract_layout_with_the_contract_columns(tmp_path: Pa
     assert (frame["model_version"] == 3).all()
 
 
+def test_requests_answered_together_keep_their_own_ids(tmp_path: Path) -> None:
+    counts = Counts()
+    writer = counts.writer(tmp_path)
+    writer.offer(["one", "two", "three"], [1, 2, 1], *request(4))
+    writer.close()
+    (part,) = (tmp_path / "m" / "captured").rglob("*.parquet")
+    frame = pq.read_table(part).to_pandas()
+    assert list(frame["request_id"]) == ["one", "two#0", "two#1", "three"]
+    assert list(frame["x"]) == [0.0, 1.0, 2.0, 3.0]
+
+
 def test_a_full_buffer_drops_new_rows_and_counts_them(tmp_path: Path) -> None:
     counts = Counts()
     writer = counts.writer(tmp_path)
     for index in range(4):
-        writer.offer(str(index), *request(3))  # 9 rows fit in 10; the fourth request not
+        writer.offer([str(index)], [3], *request(3))  # 9 rows fit in 10; the fourth request not
     assert counts.dropped == 3
     writer.close()
     assert counts.written == 9
@@ -100,7 +111,7 @@ def test_a_store_that_refuses_counts_the_rows_as_dropped(tmp_path: Path) -> None
     blocked.write_text("a file where a folder should be")
     counts = Counts()
     writer = counts.writer(blocked)
-    writer.offer("a", *request(2))
+    writer.offer(["a"], [2], *request(2))
     writer.close()
     assert counts.dropped == 2 and counts.written == 0
     assert counts.failures and "store" in counts.failures[0]
@@ -115,7 +126,7 @@ def test_offer_never_waits_for_a_slow_store(
     writer = counts.writer(tmp_path, config)
     monkeypatch.setattr(writer, "_write_part", lambda hour, table: release.wait(10))
     for index in range(30):  # the writer is stuck on the first part; offers return at once
-        writer.offer(str(index), *request(1))
+        writer.offer([str(index)], [1], *request(1))
     assert counts.dropped >= 30 - 10 - 1
     release.set()
     writer.close()
