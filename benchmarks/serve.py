@@ -15,7 +15,7 @@ rounds; it prints the throughput ratio (the acceptance floor is 0.90) and the p5
 Usage::
 
     .venv/bin/python benchmarks/serve.py [--model car-loan-default] [--seconds 3]
-        [--threads 8] [--protocol grpc|http] [--batch 1 --batch 64] [--capture]
+        [--threads 8] [--protocol grpc|http] [--batch 1 --batch 64] [--capture [--rounds 5]]
 
 The first run downloads tritonserver and builds the backend venv (see docs/local.md).
 """
@@ -54,7 +54,6 @@ from runtime.serving.smoke import connect, reference_session, run_reference  # n
 
 UNBATCHED_SUFFIX = "-no-dynamic-batching"
 UNCAPTURED_SUFFIX = "-no-capture"
-CAPTURE_ROUNDS = 3
 
 
 @dataclass
@@ -207,7 +206,7 @@ def capture_cost(
         try:
             server.wait_ready(120)
             url = server.endpoints.grpc if args.protocol == "grpc" else server.endpoints.http
-            for _ in range(CAPTURE_ROUNDS):
+            for _ in range(args.rounds):
                 for model, label in ((uncaptured.name, "capture off"), (local.name, "capture on")):
 
                     def remote(model: str = model) -> Call:
@@ -220,7 +219,7 @@ def capture_cost(
     return cells
 
 
-def capture_summary(cells: Sequence[Cell]) -> str:
+def capture_summary(cells: Sequence[Cell], rounds: int) -> str:
     def median(label: str, value: Callable[[Cell], float]) -> float:
         return float(np.median([value(c) for c in cells if c.target == label]))
 
@@ -231,7 +230,7 @@ def capture_summary(cells: Sequence[Cell]) -> str:
     verdict = "meets" if ratio >= 0.90 else "MISSES"
     return (
         f"capture on / off throughput: {ratio:.3f} ({verdict} the 0.90 floor); "
-        f"p50 added: {added * 1000:+.0f} us (medians of {CAPTURE_ROUNDS} rounds)"
+        f"p50 added: {added * 1000:+.0f} us (medians of {rounds} rounds)"
     )
 
 
@@ -246,6 +245,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--capture", action="store_true", help="Capture on against off, batch 1, and stop."
     )
+    parser.add_argument("--rounds", type=int, default=5, help="Alternating rounds (--capture).")
     args = parser.parse_args(argv)
     batches = args.batch or [1, 64]
 
@@ -277,7 +277,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"{args.seconds:.0f} s per row, sample {ir.capture.sample}"
         )
         print(render(measured))
-        print(capture_summary(measured))
+        print(capture_summary(measured, args.rounds))
         return 0
 
     started = time.perf_counter()
