@@ -46,6 +46,7 @@ from runtime.local.backend_env import (
     stub_environment,
 )
 from runtime.local.keys import LocalKeyError, local_key_pair
+from runtime.local.triton_backend.capture_writer import resolve_root
 from runtime.local.triton_dist import (
     DistributionError,
     PlatformError,
@@ -53,7 +54,7 @@ from runtime.local.triton_dist import (
     default_cache,
     ensure_triton,
 )
-from runtime.serving.assemble import AssembleError, assemble, checked
+from runtime.serving.assemble import AssembleError, assemble, checked, parse_config
 
 ADAPTER = Path(__file__).resolve().parent / "triton_backend" / "model.py"
 # Copied beside the adapter: the capture writer and the contract it writes by.
@@ -484,6 +485,19 @@ def _announce(server: TritonServer, local: ServedModel, ready: float) -> None:
         f"  metrics  {e.metrics or 'disabled (--no-metrics)'}",
         f"  log      {server.log_path}",
         f"  smoke    kiln smoke {model} --url {e.http}{env}",
+        f"  capture  {_capture_line(local)}",
         "Ctrl-C stops it.",
     ]
     say("\n".join(lines))
+
+
+def _capture_line(local: ServedModel) -> str:
+    """Where this server records its traffic (docs/capture.md), as the announcement says it."""
+    config = parse_config(local.config_text, local.name, local.versions)
+    parameter = config.parameters.get(capture_contract.PARAMETER)
+    if parameter is None:
+        return "off (serving.capture)"
+    settings = capture_contract.CaptureConfig.from_json(parameter.string_value)
+    root = resolve_root(settings.data, str(local.root)) or settings.data
+    where = capture_contract.captured_uri(root, local.name)
+    return f"{where} (sample {settings.sample:g}; labels: kiln label {local.name} --from FILE)"
