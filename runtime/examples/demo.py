@@ -29,6 +29,7 @@ DATA = ROOT / ".kiln" / "data"
 MONITOR_OUT = ROOT / ".kiln" / "monitor" / MODEL / "local"  # kiln monitor's default
 SERVED = DATA / MODEL  # captured/ and labels/ (docs/capture.md)
 REPLAY_BATCH = 64  # the model's max_batch_size
+TARGET = "repaid"  # the model's target column (spec.target)
 READY_TIMEOUT_S = 600  # the first start downloads Triton and builds its backend venv
 
 
@@ -146,16 +147,20 @@ def replay(grpc: str) -> tuple[str, Path]:
     the ground truth of every row, keyed as the capture keys it, into a CSV for `kiln label`."""
     import pandas as pd
     import tritonclient.grpc as grpcclient
+    from ruamel.yaml import YAML
 
-    from compiler.served import model_ir
     from runtime.contract.capture import REQUEST_ID, REQUEST_ID_HEADER, row_request_id
+    from runtime.contract.signature import parse_signature
     from runtime.serving.sample_data import to_inputs
 
-    ir, _ = model_ir(ROOT / "specs", MODEL, "local")
+    # The signature as compiled: runtime code reads what the compiler wrote, never specs.
+    configmap = ROOT / "generated/staging" / MODEL / f"configmap-{MODEL}-triton-config.yaml"
+    document = YAML(typ="safe").load(configmap.read_text(encoding="utf-8"))
+    signature = parse_signature(document["data"]["signature.json"])
     frame = pd.read_parquet(DATA / "car-loan/analysis.parquet")
-    names = [t.name for t in ir.inputs]
+    names = [t.name for t in signature.inputs]
     frame = frame.dropna(subset=names).reset_index(drop=True)
-    arrays = to_inputs(frame, ir.inputs)
+    arrays = to_inputs(frame, signature.inputs)
     types = {"fp32": "FP32", "int64": "INT64", "string": "BYTES"}
     client = grpcclient.InferenceServerClient(grpc)
     keys: list[str] = []
@@ -164,7 +169,7 @@ def replay(grpc: str) -> tuple[str, Path]:
         for batch, first in enumerate(range(0, len(frame), REPLAY_BATCH)):
             last = min(first + REPLAY_BATCH, len(frame))
             entries = []
-            for tensor in ir.inputs:
+            for tensor in signature.inputs:
                 value = arrays[tensor.name][first:last]
                 entry = grpcclient.InferInput(tensor.name, list(value.shape), types[tensor.dtype])
                 entry.set_data_from_numpy(value)
@@ -177,7 +182,7 @@ def replay(grpc: str) -> tuple[str, Path]:
     seconds = time.monotonic() - started
     truth = ROOT / ".kiln" / "demo" / "labels.csv"
     truth.parent.mkdir(parents=True, exist_ok=True)
-    pd.DataFrame({REQUEST_ID: keys, ir.target: frame[ir.target]}).to_csv(truth, index=False)
+    pd.DataFrame({REQUEST_ID: keys, TARGET: frame[TARGET]}).to_csv(truth, index=False)
     requests = -(-len(frame) // REPLAY_BATCH)
     said = (
         f"replayed {len(frame)} rows in {requests} requests of up to {REPLAY_BATCH} "
