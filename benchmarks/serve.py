@@ -8,10 +8,14 @@ loopback, bounded in time), through
 * Triton with the same config without `dynamic_batching`,
 * onnxruntime in-process (one session, the same threads), the floor for both.
 
+With `--capture`, instead: the model with serving.capture on (sample 1.0) against the
+same model with capture off, both in one Triton, at batch 1, measured in alternating
+rounds; it prints the throughput ratio (the acceptance floor is 0.90) and the p50 added.
+
 Usage::
 
     .venv/bin/python benchmarks/serve.py [--model car-loan-default] [--seconds 3]
-        [--threads 8] [--protocol grpc|http] [--batch 1 --batch 64]
+        [--threads 8] [--protocol grpc|http] [--batch 1 --batch 64] [--capture [--rounds 5]]
 
 The first run downloads tritonserver and builds the backend venv (see docs/local.md).
 """
@@ -49,6 +53,7 @@ from runtime.serving.sample_data import load_sample, take, to_inputs  # noqa: E4
 from runtime.serving.smoke import connect, reference_session, run_reference  # noqa: E402
 
 UNBATCHED_SUFFIX = "-no-dynamic-batching"
+UNCAPTURED_SUFFIX = "-no-capture"
 
 
 @dataclass
@@ -169,6 +174,66 @@ def render(cells: Sequence[Cell]) -> str:
     return "\n".join(lines)
 
 
+def capture_cost(
+    local: ServedModel, arrays: dict[str, np.ndarray], args: argparse.Namespace
+) -> list[Cell]:
+    """Capture on against off, batch 1, in alternating rounds on one server."""
+    from runtime.contract.capture import PARAMETER
+
+    uncaptured = triton.parse(local.config_text)
+    uncaptured.parameters.pop(PARAMETER)
+    uncaptured.name = local.name + UNCAPTURED_SUFFIX
+    names = [o.name for o in uncaptured.output]
+    dist, backend = prepare_runtime(default_cache())
+    cells: list[Cell] = []
+    with tempfile.TemporaryDirectory(prefix="kiln-bench-capture-") as folder:
+        repository = Path(folder) / "repository"
+        assemble_local(local, repository)
+        plain = dataclasses.replace(
+            local, name=uncaptured.name, config_text=triton.serialize(uncaptured)
+        )
+        assemble_local(plain, repository)
+        server = TritonServer(
+            dist,
+            backend,
+            repository,
+            [local.name, uncaptured.name],
+            choose_endpoints(metrics_port=None),
+            Path(folder) / "triton.log",
+            project_root=Path(folder),  # the captured rows land in the temporary folder
+        )
+        server.start()
+        try:
+            server.wait_ready(120)
+            url = server.endpoints.grpc if args.protocol == "grpc" else server.endpoints.http
+            for _ in range(args.rounds):
+                for model, label in ((uncaptured.name, "capture off"), (local.name, "capture on")):
+
+                    def remote(model: str = model) -> Call:
+                        client = connect(url, args.protocol, timeout=30)
+                        return lambda part: client.infer(model, "1", part, names)
+
+                    cells.append(load(label, remote, arrays, 1, args.threads, args.seconds))
+        finally:
+            server.stop()
+    return cells
+
+
+def capture_summary(cells: Sequence[Cell], rounds: int) -> str:
+    def median(label: str, value: Callable[[Cell], float]) -> float:
+        return float(np.median([value(c) for c in cells if c.target == label]))
+
+    rate = lambda c: c.requests / c.seconds  # noqa: E731
+    p50 = lambda c: float(np.percentile(c.latencies_ms, 50))  # noqa: E731
+    ratio = median("capture on", rate) / median("capture off", rate)
+    added = median("capture on", p50) - median("capture off", p50)
+    verdict = "meets" if ratio >= 0.90 else "MISSES"
+    return (
+        f"capture on / off throughput: {ratio:.3f} ({verdict} the 0.90 floor); "
+        f"p50 added: {added * 1000:+.0f} us (medians of {rounds} rounds)"
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", default="car-loan-default")
@@ -177,6 +242,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=8)
     parser.add_argument("--protocol", choices=["grpc", "http"], default="grpc")
     parser.add_argument("--batch", type=int, action="append", help="Batch sizes [1, 64].")
+    parser.add_argument(
+        "--capture", action="store_true", help="Capture on against off, batch 1, and stop."
+    )
+    parser.add_argument("--rounds", type=int, default=5, help="Alternating rounds (--capture).")
     args = parser.parse_args(argv)
     batches = args.batch or [1, 64]
 
@@ -199,9 +268,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     _, frame = load_sample([t.name for t in ir.inputs])
     arrays = to_inputs(frame, ir.inputs, 2000)
     names = [t.name for t in ir.outputs]
+    if args.capture:
+        if ir.capture is None:
+            parser.error(f"{args.model} does not capture in the local environment")
+        measured = capture_cost(local, arrays, args)
+        print(
+            f"{args.model}: batch 1, {args.threads} clients ({args.protocol}), "
+            f"{args.seconds:.0f} s per row, sample {ir.capture.sample}"
+        )
+        print(render(measured))
+        print(capture_summary(measured, args.rounds))
+        return 0
 
     started = time.perf_counter()
-    dist, backend = prepare_runtime(default_cache(root))
+    dist, backend = prepare_runtime(default_cache())
     prepared_s = time.perf_counter() - started
     cells: list[Cell] = []
     with tempfile.TemporaryDirectory(prefix="kiln-bench-") as folder:

@@ -226,6 +226,23 @@ CODES: dict[str, tuple[str, str]] = {
         "Shorten the job name: the model name, `-batch-` and it form a CronWorkflow name "
         "of at most 52 characters.",
     ),
+    "KILN1650": (
+        "Monitoring without analysis data",
+        "Name monitoring.analysis.uri, or turn serving.capture on to monitor served traffic.",
+    ),
+    "KILN1651": (
+        "Capture cannot find the prediction or probability output",
+        "Export a label output and a floating probability output, or turn capture off.",
+    ),
+    "KILN1652": (
+        "Two captured columns share a name",
+        "Rename the monitor's column so request_id, model_version, environment, the inputs "
+        "and the monitor's columns are all distinct.",
+    ),
+    "KILN1653": (
+        "Capture declared in a cluster environment",
+        "Only local environments capture so far; see docs/capture.md.",
+    ),
     # 17xx: model signatures
     "KILN1701": (
         "Artifact not found",

@@ -393,15 +393,24 @@ def _data_quality(quality: DataQuality) -> DataQualityIR:
     return DataQualityIR(quality.missing_values, quality.unseen_values, quality.ranges)
 
 
-def lower_monitoring(monitoring: Monitoring | None) -> MonitoringIR | None:
-    """What the monitor job and its targets need of `spec.monitoring`; None without it."""
+def lower_monitoring(
+    monitoring: Monitoring | None, captured: DatasetIR | None = None
+) -> MonitoringIR | None:
+    """What the monitor job and its targets need of `spec.monitoring`; None without it.
+    `captured`: the captured traffic, the analysis data when the spec names none."""
     if monitoring is None:
         return None
+    if monitoring.analysis is not None:
+        analysis = _dataset(monitoring.analysis)
+    elif captured is not None:
+        analysis = captured
+    else:
+        raise ValueError("monitoring without analysis data needs serving.capture (KILN1650)")
     chunking = monitoring.chunking
     return MonitoringIR(
         schedule=lower_schedule(monitoring.schedule),
         reference=_dataset(monitoring.reference),
-        analysis=_dataset(monitoring.analysis),
+        analysis=analysis,
         columns=_columns(monitoring.columns),
         chunking=ChunkingIR(chunking.period, chunking.size, chunking.count),
         drift=_maybe(_drift, monitoring.drift),

@@ -1,4 +1,5 @@
-"""`kiln monitor MODEL`: the NannyML monitoring job on this machine.
+"""`kiln monitor MODEL`: the NannyML monitoring job on this machine; `kiln label MODEL`:
+ground truth for the rows a local environment served (docs/capture.md).
 
 The job is the one the generated CronWorkflow runs (`python -m runtime.monitor`), with its
 config built from the compiled specs instead of read from a file. The data is what the spec
@@ -72,6 +73,9 @@ def monitor(
     from runtime.monitor.job import Progress, run_job
 
     root = specs.resolve().parent
+    if config.labels is not None:
+        labels = config.labels.model_copy(update={"uri": _in_project(config.labels.uri, root)})
+        config = config.model_copy(update={"labels": labels})
     target = out or Path(".kiln") / "monitor" / model / environment
     to_sink = deliver is None and ir.is_local
     run = run_job(
@@ -98,4 +102,40 @@ def _in_project(uri: str, root: Path) -> str:
     return (root / uri).as_posix()
 
 
-COMMANDS = (monitor,)
+@click.command()
+@click.argument("model")
+@click.option(
+    "--from",
+    "source",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Parquet or CSV file with the key column and the model's target column.",
+)
+@click.option(
+    "--key",
+    default=None,
+    help="Join column [default: request_id, the id of each captured row].",
+)
+@env_option
+@specs_option
+def label(model: str, source: Path, key: str | None, environment: str, specs: Path) -> None:
+    """Add labels for MODEL's served rows; `kiln monitor` joins them (realised performance)."""
+    from runtime.contract.capture import REQUEST_ID, labels_uri
+    from runtime.local.labels import LabelError, write_labels
+
+    ir = requires.model_in(specs, model, environment)
+    if not ir.is_local:
+        raise click.UsageError(
+            f"environment {environment!r} is a cluster environment; its labels are written "
+            "by the systems that learn the outcomes, to the labels folder docs/capture.md names"
+        )
+    folder = Path(_in_project(labels_uri(ir.storage.data, model), specs.resolve().parent))
+    try:
+        written, rows = write_labels(source, key or REQUEST_ID, ir.target, folder)
+    except LabelError as exc:
+        click.echo(f"kiln label: {exc}", err=True)
+        sys.exit(1)
+    click.echo(f"kiln label: {rows} label(s) of {model} written to {written.as_posix()}", err=True)
+
+
+COMMANDS = (monitor, label)

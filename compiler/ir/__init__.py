@@ -20,6 +20,7 @@ from compiler.ir.monitoring import AlertIR, MonitoringIR, RouteIR
 from compiler.ir.serving import RolloutIR, ServingIR
 from compiler.ir.training import TrainingIR
 from runtime.contract.batch import BatchColumns
+from runtime.contract.capture import CaptureConfig
 from runtime.contract.signature import Tensor
 
 TaskName = str
@@ -124,6 +125,7 @@ class ModelIR:
     format: FormatIR = FormatIR()  # the served version's, else the newest version's
     batch: tuple[BatchJobIR, ...] = ()  # batch scoring jobs, each with a declared version
     batch_columns: BatchColumns | None = None  # what batch scoring keeps and writes
+    capture: CaptureConfig | None = None  # serving.capture in force here (None: off)
 
     @property
     def is_served(self) -> bool:

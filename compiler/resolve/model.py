@@ -13,6 +13,7 @@ from compiler.diagnostics import Diagnostic, Path_
 from compiler.formats.config import lower_format
 from compiler.formats.fil import TREE_FORMATS
 from compiler.ir import ArtifactIR, InstanceGroupIR, ModelIR, Source
+from compiler.ir.monitoring import DatasetIR
 from compiler.load import Document
 from compiler.lowering import (
     batch_columns,
@@ -32,6 +33,7 @@ from compiler.resolve.project import ModelContext, ResolvedFeatureSet
 from compiler.resolve.resolution import place
 from compiler.rules import (
     batch,
+    capture,
     format_signature,
     formats,
     locations,
@@ -43,6 +45,7 @@ from compiler.rules.findings import Finding
 from compiler.spec.documents import MODEL_NAME_MAX, ModelDoc
 from compiler.spec.model import OVERRIDABLE, Alert, ModelSpec, Version
 from compiler.spec.project import Environment, Storage
+from runtime.contract.capture import CaptureConfig, captured_path
 from runtime.contract.signature import Tensor
 from runtime.contract.vocabulary import SERVING_SIGNALS
 
@@ -182,7 +185,15 @@ def _model_in(
     findings.extend(more)
     alerts, skipped = _alerts_in(spec, served)
     findings.extend(skipped)
+    declared = capture.declared_capture(spec, environment)
+    findings.extend(capture.missing_analysis(spec, declared, environment.name))
+    findings.extend(capture.not_in_clusters(spec, environment))
     if tensors is None or any(not f.warning for f in findings):
+        return None, findings
+    name = doc.metadata.name
+    captured, more = capture.capture_config(name, spec, environment, storage.data, tensors)
+    findings.extend(more)
+    if any(not f.warning for f in more):
         return None, findings
     model = ModelIR(
         name=doc.metadata.name,
@@ -204,7 +215,8 @@ def _model_in(
         training=lower_training(
             spec.training, featureset.spec, context.project.images.runtime, spec.classes
         ),
-        monitoring=lower_monitoring(spec.monitoring),
+        monitoring=lower_monitoring(spec.monitoring, _captured_dataset(name, captured)),
+        capture=captured,
         alerts=tuple(lower_alert(a) for a in alerts),
         routes=tuple(lower_route(routes[n]) for n in sorted({a.route for a in alerts})),
         source=Source(document.path, document.digest),
@@ -220,6 +232,13 @@ def _version_of(spec: ModelSpec, artifact: ArtifactIR | None) -> Version | None:
     if artifact is None:
         return None
     return next(v for v in spec.versions if v.version == artifact.version)
+
+
+def _captured_dataset(name: str, captured: CaptureConfig | None) -> DatasetIR | None:
+    """The captured traffic as the monitor's analysis data (relative to the data store)."""
+    if captured is None:
+        return None
+    return DatasetIR(captured_path(name), "parquet", None)
 
 
 def artifact_location(uri: str, storage: Storage) -> str:

@@ -88,7 +88,10 @@ def check_locations(spec: ModelSpec, environment: Environment, storage: Storage)
         wanted.append((training, spec.training.data.uri, storage.data, "data"))
     if spec.monitoring is not None:
         for role in ("reference", "analysis"):
-            uri = getattr(spec.monitoring, role).uri
+            dataset = getattr(spec.monitoring, role)
+            if dataset is None:  # the captured traffic, under the data store by definition
+                continue
+            uri = dataset.uri
             wanted.append(((*SPEC, "monitoring", role, "uri"), uri, storage.data, "data"))
     for i, job in enumerate(spec.batch):
         wanted.append(((*SPEC, "batch", i, "input", "uri"), job.input.uri, storage.data, "data"))

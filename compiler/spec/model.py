@@ -210,6 +210,18 @@ class Slo(SpecModel):
     error_rate: Fraction = Field(description="Highest share of failed requests.")
 
 
+class Capture(SpecModel):
+    """Recording of served traffic into the data store (docs/capture.md)."""
+
+    enabled: bool = Field(True, description="Capture at all; false turns a default off.")
+    sample: Fraction = Field(1.0, description="Share of requests captured, 0 to 1.")
+    buffer_rows: int = Field(
+        100_000, ge=1, le=10_000_000, description="Rows held in memory; more are dropped."
+    )
+    flush_rows: int = Field(10_000, ge=1, le=10_000_000, description="Rows per written part.")
+    flush_interval: Seconds = Field("5s", description="Longest wait before rows are written.")
+
+
 class Serving(SpecModel):
     """How the model is served by Triton."""
 
@@ -227,6 +239,11 @@ class Serving(SpecModel):
     optimization: Optimization | None = Field(None, description="Accelerators.")
     warmup: Warmup | None = Field(None, description="Warm-up requests.")
     slo: Slo | None = Field(None, description="Objectives used by analysis and alerts.")
+    capture: Capture | None = Field(
+        None,
+        description="Record requests and answers; on by default in `local` environments, "
+        "off elsewhere unless declared.",
+    )
 
 
 class Step(SpecModel):
@@ -525,7 +542,11 @@ class Monitoring(SpecModel):
 
     schedule: Schedule = Field(description="When the monitor runs.")
     reference: Dataset = Field(description="Reference period data.")
-    analysis: Dataset = Field(description="Production data to analyse.")
+    analysis: Dataset | None = Field(
+        None,
+        description="Production data to analyse; the captured traffic when empty "
+        "(serving.capture on).",
+    )
     columns: Columns = Field(description="Column roles beyond the features.")
     chunking: Chunking = Field(
         default_factory=lambda: Chunking(size=5000), description="How rows are chunked."

@@ -20,6 +20,7 @@ from compiler.ir.monitoring import (
     RouteIR,
 )
 from compiler.rules.locations import place_under
+from runtime.contract.capture import REQUEST_ID, captured_path, labels_uri
 from runtime.contract.monitor_config import MonitorConfig
 from runtime.contract.vocabulary import SERVING_SIGNALS
 
@@ -39,6 +40,15 @@ def _source(dataset: DatasetIR, data_root: str) -> dict[str, Any]:
     uri = data_location(dataset.uri, data_root)
     lookback = None if dataset.lookback is None else dataset.lookback.text
     return {"uri": uri, "format": _format(uri, dataset.format), "lookback": lookback}
+
+
+def _labels(model: ModelIR) -> dict[str, str] | None:
+    """Served traffic's labels, joined by request id, when the analysis is that traffic."""
+    monitoring = model.monitoring
+    assert monitoring is not None
+    if model.capture is None or monitoring.analysis.uri != captured_path(model.name):
+        return None
+    return {"uri": labels_uri(model.storage.data, model.name), "key": REQUEST_ID}
 
 
 def _score(columns: ColumnsIR) -> str | dict[str, str] | None:
@@ -111,6 +121,7 @@ def config_from_ir(model: ModelIR) -> MonitorConfig:
         },
         "reference": _source(monitoring.reference, data_root),
         "analysis": _source(monitoring.analysis, data_root),
+        "labels": _labels(model),
         "chunking": asdict(monitoring.chunking),
         "drift": _block(monitoring.drift),
         "performance": _block(monitoring.performance),

@@ -12,6 +12,7 @@ from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2 as mc
 
 from compiler.ir import ModelIR
+from runtime.contract import capture as capture_contract
 from runtime.contract.formats import FORMATS
 from runtime.contract.signature import Tensor
 
@@ -167,6 +168,10 @@ def build_config(model: ModelIR) -> mc.ModelConfig:
     _instance_groups(model, config)
     _warmup(model, config, batching)
     _optimization(model, config)
+    if model.capture is not None and model.is_local:
+        # Read by the capture step in the python-backend adapter (docs/capture.md); a
+        # parameter, not text: the spec's column names stay data in the message.
+        config.parameters[capture_contract.PARAMETER].string_value = model.capture.to_json()
     return config
 
 

@@ -167,6 +167,14 @@ class DataSource(Strict):
     )
 
 
+class Labels(Strict):
+    """Ground truth that arrives after the predictions: parquet files holding `key` and
+    the target column, joined onto the analysis rows by `key` (runtime/monitor/labels.py)."""
+
+    uri: str = Field(min_length=1)
+    key: Column
+
+
 class Chunking(Strict):
     """How data is cut into chunks: exactly one field."""
 
@@ -369,6 +377,9 @@ class MonitorConfig(Strict):
     columns: Columns
     reference: DataSource
     analysis: DataSource
+    labels: Labels | None = Field(
+        None, description="Late ground truth joined onto the analysis rows (served traffic)."
+    )
     chunking: Chunking
     drift: Drift | None = None
     performance: Performance | None = None

@@ -2,15 +2,19 @@
 
 Compile the example platform, train car-loan-default with the pipeline Argo would
 run, serve it with a real Triton server (CPU, python backend), smoke-test it over
-HTTP and gRPC, monitor NannyML's car-loan analysis period, stop the server, and
-summarise. Each step says what it runs; the first run downloads Triton's wheel
-and builds its backend environment (in the user cache, ~/.cache/kiln, reused afterwards).
+HTTP and gRPC, replay NannyML's car-loan analysis period through it (the server
+captures what it is asked and answers), stop it, write the labels of the served
+rows with `kiln label`, monitor the served traffic with `kiln monitor` and no flags
+(realised performance included), and summarise. Each step says what it runs; the
+first run downloads Triton's wheel and builds its backend environment (in the user
+cache, ~/.cache/kiln, reused afterwards).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -22,7 +26,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 MODEL = "car-loan-default"
 DATA = ROOT / ".kiln" / "data"
-MONITOR_OUT = ROOT / ".kiln" / "monitor" / MODEL
+MONITOR_OUT = ROOT / ".kiln" / "monitor" / MODEL / "local"  # kiln monitor's default
+SERVED = DATA / MODEL  # captured/ and labels/ (docs/capture.md)
+REPLAY_BATCH = 64  # the model's max_batch_size
+TARGET = "repaid"  # the model's target column (spec.target)
 READY_TIMEOUT_S = 600  # the first start downloads Triton and builds its backend venv
 
 
@@ -116,7 +123,7 @@ def alerts_summary() -> list[str]:
     return [f"{name}: {count} event(s)" for name, count in sorted(counts.items())]
 
 
-TOTAL_STEPS = 8
+TOTAL_STEPS = 10
 
 
 def compile_examples() -> str:
@@ -138,9 +145,60 @@ def train() -> str:
     return next(line for line in lines if line.startswith("published "))
 
 
-def serve_and_smoke() -> list[str]:
-    """Start `kiln serve`, smoke-test it over both protocols, stop it; the smoke verdicts."""
-    step(4, TOTAL_STEPS, "serve it with a real Triton server (CPU, python backend)")
+def replay(grpc: str) -> tuple[str, Path]:
+    """NannyML's analysis period through Triton in batches, each with its x-request-id;
+    the ground truth of every row, keyed as the capture keys it, into a CSV for `kiln label`."""
+    import pandas as pd
+    import tritonclient.grpc as grpcclient
+    from ruamel.yaml import YAML
+
+    from runtime.contract.capture import REQUEST_ID, REQUEST_ID_HEADER, row_request_id
+    from runtime.contract.signature import parse_signature
+    from runtime.serving.sample_data import to_inputs
+
+    # The signature as compiled: runtime code reads what the compiler wrote, never specs.
+    configmap = ROOT / "generated/staging" / MODEL / f"configmap-{MODEL}-triton-config.yaml"
+    document = YAML(typ="safe").load(configmap.read_text(encoding="utf-8"))
+    signature = parse_signature(document["data"]["signature.json"])
+    frame = pd.read_parquet(DATA / "car-loan/analysis.parquet")
+    names = [t.name for t in signature.inputs]
+    frame = frame.dropna(subset=names).reset_index(drop=True)
+    arrays = to_inputs(frame, signature.inputs)
+    types = {"fp32": "FP32", "int64": "INT64", "string": "BYTES"}
+    client = grpcclient.InferenceServerClient(grpc)
+    keys: list[str] = []
+    started = time.monotonic()
+    try:
+        for batch, first in enumerate(range(0, len(frame), REPLAY_BATCH)):
+            last = min(first + REPLAY_BATCH, len(frame))
+            entries = []
+            for tensor in signature.inputs:
+                value = arrays[tensor.name][first:last]
+                entry = grpcclient.InferInput(tensor.name, list(value.shape), types[tensor.dtype])
+                entry.set_data_from_numpy(value)
+                entries.append(entry)
+            request_id = f"demo-{batch}"
+            client.infer(MODEL, entries, headers={REQUEST_ID_HEADER: request_id})
+            keys += [row_request_id(request_id, r, last - first) for r in range(last - first)]
+    finally:
+        client.close()
+    seconds = time.monotonic() - started
+    truth = ROOT / ".kiln" / "demo" / "labels.csv"
+    truth.parent.mkdir(parents=True, exist_ok=True)
+    pd.DataFrame({REQUEST_ID: keys, TARGET: frame[TARGET]}).to_csv(truth, index=False)
+    requests = -(-len(frame) // REPLAY_BATCH)
+    said = (
+        f"replayed {len(frame)} rows in {requests} requests of up to {REPLAY_BATCH} "
+        f"in {seconds:.1f} s"
+    )
+    return said, truth
+
+
+def serve_and_replay() -> tuple[list[str], Path]:
+    """Start `kiln serve`, smoke-test it over both protocols, replay the analysis period
+    through it, stop it (the capture flushes); the verdicts and the labels file."""
+    step(4, TOTAL_STEPS, "serve it with a real Triton server (CPU, python backend, capture on)")
+    shutil.rmtree(SERVED, ignore_errors=True)  # this run's traffic only
     http, grpc, metrics = free_port(), free_port(), free_port()
     ports = ["--http-port", str(http), "--grpc-port", str(grpc), "--metrics-port", str(metrics)]
     command = [sys.executable, "-m", "compiler", "serve", MODEL, *ports]
@@ -154,20 +212,30 @@ def serve_and_smoke() -> list[str]:
             smoke = kiln("smoke", MODEL, "--url", url, "--protocol", protocol, capture=True)
             print("    " + "\n    ".join(smoke.stdout.strip().splitlines()))
             verdicts.append(f"smoke over {protocol}: {smoke_summary(smoke.stdout)}")
+        step(6, TOTAL_STEPS, "replay NannyML's car-loan analysis period through Triton (gRPC)")
+        replayed, truth = replay(f"127.0.0.1:{grpc}")
+        print(f"    {replayed}")
+        verdicts.append(replayed)
     finally:
-        step(6, TOTAL_STEPS, "stop the server")
+        step(7, TOTAL_STEPS, "stop the server (SIGTERM: the capture writes what it holds)")
         stop(server)
         print(f"    stopped (exit code {server.returncode})")
-    return verdicts
+    parts = sorted((SERVED / "captured").rglob("*.parquet"))
+    print(f"    {len(parts)} captured part(s) under {(SERVED / 'captured').relative_to(ROOT)}/")
+    return verdicts, truth
 
 
-def monitor() -> list[str]:
-    step(7, TOTAL_STEPS, "monitor the car-loan analysis period with NannyML")
-    data = ["--reference", str(DATA / "car-loan/reference.parquet")]
-    data += ["--analysis", str(DATA / "car-loan/analysis.parquet")]
-    kiln("monitor", MODEL, *data, "--out", str(MONITOR_OUT), "--no-deliver")
+def monitor(truth: Path) -> list[str]:
+    step(8, TOTAL_STEPS, "write the served rows' labels (the outcomes, known later)")
+    kiln("label", MODEL, "--from", str(truth))
+    step(9, TOTAL_STEPS, "monitor the served traffic with NannyML (no flags: the captured data)")
+    kiln("monitor", MODEL, "--no-deliver")
+    results = json.loads((MONITOR_OUT / "results.json").read_text(encoding="utf-8"))
+    realised = [c for c in results["calculators"] if c["name"] == "realized_performance"]
     alerts = alerts_summary()
     return [
+        f"monitored {results['data']['analysis']['rows']} served rows; realised "
+        f"performance: {realised[0]['status'] if realised else 'not run'}",
         "alerts raised (delivery skipped locally): " + ("; ".join(alerts) or "none"),
         f"monitoring report: {(MONITOR_OUT / 'report.html').relative_to(ROOT)}",
     ]
@@ -179,11 +247,13 @@ def main() -> int:
         step(1, TOTAL_STEPS, "example models and data (NannyML's synthetic car-loan data set)")
         ensure_models()
         ensure_data()
-        summary = [compile_examples(), train(), *serve_and_smoke(), *monitor()]
+        compiled, trained = compile_examples(), train()
+        verdicts, truth = serve_and_replay()
+        summary = [compiled, trained, *verdicts, *monitor(truth)]
     except (DemoFailed, subprocess.CalledProcessError, OSError) as exc:
         print(f"\ndemo stopped: {exc}")
         return 1
-    step(8, TOTAL_STEPS, "summary")
+    step(10, TOTAL_STEPS, "summary")
     for line in summary:
         print(f"    - {line}")
     print(

@@ -2,7 +2,7 @@
 
 The stub embeds libpython and ignores PYTHONPATH; it finds its site-packages
 the way an embedded interpreter does, by looking for `python3` on PATH. Kiln
-builds a dedicated, cached venv (numpy < 2, onnxruntime) and puts its `bin`
+builds a dedicated, cached venv (numpy < 2, onnxruntime, pyarrow) and puts its `bin`
 first on PATH for tritonserver. Measured alternatives: the model parameter
 `EXECUTION_ENV_PATH` also accepts a plain venv folder in Triton 2.51, but it
 would put an absolute, machine-specific path into config.pbtxt, which Kiln
@@ -18,13 +18,13 @@ this user's Kiln did not build, or one changed since, is rebuilt.
 
 Nothing goes into it unverified (docs/security.md, "Trust boundaries"):
 
-- numpy is the one download, pinned to a version and installed by pip with
-  `--require-hashes --no-deps --only-binary :all:` against the sha256 digests PyPI lists
-  for its wheels, so a changed or substituted file stops the build;
+- numpy and pyarrow are the downloads, each pinned to a version and installed by pip
+  with `--require-hashes --no-deps --only-binary :all:` against the sha256 digests PyPI
+  lists for its wheels, so a changed or substituted file stops the build;
 - onnxruntime is not downloaded at all: its files are copied from Kiln's own
   installation, each checked against the sha256 its wheel recorded (the distribution's
   RECORD), which also makes it the very onnxruntime Kiln compares results with.
-  It imports nothing but numpy, so no other package is needed.
+  It imports nothing but numpy, and pyarrow needs nothing, so no other package is.
 """
 
 from __future__ import annotations
@@ -59,30 +59,45 @@ class BackendEnvError(Exception):
     """The backend environment could not be built or cannot be used by the stub."""
 
 
-# numpy 1.26.4, the last numpy 1, as PyPI lists its wheels for the CPython versions Kiln
-# supports on the platforms the bundled tritonserver runs on (manylinux, glibc >= 2.35).
-NUMPY_PIN = "numpy==1.26.4"
-NUMPY_SHA256 = (
-    "666dbfb6ec68962c033a450943ded891bed2d54e6755e35e5835d63f4f6931d5",  # cp311 x86_64
-    "7ab55401287bfec946ced39700c053796e7cc0e3acbef09993a9ad2adba6ca6e",  # cp311 aarch64
-    "675d61ffbfa78604709862923189bad94014bef562cc35cf61d3a07bba02a7ed",  # cp312 x86_64
-    "9fad7dcb1aac3c7f0584a5a8133e3a43eeb2fe127f47e3632d43d677c66c102b",  # cp312 aarch64
-)
-# Distributions copied from Kiln's own environment, verified against their RECORD.
+# What pip installs, each pinned to a version with the sha256 digests PyPI lists for its
+# wheels for the CPython versions Kiln supports on the platforms the bundled tritonserver
+# runs on (manylinux, glibc >= 2.35): numpy 1.26.4, the last numpy 1; pyarrow, which
+# writes captured traffic (serving.capture) as parquet, at 22.0.0, the last release that
+# imports with numpy 1 (measured).
+PINNED: dict[str, tuple[str, ...]] = {
+    "numpy==1.26.4": (
+        "666dbfb6ec68962c033a450943ded891bed2d54e6755e35e5835d63f4f6931d5",  # cp311 x86_64
+        "7ab55401287bfec946ced39700c053796e7cc0e3acbef09993a9ad2adba6ca6e",  # cp311 aarch64
+        "675d61ffbfa78604709862923189bad94014bef562cc35cf61d3a07bba02a7ed",  # cp312 x86_64
+        "9fad7dcb1aac3c7f0584a5a8133e3a43eeb2fe127f47e3632d43d677c66c102b",  # cp312 aarch64
+    ),
+    "pyarrow==22.0.0": (
+        "35ad0f0378c9359b3f297299c3309778bb03b8612f987399a0333a560b43862d",  # cp311 x86_64
+        "b41f37cabfe2463232684de44bad753d6be08a7a072f6a83447eeaf0e4d2a215",  # cp311 aarch64
+        "c6c791b09c57ed76a18b03f2631753a4960eefbbca80f846da8baefc6491fcfe",  # cp312 x86_64
+        "334f900ff08ce0423407af97e6c26ad5d4e3b0763645559ece6fbf3747d6a8f5",  # cp312 aarch64
+    ),
+}
+# Distributions copied from Kiln's own environment, verified against their RECORD: the
+# same onnxruntime as Kiln's, so that local results equal in-process ones.
 COPIED = ("onnxruntime",)
 
 
 def requirements() -> list[str]:
-    """What the venv holds, as recorded in its seal: the pinned numpy with its digests and
-    each copied distribution at Kiln's own version."""
+    """What the venv holds, as recorded in its seal: each pin with its digests and each
+    copied distribution at Kiln's own version."""
+    pinned = [item for pin, digests in PINNED.items() for item in (pin, *digests)]
     copied = [f"{name}=={importlib.metadata.version(name)}" for name in COPIED]
-    return [NUMPY_PIN, *(f"sha256:{digest}" for digest in NUMPY_SHA256), *copied]
+    return [*pinned, *copied]
 
 
 def hashed_requirements() -> str:
-    """The numpy pin in pip's hash-checking requirements format."""
-    hashes = " ".join(f"--hash=sha256:{digest}" for digest in NUMPY_SHA256)
-    return f"{NUMPY_PIN} {hashes}\n"
+    """The pins in pip's hash-checking requirements format, one line each."""
+    lines = []
+    for pin, digests in PINNED.items():
+        hashes = " ".join(f"--hash=sha256:{digest}" for digest in digests)
+        lines.append(f"{pin} {hashes}\n")
+    return "".join(lines)
 
 
 @dataclass(frozen=True)
@@ -118,7 +133,7 @@ def _build(path: Path) -> None:
     pinned.write_text(hashed_requirements(), encoding="utf-8")
     pip = [python, "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
     verified = ["--require-hashes", "--no-deps", "--only-binary", ":all:", "-r", str(pinned)]
-    _run([*pip, *verified], f"installing {NUMPY_PIN} (hash-checked) into {path}")
+    _run([*pip, *verified], f"installing {', '.join(PINNED)} (hash-checked) into {path}")
     site = Path(
         _run(
             [python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
@@ -128,7 +143,7 @@ def _build(path: Path) -> None:
     for name in COPIED:
         copy_verified(importlib.metadata.distribution(name), site)
     version = _run(
-        [python, "-c", "import numpy, onnxruntime; print(numpy.__version__)"],
+        [python, "-c", "import numpy, onnxruntime, pyarrow; print(numpy.__version__)"],
         "checking the backend venv",
     ).strip()
     if int(version.split(".")[0]) >= 2:

@@ -36,6 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType, TracebackType
 
+from runtime.contract import capture as capture_contract
 from runtime.contract.served import ServedModel
 from runtime.local.backend_env import (
     BackendEnv,
@@ -45,6 +46,7 @@ from runtime.local.backend_env import (
     stub_environment,
 )
 from runtime.local.keys import LocalKeyError, local_key_pair
+from runtime.local.triton_backend.capture_writer import resolve_root
 from runtime.local.triton_dist import (
     DistributionError,
     PlatformError,
@@ -52,9 +54,14 @@ from runtime.local.triton_dist import (
     default_cache,
     ensure_triton,
 )
-from runtime.serving.assemble import AssembleError, assemble, checked
+from runtime.serving.assemble import AssembleError, assemble, checked, parse_config
 
 ADAPTER = Path(__file__).resolve().parent / "triton_backend" / "model.py"
+# Copied beside the adapter: the capture writer and the contract it writes by.
+CAPTURE_FILES = (
+    ADAPTER.parent / "capture_writer.py",
+    Path(capture_contract.__file__).resolve(),
+)
 CONFIG_NAME = "config.pbtxt"
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_READY_TIMEOUT_S = 120.0
@@ -179,7 +186,9 @@ class TritonServer:
         endpoints: Endpoints,
         log_path: Path,
         extra_args: Sequence[str] = (),
+        project_root: Path | None = None,
     ) -> None:
+        self.project_root = project_root  # where a relative capture data store is
         self.dist = dist
         self.backend = backend
         self.repository = repository
@@ -203,6 +212,9 @@ class TritonServer:
             "--disable-auto-complete-config",
             "--pinned-memory-pool-byte-size=0",
             "--exit-timeout-secs=5",
+            # The capture step reads a request's x-request-id from its parameters.
+            f"--http-header-forward-pattern={capture_contract.REQUEST_ID_HEADER}",
+            f"--grpc-header-forward-pattern={capture_contract.REQUEST_ID_HEADER}",
             f"--http-address={e.host}",
             f"--http-port={e.http_port}",
             f"--grpc-address={e.host}",
@@ -221,6 +233,8 @@ class TritonServer:
 
     def start(self) -> None:
         environment = stub_environment(self.backend)
+        if self.project_root is not None:
+            environment[capture_contract.PROJECT_ROOT_ENV] = str(self.project_root)
         try:
             check_stub(self.dist, environment)
         except BackendEnvError as exc:
@@ -335,7 +349,7 @@ def assemble_local(
             list(model.artifacts),
             model.config_text if config_text is None else config_text,
             repository,
-            extra_files=[ADAPTER],
+            extra_files=[ADAPTER, *CAPTURE_FILES],
             trust=trust,
             signers=signers,
         )
@@ -402,7 +416,15 @@ def prepare_server(local: ServedModel, endpoints: Endpoints) -> TritonServer:
     cache = default_cache()
     say(f"kiln serve: tritonserver and its backend venv from {cache} (built on first use)")
     dist, backend = prepare_runtime(cache)
-    return TritonServer(dist, backend, repository, [model], endpoints, workdir / "triton.log")
+    return TritonServer(
+        dist,
+        backend,
+        repository,
+        [model],
+        endpoints,
+        workdir / "triton.log",
+        project_root=local.root,
+    )
 
 
 def serve(
@@ -463,6 +485,19 @@ def _announce(server: TritonServer, local: ServedModel, ready: float) -> None:
         f"  metrics  {e.metrics or 'disabled (--no-metrics)'}",
         f"  log      {server.log_path}",
         f"  smoke    kiln smoke {model} --url {e.http}{env}",
+        f"  capture  {_capture_line(local)}",
         "Ctrl-C stops it.",
     ]
     say("\n".join(lines))
+
+
+def _capture_line(local: ServedModel) -> str:
+    """Where this server records its traffic (docs/capture.md), as the announcement says it."""
+    config = parse_config(local.config_text, local.name, local.versions)
+    parameter = config.parameters.get(capture_contract.PARAMETER)
+    if parameter is None:
+        return "off (serving.capture)"
+    settings = capture_contract.CaptureConfig.from_json(parameter.string_value)
+    root = resolve_root(settings.data, str(local.root)) or settings.data
+    where = capture_contract.captured_uri(root, local.name)
+    return f"{where} (sample {settings.sample:g}; labels: kiln label {local.name} --from FILE)"

@@ -20,7 +20,7 @@ import pandas as pd
 from runtime.contract.durations import duration_seconds as _seconds
 from runtime.contract.monitor_config import Columns, DataSource, FeatureColumn, MonitorConfig
 
-Role = Literal["reference", "analysis"]
+Role = Literal["reference", "analysis", "labels"]
 
 
 class MonitorError(Exception):
@@ -61,10 +61,12 @@ def required_columns(config: MonitorConfig, role: Role) -> tuple[list[str], list
         # The reference must hold targets for the estimators to fit; analysis targets
         # arrive late and enable realised performance when they do.
         (required if role == "reference" and config.performance else optional).append(cols.target)
+    if role == "analysis" and config.labels is not None:
+        required.append(config.labels.key)  # the labels join on it
     return required, optional
 
 
-def _list_files(uri: str, fmt: str, role: Role) -> tuple[Any, list[str]]:
+def list_files(uri: str, fmt: str, role: Role) -> tuple[Any, list[str]]:
     import fsspec
 
     try:
@@ -74,14 +76,8 @@ def _list_files(uri: str, fmt: str, role: Role) -> tuple[Any, list[str]]:
     try:
         if fs.isdir(path):
             suffixes = (".parquet", ".parq", ".pq") if fmt == "parquet" else (".csv", ".csv.gz")
-            # Hidden and marker files (_SUCCESS, .part) are skipped below the folder only:
-            # the local data store itself lies under the hidden folder .kiln/.
-            below = len(path.rstrip("/")) + 1
             files = sorted(
-                p
-                for p in fs.find(path)
-                if p.lower().endswith(suffixes)
-                and not any(part.startswith(("_", ".")) for part in p[below:].split("/"))
+                p for p in fs.find(path) if p.lower().endswith(suffixes) and not _hidden(p, path)
             )
             if not files:
                 raise MonitorError(
@@ -95,6 +91,13 @@ def _list_files(uri: str, fmt: str, role: Role) -> tuple[Any, list[str]]:
     except Exception as exc:  # a store's own errors: permissions, network
         raise MonitorError("load", f"{role} data {uri}: {type(exc).__name__}: {exc}") from exc
     raise MonitorError("load", f"{role} data {uri} does not exist")
+
+
+def _hidden(found: str, folder: str) -> bool:
+    """A file or folder below `folder` named as hidden or private (`.x`, `_SUCCESS`, a
+    part still being written); the folder's own path may hold such names (`.kiln/data`)."""
+    inside = found[len(folder.rstrip("/")) :] if found.startswith(folder.rstrip("/")) else found
+    return any(part.startswith(("_", ".")) for part in inside.split("/"))
 
 
 def _missing_message(role: Role, where: str, missing: list[str], present: list[str]) -> str:
@@ -111,7 +114,7 @@ def _missing_message(role: Role, where: str, missing: list[str], present: list[s
     )
 
 
-def _read_file(
+def read_file(
     fs: Any, path: str, fmt: str, role: Role, required: list[str], optional: list[str]
 ) -> pd.DataFrame:
     try:
@@ -155,8 +158,8 @@ def load_dataset(
             else ("parquet" if lowered.endswith((".parquet", ".parq", ".pq")) else fmt)
         )
     required, optional = required_columns(config, role)
-    fs, files = _list_files(uri, fmt, role)
-    frames = [_read_file(fs, f, fmt, role, required, optional) for f in files]
+    fs, files = list_files(uri, fmt, role)
+    frames = [read_file(fs, f, fmt, role, required, optional) for f in files]
     # A column optional in one file and absent in another becomes missing values.
     frame = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
     rows_read = len(frame)
@@ -171,6 +174,10 @@ def load_dataset(
             f"(after {frame[config.columns.timestamp].min()})"
         )
     frame = frame.sort_values(config.columns.timestamp, kind="stable").reset_index(drop=True)
+    if role == "analysis" and config.labels is not None:
+        from runtime.monitor.labels import join_labels
+
+        frame = join_labels(config, config.labels, frame, notes)
     frame = check_columns(config, role, frame, notes)
     return Dataset(role, uri, files, frame, rows_read, notes)
 

@@ -431,6 +431,7 @@ def test_kiln_serve_runs_until_sigterm(runtime: Runtime) -> None:
         http = re.search(r"HTTP     http://(127\.0\.0\.1:\d+)", text)
         metrics = re.search(r"metrics  (http://127\.0\.0\.1:\d+/metrics)", text)
         assert http and metrics, text
+        assert f"capture  {ROOT}/.kiln/data/car-price/captured/ (sample 1;" in text, text
         result = CliRunner().invoke(
             smoke_command,
             ["car-price", "--url", http.group(1), "--specs", str(SPECS), "--requests", "5"],

@@ -12,7 +12,10 @@ backend behave like the onnxruntime backend of the cluster:
   onnxruntime, and string outputs are encoded back to bytes;
 * outputs are cast and reshaped to what `config.pbtxt` declares, and refused
   with a precise error when they cannot be, because the python backend itself
-  never compares the configuration with what the model returns.
+  never compares the configuration with what the model returns;
+* when config.pbtxt carries a capture configuration (`serving.capture`), every
+  sampled request's inputs and outputs go to the capture writer (beside this file,
+  see docs/capture.md), which writes them to the data store off the request path.
 
 It runs inside Triton's python stub, in the backend environment Kiln prepares
 (numpy < 2, onnxruntime), so it imports nothing from Kiln.
@@ -22,11 +25,23 @@ from __future__ import annotations
 
 import json
 import os
+import sys
+import uuid
 from typing import Any
 
 import numpy as np
 import onnxruntime as ort
 import triton_python_backend_utils as pb_utils
+
+# The capture writer and its contract are copied beside this file; the stub does not
+# put this folder on the import path by itself.
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+try:  # in Kiln's own Python (the adapter's unit tests)
+    from runtime.contract import capture as capture_contract
+except ImportError:  # in Triton's python stub
+    import capture as capture_contract  # type: ignore[import-not-found,no-redef]
+from capture_writer import CaptureWriter, resolve_root
 
 # Intra-op threads per model instance. Parallelism comes from instance_group
 # count; one thread also keeps results bit-identical with a 1-thread session.
@@ -136,6 +151,49 @@ class TritonPythonModel:
                 f"config.pbtxt declares outputs {missing} that the ONNX model does not produce "
                 f"(it produces {sorted(produced)})"
             )
+        self.capture = self._capture_writer(config, int(args["model_version"]))
+        # Triton runs each warm-up sample on each instance after initialize and before
+        # the model is ready, as `batch_size` requests of one row (measured on 2.51):
+        # they are no one's traffic and are not captured.
+        self.id_prefix, self.generated = uuid.uuid4().hex[:16], 0
+        self.warmup_left = sum(
+            max(1, int(w.get("batch_size", 1))) * max(1, int(w.get("count", 1)))
+            for w in config.get("model_warmup", [])
+        )
+
+    def _capture_writer(self, config: dict[str, Any], version: int) -> CaptureWriter | None:
+        parameter = config.get("parameters", {}).get(capture_contract.PARAMETER)
+        if parameter is None:
+            return None
+        settings = capture_contract.CaptureConfig.from_json(parameter["string_value"])
+        labels = {"model": self.name, "version": str(version)}
+        families = [
+            pb_utils.MetricFamily(name=name, description=text, kind=pb_utils.MetricFamily.COUNTER)
+            for name, text in (
+                (
+                    capture_contract.DROPPED_METRIC,
+                    "Served rows not captured (buffer full, store down)",
+                ),
+                (capture_contract.WRITTEN_METRIC, "Served rows captured into the data store"),
+            )
+        ]
+        dropped, written = (family.Metric(labels=labels) for family in families)
+        self._metrics = (families, dropped, written)  # dropped with them, they leave Triton
+        logger = pb_utils.Logger
+        root = resolve_root(settings.data, os.environ.get(capture_contract.PROJECT_ROOT_ENV))
+        if root is None:
+            # A relative store with no project to place it in (a Triton not started by
+            # `kiln serve`): writing into Triton's working folder would be a surprise.
+            logger.log_warn(f"{self.name}: capture off: no {capture_contract.PROJECT_ROOT_ENV}")
+            return None
+        return CaptureWriter(
+            settings,
+            version,
+            root,
+            dropped=dropped.increment,
+            written=written.increment,
+            failed=lambda message: logger.log_warn(f"{self.name}: capture: {message}"),
+        )
 
     def _feed(self, requests: list[Any]) -> tuple[dict[str, np.ndarray], list[int]]:
         columns: dict[str, list[np.ndarray]] = {name: [] for name, _, _ in self.inputs}
@@ -187,7 +245,55 @@ class TritonPythonModel:
                 for n, p in zip(names, parts, strict=True)
             ]
             responses.append(pb_utils.InferenceResponse(output_tensors=tensors))
+        if self.capture is not None:
+            self._capture(requests, feed, dict(zip(names, shaped, strict=True)), sizes)
         return responses
+
+    def _capture(
+        self,
+        requests: list[Any],
+        feed: dict[str, np.ndarray],
+        outputs: dict[str, np.ndarray],
+        sizes: list[int],
+    ) -> None:
+        """Hand the sampled requests of this execution to the writer, as one batch."""
+        assert self.capture is not None
+        rows = sizes if self.batched else [1] * len(requests)
+        skipped = min(self.warmup_left, len(requests))
+        self.warmup_left -= skipped
+        kept = [i for i in range(skipped, len(requests)) if self.capture.sampled()]
+        if not kept:
+            return
+        if not self.batched:
+            feed = {n: v[None] for n, v in feed.items()}
+            outputs = {n: v[None] for n, v in outputs.items()}
+        if len(kept) == len(requests):
+            # Copied: a request's input tensors live in shared memory that Triton reuses
+            # once the request is answered.
+            inputs = {n: np.array(v) for n, v in feed.items()}
+        else:
+            starts = np.cumsum([0, *rows[:-1]])
+            index = np.concatenate([np.arange(starts[i], starts[i] + rows[i]) for i in kept])
+            inputs = {n: v[index] for n, v in feed.items()}  # indexing copies
+            outputs = {n: v[index] for n, v in outputs.items()}
+        ids = [self._request_id(requests[i]) for i in kept]
+        self.capture.offer(ids, [rows[i] for i in kept], inputs, outputs)
+
+    def _request_id(self, request: Any) -> str:
+        """The x-request-id header Triton forwards, else the request's id, else a new one
+        (this instance's random prefix and a counter: unique without a uuid per request)."""
+        try:
+            parameters = json.loads(request.parameters() or "{}")
+        except (TypeError, ValueError):
+            parameters = {}
+        header = parameters.get(capture_contract.REQUEST_ID_HEADER)
+        if isinstance(header, str) and header:
+            return header
+        given = request.request_id()
+        if given:
+            return str(given)
+        self.generated += 1
+        return f"{self.id_prefix}-{self.generated}"
 
     def _message(self, exc: Exception) -> str:
         return f"{self.name}: {exc}" if isinstance(exc, AdapterError) else repr(exc)
@@ -218,4 +324,7 @@ class TritonPythonModel:
             return pb_utils.InferenceResponse(error=pb_utils.TritonError(self._message(exc)))
 
     def finalize(self) -> None:
+        # Triton finalizes on a clean stop (SIGTERM): what is buffered is written now.
+        if self.capture is not None:
+            self.capture.close()
         self.session = None

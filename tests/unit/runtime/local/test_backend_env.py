@@ -76,16 +76,18 @@ def pip_download(requirements: str, folder: Path) -> subprocess.CompletedProcess
     )
 
 
-@pytest.mark.skipif(sys.platform != "linux", reason="the pinned digests are for the Linux wheels")
-def test_pip_gets_the_pinned_numpy_only_with_a_listed_digest(tmp_path: Path) -> None:
+@pytest.mark.skipif(sys.platform != "linux", reason="the pinned digests are for Linux wheels")
+def test_pip_gets_the_pinned_packages_only_with_a_listed_digest(tmp_path: Path) -> None:
     (tmp_path / "good").mkdir()
     done = pip_download(backend_env.hashed_requirements(), tmp_path / "good")
     assert done.returncode == 0, done.stderr
-    (wheel,) = (tmp_path / "good").glob("numpy-1.26.4-*.whl")
-    assert hashlib.sha256(wheel.read_bytes()).hexdigest() in backend_env.NUMPY_SHA256
+    for pin, digests in backend_env.PINNED.items():
+        name, version = pin.split("==")
+        (wheel,) = (tmp_path / "good").glob(f"{name}-{version}-*.whl")
+        assert hashlib.sha256(wheel.read_bytes()).hexdigest() in digests
 
     (tmp_path / "bad").mkdir()
-    forged = f"{backend_env.NUMPY_PIN} --hash=sha256:{'0' * 64}\n"
+    forged = f"numpy==1.26.4 --hash=sha256:{'0' * 64}\n"
     refused = pip_download(forged, tmp_path / "bad")
     assert refused.returncode != 0
     assert "DO NOT MATCH THE HASHES" in refused.stderr
@@ -94,6 +96,7 @@ def test_pip_gets_the_pinned_numpy_only_with_a_listed_digest(tmp_path: Path) -> 
 
 def test_the_seal_covers_the_pinned_digests_and_copied_versions() -> None:
     wanted = backend_env.requirements()
-    assert backend_env.NUMPY_PIN in wanted
-    assert all(f"sha256:{digest}" in wanted for digest in backend_env.NUMPY_SHA256)
+    for pin, digests in backend_env.PINNED.items():
+        assert pin in wanted
+        assert all(digest in wanted for digest in digests)
     assert f"onnxruntime=={importlib.metadata.version('onnxruntime')}" in wanted

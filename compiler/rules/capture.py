@@ -1,0 +1,182 @@
+"""Traffic capture in one environment: whether it is on, and what it writes.
+
+The capture step writes the columns the monitor reads (runtime/contract/capture.py),
+so everything it needs is settled here, at compile time: which model output is the
+prediction, which column of which output is a class's score, and that no two captured
+columns share a name. A problem found here would otherwise surface as a monitor job
+that cannot read what the served model wrote, hours after the merge.
+"""
+
+from __future__ import annotations
+
+from compiler.rules.findings import Finding
+from compiler.spec.model import Capture, ModelSpec
+from compiler.spec.project import Environment
+from runtime.contract import capture as contract
+from runtime.contract.durations import duration_seconds
+from runtime.contract.signature import Tensor
+
+SPEC = ("spec",)
+# The monitor's column names when the model declares no monitoring block.
+DEFAULT_COLUMNS = ("timestamp", "prediction", "score")
+INTEGER_TYPES = tuple(f"{kind}{bits}" for kind in ("int", "uint") for bits in (8, 16, 32, 64))
+LABEL_TYPES = ("bool", "string", *INTEGER_TYPES)
+FLOAT_TYPES = ("fp16", "fp32", "fp64")
+
+
+def declared_capture(spec: ModelSpec, environment: Environment) -> Capture | None:
+    """The capture settings in force: a local environment captures unless told not to;
+    a cluster environment does not capture yet (KILN1653)."""
+    capture = spec.serving.capture or Capture()
+    return capture if environment.kind == "local" and capture.enabled else None
+
+
+def missing_analysis(spec: ModelSpec, capture: Capture | None, environment: str) -> list[Finding]:
+    """Monitoring needs analysis data: named, or the captured traffic."""
+    monitoring = spec.monitoring
+    if monitoring is None or monitoring.analysis is not None or capture is not None:
+        return []
+    return [
+        Finding(
+            (*SPEC, "monitoring"),
+            "KILN1650",
+            f"monitoring names no analysis data and serving.capture is off in `{environment}`",
+            "name the production data (monitoring.analysis.uri), or turn capture on "
+            "(serving.capture: {sample: 1.0}) so the monitor reads the served traffic",
+            key=True,
+        )
+    ]
+
+
+def _width(tensor: Tensor) -> int | None:
+    """Values per row of an output (None: unknown)."""
+    rest = tensor.shape[1:]
+    if not rest:
+        return 1
+    if len(rest) == 1 and rest[0] != -1:
+        return rest[0]
+    return None
+
+
+def _outputs(spec: ModelSpec, outputs: tuple[Tensor, ...]) -> tuple[Tensor | None, Tensor | None]:
+    """(the prediction output, the probability output) of the model's outputs."""
+    if spec.task == "regression":
+        return (outputs[0] if outputs else None), None
+    label = next((t for t in outputs if t.dtype in LABEL_TYPES and _width(t) == 1), None)
+    scores = next((t for t in outputs if t.dtype in FLOAT_TYPES), None)
+    return label, scores
+
+
+def _columns(spec: ModelSpec) -> tuple[str, str, str | dict[str, str] | None]:
+    monitoring = spec.monitoring
+    if monitoring is None:
+        return DEFAULT_COLUMNS
+    columns = monitoring.columns
+    return columns.timestamp, columns.prediction, columns.score
+
+
+def _scores(
+    spec: ModelSpec, score: str | dict[str, str] | None, output: Tensor
+) -> tuple[contract.OutputColumn, ...]:
+    if score is None:
+        return ()
+    if isinstance(score, str):
+        # Binary: P(positive class), the last column of a two-column output.
+        width = _width(output)
+        index = None if width == 1 else 1
+        return (contract.OutputColumn(score, output.name, index),)
+    order = [str(c) for c in spec.classes or []]
+    return tuple(
+        contract.OutputColumn(column, output.name, order.index(label))
+        for label, column in sorted(score.items())
+        if label in order
+    )
+
+
+def capture_config(
+    name: str,
+    spec: ModelSpec,
+    environment: Environment,
+    data: str,
+    tensors: tuple[tuple[Tensor, ...], tuple[Tensor, ...]],
+) -> tuple[contract.CaptureConfig | None, list[Finding]]:
+    """What the capture step writes in this environment, or the reasons it cannot."""
+    capture = declared_capture(spec, environment)
+    if capture is None:
+        return None, []
+    inputs, outputs = tensors
+    timestamp, prediction, score = _columns(spec)
+    label, probabilities = _outputs(spec, outputs)
+    if label is None or (score is not None and probabilities is None):
+        if spec.serving.capture is None:
+            # On only by default: a model whose answers do not fit the monitor's columns
+            # is served uncaptured rather than refused (docs/capture.md says so).
+            return None, []
+        at = (*SPEC, "serving", "capture")
+        wanted = "a prediction output" if label is None else "a probability output"
+        message = f"capture needs {wanted}, and the model's outputs have none"
+        hint = (
+            "a classifier answers a label (an integer or string output of one value per "
+            "row) and probabilities (a floating output); or turn capture off here "
+            "(serving.capture: {enabled: false})"
+        )
+        return None, [Finding(at, "KILN1651", message, hint, key=True)]
+    scores = () if probabilities is None else _scores(spec, score, probabilities)
+    config = contract.CaptureConfig(
+        model=name,
+        environment=environment.name,
+        data=data,
+        sample=capture.sample,
+        timestamp=timestamp,
+        inputs=tuple(t.name for t in inputs),
+        prediction=contract.OutputColumn(prediction, label.name),
+        scores=scores,
+        buffer_rows=capture.buffer_rows,
+        flush_rows=capture.flush_rows,
+        flush_seconds=duration_seconds(capture.flush_interval),
+    )
+    return config, _clashes(config)
+
+
+def not_in_clusters(spec: ModelSpec, environment: Environment) -> list[Finding]:
+    """Capture declared where it does not run yet: said, not silently ignored."""
+    declared = spec.serving.capture
+    if declared is None or not declared.enabled or environment.kind == "local":
+        return []
+    return [
+        Finding(
+            (*SPEC, "serving", "capture"),
+            "KILN1653",
+            f"serving.capture is not rendered for the cluster environment `{environment.name}` "
+            "yet: only local environments capture",
+            "remove serving.capture from this environment, or keep it as a declaration of "
+            "intent (docs/capture.md says what the cluster will run)",
+            key=True,
+            warning=True,
+        )
+    ]
+
+
+def _clashes(config: contract.CaptureConfig) -> list[Finding]:
+    names = [
+        contract.REQUEST_ID,
+        config.timestamp,
+        contract.MODEL_VERSION,
+        contract.ENVIRONMENT,
+        *dict.fromkeys(config.inputs),  # two inputs of one name: KILN17xx says so
+        config.prediction.column,
+        *(s.column for s in config.scores),
+    ]
+    twice = sorted({n for i, n in enumerate(names) if n in names[:i]})
+    if not twice:
+        return []
+    return [
+        Finding(
+            (*SPEC, "monitoring", "columns"),
+            "KILN1652",
+            f"captured traffic would have two columns named {', '.join(map(repr, twice))}",
+            f"captured rows hold {contract.REQUEST_ID}, {contract.MODEL_VERSION}, "
+            f"{contract.ENVIRONMENT}, the inputs and the monitor's columns: rename the "
+            "monitor's column (monitoring.columns) so that each name is used once",
+        )
+    ]
