@@ -180,7 +180,7 @@ def _model_in(
         versions=versions,
         serving=lower_serving(spec.serving),
         instance_groups=_instance_groups(spec),
-        rollout=lower_rollout(spec.rollout, spec.serving.replicas.min),
+        rollout=lower_rollout(spec.rollout, spec.serving.replicas.min, spec.task),
         training=lower_training(spec.training, featureset.spec),
         monitoring=lower_monitoring(spec.monitoring),
         alerts=tuple(lower_alert(a) for a in alerts),
