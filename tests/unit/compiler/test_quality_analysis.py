@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from compiler.api import build
+from compiler.plan.facts import model_facts
 from compiler.targets.quality import READERS
 from runtime.contract import quality as contract
 from runtime.monitor import compare
@@ -177,3 +178,15 @@ def test_readers_wait_one_interval_for_the_first_push(templates: dict[str, Any])
         for name, metric in _metrics(template).items():
             if name in READERS:
                 assert metric["initialDelay"] == metric["interval"], (path, name)
+
+
+def test_the_plan_states_the_quality_gate() -> None:
+    resolution = build(TREES["every-field"]).resolution
+    shadowed = model_facts(resolution.find("risk-score", "staging"))
+    assert shadowed["analysis quality gate"] == (
+        "psi shift at most 0.15, agreement at least 97%, mean abs difference at most 0.05; "
+        "at least 2000 rows per version"
+    )
+    assert model_facts(resolution.find("offer-ranker", "staging"))["analysis quality gate"] == (
+        "none"
+    )
