@@ -147,6 +147,10 @@ CODES: dict[str, tuple[str, str]] = {
         "Add a monitoring section with columns, or remove the threshold.",
     ),
     "KILN1433": ("Agreement on a regression model", "Use max_mean_abs_difference."),
+    "KILN1434": (
+        "Quality threshold without a Pushgateway",
+        "Set the environment's pushgateway_url, or remove the threshold there.",
+    ),
     # 15xx: name budgets
     "KILN1501": ("Derived name too long", "Shorten the model name."),
     # 16xx: environment policies

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from compiler.rules.findings import Finding
 from compiler.spec.model import ModelSpec
+from compiler.spec.project import Environment
 from runtime.contract.quality import distances_for
 
 ANALYSIS = ("spec", "rollout", "analysis")
@@ -82,5 +83,28 @@ def _distance(spec: ModelSpec) -> list[Finding]:
             "KILN1431",
             f"shift_distance {analysis.shift_distance} does not fit a {spec.task} model",
             f"use {' or '.join(fitting)}",
+        )
+    ]
+
+
+def check_quality_environment(spec: ModelSpec, environment: Environment) -> list[Finding]:
+    """The comparison step hands its numbers to the AnalysisTemplate through the
+    environment's Pushgateway: without one every quality measurement stays inconclusive."""
+    analysis = spec.rollout.analysis
+    if analysis is None or environment.pushgateway_url is not None:
+        return []
+    written = [name for name in THRESHOLDS if getattr(analysis, name) is not None]
+    if not written:
+        return []
+    return [
+        Finding(
+            (*ANALYSIS, written[0]),
+            "KILN1434",
+            f"`{written[0]}` is judged from what the comparison Job pushes to the "
+            f"Pushgateway, and environment {environment.name} has none (pushgateway_url: "
+            "null), so the gate could never decide",
+            f"set pushgateway_url for environment {environment.name}, or remove the "
+            "quality thresholds in its overlay",
+            key=True,
         )
     ]

@@ -10,7 +10,7 @@ from compiler.names import over_budget
 from compiler.rules import gpus, pod_weights
 from compiler.rules.classes import check_classes
 from compiler.rules.findings import Finding
-from compiler.rules.quality import check_quality
+from compiler.rules.quality import check_quality, check_quality_environment
 from compiler.rules.signals import check_alerts, check_metrics
 from compiler.spec.featureset import FeatureSetSpec
 from compiler.spec.model import ModelSpec, Rollout, Serving
@@ -348,6 +348,7 @@ def check_publish_signing(spec: ModelSpec, environment: Environment) -> list[Fin
 
 def check_environment(spec: ModelSpec, environment: Environment) -> list[Finding]:
     signatures = check_signatures(spec, environment) + check_publish_signing(spec, environment)
+    signatures += check_quality_environment(spec, environment)
     if environment.kind == "local":
         return signatures  # the other policies and quotas govern cluster environments
     found: list[Finding] = signatures
