@@ -186,3 +186,32 @@ def test_an_unreadable_file_fails_the_measurement(tmp_path: Path, scored: pd.Dat
     bad.write_bytes(b"not parquet")
     code = compare.main(_args(captured, "--min-rows", "10", "--distance", "psi"))
     assert code == contract.EXIT_FAILED
+
+
+def test_a_multiclass_model_is_compared_by_labels_and_all_its_scores(tmp_path: Path) -> None:
+    """NannyML's multiclass set: its analysis period's own predictions (three classes)."""
+    import os
+
+    os.environ["NML_DISABLE_USAGE_LOGGING"] = "1"
+    import nannyml as nml
+
+    _, analysis, _ = nml.load_synthetic_multiclass_classification_dataset()
+    scores = [c for c in analysis.columns if c.startswith("y_pred_proba_")]
+    rows = analysis[["y_pred", *scores]].head(2 * HALF).reset_index(drop=True)
+    rows.insert(0, "request_id", [f"req-{i}" for i in range(len(rows))])
+    # A new version that calls every upmarket card a highstreet card.
+    wrong = rows.assign(y_pred=rows["y_pred"].replace("upmarket_card", "highstreet_card"))
+    captured = tmp_path / "captured"
+    start = NOW - timedelta(minutes=50)
+    write_captured(captured, "staging", 1, rows.head(HALF), start, 0.5)
+    write_captured(captured, "staging", 2, wrong.head(HALF), start, 0.5)
+    args = _args(captured, "--min-rows", "100", "--shadow", "--distance", "jensen_shannon")
+    args[args.index("--task") + 1] = "multiclass_classification"
+    args[args.index("--score") + 1] = ",".join(scores)
+    out = tmp_path / "measured.json"
+    assert compare.main([*args, "--out", str(out)]) == contract.EXIT_MEASURED
+    values = json.loads(out.read_text(encoding="utf-8"))["values"]
+    upmarket = float((rows.head(HALF)["y_pred"] == "upmarket_card").mean())
+    assert values[contract.AGREEMENT] == pytest.approx(1 - upmarket)
+    assert values[contract.MEAN_ABS_DIFFERENCE] == 0.0  # the scores are the same
+    assert values[contract.SHIFT] > 0.1  # every upmarket label moved to another class
