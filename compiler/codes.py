@@ -134,6 +134,23 @@ CODES: dict[str, tuple[str, str]] = {
         "GPU metric on a model without GPUs",
         "Scale on queue_time_us or cpu_utilization, or give the model GPUs.",
     ),
+    "KILN1430": (
+        "Shadow-only quality threshold",
+        "Use max_prediction_shift, or set rollout.strategy: shadow.",
+    ),
+    "KILN1431": (
+        "Prediction-shift distance does not fit the task",
+        "jensen_shannon or psi for classifiers, wasserstein or ks for regression.",
+    ),
+    "KILN1432": (
+        "Quality threshold without monitoring columns",
+        "Add a monitoring section with columns, or remove the threshold.",
+    ),
+    "KILN1433": ("Agreement on a regression model", "Use max_mean_abs_difference."),
+    "KILN1434": (
+        "Quality threshold without a Pushgateway",
+        "Set the environment's pushgateway_url, or remove the threshold there.",
+    ),
     # 15xx: name budgets
     "KILN1501": ("Derived name too long", "Shorten the model name."),
     # 16xx: environment policies

@@ -47,6 +47,7 @@ from compiler.ir.serving import (
     DurationIR,
     DynamicBatchingIR,
     OptimizationIR,
+    QualityIR,
     QueuePolicyIR,
     ReplicasIR,
     ResourcesIR,
@@ -110,6 +111,7 @@ from compiler.spec.project import (
 from compiler.spec.types import Schedule, SecretRef
 from runtime.contract.batch import BatchColumns, prediction_columns
 from runtime.contract.durations import duration_seconds
+from runtime.contract.quality import default_distance
 from runtime.contract.signing import Trust, TrustedIdentity
 
 Block = TypeVar("Block")
@@ -210,7 +212,7 @@ def _default_steps(analysed: bool, pods: int | None) -> tuple[CanaryStepIR, ...]
     return (*weighted[:1], *analysis, *weighted[1:])
 
 
-def _analysis(analysis: Analysis) -> AnalysisIR:
+def _analysis(analysis: Analysis, task: str) -> AnalysisIR:
     return AnalysisIR(
         interval=lower_duration(analysis.interval),
         count=analysis.count,
@@ -220,6 +222,24 @@ def _analysis(analysis: Analysis) -> AnalysisIR:
         max_error_rate=analysis.max_error_rate,
         max_latency_p99_ms=analysis.max_latency_p99_ms,
         smoke_test=analysis.smoke_test,
+        quality=_quality(analysis, task),
+    )
+
+
+def _quality(analysis: Analysis, task: str) -> QualityIR | None:
+    thresholds = (
+        analysis.max_prediction_shift,
+        analysis.min_agreement,
+        analysis.max_mean_abs_difference,
+    )
+    if all(t is None for t in thresholds):
+        return None
+    return QualityIR(
+        max_prediction_shift=analysis.max_prediction_shift,
+        distance=analysis.shift_distance or default_distance(task),
+        min_agreement=analysis.min_agreement,
+        max_mean_abs_difference=analysis.max_mean_abs_difference,
+        min_rows=analysis.min_rows,
     )
 
 
@@ -235,9 +255,10 @@ def _blue_green(blue_green: BlueGreen) -> BlueGreenIR:
     return BlueGreenIR(blue_green.auto_promotion, lower_duration(blue_green.scale_down_delay))
 
 
-def lower_rollout(rollout: Rollout, replicas: int) -> RolloutIR:
+def lower_rollout(rollout: Rollout, replicas: int, task: str) -> RolloutIR:
     """What the targets need of `spec.rollout`, with the spec's defaults for unwritten
-    blocks; `replicas`: the pods at rest (replicas.min), which a split by pod count shares."""
+    blocks; `replicas`: the pods at rest (replicas.min), which a split by pod count shares;
+    `task` picks the default prediction-shift distance."""
     pods = replicas if rollout.traffic == "replicas" else None
     steps = (
         _default_steps(rollout.analysis is not None, pods)
@@ -248,7 +269,7 @@ def lower_rollout(rollout: Rollout, replicas: int) -> RolloutIR:
         strategy=rollout.strategy,
         traffic=rollout.traffic,
         steps=steps,
-        analysis=_maybe(_analysis, rollout.analysis),
+        analysis=None if rollout.analysis is None else _analysis(rollout.analysis, task),
         shadow=_shadow(rollout.shadow or Shadow()),
         ab=_maybe(_ab, rollout.ab),
         blue_green=_blue_green(rollout.blue_green or BlueGreen()),

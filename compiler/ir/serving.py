@@ -121,6 +121,18 @@ class AnalysisIR:
     max_error_rate: float | None  # the analysis's own ceiling; the SLO's applies otherwise
     max_latency_p99_ms: float | None
     smoke_test: bool
+    quality: QualityIR | None = None  # thresholds on captured predictions, when any is set
+
+
+@dataclass(frozen=True)
+class QualityIR:
+    """Thresholds on the new version's captured predictions against the stable one's."""
+
+    max_prediction_shift: float | None
+    distance: str  # a runtime.contract.quality distance, the task's default applied
+    min_agreement: float | None  # shadow only
+    max_mean_abs_difference: float | None  # shadow only
+    min_rows: int  # per version in the window
 
 
 @dataclass(frozen=True)

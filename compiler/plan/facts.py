@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from compiler.ir import ModelIR
 from compiler.ir.monitoring import AlertIR, MonitoringIR, ThresholdIR
-from compiler.ir.serving import AnalysisIR, DynamicBatchingIR, RolloutIR
+from compiler.ir.serving import AnalysisIR, DynamicBatchingIR, QualityIR, RolloutIR
 from compiler.ir.training import ScheduleIR
 from compiler.plan.spec_paths import other_facts
 
@@ -183,7 +183,23 @@ def _analysis_facts(analysis: AnalysisIR | None) -> dict[str, str]:
         "analysis error-rate ceiling": "none" if error_rate is None else _percent(error_rate),
         "analysis p99 latency ceiling": "none" if latency is None else f"{_number(latency)} ms",
         "analysis smoke test": "on" if analysis.smoke_test else "off",
+        "analysis quality gate": _quality_gate(analysis.quality),
     }
+
+
+def _quality_gate(quality: QualityIR | None) -> str:
+    if quality is None:
+        return "none"
+    parts = []
+    if quality.max_prediction_shift is not None:
+        shift = _number(quality.max_prediction_shift)
+        parts.append(f"{quality.distance} shift at most {shift}")
+    if quality.min_agreement is not None:
+        parts.append(f"agreement at least {_percent(quality.min_agreement)}")
+    if quality.max_mean_abs_difference is not None:
+        difference = _number(quality.max_mean_abs_difference)
+        parts.append(f"mean abs difference at most {difference}")
+    return f"{', '.join(parts)}; at least {quality.min_rows} rows per version"
 
 
 def alert_condition(alert: AlertIR) -> str:

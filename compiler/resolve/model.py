@@ -211,7 +211,7 @@ def _model_in(
         versions=versions,
         serving=lower_serving(spec.serving),
         instance_groups=_instance_groups(spec),
-        rollout=lower_rollout(spec.rollout, spec.serving.replicas.min),
+        rollout=lower_rollout(spec.rollout, spec.serving.replicas.min, spec.task),
         training=lower_training(
             spec.training, featureset.spec, context.project.images.runtime, spec.classes
         ),

@@ -10,6 +10,7 @@ from compiler.names import over_budget
 from compiler.rules import gpus, pod_weights
 from compiler.rules.classes import check_classes
 from compiler.rules.findings import Finding
+from compiler.rules.quality import check_quality, check_quality_environment
 from compiler.rules.signals import check_alerts, check_metrics
 from compiler.spec.featureset import FeatureSetSpec
 from compiler.spec.model import ModelSpec, Rollout, Serving
@@ -107,6 +108,7 @@ def check_rollout(spec: ModelSpec) -> list[Finding]:
         *_canary_weights(spec.rollout),
         *_weights_by_pod_count(spec),
         *_analysis(spec),
+        *check_quality(spec),
     ]
 
 
@@ -213,13 +215,19 @@ def _analysis(spec: ModelSpec) -> list[Finding]:
     analysis = rollout.analysis
     if analysis is not None and not analysis.smoke_test:
         slo = spec.serving.slo
-        if analysis.max_error_rate is None and analysis.max_latency_p99_ms is None and slo is None:
+        quality = (
+            analysis.max_prediction_shift,
+            analysis.min_agreement,
+            analysis.max_mean_abs_difference,
+        )
+        operational = (analysis.max_error_rate, analysis.max_latency_p99_ms, slo)
+        if all(t is None for t in (*operational, *quality)):
             found.append(
                 Finding(
                     (*at, "analysis"),
                     "KILN1412",
-                    "the analysis checks nothing: no error-rate or latency ceiling, no "
-                    "serving.slo, and smoke_test is off",
+                    "the analysis checks nothing: no error-rate, latency or quality "
+                    "threshold, no serving.slo, and smoke_test is off",
                     key=True,
                 )
             )
@@ -340,6 +348,7 @@ def check_publish_signing(spec: ModelSpec, environment: Environment) -> list[Fin
 
 def check_environment(spec: ModelSpec, environment: Environment) -> list[Finding]:
     signatures = check_signatures(spec, environment) + check_publish_signing(spec, environment)
+    signatures += check_quality_environment(spec, environment)
     if environment.kind == "local":
         return signatures  # the other policies and quotas govern cluster environments
     found: list[Finding] = signatures

@@ -30,6 +30,7 @@ from compiler.spec.types import (
     shown,
 )
 from runtime.contract.formats import FormatName
+from runtime.contract.quality import ShiftDistance
 from runtime.contract.signature import Dtype
 from runtime.contract.trainers import PARAM_TEXT, ParamValue
 from runtime.contract.vocabulary import Task
@@ -277,6 +278,32 @@ class Analysis(SpecModel):
     max_error_rate: Fraction | None = Field(None, description="Error-rate ceiling.")
     max_latency_p99_ms: float | None = Field(None, gt=0, description="p99 latency ceiling.")
     smoke_test: bool = Field(True, description="Run the smoke test against the new version.")
+    max_prediction_shift: float | None = Field(
+        None,
+        gt=0,
+        description="Largest distance between the new and stable versions' captured "
+        "prediction distributions over the same window.",
+    )
+    shift_distance: ShiftDistance | None = Field(
+        None,
+        description="Distance of max_prediction_shift: jensen_shannon or psi (classifiers), "
+        "wasserstein or ks (regression); by default jensen_shannon or wasserstein.",
+    )
+    min_agreement: Fraction | None = Field(
+        None,
+        description="Shadow only: lowest share of mirrored requests both versions label alike.",
+    )
+    max_mean_abs_difference: float | None = Field(
+        None,
+        ge=0,
+        description="Shadow only: largest mean absolute difference of the two versions' "
+        "scores (values, for regression) on the same mirrored requests.",
+    )
+    min_rows: PositiveInt = Field(
+        500,
+        description="Captured rows of each version in the window before a quality threshold "
+        "counts; fewer is inconclusive, never a pass.",
+    )
 
 
 class Shadow(SpecModel):

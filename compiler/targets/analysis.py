@@ -34,24 +34,18 @@ from __future__ import annotations
 from compiler import names
 from compiler.ir import ModelIR
 from compiler.targets import k8s, promql, strategies
+from compiler.targets.analysis_metrics import at_least, at_most, job_spec, prometheus_metric
 from compiler.targets.k8s import HTTP_PORT, Object
 from compiler.targets.pipeline import data_uri
+from compiler.targets.quality import quality_metrics
 from compiler.targets.serving import CONFIG_MOUNT, SIGNATURE_FILE
 
-# Errors are measurements Prometheus could not answer. Three in a row end the metric in
-# Error, which aborts the rollout: an analysis that cannot see must not pass, and one
-# failed query (Prometheus restarting) should not abort.
-CONSECUTIVE_ERROR_LIMIT = 2
 # Triton's p99 summary holds the warm-up requests for its window after the model loads
 # (measured on the example: a p99 of 68-88 ms from warm-up batches of 64, where live
 # single-row requests take about 6 ms), and a blue-green pre-promotion analysis starts as
 # soon as the preview is ready. The first latency measurement waits until they have left
 # the summary and Prometheus has scraped since.
 LATENCY_DELAY_S = promql.SUMMARY_WINDOW_S + promql.SCRAPE_INTERVAL_S
-# Idleness is never a failure: with only a successCondition, Argo Rollouts counts every
-# measurement that is not a success as failed, so the requests metric states a
-# failureCondition that never holds and a short window stays inconclusive.
-NEVER = "false"
 
 
 def thresholds(model: ModelIR) -> tuple[float | None, float | None]:
@@ -72,41 +66,6 @@ def thresholds(model: ModelIR) -> tuple[float | None, float | None]:
     return error, latency
 
 
-def at_most(ceiling: float) -> tuple[str, str]:
-    """(successCondition, failureCondition) of a metric that must stay at or under
-    `ceiling`; an empty or NaN result satisfies neither."""
-    return (
-        f"len(result) == 1 && result[0] <= {ceiling:g}",
-        f"len(result) == 1 && result[0] > {ceiling:g}",
-    )
-
-
-def at_least(floor: int) -> tuple[str, str]:
-    """(successCondition, failureCondition) of the data-exists metric."""
-    return f"len(result) == 1 && result[0] >= {floor}", NEVER
-
-
-def _prometheus_metric(
-    model: ModelIR, name: str, query: str, conditions: tuple[str, str], delay_s: int = 0
-) -> Object:
-    analysis = model.rollout.analysis
-    assert analysis is not None
-    success, failure = conditions
-    delay = {"initialDelay": f"{delay_s}s"} if delay_s else {}
-    return {
-        "name": name,
-        **delay,
-        "interval": f"{int(analysis.interval.seconds)}s",
-        "count": analysis.count,
-        "failureLimit": analysis.failure_limit,
-        "inconclusiveLimit": analysis.inconclusive_limit,
-        "consecutiveErrorLimit": CONSECUTIVE_ERROR_LIMIT,
-        "successCondition": success,
-        "failureCondition": failure,
-        "provider": {"prometheus": {"address": model.environment.prometheus_url, "query": query}},
-    }
-
-
 def _prometheus_metrics(model: ModelIR, service: str) -> list[Object]:
     analysis = model.rollout.analysis
     assert analysis is not None
@@ -116,7 +75,7 @@ def _prometheus_metrics(model: ModelIR, service: str) -> list[Object]:
     window = promql.analysis_window(analysis.interval.seconds)
     least = analysis.min_requests
     metrics = [
-        _prometheus_metric(
+        prometheus_metric(
             model,
             "requests",
             promql.requests_in_window(model, service, window),
@@ -125,11 +84,11 @@ def _prometheus_metrics(model: ModelIR, service: str) -> list[Object]:
     ]
     if error is not None:
         query = promql.analysis_error_ratio(model, service, window, least)
-        metrics.append(_prometheus_metric(model, "error-rate", query, at_most(error)))
+        metrics.append(prometheus_metric(model, "error-rate", query, at_most(error)))
     if latency is not None:
         query = promql.analysis_latency_p99_ms(model, service, window, least)
         metrics.append(
-            _prometheus_metric(
+            prometheus_metric(
                 model, "latency-p99-ms", query, at_most(latency), delay_s=LATENCY_DELAY_S
             )
         )
@@ -141,11 +100,6 @@ def sample_data(model: ModelIR) -> str | None:
     if model.monitoring is None:
         return None
     return data_uri(model, model.monitoring.reference.uri)
-
-
-def _pod_metadata(model: ModelIR) -> Object:
-    labels = k8s.job_pod_labels(model)
-    return {"metadata": {"labels": labels}} if labels else {}
 
 
 def _smoke_metric(model: ModelIR, service: str) -> Object:
@@ -178,39 +132,18 @@ def _smoke_metric(model: ModelIR, service: str) -> Object:
             {"name": "tmp", "mountPath": "/tmp"},
         ],
     }
+    volumes = [
+        {
+            "name": "triton-config",
+            "configMap": {"name": names.derived(model.name, "-triton-config")},
+        },
+        {"name": "tmp", "emptyDir": {}},
+    ]
     return {
         "name": "smoke-test",
         "count": 1,
         "failureLimit": 0,
-        "provider": {
-            "job": {
-                "spec": {
-                    "backoffLimit": 0,
-                    "activeDeadlineSeconds": 300,
-                    "ttlSecondsAfterFinished": 3600,
-                    "template": {
-                        **_pod_metadata(model),
-                        "spec": {
-                            "restartPolicy": "Never",
-                            # The serving account can read the model store (workload identity).
-                            "serviceAccountName": model.name,
-                            "automountServiceAccountToken": False,
-                            "securityContext": k8s.pod_security(),
-                            "containers": [container],
-                            "volumes": [
-                                {
-                                    "name": "triton-config",
-                                    "configMap": {
-                                        "name": names.derived(model.name, "-triton-config")
-                                    },
-                                },
-                                {"name": "tmp", "emptyDir": {}},
-                            ],
-                        },
-                    },
-                }
-            }
-        },
+        "provider": {"job": job_spec(model, container, volumes, deadline_s=300)},
     }
 
 
@@ -219,7 +152,7 @@ def analysis_template(model: ModelIR) -> Object | None:
     service = strategies.canary_service(model)
     if analysis is None or service is None:
         return None
-    metrics = _prometheus_metrics(model, service)
+    metrics = _prometheus_metrics(model, service) + quality_metrics(model)
     if analysis.smoke_test:
         metrics.append(_smoke_metric(model, service))
     if not metrics:

@@ -179,6 +179,10 @@ def load_dataset(
 
         frame = join_labels(config, config.labels, frame, notes)
     frame = check_columns(config, role, frame, notes)
+    # The checks replace columns one by one, leaving one block per column; NannyML's
+    # calculators would merge them again on every copy they take (0.3 s of univariate
+    # drift alone at 1,000,000 rows). One copy merges them once.
+    frame = frame.copy()
     return Dataset(role, uri, files, frame, rows_read, notes)
 
 

@@ -17,6 +17,7 @@ from nannyml.chunk import Chunk, Chunker
 from nannyml.thresholds import Threshold as NmlThreshold
 
 from runtime.monitor.chunks import ChunkInfo
+from runtime.monitor.figures import drift_figure
 from runtime.monitor.tidy import Context, Outcome, nan_failures, nml_threshold, plot, tidy
 
 DEFAULT_DOMAIN_CLASSIFIER_ROWS = 100_000
@@ -46,7 +47,8 @@ def univariate_drift(ctx: Context, outcome: Outcome, errors: list[str]) -> None:
         f"{len(cols.continuous)} continuous x {len(spec.continuous)}, "
         f"{len(cols.categorical)} categorical x {len(spec.categorical)} method(s)"
     )
-    plot(outcome, lambda: result.plot(kind="drift"))
+    table = outcome.table
+    plot(outcome, lambda: drift_figure(table))
 
 
 def multivariate_drift(ctx: Context, outcome: Outcome, errors: list[str]) -> None:

@@ -233,14 +233,15 @@ def _number(value: float) -> str:
 class Metrics:
     """A Prometheus text exposition, built family by family."""
 
-    def __init__(self, base: dict[str, str]) -> None:
+    def __init__(self, base: dict[str, str], prefix: str = METRIC_PREFIX) -> None:
         self.base = base
+        self.prefix = prefix
         self.families: dict[str, tuple[str, str, list[str]]] = {}
 
     def add(
         self, name: str, help_text: str, value: float, kind: str = "gauge", **labels: str
     ) -> None:
-        full = METRIC_PREFIX + name
+        full = self.prefix + name
         family = self.families.setdefault(full, (help_text, kind, []))
         merged = {**self.base, **labels}
         rendered = ",".join(f'{k}="{_escape(v)}"' for k, v in sorted(merged.items()))
@@ -379,11 +380,18 @@ def write_metrics(run: Run, out: Path) -> tuple[Path, str]:
 
 def push_metrics(url: str, config: MonitorConfig, text: str, timeout: float = 10.0) -> None:
     """PUT to a Pushgateway group job=kiln_monitor/model/environment (replaces the group)."""
+    group = [("model", config.model), ("environment", config.environment)]
+    push_group(url, "kiln_monitor", group, text, timeout)
+
+
+def push_group(
+    url: str, job: str, group: list[tuple[str, str]], text: str, timeout: float = 10.0
+) -> None:
+    """PUT `text` to the Pushgateway group job/<job>/<label>/<value>..., replacing it whole
+    (a series the last push left out is gone)."""
     quote = urllib.parse.quote
-    target = (
-        f"{url.rstrip('/')}/metrics/job/kiln_monitor/model/{quote(config.model, safe='')}"
-        f"/environment/{quote(config.environment, safe='')}"
-    )
+    path = "".join(f"/{label}/{quote(value, safe='')}" for label, value in group)
+    target = f"{url.rstrip('/')}/metrics/job/{quote(job, safe='')}{path}"
     if not http_url(target):  # urllib would also open file:// and ftp:// URLs
         raise OSError(f"the Pushgateway URL is not http(s): {url}")
     data = text.encode("utf-8")

@@ -2,7 +2,8 @@
 
 The first screen answers "is this model all right?": a status banner, one verdict line per
 signal, the alerts raised and where they went, and any failure. Below come the
-feature-by-chunk drift grid, the per-chunk tables and NannyML's own plotly figures, with
+feature-by-chunk drift grid, the per-chunk tables and the plotly figures (NannyML's own, and
+Kiln's univariate drift figure, runtime/monitor/figures.py), with
 plotly.js inlined once. The template is rendered in Jinja2's sandbox with autoescaping;
 figures are embedded as JSON with '<', '>' and '&' escaped, so no data value can close a
 script element.

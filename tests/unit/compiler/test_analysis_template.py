@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from compiler.api import build
+from compiler.targets.quality import READERS as QUALITY_READERS
 from tests.argo_analysis import Phase, decide, measure
 from tests.tools import REPO_ROOT
 
@@ -42,8 +43,14 @@ def templates() -> dict[str, Any]:
     return found
 
 
-def _prometheus(template: Any) -> list[Any]:
+def _all_prometheus(template: Any) -> list[Any]:
     return [m for m in template["spec"]["metrics"] if "prometheus" in m["provider"]]
+
+
+def _prometheus(template: Any) -> list[Any]:
+    """The operational metrics, read from Triton's counters; the quality metrics, read from
+    the comparison step's pushes, are tests/unit/compiler/test_quality_analysis.py's."""
+    return [m for m in _all_prometheus(template) if m["name"] not in QUALITY_READERS]
 
 
 def test_every_strategy_with_an_analysis_is_covered(templates: dict[str, Any]) -> None:
@@ -53,7 +60,7 @@ def test_every_strategy_with_an_analysis_is_covered(templates: dict[str, Any]) -
 
 def test_no_data_is_inconclusive_never_passed_or_failed(templates: dict[str, Any]) -> None:
     for path, template in templates.items():
-        for metric in _prometheus(template):
+        for metric in _all_prometheus(template):
             conditions = metric["successCondition"], metric["failureCondition"]
             for nothing in ([], [math.nan]):
                 assert measure(nothing, *conditions) is Phase.INCONCLUSIVE, (path, metric)
@@ -61,7 +68,7 @@ def test_no_data_is_inconclusive_never_passed_or_failed(templates: dict[str, Any
 
 def test_no_query_turns_absence_into_a_number(templates: dict[str, Any]) -> None:
     for path, template in templates.items():
-        for metric in _prometheus(template):
+        for metric in _all_prometheus(template):
             assert "vector(" not in metric["provider"]["prometheus"]["query"], path
 
 
@@ -101,7 +108,7 @@ def test_windows_hold_four_scrapes_even_with_a_short_interval(templates: dict[st
 
 def test_idleness_pauses_and_silence_never_passes(templates: dict[str, Any]) -> None:
     for path, template in templates.items():
-        for metric in _prometheus(template):
+        for metric in _all_prometheus(template):
             idle = [Phase.INCONCLUSIVE] * metric["count"]
             assert decide(metric, idle) is Phase.INCONCLUSIVE, path
 

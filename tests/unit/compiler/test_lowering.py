@@ -98,7 +98,7 @@ def test_serving_lists_become_tuples() -> None:
 
 
 def test_an_unwritten_rollout_gets_the_default_canary_and_settings() -> None:
-    rollout = lower_rollout(Rollout(), 4)
+    rollout = lower_rollout(Rollout(), 4, "binary_classification")
     five_minutes = DurationIR(300, "5m")
     assert (rollout.strategy, rollout.traffic) == ("canary", "replicas")
     assert rollout.steps == (
@@ -117,7 +117,9 @@ def test_an_unwritten_rollout_gets_the_default_canary_and_settings() -> None:
 
 
 def test_the_default_canary_analyses_after_its_first_step() -> None:
-    rollout = lower_rollout(Rollout.model_validate({"analysis": {"count": 3}}), 4)
+    rollout = lower_rollout(
+        Rollout.model_validate({"analysis": {"count": 3}}), 4, "binary_classification"
+    )
     assert [(s.weight, s.analysis) for s in rollout.steps] == [
         (20, False),
         (None, True),
@@ -141,7 +143,7 @@ def test_default_canary_weights_are_ones_the_traffic_split_can_give(
     traffic: str, replicas: int, weights: list[int | None]
 ) -> None:
     spec = Rollout.model_validate({"traffic": traffic, "analysis": {}})
-    rollout = lower_rollout(spec, replicas)
+    rollout = lower_rollout(spec, replicas, "binary_classification")
     assert [s.weight for s in rollout.steps] == weights
 
 
@@ -158,6 +160,7 @@ def test_written_steps_and_settings_are_in_seconds() -> None:
             }
         ),
         2,
+        "binary_classification",
     )
     assert rollout.steps == (
         CanaryStepIR(10, DurationIR(5400, "1h30m"), False),

@@ -165,7 +165,12 @@ def test_rollout_paths_of_every_strategy(repo: Path) -> None:
     }
     for expected, rollout in cases.items():
         pods = model.serving.replicas.min
-        assert rollout_path(replace(model, rollout=lower_rollout(rollout, pods))) == expected
+        assert (
+            rollout_path(
+                replace(model, rollout=lower_rollout(rollout, pods, "binary_classification"))
+            )
+            == expected
+        )
 
 
 def test_removing_a_model_says_loudly_that_argo_cd_deletes_it(repo: Path) -> None:

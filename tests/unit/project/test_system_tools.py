@@ -20,7 +20,7 @@ from tests.tools import REPO_ROOT
 
 SCRIPT = REPO_ROOT / ".ci" / "system-tools"
 BASH = shutil.which("bash") or "bash"
-ALL = ("promtool", "prometheus", "prometheus-alertmanager")
+ALL = ("promtool", "prometheus", "prometheus-alertmanager", "prometheus-pushgateway")
 
 
 class Machine:
@@ -63,6 +63,7 @@ if [ "$3" = install ]; then
     case $package in
       prometheus) names="promtool prometheus" ;;
       prometheus-alertmanager) names="prometheus-alertmanager" ;;
+      prometheus-pushgateway) names="prometheus-pushgateway" ;;
       *) names="" ;;
     esac
     for name in $names; do printf '#!{BASH}\\nexit 0\\n' > "${{0%/*}}/$name"
@@ -91,7 +92,7 @@ def test_silent_when_every_tool_is_there(machine: Machine) -> None:
 
 
 def test_upstream_alertmanager_name_counts(machine: Machine) -> None:
-    for tool in ("promtool", "prometheus", "alertmanager"):
+    for tool in ("promtool", "prometheus", "alertmanager", "prometheus-pushgateway"):
         machine.add(tool)
     assert machine.run().returncode == 0
     assert machine.log() == []
@@ -101,11 +102,11 @@ def test_root_installs_each_missing_package_once_with_apt_get(machine: Machine) 
     machine.uid(0)
     result = machine.run()
     assert result.returncode == 0, result.stderr
-    assert "installing prometheus prometheus-alertmanager" in result.stdout
+    assert "installing prometheus prometheus-alertmanager prometheus-pushgateway" in result.stdout
     assert machine.log() == [
         f"apt-get {LOCK} update -qq [noninteractive]",
         f"apt-get {LOCK} install -y -qq --no-install-recommends"
-        " prometheus prometheus-alertmanager [noninteractive]",
+        " prometheus prometheus-alertmanager prometheus-pushgateway [noninteractive]",
     ]
     assert {p.name for p in machine.bin.iterdir()} >= set(ALL)
 
@@ -121,6 +122,7 @@ def test_an_install_that_brings_no_binaries_fails(machine: Machine) -> None:
 def test_other_users_install_through_non_interactive_sudo(machine: Machine) -> None:
     machine.add("promtool")
     machine.add("prometheus")
+    machine.add("prometheus-pushgateway")
     assert machine.run().returncode == 0
     log = machine.log()
     assert log[0] == "sudo -n true []"
@@ -137,7 +139,10 @@ def test_without_root_or_sudo_it_says_what_to_run_and_fails(machine: Machine) ->
     result = machine.run()
     assert result.returncode == 1
     assert "asks for a password" in result.stderr
-    assert "sudo apt-get install -y prometheus prometheus-alertmanager" in result.stderr
+    assert (
+        "sudo apt-get install -y prometheus prometheus-alertmanager prometheus-pushgateway"
+        in result.stderr
+    )
     assert machine.log() == ["sudo -n true []"]
 
 
