@@ -11,6 +11,7 @@ from pathlib import Path
 
 from compiler.diagnostics import Diagnostic, Path_
 from compiler.formats.config import lower_format
+from compiler.formats.ensemble import check_step_artifacts, lower_ensemble
 from compiler.formats.fil import TREE_FORMATS
 from compiler.ir import ArtifactIR, InstanceGroupIR, ModelIR, Source
 from compiler.load import Document
@@ -28,6 +29,7 @@ from compiler.parse import document_locator
 from compiler.resolve.overlay import environment_spec
 from compiler.resolve.project import ModelContext, ResolvedFeatureSet
 from compiler.resolve.resolution import place
+from compiler.rules import ensemble as ensemble_rules
 from compiler.rules import format_signature, formats, locations, semantics, signature
 from compiler.rules.findings import Finding
 from compiler.spec.documents import MODEL_NAME_MAX, ModelDoc
@@ -152,6 +154,10 @@ def _model_in(
     findings.extend(locations.check_routes(spec, environment, routes))
     findings.extend(formats.check_versions(spec, environment))
     findings.extend(formats.check_torchscript_names(spec))  # of the version served here
+    findings.extend(ensemble_rules.check_ensemble(spec))
+    ensemble = lower_ensemble(doc.metadata.name, spec, storage.models)
+    if ensemble is not None:
+        findings.extend(check_step_artifacts(ensemble, context.root))
     versions = _artifacts(spec, storage)
     escaping = _local_artifacts(spec, versions, context.root)
     findings.extend(escaping)
@@ -193,6 +199,7 @@ def _model_in(
         routes=tuple(lower_route(routes[n]) for n in sorted({a.route for a in alerts})),
         source=Source(document.path, document.digest),
         format=lower_format(spec, _version_of(spec, formatted)),
+        ensemble=ensemble,
     )
     return model, findings
 
@@ -273,7 +280,7 @@ def _serving_findings(
     that names no declared version, or nothing at all to deploy to a cluster."""
     if spec.serving.version is not None and not served:
         return [_not_served(spec, versions)]
-    nothing_else = spec.training is None and spec.monitoring is None
+    nothing_else = spec.training is None and spec.monitoring is None and spec.ensemble is None
     if not served and environment.kind != "local" and nothing_else:
         return [_nothing_to_deploy()]
     return []
