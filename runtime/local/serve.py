@@ -44,6 +44,7 @@ from runtime.local.backend_env import (
     ensure_backend_env,
     stub_environment,
 )
+from runtime.local.ensemble import assemble_ensemble
 from runtime.local.keys import LocalKeyError, local_key_pair
 from runtime.local.triton_dist import (
     DistributionError,
@@ -343,6 +344,14 @@ def assemble_local(
         raise ServeError(str(exc)) from exc
 
 
+def _assemble_ensemble(model: ServedModel, repository: Path) -> None:
+    try:
+        for line in assemble_ensemble(model, repository, ADAPTER):
+            say(f"kiln serve: assembled {model.name} {line}")
+    except AssembleError as exc:
+        raise ServeError(str(exc)) from exc
+
+
 def prepare_runtime(cache: Path) -> tuple[TritonDistribution, BackendEnv]:
     """tritonserver and the backend venv, from the cache or built once (PlatformError if
     this machine cannot run them)."""
@@ -393,7 +402,10 @@ def prepare_server(local: ServedModel, endpoints: Endpoints) -> TritonServer:
     repository = workdir / "repository"
     # Verified before anything is fetched or started: a refused model never reaches Triton.
     signers: dict[int, str] = {}
-    assemble_local(local, repository, signers=signers)
+    if local.steps:
+        _assemble_ensemble(local, repository)
+    else:
+        assemble_local(local, repository, signers=signers)
     for artifact in local.artifacts:
         say(
             f"kiln serve: assembled {model} version {artifact.version}: "
