@@ -149,8 +149,7 @@ class EnsembleStep(SpecModel):
 
 
 class Ensemble(SpecModel):
-    """A pipeline of steps served as one Triton ensemble: its inputs are the Model's
-    signature inputs (the raw features), its outputs the signature outputs (final)."""
+    """A pipeline of steps served as one Triton ensemble, whose tensors are spec.signature."""
 
     version: PositiveInt = Field(1, description="Version folder of the ensemble and its steps.")
     steps: list[EnsembleStep] = Field(min_length=1, description="The models, in any order.")
