@@ -7,6 +7,7 @@ import hashlib
 from collections.abc import Iterator
 from pathlib import Path
 
+from compiler.diagnostics import Path_
 from compiler.formats import NotTheFormat
 from compiler.formats.python_model import check_model_py
 from compiler.ir import ArtifactIR, EnsembleIR, EnsembleStepIR, FormatIR
@@ -56,9 +57,10 @@ def lower_ensemble(model: str, spec: ModelSpec, models: str) -> EnsembleIR | Non
     return EnsembleIR(ensemble.version, steps)
 
 
-def check_step_artifacts(ensemble: EnsembleIR, root: Path) -> Iterator[Finding]:
-    """A local step's file exists inside the project, has its digest, and a python
-    step's model.py defines TritonPythonModel (parsed, never imported)."""
+def check_step_artifacts(spec: ModelSpec, ensemble: EnsembleIR, root: Path) -> Iterator[Finding]:
+    """A local step's file exists inside the project and has its digest; a python step's
+    model.py defines TritonPythonModel (parsed, never imported); an ONNX step's file has
+    the tensors its signature declares."""
     inside = root.resolve()
     for i, step in enumerate(ensemble.steps):
         artifact = step.artifact
@@ -92,3 +94,17 @@ def check_step_artifacts(ensemble: EnsembleIR, root: Path) -> Iterator[Finding]:
                 check_model_py(path)
             except NotTheFormat as exc:
                 yield Finding((*at, "uri"), "KILN1754", f"{artifact.uri}: {exc}")
+        else:
+            yield from _onnx_step(spec, i, path, artifact.uri)
+
+
+def _onnx_step(spec: ModelSpec, index: int, path: Path, uri: str) -> list[Finding]:
+    """An ONNX step's declared tensors against the file, read with onnxruntime."""
+    assert spec.ensemble is not None
+    at: Path_ = ("spec", "ensemble", "steps", index)
+    try:
+        model = signature.load_onnx(path)
+    except (signature.UnreadableModel, OSError) as exc:
+        return [Finding((*at, "artifact", "uri"), "KILN1702", f"cannot read {uri}: {exc}")]
+    declared = spec.ensemble.steps[index].signature
+    return signature.check_declared_against_model(declared, model, (*at, "signature"))

@@ -157,7 +157,7 @@ def _model_in(
     findings.extend(ensemble_rules.check_ensemble(spec))
     ensemble = lower_ensemble(doc.metadata.name, spec, storage.models)
     if ensemble is not None:
-        findings.extend(check_step_artifacts(ensemble, context.root))
+        findings.extend(check_step_artifacts(spec, ensemble, context.root))
     versions = _artifacts(spec, storage)
     escaping = _local_artifacts(spec, versions, context.root)
     findings.extend(escaping)
