@@ -21,13 +21,11 @@ from compiler.cli.serving import smoke as smoke_command
 from compiler.served import ensemble_parts, model_ir, served_model
 from compiler.targets import ensemble, triton
 from runtime.contract.served import ArtifactSource, ServedModel
-from runtime.local.backend_env import BackendEnv, BackendEnvError, ensure_backend_env
-from runtime.local.ensemble import assemble_ensemble
-from runtime.local.serve import ADAPTER, TritonServer, choose_endpoints
+from runtime.local.backend_env import BackendEnvError, ensure_backend_env
+from runtime.local.serve import TritonServer, choose_endpoints, prepare_server
 from runtime.local.triton_dist import (
     DistributionError,
     PlatformError,
-    TritonDistribution,
     check_platform,
     default_cache,
     ensure_triton,
@@ -45,9 +43,7 @@ pytestmark = pytest.mark.slow
 
 @dataclasses.dataclass
 class Runtime:
-    dist: TritonDistribution
-    backend: BackendEnv
-    model: ServedModel
+    model: ServedModel  # as `kiln serve` takes it; tritonserver and its venv are cached
 
 
 def _compile(generated: Path) -> None:
@@ -71,26 +67,21 @@ def runtime(tmp_path_factory: pytest.TempPathFactory) -> Runtime:
         pytest.skip(f"this platform cannot run the bundled tritonserver: {exc}")
     cache = default_cache()
     try:
-        dist = ensure_triton(cache)
-        backend = ensure_backend_env(cache)
+        ensure_triton(cache)
+        ensure_backend_env(cache)
     except (DistributionError, BackendEnvError) as exc:
         if os.environ.get("CI"):
             pytest.fail(f"CI must run the local Triton tests, but a download failed: {exc}")
         pytest.skip(f"the local Triton could not be downloaded or prepared: {exc}")
     generated = tmp_path_factory.mktemp("generated")
     _compile(generated)
-    return Runtime(dist, backend, served_model(SPECS, MODEL, "local", generated))
+    return Runtime(served_model(SPECS, MODEL, "local", generated))
 
 
 @pytest.fixture(scope="module")
-def server(runtime: Runtime, tmp_path_factory: pytest.TempPathFactory) -> Iterator[TritonServer]:
-    folder = tmp_path_factory.mktemp("triton")
-    repository = folder / "repository"
-    assemble_ensemble(runtime.model, repository, ADAPTER)
-    endpoints = choose_endpoints()
-    with TritonServer(
-        runtime.dist, runtime.backend, repository, [MODEL], endpoints, folder / "triton.log"
-    ) as running:
+def server(runtime: Runtime) -> Iterator[TritonServer]:
+    # What `kiln serve` runs: the repository assembled, tritonserver and its venv ready.
+    with prepare_server(runtime.model, choose_endpoints()) as running:
         running.start()
         running.wait_ready(timeout=60)
         yield running
