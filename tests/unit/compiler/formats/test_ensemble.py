@@ -4,6 +4,7 @@ ensemble, parsed back with Triton's own ModelConfig."""
 from __future__ import annotations
 
 import copy
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,7 @@ from tritonclient.grpc import model_config_pb2 as mc
 
 from compiler.api import build
 from compiler.checks.triton_rules import load_time_problems
+from compiler.plan.facts import model_facts
 from compiler.rules.ensemble import check_ensemble
 from compiler.spec.model import ModelSpec
 from compiler.targets import ensemble, triton
@@ -201,3 +203,21 @@ def test_the_example_ensemble_renders_configs_triton_loads() -> None:
             assert dict(steps[step.name].input_map) == dict(step.input_map)
             expected_runner = "python" if model.is_local or step.format.name == "python" else ""
             assert rendered.backend == expected_runner
+
+
+def test_the_plan_names_each_step_so_a_new_step_artifact_shows() -> None:
+    result = build(ROOT / "specs")
+    model = next(m for m in result.resolution.models if m.ensemble is not None and m.is_local)
+    assert model.ensemble is not None
+    before = model_facts(model)
+    assert before["serving version"] == "ensemble version 1"
+    prep = model.ensemble.steps[0]
+    assert before[f"step {prep.name}"].startswith(f"python {prep.artifact.uri}, sha256 ")
+    changed_artifact = dataclasses.replace(prep.artifact, sha256="0" * 64)
+    steps = (dataclasses.replace(prep, artifact=changed_artifact), *model.ensemble.steps[1:])
+    changed = dataclasses.replace(model, ensemble=dataclasses.replace(model.ensemble, steps=steps))
+    after = model_facts(changed)
+    assert [k for k in before if before[k] != after[k]] == [f"step {prep.name}"]
+    # The ensemble's serving settings are described like a served version's.
+    assert before["max batch size"] == "64"
+    assert before["dynamic batching"] == "queue delay up to 200 us"
