@@ -280,10 +280,13 @@ CODES: dict[str, tuple[str, str]] = {
         "Ensemble tensor without exactly one producer",
         "Feed each step input from an ensemble input or one step's output.",
     ),
-    "KILN1774": ("Ensemble edge dtype mismatch", "Make producer and consumer the same dtype."),
+    "KILN1774": (
+        "Ensemble edge dtype or shape mismatch",
+        "Make producer and consumer the same dtype, rank and fixed dimensions (-1 matches any).",
+    ),
     "KILN1775": (
-        "Ensemble edge shape mismatch",
-        "Make the ranks equal and fixed dimensions the same (-1 matches any).",
+        "Ensemble not served in a cluster environment yet",
+        "Serve the ensemble locally; in clusters only its configs are compiled for now.",
     ),
     "KILN1776": ("Ensemble steps form a cycle", "Read only ensemble inputs and earlier outputs."),
     "KILN1777": ("Ensemble step leads to no output", "Remove the step or map its outputs."),

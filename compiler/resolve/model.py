@@ -155,6 +155,7 @@ def _model_in(
     findings.extend(formats.check_versions(spec, environment))
     findings.extend(formats.check_torchscript_names(spec))  # of the version served here
     findings.extend(ensemble_rules.check_ensemble(spec))
+    findings.extend(ensemble_rules.check_environment(spec, environment))
     ensemble = lower_ensemble(doc.metadata.name, spec, storage.models)
     if ensemble is not None:
         findings.extend(check_step_artifacts(spec, ensemble, context.root))

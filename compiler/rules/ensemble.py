@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from compiler.diagnostics import Path_
 from compiler.rules.findings import Finding
 from compiler.spec.model import Ensemble, EnsembleStep, ModelSpec, Tensor
+from compiler.spec.project import Environment
 
 _STEPS: Path_ = ("spec", "ensemble", "steps")
 REQUEST = "the request"  # the producer of the ensemble's own inputs
@@ -46,6 +47,24 @@ def check_ensemble(spec: ModelSpec) -> list[Finding]:
     else:  # in a cycle every step looks unused; report the cycle alone
         found += _unused(spec, ensemble, producers)
     return found
+
+
+def check_environment(spec: ModelSpec, environment: Environment) -> list[Finding]:
+    """The serving pods of a cluster fetch one model's versions, not an ensemble's steps:
+    there the ensemble's configs are compiled and checked, and nothing serves them."""
+    if spec.ensemble is None or environment.kind == "local":
+        return []
+    return [
+        Finding(
+            ("spec", "ensemble"),
+            "KILN1775",
+            "the ensemble is compiled and checked for cluster environments, but no "
+            "serving pods are rendered for ensembles yet: it serves only in local environments",
+            "serve it locally with `kiln serve`; deploy a single-model version to clusters",
+            key=True,
+            warning=True,
+        )
+    ]
 
 
 def _names(ensemble: Ensemble) -> Iterator[Finding]:
@@ -154,7 +173,7 @@ def _edge(
     if not _compatible(given.shape, consumer.shape):
         yield Finding(
             at,
-            "KILN1775",
+            "KILN1774",
             f"{what} has shape {list(consumer.shape)}, fed shape {list(given.shape)} by {source}",
             "make the ranks equal and each fixed dimension the same (-1 matches any)",
         )

@@ -108,7 +108,7 @@ def test_variable_dimensions_match_any_size_but_ranks_must_agree() -> None:
         _steps(spec)[1]["signature"]["inputs"][0]["shape"] = [-1, 1, 1]
 
     assert _codes(variable) == []
-    assert [c for c, _ in _codes(rank)] == ["KILN1775"]
+    assert [c for c, _ in _codes(rank)] == ["KILN1774"]
 
 
 def test_an_output_no_step_produces_and_an_input_no_step_reads() -> None:
@@ -221,3 +221,12 @@ def test_the_plan_names_each_step_so_a_new_step_artifact_shows() -> None:
     # The ensemble's serving settings are described like a served version's.
     assert before["max batch size"] == "64"
     assert before["dynamic batching"] == "queue delay up to 200 us"
+
+
+def test_cluster_environments_are_warned_that_no_pods_serve_the_ensemble() -> None:
+    result = build(ROOT / "specs")
+    warned = [d for d in result.diagnostics if d.code == "KILN1775"]
+    # One per cluster environment (the CLI merges them into one line); none for local.
+    assert {e for d in warned for e in d.environments} == {"staging", "production"}
+    assert all(d.severity.value == "warning" for d in warned)
+    assert {d.file for d in warned} == {"specs/models/car-price-pipeline.yaml"}
