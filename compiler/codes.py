@@ -347,6 +347,34 @@ CODES: dict[str, tuple[str, str]] = {
         "TorchScript tensor name Triton cannot bind",
         "Name outputs <name>__<index>; inputs after forward()'s arguments.",
     ),
+    "KILN1770": ("Ensemble step named twice", "Give every step its own name."),
+    "KILN1771": (
+        "Ensemble output produced by no step",
+        "Map a step output to it in that step's output_map.",
+    ),
+    "KILN1772": ("Ensemble input feeds no step", "Map it in a step's input_map, or remove it."),
+    "KILN1773": (
+        "Ensemble tensor without exactly one producer",
+        "Feed each step input from an ensemble input or one step's output.",
+    ),
+    "KILN1774": (
+        "Ensemble edge dtype or shape mismatch",
+        "Make producer and consumer the same dtype, rank and fixed dimensions (-1 matches any).",
+    ),
+    "KILN1775": (
+        "Ensemble not served in a cluster environment yet",
+        "Serve the ensemble locally; in clusters only its configs are compiled for now.",
+    ),
+    "KILN1776": ("Ensemble steps form a cycle", "Read only ensemble inputs and earlier outputs."),
+    "KILN1777": ("Ensemble step leads to no output", "Remove the step or map its outputs."),
+    "KILN1778": (
+        "Ensemble batching inconsistent",
+        "Each step batches at least the ensemble's max_batch_size, on dimension 0.",
+    ),
+    "KILN1779": (
+        "Ensemble map names a tensor the step lacks",
+        "Map the step's own tensors; every step input must be mapped.",
+    ),
     # 18xx: Triton
     "KILN1802": ("Triton would refuse to load the config", "Fix the setting named."),
     "KILN1803": (

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
+from tritonclient.grpc import model_config_pb2 as mc
+
 from compiler.artifact import Artifact
 from compiler.checks import triton_rules
 from compiler.codes import advice
@@ -15,6 +17,7 @@ from compiler.targets import (
     analysis,
     autoscaling,
     batch,
+    ensemble,
     gitops,
     monitoring,
     network,
@@ -87,6 +90,53 @@ def render_triton(model: ModelIR, place: Placer) -> tuple[Artifact | None, str, 
     path = f"{model_folder(model)}/triton/{triton.CONFIG_FILE}"
     artifact = Artifact.text(path, header(file) + text, model.sources, origin=("spec", "serving"))
     return artifact, text, []
+
+
+def _ensemble_config(
+    model: ModelIR, config: mc.ModelConfig, folder: str, place: Placer, at: Path_
+) -> tuple[Artifact | None, list[Diagnostic]]:
+    """One config of an ensemble, checked for Triton's load-time rules like any other."""
+    text = triton.serialize(config)
+    assert model.ensemble is not None
+    problems = triton_rules.load_time_problems(config, config.name, [model.ensemble.version], 0)
+    if problems:
+        line, col = place(model, at)
+        return None, [
+            Diagnostic(
+                model.source.file,
+                line,
+                col,
+                "KILN1802",
+                p,
+                hint=advice("KILN1802"),
+                environments=(model.environment.name,),
+            )
+            for p in problems
+        ]
+    path = f"{model_folder(model)}/triton/{folder}{triton.CONFIG_FILE}"
+    return Artifact.text(path, header(model.source.file) + text, model.sources, origin=at), []
+
+
+def render_ensemble(
+    model: ModelIR, place: Placer
+) -> tuple[list[Artifact] | None, list[Diagnostic]]:
+    """The ensemble's config.pbtxt, and one per step in the folder Triton loads it from."""
+    assert model.ensemble is not None
+    configs: list[tuple[mc.ModelConfig, str, Path_]] = [
+        (ensemble.ensemble_config(model), "", ("spec", "ensemble"))
+    ]
+    for i, step in enumerate(model.ensemble.steps):
+        folder = f"{ensemble.STEPS_FOLDER}/{step.name}/"
+        configs.append(
+            (ensemble.step_config(model, step), folder, ("spec", "ensemble", "steps", i))
+        )
+    artifacts, diagnostics = [], []
+    for config, folder, at in configs:
+        artifact, problems = _ensemble_config(model, config, folder, place, at)
+        diagnostics += problems
+        if artifact is not None:
+            artifacts.append(artifact)
+    return (None if diagnostics else artifacts), diagnostics
 
 
 def _serving_stack(model: ModelIR, config_text: str) -> Iterable[Artifact]:
@@ -169,6 +219,9 @@ def _batch(model: ModelIR) -> Iterable[Artifact]:
 def _serving(model: ModelIR, place: Placer) -> tuple[list[Artifact] | None, list[Diagnostic]]:
     """Triton's config and, in a cluster, the serving stack; none for a model with no
     version served (None: the config is refused)."""
+    if model.ensemble is not None:
+        # Served locally; a cluster's assemble step does not fetch step artifacts yet.
+        return render_ensemble(model, place)
     if not model.is_served:
         return [], []
     config, config_text, diagnostics = render_triton(model, place)

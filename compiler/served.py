@@ -8,12 +8,15 @@ today, so a stale `generated/` is refused instead of served.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
-from compiler.ir import ModelIR
+from tritonclient.grpc import model_config_pb2 as mc
+
+from compiler.ir import EnsembleStepIR, ModelIR
 from compiler.resolve import UnknownModel, local_path, resolve
-from compiler.targets import serving, triton
-from runtime.contract.served import ArtifactSource, ServedModel
+from compiler.targets import ensemble, serving, triton
+from runtime.contract.served import ArtifactSource, ServedModel, ServedStep
 
 
 class NotServable(Exception):
@@ -33,6 +36,8 @@ def model_ir(specs: Path, name: str, environment: str) -> tuple[ModelIR, Path]:
         model = resolution.find(name, environment)
     except UnknownModel as exc:
         raise NotServable(str(exc)) from exc
+    if model.ensemble is not None:
+        return model, resolution.root
     if not model.is_served:
         raise NotServable(
             f"model {name} has no version served in environment {environment} yet: train "
@@ -66,9 +71,8 @@ def artifact_sources(model: ModelIR, root: Path) -> tuple[ArtifactSource, ...]:
     )
 
 
-def compiled_config(model: ModelIR, generated: Path) -> tuple[str, Path]:
-    """The compiled config.pbtxt's text and path, refused when stale or missing."""
-    path = generated / model.environment.name / model.name / "triton" / triton.CONFIG_FILE
+def _compiled(path: Path, expected: mc.ModelConfig) -> str:
+    """A compiled config's text, refused when missing or not what the specs say today."""
     if not path.is_file():
         raise NotServable(f"{path} does not exist; run `kiln compile` first")
     text = path.read_text(encoding="utf-8")
@@ -77,9 +81,52 @@ def compiled_config(model: ModelIR, generated: Path) -> tuple[str, Path]:
     except Exception as exc:  # text_format.ParseError and friends
         raise NotServable(f"{path} is not a valid Triton config: {exc}") from exc
     # Compared as protobuf messages: comments and formatting do not matter, content does.
-    if compiled != triton.build_config(model):
+    if compiled != expected:
         raise NotServable(f"{path} is out of date with the specs; run `kiln compile` first")
-    return text, path
+    return text
+
+
+def compiled_config(model: ModelIR, generated: Path) -> tuple[str, Path]:
+    """The compiled config.pbtxt's text and path (of the ensemble, for an ensemble)."""
+    path = generated / model.environment.name / model.name / "triton" / triton.CONFIG_FILE
+    if model.ensemble is not None:
+        return _compiled(path, ensemble.ensemble_config(model)), path
+    return _compiled(path, triton.build_config(model)), path
+
+
+def served_steps(model: ModelIR, root: Path, generated: Path) -> tuple[ServedStep, ...]:
+    """An ensemble's steps with their compiled configs and located artifacts."""
+    if model.ensemble is None:
+        return ()
+    folder = generated / model.environment.name / model.name / "triton" / ensemble.STEPS_FOLDER
+    return _steps(
+        model,
+        root,
+        lambda step: _compiled(
+            folder / step.name / triton.CONFIG_FILE, ensemble.step_config(model, step)
+        ),
+    )
+
+
+def ensemble_parts(model: ModelIR, root: Path) -> tuple[str, tuple[ServedStep, ...]]:
+    """The ensemble's config and steps as the specs say today (for `kiln smoke`)."""
+    text = triton.serialize(ensemble.ensemble_config(model))
+    steps = _steps(model, root, lambda s: triton.serialize(ensemble.step_config(model, s)))
+    return text, steps
+
+
+def _steps(
+    model: ModelIR, root: Path, config_text: Callable[[EnsembleStepIR], str]
+) -> tuple[ServedStep, ...]:
+    assert model.ensemble is not None
+    steps = []
+    for step in model.ensemble.steps:
+        text = config_text(step)
+        artifact = step.artifact
+        uri = str(local_path(artifact.uri, root)) if artifact.local else artifact.uri
+        source = ArtifactSource(artifact.version, uri, artifact.sha256)
+        steps.append(ServedStep(step.name, text, source, step.format.name == "onnx"))
+    return tuple(steps)
 
 
 def served_model(specs: Path, name: str, environment: str, generated: Path) -> ServedModel:
@@ -96,4 +143,6 @@ def served_model(specs: Path, name: str, environment: str, generated: Path) -> S
         root=root,
         local=model.is_local,
         trust=model.environment.trust,
+        steps=served_steps(model, root, generated),
+        ensemble_version=None if model.ensemble is None else model.ensemble.version,
     )

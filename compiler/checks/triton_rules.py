@@ -135,7 +135,8 @@ def _version_problems(config: mc.ModelConfig, available: set[int]) -> list[str]:
 
 def _group_problems(config: mc.ModelConfig, gpus_per_replica: int) -> list[str]:
     problems: list[str] = []
-    if not config.instance_group:
+    # An ensemble runs no instances of its own: its steps do.
+    if not config.instance_group and config.platform != "ensemble":
         problems.append("the model has no instance group")
     for group in config.instance_group:
         what = f"instance group {group.name!r}"

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
 from compiler.cli.params import env_option, require_folder, specs_option
+from compiler.ir import ModelIR
 from runtime.contract.served import ServedModel
 
 _port = click.IntRange(0, 65535)
@@ -150,6 +152,7 @@ def smoke(
     address = url or ("127.0.0.1:8000" if protocol == "http" else "127.0.0.1:8001")
     try:
         ir, root = model_ir(specs, model, environment)
+        references = _ensemble_references(ir, root)
     except NotServable as exc:
         click.echo(f"FAIL setup: {exc}")
         sys.exit(1)
@@ -167,8 +170,23 @@ def smoke(
             wait,
             out=click.echo,
             max_latency_p99_ms=max_latency_p99_ms,
+            references=references,
         )
     )
+
+
+def _ensemble_references(ir: ModelIR, root: Path) -> dict[int, Any] | None:
+    """An ensemble's pipeline computed in process, the reference of its one version."""
+    from compiler.served import NotServable, ensemble_parts
+    from runtime.serving.ensemble_reference import ReferenceError, ensemble_reference
+
+    if ir.ensemble is None:
+        return None
+    config_text, steps = ensemble_parts(ir, root)
+    try:
+        return {ir.ensemble.version: ensemble_reference(config_text, steps)}
+    except ReferenceError as exc:
+        raise NotServable(str(exc)) from exc
 
 
 def _served(specs: Path, model: str, environment: str, generated: Path) -> ServedModel:

@@ -58,6 +58,26 @@ class FormatIR:
 
 
 @dataclass(frozen=True)
+class EnsembleStepIR:
+    """One model of an ensemble, under the name Triton serves it by (`<model>.<step>`)."""
+
+    name: str
+    format: FormatIR
+    artifact: ArtifactIR
+    max_batch_size: int
+    inputs: tuple[Tensor, ...]
+    outputs: tuple[Tensor, ...]
+    input_map: tuple[tuple[str, str], ...]  # step input -> ensemble tensor
+    output_map: tuple[tuple[str, str], ...]  # step output -> ensemble tensor
+
+
+@dataclass(frozen=True)
+class EnsembleIR:
+    version: int  # the version folder of the ensemble and of each step
+    steps: tuple[EnsembleStepIR, ...]
+
+
+@dataclass(frozen=True)
 class InstanceGroupIR:
     kind: str  # gpu | cpu
     count: int
@@ -126,6 +146,7 @@ class ModelIR:
     batch: tuple[BatchJobIR, ...] = ()  # batch scoring jobs, each with a declared version
     batch_columns: BatchColumns | None = None  # what batch scoring keeps and writes
     capture: CaptureConfig | None = None  # serving.capture in force here (None: off)
+    ensemble: EnsembleIR | None = None  # served instead of a version when declared
 
     @property
     def is_served(self) -> bool:

@@ -233,16 +233,15 @@ NOT_SERVED = "not served yet"
 
 def model_facts(model: ModelIR) -> dict[str, str]:
     """The model in its environment, in words: an ordered table of topic -> value."""
-    facts: dict[str, str] = {
-        "serving version": str(model.serving.version) if model.is_served else NOT_SERVED
-    }
+    facts: dict[str, str] = {"serving version": _serving_version(model)}
     for artifact in model.versions:
         digest = f", sha256 {artifact.sha256[:12]}" if artifact.sha256 else ""
         metrics = "".join(f", {k} {_number(v)}" for k, v in artifact.metrics)
         facts[f"version {artifact.version}"] = f"{artifact.uri}{digest}{metrics}"
+    facts.update(_ensemble_facts(model))
     if not model.is_local:
         facts["namespace"] = model.namespace
-    if model.is_served:
+    if model.is_served or model.ensemble is not None:
         facts.update(_serving_facts(model))
     training = model.training
     facts["training image"] = training.image if training else "none"
@@ -253,6 +252,28 @@ def model_facts(model: ModelIR) -> dict[str, str]:
     facts.update(_drift_facts(monitoring))
     facts.update(_alert_facts(model))
     facts.update(other_facts(model))
+    return facts
+
+
+def _serving_version(model: ModelIR) -> str:
+    if model.ensemble is not None:
+        return f"ensemble version {model.ensemble.version}"
+    return str(model.serving.version) if model.is_served else NOT_SERVED
+
+
+def _ensemble_facts(model: ModelIR) -> dict[str, str]:
+    """One fact per step, so that a step's new artifact or wiring shows by its name."""
+    if model.ensemble is None:
+        return {}
+    facts = {"ensemble steps": ", ".join(s.name for s in model.ensemble.steps)}
+    for step in model.ensemble.steps:
+        artifact = step.artifact
+        digest = f", sha256 {artifact.sha256[:12]}" if artifact.sha256 else ""
+        wiring = ", ".join(f"{k} <- {v}" for k, v in step.input_map)
+        wiring += "; " + ", ".join(f"{k} -> {v}" for k, v in step.output_map)
+        facts[f"step {step.name}"] = (
+            f"{step.format.name} {artifact.uri}{digest}, max batch {step.max_batch_size}, {wiring}"
+        )
     return facts
 
 
@@ -281,6 +302,7 @@ def _serving_facts(model: ModelIR) -> dict[str, str]:
 # Topics shown for a model that appears or disappears (the whole table is too much).
 SUMMARY_TOPICS = (
     "serving version",
+    "ensemble steps",
     "namespace",
     "rollout",
     "replicas",

@@ -114,8 +114,8 @@ def other_facts(model: ModelIR) -> dict[str, str]:
         },
         "storage": asdict(model.storage),
         # Lowered blocks keep the spec's field names for what is listed here by path.
-        # A model with no version served has no serving to describe.
-        "serving": asdict(model.serving) if model.is_served else None,
+        # A model with no version served (and no ensemble) has no serving to describe.
+        "serving": asdict(model.serving) if model.is_served or model.ensemble is not None else None,
         # rollout is left out: the facts describe all of it (it is in _DESCRIBED).
         "training": _training(model.training) if model.training else None,
         "monitoring": _monitoring(model.monitoring) if model.monitoring else None,

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from compiler.diagnostics import Diagnostic, Path_
 from compiler.formats.config import lower_format
+from compiler.formats.ensemble import check_step_artifacts, lower_ensemble
 from compiler.formats.fil import TREE_FORMATS
 from compiler.ir import ArtifactIR, InstanceGroupIR, ModelIR, Source
 from compiler.ir.monitoring import DatasetIR
@@ -41,6 +42,7 @@ from compiler.rules import (
     signature,
     trainer,
 )
+from compiler.rules import ensemble as ensemble_rules
 from compiler.rules.findings import Finding
 from compiler.spec.documents import MODEL_NAME_MAX, ModelDoc
 from compiler.spec.model import OVERRIDABLE, Alert, ModelSpec, Version
@@ -169,6 +171,11 @@ def _model_in(
     findings.extend(formats.check_torchscript_names(spec))  # of the version served here
     findings.extend(batch.check_batch(doc.metadata.name, spec, featureset.spec))
     findings.extend(batch.check_overlap(spec, storage.data))
+    findings.extend(ensemble_rules.check_ensemble(spec))
+    findings.extend(ensemble_rules.check_environment(spec, environment))
+    ensemble = lower_ensemble(doc.metadata.name, spec, storage.models)
+    if ensemble is not None:
+        findings.extend(check_step_artifacts(spec, ensemble, context.root))
     versions = _artifacts(spec, storage)
     escaping = _local_artifacts(spec, versions, context.root)
     findings.extend(escaping)
@@ -223,6 +230,7 @@ def _model_in(
         format=lower_format(spec, _version_of(spec, formatted)),
         batch=lower_batch(spec.batch, spec.serving.version),
         batch_columns=batch_columns(spec, featureset.spec),
+        ensemble=ensemble,
     )
     return model, findings
 
@@ -310,7 +318,12 @@ def _serving_findings(
     that names no declared version, or nothing at all to deploy to a cluster."""
     if spec.serving.version is not None and not served:
         return [_not_served(spec, versions)]
-    nothing_else = spec.training is None and spec.monitoring is None and not spec.batch
+    nothing_else = (
+        spec.training is None
+        and spec.monitoring is None
+        and not spec.batch
+        and spec.ensemble is None
+    )
     if not served and environment.kind != "local" and nothing_else:
         return [_nothing_to_deploy()]
     return []

@@ -19,6 +19,7 @@ from compiler.diagnostics import Path_
 from compiler.rules.findings import Finding
 from compiler.spec.featureset import FeatureSetSpec
 from compiler.spec.model import ModelSpec
+from compiler.spec.model import Signature as DeclaredSignature
 from compiler.spec.model import Tensor as DeclaredTensor
 from runtime.contract.signature import ONNX_DTYPES, Tensor
 
@@ -221,6 +222,19 @@ def check_against_model(
     if inputs is None or outputs is None:
         return None, [*found_in, *found_out]
     return (inputs, outputs), [*found_in, *found_out]
+
+
+def check_declared_against_model(
+    declared: DeclaredSignature, model: ModelTensors, at: Path_
+) -> list[Finding]:
+    """A signature declared at `at` (an ensemble step's) against its ONNX file."""
+    _, found_in = _tensors(
+        declared.inputs, model.inputs, "input", "KILN1704", (*at, "inputs"), ONNX_DTYPES
+    )
+    _, found_out = _tensors(
+        declared.outputs, model.outputs, "output", "KILN1705", (*at, "outputs"), ONNX_DTYPES
+    )
+    return [*found_in, *found_out]
 
 
 def _at(finding: Finding, path: Path_) -> Finding:

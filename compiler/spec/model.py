@@ -121,6 +121,43 @@ class Version(SpecModel):
     description: str | None = Field(None, description="What changed in this version.")
 
 
+# Formats a step of an ensemble may have: those the local Triton runs (through the
+# python backend), so an ensemble serves the same in every environment.
+StepFormat = Literal["onnx", "python"]
+
+
+class StepArtifact(SpecModel):
+    """A step's model file, pinned by its digest."""
+
+    uri: Uri = Field(description="Absolute URI, or a path relative to the model store.")
+    sha256: Sha256 | None = Field(None, description="sha256 of the file.")
+
+
+class EnsembleStep(SpecModel):
+    """One model of an ensemble, and how its tensors connect to the ensemble's."""
+
+    name: Name = Field(description="Step name; Triton serves the step as <model>.<name>.")
+    format: StepFormat = Field("python", description="What the artifact is.")
+    artifact: StepArtifact = Field(description="The step's model file (model.py for python).")
+    signature: Signature = Field(description="The step's own tensors (batch dimension included).")
+    input_map: dict[str, str] = Field(
+        min_length=1, description="Step input -> ensemble tensor that feeds it."
+    )
+    output_map: dict[str, str] = Field(
+        min_length=1, description="Step output -> ensemble tensor it produces."
+    )
+    max_batch_size: NonNegativeInt | None = Field(
+        None, description="The step's largest batch; serving.max_batch_size when empty."
+    )
+
+
+class Ensemble(SpecModel):
+    """A pipeline of steps served as one Triton ensemble, whose tensors are spec.signature."""
+
+    version: PositiveInt = Field(1, description="Version folder of the ensemble and its steps.")
+    steps: list[EnsembleStep] = Field(min_length=1, description="The models, in any order.")
+
+
 class QueuePolicy(SpecModel):
     """How Triton treats queued requests."""
 
@@ -673,6 +710,9 @@ class ModelSpec(SpecModel):
     versions: list[Version] = Field(
         default_factory=list, description="Trained versions; none before the first is trained."
     )
+    ensemble: Ensemble | None = Field(
+        None, description="Serve a pipeline of steps instead of one versioned artifact."
+    )
     serving: Serving = Field(description="Serving configuration.")
     rollout: Rollout = Field(default_factory=Rollout, description="Rollout policy.")
     training: Training | None = Field(None, description="Training pipeline.")
@@ -683,3 +723,16 @@ class ModelSpec(SpecModel):
         default_factory=dict,
         description=f"Per-environment overrides of {', '.join(OVERRIDABLE)}.",
     )
+
+    @model_validator(mode="after")
+    def _ensemble_shape(self) -> ModelSpec:
+        # The ensemble's own tensors are the signature: raw features in, final outputs out.
+        if self.ensemble is not None and self.signature is None:
+            raise fail("KILN1105", "an ensemble needs spec.signature (its raw inputs and outputs)")
+        if self.ensemble is not None and self.serving.version is not None:
+            raise fail(
+                "KILN1105",
+                "an ensemble is what serves: leave serving.version out (ensemble.version "
+                "names the version folder)",
+            )
+        return self

@@ -43,7 +43,17 @@ def _dims(tensor: Tensor, batching: bool) -> list[int]:
 
 
 def _inputs(model: ModelIR, config: mc.ModelConfig, batching: bool) -> None:
-    for tensors, field in ((model.inputs, config.input), (model.outputs, config.output)):
+    add_tensors(config, model.inputs, model.outputs, batching)
+
+
+def add_tensors(
+    config: mc.ModelConfig,
+    inputs: tuple[Tensor, ...],
+    outputs: tuple[Tensor, ...],
+    batching: bool,
+) -> None:
+    """A model's inputs and outputs as Triton declares them."""
+    for tensors, field in ((inputs, config.input), (outputs, config.output)):
         for tensor in tensors:
             entry = field.add(
                 name=tensor.name, data_type=TRITON_TYPES[tensor.dtype], dims=_dims(tensor, batching)

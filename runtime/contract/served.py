@@ -26,6 +26,16 @@ class ArtifactSource:
 
 
 @dataclass(frozen=True)
+class ServedStep:
+    """One model of an ensemble: its Triton name, compiled config and artifact."""
+
+    name: str
+    config_text: str
+    artifact: ArtifactSource
+    onnx: bool  # served locally through the python-backend adapter
+
+
+@dataclass(frozen=True)
 class ServedModel:
     """One (model, environment) as compiled: its Triton config, signature and artifacts."""
 
@@ -38,6 +48,9 @@ class ServedModel:
     root: Path  # the project root (the folder above specs/), for local working folders
     local: bool = True  # a `local`-kind environment (python backend, CPU)
     trust: Trust = field(default_factory=Trust)  # whose signatures the environment accepts
+    # An ensemble's steps; `config_text` is then the ensemble's and `artifacts` is empty.
+    steps: tuple[ServedStep, ...] = ()
+    ensemble_version: int | None = None
 
     @property
     def versions(self) -> tuple[int, ...]:

@@ -45,6 +45,7 @@ from runtime.local.backend_env import (
     ensure_backend_env,
     stub_environment,
 )
+from runtime.local.ensemble import assemble_ensemble
 from runtime.local.keys import LocalKeyError, local_key_pair
 from runtime.local.triton_backend.capture_writer import resolve_root
 from runtime.local.triton_dist import (
@@ -62,6 +63,7 @@ CAPTURE_FILES = (
     ADAPTER.parent / "capture_writer.py",
     Path(capture_contract.__file__).resolve(),
 )
+ADAPTER_FILES = (ADAPTER, *CAPTURE_FILES)  # what a model run by the adapter is given
 CONFIG_NAME = "config.pbtxt"
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_READY_TIMEOUT_S = 120.0
@@ -349,11 +351,19 @@ def assemble_local(
             list(model.artifacts),
             model.config_text if config_text is None else config_text,
             repository,
-            extra_files=[ADAPTER, *CAPTURE_FILES],
+            extra_files=list(ADAPTER_FILES),
             trust=trust,
             signers=signers,
         )
     except (AssembleError, LocalKeyError) as exc:
+        raise ServeError(str(exc)) from exc
+
+
+def _assemble_ensemble(model: ServedModel, repository: Path) -> None:
+    try:
+        for line in assemble_ensemble(model, repository, ADAPTER_FILES):
+            say(f"kiln serve: assembled {model.name} {line}")
+    except AssembleError as exc:
         raise ServeError(str(exc)) from exc
 
 
@@ -407,7 +417,10 @@ def prepare_server(local: ServedModel, endpoints: Endpoints) -> TritonServer:
     repository = workdir / "repository"
     # Verified before anything is fetched or started: a refused model never reaches Triton.
     signers: dict[int, str] = {}
-    assemble_local(local, repository, signers=signers)
+    if local.steps:
+        _assemble_ensemble(local, repository)
+    else:
+        assemble_local(local, repository, signers=signers)
     for artifact in local.artifacts:
         say(
             f"kiln serve: assembled {model} version {artifact.version}: "

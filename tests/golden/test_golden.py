@@ -29,6 +29,7 @@ from compiler.api import build, compile_tree
 from compiler.checks.triton_rules import load_time_problems
 from compiler.diagnostics import render
 from compiler.emit import WriteBack
+from compiler.ir import ModelIR
 from compiler.load import load_tree
 from compiler.render import model_folder
 from compiler.spec.documents import KINDS
@@ -112,6 +113,9 @@ def test_triton_configs_load(case: Case) -> None:
     configs = {p.relative_to(case.expected).as_posix() for p in case.expected.rglob(CONFIG_FILE)}
     checked: set[str] = set()
     for model in result.resolution.models:
+        if model.ensemble is not None:
+            checked |= _ensemble_configs_load(case, model)
+            continue
         if not model.is_served:
             continue  # no version serves: no Triton config (the no-version case)
         relative = f"{model_folder(model)}/triton/{CONFIG_FILE}"
@@ -124,6 +128,27 @@ def test_triton_configs_load(case: Case) -> None:
         assert load_time_problems(config, model.name, served, gpus) == [], relative
         checked.add(relative)
     assert checked == configs, "config.pbtxt files that no model produces"
+
+
+def _ensemble_configs_load(case: Case, model: ModelIR) -> set[str]:
+    """An ensemble's config and each step's: parsed, named after their folders, loadable,
+    and the ensemble schedules exactly the steps beside it."""
+    assert model.ensemble is not None
+    folder = f"{model_folder(model)}/triton"
+    names = {f"{folder}/{CONFIG_FILE}": model.name}  # file -> the model name it must hold
+    names |= {f"{folder}/steps/{s.name}/{CONFIG_FILE}": s.name for s in model.ensemble.steps}
+    configs = {}
+    for relative, name in names.items():
+        config = mc.ModelConfig()
+        text_format.Parse((case.expected / relative).read_text(encoding="utf-8"), config)
+        assert config.name == name, relative
+        version = [model.ensemble.version]
+        assert load_time_problems(config, config.name, version, 0) == [], relative
+        configs[config.name] = config
+    ensemble = configs.pop(model.name)
+    assert ensemble.platform == "ensemble"
+    assert {s.model_name for s in ensemble.ensemble_scheduling.step} == set(configs)
+    return set(names)
 
 
 # --- the every-field case really uses every field --------------------------------------
