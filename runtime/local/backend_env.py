@@ -68,15 +68,31 @@ NUMPY_SHA256 = (
     "675d61ffbfa78604709862923189bad94014bef562cc35cf61d3a07bba02a7ed",  # cp312 x86_64
     "9fad7dcb1aac3c7f0584a5a8133e3a43eeb2fe127f47e3632d43d677c66c102b",  # cp312 aarch64
 )
-# Distributions copied from Kiln's own environment, verified against their RECORD.
+# Distributions copied from Kiln's own environment, verified against their RECORD:
+# onnxruntime always; the tree libraries (and scipy, which both import) where Kiln has
+# them (the `train` extra), so the adapter serves xgboost and lightgbm models with the
+# very library `kiln smoke` compares with.
 COPIED = ("onnxruntime",)
+TREE_LIBRARIES = ("scipy", "xgboost", "lightgbm")
+
+
+def copied() -> tuple[str, ...]:
+    """The distributions copied in: onnxruntime and each tree library installed here."""
+    present = []
+    for name in TREE_LIBRARIES:
+        try:
+            importlib.metadata.distribution(name)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+        present.append(name)
+    return (*COPIED, *present)
 
 
 def requirements() -> list[str]:
     """What the venv holds, as recorded in its seal: the pinned numpy with its digests and
     each copied distribution at Kiln's own version."""
-    copied = [f"{name}=={importlib.metadata.version(name)}" for name in COPIED]
-    return [NUMPY_PIN, *(f"sha256:{digest}" for digest in NUMPY_SHA256), *copied]
+    pinned = [f"{name}=={importlib.metadata.version(name)}" for name in copied()]
+    return [NUMPY_PIN, *(f"sha256:{digest}" for digest in NUMPY_SHA256), *pinned]
 
 
 def hashed_requirements() -> str:
@@ -125,7 +141,7 @@ def _build(path: Path) -> None:
             "finding the backend venv's site-packages",
         ).strip()
     )
-    for name in COPIED:
+    for name in copied():
         copy_verified(importlib.metadata.distribution(name), site)
     version = _run(
         [python, "-c", "import numpy, onnxruntime; print(numpy.__version__)"],
