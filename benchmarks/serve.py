@@ -13,6 +13,11 @@ Usage::
     .venv/bin/python benchmarks/serve.py [--model car-loan-default] [--seconds 3]
         [--threads 8] [--protocol grpc|http] [--batch 1 --batch 64]
 
+With `--per-format`, one Triton serves a model of each format the local Triton runs
+(ONNX and LightGBM from the example platform, XGBoost and python from the formats
+golden tree) and the table has a row per format and batch size, next to the format's
+library in process (benchmarks/serve_formats.py).
+
 The first run downloads tritonserver and builds the backend venv (see docs/local.md).
 """
 
@@ -177,8 +182,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=8)
     parser.add_argument("--protocol", choices=["grpc", "http"], default="grpc")
     parser.add_argument("--batch", type=int, action="append", help="Batch sizes [1, 64].")
+    parser.add_argument("--per-format", action="store_true", help="A row per model format.")
     args = parser.parse_args(argv)
     batches = args.batch or [1, 64]
+    if args.per_format:
+        from serve_formats import per_format
+
+        return per_format(args.seconds, args.threads, args.protocol, batches)
 
     ir, root = model_ir(args.specs, args.model, "local")
     if max(batches) > ir.serving.max_batch_size:
@@ -201,7 +211,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     names = [t.name for t in ir.outputs]
 
     started = time.perf_counter()
-    dist, backend = prepare_runtime(default_cache(root))
+    dist, backend = prepare_runtime(default_cache())
     prepared_s = time.perf_counter() - started
     cells: list[Cell] = []
     with tempfile.TemporaryDirectory(prefix="kiln-bench-") as folder:
