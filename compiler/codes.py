@@ -270,6 +270,14 @@ CODES: dict[str, tuple[str, str]] = {
         "TorchScript tensor name Triton cannot bind",
         "Name outputs <name>__<index>; inputs after forward()'s arguments.",
     ),
+    "KILN1780": (
+        "Format not served by the local Triton",
+        "Serve it in a cluster environment; docs/serving.md says which formats serve locally.",
+    ),
+    "KILN1781": (
+        "Tree model file the local adapter cannot load",
+        "Save the model as XGBoost JSON or UBJSON, or as LightGBM text.",
+    ),
     # 18xx: Triton
     "KILN1802": ("Triton would refuse to load the config", "Fix the setting named."),
     "KILN1803": (
