@@ -31,7 +31,8 @@ WORKDIR /opt/kiln/src
 COPY runtime/ runtime/
 # The runtime's dependencies cover the steps, the monitor and the serving helpers (pandas,
 # pyarrow, scikit-learn's metrics and fsspec come with nannyml and onnxruntime); the `train`
-# extra adds skl2onnx and onnx for runtime.examples.train_example.
+# extra adds skl2onnx and onnx for runtime.examples.train_example, and lightgbm and xgboost,
+# which the smoke Job compares a tree model's FIL answers with.
 # tests/unit/runtime/test_dockerfile.py runs this exact install in a venv.
 RUN pip install --no-cache-dir "./runtime[train]"
 

@@ -123,7 +123,12 @@ def reference_for(
 ) -> Reference:
     """The in-process reference for a served model file (ValueError if none)."""
     if model_format == "onnx":
-        return OnnxReference(onnx_session(path))
+        try:
+            return OnnxReference(onnx_session(path))
+        except Exception as exc:  # onnxruntime's errors share no base class but Exception
+            raise ValueError(
+                f"onnxruntime cannot open {path.name} as an ONNX model: {exc}"
+            ) from exc
     if model_format in TREE_FORMATS:
         try:
             return TreeReference(path, parameters, exact)

@@ -33,8 +33,11 @@ from typing import Any, Protocol
 
 import numpy as np
 import onnxruntime as ort
+from google.protobuf import text_format
+from tritonclient.grpc import model_config_pb2
 
 from runtime.contract.arrays import NUMPY_TYPES
+from runtime.contract.formats import FORMATS, local_run
 from runtime.contract.served import ArtifactSource
 from runtime.contract.signature import (
     PROTOCOL_DATATYPES,
@@ -43,6 +46,7 @@ from runtime.contract.signature import (
     Tensor,
     parse_signature,
 )
+from runtime.contract.tree_predict import LIBRARIES
 from runtime.serving.assemble import AssembleError, fetch
 from runtime.serving.references import (
     OnnxReference,
@@ -594,6 +598,33 @@ def run(
 # --- the cluster entry point: `python -m runtime.serving.smoke` in a rollout analysis Job ---
 
 
+@dataclass(frozen=True)
+class ServedFormat:
+    """What a config.pbtxt says of the model's format, for the in-process reference."""
+
+    format: str = "onnx"
+    parameters: dict[str, str] = field(default_factory=dict)
+    exact: bool = True  # the server runs the very library (the local adapter)
+
+
+def served_format(path: Path) -> ServedFormat:
+    """The format of a compiled config: the local adapter's names it (`kiln_format`);
+    a cluster's FIL config gives its library by `model_type`."""
+    config = model_config_pb2.ModelConfig()
+    try:
+        text_format.Parse(path.read_text(encoding="utf-8"), config)
+    except text_format.ParseError as exc:
+        raise SmokeFailure(f"{path} is not a Triton config: {exc}") from exc
+    parameters = {k: v.string_value for k, v in config.parameters.items()}
+    if config.backend == FORMATS["xgboost"].backend:
+        library = LIBRARIES.get(parameters.get("model_type", ""))
+        if library is None:
+            raise SmokeFailure(f"{path}: FIL model_type has no library to compare with")
+        return ServedFormat(library, parameters, exact=False)
+    model_format, _ = local_run(parameters, config.default_model_filename)
+    return ServedFormat(model_format, parameters)
+
+
 def _pairs(values: Sequence[str], flag: str) -> dict[int, str]:
     pairs: dict[int, str] = {}
     for value in values:
@@ -629,6 +660,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--artifact", action="append", default=[], help="VERSION=URI")
     parser.add_argument("--sha256", action="append", default=[], help="VERSION=HEX")
     parser.add_argument("--data", default=None, help="Sample rows (parquet or CSV).")
+    parser.add_argument(
+        "--config",
+        type=Path,
+        default=None,
+        help="The served config.pbtxt: its format and FIL parameters (ONNX without it).",
+    )
     parser.add_argument("--rows", type=int, default=256)
     parser.add_argument("--latency-requests", type=int, default=100)
     parser.add_argument("--wait", type=float, default=60.0, help="Seconds to wait for ready.")
@@ -644,6 +681,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         signature = parse_signature(args.signature.read_text(encoding="utf-8"))
         artifacts = _pairs(args.artifact, "--artifact")
         digests = _pairs(args.sha256, "--sha256")
+        served = ServedFormat() if args.config is None else served_format(args.config)
     except (SmokeFailure, SignatureError, OSError) as exc:
         print(f"FAIL setup: {exc}")
         return 1
@@ -663,6 +701,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         timeout=args.timeout,
         wait=args.wait,
         max_latency_p99_ms=args.max_latency_p99_ms,
+        model_format=served.format,
+        parameters=served.parameters,
+        exact=served.exact,
     )
 
 

@@ -10,6 +10,7 @@ binary or, outside CI, where the downloads fail.
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -31,6 +32,7 @@ from runtime.local.triton_dist import (
 )
 from runtime.serving.references import TreeReference
 from runtime.serving.smoke import connect, run, smoke
+from runtime.serving.smoke import main as smoke_main
 from tests.tools import REPO_ROOT
 
 pytestmark = pytest.mark.slow
@@ -149,3 +151,24 @@ def test_a_python_model_runs_natively_in_the_python_backend(server: TritonServer
     # The model's own code (tests/golden/formats/specs/artifacts/models/default-python).
     want = (1.0 / (1.0 + np.exp(-(0.02 * age - 0.00001 * income)))).astype(np.float32)
     assert np.array_equal(answer["score"], want)
+
+
+def test_the_smoke_jobs_entry_point_takes_the_format_from_the_config(
+    server: TritonServer,
+    models: dict[str, ServedModel],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """`python -m runtime.serving.smoke --config config.pbtxt`, as the rollout's Job runs it
+    (here against the local adapter's config, so exactly)."""
+    local = models["car-price-gbm"]
+    signature = tmp_path / "signature.json"
+    signature.write_text(json.dumps(local.signature.document()), encoding="utf-8")
+    artifact = local.artifacts[0]
+    argv = ["--url", f"http://{server.endpoints.http}", "--signature", str(signature)]
+    argv += ["--artifact", f"1={artifact.uri}", "--sha256", f"1={artifact.sha256}"]
+    argv += ["--config", str(local.config_path), "--latency-requests", "5", "--wait", "5"]
+    assert smoke_main(argv) == 0
+    # Without the config the model is taken for ONNX: a FAIL line, not a traceback.
+    assert smoke_main([*argv[:-6], "--latency-requests", "5"]) == 1
+    assert "FAIL setup: version 1: onnxruntime cannot open model.txt" in capsys.readouterr().out

@@ -29,7 +29,7 @@ from runtime.contract.tree_predict import TreePredictor
 from runtime.local.serve import ADAPTER, TREE_FILES, adapter_files
 from runtime.serving.assemble import assemble
 from runtime.serving.references import FIL_TOLERANCE
-from runtime.serving.smoke import compare_outputs
+from runtime.serving.smoke import compare_outputs, served_format
 from tests.tools import REPO_ROOT
 
 SPECS = REPO_ROOT / "tests" / "golden" / "formats" / "specs"
@@ -176,3 +176,31 @@ def test_smoke_holds_fil_to_its_tolerance_and_the_adapter_to_exact_equality() ->
     assert exact and "differs from lightgbm" in exact[0]
     off = {"output__0": want["output__0"] + 1}
     assert compare_outputs(output, off, want, True, "lightgbm", FIL_TOLERANCE)
+
+
+GENERATED = REPO_ROOT / "generated"
+
+
+def test_the_smoke_job_reads_the_format_from_the_config_it_is_given() -> None:
+    cluster = served_format(GENERATED / "production" / "car-price-gbm" / "triton" / "config.pbtxt")
+    # Against FIL the library is held to FIL's tolerance; against the local adapter, exactly.
+    assert (cluster.format, cluster.exact, cluster.parameters["model_type"]) == (
+        "lightgbm",
+        False,
+        "lightgbm",
+    )
+    local = served_format(GENERATED / "local" / "car-price-gbm" / "triton" / "config.pbtxt")
+    assert (local.format, local.exact) == ("lightgbm", True)
+    onnx = served_format(GENERATED / "local" / "car-price" / "triton" / "config.pbtxt")
+    assert (onnx.format, onnx.exact) == ("onnx", True)
+
+
+def test_the_rollouts_smoke_job_gets_the_config_of_a_tree_model_only() -> None:
+    def command(model: str) -> str:
+        path = GENERATED / "production" / model / f"analysistemplate-{model}-analysis.yaml"
+        return path.read_text(encoding="utf-8")
+
+    assert '"--config"\n                      - /etc/kiln/triton/config.pbtxt' in command(
+        "car-price-gbm"
+    )
+    assert "--config" not in command("car-price")
