@@ -2,7 +2,7 @@
 
 The stub embeds libpython and ignores PYTHONPATH; it finds its site-packages
 the way an embedded interpreter does, by looking for `python3` on PATH. Kiln
-builds a dedicated, cached venv (numpy < 2, onnxruntime) and puts its `bin`
+builds a dedicated, cached venv (numpy < 2, onnxruntime, the tree libraries) and puts its `bin`
 first on PATH for tritonserver. Measured alternatives: the model parameter
 `EXECUTION_ENV_PATH` also accepts a plain venv folder in Triton 2.51, but it
 would put an absolute, machine-specific path into config.pbtxt, which Kiln
@@ -24,7 +24,10 @@ Nothing goes into it unverified (docs/security.md, "Trust boundaries"):
 - onnxruntime is not downloaded at all: its files are copied from Kiln's own
   installation, each checked against the sha256 its wheel recorded (the distribution's
   RECORD), which also makes it the very onnxruntime Kiln compares results with.
-  It imports nothing but numpy, so no other package is needed.
+  It imports nothing but numpy, so no other package is needed;
+- scipy, xgboost and lightgbm, for tree models, are copied the same way where Kiln's
+  environment has them (the `train` extra): they import numpy and scipy alone, and
+  work under numpy 1.26.4.
 """
 
 from __future__ import annotations
