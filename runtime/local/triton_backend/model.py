@@ -157,7 +157,7 @@ class TritonPythonModel:
         missing = [o.name for o in self.outputs if o.name not in produced]
         if missing:
             raise RuntimeError(
-                f"config.pbtxt declares outputs {missing} that the ONNX model does not produce "
+                f"config.pbtxt declares outputs {missing} that the model does not produce "
                 f"(it produces {sorted(produced)})"
             )
 
