@@ -9,6 +9,9 @@ One reference per format that Kiln can run on a CPU:
   model (the same library and code path); within `FIL_TOLERANCE` against the cluster's
   FIL backend, which sums the trees in float32 where the libraries use float64.
 
+* python: the model's own code is the only reference; its answers are checked for the
+  declared dtypes and shapes, their values are not compared.
+
 A tree model takes one matrix (`input__0`); its columns are the feature names stored in
 the model file, so the sample rows are read by those names.
 """
@@ -118,6 +121,25 @@ class TreeReference:
         return {name: answer for name in outputs}
 
 
+class OwnCode:
+    """A python model: its model.py is the only code that computes its answers, so there is
+    nothing to compare values with; smoke checks each output's dtype and shape."""
+
+    library = "its own model.py"
+    tolerance: Tolerance | None = None
+
+    def columns(self, signature: Signature) -> list[str]:
+        return [t.name for t in signature.inputs]
+
+    def inputs(self, frame: Any, signature: Signature, rows: int) -> dict[str, np.ndarray]:
+        return to_inputs(frame, signature.inputs, rows)
+
+    def run(
+        self, arrays: Mapping[str, np.ndarray], outputs: Sequence[str]
+    ) -> dict[str, np.ndarray]:
+        return {}
+
+
 def reference_for(
     model_format: str, path: Path, parameters: dict[str, str], exact: bool
 ) -> Reference:
@@ -134,4 +156,6 @@ def reference_for(
             return TreeReference(path, parameters, exact)
         except TreeModelError as exc:
             raise ValueError(str(exc)) from exc
+    if model_format == "python":
+        return OwnCode()
     raise ValueError(f"kiln smoke has no in-process reference for {model_format} models")

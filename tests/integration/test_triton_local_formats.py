@@ -10,6 +10,7 @@ binary or, outside CI, where the downloads fail.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from collections.abc import Iterator
@@ -21,6 +22,7 @@ import pytest
 from compiler.served import model_ir, served_model
 from compiler.targets import triton
 from runtime.contract.served import ServedModel
+from runtime.contract.signature import Tensor
 from runtime.local.backend_env import BackendEnvError, ensure_backend_env
 from runtime.local.serve import TritonServer, assemble_local, choose_endpoints
 from runtime.local.triton_dist import (
@@ -30,7 +32,7 @@ from runtime.local.triton_dist import (
     default_cache,
     ensure_triton,
 )
-from runtime.serving.references import TreeReference
+from runtime.serving.references import TreeReference, reference_for
 from runtime.serving.smoke import connect, run, smoke
 from runtime.serving.smoke import main as smoke_main
 from tests.tools import REPO_ROOT
@@ -172,3 +174,24 @@ def test_the_smoke_jobs_entry_point_takes_the_format_from_the_config(
     # Without the config the model is taken for ONNX: a FAIL line, not a traceback.
     assert smoke_main([*argv[:-6], "--latency-requests", "5"]) == 1
     assert "FAIL setup: version 1: onnxruntime cannot open model.txt" in capsys.readouterr().out
+
+
+def test_smoke_checks_a_python_models_answers_against_the_signature(
+    server: TritonServer, models: dict[str, ServedModel]
+) -> None:
+    local = models["default-python"]
+    rng = np.random.default_rng(2)
+    arrays = {
+        t.name: rng.uniform(0, 100, size=(40, 1)).astype(np.float32) for t in local.signature.inputs
+    }
+    reference = reference_for("python", Path(local.artifacts[0].uri), {}, exact=True)
+    wrong = dataclasses.replace(local.signature, outputs=(Tensor("score", "fp64", (-1, 1)),))
+    client = connect(server.endpoints.http, "http")
+    try:
+        report = smoke(client, local.signature, {1: reference}, arrays, latency_requests=3)
+        refused = smoke(client, wrong, {1: reference}, arrays, latency_requests=0)
+    finally:
+        client.close()
+    assert report.ok, report.render()
+    assert "values not compared: the model is its own model.py" in report.render()
+    assert "FAIL inference v1: output `score`: the server returned float32" in refused.render()
