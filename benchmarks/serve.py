@@ -17,6 +17,11 @@ Usage::
     .venv/bin/python benchmarks/serve.py [--model car-loan-default] [--seconds 3]
         [--threads 8] [--protocol grpc|http] [--batch 1 --batch 64] [--capture [--rounds 5]]
 
+With `--per-format`, one Triton serves a model of each format the local Triton runs
+(ONNX and LightGBM from the example platform, XGBoost and python from the formats
+golden tree) and the table has a row per format and batch size, next to the format's
+library in process (benchmarks/serve_formats.py).
+
 The first run downloads tritonserver and builds the backend venv (see docs/local.md).
 """
 
@@ -246,8 +251,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--capture", action="store_true", help="Capture on against off, batch 1, and stop."
     )
     parser.add_argument("--rounds", type=int, default=5, help="Alternating rounds (--capture).")
+    parser.add_argument("--per-format", action="store_true", help="A row per model format.")
     args = parser.parse_args(argv)
     batches = args.batch or [1, 64]
+    if args.per_format:
+        from serve_formats import per_format
+
+        return per_format(args.seconds, args.threads, args.protocol, batches)
 
     ir, root = model_ir(args.specs, args.model, "local")
     if max(batches) > ir.serving.max_batch_size:

@@ -375,6 +375,14 @@ CODES: dict[str, tuple[str, str]] = {
         "Ensemble map names a tensor the step lacks",
         "Map the step's own tensors; every step input must be mapped.",
     ),
+    "KILN1780": (
+        "Format not served by the local Triton",
+        "Serve it in a cluster environment; docs/serving.md says which formats serve locally.",
+    ),
+    "KILN1781": (
+        "Tree model file the local adapter cannot load",
+        "Save the model as XGBoost JSON or UBJSON, or as LightGBM text.",
+    ),
     # 18xx: Triton
     "KILN1802": ("Triton would refuse to load the config", "Fix the setting named."),
     "KILN1803": (

@@ -16,6 +16,7 @@ from tritonclient.grpc import model_config_pb2 as mc
 from compiler.ir import EnsembleStepIR, ModelIR
 from compiler.resolve import UnknownModel, local_path, resolve
 from compiler.targets import ensemble, serving, triton
+from runtime.contract.formats import NOT_SERVED_LOCALLY
 from runtime.contract.served import ArtifactSource, ServedModel, ServedStep
 
 
@@ -44,11 +45,13 @@ def model_ir(specs: Path, name: str, environment: str) -> tuple[ModelIR, Path]:
             f"one with `kiln run {name} --local`, declare the version it publishes under "
             "spec.versions, set serving.version to it and run `kiln compile`"
         )
-    if model.format.name != "onnx":
-        # The local Triton has the python backend alone; the adapter runs ONNX models.
+    refused = NOT_SERVED_LOCALLY.get(model.format.name)
+    if refused is not None:
+        # The local Triton has the python backend alone (runtime/contract/formats.py).
         raise NotServable(
-            f"model {name} serves a {model.format.name} model; the local tools serve ONNX "
-            "models for now (its config is compiled and checked for a cluster's Triton)"
+            f"model {name} serves a {model.format.name} model, which the local Triton does "
+            f"not serve: {refused}. Its config is compiled and checked for a cluster's Triton; "
+            "see docs/serving.md for the formats served locally"
         )
     return model, resolution.root
 

@@ -171,6 +171,10 @@ def smoke(
             out=click.echo,
             max_latency_p99_ms=max_latency_p99_ms,
             references=references,
+            model_format=ir.format.name,
+            parameters=dict(ir.format.parameters),
+            # Locally the adapter runs the very library smoke compares with.
+            exact=ir.is_local,
         )
     )
 

@@ -10,7 +10,8 @@ from compiler.formats import fil
 from compiler.rules.findings import Finding
 from compiler.spec.model import ModelSpec
 from compiler.spec.project import Environment
-from runtime.contract.formats import FORMATS
+from runtime.contract.formats import FORMATS, NOT_SERVED_LOCALLY
+from runtime.contract.tree_predict import LIBRARIES
 
 # Blocks of a version and the formats they configure.
 _BLOCKS = {"fil": fil.TREE_FORMATS, "python": ("python",)}
@@ -38,7 +39,40 @@ def check_versions(spec: ModelSpec, environment: Environment) -> list[Finding]:
             found += fil.check(spec, index)
         if FORMATS[version.format].gpu_only:
             found += _gpu_only(spec, environment, index)
+        elif environment.kind == "local" and version.version == spec.serving.version:
+            found += _not_served_locally(spec, index)
     return found
+
+
+def _not_served_locally(spec: ModelSpec, index: int) -> list[Finding]:
+    """A `local` environment is for `kiln serve`: say early when the local Triton cannot
+    run the served version (a warning: the config is still compiled and checked)."""
+    version = spec.versions[index]
+    at = ("spec", "versions", index)
+    refused = NOT_SERVED_LOCALLY.get(version.format)
+    if refused is not None:
+        return [
+            Finding(
+                (*at, "format"),
+                "KILN1780",
+                f"version {version.version} is a {version.format} model, which the local "
+                f"Triton does not serve ({refused}); `kiln serve` refuses it here",
+                "serve it in a cluster environment, or an ONNX export of it locally",
+                warning=True,
+            )
+        ]
+    if version.format in fil.TREE_FORMATS and fil.model_type(version) not in LIBRARIES:
+        return [
+            Finding(
+                (*at, "fil", "model_type"),
+                "KILN1781",
+                f"model_type {fil.model_type(version)} cannot be served by the local Triton, "
+                "whose adapter loads the file with xgboost or lightgbm",
+                "save the model as XGBoost JSON or UBJSON, or as LightGBM text, for local use",
+                warning=True,
+            )
+        ]
+    return []
 
 
 def _gpu_only(spec: ModelSpec, environment: Environment, index: int) -> list[Finding]:

@@ -33,7 +33,7 @@ from __future__ import annotations
 
 from compiler import names
 from compiler.ir import ModelIR
-from compiler.targets import k8s, promql, strategies
+from compiler.targets import k8s, promql, strategies, triton
 from compiler.targets.analysis_metrics import at_least, at_most, job_spec, prometheus_metric
 from compiler.targets.k8s import HTTP_PORT, Object
 from compiler.targets.pipeline import data_uri
@@ -106,6 +106,10 @@ def _smoke_metric(model: ModelIR, service: str) -> Object:
     url = f"http://{k8s.service_host(model, service)}:{HTTP_PORT}"
     args = ["python", "-m", "runtime.serving.smoke", "--url", url]
     args += ["--signature", f"{CONFIG_MOUNT}/{SIGNATURE_FILE}", "--wait", "120"]
+    if model.format.name != "onnx":
+        # The config names the format and FIL's parameters, which the library reference
+        # applies (an ONNX model needs none of it; its Jobs stay as they were).
+        args += ["--config", f"{CONFIG_MOUNT}/{triton.CONFIG_FILE}"]
     for artifact in model.served:
         args += ["--artifact", f"{artifact.version}={artifact.uri}"]
         if artifact.sha256:

@@ -2,8 +2,9 @@
 
 Cluster environments get the platform or backend of the served version's format
 (runtime/contract/formats.py) with GPU or CPU instance groups, and TensorRT for
-ONNX when asked; an ONNX model in the `local` environment gets what a CPU-only
-Triton with the python backend loads, so the same spec serves in both places.
+ONNX when asked; a model in the `local` environment gets what a CPU-only Triton
+with the python backend loads (Kiln's adapter, or the python model itself), so the
+same spec serves in both places.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from tritonclient.grpc import model_config_pb2 as mc
 
 from compiler.ir import ModelIR
 from runtime.contract import capture as capture_contract
-from runtime.contract.formats import FORMATS
+from runtime.contract.formats import FORMATS, LOCAL_FILE_PARAMETER, LOCAL_FORMAT_PARAMETER
 from runtime.contract.signature import Tensor
 
 TRITON_TYPES = {
@@ -148,13 +149,13 @@ def _optimization(model: ModelIR, config: mc.ModelConfig) -> None:
 
 def _runner(model: ModelIR, config: mc.ModelConfig) -> None:
     """Platform or backend, the file Triton loads, and the backend's parameters."""
+    if model.is_local and FORMATS[model.format.name].local:
+        _local_runner(model, config)
+        return
+    # A format the local Triton cannot run keeps its cluster runner there: it is
+    # compiled and checked, and `kiln serve` says why it is not served.
     if model.format.name == "onnx":
-        # ONNX runs locally through the python backend's adapter (no onnxruntime backend
-        # outside NVIDIA's images); its file name is Triton's default.
-        if model.is_local:
-            config.backend = LOCAL_BACKEND
-        else:
-            config.platform = ONNX_PLATFORM
+        config.platform = ONNX_PLATFORM
         return
     runner = FORMATS[model.format.name]
     if runner.platform:
@@ -163,6 +164,28 @@ def _runner(model: ModelIR, config: mc.ModelConfig) -> None:
         config.backend = runner.backend
     # Named even where it is Triton's default: the assemble step reads it back.
     config.default_model_filename = model.format.model_file
+    _parameters(model, config)
+
+
+def _local_runner(model: ModelIR, config: mc.ModelConfig) -> None:
+    """The local Triton has the python backend alone (no onnxruntime, FIL or libtorch
+    outside NVIDIA's images): every format runs there through it. ONNX and tree models
+    through Kiln's adapter, which calls the format's own library; a python model is a
+    python-backend model itself. The cluster backend's parameters are kept, because the
+    adapter answers as that backend would (FIL's output_class, threshold, predict_proba)."""
+    config.backend = LOCAL_BACKEND
+    name = model.format.name
+    if FORMATS[name].local == "native":
+        config.default_model_filename = model.format.model_file
+        return
+    if name == "onnx":
+        return  # the adapter's default: model.onnx beside it
+    _parameters(model, config)
+    config.parameters[LOCAL_FORMAT_PARAMETER].string_value = name
+    config.parameters[LOCAL_FILE_PARAMETER].string_value = model.format.model_file
+
+
+def _parameters(model: ModelIR, config: mc.ModelConfig) -> None:
     for key, value in model.format.parameters:
         config.parameters[key].string_value = value
 

@@ -22,18 +22,38 @@ class ModelFormat:
     backend: str  # Triton's `backend`, empty where the format names a platform
     model_file: str  # the file (or folder) Triton loads from a version folder
     gpu_only: bool = False  # Triton has no CPU path for it
+    # How the local Triton (python backend only) runs it: "adapter" (Kiln's python-backend
+    # adapter calls the format's own library), "native" (the file is a python-backend
+    # model itself) or "" (not served locally; NOT_SERVED_LOCALLY says why).
+    local: str = "adapter"
 
 
 FORMATS: dict[str, ModelFormat] = {
     "onnx": ModelFormat("onnxruntime_onnx", "", "model.onnx"),
-    "torchscript": ModelFormat("pytorch_libtorch", "", "model.pt"),
+    "torchscript": ModelFormat("pytorch_libtorch", "", "model.pt", local=""),
     # A SavedModel is a folder (saved_model.pb and variables/).
-    "savedmodel": ModelFormat("tensorflow_savedmodel", "", "model.savedmodel"),
+    "savedmodel": ModelFormat("tensorflow_savedmodel", "", "model.savedmodel", local=""),
     "xgboost": ModelFormat("", "fil", "xgboost.json"),
     "lightgbm": ModelFormat("", "fil", "model.txt"),
-    "tensorrt": ModelFormat("tensorrt_plan", "", "model.plan", gpu_only=True),
-    "python": ModelFormat("", "python", "model.py"),
+    "tensorrt": ModelFormat("tensorrt_plan", "", "model.plan", gpu_only=True, local=""),
+    "python": ModelFormat("", "python", "model.py", local="native"),
 }
+
+# Why a format is not served by the local Triton (figures in docs/serving.md).
+NOT_SERVED_LOCALLY = {
+    "torchscript": "torch from PyPI (2.14.1, the CUDA build) pulls 29 packages, 3.0 GB to "
+    "download, for a CPU-only server",
+    "savedmodel": "tensorflow-cpu 2.21 installs 33 packages, 1.6 GB, each of which the "
+    "backend environment would have to pin by digest",
+    "tensorrt": "TensorRT runs on NVIDIA GPUs only",
+}
+
+# The local config names the adapter's format and the artifact's file in these
+# parameters: with the python backend, `default_model_filename` is the adapter itself.
+LOCAL_FORMAT_PARAMETER = "kiln_format"
+LOCAL_FILE_PARAMETER = "kiln_model_file"
+# An ONNX model's local config names neither (they predate the other formats).
+ONNX_FILE = "model.onnx"
 
 # The file name the FIL backend expects per model type (fil_backend docs/model_config.md).
 FIL_MODEL_FILES = {
@@ -46,3 +66,13 @@ FIL_MODEL_FILES = {
 # The FIL backend names its one input and one output so (fil_backend docs/model_config.md).
 FIL_INPUT = "input__0"
 FIL_OUTPUT = "output__0"
+
+
+def local_run(parameters: dict[str, str], default_model_filename: str) -> tuple[str, str]:
+    """(format, artifact file) of a config the compiler rendered for the local Triton,
+    read back from it by the serving tools; a cluster config gives its own format's file."""
+    if LOCAL_FORMAT_PARAMETER in parameters:
+        return parameters[LOCAL_FORMAT_PARAMETER], parameters[LOCAL_FILE_PARAMETER]
+    if default_model_filename == FORMATS["python"].model_file:
+        return "python", default_model_filename
+    return "onnx", default_model_filename or ONNX_FILE

@@ -2,11 +2,11 @@
 
 The stub embeds libpython and ignores PYTHONPATH; it finds its site-packages
 the way an embedded interpreter does, by looking for `python3` on PATH. Kiln
-builds a dedicated, cached venv (numpy < 2, onnxruntime, pyarrow) and puts its `bin`
-first on PATH for tritonserver. Measured alternatives: the model parameter
-`EXECUTION_ENV_PATH` also accepts a plain venv folder in Triton 2.51, but it
-would put an absolute, machine-specific path into config.pbtxt, which Kiln
-generates deterministically; PATH keeps the generated config untouched.
+builds a dedicated, cached venv (numpy < 2, onnxruntime, pyarrow, the tree
+libraries) and puts its `bin` first on PATH for tritonserver. Measured alternatives:
+the model parameter `EXECUTION_ENV_PATH` also accepts a plain venv folder in Triton
+2.51, but it would put an absolute, machine-specific path into config.pbtxt, which
+Kiln generates deterministically; PATH keeps the generated config untouched.
 
 numpy 2 silently corrupts input tensors in this backend, hence the pin; the
 client side (Kiln itself) is free to use numpy 2.
@@ -24,7 +24,10 @@ Nothing goes into it unverified (docs/security.md, "Trust boundaries"):
 - onnxruntime is not downloaded at all: its files are copied from Kiln's own
   installation, each checked against the sha256 its wheel recorded (the distribution's
   RECORD), which also makes it the very onnxruntime Kiln compares results with.
-  It imports nothing but numpy, and pyarrow needs nothing, so no other package is.
+  It imports nothing but numpy, and pyarrow needs nothing, so no other package is;
+- scipy, xgboost and lightgbm, for tree models, are copied the same way where Kiln's
+  environment has them (the `train` extra): they import numpy and scipy alone, and
+  work under numpy 1.26.4.
 """
 
 from __future__ import annotations
@@ -78,17 +81,33 @@ PINNED: dict[str, tuple[str, ...]] = {
         "334f900ff08ce0423407af97e6c26ad5d4e3b0763645559ece6fbf3747d6a8f5",  # cp312 aarch64
     ),
 }
-# Distributions copied from Kiln's own environment, verified against their RECORD: the
-# same onnxruntime as Kiln's, so that local results equal in-process ones.
+# Distributions copied from Kiln's own environment, verified against their RECORD:
+# onnxruntime always (the same as Kiln's, so that local results equal in-process ones);
+# the tree libraries (and scipy, which both import) where Kiln has them (the `train`
+# extra), so the adapter serves xgboost and lightgbm models with the very library
+# `kiln smoke` compares with.
 COPIED = ("onnxruntime",)
+TREE_LIBRARIES = ("scipy", "xgboost", "lightgbm")
+
+
+def copied() -> tuple[str, ...]:
+    """The distributions copied in: onnxruntime and each tree library installed here."""
+    present = []
+    for name in TREE_LIBRARIES:
+        try:
+            importlib.metadata.distribution(name)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+        present.append(name)
+    return (*COPIED, *present)
 
 
 def requirements() -> list[str]:
     """What the venv holds, as recorded in its seal: each pin with its digests and each
     copied distribution at Kiln's own version."""
     pinned = [item for pin, digests in PINNED.items() for item in (pin, *digests)]
-    copied = [f"{name}=={importlib.metadata.version(name)}" for name in COPIED]
-    return [*pinned, *copied]
+    taken = [f"{name}=={importlib.metadata.version(name)}" for name in copied()]
+    return [*pinned, *taken]
 
 
 def hashed_requirements() -> str:
@@ -140,7 +159,7 @@ def _build(path: Path) -> None:
             "finding the backend venv's site-packages",
         ).strip()
     )
-    for name in COPIED:
+    for name in copied():
         copy_verified(importlib.metadata.distribution(name), site)
     version = _run(
         [python, "-c", "import numpy, onnxruntime, pyarrow; print(numpy.__version__)"],

@@ -36,7 +36,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType, TracebackType
 
+from google.protobuf import text_format
+from tritonclient.grpc import model_config_pb2
+
 from runtime.contract import capture as capture_contract
+from runtime.contract import tree_predict
+from runtime.contract.formats import FORMATS, local_run
 from runtime.contract.served import ServedModel
 from runtime.local.backend_env import (
     BackendEnv,
@@ -64,6 +69,11 @@ CAPTURE_FILES = (
     Path(capture_contract.__file__).resolve(),
 )
 ADAPTER_FILES = (ADAPTER, *CAPTURE_FILES)  # what a model run by the adapter is given
+# What the adapter needs beside it to serve a tree model as FIL would.
+TREE_FILES = (
+    ADAPTER.parent / "tree_session.py",
+    Path(tree_predict.__file__).resolve(),
+)
 CONFIG_NAME = "config.pbtxt"
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_READY_TIMEOUT_S = 120.0
@@ -344,14 +354,15 @@ def assemble_local(
 ) -> Path:
     """Assemble `<repository>/<model>` with the adapter next to every model.onnx; signed
     versions verified against the environment's trust and this machine's public key."""
+    text = model.config_text if config_text is None else config_text
     try:
         trust = model.trust.with_keys(local_key_pair(model.root).public_pem)
         return assemble(
             model.name,
             list(model.artifacts),
-            model.config_text if config_text is None else config_text,
+            text,
             repository,
-            extra_files=list(ADAPTER_FILES),
+            extra_files=adapter_files(text),
             trust=trust,
             signers=signers,
         )
@@ -365,6 +376,22 @@ def _assemble_ensemble(model: ServedModel, repository: Path) -> None:
             say(f"kiln serve: assembled {model.name} {line}")
     except AssembleError as exc:
         raise ServeError(str(exc)) from exc
+
+
+def adapter_files(config_text: str) -> list[Path]:
+    """The files each version folder needs besides the artifact: the adapter with its
+    capture writer (and its tree helpers), or nothing for a python model, which is a
+    python-backend model itself."""
+    config = model_config_pb2.ModelConfig()
+    try:
+        text_format.Parse(config_text, config)
+    except text_format.ParseError:
+        return [ADAPTER]  # assemble refuses it with the parser's message
+    parameters = {k: v.string_value for k, v in config.parameters.items()}
+    model_format, _ = local_run(parameters, config.default_model_filename)
+    if FORMATS[model_format].local == "native":
+        return []
+    return [*ADAPTER_FILES] if model_format == "onnx" else [*ADAPTER_FILES, *TREE_FILES]
 
 
 def prepare_runtime(cache: Path) -> tuple[TritonDistribution, BackendEnv]:

@@ -45,13 +45,13 @@ import fsspec  # type: ignore[import-untyped, unused-ignore]
 from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2
 
+from runtime.contract.formats import local_run
 from runtime.contract.secrets import redact
 from runtime.contract.secrets import redact_uri as shown_uri
 from runtime.contract.served import ArtifactSource
 from runtime.contract.signing import Trust, TrustError
 from runtime.serving.verify import VerifyError, verify
 
-MODEL_FILE = "model.onnx"
 CONFIG_FILE = "config.pbtxt"
 CHUNK = 1 << 20
 SHA256 = re.compile(r"^[0-9a-f]{64}$")
@@ -206,7 +206,8 @@ def assemble(
     _check_signed(artifacts, trust)
     config = parse_config(config_text, model, [a.version for a in artifacts])
     # The compiler names the file of formats other than ONNX in the config.
-    model_file = config.default_model_filename or MODEL_FILE
+    parameters = {k: v.string_value for k, v in config.parameters.items()}
+    _, model_file = local_run(parameters, config.default_model_filename)
     for extra in extra_files:
         if not extra.is_file():
             raise AssembleError(f"extra file {extra} does not exist")

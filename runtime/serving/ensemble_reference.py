@@ -21,7 +21,10 @@ from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2 as mc
 
 from runtime.contract.served import ServedStep
+from runtime.contract.signature import Signature
 from runtime.serving.assemble import AssembleError, fetch
+from runtime.serving.references import Tolerance
+from runtime.serving.sample_data import to_inputs
 
 COMPUTE = "compute"  # what a python step's model.py defines for the in-process reference
 Run = Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]]
@@ -32,7 +35,11 @@ class ReferenceError(Exception):
 
 
 class EnsembleReference:
-    """Runs like an onnxruntime session: `run(output_names, feed) -> [arrays]`."""
+    """A smoke reference (runtime.serving.references.Reference): the ensemble's raw
+    inputs in, its final outputs out, computed by its steps in process."""
+
+    library = "its steps in process"
+    tolerance: Tolerance | None = None  # the same code on the same inputs: exactly equal
 
     def __init__(self, ensemble_config: str, steps: Sequence[ServedStep], folder: Path) -> None:
         config = mc.ModelConfig()
@@ -43,8 +50,16 @@ class EnsembleReference:
             for s in config.ensemble_scheduling.step
         ]
 
-    def run(self, outputs: Sequence[str], feed: Mapping[str, np.ndarray]) -> list[np.ndarray]:
-        tensors = dict(feed)
+    def columns(self, signature: Signature) -> list[str]:
+        return [t.name for t in signature.inputs]
+
+    def inputs(self, frame: Any, signature: Signature, rows: int) -> dict[str, np.ndarray]:
+        return to_inputs(frame, signature.inputs, rows)
+
+    def run(
+        self, arrays: Mapping[str, np.ndarray], outputs: Sequence[str]
+    ) -> dict[str, np.ndarray]:
+        tensors = dict(arrays)
         pending = list(self.steps)
         while pending:
             ready = [s for s in pending if all(t in tensors for t in s[1].values())]
@@ -54,7 +69,7 @@ class EnsembleReference:
                 result = run({key: tensors[source] for key, source in inputs.items()})
                 tensors.update({target: result[key] for key, target in produced.items()})
                 pending.remove((run, inputs, produced))
-        return [tensors[name] for name in outputs]
+        return {name: tensors[name] for name in outputs}
 
 
 def _runner(step: ServedStep, folder: Path) -> Run:

@@ -7,8 +7,10 @@ Checks, in order, for every served version:
    and output by name, datatype and shape (Triton reports the batch dimension
    as -1 when max_batch_size > 0, and a batch-only tensor `[-1]` as `[-1, 1]`,
    the dims of its config entry);
-3. inference on sample rows equals onnxruntime in-process on the same model
-   file, exactly (same onnxruntime, one intra-op thread on both sides);
+3. inference on sample rows equals the model's own library in process on the same
+   model file (runtime/serving/references.py): onnxruntime for ONNX, exactly (one
+   intra-op thread on both sides); xgboost or lightgbm for a tree model, exactly
+   where the local adapter serves it, within FIL's float32 tolerance in a cluster;
 4. a short latency summary over single-row requests; with a ceiling
    (`--max-latency-p99-ms`, which the rollout's analysis Job passes), a p99 above
    it fails. Here the traffic is known: the requests are the Job's own, so the
@@ -31,8 +33,11 @@ from typing import Any, Protocol
 
 import numpy as np
 import onnxruntime as ort
+from google.protobuf import text_format
+from tritonclient.grpc import model_config_pb2
 
 from runtime.contract.arrays import NUMPY_TYPES
+from runtime.contract.formats import FORMATS, local_run
 from runtime.contract.served import ArtifactSource
 from runtime.contract.signature import (
     PROTOCOL_DATATYPES,
@@ -41,14 +46,16 @@ from runtime.contract.signature import (
     Tensor,
     parse_signature,
 )
+from runtime.contract.tree_predict import LIBRARIES
 from runtime.serving.assemble import AssembleError, fetch
-from runtime.serving.sample_data import (
-    SampleDataError,
-    for_onnxruntime,
-    load_sample,
-    take,
-    to_inputs,
+from runtime.serving.references import (
+    OnnxReference,
+    Reference,
+    Tolerance,
+    onnx_session,
+    reference_for,
 )
+from runtime.serving.sample_data import SampleDataError, load_sample, take
 
 DEFAULT_TIMEOUT_S = 10.0
 
@@ -230,13 +237,27 @@ def compare_metadata(signature: Signature, metadata: Mapping[str, Any]) -> list[
     return problems
 
 
+def _equal(got: np.ndarray, want: np.ndarray, tolerance: Tolerance | None) -> np.ndarray:
+    """Element by element: exactly (NaN equals NaN), or within the tolerance for floats."""
+    if got.dtype.kind != "f":
+        return np.asarray(got == want)
+    both_nan = np.isnan(got) & np.isnan(want)
+    if tolerance is None:
+        return np.asarray((got == want) | both_nan)
+    close = np.isclose(got, want, rtol=tolerance.rtol, atol=tolerance.atol, equal_nan=True)
+    return np.asarray(close | both_nan)
+
+
 def compare_outputs(
     outputs: Sequence[Tensor],
     served: Mapping[str, np.ndarray | None],
     reference: Mapping[str, np.ndarray],
     batched: bool = True,
+    library: str = "onnxruntime",
+    tolerance: Tolerance | None = None,
 ) -> list[str]:
-    """Served outputs against onnxruntime's, exactly; each difference names the output."""
+    """Served outputs against the library's, exactly or within `tolerance`; each
+    difference names the output."""
     problems = []
     for tensor in outputs:
         got = served.get(tensor.name)
@@ -257,17 +278,15 @@ def compare_outputs(
         if list(got.shape) != shape or got.size != want.size:
             problems.append(
                 f"output `{tensor.name}`: the server returned shape {list(got.shape)}, "
-                f"expected {shape} (onnxruntime gives {list(want.shape)})"
+                f"expected {shape} ({library} gives {list(want.shape)})"
             )
             continue
         want = want.reshape(got.shape)
         if tensor.dtype == "string":
             want = np.array([str(v).encode() for v in want.ravel()], dtype=object)
             equal = np.array([a == b for a, b in zip(got.ravel(), want, strict=True)])
-        elif got.dtype.kind == "f":
-            equal = (got == want) | (np.isnan(got) & np.isnan(want))
         else:
-            equal = got == want
+            equal = _equal(got, want, tolerance)
         if not equal.all():
             flat = np.flatnonzero(~equal.ravel())
             row = int(np.unravel_index(flat[0], got.shape)[0]) if got.ndim else 0
@@ -276,8 +295,8 @@ def compare_outputs(
                 diff = np.abs(got.astype(np.float64) - want.astype(np.float64))
                 detail = f", max abs difference {float(np.nanmax(diff)):.3g}"
             problems.append(
-                f"output `{tensor.name}` differs from onnxruntime in {len(flat)} of {got.size} "
-                f"values (first at row {row}: served {got.ravel()[flat[0]]!s}, onnxruntime "
+                f"output `{tensor.name}` differs from {library} in {len(flat)} of {got.size} "
+                f"values (first at row {row}: served {got.ravel()[flat[0]]!s}, {library} "
                 f"{want.ravel()[flat[0]]!s}{detail})"
             )
     return problems
@@ -313,19 +332,17 @@ class SmokeReport:
         return "\n".join(f"{'ok  ' if c.ok else 'FAIL'} {c.name}: {c.detail}" for c in self.checks)
 
 
-def reference_session(model_file: Path) -> ort.InferenceSession:
-    """onnxruntime in-process, set up like the adapter (one intra-op thread)."""
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = 1
-    options.inter_op_num_threads = 1
-    return ort.InferenceSession(str(model_file), options, providers=["CPUExecutionProvider"])
+reference_session = onnx_session
 
 
 def run_reference(
     session: ort.InferenceSession, arrays: Mapping[str, np.ndarray], outputs: Sequence[str]
 ) -> dict[str, np.ndarray]:
-    values = session.run(list(outputs), for_onnxruntime(arrays))
-    return {n: np.asarray(v) for n, v in zip(outputs, values, strict=True)}
+    return OnnxReference(session).run(arrays, outputs)
+
+
+def _as_reference(reference: Reference | ort.InferenceSession) -> Reference:
+    return OnnxReference(reference) if isinstance(reference, ort.InferenceSession) else reference
 
 
 def _join(parts: Sequence[np.ndarray | None]) -> np.ndarray | None:
@@ -368,7 +385,7 @@ def _wait_ready(client: Client, signature: Signature, versions: Sequence[int], w
 def smoke(
     client: Client,
     signature: Signature,
-    references: Mapping[int, ort.InferenceSession],
+    references: Mapping[int, Reference | ort.InferenceSession],
     arrays: Mapping[str, np.ndarray],
     latency_requests: int = 100,
     wait: float = 0.0,
@@ -385,7 +402,8 @@ def smoke(
     report.add("readiness", [], f"server live and ready, version(s) {versions} ready")
     try:
         for version in versions:
-            _check_version(client, signature, version, references[version], arrays, report)
+            reference = _as_reference(references[version])
+            _check_version(client, signature, version, reference, arrays, report)
         report.latency_ms = measure_latency(
             client, signature, versions[-1], arrays, latency_requests
         )
@@ -426,12 +444,12 @@ def _check_version(
     client: Client,
     signature: Signature,
     version: int,
-    reference_session: ort.InferenceSession,
+    reference: Reference,
     arrays: Mapping[str, np.ndarray],
     report: SmokeReport,
 ) -> None:
     """One served version: its metadata against the signature, then its outputs against
-    onnxruntime's on the same batches (SmokeFailure when a call fails)."""
+    the library's on the same batches (SmokeFailure when a call fails)."""
     metadata = _call(
         f"metadata of {signature.model} version {version}",
         client,
@@ -454,17 +472,43 @@ def _check_version(
             partial(client.infer, signature.model, str(version), part, names),
         )
         # The reference sees the same batches as the server.
-        reference_part = run_reference(reference_session, part, names)
+        reference_part = reference.run(part, names)
         for name in names:
             served[name].append(result.get(name))
-            expected[name].append(reference_part[name])
+            if name in reference_part:
+                expected[name].append(reference_part[name])
     joined = {n: _join(p) for n, p in served.items()}
-    reference = {n: np.concatenate(p) for n, p in expected.items()}
+    batches = f"{rows} rows in batches of <= {max(signature.max_batch_size, 1)}"
+    _report_inference(report, signature, version, reference, joined, expected, batches)
+
+
+def _report_inference(
+    report: SmokeReport,
+    signature: Signature,
+    version: int,
+    reference: Reference,
+    joined: Mapping[str, np.ndarray | None],
+    expected: Mapping[str, list[np.ndarray]],
+    batches: str,
+) -> None:
+    names = ", ".join(t.name for t in signature.outputs)
+    library, tolerance = reference.library, reference.tolerance
+    if not any(expected.values()):
+        # No other code computes the answers (a python model): each answer is compared
+        # with itself, which leaves its dtype and shape against the signature.
+        itself = {n: v for n, v in joined.items() if v is not None}
+        report.add(
+            f"inference v{version}",
+            compare_outputs(signature.outputs, joined, itself, signature.batched, library),
+            f"{batches}: {names} have the declared dtypes and shapes "
+            f"(values not compared: the model is {library})",
+        )
+        return
+    wanted = {n: np.concatenate(p) for n, p in expected.items()}
     report.add(
         f"inference v{version}",
-        compare_outputs(signature.outputs, joined, reference, signature.batched),
-        f"{rows} rows in batches of <= {max(signature.max_batch_size, 1)}: "
-        f"{', '.join(names)} equal onnxruntime in-process exactly",
+        compare_outputs(signature.outputs, joined, wanted, signature.batched, library, tolerance),
+        f"{batches}: {names} equal {library} in-process {tolerance or 'exactly'}",
     )
 
 
@@ -499,24 +543,37 @@ def measure_latency(
 
 
 def reference_sessions(artifacts: Sequence[ArtifactSource]) -> dict[int, ort.InferenceSession]:
-    """onnxruntime sessions on the served artifacts: fetched and verified where a digest
-    is given (local files too), opened in place where a local file has none."""
-    sessions = {}
+    """onnxruntime sessions on the served artifacts (see `reference_models`)."""
+    found = reference_models(artifacts)
+    return {v: r.session for v, r in found.items() if isinstance(r, OnnxReference)}
+
+
+def reference_models(
+    artifacts: Sequence[ArtifactSource],
+    model_format: str = "onnx",
+    parameters: Mapping[str, str] | None = None,
+    exact: bool = True,
+) -> dict[int, Reference]:
+    """In-process references on the served artifacts: fetched and verified where a
+    digest is given (local files too), opened in place where a local file has none."""
+    found: dict[int, Reference] = {}
+    settings = dict(parameters or {})
     for artifact in artifacts:
-        if "://" not in artifact.uri and artifact.sha256 is None:
-            path = Path(artifact.uri)
-            if not path.is_file():
-                raise SmokeFailure(f"artifact of version {artifact.version} not found: {path}")
-            sessions[artifact.version] = reference_session(path)
-            continue
-        with tempfile.TemporaryDirectory(prefix="kiln-smoke-") as folder:
-            target = Path(folder) / "model.onnx"
-            try:
+        try:
+            if "://" not in artifact.uri and artifact.sha256 is None:
+                path = Path(artifact.uri)
+                if not path.is_file():
+                    raise SmokeFailure(f"artifact of version {artifact.version} not found: {path}")
+                found[artifact.version] = reference_for(model_format, path, settings, exact)
+                continue
+            with tempfile.TemporaryDirectory(prefix="kiln-smoke-") as folder:
+                # The file's own name: xgboost tells JSON from UBJ by the suffix.
+                target = Path(folder) / Path(artifact.uri.rstrip("/")).name
                 fetch(artifact.uri, target, artifact.sha256)
-            except AssembleError as exc:
-                raise SmokeFailure(f"version {artifact.version}: {exc}") from exc
-            sessions[artifact.version] = reference_session(target)
-    return sessions
+                found[artifact.version] = reference_for(model_format, target, settings, exact)
+        except (AssembleError, ValueError) as exc:
+            raise SmokeFailure(f"version {artifact.version}: {exc}") from exc
+    return found
 
 
 def run(
@@ -532,15 +589,20 @@ def run(
     wait: float = 0.0,
     out: Callable[[str], None] = print,
     max_latency_p99_ms: float | None = None,
-    references: Mapping[int, Any] | None = None,
+    model_format: str = "onnx",
+    parameters: Mapping[str, str] | None = None,
+    exact: bool = True,
+    references: Mapping[int, Reference] | None = None,
 ) -> int:
-    """`kiln smoke`: the exit code (0 all checks pass, 1 any failure). `references`
-    replaces onnxruntime on the artifacts (an ensemble's pipeline computed in process)."""
+    """`kiln smoke`: the exit code (0 all checks pass, 1 any failure). `exact`: the
+    server runs the same library (the local adapter); else a format's tolerance holds.
+    `references` replaces the artifacts' own (an ensemble's pipeline computed in process)."""
     try:
-        source, frame = load_sample([t.name for t in signature.inputs], data)
-        arrays = to_inputs(frame, signature.inputs, rows)
         if references is None:
-            references = reference_sessions(artifacts)
+            references = reference_models(artifacts, model_format, parameters, exact)
+        first = references[min(references)]
+        source, frame = load_sample(first.columns(signature), data)
+        arrays = first.inputs(frame, signature, rows)
     except (SampleDataError, SmokeFailure, OSError, ValueError) as exc:
         out(f"FAIL setup: {exc}")
         return 1
@@ -562,6 +624,33 @@ def run(
 
 
 # --- the cluster entry point: `python -m runtime.serving.smoke` in a rollout analysis Job ---
+
+
+@dataclass(frozen=True)
+class ServedFormat:
+    """What a config.pbtxt says of the model's format, for the in-process reference."""
+
+    format: str = "onnx"
+    parameters: dict[str, str] = field(default_factory=dict)
+    exact: bool = True  # the server runs the very library (the local adapter)
+
+
+def served_format(path: Path) -> ServedFormat:
+    """The format of a compiled config: the local adapter's names it (`kiln_format`);
+    a cluster's FIL config gives its library by `model_type`."""
+    config = model_config_pb2.ModelConfig()
+    try:
+        text_format.Parse(path.read_text(encoding="utf-8"), config)
+    except text_format.ParseError as exc:
+        raise SmokeFailure(f"{path} is not a Triton config: {exc}") from exc
+    parameters = {k: v.string_value for k, v in config.parameters.items()}
+    if config.backend == FORMATS["xgboost"].backend:
+        library = LIBRARIES.get(parameters.get("model_type", ""))
+        if library is None:
+            raise SmokeFailure(f"{path}: FIL model_type has no library to compare with")
+        return ServedFormat(library, parameters, exact=False)
+    model_format, _ = local_run(parameters, config.default_model_filename)
+    return ServedFormat(model_format, parameters)
 
 
 def _pairs(values: Sequence[str], flag: str) -> dict[int, str]:
@@ -599,6 +688,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--artifact", action="append", default=[], help="VERSION=URI")
     parser.add_argument("--sha256", action="append", default=[], help="VERSION=HEX")
     parser.add_argument("--data", default=None, help="Sample rows (parquet or CSV).")
+    parser.add_argument(
+        "--config",
+        type=Path,
+        default=None,
+        help="The served config.pbtxt: its format and FIL parameters (ONNX without it).",
+    )
     parser.add_argument("--rows", type=int, default=256)
     parser.add_argument("--latency-requests", type=int, default=100)
     parser.add_argument("--wait", type=float, default=60.0, help="Seconds to wait for ready.")
@@ -614,6 +709,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         signature = parse_signature(args.signature.read_text(encoding="utf-8"))
         artifacts = _pairs(args.artifact, "--artifact")
         digests = _pairs(args.sha256, "--sha256")
+        served = ServedFormat() if args.config is None else served_format(args.config)
     except (SmokeFailure, SignatureError, OSError) as exc:
         print(f"FAIL setup: {exc}")
         return 1
@@ -633,6 +729,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         timeout=args.timeout,
         wait=args.wait,
         max_latency_p99_ms=args.max_latency_p99_ms,
+        model_format=served.format,
+        parameters=served.parameters,
+        exact=served.exact,
     )
 
 

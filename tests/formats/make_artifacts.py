@@ -1,7 +1,7 @@
 """Writes the model files of the formats tests (run by hand; the files are committed).
 
-Needs a scratch environment with xgboost (xgboost-cpu), lightgbm and tensorboard:
-    python -m venv /tmp/gen && /tmp/gen/bin/pip install xgboost-cpu lightgbm tensorboard
+Needs a scratch environment with xgboost, lightgbm and tensorboard:
+    python -m venv /tmp/gen && /tmp/gen/bin/pip install xgboost lightgbm tensorboard
     /tmp/gen/bin/python tests/formats/make_artifacts.py
 
 - XGBoost and LightGBM models are trained by the real libraries on four features.

@@ -385,7 +385,7 @@ def test_a_model_that_fails_to_load_shows_the_server_log(runtime: Runtime, tmp_p
         server.stop()
     message = str(caught.value)
     assert "before it was ready" in message or "was not ready" in message
-    assert "config.pbtxt declares outputs ['probability'] that the ONNX model does not produce" in (
+    assert "config.pbtxt declares outputs ['probability'] that the model does not produce" in (
         message
     )
 

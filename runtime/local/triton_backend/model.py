@@ -1,4 +1,5 @@
-"""Triton python-backend adapter: serve an ONNX model with onnxruntime.
+"""Triton python-backend adapter: serve an ONNX model with onnxruntime, or a tree model
+(xgboost, lightgbm) with its own library as Triton's FIL backend would (tree_session.py).
 
 Kiln's `local` environment runs a CPU-only Triton (from the `nvidia-pytriton`
 wheel) that has no onnxruntime backend, only the python backend. This file is
@@ -46,6 +47,11 @@ from capture_writer import CaptureWriter, resolve_root
 # Intra-op threads per model instance. Parallelism comes from instance_group
 # count; one thread also keeps results bit-identical with a 1-thread session.
 THREADS_ENV = "KILN_ORT_THREADS"
+# runtime/contract/formats.py: LOCAL_FORMAT_PARAMETER, LOCAL_FILE_PARAMETER (this file
+# imports nothing from Kiln; a test checks the names agree).
+FORMAT_PARAMETER = "kiln_format"
+FILE_PARAMETER = "kiln_model_file"
+TREE_FORMATS = ("xgboost", "lightgbm")
 
 NUMPY_TYPES: dict[str, Any] = {
     "TYPE_BOOL": np.bool_,
@@ -119,6 +125,29 @@ class OutputSpec:
         )
 
 
+def _open(folder: str, config: dict[str, Any]) -> Any:
+    """The model as an onnxruntime session, or a tree model behind the same API: the
+    compiler names a non-ONNX format and its file in the config's parameters."""
+    parameters = {k: v["string_value"] for k, v in config.get("parameters", {}).items()}
+    model_format = parameters.get(FORMAT_PARAMETER, "onnx")
+    if model_format in TREE_FORMATS:
+        # The helper modules lie beside this file; the stub does not put it on sys.path.
+        if folder not in sys.path:
+            sys.path.insert(0, folder)
+        from tree_session import TreeSession
+
+        return TreeSession(os.path.join(folder, parameters[FILE_PARAMETER]), parameters)
+    if model_format != "onnx":
+        raise RuntimeError(f"the adapter does not serve {model_format} models")
+    options = ort.SessionOptions()
+    threads = int(os.environ.get(THREADS_ENV, "1"))
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    return ort.InferenceSession(
+        os.path.join(folder, "model.onnx"), options, providers=["CPUExecutionProvider"]
+    )
+
+
 class TritonPythonModel:
     """The python backend's entry point: one object per model instance."""
 
@@ -134,13 +163,7 @@ class TritonPythonModel:
         self.name = config["name"]
         self.batched = int(config.get("max_batch_size", 0)) > 0
         folder = os.path.join(args["model_repository"], args["model_version"])
-        options = ort.SessionOptions()
-        threads = int(os.environ.get(THREADS_ENV, "1"))
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-        self.session = ort.InferenceSession(
-            os.path.join(folder, "model.onnx"), options, providers=["CPUExecutionProvider"]
-        )
+        self.session = _open(folder, config)
         self.inputs = [(i.name, i.type, i.shape) for i in self.session.get_inputs()]
         self.input_types = {i["name"]: i["data_type"] for i in config.get("input", [])}
         self.outputs = [OutputSpec(o) for o in config.get("output", [])]
@@ -148,7 +171,7 @@ class TritonPythonModel:
         missing = [o.name for o in self.outputs if o.name not in produced]
         if missing:
             raise RuntimeError(
-                f"config.pbtxt declares outputs {missing} that the ONNX model does not produce "
+                f"config.pbtxt declares outputs {missing} that the model does not produce "
                 f"(it produces {sorted(produced)})"
             )
         self.capture = self._capture_writer(config, int(args["model_version"]))

@@ -133,6 +133,8 @@ def test_fil_without_model_type_is_refused() -> None:
     assert "FIL parameter model_type is not set" in backend_problems(config)
 
 
-def test_local_tools_refuse_formats_they_do_not_serve_yet() -> None:
-    with pytest.raises(NotServable, match="serves a xgboost model; the local tools serve ONNX"):
-        model_ir(SPECS, "default-xgb", "local")
+def test_local_tools_refuse_formats_the_local_triton_cannot_run() -> None:
+    with pytest.raises(NotServable, match="serves a torchscript model, which the local Triton"):
+        model_ir(SPECS, "default-torch", "local")
+    ir, _ = model_ir(SPECS, "default-xgb", "local")  # tree models are served locally
+    assert ir.format.name == "xgboost"
