@@ -273,9 +273,13 @@ CODES: dict[str, tuple[str, str]] = {
         "Feature type the trainer does not take",
         "Declare boolean features as int64 with values [0, 1].",
     ),
-    "KILN1747": (
-        "Class labels the estimator cannot learn",
-        "Recode the target as 0..K-1 for xgboost, or use an sklearn estimator.",
+    "KILN1748": (
+        "Native output from a library without one",
+        "Use output onnx, or an xgboost estimator: Triton serves no scikit-learn file.",
+    ),
+    "KILN1749": (
+        "Native output with text features",
+        "Encode text features as numbers in the FeatureSet, or use output onnx.",
     ),
     "KILN1750": (
         "Setting for another format",
@@ -312,6 +316,10 @@ CODES: dict[str, tuple[str, str]] = {
     "KILN1758": (
         "TorchScript tensor name Triton cannot bind",
         "Name outputs <name>__<index>; inputs after forward()'s arguments.",
+    ),
+    "KILN1790": (
+        "Class labels a native tree model cannot carry",
+        "Recode the target as 0..K-1, or use output onnx, whose graph maps the labels.",
     ),
     # 18xx: Triton
     "KILN1802": ("Triton would refuse to load the config", "Fix the setting named."),

@@ -364,6 +364,11 @@ class Trainer(SpecModel):
         default_factory=dict,
         description="The estimator's parameters: plain scalars, checked against its names.",
     )
+    output: Literal["onnx", "native"] = Field(
+        "onnx",
+        description="What the trainer writes: one ONNX graph, or the library's own model "
+        "file (xgboost JSON), served by Triton's FIL backend; numeric features only.",
+    )
 
 
 class Training(SpecModel):

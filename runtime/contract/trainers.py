@@ -13,6 +13,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from runtime.contract.formats import FIL_MODEL_FILES, FIL_OUTPUT, FORMATS
+
 # LightGBM is not offered yet: NannyML 0.13 pins lightgbm<4.6, and LightGBM before 4.6
 # does not fit scikit-learn 1.8 or newer (its wrapper passes the removed force_all_finite).
 LIBRARIES = ("sklearn", "xgboost")
@@ -25,6 +27,18 @@ TRAIN_MODULE = "runtime.steps.train"
 # "sqrt": nothing that a template engine, a shell or Kubernetes would read as code.
 PARAM_TEXT = re.compile(r"[A-Za-z0-9_.+-]{1,64}")
 ParamValue = bool | int | float | str | None
+
+# What the trainer writes (`training.trainer.output`): one ONNX graph with the
+# preprocessing inside, or the library's own model file, which Triton's FIL backend serves.
+ONNX_OUTPUT = "onnx"
+NATIVE_OUTPUT = "native"
+OUTPUTS = (ONNX_OUTPUT, NATIVE_OUTPUT)
+# The model format (runtime/contract/formats.py) of each library's native file. scikit-learn
+# has none that Triton serves; LightGBM is not offered (see LIBRARIES).
+NATIVE_FORMATS = {"xgboost": "xgboost"}
+# XGBoost's JSON model: a documented format that names its features, which the compiler
+# reads back to check them against the FeatureSet.
+NATIVE_MODEL_TYPES = {"xgboost": "xgboost_json"}
 
 # Output names the trainer's ONNX graph has, per task family (docs/pipelines.md).
 CLASSIFIER_OUTPUTS = ("label", "probabilities")
@@ -146,6 +160,35 @@ def find_estimator(library: str, name: str) -> Estimator | None:
     return None
 
 
-def outputs_for(task: str) -> tuple[str, ...]:
-    """The output tensors the trainer's graph has for `task`."""
+def outputs_for(task: str, output: str = ONNX_OUTPUT) -> tuple[str, ...]:
+    """The output tensors the trainer's model has for `task`: FIL's one output for a
+    native model, else the ONNX graph's."""
+    if output == NATIVE_OUTPUT:
+        return (FIL_OUTPUT,)
     return REGRESSOR_OUTPUTS if task_family(task) == REGRESSION else CLASSIFIER_OUTPUTS
+
+
+def model_format(library: str, output: str) -> str:
+    """The format of the file the trainer writes: onnx, or the library's own."""
+    return NATIVE_FORMATS[library] if output == NATIVE_OUTPUT else "onnx"
+
+
+def artifact_file(library: str, output: str) -> str:
+    """The file name the train step writes, which the later steps and the store use:
+    the one Triton looks for in a version folder of that format."""
+    if output == NATIVE_OUTPUT:
+        return FIL_MODEL_FILES[NATIVE_MODEL_TYPES[library]]
+    return FORMATS["onnx"].model_file
+
+
+def fil_settings(library: str, task: str, output: str) -> dict[str, str | bool] | None:
+    """The `fil` block a published native version carries: the file's type, and for a
+    classifier a probability per class (FIL returns indices or scores, never labels)."""
+    if output != NATIVE_OUTPUT:
+        return None
+    classifier = task_family(task) == CLASSIFICATION
+    return {
+        "model_type": NATIVE_MODEL_TYPES[library],
+        "output_class": classifier,
+        "predict_proba": classifier,
+    }
