@@ -321,6 +321,10 @@ CODES: dict[str, tuple[str, str]] = {
         "Class labels a native tree model cannot carry",
         "Recode the target as 0..K-1, or use output onnx, whose graph maps the labels.",
     ),
+    "KILN1791": (
+        "LightGBM without native output",
+        "Set training.trainer.output: native; Kiln exports LightGBM in its own format only.",
+    ),
     # 18xx: Triton
     "KILN1802": ("Triton would refuse to load the config", "Fix the setting named."),
     "KILN1803": (

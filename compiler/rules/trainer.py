@@ -13,6 +13,7 @@ from compiler.spec.model import ModelSpec, Trainer
 from runtime.contract.trainers import (
     FIXED_PARAMS,
     NATIVE_FORMATS,
+    NATIVE_ONLY,
     NATIVE_OUTPUT,
     ONNX_OUTPUT,
     Estimator,
@@ -87,7 +88,19 @@ def check_native_signature(spec: ModelSpec, featureset: FeatureSetSpec) -> list[
 
 
 def _native(trainer: Trainer) -> list[Finding]:
-    """Native output exists for libraries whose own file Triton serves (FIL: xgboost)."""
+    """Native output exists for libraries whose own file Triton serves (FIL: xgboost,
+    lightgbm); LightGBM has no other (its ONNX path needs the scikit-learn wrapper)."""
+    if trainer.output != NATIVE_OUTPUT and trainer.library in NATIVE_ONLY:
+        return [
+            Finding(
+                (*TRAINER, "library"),
+                "KILN1791",
+                f"Kiln trains {trainer.library} through its Booster API and writes its own "
+                "model file only, served by FIL; the trainer's output is onnx",
+                "set training.trainer.output: native (numeric features, classes 0..K-1), "
+                "or use xgboost or sklearn for an ONNX graph",
+            )
+        ]
     if trainer.output != NATIVE_OUTPUT or trainer.library in NATIVE_FORMATS:
         return []
     return [
@@ -95,16 +108,16 @@ def _native(trainer: Trainer) -> list[Finding]:
             (*TRAINER, "output"),
             "KILN1748",
             f"{trainer.library} has no native model format that Triton serves",
-            f"use output onnx, or an estimator of {', '.join(NATIVE_FORMATS)} for a tree "
+            f"use output onnx, or an estimator of {' or '.join(NATIVE_FORMATS)} for a tree "
             "model served by FIL",
         )
     ]
 
 
 def _classes(spec: ModelSpec, estimator: Estimator, output: str) -> list[Finding]:
-    """XGBoost learns the classes 0..K-1: the trainer's ONNX graph names other labels, but
-    a native model served by FIL returns class indices and scores only."""
-    if estimator.library != "xgboost" or output != NATIVE_OUTPUT or spec.classes is None:
+    """The trainer's ONNX graph returns any labels, but a native model served by FIL
+    returns class indices and scores only: its classes are 0..K-1."""
+    if output != NATIVE_OUTPUT or spec.classes is None:
         return []
     if spec.classes == list(range(len(spec.classes))):
         return []
@@ -132,7 +145,8 @@ def _native_features(spec: ModelSpec, featureset: FeatureSetSpec) -> list[Findin
     """FIL takes one fp32 row per request: a text column would need encoding outside the
     model, which Kiln refuses rather than leave to every client (docs/pipelines.md)."""
     trainer = spec.training.trainer if spec.training is not None else None
-    if trainer is None or trainer.output != NATIVE_OUTPUT:
+    # A library without native output is refused already (KILN1748).
+    if trainer is None or trainer.output != NATIVE_OUTPUT or trainer.library not in NATIVE_FORMATS:
         return []
     text = [f.name for f in featureset.features if f.dtype == "string"]
     if not text:

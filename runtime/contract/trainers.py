@@ -15,9 +15,10 @@ from dataclasses import dataclass, field
 
 from runtime.contract.formats import FIL_MODEL_FILES, FIL_OUTPUT, FORMATS
 
-# LightGBM is not offered yet: NannyML 0.13 pins lightgbm<4.6, and LightGBM before 4.6
-# does not fit scikit-learn 1.8 or newer (its wrapper passes the removed force_all_finite).
-LIBRARIES = ("sklearn", "xgboost")
+# LightGBM through its Booster API only (runtime/steps/lightgbm_booster.py): NannyML 0.13
+# pins lightgbm<4.6, whose scikit-learn wrapper does not fit scikit-learn 1.8 or newer (it
+# passes the removed force_all_finite). Its models are written natively (model.txt) only.
+LIBRARIES = ("sklearn", "xgboost", "lightgbm")
 CLASSIFICATION = "classification"
 REGRESSION = "regression"
 # The train step's own command, rendered for a trainer-form training block.
@@ -35,10 +36,12 @@ NATIVE_OUTPUT = "native"
 OUTPUTS = (ONNX_OUTPUT, NATIVE_OUTPUT)
 # The model format (runtime/contract/formats.py) of each library's native file. scikit-learn
 # has none that Triton serves; LightGBM is not offered (see LIBRARIES).
-NATIVE_FORMATS = {"xgboost": "xgboost"}
-# XGBoost's JSON model: a documented format that names its features, which the compiler
-# reads back to check them against the FeatureSet.
-NATIVE_MODEL_TYPES = {"xgboost": "xgboost_json"}
+NATIVE_FORMATS = {"xgboost": "xgboost", "lightgbm": "lightgbm"}
+# XGBoost's JSON model and LightGBM's text model: documented formats that name their
+# features, which the compiler reads back to check them against the FeatureSet.
+NATIVE_MODEL_TYPES = {"xgboost": "xgboost_json", "lightgbm": "lightgbm"}
+# Libraries with no ONNX export in Kiln: their models are written natively only.
+NATIVE_ONLY = ("lightgbm",)
 
 # Output names the trainer's ONNX graph has, per task family (docs/pipelines.md).
 CLASSIFIER_OUTPUTS = ("label", "probabilities")
@@ -56,6 +59,9 @@ _HIST = (*_TREES, "max_iter", "learning_rate", "l2_regularization", "max_bins")
 _HIST += ("early_stopping", "n_iter_no_change", "validation_fraction")
 _XGB = ("n_estimators", "learning_rate", "max_depth", "min_child_weight", "subsample")
 _XGB += ("colsample_bytree", "reg_alpha", "reg_lambda", "gamma", "max_bin")
+_LGBM = ("n_estimators", "learning_rate", "num_leaves", "max_depth", "min_child_samples")
+_LGBM += ("subsample", "colsample_bytree", "reg_alpha", "reg_lambda")
+_LGBM_MODULE = "runtime.steps.lightgbm_booster"
 
 
 @dataclass(frozen=True)
@@ -139,6 +145,20 @@ ESTIMATORS: tuple[Estimator, ...] = (
         "xgb_regressor",
         {REGRESSION: "xgboost.XGBRegressor"},
         frozenset(_XGB),
+        native_missing=True,
+    ),
+    Estimator(
+        "lightgbm",
+        "lgbm_classifier",
+        {CLASSIFICATION: f"{_LGBM_MODULE}.LightGBMClassifier"},
+        frozenset(_LGBM),
+        native_missing=True,
+    ),
+    Estimator(
+        "lightgbm",
+        "lgbm_regressor",
+        {REGRESSION: f"{_LGBM_MODULE}.LightGBMRegressor"},
+        frozenset(_LGBM),
         native_missing=True,
     ),
 )

@@ -32,9 +32,9 @@ from runtime.contract.steps import TRAIN, TRAIN_ENV
 from runtime.contract.trainers import (
     CLASSIFICATION,
     NATIVE_FORMATS,
+    NATIVE_ONLY,
     NATIVE_OUTPUT,
     ONNX_OUTPUT,
-    OUTPUTS,
     Estimator,
     artifact_file,
     find_estimator,
@@ -110,7 +110,11 @@ def settings_from(argv: Sequence[str] | None) -> TrainSettings:
         raise StepError(f"--trainer: no {args.task} estimator {trainer!r} in Kiln's table")
     output = str(trainer.get("output", ONNX_OUTPUT))
     native = output == NATIVE_OUTPUT
-    if output not in OUTPUTS or (native and estimator.library not in NATIVE_FORMATS):
+    if native:
+        offered = estimator.library in NATIVE_FORMATS
+    else:  # LightGBM has no ONNX export in Kiln
+        offered = output == ONNX_OUTPUT and estimator.library not in NATIVE_ONLY
+    if not offered:
         raise StepError(f"--trainer: {estimator.key} has no output {output!r}")
     features = tuple(
         FeatureColumn(f["name"], f["dtype"], f["kind"])
@@ -190,9 +194,12 @@ def encode_labels(settings: TrainSettings, y: np.ndarray) -> tuple[np.ndarray, n
     XGBoost's classifiers learn the classes 0..K-1 only. Other labels (text, or numbers
     such as 1..K) are learned as their index in sorted order - the order scikit-learn's
     classifiers keep - and the exported graph names them again (see `fit`). A native model
-    cannot: FIL serves class indices and scores, so there the labels are refused.
+    (XGBoost or LightGBM) cannot: FIL serves class indices and scores, so there the labels
+    are refused.
     build_model names the labels (trainer_graph.labelled_xgb_classifier)."""
-    if settings.estimator.library != "xgboost" or task_family(settings.task) != CLASSIFICATION:
+    if task_family(settings.task) != CLASSIFICATION:
+        return y, None
+    if settings.estimator.library != "xgboost" and settings.output != NATIVE_OUTPUT:
         return y, None
     classes, indices = np.unique(y, return_inverse=True)
     if y.dtype == np.int64 and np.array_equal(classes, np.arange(len(classes))):
@@ -200,7 +207,8 @@ def encode_labels(settings: TrainSettings, y: np.ndarray) -> tuple[np.ndarray, n
     if settings.output == NATIVE_OUTPUT:
         shown = ", ".join(str(c) for c in classes[:5])
         raise StepError(
-            f"a native xgboost model serves the classes 0..K-1 only, and {settings.target} "
+            f"a native {settings.estimator.library} model serves the classes 0..K-1 only, "
+            f"and {settings.target} "
             f"holds {shown}; recode the target, or use output onnx"
         )
     return indices.astype(np.int64), classes
@@ -289,7 +297,7 @@ def export(settings: TrainSettings, model: Pipeline) -> tuple[str, bytes]:
     library = settings.estimator.library
     if settings.output == NATIVE_OUTPUT:
         names = [f.name for f in settings.features]
-        return model_format(library, settings.output), to_native(model, names)
+        return model_format(library, settings.output), to_native(model, library, names)
     features = settings.features
     return "onnx", to_onnx(model, settings.name, settings.task, features, library)
 

@@ -56,6 +56,7 @@ INPUT_TYPES: dict[str, type[DataType]] = {
 FIXED_SETTINGS: dict[str, dict[str, ParamValue]] = {
     "sklearn": {},
     "xgboost": {"n_jobs": 1, "tree_method": "hist", "verbosity": 0},
+    "lightgbm": {},  # runtime/steps/lightgbm_booster.py fixes threads and determinism
 }
 
 
@@ -111,6 +112,8 @@ def build_model(
     accepted = cls().get_params()
     if "random_state" in accepted:
         settings["random_state"] = seed
+    if "feature_names" in accepted:  # a native-only model names its columns when trained
+        settings["feature_names"] = [f.name for f in features]
     return Pipeline([("preprocess", _preprocess(estimator, features)), ("model", cls(**settings))])
 
 
@@ -199,15 +202,26 @@ def to_onnx(
     return payload
 
 
-def to_native(model: Pipeline, names: list[str]) -> bytes:
-    """The fitted XGBoost model as its own JSON file, its features named in FeatureSet
-    order (the compiler reads the names back and checks them against the FeatureSet).
+def to_native(model: Pipeline, library: str, names: list[str]) -> bytes:
+    """The fitted model as its library's own file, its features named in FeatureSet order
+    (the compiler reads the names back and checks them against the FeatureSet): XGBoost's
+    JSON, LightGBM's text model.
 
     A native model has numbers only, which the preprocessing passes through in FeatureSet
-    order (NaN included: XGBoost takes it), so the booster alone is the whole model."""
+    order (NaN included: both libraries take it), so the booster alone is the whole model."""
+    if library == "lightgbm":
+        return _lightgbm_text(model, names)
     booster = model.named_steps["model"].get_booster()
     if booster.num_features() != len(names):
         raise ValueError(f"the booster reads {booster.num_features()} columns, not {len(names)}")
     booster.feature_names = list(names)
     # JSON, not UBJSON: a documented text format the compiler reads without xgboost.
     return bytes(booster.save_raw(raw_format="json"))
+
+
+def _lightgbm_text(model: Pipeline, names: list[str]) -> bytes:
+    booster = model.named_steps["model"].booster_
+    if booster.feature_name() != names:
+        raise ValueError(f"the booster reads {booster.feature_name()}, not {names}")
+    text: str = booster.model_to_string()
+    return text.encode("utf-8")

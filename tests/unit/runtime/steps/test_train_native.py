@@ -10,6 +10,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+import lightgbm
 import numpy as np
 import pandas as pd
 import pytest
@@ -43,7 +44,15 @@ PRICE = [
 NATIVE = {"library": "xgboost", "output": "native", "params": {"n_estimators": 30}}
 CLASSIFIER = {**NATIVE, "estimator": "xgb_classifier"}
 REGRESSOR = {**NATIVE, "estimator": "xgb_regressor"}
-FIL_CLASSIFIER = {"model_type": "xgboost_json", "output_class": True, "predict_proba": True}
+LIGHTGBM = {**NATIVE, "library": "lightgbm"}
+LGBM_CLASSIFIER = {**LIGHTGBM, "estimator": "lgbm_classifier"}
+LGBM_REGRESSOR = {**LIGHTGBM, "estimator": "lgbm_regressor"}
+# library -> (its file, the FIL settings publish records for a classifier)
+FILES = {
+    "xgboost": ("xgboost.json", {"model_type": "xgboost_json"}),
+    "lightgbm": ("model.txt", {"model_type": "lightgbm"}),
+}
+FIL_CLASSIFIER = {"output_class": True, "predict_proba": True}
 ROWS = 6000
 
 
@@ -84,7 +93,18 @@ def run_train(
 def trained(monkeypatch: pytest.MonkeyPatch, data: Path, out: Path, target: str, **kw: Any) -> Path:
     assert run_train(monkeypatch, data, out, target, train_argv(**kw)) == 0
     assert not (out / "model.onnx").exists()
-    return out / "xgboost.json"
+    return out / FILES[kw["trainer"]["library"]][0]
+
+
+def own_scores(path: Path, rows: pd.DataFrame, names: list[str]) -> np.ndarray:
+    """The library's own answer for `rows`, read from the file without Kiln's runner
+    (fp32 inputs, as FIL takes them): a probability or a value per row (class 1 of a
+    binary classifier)."""
+    matrix = rows[names].to_numpy(dtype=np.float32)
+    if path.name == "model.txt":
+        return np.asarray(lightgbm.Booster(model_file=str(path)).predict(matrix))
+    booster = xgboost.Booster(model_file=str(path))
+    return np.asarray(booster.predict(xgboost.DMatrix(matrix, feature_names=names)))
 
 
 def fil_signature(width: int, outputs: int) -> dict[str, Any]:
@@ -109,35 +129,42 @@ def holdout(data: Path) -> pd.DataFrame:
     return pd.read_parquet(data).sort_values("timestamp", kind="stable").tail(ROWS // 5)
 
 
+@pytest.mark.parametrize("trainer", [CLASSIFIER, LGBM_CLASSIFIER], ids=lambda t: t["library"])
 def test_a_native_classifier_is_deterministic_and_names_the_featuresets_columns(
-    monkeypatch: pytest.MonkeyPatch, loan: Path, tmp_path: Path
+    monkeypatch: pytest.MonkeyPatch, loan: Path, tmp_path: Path, trainer: dict[str, Any]
 ) -> None:
-    kw = {"trainer": CLASSIFIER, "task": "binary_classification", "features": LOAN}
-    first = trained(monkeypatch, loan, tmp_path / "a", "repaid", **kw).read_bytes()
+    kw = {"trainer": trainer, "task": "binary_classification", "features": LOAN}
+    path = trained(monkeypatch, loan, tmp_path / "a", "repaid", **kw)
+    first = path.read_bytes()
     assert trained(monkeypatch, loan, tmp_path / "b", "repaid", **kw).read_bytes() == first
-    learner = json.loads(first)["learner"]
-    assert learner["feature_names"] == [f["name"] for f in LOAN]
-    assert learner["objective"]["name"] == "binary:logistic"
-    # The runner answers as FIL does: [1 - p, p] per row, p being xgboost's own answer.
-    booster = xgboost.Booster(model_file=str(tmp_path / "a" / "xgboost.json"))
+    # The file names the FeatureSet's columns, in its order: what the compiler reads.
+    names = [f["name"] for f in LOAN]
+    if trainer["library"] == "xgboost":
+        assert json.loads(first)["learner"]["feature_names"] == names
+    else:
+        assert f"\nfeature_names={' '.join(names)}\n".encode() in first
+    # The runner answers as FIL does: [1 - p, p] per row, p being the library's answer.
     rows = holdout(loan)
-    own = booster.predict(xgboost.DMatrix(rows[[f["name"] for f in LOAN]].astype(np.float32)))
-    runner = open_runner(tmp_path / "a" / "xgboost.json")
+    own = own_scores(path, rows, names)
+    runner = open_runner(path)
     [scores] = runner.run(None, runner.feeds(rows, []))
     assert scores.dtype == np.float32 and scores.shape == (len(rows), 2)
     np.testing.assert_array_equal(scores[:, 1], own.astype(np.float32))
     np.testing.assert_allclose(scores.sum(axis=1), 1.0, rtol=1e-6)
 
 
+@pytest.mark.parametrize("trainer", [REGRESSOR, LGBM_REGRESSOR], ids=lambda t: t["library"])
 def test_a_native_regressor_gives_one_value_per_row(
-    monkeypatch: pytest.MonkeyPatch, price: Path, tmp_path: Path
+    monkeypatch: pytest.MonkeyPatch, price: Path, tmp_path: Path, trainer: dict[str, Any]
 ) -> None:
-    kw = {"trainer": REGRESSOR, "task": "regression", "features": PRICE}
+    kw = {"trainer": trainer, "task": "regression", "features": PRICE}
     path = trained(monkeypatch, price, tmp_path, "y_true", **kw)
     rows = holdout(price)
     runner = open_runner(path)
     [values] = runner.run(None, runner.feeds(rows, []))
     assert values.shape == (len(rows), 1)
+    own = own_scores(path, rows, [f["name"] for f in PRICE])
+    np.testing.assert_array_equal(values[:, 0], own.astype(np.float32))
     # Real trees on real data: far better than predicting the mean.
     error = np.abs(values[:, 0] - rows["y_true"].to_numpy())
     assert error.mean() < 0.5 * np.abs(rows["y_true"] - rows["y_true"].mean()).mean()
@@ -181,20 +208,23 @@ def test_native_output_refuses_text_features_and_text_classes(
     sklearn = {**CLASSIFIER, "library": "sklearn", "estimator": "random_forest"}
     assert run_train(monkeypatch, data, out, "y_true", train_argv(sklearn, task, numbers)) == 1
     assert "has no output 'native'" in capsys.readouterr().err
+    onnx = {**LGBM_CLASSIFIER, "output": "onnx"}
+    assert run_train(monkeypatch, data, out, "y_true", train_argv(onnx, task, numbers)) == 1
+    assert "lightgbm/lgbm_classifier has no output 'onnx'" in capsys.readouterr().err
     assert not out.exists()
 
 
+@pytest.mark.parametrize("trainer", [CLASSIFIER, LGBM_CLASSIFIER], ids=lambda t: t["library"])
 def test_evaluate_and_validate_run_the_native_model(
-    monkeypatch: pytest.MonkeyPatch, loan: Path, tmp_path: Path
+    monkeypatch: pytest.MonkeyPatch, loan: Path, tmp_path: Path, trainer: dict[str, Any]
 ) -> None:
-    kw = {"trainer": CLASSIFIER, "task": "binary_classification", "features": LOAN}
+    kw = {"trainer": trainer, "task": "binary_classification", "features": LOAN}
     model = trained(monkeypatch, loan, tmp_path / "train", "repaid", **kw)
     signature = json.dumps(fil_signature(len(LOAN), 2))
     assert evaluate.main(evaluate_argv(model, loan, tmp_path / "eval")) == 0
     metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
     rows = holdout(loan)
-    booster = xgboost.Booster(model_file=str(model))
-    own = booster.predict(xgboost.DMatrix(rows[[f["name"] for f in LOAN]].astype(np.float32)))
+    own = own_scores(model, rows, [f["name"] for f in LOAN])
     expected = roc_auc_score(rows["repaid"], own.astype(np.float32))
     # evaluate records six decimals.
     assert metrics["roc_auc"] == round(expected, 6) and expected > 0.85
@@ -204,7 +234,7 @@ def test_evaluate_and_validate_run_the_native_model(
     ]
     assert validate_model.main([*validate, "--signature", signature]) == 0
     report = json.loads((tmp_path / "valid" / "validation.json").read_text())
-    assert report["passed"] and report["runner"] == "xgboost"
+    assert report["passed"] and report["runner"] == trainer["library"]
     wrong = json.dumps(fil_signature(len(LOAN) + 1, 2))
     assert validate_model.main([*validate, "--signature", wrong]) == 1
     report = json.loads((tmp_path / "valid" / "validation.json").read_text())
@@ -245,7 +275,7 @@ spec:
 MODEL = """\
 apiVersion: kiln/v1alpha1
 kind: Model
-metadata: {name: loan-xgb}
+metadata: {name: loan-trees}
 spec:
   task: binary_classification
   features: loan@1
@@ -256,20 +286,33 @@ spec:
     outputs: [{name: output__0, dtype: fp32, shape: [-1, 2]}]
   serving: {max_batch_size: 1024}
   training:
-    trainer: {library: xgboost, estimator: xgb_classifier, output: native}
+    trainer: {library: LIBRARY, estimator: ESTIMATOR, output: native}
 """
 
 
+def flag(command: list[str], name: str) -> str:
+    return command[command.index(name) + 1]
+
+
+@pytest.mark.parametrize("trainer", [CLASSIFIER, LGBM_CLASSIFIER], ids=lambda t: t["library"])
 def test_a_published_native_version_is_promoted_and_compiles_into_a_fil_config(
-    monkeypatch: pytest.MonkeyPatch, loan: Path, tmp_path: Path
+    monkeypatch: pytest.MonkeyPatch, loan: Path, tmp_path: Path, trainer: dict[str, Any]
 ) -> None:
+    library = trainer["library"]
+    file, model_type = FILES[library]
     root = tmp_path / "platform"
-    for name, text in (("project", PROJECT), ("loan", FEATURESET), ("loan-xgb", MODEL)):
+    model_spec = MODEL.replace("LIBRARY", library).replace("ESTIMATOR", trainer["estimator"])
+    for name, text in (("project", PROJECT), ("loan", FEATURESET), ("loan-trees", model_spec)):
         (root / "specs").mkdir(parents=True, exist_ok=True)
         (root / "specs" / f"{name}.yaml").write_text(text)
     result = compile_tree(root / "specs", root / "generated")
     assert result.ok, [d.text() for d in result.diagnostics]
-    kw = {"trainer": CLASSIFIER, "task": "binary_classification", "features": LOAN}
+    # The publish step runs as the compiler rendered it: its model file, format and FIL.
+    steps = json.loads((root / "generated/local/loan-trees/pipeline.json").read_text())["steps"]
+    command = next(s["command"] for s in steps if s["name"] == "publish")
+    assert flag(command, "--model") == "{in:train}/" + file
+    assert json.loads(flag(command, "--fil")) == {**model_type, **FIL_CLASSIFIER}
+    kw = {"trainer": trainer, "task": "binary_classification", "features": LOAN}
     model = trained(monkeypatch, loan, tmp_path / "train", "repaid", **kw)
     evaluated = tmp_path / "eval"
     gates = json.dumps([{"metric": "roc_auc", "min": 0.85}])
@@ -277,28 +320,29 @@ def test_a_published_native_version_is_promoted_and_compiles_into_a_fil_config(
     monkeypatch.delenv("KILN_SIGNING_KEY", raising=False)
     argv = [
         *("--model", str(model), "--store", str(root / "specs/artifacts/models")),
-        *("--format", "xgboost", "--fil", json.dumps(FIL_CLASSIFIER), "--name", "loan-xgb"),
-        *("--version", "1", "--metrics", str(evaluated / "metrics.json")),
+        *("--format", flag(command, "--format"), "--fil", flag(command, "--fil")),
+        *("--name", "loan-trees", "--version", "1", "--metrics", str(evaluated / "metrics.json")),
         *("--evaluation", str(evaluated / "evaluation.json")),
         *("--data-sha256", "d" * 64, "--seed", "0", "--out", str(tmp_path / "published")),
     ]
     assert publish.main(argv) == 0
     record = json.loads((tmp_path / "published" / "metadata.json").read_text())
-    assert record["format"] == "xgboost" and record["fil"] == FIL_CLASSIFIER
-    assert record["artifact"]["uri"] == "loan-xgb/1/xgboost.json"
+    assert record["format"] == library and record["fil"] == {**model_type, **FIL_CLASSIFIER}
+    assert record["artifact"]["uri"] == f"loan-trees/1/{file}"
     paths = ["--specs", str(root / "specs"), "--out", str(root / "generated")]
-    promoted = CliRunner().invoke(cli, ["promote", "loan-xgb", *paths])
+    promoted = CliRunner().invoke(cli, ["promote", "loan-trees", *paths])
     assert promoted.exit_code == 0, promoted.output
-    spec = (root / "specs" / "loan-xgb.yaml").read_text()
-    assert "    format: xgboost\n" in spec
-    assert '    fil: {model_type: "xgboost_json", output_class: true, predict_proba: true}' in spec
+    spec = (root / "specs" / "loan-trees.yaml").read_text()
+    assert f"    format: {library}\n" in spec
+    fil = f'{{model_type: "{model_type["model_type"]}", output_class: true, predict_proba: true}}'
+    assert f"    fil: {fil}" in spec
     check = CliRunner().invoke(cli, ["compile", "--check", *paths])
     assert check.exit_code == 0, check.output
     config = model_config_pb2.ModelConfig()
-    text_format.Parse((root / "generated/local/loan-xgb/triton/config.pbtxt").read_text(), config)
-    assert (config.backend, config.default_model_filename) == ("fil", "xgboost.json")
+    text_format.Parse((root / "generated/local/loan-trees/triton/config.pbtxt").read_text(), config)
+    assert (config.backend, config.default_model_filename) == ("fil", file)
     parameters = {k: v.string_value for k, v in config.parameters.items()}
-    assert parameters["model_type"] == "xgboost_json"
+    assert parameters["model_type"] == model_type["model_type"]
     assert parameters["predict_proba"] == parameters["output_class"] == "true"
     assert [(i.name, list(i.dims)) for i in config.input] == [("input__0", [5])]
     assert [(o.name, list(o.dims)) for o in config.output] == [("output__0", [2])]
