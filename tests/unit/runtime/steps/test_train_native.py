@@ -346,3 +346,34 @@ def test_a_published_native_version_is_promoted_and_compiles_into_a_fil_config(
     assert parameters["predict_proba"] == parameters["output_class"] == "true"
     assert [(i.name, list(i.dims)) for i in config.input] == [("input__0", [5])]
     assert [(o.name, list(o.dims)) for o in config.output] == [("output__0", [2])]
+
+
+@pytest.mark.parametrize("trainer", [CLASSIFIER, LGBM_CLASSIFIER], ids=lambda t: t["library"])
+def test_a_native_multiclass_model_gives_a_probability_per_class(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, trainer: dict[str, Any]
+) -> None:
+    """NannyML's multiclass set with its three card types recoded as 0..2, the classes a
+    native model serves: FIL's output is then a probability per class."""
+    data = tmp_path / "multi.parquet"
+    frame = nml.load_synthetic_multiclass_classification_dataset()[0].head(ROWS)
+    cards = sorted(frame["y_true"].unique())
+    frame["card"] = frame["y_true"].map({card: i for i, card in enumerate(cards)})
+    frame.to_parquet(data)
+    features = [
+        {"name": "app_behavioral_score", "dtype": "fp32", "kind": "continuous"},
+        {"name": "requested_credit_limit", "dtype": "fp32", "kind": "continuous"},
+        {"name": "credit_bureau_score", "dtype": "fp32", "kind": "continuous"},
+        {"name": "stated_income", "dtype": "fp32", "kind": "continuous"},
+        {"name": "is_customer", "dtype": "int64", "kind": "categorical"},
+    ]
+    argv = [*train_argv(trainer, "multiclass_classification", features), "--classes", "[0,1,2]"]
+    assert run_train(monkeypatch, data, tmp_path / "out", "card", argv) == 0
+    runner = open_runner(tmp_path / "out" / FILES[trainer["library"]][0])
+    [output] = runner.get_outputs()
+    assert (output.name, output.shape) == ("output__0", ["N", 3])
+    rows = holdout(data)
+    [scores] = runner.run(None, runner.feeds(rows, []))
+    assert scores.shape == (len(rows), 3)
+    np.testing.assert_allclose(scores.sum(axis=1), 1.0, rtol=1e-5)
+    # Real data: the most probable card is right far more often than chance (1/3).
+    assert np.mean(np.argmax(scores, axis=1) == rows["card"].to_numpy()) > 0.5
