@@ -64,11 +64,10 @@ def native_output(spec: ModelSpec) -> bool:
 
 def check_native_signature(spec: ModelSpec, featureset: FeatureSetSpec) -> list[Finding]:
     """Before its first version, a native model's declared signature is the one FIL will
-    serve: every feature in one fp32 input, and a value per row (regression) or a
-    probability per class (the trainer records predict_proba for classifiers)."""
-    width = 1 if spec.task == "regression" else len(spec.classes or ()) or 2
+    serve (fil.trained_signature)."""
+    classes = len(spec.classes) if spec.classes else None
     batching = spec.serving.max_batch_size > 0
-    expected = fil.signature(len(featureset.features), width, batching)
+    expected = fil.trained_signature(len(featureset.features), spec.task, classes, batching)
     if signature.declared_signature(spec) == expected:
         return []
     shown = "; ".join(

@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from functools import cached_property
 
+from compiler.formats import fil
 from compiler.ir import ModelIR
 from compiler.ir.secret import SecretRefIR
 from compiler.ir.training import GateIR, TrainingIR
@@ -155,9 +156,19 @@ def _trained_model(training: TrainingIR) -> str:
     return "{in:train}/" + name
 
 
-def _signature(model: ModelIR) -> str:
-    """The served signature as one line of JSON, as evaluate and validate take it inline."""
-    return _compact(serving_signature(model).document())
+def _signature(model: ModelIR, training: TrainingIR) -> str:
+    """The signature of the model the train step writes, as one line of JSON, as evaluate
+    and validate take it inline: the served one, but FIL's for a native tree model (whose
+    model may still serve an ONNX version until the first native one is promoted)."""
+    served = serving_signature(model)
+    trainer = training.trainer
+    if trainer is None or trainer.output == ONNX_OUTPUT:
+        return _compact(served.document())
+    classes = None if trainer.classes is None else len(trainer.classes)
+    inputs, outputs = fil.trained_signature(
+        len(model.featureset.spec.features), model.task, classes, served.batched
+    )
+    return _compact(replace(served, inputs=inputs, outputs=outputs).document())
 
 
 def features_step(model: ModelIR, training: TrainingIR) -> Step:
@@ -245,7 +256,7 @@ def evaluate_step(model: ModelIR, training: TrainingIR) -> Step:
         {
             "--model": _trained_model(training),
             "--data": "{in:features}/features.parquet",
-            "--signature": _signature(model),
+            "--signature": _signature(model, training),
             "--task": model.task,
             "--target": model.target,
             "--timestamp": model.featureset.spec.timestamp,
@@ -266,7 +277,7 @@ def validate_step(model: ModelIR, training: TrainingIR) -> Step:
     command = VALIDATE.command(
         {
             "--model": _trained_model(training),
-            "--signature": _signature(model),
+            "--signature": _signature(model, training),
             "--data": "{in:features}/features.parquet",
             "--batch-sizes": ",".join(str(b) for b in batch_sizes),
             "--slo-p99-ms": format(slo.latency_p99_ms, "g") if slo else None,

@@ -5,8 +5,10 @@ promoted into a spec that compiles into a FIL config Triton's ModelConfig parses
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -377,3 +379,40 @@ def test_a_native_multiclass_model_gives_a_probability_per_class(
     np.testing.assert_allclose(scores.sum(axis=1), 1.0, rtol=1e-5)
     # Real data: the most probable card is right far more often than chance (1/3).
     assert np.mean(np.argmax(scores, axis=1) == rows["card"].to_numpy()) > 0.5
+
+
+def test_a_model_serving_onnx_turns_to_native_output(
+    monkeypatch: pytest.MonkeyPatch, loan: Path, tmp_path: Path
+) -> None:
+    """Version 1 is the trainer's ONNX graph, served; the trainer now writes native files.
+    With no declared signature the served file gives the model's, and the pipeline's
+    evaluate step gets FIL's, which the native model it trains then passes."""
+    root = tmp_path / "platform"
+    store = root / "specs/artifacts/models/loan-trees/1"
+    onnx = {**CLASSIFIER, "output": "onnx"}
+    kw = {"trainer": onnx, "task": "binary_classification", "features": LOAN}
+    assert run_train(monkeypatch, loan, store, "repaid", train_argv(**kw)) == 0
+    served = hashlib.sha256((store / "model.onnx").read_bytes()).hexdigest()
+    versions = (
+        "  versions:\n"
+        f"    - {{version: 1, artifact: {{uri: loan-trees/1/model.onnx, sha256: {served}}}}}\n"
+        "  serving: {version: 1, max_batch_size: 1024}\n"
+    )
+    model_spec = MODEL.replace("LIBRARY", "xgboost").replace("ESTIMATOR", "xgb_classifier")
+    model_spec = re.sub(r"  signature:\n(    .*\n)+  serving: .*\n", versions, model_spec)
+    for name, text in (("project", PROJECT), ("loan", FEATURESET), ("loan-trees", model_spec)):
+        (root / "specs" / f"{name}.yaml").write_text(text)
+    result = compile_tree(root / "specs", root / "generated")
+    assert result.ok, [d.text() for d in result.diagnostics]
+    steps = json.loads((root / "generated/local/loan-trees/pipeline.json").read_text())["steps"]
+    command = next(s["command"] for s in steps if s["name"] == "evaluate")
+    assert json.loads(flag(command, "--signature")) == fil_signature(len(LOAN), 2) | {
+        "model": "loan-trees"
+    }
+    model = trained(
+        monkeypatch, loan, tmp_path / "train", "repaid", **{**kw, "trainer": CLASSIFIER}
+    )
+    argv = [model if word == "{in:train}/xgboost.json" else word for word in command[3:]]
+    argv = [str(loan) if word == "{in:features}/features.parquet" else str(word) for word in argv]
+    argv[argv.index("{out}")] = str(tmp_path / "eval")
+    assert evaluate.main(argv) == 0
