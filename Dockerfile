@@ -31,9 +31,9 @@ WORKDIR /opt/kiln/src
 COPY runtime/ runtime/
 # The runtime's dependencies cover the steps, the monitor and the serving helpers (pandas,
 # pyarrow, scikit-learn's metrics and fsspec come with nannyml and onnxruntime); the `train`
-# extra adds skl2onnx, onnx, xgboost (the CPU build), onnxmltools and lightgbm for the
-# built-in trainer (runtime.steps.train) and for the smoke Job, which compares a tree
-# model's FIL answers with the library's own.
+# extra adds skl2onnx, onnx, xgboost, onnxmltools and lightgbm for the built-in trainer
+# (runtime.steps.train), for evaluating and validating its native tree models, and for
+# the smoke Job, which compares a tree model's FIL answers with the library's own.
 # tests/unit/runtime/test_dockerfile.py runs this exact install in a venv.
 RUN pip install --no-cache-dir "./runtime[train]"
 

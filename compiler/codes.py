@@ -307,9 +307,13 @@ CODES: dict[str, tuple[str, str]] = {
         "Feature type the trainer does not take",
         "Declare boolean features as int64 with values [0, 1].",
     ),
-    "KILN1747": (
-        "Class labels the estimator cannot learn",
-        "Recode the target as 0..K-1 for xgboost, or use an sklearn estimator.",
+    "KILN1748": (
+        "Native output from a library without one",
+        "Use output onnx, or an xgboost estimator: Triton serves no scikit-learn file.",
+    ),
+    "KILN1749": (
+        "Native output with text features",
+        "Encode text features as numbers in the FeatureSet, or use output onnx.",
     ),
     "KILN1750": (
         "Setting for another format",
@@ -382,6 +386,14 @@ CODES: dict[str, tuple[str, str]] = {
     "KILN1781": (
         "Tree model file the local adapter cannot load",
         "Save the model as XGBoost JSON or UBJSON, or as LightGBM text.",
+    ),
+    "KILN1790": (
+        "Class labels a native tree model cannot carry",
+        "Recode the target as 0..K-1, or use output onnx, whose graph maps the labels.",
+    ),
+    "KILN1791": (
+        "LightGBM without native output",
+        "Set training.trainer.output: native; Kiln exports LightGBM in its own format only.",
     ),
     # 18xx: Triton
     "KILN1802": ("Triton would refuse to load the config", "Fix the setting named."),

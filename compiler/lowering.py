@@ -357,6 +357,7 @@ def lower_training(
             trainer.estimator,
             tuple(sorted(trainer.params.items())),
             None if classes is None else tuple(classes),
+            trainer.output,
         ),
         args=tuple(training.args),
         secret_env=tuple((name, _secret(ref)) for name, ref in sorted(training.secret_env.items())),

@@ -101,6 +101,8 @@ def entry_of(version: StoredVersion) -> VersionEntry:
         sha256=version.sha256,
         metrics=version.metrics,
         signature=signature_uri(version.uri) if version.signed else None,
+        format=version.format,
+        fil=version.fil,
     )
 
 

@@ -147,6 +147,16 @@ def signature(
     )
 
 
+def trained_signature(
+    features: int, task: str, classes: int | None, batching: bool
+) -> tuple[tuple[Tensor, ...], tuple[Tensor, ...]]:
+    """What FIL serves of a tree model the built-in trainer writes natively: every feature
+    in one input, and a value per row (regression) or a probability per class (the
+    trainer records predict_proba for classifiers; two for a binary one)."""
+    width = 1 if task == "regression" else classes or 2
+    return signature(features, width, batching)
+
+
 def output_width(spec: ModelSpec, version: Version) -> int:
     """One value per row, or a score per class with predict_proba (two for binary)."""
     if version.fil is None or not version.fil.predict_proba:

@@ -55,6 +55,7 @@ class TrainerIR:
     params: tuple[tuple[str, bool | int | float | str | None], ...]  # sorted by name
     # The spec's `classes`: the trainer checks that its probability columns follow them.
     classes: tuple[str | int, ...] | None = None
+    output: str = "onnx"  # onnx, or native: the library's own file (trainers.OUTPUTS)
 
 
 @dataclass(frozen=True)

@@ -423,9 +423,12 @@ def _signature(
     """The model's tensors: read from a local artifact (and compared with the declared
     ones), or declared for a remote one or for a model with no version yet; then checked
     against the batching and the FeatureSet."""
-    tree = False
+    # A built-in trainer with native output will write a tree model: FIL's tensors.
+    tree = trainer.native_output(spec)
     if artifact is None:
         tensors, findings = _declared_signature(spec)
+        if tensors is not None and tree:
+            findings.extend(trainer.check_native_signature(spec, featureset.spec))
     else:
         index = next(i for i, v in enumerate(spec.versions) if v.version == artifact.version)
         tree = spec.versions[index].format in TREE_FORMATS

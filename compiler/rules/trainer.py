@@ -5,11 +5,17 @@ exports will have. Checked at compile time so that none of these fails in a trai
 
 from __future__ import annotations
 
+from compiler.formats import fil
+from compiler.rules import signature
 from compiler.rules.findings import Finding
 from compiler.spec.featureset import FeatureSetSpec
 from compiler.spec.model import ModelSpec, Trainer
 from runtime.contract.trainers import (
     FIXED_PARAMS,
+    NATIVE_FORMATS,
+    NATIVE_ONLY,
+    NATIVE_OUTPUT,
+    ONNX_OUTPUT,
     Estimator,
     estimators_of,
     find_estimator,
@@ -18,6 +24,7 @@ from runtime.contract.trainers import (
 )
 
 TRAINER = ("spec", "training", "trainer")
+_MODEL_KIND = {ONNX_OUTPUT: "graph", NATIVE_OUTPUT: "native model"}
 
 
 def check_trainer(spec: ModelSpec) -> list[Finding]:
@@ -39,30 +46,123 @@ def check_trainer(spec: ModelSpec) -> list[Finding]:
                 f"use one of: {', '.join(fitting)}",
             )
         ]
-    return [*_params(trainer, estimator), *_outputs(spec), *_classes(spec, estimator)]
+    refused = _native(trainer)
+    if refused:  # no native model: its outputs and classes would only repeat the refusal
+        return [*_params(trainer, estimator), *refused]
+    return [
+        *_params(trainer, estimator),
+        *_outputs(spec, trainer.output),
+        *_classes(spec, estimator, trainer.output),
+    ]
 
 
-def _classes(spec: ModelSpec, estimator: Estimator) -> list[Finding]:
-    """XGBoost's classifiers learn the classes 0..K-1 only (its graph has no label map)."""
-    if estimator.library != "xgboost" or spec.classes is None:
+def native_output(spec: ModelSpec) -> bool:
+    """Whether the built-in trainer writes the library's own file (served by FIL)."""
+    trainer = spec.training.trainer if spec.training is not None else None
+    return trainer is not None and trainer.output == NATIVE_OUTPUT
+
+
+def check_native_signature(spec: ModelSpec, featureset: FeatureSetSpec) -> list[Finding]:
+    """Before its first version, a native model's declared signature is the one FIL will
+    serve (fil.trained_signature)."""
+    classes = len(spec.classes) if spec.classes else None
+    batching = spec.serving.max_batch_size > 0
+    expected = fil.trained_signature(len(featureset.features), spec.task, classes, batching)
+    if signature.declared_signature(spec) == expected:
         return []
-    if spec.classes == list(range(len(spec.classes))):
+    shown = "; ".join(
+        f"{side} {t.name} {t.dtype} {list(t.shape)}"
+        for side, tensors in (("input", expected[0]), ("output", expected[1]))
+        for t in tensors
+    )
+    return [
+        Finding(
+            ("spec", "signature"),
+            "KILN1757",
+            f"the built-in trainer's native model will be served by FIL as {shown}; the "
+            "declared signature differs",
+            "declare exactly that signature",
+        )
+    ]
+
+
+def _native(trainer: Trainer) -> list[Finding]:
+    """Native output exists for libraries whose own file Triton serves (FIL: xgboost,
+    lightgbm); LightGBM has no other (its ONNX path needs the scikit-learn wrapper)."""
+    if trainer.output != NATIVE_OUTPUT and trainer.library in NATIVE_ONLY:
+        return [
+            Finding(
+                (*TRAINER, "library"),
+                "KILN1791",
+                f"Kiln trains {trainer.library} through its Booster API and writes its own "
+                "model file only, served by FIL; the trainer's output is onnx",
+                "set training.trainer.output: native (numeric features, classes 0..K-1), "
+                "or use xgboost or sklearn for an ONNX graph",
+            )
+        ]
+    if trainer.output != NATIVE_OUTPUT or trainer.library in NATIVE_FORMATS:
         return []
     return [
         Finding(
+            (*TRAINER, "output"),
+            "KILN1748",
+            f"{trainer.library} has no native model format that Triton serves",
+            f"use output onnx, or an estimator of {' or '.join(NATIVE_FORMATS)} for a tree "
+            "model served by FIL",
+        )
+    ]
+
+
+def _classes(spec: ModelSpec, estimator: Estimator, output: str) -> list[Finding]:
+    """The trainer's ONNX graph returns any labels, but a native model served by FIL
+    returns class indices and scores only: its classes are 0..K-1."""
+    if output != NATIVE_OUTPUT or spec.classes is None:
+        return []
+    if spec.classes == list(range(len(spec.classes))):
+        return []
+    shown = ", ".join(repr(c) for c in spec.classes[:5])
+    return [
+        Finding(
             ("spec", "classes"),
-            "KILN1747",
-            f"{estimator.key} learns the classes 0..{len(spec.classes) - 1} only, and "
-            f"`classes` lists {', '.join(repr(c) for c in spec.classes[:5])}",
-            "recode the target as 0..K-1, or use an sklearn estimator, which takes any labels",
+            "KILN1790",
+            f"a native {estimator.library} model served by FIL returns class indices "
+            f"0..{len(spec.classes) - 1} and their scores, and `classes` lists {shown}",
+            "recode the target as 0..K-1, or use output onnx, whose graph returns the labels",
         )
     ]
 
 
 def check_trainer_features(spec: ModelSpec, featureset: FeatureSetSpec) -> list[Finding]:
-    """Boolean columns reach the trainer's graph as 0/1 int64 inputs, never as bool."""
+    """Boolean columns reach the trainer's graph as 0/1 int64 inputs, never as bool; a
+    native model reads numbers only."""
     if spec.training is None or spec.training.trainer is None:
         return []
+    return [*_native_features(spec, featureset), *_bools(spec, featureset)]
+
+
+def _native_features(spec: ModelSpec, featureset: FeatureSetSpec) -> list[Finding]:
+    """FIL takes one fp32 row per request: a text column would need encoding outside the
+    model, which Kiln refuses rather than leave to every client (docs/pipelines.md)."""
+    trainer = spec.training.trainer if spec.training is not None else None
+    # A library without native output is refused already (KILN1748).
+    if trainer is None or trainer.output != NATIVE_OUTPUT or trainer.library not in NATIVE_FORMATS:
+        return []
+    text = [f.name for f in featureset.features if f.dtype == "string"]
+    if not text:
+        return []
+    return [
+        Finding(
+            (*TRAINER, "output"),
+            "KILN1749",
+            f"a native model reads numbers only (FIL's one fp32 input), and {spec.features} "
+            f"has text features: {', '.join(text[:5])}",
+            "encode them as numbers in the FeatureSet, or use output onnx, whose graph "
+            "one-hot encodes text",
+        )
+    ]
+
+
+def _bools(spec: ModelSpec, featureset: FeatureSetSpec) -> list[Finding]:
     return [
         Finding(
             (*TRAINER,),
@@ -102,20 +202,20 @@ def _params(trainer: Trainer, estimator: Estimator) -> list[Finding]:
     return found
 
 
-def _outputs(spec: ModelSpec) -> list[Finding]:
-    """A declared signature lists the outputs the exported graph will have."""
+def _outputs(spec: ModelSpec, output: str) -> list[Finding]:
+    """A declared signature lists the outputs the trained model will have."""
     if spec.signature is None:
         return []
     declared = tuple(t.name for t in spec.signature.outputs)
-    expected = outputs_for(spec.task)
+    expected = outputs_for(spec.task, output)
     if sorted(declared) == sorted(expected):
         return []
     return [
         Finding(
             ("spec", "signature", "outputs"),
             "KILN1745",
-            f"the built-in trainer's {spec.task} graph has outputs {', '.join(expected)}, but "
-            f"the signature declares {', '.join(declared) or 'none'}",
+            f"the built-in trainer's {spec.task} {_MODEL_KIND[output]} has outputs "
+            f"{', '.join(expected)}, but the signature declares {', '.join(declared) or 'none'}",
             f"declare the outputs {', '.join(expected)} (docs/pipelines.md gives their types)",
         )
     ]

@@ -437,13 +437,21 @@ def _param_value(value: Any) -> ParamValue:
 class Trainer(SpecModel):
     """Kiln's built-in tabular trainer (docs/pipelines.md lists the estimators)."""
 
-    library: Literal["sklearn", "xgboost"] = Field(description="Library.")
+    library: Literal["sklearn", "xgboost", "lightgbm"] = Field(
+        description="Library (lightgbm: with output native only)."
+    )
     estimator: str = Field(
         min_length=1, max_length=64, description="Estimator of the library, e.g. random_forest."
     )
     params: dict[str, Annotated[ParamValue, BeforeValidator(_param_value)]] = Field(
         default_factory=dict,
         description="The estimator's parameters: plain scalars, checked against its names.",
+    )
+    output: Literal["onnx", "native"] = Field(
+        "onnx",
+        description="What the trainer writes: one ONNX graph, or the library's own model "
+        "file (xgboost JSON, lightgbm text), served by Triton's FIL backend; numeric "
+        "features only.",
     )
 
 

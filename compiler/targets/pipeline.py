@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from functools import cached_property
 
+from compiler.formats import fil
 from compiler.ir import ModelIR
 from compiler.ir.secret import SecretRefIR
 from compiler.ir.training import GateIR, TrainingIR
@@ -36,6 +37,7 @@ from runtime.contract.steps import (
     TRAIN_ENV,
     VALIDATE,
 )
+from runtime.contract.trainers import ONNX_OUTPUT, artifact_file, fil_settings, model_format
 from runtime.contract.vocabulary import task_metrics
 
 TOKEN = re.compile(r"\{(out|spec|in:[a-z-]+|param:[a-z-]+/[a-z0-9_.-]+|run:[a-z-]+)\}")
@@ -146,9 +148,27 @@ def _compact(document: object) -> str:
     return json.dumps(document, sort_keys=True, separators=(",", ":"))
 
 
-def _signature(model: ModelIR) -> str:
-    """The served signature as one line of JSON, as evaluate and validate take it inline."""
-    return _compact(serving_signature(model).document())
+def _trained_model(training: TrainingIR) -> str:
+    """Where the train step leaves the model: model.onnx, unless a built-in trainer writes
+    its library's own file (a user's command always writes model.onnx)."""
+    trainer = training.trainer
+    name = "model.onnx" if trainer is None else artifact_file(trainer.library, trainer.output)
+    return "{in:train}/" + name
+
+
+def _signature(model: ModelIR, training: TrainingIR) -> str:
+    """The signature of the model the train step writes, as one line of JSON, as evaluate
+    and validate take it inline: the served one, but FIL's for a native tree model (whose
+    model may still serve an ONNX version until the first native one is promoted)."""
+    served = serving_signature(model)
+    trainer = training.trainer
+    if trainer is None or trainer.output == ONNX_OUTPUT:
+        return _compact(served.document())
+    classes = None if trainer.classes is None else len(trainer.classes)
+    inputs, outputs = fil.trained_signature(
+        len(model.featureset.spec.features), model.task, classes, served.batched
+    )
+    return _compact(replace(served, inputs=inputs, outputs=outputs).document())
 
 
 def features_step(model: ModelIR, training: TrainingIR) -> Step:
@@ -181,6 +201,8 @@ def trainer_command(model: ModelIR, training: TrainingIR) -> tuple[str, ...]:
         for f in model.featureset.spec.features
     ]
     settings = {"library": trainer.library, "estimator": trainer.estimator}
+    if trainer.output != ONNX_OUTPUT:  # left out by default: ONNX pipelines stay as they were
+        settings["output"] = trainer.output
     classes = trainer.classes
     return TRAIN.command(
         {
@@ -232,9 +254,9 @@ def evaluate_step(model: ModelIR, training: TrainingIR) -> Step:
     gates = [_gate(g) for g in training.gates]
     command = EVALUATE.command(
         {
-            "--model": "{in:train}/model.onnx",
+            "--model": _trained_model(training),
             "--data": "{in:features}/features.parquet",
-            "--signature": _signature(model),
+            "--signature": _signature(model, training),
             "--task": model.task,
             "--target": model.target,
             "--timestamp": model.featureset.spec.timestamp,
@@ -248,14 +270,14 @@ def evaluate_step(model: ModelIR, training: TrainingIR) -> Step:
     return Step("evaluate", model.project.images.runtime, command, depends=("train",))
 
 
-def validate_step(model: ModelIR) -> Step:
+def validate_step(model: ModelIR, training: TrainingIR) -> Step:
     """The artifact against the signature, at batch size 1 and the largest one, and the SLO."""
     slo = model.serving.slo
     batch_sizes = sorted({1, max(1, model.serving.max_batch_size)})
     command = VALIDATE.command(
         {
-            "--model": "{in:train}/model.onnx",
-            "--signature": _signature(model),
+            "--model": _trained_model(training),
+            "--signature": _signature(model, training),
             "--data": "{in:features}/features.parquet",
             "--batch-sizes": ",".join(str(b) for b in batch_sizes),
             "--slo-p99-ms": format(slo.latency_p99_ms, "g") if slo else None,
@@ -277,14 +299,25 @@ def _trainer_record(training: TrainingIR) -> dict[str, object]:
             "estimator": trainer.estimator,
             "params": dict(trainer.params),
         }
+        if trainer.output != ONNX_OUTPUT:
+            ran["output"] = trainer.output
     return {**ran, "holdout": training.holdout}
+
+
+def _native_record(training: TrainingIR, task: str) -> dict[str, str | None]:
+    """The format and FIL settings a native version is recorded with; nothing for ONNX."""
+    trainer = training.trainer
+    fil = None if trainer is None else fil_settings(trainer.library, task, trainer.output)
+    if trainer is None or fil is None:
+        return {}
+    return {"--format": model_format(trainer.library, trainer.output), "--fil": _compact(fil)}
 
 
 def publish_step(model: ModelIR, training: TrainingIR) -> Step:
     """Upload the artifact to the model store and write the spec patch that records it."""
     command = PUBLISH.command(
         {
-            "--model": "{in:train}/model.onnx",
+            "--model": _trained_model(training),
             "--store": "{run:store}",
             "--name": model.name,
             # A retrain that runs again before its spec change merged takes the next slot.
@@ -299,6 +332,7 @@ def publish_step(model: ModelIR, training: TrainingIR) -> Step:
             "--git-revision": "{run:git-revision}",
             "--spec-digest": model.source.digest,
             "--trainer": _compact(_trainer_record(training)),
+            **_native_record(training, model.task),
             "--spec": "{spec}",
             "--spec-path-in-repo": model.source.file,
             "--out": "{out}",
@@ -331,7 +365,7 @@ def pipeline(model: ModelIR) -> Pipeline | None:
         features_step(model, training),
         train_step(model, training),
         evaluate_step(model, training),
-        validate_step(model),
+        validate_step(model, training),
         publish_step(model, training),
     )
     return Pipeline(model.name, model.environment.name, model.source.file, run_parameters, steps)

@@ -22,9 +22,10 @@ class StoreError(ValueError):
     """A store folder or record that cannot be read as the publish step writes it."""
 
 
-def artifact_uri(name: str, version: int) -> str:
-    """The artifact's path relative to the store: what a spec's `artifact.uri` holds."""
-    return f"{name}/{version}/{ARTIFACT_FILE}"
+def artifact_uri(name: str, version: int, file: str = ARTIFACT_FILE) -> str:
+    """The artifact's path relative to the store: what a spec's `artifact.uri` holds.
+    `file` is model.onnx, or the name a native model's format has (xgboost.json)."""
+    return f"{name}/{version}/{file}"
 
 
 def record_uri(name: str, version: int) -> str:
@@ -50,6 +51,8 @@ class StoredVersion:
     signed: bool
     data_sha256: str | None
     as_of: str | None
+    format: str = "onnx"
+    fil: dict[str, Any] | None = None  # the FIL settings of a native tree model
 
     @classmethod
     def from_record(cls, record: Mapping[str, Any], where: str) -> StoredVersion:
@@ -66,6 +69,8 @@ class StoredVersion:
                 signed=record.get("signature") is not None,
                 data_sha256=record.get("data_sha256"),
                 as_of=record.get("as_of") or None,
+                format=str(record.get("format", "onnx")),
+                fil=None if record.get("fil") is None else dict(record["fil"]),
             )
         except (KeyError, TypeError, ValueError, AttributeError) as error:
             raise StoreError(f"{where} is not a metadata record Kiln wrote: {error!r}") from error

@@ -43,12 +43,31 @@ class VersionEntry:
     sha256: str
     metrics: Mapping[str, float] = field(default_factory=dict)
     signature: str | None = None  # the bundle's uri, when the version is signed
+    format: str = "onnx"  # written only when it is not the default
+    fil: Mapping[str, Any] | None = None  # FIL settings of a native tree model
 
     def data(self) -> dict[str, Any]:
         artifact = {"uri": self.uri, "sha256": self.sha256}
         if self.signature is not None:
             artifact["signature"] = self.signature
-        return {"version": self.version, "artifact": artifact, "metrics": dict(self.metrics)}
+        native = {} if self.format == "onnx" else {"format": self.format}
+        if self.fil:
+            native["fil"] = dict(self.fil)
+        return {
+            "version": self.version,
+            **native,
+            "artifact": artifact,
+            "metrics": dict(self.metrics),
+        }
+
+    def format_lines(self) -> list[str]:
+        """format and fil, for a version that is not ONNX. The FIL values come from
+        Kiln's own table (names and booleans), written as plain YAML scalars."""
+        if self.format == "onnx":
+            return []
+        fil = sorted((self.fil or {}).items())
+        flow = ", ".join(f"{yaml_key(k)}: {yaml_scalar(v)}" for k, v in fil)
+        return [f"format: {self.format}", *([f"fil: {{{flow}}}"] if fil else [])]
 
     def lines(self) -> list[str]:
         """The entry as block YAML from column 0 (the caller indents it)."""
@@ -57,6 +76,7 @@ class VersionEntry:
         signature = [f"  signature: {self.signature}"] if self.signature else []
         return [
             f"version: {self.version}",
+            *self.format_lines(),
             "artifact:",
             f"  uri: {self.uri}",
             f"  sha256: {self.sha256}",
@@ -72,6 +92,16 @@ def yaml_number(value: float) -> str:
         mantissa, exponent = text.split("e")
         text = f"{mantissa}.0e{exponent}"
     return text
+
+
+def yaml_scalar(value: Any) -> str:
+    """A boolean, number or text as a YAML flow scalar; text always quoted as JSON (which
+    YAML reads), so no value changes the entry's structure or reads as another type."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return yaml_number(value)
+    return json.dumps(str(value))
 
 
 def yaml_key(key: str) -> str:

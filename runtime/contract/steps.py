@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from runtime.contract.formats import FORMAT_NAMES
 from runtime.contract.trainers import TRAIN_MODULE
 from runtime.contract.vocabulary import TASKS
 
@@ -183,8 +184,10 @@ PUBLISH = StepCommand(
     "runtime.steps.publish",
     "Upload a model version to the model store and propose it in the spec.",
     (
-        Flag("--model", "model.onnx", required=True, type=Path),
+        Flag("--model", "the trained model: model.onnx, or xgboost.json", required=True, type=Path),
         Flag("--store", "model store: folder or fsspec URL", required=True),
+        Flag("--format", "the model's format, recorded with the version", choices=FORMAT_NAMES),
+        Flag("--fil", "JSON object: the FIL settings of a tree model, recorded with it"),
         Flag("--name", "model name", required=True),
         Flag(
             "--version",

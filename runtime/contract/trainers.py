@@ -13,9 +13,12 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-# LightGBM is not offered yet: NannyML 0.13 pins lightgbm<4.6, and LightGBM before 4.6
-# does not fit scikit-learn 1.8 or newer (its wrapper passes the removed force_all_finite).
-LIBRARIES = ("sklearn", "xgboost")
+from runtime.contract.formats import FIL_MODEL_FILES, FIL_OUTPUT, FORMATS
+
+# LightGBM through its Booster API only (runtime/steps/lightgbm_booster.py): NannyML 0.13
+# pins lightgbm<4.6, whose scikit-learn wrapper does not fit scikit-learn 1.8 or newer (it
+# passes the removed force_all_finite). Its models are written natively (model.txt) only.
+LIBRARIES = ("sklearn", "xgboost", "lightgbm")
 CLASSIFICATION = "classification"
 REGRESSION = "regression"
 # The train step's own command, rendered for a trainer-form training block.
@@ -25,6 +28,20 @@ TRAIN_MODULE = "runtime.steps.train"
 # "sqrt": nothing that a template engine, a shell or Kubernetes would read as code.
 PARAM_TEXT = re.compile(r"[A-Za-z0-9_.+-]{1,64}")
 ParamValue = bool | int | float | str | None
+
+# What the trainer writes (`training.trainer.output`): one ONNX graph with the
+# preprocessing inside, or the library's own model file, which Triton's FIL backend serves.
+ONNX_OUTPUT = "onnx"
+NATIVE_OUTPUT = "native"
+OUTPUTS = (ONNX_OUTPUT, NATIVE_OUTPUT)
+# The model format (runtime/contract/formats.py) of each library's native file. scikit-learn
+# has none that Triton serves; LightGBM is not offered (see LIBRARIES).
+NATIVE_FORMATS = {"xgboost": "xgboost", "lightgbm": "lightgbm"}
+# XGBoost's JSON model and LightGBM's text model: documented formats that name their
+# features, which the compiler reads back to check them against the FeatureSet.
+NATIVE_MODEL_TYPES = {"xgboost": "xgboost_json", "lightgbm": "lightgbm"}
+# Libraries with no ONNX export in Kiln: their models are written natively only.
+NATIVE_ONLY = ("lightgbm",)
 
 # Output names the trainer's ONNX graph has, per task family (docs/pipelines.md).
 CLASSIFIER_OUTPUTS = ("label", "probabilities")
@@ -42,6 +59,9 @@ _HIST = (*_TREES, "max_iter", "learning_rate", "l2_regularization", "max_bins")
 _HIST += ("early_stopping", "n_iter_no_change", "validation_fraction")
 _XGB = ("n_estimators", "learning_rate", "max_depth", "min_child_weight", "subsample")
 _XGB += ("colsample_bytree", "reg_alpha", "reg_lambda", "gamma", "max_bin")
+_LGBM = ("n_estimators", "learning_rate", "num_leaves", "max_depth", "min_child_samples")
+_LGBM += ("subsample", "colsample_bytree", "reg_alpha", "reg_lambda")
+_LGBM_MODULE = "runtime.steps.lightgbm_booster"
 
 
 @dataclass(frozen=True)
@@ -127,6 +147,20 @@ ESTIMATORS: tuple[Estimator, ...] = (
         frozenset(_XGB),
         native_missing=True,
     ),
+    Estimator(
+        "lightgbm",
+        "lgbm_classifier",
+        {CLASSIFICATION: f"{_LGBM_MODULE}.LightGBMClassifier"},
+        frozenset(_LGBM),
+        native_missing=True,
+    ),
+    Estimator(
+        "lightgbm",
+        "lgbm_regressor",
+        {REGRESSION: f"{_LGBM_MODULE}.LightGBMRegressor"},
+        frozenset(_LGBM),
+        native_missing=True,
+    ),
 )
 
 
@@ -146,6 +180,35 @@ def find_estimator(library: str, name: str) -> Estimator | None:
     return None
 
 
-def outputs_for(task: str) -> tuple[str, ...]:
-    """The output tensors the trainer's graph has for `task`."""
+def outputs_for(task: str, output: str = ONNX_OUTPUT) -> tuple[str, ...]:
+    """The output tensors the trainer's model has for `task`: FIL's one output for a
+    native model, else the ONNX graph's."""
+    if output == NATIVE_OUTPUT:
+        return (FIL_OUTPUT,)
     return REGRESSOR_OUTPUTS if task_family(task) == REGRESSION else CLASSIFIER_OUTPUTS
+
+
+def model_format(library: str, output: str) -> str:
+    """The format of the file the trainer writes: onnx, or the library's own."""
+    return NATIVE_FORMATS[library] if output == NATIVE_OUTPUT else "onnx"
+
+
+def artifact_file(library: str, output: str) -> str:
+    """The file name the train step writes, which the later steps and the store use:
+    the one Triton looks for in a version folder of that format."""
+    if output == NATIVE_OUTPUT:
+        return FIL_MODEL_FILES[NATIVE_MODEL_TYPES[library]]
+    return FORMATS["onnx"].model_file
+
+
+def fil_settings(library: str, task: str, output: str) -> dict[str, str | bool] | None:
+    """The `fil` block a published native version carries: the file's type, and for a
+    classifier a probability per class (FIL returns indices or scores, never labels)."""
+    if output != NATIVE_OUTPUT:
+        return None
+    classifier = task_family(task) == CLASSIFICATION
+    return {
+        "model_type": NATIVE_MODEL_TYPES[library],
+        "output_class": classifier,
+        "predict_proba": classifier,
+    }

@@ -71,18 +71,29 @@ class TreePredictor:
 
     def predict(self, rows: np.ndarray) -> np.ndarray:
         """FIL's output__0 for `rows` ([n, width] float32): [n, 1] or [n, classes]."""
-        raw = self.raw(rows)
-        scores = raw.reshape(len(raw), -1)  # [n, 1] for a value or P(class 1)
-        if not self.output_class:
-            return scores.astype(np.float32)
-        if scores.shape[1] == 1:
-            positive = scores[:, 0]
-            if self.predict_proba:
-                return np.stack([1.0 - positive, positive], axis=1).astype(np.float32)
-            return (positive > self.threshold).astype(np.float32).reshape(-1, 1)
-        if self.predict_proba:
-            return scores.astype(np.float32)
-        return np.argmax(scores, axis=1).astype(np.float32).reshape(-1, 1)
+        return fil_answer(self.raw(rows), self.output_class, self.predict_proba, self.threshold)
+
+
+def fil_answer(
+    raw: np.ndarray,
+    output_class: bool,
+    predict_proba: bool,
+    threshold: float = DEFAULT_THRESHOLD,
+) -> np.ndarray:
+    """FIL's output__0 from a library's own prediction (a value or P(class 1) per row, or
+    a score per class): the one definition of what FIL answers, which the pipeline's
+    steps (runtime/steps/model_runner.py) use too."""
+    scores = raw.reshape(len(raw), -1)  # [n, 1] for a value or P(class 1)
+    if not output_class:
+        return scores.astype(np.float32)
+    if scores.shape[1] == 1:
+        positive = scores[:, 0]
+        if predict_proba:
+            return np.stack([1.0 - positive, positive], axis=1).astype(np.float32)
+        return (positive > threshold).astype(np.float32).reshape(-1, 1)
+    if predict_proba:
+        return scores.astype(np.float32)
+    return np.argmax(scores, axis=1).astype(np.float32).reshape(-1, 1)
 
 
 def _load(library: str, path: str) -> Any:

@@ -1,4 +1,4 @@
-"""The evaluate step: metrics of the trained ONNX model on the held-out rows, and the gates.
+"""The evaluate step: metrics of the trained model on the held-out rows, and the gates.
 
     python -m runtime.steps.evaluate --model FILE --data FILE --signature SIG
         --task binary_classification|multiclass_classification|regression
@@ -8,7 +8,9 @@
 The held-out rows are the last F share of --data in time order: the rows the training step
 left out (both use runtime.steps.pipeline_io.split_by_time). Each input of the signature is fed
 from the column of the same name, cast to the input's dtype (bool -> int64 0/1 where the
-input is int64). The model runs in onnxruntime on CPU.
+input is int64). The model runs on CPU as runtime/steps/model_runner.py runs its format:
+an ONNX file in onnxruntime, a native XGBoost file (xgboost.json) in xgboost, answering as
+Triton's FIL backend does (one fp32 input__0 of the features the file names).
 
 Metrics: classification uses the probabilities output (the float output with one column per
 class) and the label output (argmax of the probabilities when there is none):
@@ -46,7 +48,6 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
-import onnxruntime as ort
 import pandas as pd
 from sklearn import metrics as skm
 from sklearn.preprocessing import label_binarize
@@ -55,10 +56,10 @@ from runtime.contract.outputs import output_roles as roles_of
 from runtime.contract.signature import Signature, SignatureError, Tensor
 from runtime.contract.steps import EVALUATE
 from runtime.contract.vocabulary import HIGHER_IS_BETTER, task_metrics
+from runtime.steps.model_runner import open_runner
 from runtime.steps.pipeline_io import (
     StepError,
     comma_list,
-    feeds,
     json_argument,
     json_text,
     progress,
@@ -74,7 +75,7 @@ from runtime.steps.pipeline_io import (
 
 STEP = "evaluate"
 GATE_KINDS = ("min", "max", "max_regression")
-# Rows per onnxruntime call: bounds memory on large holdouts, no effect on the results.
+# Rows per model call: bounds memory on large holdouts, no effect on the results.
 CHUNK_ROWS = 8192
 # Metrics are rounded to 6 decimals; differences below this are rounding, not regression.
 TOLERANCE = 1e-9
@@ -100,21 +101,20 @@ def output_roles(signature: Signature, task: str) -> dict[str, Tensor]:
 
 def run_model(model: Path, frame: pd.DataFrame, signature: Signature, task: str) -> Predictions:
     roles = output_roles(signature, task)
-    try:
-        session = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"])
-    except Exception as error:  # onnxruntime raises its own, unexported exception types
-        raise StepError(f"onnxruntime cannot load {model}: {error}") from error
+    runner = open_runner(model)
     names = [t.name for t in roles.values()]
-    missing = sorted(set(names) - {o.name for o in session.get_outputs()})
+    missing = sorted(set(names) - {o.name for o in runner.get_outputs()})
     if missing:
         raise StepError(f"the model has no output(s) {', '.join(missing)} named in the signature")
     chunks: list[list[np.ndarray]] = []
     for start in range(0, len(frame), CHUNK_ROWS):
-        batch = feeds(frame.iloc[start : start + CHUNK_ROWS], signature.inputs)
+        batch = runner.feeds(frame.iloc[start : start + CHUNK_ROWS], signature.inputs)
         try:
-            chunks.append(session.run(names, batch))
-        except Exception as error:
-            raise StepError(f"onnxruntime failed on {model}: {error}") from error
+            chunks.append(runner.run(names, batch))
+        except StepError:
+            raise
+        except Exception as error:  # onnxruntime's and xgboost's own exception types
+            raise StepError(f"{runner.format} failed on {model}: {error}") from error
     joined = {name: np.concatenate([c[i] for c in chunks]) for i, name in enumerate(names)}
     by_role = {role: joined[tensor.name] for role, tensor in roles.items()}
     return Predictions(

@@ -67,7 +67,12 @@ from typing import Any
 import fsspec
 from fsspec.implementations.local import LocalFileSystem
 
-from runtime.contract.model_store import artifact_uri, gates_outcome, record_uri
+from runtime.contract.model_store import (
+    ARTIFACT_FILE,
+    artifact_uri,
+    gates_outcome,
+    record_uri,
+)
 from runtime.contract.secret_http import no_redirects, secret_safe
 from runtime.contract.signing import provenance_uri, signature_uri
 from runtime.contract.spec_edit import SpecEditError, VersionEntry, promote
@@ -141,13 +146,14 @@ def metadata_record(
     args: argparse.Namespace, payload: bytes, signer: Signer | None = None
 ) -> dict[str, Any]:
     digest = IMAGE_DIGEST.search(args.image or "")
-    uri = artifact_uri(args.name, args.version)
+    uri = artifact_uri(args.name, args.version, args.model_file)
     signed = signer is not None
     return {
+        **format_record(args),
         "artifact": {
             "sha256": sha256_bytes(payload),
             "size": len(payload),
-            "uri": artifact_uri(args.name, args.version),
+            "uri": uri,
         },
         # The snapshot's time (the features step's as_of), so a promoted version says
         # which data it saw; None when the run read its source without a cut-off.
@@ -166,6 +172,17 @@ def metadata_record(
         "validation": validation_summary(args.validation),
         "version": args.version,
     }
+
+
+def format_record(args: argparse.Namespace) -> dict[str, Any]:
+    """A model that is not ONNX records its format and FIL settings, which `kiln promote`
+    copies into the spec; an ONNX record stays as it always was."""
+    if args.format in (None, "onnx"):
+        return {}
+    fil = None if args.fil is None else json_argument(args.fil, "--fil")
+    if fil is not None and not isinstance(fil, dict):
+        raise StepError("--fil must be a JSON object")
+    return {"fil": fil, "format": args.format}
 
 
 # -------------------------------------------------------------------------- store
@@ -217,18 +234,22 @@ def changed_keys(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
     return sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
 
 
-def upload(store: Store, name: str, version: int, payload: bytes, metadata: str) -> str:
+def upload(
+    store: Store, name: str, version: int, payload: bytes, metadata: str, file: str = ARTIFACT_FILE
+) -> str:
     """Artifact first, then the record: a record only ever describes a complete artifact.
 
     Returns the record the store holds afterwards (an existing one is kept).
     """
-    upload_artifact(store, name, version, payload)
+    upload_artifact(store, name, version, payload, file)
     return upload_record(store, name, version, metadata)
 
 
-def upload_artifact(store: Store, name: str, version: int, payload: bytes) -> None:
+def upload_artifact(
+    store: Store, name: str, version: int, payload: bytes, file: str = ARTIFACT_FILE
+) -> None:
     """The artifact, unless the store holds these bytes already (refused if others)."""
-    model_rel = artifact_uri(name, version)
+    model_rel = artifact_uri(name, version, file)
     existing = store.read(model_rel)
     new_sha = sha256_bytes(payload)
     if existing is not None and existing != payload:
@@ -273,6 +294,8 @@ def version_entry(record: Mapping[str, Any]) -> VersionEntry:
         sha256=record["artifact"]["sha256"],
         metrics=record["metrics"],
         signature=signature["bundle"] if signature else None,
+        format=record.get("format", "onnx"),
+        fil=record.get("fil"),
     )
 
 
@@ -402,6 +425,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     if not text.isdigit() or int(text) < 1:
         parser.error("--version must be a number >= 1, or from:N")
     args.version_from = args.version.startswith("from:")
+    # The stored file keeps the name Triton's backend looks for: model.onnx, or the native
+    # file's own (xgboost.json), whose suffix also tells FIL its serialisation.
+    args.model_file = ARTIFACT_FILE if args.format in (None, "onnx") else args.model.name
     args.version = int(text)
     if args.open_pr and not (args.github_repo and args.spec):
         parser.error("--open-pr needs --github-repo and --spec")
@@ -438,12 +464,14 @@ def propose(args: argparse.Namespace, relative: str, entry: VersionEntry) -> Non
     progress(STEP, f"opened pull request {pull['url']}")
 
 
-def first_free_version(store: Store, name: str, start: int, payload: bytes) -> int:
+def first_free_version(
+    store: Store, name: str, start: int, payload: bytes, file: str = ARTIFACT_FILE
+) -> int:
     """The first version from `start` whose slot is empty or holds these very bytes."""
     digest = sha256_bytes(payload)
     version = start
     while True:
-        existing = store.read(artifact_uri(name, version))
+        existing = store.read(artifact_uri(name, version, file))
         if existing is None or sha256_bytes(existing) == digest:
             return version
         version += 1
@@ -492,11 +520,11 @@ def run(args: argparse.Namespace) -> int:
     signer = choose_signer(args.signing_key, os.environ)
     store = open_store(args.store)
     if args.version_from:
-        args.version = first_free_version(store, args.name, args.version, payload)
+        args.version = first_free_version(store, args.name, args.version, payload, args.model_file)
         progress(STEP, f"publishing as version {args.version}")
     record = metadata_record(args, payload, signer)
     args.out.mkdir(parents=True, exist_ok=True)
-    upload_artifact(store, args.name, args.version, payload)
+    upload_artifact(store, args.name, args.version, payload, args.model_file)
     if signer is None:
         progress(
             STEP,

@@ -6,8 +6,9 @@
 It reads the same KILN_* variables a user's own training command reads (TRAIN_ENV, see
 docs/pipelines.md): the features step's parquet, its digest, the seed, the held-out share,
 the target and timestamp columns and the output folder. It trains on the oldest
-(1 - holdout) share of the rows, the split the evaluate step uses, writes model.onnx, and
-fails unless onnxruntime reproduces the library's predictions on the held-out rows: the
+(1 - holdout) share of the rows, the split the evaluate step uses, writes model.onnx (or,
+with `output: native`, the library's own xgboost.json), and fails unless that file, run as
+the evaluate step runs it, reproduces the library's predictions on the held-out rows: the
 same labels, and probabilities or predictions within PARITY_RTOL of the library's.
 """
 
@@ -22,7 +23,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import onnxruntime as ort
 import pandas as pd
 from sklearn.pipeline import Pipeline
 from threadpoolctl import threadpool_limits
@@ -31,10 +31,17 @@ from runtime.contract.signature import Tensor
 from runtime.contract.steps import TRAIN, TRAIN_ENV
 from runtime.contract.trainers import (
     CLASSIFICATION,
+    NATIVE_FORMATS,
+    NATIVE_ONLY,
+    NATIVE_OUTPUT,
+    ONNX_OUTPUT,
     Estimator,
+    artifact_file,
     find_estimator,
+    model_format,
     task_family,
 )
+from runtime.steps.model_runner import load_runner
 from runtime.steps.pipeline_io import (
     StepError,
     feeds,
@@ -48,7 +55,7 @@ from runtime.steps.pipeline_io import (
     split_by_time,
     write_atomic,
 )
-from runtime.steps.trainer_graph import FeatureColumn, build_model, to_onnx
+from runtime.steps.trainer_graph import FeatureColumn, build_model, to_native, to_onnx
 
 # ONNX against the library on the held-out rows, relative to the output's scale (at least
 # 1): both evaluate the same trees or weights, in float32 in the graph and in float64 (or
@@ -62,6 +69,7 @@ class TrainSettings:
 
     estimator: Estimator
     params: dict[str, Any]
+    output: str  # onnx, or native: the library's own file
     task: str
     features: tuple[FeatureColumn, ...]
     classes: tuple[str, ...] | None
@@ -100,10 +108,21 @@ def settings_from(argv: Sequence[str] | None) -> TrainSettings:
     estimator = find_estimator(str(trainer.get("library")), str(trainer.get("estimator")))
     if estimator is None or task_family(args.task) not in estimator.classes:
         raise StepError(f"--trainer: no {args.task} estimator {trainer!r} in Kiln's table")
+    output = str(trainer.get("output", ONNX_OUTPUT))
+    native = output == NATIVE_OUTPUT
+    if native:
+        offered = estimator.library in NATIVE_FORMATS
+    else:  # LightGBM has no ONNX export in Kiln
+        offered = output == ONNX_OUTPUT and estimator.library not in NATIVE_ONLY
+    if not offered:
+        raise StepError(f"--trainer: {estimator.key} has no output {output!r}")
     features = tuple(
         FeatureColumn(f["name"], f["dtype"], f["kind"])
         for f in json_argument(args.features, "--features")
     )
+    text = [f.name for f in features if f.dtype == "string"]
+    if native and text:
+        raise StepError(f"a native model reads numbers only; text features: {', '.join(text)}")
     classes = None if args.classes is None else json_argument(args.classes, "--classes")
     seed = _number(TRAIN_ENV.seed, "0", int)
     if not 0 <= seed < 2**32:  # the range every library takes as a random state
@@ -111,6 +130,7 @@ def settings_from(argv: Sequence[str] | None) -> TrainSettings:
     return TrainSettings(
         estimator=estimator,
         params=dict(trainer.get("params") or {}),
+        output=output,
         task=args.task,
         features=features,
         classes=None if classes is None else tuple(str(c) for c in classes),
@@ -168,33 +188,61 @@ def labels(settings: TrainSettings, column: pd.Series) -> np.ndarray:
 # ----------------------------------------------------------------------------- training
 
 
-def check_labels(settings: TrainSettings, y: np.ndarray) -> None:
-    """XGBoost's classifiers learn classes 0..K-1 only; its ONNX graph has no label map."""
-    if settings.estimator.library != "xgboost" or task_family(settings.task) != CLASSIFICATION:
-        return
-    found = np.unique(y)
-    if y.dtype != np.int64 or not np.array_equal(found, np.arange(len(found))):
-        shown = ", ".join(str(c) for c in found[:5])
+def encode_labels(settings: TrainSettings, y: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    """(what the estimator learns, the class names or None).
+
+    XGBoost's classifiers learn the classes 0..K-1 only. Other labels (text, or numbers
+    such as 1..K) are learned as their index in sorted order - the order scikit-learn's
+    classifiers keep - and the exported graph names them again (see `fit`). A native model
+    (XGBoost or LightGBM) cannot: FIL serves class indices and scores, so there the labels
+    are refused.
+    build_model names the labels (trainer_graph.labelled_xgb_classifier)."""
+    if task_family(settings.task) != CLASSIFICATION:
+        return y, None
+    if settings.estimator.library != "xgboost" and settings.output != NATIVE_OUTPUT:
+        return y, None
+    classes, indices = np.unique(y, return_inverse=True)
+    if y.dtype == np.int64 and np.array_equal(classes, np.arange(len(classes))):
+        return y, None
+    if settings.output == NATIVE_OUTPUT:
+        shown = ", ".join(str(c) for c in classes[:5])
         raise StepError(
-            f"xgboost classifiers take the classes 0..K-1, and {settings.target} holds "
-            f"{shown}; recode the target, or use an sklearn estimator"
+            f"a native {settings.estimator.library} model serves the classes 0..K-1 only, "
+            f"and {settings.target} "
+            f"holds {shown}; recode the target, or use output onnx"
         )
+    return indices.astype(np.int64), classes
 
 
 def fit(settings: TrainSettings, x: pd.DataFrame, y: np.ndarray) -> tuple[Pipeline, float]:
-    check_labels(settings, y)
+    learned, names = encode_labels(settings, y)
     model = build_model(
-        settings.estimator, settings.task, settings.params, settings.features, settings.seed
+        settings.estimator,
+        settings.task,
+        settings.params,
+        settings.features,
+        settings.seed,
+        labelled=names is not None,
     )
     start = time.perf_counter()
     # One thread: reductions over a varying thread count could change float sums and so
     # the splits, which would make the same data give different bytes on another machine.
     with threadpool_limits(limits=1):
         try:
-            model.fit(x, y)
+            model.fit(x, learned)
         except ValueError as error:  # scikit-learn's InvalidParameterError among them
             raise StepError(f"{settings.estimator.key} cannot be fitted: {error}") from error
+    if names is not None:
+        model.named_steps["model"].labels = names
     return model, time.perf_counter() - start
+
+
+def predicted_labels(settings: TrainSettings, model: Pipeline, x: pd.DataFrame) -> np.ndarray:
+    """The library's labels for `x`: XGBoost predicts class indices, which classes_ names."""
+    predicted = model.predict(x)
+    if settings.estimator.library == "xgboost":
+        return np.asarray(model.classes_)[predicted]
+    return np.asarray(predicted)
 
 
 def check_classes(settings: TrainSettings, model: Pipeline) -> None:
@@ -209,19 +257,26 @@ def check_classes(settings: TrainSettings, model: Pipeline) -> None:
         )
 
 
-def parity(settings: TrainSettings, model: Pipeline, payload: bytes, x: pd.DataFrame) -> float:
-    """Largest difference between onnxruntime and the library on `x`; StepError beyond the
-    tolerance, or on any label that differs."""
-    session = ort.InferenceSession(payload, providers=["CPUExecutionProvider"])
-    feed = {name: x[name].to_numpy().reshape(-1, 1) for name in x.columns}
-    names = [o.name for o in session.get_outputs()]
-    outputs = dict(zip(names, session.run(None, feed), strict=True))
-    if task_family(settings.task) == CLASSIFICATION:
-        differing = int(np.count_nonzero(outputs["label"].ravel() != model.predict(x)))
-        if differing:
-            raise StepError(f"{differing} ONNX label(s) differ from the library's on the holdout")
+def parity(
+    settings: TrainSettings, model: Pipeline, format_name: str, payload: bytes, x: pd.DataFrame
+) -> float:
+    """Largest difference between the written artifact, run as the later steps run it, and
+    the library on `x`; StepError beyond the tolerance, or on any label that differs."""
+    runner = load_runner(format_name, payload, f"the trained {format_name} model")
+    tensors = [Tensor(f.name, f.dtype, (-1, 1)) for f in settings.features]
+    names = [o.name for o in runner.get_outputs()]
+    outputs = dict(zip(names, runner.run(None, runner.feeds(x, tensors)), strict=True))
+    classifier = task_family(settings.task) == CLASSIFICATION
+    if format_name != "onnx":
+        # FIL's one output: the probabilities (classifiers) or the value (regression).
+        outputs = {"probabilities" if classifier else "prediction": outputs[names[0]]}
+    if classifier:
         expected = model.predict_proba(x)
         actual = outputs["probabilities"]
+        found = outputs.get("label", model.classes_[np.argmax(actual, axis=1)])
+        differing = int(np.count_nonzero(found.ravel() != predicted_labels(settings, model, x)))
+        if differing:
+            raise StepError(f"{differing} {format_name} label(s) differ from the library's")
     else:
         expected = model.predict(x).reshape(-1)
         actual = outputs["prediction"].reshape(-1)
@@ -230,8 +285,21 @@ def parity(settings: TrainSettings, model: Pipeline, payload: bytes, x: pd.DataF
     diff = float(np.max(np.abs(actual.astype(np.float64) - expected)))
     scale = max(1.0, float(np.max(np.abs(expected))))
     if diff > PARITY_RTOL * scale:
-        raise StepError(f"ONNX differs from the library by {diff:g} (tolerance {PARITY_RTOL:g})")
+        raise StepError(
+            f"the {format_name} model differs from the library by {diff:g} "
+            f"(tolerance {PARITY_RTOL:g})"
+        )
     return diff
+
+
+def export(settings: TrainSettings, model: Pipeline) -> tuple[str, bytes]:
+    """The trained model's format and bytes: one ONNX graph, or the library's own file."""
+    library = settings.estimator.library
+    if settings.output == NATIVE_OUTPUT:
+        names = [f.name for f in settings.features]
+        return model_format(library, settings.output), to_native(model, library, names)
+    features = settings.features
+    return "onnx", to_onnx(model, settings.name, settings.task, features, library)
 
 
 def train(settings: TrainSettings) -> int:
@@ -245,16 +313,14 @@ def train(settings: TrainSettings) -> int:
     )
     model, seconds = fit(settings, x_train, labels(settings, train_rows[settings.target]))
     check_classes(settings, model)
-    payload = to_onnx(
-        model, settings.name, settings.task, settings.features, settings.estimator.library
-    )
-    diff = parity(settings, model, payload, x_holdout)
-    path = settings.output_dir / "model.onnx"
+    format_name, payload = export(settings, model)
+    diff = parity(settings, model, format_name, payload, x_holdout)
+    path = settings.output_dir / artifact_file(settings.estimator.library, settings.output)
     write_atomic(path, payload)
     progress(
         "train",
         f"wrote {path} size={len(payload)} sha256={sha256_bytes(payload)} "
-        f"onnx_max_abs_diff={diff:.2e} train_s={seconds:.2f}",
+        f"{format_name}_max_abs_diff={diff:.2e} train_s={seconds:.2f}",
     )
     return 0
 

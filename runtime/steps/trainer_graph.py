@@ -13,6 +13,7 @@ Preprocessing rules (docs/pipelines.md, "The built-in trainer"):
 
 from __future__ import annotations
 
+import functools
 import importlib
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -55,6 +56,7 @@ INPUT_TYPES: dict[str, type[DataType]] = {
 FIXED_SETTINGS: dict[str, dict[str, ParamValue]] = {
     "sklearn": {},
     "xgboost": {"n_jobs": 1, "tree_method": "hist", "verbosity": 0},
+    "lightgbm": {},  # runtime/steps/lightgbm_booster.py fixes threads and determinism
 }
 
 
@@ -74,20 +76,44 @@ def estimator_class(estimator: Estimator, task: str) -> type[Any]:
     return cls
 
 
+@functools.cache
+def labelled_xgb_classifier() -> type[Any]:
+    """XGBClassifier, learning labels as their indices 0..K-1 but naming them in classes_.
+
+    XGBoost's classes_ is always 0..K-1; onnxmltools writes classes_ as the graph's label
+    map, so this class's graph returns the original labels (text, or numbers like 1..K).
+    Defined on first use, so that sklearn-only training never imports xgboost."""
+    from xgboost import XGBClassifier
+
+    class LabelledXGBClassifier(XGBClassifier):  # type: ignore[misc]
+        # Set after fitting (fit checks that classes_ is 0..K-1): the labels of 0..K-1.
+        labels: np.ndarray | None = None
+
+        @property
+        def classes_(self) -> np.ndarray:
+            return np.arange(self.n_classes_) if self.labels is None else self.labels
+
+    return LabelledXGBClassifier
+
+
 def build_model(
     estimator: Estimator,
     task: str,
     params: Mapping[str, ParamValue],
     features: tuple[FeatureColumn, ...],
     seed: int,
+    labelled: bool = False,
 ) -> Pipeline:
-    """Preprocessing and the estimator in one scikit-learn pipeline."""
-    cls = estimator_class(estimator, task)
+    """Preprocessing and the estimator in one scikit-learn pipeline. `labelled`: an
+    XGBoost classifier whose classes 0..K-1 are named after fitting (its `labels`)."""
+    cls = labelled_xgb_classifier() if labelled else estimator_class(estimator, task)
     settings: dict[str, Any] = {**estimator.defaults, **params}
     settings.update(FIXED_SETTINGS[estimator.library])
     accepted = cls().get_params()
     if "random_state" in accepted:
         settings["random_state"] = seed
+    if "feature_names" in accepted:  # a native-only model names its columns when trained
+        settings["feature_names"] = [f.name for f in features]
     return Pipeline([("preprocess", _preprocess(estimator, features)), ("model", cls(**settings))])
 
 
@@ -136,6 +162,8 @@ def _register_converters() -> None:
     for cls, alias, convert, shapes, options in (
         (XGBClassifier, "XGBoostXGBClassifier", convert_xgboost,
          calculate_linear_classifier_output_shapes, classifier_options),
+        (labelled_xgb_classifier(), "KilnLabelledXGBClassifier", convert_xgboost,
+         calculate_linear_classifier_output_shapes, classifier_options),
         (XGBRegressor, "XGBoostXGBRegressor", convert_xgboost,
          calculate_linear_regressor_output_shapes, None),
     ):  # fmt: skip
@@ -172,3 +200,28 @@ def to_onnx(
     # deterministic=True: protobuf's promise of one byte layout for one message.
     payload: bytes = proto.SerializeToString(deterministic=True)
     return payload
+
+
+def to_native(model: Pipeline, library: str, names: list[str]) -> bytes:
+    """The fitted model as its library's own file, its features named in FeatureSet order
+    (the compiler reads the names back and checks them against the FeatureSet): XGBoost's
+    JSON, LightGBM's text model.
+
+    A native model has numbers only, which the preprocessing passes through in FeatureSet
+    order (NaN included: both libraries take it), so the booster alone is the whole model."""
+    if library == "lightgbm":
+        return _lightgbm_text(model, names)
+    booster = model.named_steps["model"].get_booster()
+    if booster.num_features() != len(names):
+        raise ValueError(f"the booster reads {booster.num_features()} columns, not {len(names)}")
+    booster.feature_names = list(names)
+    # JSON, not UBJSON: a documented text format the compiler reads without xgboost.
+    return bytes(booster.save_raw(raw_format="json"))
+
+
+def _lightgbm_text(model: Pipeline, names: list[str]) -> bytes:
+    booster = model.named_steps["model"].booster_
+    if booster.feature_name() != names:
+        raise ValueError(f"the booster reads {booster.feature_name()}, not {names}")
+    text: str = booster.model_to_string()
+    return text.encode("utf-8")

@@ -3,7 +3,9 @@
     python -m runtime.steps.validate_model --model FILE --signature SIG --data FILE
         --batch-sizes 1,64 [--slo-p99-ms X] [--repeats N] [--max-seconds S] --out DIR
 
-1. Loads the model with onnxruntime (CPU) and compares its inputs and outputs with the
+1. Loads the model on CPU as runtime/steps/model_runner.py runs its format (onnxruntime for
+   ONNX; xgboost for a native xgboost.json, described as Triton's FIL backend serves it:
+   one fp32 input__0 and one fp32 output__0) and compares its inputs and outputs with the
    signature: names, dtypes (spec names: fp32, int64, string, ...) and shapes, where a
    symbolic or unknown dimension must be -1 in the signature and a fixed one the same number.
    Sequence and map outputs (scikit-learn's ZipMap) are refused: Triton serves tensors only.
@@ -27,7 +29,6 @@ import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -37,9 +38,9 @@ import pandas as pd
 from runtime.contract.arrays import NUMPY_TYPES
 from runtime.contract.signature import ONNX_DTYPES, Signature, Tensor
 from runtime.contract.steps import VALIDATE
+from runtime.steps.model_runner import ModelRunner, format_of, open_runner
 from runtime.steps.pipeline_io import (
     StepError,
-    feeds,
     json_text,
     positive_ints,
     progress,
@@ -113,7 +114,7 @@ def compare_group(role: str, expected: Sequence[Tensor], actual: Sequence[Any]) 
     return problems
 
 
-def signature_problems(session: ort.InferenceSession, signature: Signature) -> list[str]:
+def signature_problems(session: ModelRunner, signature: Signature) -> list[str]:
     problems = compare_group("input", signature.inputs, session.get_inputs())
     problems += compare_group("output", signature.outputs, session.get_outputs())
     listed = {t.name for t in signature.outputs}
@@ -162,7 +163,7 @@ class Latency:
 
 
 def measure(
-    session: ort.InferenceSession,
+    session: ModelRunner,
     batch: dict[str, np.ndarray],
     names: list[str],
     repeats: int,
@@ -185,7 +186,7 @@ RETRIES_OVER_SLO = 2
 
 
 def check_batches(
-    session: ort.InferenceSession,
+    session: ModelRunner,
     signature: Signature,
     frame: pd.DataFrame,
     args: argparse.Namespace,
@@ -200,10 +201,10 @@ def check_batches(
     sample = sample_rows(frame, max(sizes))
     latencies = []
     for size in sizes:
-        batch = feeds(sample.iloc[:size], signature.inputs)
+        batch = session.feeds(sample.iloc[:size], signature.inputs)
         try:
             outputs = session.run(names, batch)
-        except Exception as error:  # onnxruntime's exception types are not exported
+        except Exception as error:  # onnxruntime's and xgboost's own exception types
             raise StepError(f"the model fails at batch size {size}: {error}") from error
         problems = output_problems(outputs, signature, size)
         if problems:
@@ -236,13 +237,6 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return args
 
 
-def load_session(model: Path) -> ort.InferenceSession:
-    try:
-        return ort.InferenceSession(str(model), providers=["CPUExecutionProvider"])
-    except Exception as error:  # onnxruntime's exception types are not exported
-        raise StepError(f"onnxruntime cannot load {model}: {error}") from error
-
-
 def slo_failures(latencies: Sequence[Latency], slo: float | None) -> list[str]:
     if slo is None:
         return []
@@ -263,6 +257,7 @@ def report(args: argparse.Namespace, mismatches: list[str], latencies: list[Late
             for lat in latencies
         },
         "onnxruntime": ort.__version__,
+        "runner": format_of(args.model),
         "passed": not mismatches and not failures,
         "signature": {"matches": not mismatches, "mismatches": mismatches},
         "slo_p99_ms": args.slo_p99_ms,
@@ -275,7 +270,7 @@ def report(args: argparse.Namespace, mismatches: list[str], latencies: list[Late
 def run(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     signature = signature_argument(args.signature)
-    session = load_session(args.model)
+    session = open_runner(args.model)
     mismatches = signature_problems(session, signature)
     if mismatches:
         report(args, mismatches, [])

@@ -207,3 +207,27 @@ def test_add_version_keeps_the_rest_of_the_file(text: str, tmp_path: Path) -> No
 def test_refusals(text: str, message: str) -> None:
     with pytest.raises(SpecEditError, match=message):
         promote(text, "m.yaml", VersionEntry(2, "m/2/model.onnx", "f" * 64), serve_in=(None,))
+
+
+def test_a_native_version_lists_its_format_and_fil_settings_as_data() -> None:
+    """A tree model's entry carries format and fil; every text value is quoted, so a value
+    such as `x}, y: {` stays one string and true stays a boolean, read back as written."""
+    fil = {"model_type": "xgboost_json", "output_class": True, "predict_proba": True}
+    entry = VersionEntry(
+        2, "car-loan-default/2/xgboost.json", "f" * 64, {}, format="xgboost", fil=fil
+    )
+    assert entry.lines()[:2] == [
+        "version: 2",
+        "format: xgboost",
+    ]
+    assert entry.lines()[2] == (
+        'fil: {model_type: "xgboost_json", output_class: true, predict_proba: true}'
+    )
+    assert load("\n".join(entry.lines())) == entry.data()
+    odd = VersionEntry(2, "m/2/model.txt", "f" * 64, {}, format="lightgbm", fil={"k": "x}, y: {"})
+    assert load("\n".join(odd.lines()))["fil"] == {"k": "x}, y: {"}
+    new = promote(LOAN, "car-loan-default.yaml", entry, serve_in=())
+    versions = load(new)["spec"]["versions"]
+    assert versions[-1]["format"] == "xgboost" and versions[-1]["fil"] == fil
+    # An ONNX entry is written as it always was: no format, no fil.
+    assert not any(line.startswith(("format", "fil")) for line in ENTRY.lines())

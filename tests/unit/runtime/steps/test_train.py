@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 
 from runtime.contract.steps import TRAIN_ENV
-from runtime.contract.trainers import ESTIMATORS, find_estimator
+from runtime.contract.trainers import ESTIMATORS, NATIVE_ONLY, find_estimator
 from runtime.steps import train
 from runtime.steps.trainer_graph import estimator_class
 from tests.tools import REPO_ROOT
@@ -98,7 +98,8 @@ def test_the_example_artifacts_come_from_the_builtin_trainer_byte_for_byte(
 
 @pytest.mark.parametrize(
     "estimator",
-    [e for e in ESTIMATORS if "regression" in e.classes],
+    # LightGBM is trained natively only (test_train_native.py).
+    [e for e in ESTIMATORS if "regression" in e.classes and e.library not in NATIVE_ONLY],
     ids=lambda e: e.key,
 )
 def test_every_regressor_exports_the_featureset_as_inputs_and_is_deterministic(
@@ -177,19 +178,41 @@ def test_string_classes_in_a_multiclass_model_follow_the_declared_order(
     assert not (tmp_path / "refused").exists()
 
 
-def test_xgboost_refuses_text_classes_with_a_clear_error(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+def test_xgboost_text_classes_come_back_as_labels_from_the_onnx_graph(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
+    """XGBoost learns the sorted labels as 0..K-1; the graph's label map names them again,
+    and the train step's parity check has compared them with the library's on the holdout."""
     data = tmp_path / "multi.parquet"
-    nml.load_synthetic_multiclass_classification_dataset()[0].head(2000).to_parquet(data)
-    features = [{"name": "app_behavioral_score", "dtype": "fp32", "kind": "continuous"}]
-    monkeypatch.setenv(TRAIN_ENV.data, str(data))
-    monkeypatch.setenv(TRAIN_ENV.output_dir, str(tmp_path / "out"))
-    monkeypatch.setenv(TRAIN_ENV.target, "y_true")
-    trainer = {"library": "xgboost", "estimator": "xgb_classifier", "params": {}}
-    argv = ["--trainer", json.dumps(trainer), "--task", "multiclass_classification"]
-    assert train.main([*argv, "--features", json.dumps(features), "--name", "m"]) == 1
-    assert "xgboost classifiers take the classes 0..K-1" in capsys.readouterr().err
+    nml.load_synthetic_multiclass_classification_dataset()[0].head(ROWS).to_parquet(data)
+    features = [
+        {"name": "acq_channel", "dtype": "string", "kind": "categorical"},
+        {"name": "app_behavioral_score", "dtype": "fp32", "kind": "continuous"},
+        {"name": "is_customer", "dtype": "int64", "kind": "categorical"},
+    ]
+    classes = ["highstreet_card", "prepaid_card", "upmarket_card"]
+    trainer = {"library": "xgboost", "estimator": "xgb_classifier", "params": {"n_estimators": 20}}
+    task = "multiclass_classification"
+    payload = run(monkeypatch, data, tmp_path / "a", trainer, task, features, "y_true", classes)
+    again = run(monkeypatch, data, tmp_path / "b", trainer, task, features, "y_true", classes)
+    assert payload == again
+    session = ort.InferenceSession(payload, providers=["CPUExecutionProvider"])
+    assert {o.name: o.type for o in session.get_outputs()}["label"] == "tensor(string)"
+    holdout = pd.read_parquet(data).tail(ROWS // 5)
+    feed = {
+        f["name"]: holdout[f["name"]]
+        .to_numpy()
+        .astype(
+            object if f["dtype"] == "string" else np.float32 if f["dtype"] == "fp32" else np.int64
+        )
+        .reshape(-1, 1)
+        for f in features
+    }
+    labels, probabilities = session.run(["label", "probabilities"], feed)
+    assert set(labels) <= set(classes)
+    assert list(labels) == [classes[i] for i in np.argmax(probabilities, axis=1)]
+    # The labels are the model's answers: well above chance on real data.
+    assert np.mean(labels == holdout["y_true"].to_numpy()) > 0.5
 
 
 def test_a_wrong_data_digest_stops_training(
@@ -219,14 +242,14 @@ def test_the_parity_check_fails_a_graph_that_disagrees_with_the_library(
         settings, train.inputs(settings, train_rows), train_rows["y_true"].to_numpy()
     )
     x = train.inputs(settings, holdout_rows)
-    assert train.parity(settings, model, payload, x) < 1.0
+    assert train.parity(settings, model, "onnx", payload, x) < 1.0
 
     class Shifted:
         def predict(self, frame: pd.DataFrame) -> np.ndarray:
             return model.predict(frame) + 10.0
 
-    with pytest.raises(train.StepError, match="ONNX differs from the library"):
-        train.parity(settings, Shifted(), payload, x)  # type: ignore[arg-type]
+    with pytest.raises(train.StepError, match="onnx model differs from the library"):
+        train.parity(settings, Shifted(), "onnx", payload, x)  # type: ignore[arg-type]
 
 
 def test_the_table_lists_only_parameters_each_class_takes() -> None:
