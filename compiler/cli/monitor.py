@@ -73,6 +73,10 @@ def monitor(
     from runtime.monitor.job import Progress, run_job
 
     root = specs.resolve().parent
+    if config.labels is not None and analysis is not None:
+        # The labels belong to the captured traffic (joined by its request ids); other
+        # analysis data given here carries its own targets, or none.
+        config = config.model_copy(update={"labels": None})
     if config.labels is not None:
         labels = config.labels.model_copy(update={"uri": _in_project(config.labels.uri, root)})
         config = config.model_copy(update={"labels": labels})

@@ -87,6 +87,9 @@ def test_revert_restores_a_byte_for_byte_and_the_plans_are_opposites(tmp_path: P
             "GPUs per pod 1 -> 2",
             "instances per pod 2 x GPU on GPUs 0 -> 2 x GPU on GPUs 0, 1",
             f"alert slow: {alert_80} -> {alert_70}",
+            # The example's batch jobs score with the served version (no version of their own).
+            "batch.backfill.version: 1 -> 2",
+            "batch.nightly.version: 1 -> 2",
             f"version 2 added: {v2}",
         ]
         assert backward.sentences("car-loan-default", environment) == [
@@ -94,6 +97,8 @@ def test_revert_restores_a_byte_for_byte_and_the_plans_are_opposites(tmp_path: P
             "GPUs per pod 2 -> 1",
             "instances per pod 2 x GPU on GPUs 0, 1 -> 2 x GPU on GPUs 0",
             f"alert slow: {alert_70} -> {alert_80}",
+            "batch.backfill.version: 2 -> 1",
+            "batch.nightly.version: 2 -> 1",
             f"version 2 removed (was {v2})",
         ]
     for text in (forward_text, backward_text):

@@ -38,6 +38,7 @@ import pytest
 
 from compiler.api import build
 from compiler.served import served_model
+from compiler.targets.quality import READERS
 from runtime.contract.served import ServedModel
 from runtime.local.serve import TritonServer
 from runtime.serving.sample_data import load_sample, take, to_inputs
@@ -85,7 +86,13 @@ def _window_s(metrics: list[dict[str, Any]]) -> float:
 class Harness:
     def __init__(self, triton: TritonServer, prometheus: str) -> None:
         self.triton, self.prometheus = triton, prometheus
-        self.metrics = [m for m in _template()["spec"]["metrics"] if "prometheus" in m["provider"]]
+        # Triton's operational metrics; the quality gate's readers query what its Job pushes
+        # (tests/integration/test_rollout_quality.py runs them).
+        self.metrics = [
+            m
+            for m in _template()["spec"]["metrics"]
+            if "prometheus" in m["provider"] and m["name"] not in READERS
+        ]
         self.window_s = _window_s(self.metrics)
         self.local: ServedModel = served_model(ROOT / "specs", MODEL, "local", ROOT / "generated")
         names = [t.name for t in self.local.signature.inputs]
