@@ -21,10 +21,8 @@ from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2 as mc
 
 from runtime.contract.served import ServedStep
-from runtime.contract.signature import Signature
 from runtime.serving.assemble import AssembleError, fetch
-from runtime.serving.references import Tolerance
-from runtime.serving.sample_data import to_inputs
+from runtime.serving.references import BySignature, Tolerance
 
 COMPUTE = "compute"  # what a python step's model.py defines for the in-process reference
 Run = Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]]
@@ -34,7 +32,7 @@ class ReferenceError(Exception):
     """The ensemble cannot be computed in process; the message says why."""
 
 
-class EnsembleReference:
+class EnsembleReference(BySignature):
     """A smoke reference (runtime.serving.references.Reference): the ensemble's raw
     inputs in, its final outputs out, computed by its steps in process."""
 
@@ -49,12 +47,6 @@ class EnsembleReference:
             (runners[s.model_name], dict(s.input_map), dict(s.output_map))
             for s in config.ensemble_scheduling.step
         ]
-
-    def columns(self, signature: Signature) -> list[str]:
-        return [t.name for t in signature.inputs]
-
-    def inputs(self, frame: Any, signature: Signature, rows: int) -> dict[str, np.ndarray]:
-        return to_inputs(frame, signature.inputs, rows)
 
     def run(
         self, arrays: Mapping[str, np.ndarray], outputs: Sequence[str]

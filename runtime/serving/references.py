@@ -69,18 +69,22 @@ def onnx_session(model_file: Path) -> ort.InferenceSession:
     return ort.InferenceSession(str(model_file), options, providers=["CPUExecutionProvider"])
 
 
-class OnnxReference:
-    library = "onnxruntime"
-    tolerance: Tolerance | None = None
-
-    def __init__(self, session: ort.InferenceSession) -> None:
-        self.session = session
+class BySignature:
+    """A reference fed as the server is: one column of the sample rows per signature input."""
 
     def columns(self, signature: Signature) -> list[str]:
         return [t.name for t in signature.inputs]
 
     def inputs(self, frame: Any, signature: Signature, rows: int) -> dict[str, np.ndarray]:
         return to_inputs(frame, signature.inputs, rows)
+
+
+class OnnxReference(BySignature):
+    library = "onnxruntime"
+    tolerance: Tolerance | None = None
+
+    def __init__(self, session: ort.InferenceSession) -> None:
+        self.session = session
 
     def run(
         self, arrays: Mapping[str, np.ndarray], outputs: Sequence[str]
@@ -121,18 +125,12 @@ class TreeReference:
         return {name: answer for name in outputs}
 
 
-class OwnCode:
+class OwnCode(BySignature):
     """A python model: its model.py is the only code that computes its answers, so there is
     nothing to compare values with; smoke checks each output's dtype and shape."""
 
     library = "its own model.py"
     tolerance: Tolerance | None = None
-
-    def columns(self, signature: Signature) -> list[str]:
-        return [t.name for t in signature.inputs]
-
-    def inputs(self, frame: Any, signature: Signature, rows: int) -> dict[str, np.ndarray]:
-        return to_inputs(frame, signature.inputs, rows)
 
     def run(
         self, arrays: Mapping[str, np.ndarray], outputs: Sequence[str]
