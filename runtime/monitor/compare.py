@@ -31,6 +31,7 @@ import numpy as np
 import pandas as pd
 
 from runtime.contract import quality as contract
+from runtime.contract.data_files import hidden_below
 from runtime.monitor import distances
 from runtime.monitor.output import Metrics, push_group
 
@@ -72,6 +73,7 @@ def read_window(
         path
         for hour in _hours(start, end)
         for path in fs.glob(f"{base}/version=*/{hour}/*.parquet")
+        if not hidden_below(path, base)  # a part the capture is still writing
     )
     wanted = [REQUEST_ID, ts, VERSION, *columns]
     frames = [pq.read_table(path, columns=wanted, filesystem=fs).to_pandas() for path in files]

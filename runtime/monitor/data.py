@@ -17,6 +17,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
+from runtime.contract.data_files import hidden_below
 from runtime.contract.durations import duration_seconds as _seconds
 from runtime.contract.monitor_config import Columns, DataSource, FeatureColumn, MonitorConfig
 
@@ -77,7 +78,9 @@ def list_files(uri: str, fmt: str, role: Role) -> tuple[Any, list[str]]:
         if fs.isdir(path):
             suffixes = (".parquet", ".parq", ".pq") if fmt == "parquet" else (".csv", ".csv.gz")
             files = sorted(
-                p for p in fs.find(path) if p.lower().endswith(suffixes) and not _hidden(p, path)
+                p
+                for p in fs.find(path)
+                if p.lower().endswith(suffixes) and not hidden_below(p, path)
             )
             if not files:
                 raise MonitorError(
@@ -91,13 +94,6 @@ def list_files(uri: str, fmt: str, role: Role) -> tuple[Any, list[str]]:
     except Exception as exc:  # a store's own errors: permissions, network
         raise MonitorError("load", f"{role} data {uri}: {type(exc).__name__}: {exc}") from exc
     raise MonitorError("load", f"{role} data {uri} does not exist")
-
-
-def _hidden(found: str, folder: str) -> bool:
-    """A file or folder below `folder` named as hidden or private (`.x`, `_SUCCESS`, a
-    part still being written); the folder's own path may hold such names (`.kiln/data`)."""
-    inside = found[len(folder.rstrip("/")) :] if found.startswith(folder.rstrip("/")) else found
-    return any(part.startswith(("_", ".")) for part in inside.split("/"))
 
 
 def _missing_message(role: Role, where: str, missing: list[str], present: list[str]) -> str:

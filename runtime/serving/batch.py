@@ -46,6 +46,7 @@ from runtime.contract.batch import (
     run_folder,
     temporary_folder,
 )
+from runtime.contract.data_files import hidden_below
 from runtime.contract.outputs import output_roles
 from runtime.contract.secrets import redact_uri as shown_uri
 from runtime.contract.served import ArtifactSource
@@ -133,8 +134,7 @@ def input_files(location: str, fmt: str | None) -> tuple[Any, list[str], str]:
             files = sorted(
                 p
                 for p in fs.find(path)
-                if p.lower().endswith(suffixes)
-                and not any(part.startswith(("_", ".")) for part in p.split("/"))
+                if p.lower().endswith(suffixes) and not hidden_below(p, path)
             )
             if not files:
                 raise BatchError(f"input {shown_uri(location)} holds no {fmt} files")

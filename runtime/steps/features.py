@@ -46,6 +46,7 @@ import fsspec
 import pandas as pd
 import pyarrow as pa
 
+from runtime.contract.data_files import hidden_below
 from runtime.contract.steps import AS_OF_NOW, FEATURES
 from runtime.steps.pipeline_io import (
     StepError,
@@ -103,12 +104,10 @@ def list_source(uri: str, given: str | None) -> Listing:
     except (OSError, ValueError, ImportError) as error:
         raise StepError(f"cannot list source {uri}: {error}") from error
     prefix = root.rstrip("/") + "/"
-    # Hidden and underscore names are markers and metadata (_SUCCESS, .crc), not data.
     paths = [
         path
         for path in found
-        if not any(part.startswith((".", "_")) for part in path[len(prefix) :].split("/"))
-        and file_format(path, given) is not None
+        if not hidden_below(path, prefix) and file_format(path, given) is not None
     ]
     if not paths:
         raise StepError(f"source {uri} holds no {given or 'parquet or csv'} files")
