@@ -243,6 +243,10 @@ CODES: dict[str, tuple[str, str]] = {
         "Shorten the job name: the model name, `-batch-` and it form a CronWorkflow name "
         "of at most 52 characters.",
     ),
+    "KILN1665": (
+        "Batch job on a version Kiln cannot score",
+        "Score an ONNX version: batch scoring runs onnxruntime (docs/serving.md).",
+    ),
     "KILN1650": (
         "Monitoring without analysis data",
         "Name monitoring.analysis.uri, or turn serving.capture on to monitor served traffic.",

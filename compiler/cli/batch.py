@@ -7,6 +7,7 @@ come from --input and go to --output, paths on this machine.
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -67,12 +68,20 @@ def predict(
         ir = resolution.find(model, environment)
     except UnknownModel as exc:
         raise click.UsageError(str(exc)) from exc
+    if ir.ensemble is not None:
+        raise click.UsageError(f"{model} is an ensemble; kiln predict scores single models")
     chosen = version or ir.serving.version
     artifact = next((a for a in ir.versions if a.version == chosen), None)
     if artifact is None:
         declared = ", ".join(str(a.version) for a in ir.versions) or "none"
-        wanted = f"version {chosen}" if chosen else "a version (the model serves none)"
+        wanted = f"version {chosen}" if chosen else "a served version to score (give --version)"
         raise click.UsageError(f"{model} has no {wanted}; declared versions: {declared}")
+    if artifact.format != "onnx":
+        raise click.UsageError(
+            f"{model} version {chosen} is a {artifact.format} model; kiln predict scores "
+            "ONNX versions (onnxruntime)"
+        )
+    _refuse_overlap(input_, output)
     job = BatchJobIR("predict", input_, None, output, artifact.version, None, chunk_rows, "", "")
     values = flags(ir, job, "")
     values.update({"--input": input_, "--output": output, "--run": None})
@@ -81,6 +90,22 @@ def predict(
         if values["--bundle"] is not None:
             values["--bundle"] = str(local_path(values["--bundle"], resolution.root))
     sys.exit(main(list(BATCH.command(values)[3:])))
+
+
+def _refuse_overlap(input_: str, output: str) -> None:
+    """The output must not be the input, nor inside or above it: scoring would replace
+    the rows it reads, or read its own predictions on the next run (KILN1662 for jobs)."""
+    from compiler.rules.locations import inside
+
+    def where(location: str) -> str:
+        return location if "://" in location else os.path.abspath(location)
+
+    source, target = where(input_).rstrip("/"), where(output).rstrip("/")
+    if inside(source, target) or inside(target, source):
+        raise click.UsageError(
+            f"--output {output} overlaps --input {input_}: write predictions to a file or "
+            "folder of their own"
+        )
 
 
 COMMANDS = (predict,)

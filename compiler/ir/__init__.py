@@ -45,6 +45,7 @@ class ArtifactIR:
     local: bool
     metrics: tuple[tuple[str, float], ...]
     signature: str | None = None  # its model-signing bundle, located like `uri`
+    format: str = "onnx"  # the version's model format (runtime/contract/formats.py)
 
 
 @dataclass(frozen=True)

@@ -303,6 +303,7 @@ def _artifacts(spec: ModelSpec, storage: Storage) -> tuple[ArtifactIR, ...]:
             None
             if v.artifact.signature is None
             else artifact_location(v.artifact.signature, storage),
+            v.format,
         )
         for v in spec.versions
     )
@@ -498,7 +499,7 @@ def _local_signature(
         message = f"artifact of version {artifact.version} not found at {artifact.uri}"
         hint = (
             f"fix the path; for a first version, `kiln run {name} --local` trains and "
-            "publishes one and writes the spec change that declares it"
+            f"publishes one, and `kiln promote {name}` declares it here"
         )
         return None, [Finding(at, "KILN1701", message, hint)]
     if spec.versions[index].format != "onnx":

@@ -37,6 +37,7 @@ def check_batch(name: str, spec: ModelSpec, features: FeatureSetSpec) -> list[Fi
             )
             found.append(Finding((*at, "name"), "KILN1664", message))
         found.extend(_version(job, at, spec.serving.version, declared))
+        found.extend(_scorable(spec, job, at))
     if spec.batch:
         found.extend(_collisions(spec, features))
     return found
@@ -55,6 +56,18 @@ def _version(
         hint = f"declared versions: {known}"
         return [Finding((*at, "version"), "KILN1661", message, hint)]
     return []
+
+
+def _scorable(spec: ModelSpec, job: BatchJob, at: tuple[str | int, ...]) -> list[Finding]:
+    """Batch scoring runs onnxruntime, so the job's version must be ONNX."""
+    chosen = job.version if job.version is not None else spec.serving.version
+    version = next((v for v in spec.versions if v.version == chosen), None)
+    if version is None or version.format == "onnx":
+        return []
+    message = f"batch job `{job.name}` scores with version {chosen}, a {version.format} model"
+    where = (*at, "version") if job.version is not None else at
+    hint = "score an ONNX version: batch scoring runs onnxruntime"
+    return [Finding(where, "KILN1665", message, hint, key=job.version is None)]
 
 
 def _collisions(spec: ModelSpec, features: FeatureSetSpec) -> list[Finding]:

@@ -126,3 +126,34 @@ def test_the_monitor_watches_batch_predictions(
     assert results["status"] in ("ok", "alerts")  # every calculator ran on the batch rows
     assert results["data"]["analysis"]["rows"] == ANALYSIS_ROWS
     assert results["data"]["analysis"]["files"] == 1  # the committed part, not the marker
+
+
+def test_an_output_that_overlaps_the_input_is_refused_and_the_input_kept(
+    tmp_path: Path, car_loan: tuple[pd.DataFrame, pd.DataFrame]
+) -> None:
+    _, analysis = car_loan
+    source = tmp_path / "analysis.parquet"
+    analysis.head(100).to_parquet(source, index=False)
+    before = source.read_bytes()
+    code, printed = predict("--input", str(source), "--output", str(source))
+    assert code == 2 and "overlaps --input" in printed
+    folder = tmp_path / "in"
+    folder.mkdir()
+    analysis.head(100).to_parquet(folder / "part-0.parquet", index=False)
+    code, printed = predict("--input", str(folder), "--output", str(folder / "scored"))
+    assert code == 2 and "overlaps --input" in printed
+    assert source.read_bytes() == before
+    assert sorted(p.name for p in folder.iterdir()) == ["part-0.parquet"]
+
+
+def test_an_ensemble_or_a_tree_model_is_refused_by_name() -> None:
+    runner = CliRunner()
+    ensemble = runner.invoke(
+        cli,
+        ["predict", "car-price-pipeline", "--specs", str(SPECS), "--input", "a", "--output", "b"],
+    )
+    assert ensemble.exit_code == 2 and "is an ensemble" in ensemble.output
+    tree = runner.invoke(
+        cli, ["predict", "car-price-gbm", "--specs", str(SPECS), "--input", "a", "--output", "b"]
+    )
+    assert tree.exit_code == 2 and "a lightgbm model" in tree.output
