@@ -30,6 +30,10 @@ CODES: dict[str, tuple[str, str]] = {
         "Character not allowed",
         "Delete it, or write it as an escape (\\uXXXX) in a double-quoted string.",
     ),
+    "KILN1015": (
+        "File name Kiln cannot write into its output",
+        "Rename the file with letters, digits, `.`, `_`, `-` and `/` only.",
+    ),
     # 11xx: structure
     "KILN1101": ("Unknown field", "Fix the spelling (a suggestion is shown) or remove it."),
     "KILN1102": ("Missing required field", "Add the field."),

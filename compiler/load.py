@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import marshal
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -563,6 +564,10 @@ def _parse_text(display: str, raw: bytes) -> tuple[Document | None, list[Diagnos
     return Document(display, data, digest, builder.values, builder.keys), []
 
 
+# What a spec's path below the spec folder may hold (see _unsafe_name).
+SAFE_FILE_NAME = re.compile(r"[A-Za-z0-9._/-]+")
+
+
 def discover(specs_dir: Path) -> list[Path]:
     """Every spec file under `specs_dir`, in an order that does not depend on the OS."""
     found = [
@@ -575,6 +580,19 @@ def discover(specs_dir: Path) -> list[Path]:
 
 def _hidden(path: Path, root: Path) -> bool:
     return any(part.startswith(".") for part in path.relative_to(root).parts)
+
+
+def _unsafe_name(display: str) -> Diagnostic:
+    """A spec's path is written into generated files (header comments, the training
+    workflow's arguments): a newline there would add YAML, `{{` an Argo expression."""
+    return Diagnostic(
+        ascii(display)[1:-1],  # shown escaped: the name itself is what is refused
+        1,
+        1,
+        "KILN1015",
+        "the file name holds characters Kiln does not write into generated files",
+        hint="rename it with letters, digits, `.`, `_`, `-` and `/` only",
+    )
 
 
 def display_path(path: Path, root: Path) -> str:
@@ -595,6 +613,9 @@ def load_tree(specs_dir: Path) -> tuple[list[Document], list[Diagnostic]]:
     readable: list[tuple[str, bytes]] = []
     for path in discover(specs_dir):
         display = _relative_display(path, root)
+        if not SAFE_FILE_NAME.fullmatch(path.relative_to(specs_dir).as_posix()):
+            diagnostics.append(_unsafe_name(display))
+            continue
         try:
             size = path.stat().st_size
             # A huge file is refused before it is read into memory.

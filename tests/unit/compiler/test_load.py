@@ -4,13 +4,15 @@ every scalar exactly as ruamel.yaml's own safe loader does."""
 from __future__ import annotations
 
 import datetime
+import shutil
 from pathlib import Path
 
 import pytest
 from ruamel.yaml import YAML
 
 from compiler import cache
-from compiler.load import _parse_text, load_text
+from compiler.load import _parse_text, load_text, load_tree
+from tests.tools import REPO_ROOT
 
 TRICKY = """\
 plain: text
@@ -161,3 +163,25 @@ def test_an_empty_document_is_reported_at_line_1_in_words(raw: bytes) -> None:
     assert [(d.code, d.line, d.col) for d in diagnostics] == [("KILN1011", 1, 1)]
     assert "found an empty document" in diagnostics[0].message
     assert "NoneType" not in diagnostics[0].message
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "x\n---\n{apiVersion: v1, kind: ServiceAccount, metadata: {name: injected}}\n#.yaml",
+        "x{{workflow.uid}}$(HOME).yaml",
+        "x{out}.yaml",
+    ],
+)
+def test_a_spec_file_name_that_would_reach_the_output_as_code_is_refused(
+    tmp_path: Path, name: str
+) -> None:
+    """A spec's path goes into generated headers and the training workflow's arguments:
+    a newline would add YAML documents there, `{{` an Argo expression, `{out}` a step token."""
+    specs = tmp_path / "specs"
+    shutil.copytree(REPO_ROOT / "specs", specs)
+    shutil.copy(specs / "models" / "car-price.yaml", specs / "models" / name)
+    documents, problems = load_tree(specs)
+    (problem,) = [p for p in problems if p.code == "KILN1015"]
+    assert "\n" not in problem.file and "rename it" in problem.hint
+    assert all(name not in d.path for d in documents)
