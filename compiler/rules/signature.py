@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Protocol
 
 from compiler.diagnostics import Path_
+from compiler.inert_text import TEMPLATE_SYNTAX
 from compiler.rules.findings import Finding
 from compiler.spec.featureset import FeatureSetSpec
 from compiler.spec.model import ModelSpec
@@ -129,6 +130,19 @@ def _servable(
                     "KILN1706",
                     f"{side} `{name}` has type {onnx_type}, which Triton cannot serve",
                     "export without sequences or maps (skl2onnx: options zipmap=False)",
+                    key=True,
+                )
+            )
+            continue
+        if TEMPLATE_SYNTAX.search(name):
+            # Names read from the file reach workflow arguments (--signature) as a spec's do;
+            # a spec's own text is refused by the same rule (KILN1212, compiler/inert_text.py).
+            findings.append(
+                Finding(
+                    at,
+                    "KILN1212",
+                    f"the model file's {side} name {name!r} holds template syntax",
+                    "rename the tensor when exporting the model, or declare the signature",
                     key=True,
                 )
             )
