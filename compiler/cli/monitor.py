@@ -118,7 +118,8 @@ def _in_project(uri: str, root: Path) -> str:
 @click.option(
     "--key",
     default=None,
-    help="Join column [default: request_id, the id of each captured row].",
+    help="Column of FILE holding the served rows' request ids, written as request_id, "
+    "the column the monitor joins on [default: request_id].",
 )
 @env_option
 @specs_option
@@ -135,7 +136,7 @@ def label(model: str, source: Path, key: str | None, environment: str, specs: Pa
         )
     folder = Path(_in_project(labels_uri(ir.storage.data, model), specs.resolve().parent))
     try:
-        written, rows = write_labels(source, key or REQUEST_ID, ir.target, folder)
+        written, rows = write_labels(source, key or REQUEST_ID, ir.target, folder, REQUEST_ID)
     except LabelError as exc:
         click.echo(f"kiln label: {exc}", err=True)
         sys.exit(1)

@@ -29,8 +29,11 @@ def _read(source: Path) -> pd.DataFrame:
         raise LabelError(f"{source}: cannot read it: {type(exc).__name__}") from exc
 
 
-def write_labels(source: Path, key: str, target: str, folder: Path) -> tuple[Path, int]:
-    """Write the key and target columns of `source` as a new part; (its path, rows)."""
+def write_labels(
+    source: Path, key: str, target: str, folder: Path, joined_on: str | None = None
+) -> tuple[Path, int]:
+    """Write the key and target columns of `source` as a new part; (its path, rows). The
+    key column is written under `joined_on`, the name the monitor joins on, when given."""
     frame = _read(source)
     # Named, never echoed: a file's header is its content.
     missing = [c for c in (key, target) if c not in frame.columns]
@@ -43,6 +46,8 @@ def write_labels(source: Path, key: str, target: str, folder: Path) -> tuple[Pat
     if labels.empty:
         raise LabelError(f"{source} has no rows with a {key!r}")
     labels[key] = labels[key].astype("string")
+    if joined_on is not None and joined_on != key:
+        labels = labels.rename(columns={key: joined_on})
     folder.mkdir(parents=True, exist_ok=True)
     name = f"labels-{time.time_ns():020d}-{uuid.uuid4().hex[:8]}.parquet"
     hidden = folder / f".{name}"  # the monitor skips hidden names: no half-written part

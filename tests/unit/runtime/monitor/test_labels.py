@@ -74,3 +74,15 @@ def test_kiln_label_writes_into_the_local_data_store(tmp_path: Path) -> None:
         ["car-loan-default", "--from", str(source), "--specs", str(specs), "--env", "staging"],
     )
     assert refused.exit_code == 2 and "cluster environment" in refused.output
+
+
+def test_a_file_keyed_by_another_column_is_written_under_the_join_column(tmp_path: Path) -> None:
+    """`kiln label --key rid`: the file's request ids are written as `request_id`, the
+    column the monitor joins served traffic on, so the next monitor run can read them."""
+    source = tmp_path / "truth.csv"
+    pd.DataFrame({"rid": ["a", "b"], "repaid": [1, 0]}).to_csv(source, index=False)
+    written, rows = write_labels(source, "rid", "repaid", tmp_path / "labels", "request_id")
+    assert rows == 2
+    assert list(pd.read_parquet(written).columns) == ["request_id", "repaid"]
+    labels = read_labels(Labels(uri=str(tmp_path / "labels"), key="request_id"), "repaid")
+    assert labels is not None and sorted(labels["request_id"]) == ["a", "b"]
