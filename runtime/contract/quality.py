@@ -38,7 +38,6 @@ MEASURED_AT = "kiln_rollout_quality_measured_timestamp_seconds"  # when the step
 SHIFT = "kiln_rollout_prediction_shift"  # only with >= min rows on both sides
 AGREEMENT = "kiln_rollout_prediction_agreement"  # shadow, joined rows only
 MEAN_ABS_DIFFERENCE = "kiln_rollout_prediction_mean_abs_difference"  # shadow, joined rows
-JOINED = "kiln_rollout_quality_joined_rows"  # shadow: requests both versions answered
 
 # Exit codes of the step: the Job provider knows only complete (0) and failed.
 EXIT_MEASURED = 0  # measured (or too few rows, pushed as such): Prometheus decides

@@ -30,13 +30,15 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import pandas as pd
 
+from runtime.contract import capture
 from runtime.contract import quality as contract
 from runtime.contract.data_files import hidden_below
 from runtime.monitor import distances
 from runtime.monitor.output import Metrics, push_group
 
-REQUEST_ID = "request_id"
-VERSION = "model_version"
+# The captured layout's columns (runtime/contract/capture.py).
+REQUEST_ID = capture.REQUEST_ID
+VERSION = capture.MODEL_VERSION
 
 
 @dataclass

@@ -234,17 +234,6 @@ def changed_keys(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
     return sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
 
 
-def upload(
-    store: Store, name: str, version: int, payload: bytes, metadata: str, file: str = ARTIFACT_FILE
-) -> str:
-    """Artifact first, then the record: a record only ever describes a complete artifact.
-
-    Returns the record the store holds afterwards (an existing one is kept).
-    """
-    upload_artifact(store, name, version, payload, file)
-    return upload_record(store, name, version, metadata)
-
-
 def upload_artifact(
     store: Store, name: str, version: int, payload: bytes, file: str = ARTIFACT_FILE
 ) -> None:

@@ -150,15 +150,16 @@ class CaptureWriter:
                     return
 
     def _write(self, requests: list[_Batch]) -> None:
-        rows = sum(r.rows for r in requests)
-        try:
-            for hour, part in self._by_hour(requests).items():
+        """One part per hour; each hour's rows count as written or dropped on their own."""
+        for hour, part in self._by_hour(requests).items():
+            rows = sum(r.rows for r in part)
+            try:
                 self._write_part(hour, self._table(part))
-        except Exception as exc:  # a slow or broken store must not stop the thread
-            self._dropped(rows)
-            self._failed(f"{type(exc).__name__}: {exc}")
-            return
-        self._written(rows)
+            except Exception as exc:  # a slow or broken store must not stop the thread
+                self._dropped(rows)
+                self._failed(f"{type(exc).__name__}: {exc}")
+                continue
+            self._written(rows)
 
     @staticmethod
     def _by_hour(requests: list[_Batch]) -> dict[int, list[_Batch]]:

@@ -148,3 +148,28 @@ def test_a_relative_store_is_the_projects_and_needs_one() -> None:
 
 def test_the_config_travels_as_json() -> None:
     assert contract.CaptureConfig.from_json(CONFIG.to_json()) == CONFIG
+
+
+def test_an_hour_the_store_refuses_drops_only_its_own_rows(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Rows of two hours flushed together: the refused hour's rows count as dropped, the
+    written hour's as written."""
+    from runtime.local.triton_backend import capture_writer
+
+    clock = iter([3_600 * 10**9 * 100, 3_600 * 10**9 * 101])
+    monkeypatch.setattr(capture_writer.time, "time_ns", lambda: next(clock, 3_600 * 10**9 * 102))
+    counts = Counts()
+    writer = counts.writer(tmp_path)
+    writer.offer(["a"], [2], *request(2))  # hour 100
+    writer.offer(["b"], [3], *request(3))  # hour 101
+    original = writer._write_part
+
+    def refuse_hour_101(hour: int, table: object) -> None:
+        if hour == 101:
+            raise OSError("store down")
+        original(hour, table)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(writer, "_write_part", refuse_hour_101)
+    writer.close()
+    assert (counts.written, counts.dropped) == (2, 3)
