@@ -59,7 +59,11 @@ def local_model(result: CompileResult, name: str) -> ModelIR:
 
 
 def store_folder(root: Path, model: ModelIR, override: Path | None) -> Path:
+    """The folder whose records promote reads: the local environment's model store, or
+    the folder `--store` names (a folder copy of a remote store)."""
     if override is not None:
+        if not override.is_dir():
+            raise Refused(f"--store {override} is not a folder")
         return override
     uri = model.storage.models
     if "://" in uri:

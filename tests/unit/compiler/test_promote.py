@@ -145,3 +145,11 @@ def test_nothing_passed_says_how_to_get_a_version(project: Path) -> None:
     result = kiln(project)
     assert result.exit_code == 1
     assert "no version in" in result.output and "kiln run NAME --local" in result.output
+
+
+def test_a_store_that_is_no_folder_is_named(project: Path, tmp_path: Path) -> None:
+    before = (project / MODEL).read_bytes()
+    result = kiln(project, "--store", str(tmp_path / "nowhere"))
+    assert result.exit_code == 1
+    assert f"--store {tmp_path / 'nowhere'} is not a folder" in result.output
+    assert (project / MODEL).read_bytes() == before
