@@ -89,10 +89,17 @@ def assemble_ensemble(
     """Write every step's folder and the ensemble's into `repository`, or change nothing;
     the lines that say what was verified. AssembleError names the fault."""
     trust = trust or Trust()
-    parse_config(config_text, name, [version])
+    config = parse_config(config_text, name, [version])
     names = [step.name for step in steps]
-    if not steps or len(set(names)) != len(names) or name in names:
+    if len(set(names)) != len(names) or name in names:
         raise AssembleError(f"ensemble {name!r}: give each step once, under its own name")
+    # Triton would refuse to load an ensemble whose scheduled models are not all present.
+    scheduled = sorted({s.model_name for s in config.ensemble_scheduling.step})
+    if not scheduled or scheduled != sorted(names):
+        raise AssembleError(
+            f"{CONFIG_FILE} of ensemble {name!r} schedules {scheduled}, but the steps given "
+            f"are {sorted(names)}"
+        )
     repository.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{name}.ensemble-", dir=repository))
     try:

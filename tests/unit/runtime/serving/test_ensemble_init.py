@@ -20,7 +20,10 @@ from google.protobuf import text_format
 from model_signing import signing
 from tritonclient.grpc import model_config_pb2 as mc
 
+from runtime.contract.served import ArtifactSource, ServedStep
 from runtime.contract.signing import Trust
+from runtime.serving.assemble import AssembleError
+from runtime.serving.ensemble import assemble_ensemble
 from tests.keys import key_pair
 from tests.tools import REPO_ROOT
 
@@ -145,3 +148,17 @@ def test_signed_steps_are_verified_and_an_unsigned_one_is_refused(
     assert result.returncode == 1
     assert "has no signature and this environment requires signatures" in result.stderr
     assert list(pod["repository"].iterdir()) == []
+
+
+def test_a_step_the_ensemble_schedules_but_nobody_gave_is_refused(pod: dict[str, Path]) -> None:
+    config = (pod["mount"] / "config.pbtxt").read_text(encoding="utf-8")
+    prep = f"{MODEL}.prep"
+    step = ServedStep(
+        prep,
+        (pod["mount"] / f"{prep}.config.pbtxt").read_text(encoding="utf-8"),
+        ArtifactSource(1, str(pod["store"] / MODEL / "prep" / "model.py")),
+        onnx=False,
+    )
+    with pytest.raises(AssembleError, match=r"schedules \['car-price-pipeline.prep', "):
+        assemble_ensemble(MODEL, config, 1, [step], pod["repository"])
+    assert not pod["repository"].exists()
