@@ -359,6 +359,15 @@ CODES: dict[str, tuple[str, str]] = {
         "TorchScript tensor name Triton cannot bind",
         "Name outputs <name>__<index>; inputs after forward()'s arguments.",
     ),
+    "KILN1760": (
+        "Rollout quality thresholds on an ensemble",
+        "Remove the quality thresholds; gate the ensemble's rollout on errors, latency and "
+        "the smoke test.",
+    ),
+    "KILN1761": (
+        "GPUs requested for an ensemble",
+        "Set serving.resources.gpus to 0: every step of an ensemble runs on a CPU instance.",
+    ),
     "KILN1770": ("Ensemble step named twice", "Give every step its own name."),
     "KILN1771": (
         "Ensemble output produced by no step",
@@ -372,10 +381,6 @@ CODES: dict[str, tuple[str, str]] = {
     "KILN1774": (
         "Ensemble edge dtype or shape mismatch",
         "Make producer and consumer the same dtype, rank and fixed dimensions (-1 matches any).",
-    ),
-    "KILN1775": (
-        "Ensemble not served in a cluster environment yet",
-        "Serve the ensemble locally; in clusters only its configs are compiled for now.",
     ),
     "KILN1776": ("Ensemble steps form a cycle", "Read only ensemble inputs and earlier outputs."),
     "KILN1777": ("Ensemble step leads to no output", "Remove the step or map its outputs."),
@@ -432,6 +437,8 @@ CODES: dict[str, tuple[str, str]] = {
 RETIRED: dict[str, str] = {
     "KILN1801": "Triton config rejected by the protobuf. Protobuf's printer always writes "
     "text its parser reads, and the tests parse every rendered config.",
+    "KILN1775": "Ensemble not served in a cluster environment yet (a warning). Cluster "
+    "environments now render an ensemble's serving pods.",
 }
 
 

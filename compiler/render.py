@@ -119,31 +119,35 @@ def _ensemble_config(
 
 def render_ensemble(
     model: ModelIR, place: Placer
-) -> tuple[list[Artifact] | None, list[Diagnostic]]:
-    """The ensemble's config.pbtxt, and one per step in the folder Triton loads it from."""
+) -> tuple[list[Artifact] | None, dict[str, str], list[Diagnostic]]:
+    """The ensemble's config.pbtxt, and one per step in the folder Triton loads it from;
+    with their texts by the serving ConfigMap's keys."""
     assert model.ensemble is not None
-    configs: list[tuple[mc.ModelConfig, str, Path_]] = [
-        (ensemble.ensemble_config(model), "", ("spec", "ensemble"))
+    configs: list[tuple[mc.ModelConfig, str, str, Path_]] = [
+        (ensemble.ensemble_config(model), "", triton.CONFIG_FILE, ("spec", "ensemble"))
     ]
     for i, step in enumerate(model.ensemble.steps):
         folder = f"{ensemble.STEPS_FOLDER}/{step.name}/"
+        at: Path_ = ("spec", "ensemble", "steps", i)
         configs.append(
-            (ensemble.step_config(model, step), folder, ("spec", "ensemble", "steps", i))
+            (ensemble.step_config(model, step), folder, ensemble.config_key(step.name), at)
         )
-    artifacts, diagnostics = [], []
-    for config, folder, at in configs:
+    artifacts, texts, diagnostics = [], {}, []
+    for config, folder, key, at in configs:
         artifact, problems = _ensemble_config(model, config, folder, place, at)
         diagnostics += problems
         if artifact is not None:
             artifacts.append(artifact)
-    return (None if diagnostics else artifacts), diagnostics
+            texts[key] = triton.serialize(config)
+    return (None if diagnostics else artifacts), texts, diagnostics
 
 
-def _serving_stack(model: ModelIR, config_text: str) -> Iterable[Artifact]:
-    """Everything that runs and routes Triton in a cluster environment."""
-    yield manifest(model, serving.config_map(model, config_text), ("spec", "serving"))
+def _serving_stack(model: ModelIR, configs: dict[str, str]) -> Iterable[Artifact]:
+    """Everything that runs and routes Triton in a cluster environment. `configs`: the
+    config texts by ConfigMap key (an ensemble's and each step's)."""
+    yield manifest(model, serving.config_map(model, configs), ("spec", "serving"))
     yield manifest(model, serving.service_account(model), ("metadata", "name"))
-    yield manifest(model, serving.workload(model, config_text), ("spec", "rollout"))
+    yield manifest(model, serving.workload(model, configs), ("spec", "rollout"))
     for service in traffic.services(model):
         yield manifest(model, service, ("spec", "rollout"))
     yield manifest(model, network.network_policy(model), ("spec", "serving"))
@@ -220,8 +224,10 @@ def _serving(model: ModelIR, place: Placer) -> tuple[list[Artifact] | None, list
     """Triton's config and, in a cluster, the serving stack; none for a model with no
     version served (None: the config is refused)."""
     if model.ensemble is not None:
-        # Served locally; a cluster's assemble step does not fetch step artifacts yet.
-        return render_ensemble(model, place)
+        artifacts, configs, diagnostics = render_ensemble(model, place)
+        if artifacts is None or model.is_local:
+            return artifacts, diagnostics
+        return [*artifacts, *_serving_stack(model, configs)], diagnostics
     if not model.is_served:
         return [], []
     config, config_text, diagnostics = render_triton(model, place)
@@ -229,7 +235,7 @@ def _serving(model: ModelIR, place: Placer) -> tuple[list[Artifact] | None, list
         return None, diagnostics
     if model.is_local:
         return [config], diagnostics
-    return [config, *_serving_stack(model, config_text)], diagnostics
+    return [config, *_serving_stack(model, {triton.CONFIG_FILE: config_text})], diagnostics
 
 
 def render_model(model: ModelIR, place: Placer) -> tuple[list[Artifact], list[Diagnostic]]:

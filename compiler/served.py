@@ -126,8 +126,9 @@ def _steps(
     for step in model.ensemble.steps:
         text = config_text(step)
         artifact = step.artifact
-        uri = str(local_path(artifact.uri, root)) if artifact.local else artifact.uri
-        source = ArtifactSource(artifact.version, uri, artifact.sha256)
+        located = (lambda u: str(local_path(u, root))) if artifact.local else (lambda u: u)
+        bundle = None if artifact.signature is None else located(artifact.signature)
+        source = ArtifactSource(artifact.version, located(artifact.uri), artifact.sha256, bundle)
         steps.append(ServedStep(step.name, text, source, step.format.name == "onnx"))
     return tuple(steps)
 

@@ -35,11 +35,19 @@ def _step(
     model: str, spec: ModelSpec, version: int, step: EnsembleStep, models: str
 ) -> EnsembleStepIR:
     uri = place_under(step.artifact.uri, models)
+    bundle = step.artifact.signature
     largest = spec.serving.max_batch_size
     return EnsembleStepIR(
         name=step_model_name(model, step.name),
         format=FormatIR(step.format, FORMATS[step.format].model_file),
-        artifact=ArtifactIR(version, uri, step.artifact.sha256, not signature.is_remote(uri), ()),
+        artifact=ArtifactIR(
+            version,
+            uri,
+            step.artifact.sha256,
+            not signature.is_remote(uri),
+            (),
+            signature=None if bundle is None else place_under(bundle, models),
+        ),
         max_batch_size=largest if step.max_batch_size is None else step.max_batch_size,
         inputs=_tensors(step.signature.inputs),
         outputs=_tensors(step.signature.outputs),

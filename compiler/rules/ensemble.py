@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from compiler.diagnostics import Path_
 from compiler.rules.findings import Finding
+from compiler.rules.quality import THRESHOLDS
 from compiler.spec.model import Ensemble, EnsembleStep, ModelSpec, Tensor
 from compiler.spec.project import Environment
 
@@ -50,20 +51,57 @@ def check_ensemble(spec: ModelSpec) -> list[Finding]:
 
 
 def check_environment(spec: ModelSpec, environment: Environment) -> list[Finding]:
-    """The serving pods of a cluster fetch one model's versions, not an ensemble's steps:
-    there the ensemble's configs are compiled and checked, and nothing serves them."""
-    if spec.ensemble is None or environment.kind == "local":
+    """What serving the ensemble in this environment needs: signed steps where signatures
+    are required, and in a cluster no GPUs (its steps run on CPU instances) and no quality
+    thresholds (the comparison reads captured rows by `serving.version`, which an ensemble
+    does not have)."""
+    if spec.ensemble is None:
+        return []
+    found = _unsigned_steps(spec.ensemble, environment)
+    if environment.kind == "local":
+        return found
+    if spec.serving.resources.gpus:
+        found.append(
+            Finding(
+                ("spec", "serving", "resources", "gpus"),
+                "KILN1761",
+                f"the pods would hold {spec.serving.resources.gpus} GPU(s) that no step uses: "
+                "each step of an ensemble runs on one CPU instance",
+                key=True,
+            )
+        )
+    analysis = spec.rollout.analysis
+    written = (
+        [] if analysis is None else [n for n in THRESHOLDS if getattr(analysis, n) is not None]
+    )
+    if written:
+        found.append(
+            Finding(
+                ("spec", "rollout", "analysis", written[0]),
+                "KILN1760",
+                f"`{written[0]}` compares the captured predictions of two served versions, "
+                "and an ensemble serves its steps' one version (no serving.version)",
+                key=True,
+            )
+        )
+    return found
+
+
+def _unsigned_steps(ensemble: Ensemble, environment: Environment) -> list[Finding]:
+    """Under require_signatures every step names its signature bundle, as a served
+    version must (KILN1608): the serving pod (and `kiln serve`) refuses an unsigned one."""
+    if not environment.policy.require_signatures:
         return []
     return [
         Finding(
-            ("spec", "ensemble"),
-            "KILN1775",
-            "the ensemble is compiled and checked for cluster environments, but no "
-            "serving pods are rendered for ensembles yet: it serves only in local environments",
-            "serve it locally with `kiln serve`; deploy a single-model version to clusters",
+            (*_STEPS, i, "artifact"),
+            "KILN1608",
+            f"environment {environment.name} requires signatures; step {step.name} names no "
+            "artifact.signature",
             key=True,
-            warning=True,
         )
+        for i, step in enumerate(ensemble.steps)
+        if step.artifact.signature is None
     ]
 
 

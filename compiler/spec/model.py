@@ -131,6 +131,9 @@ class StepArtifact(SpecModel):
 
     uri: Uri = Field(description="Absolute URI, or a path relative to the model store.")
     sha256: Sha256 | None = Field(None, description="sha256 of the file.")
+    signature: Uri | None = Field(
+        None, description="Its OpenSSF model-signing bundle, verified where the pods trust signers."
+    )
 
 
 class EnsembleStep(SpecModel):

@@ -33,7 +33,7 @@ from __future__ import annotations
 
 from compiler import names
 from compiler.ir import ModelIR
-from compiler.targets import k8s, promql, strategies, triton
+from compiler.targets import ensemble, k8s, promql, strategies, triton
 from compiler.targets.analysis_metrics import at_least, at_most, job_spec, prometheus_metric
 from compiler.targets.k8s import HTTP_PORT, Object
 from compiler.targets.pipeline import data_uri
@@ -102,18 +102,34 @@ def sample_data(model: ModelIR) -> str | None:
     return data_uri(model, model.monitoring.reference.uri)
 
 
-def _smoke_metric(model: ModelIR, service: str) -> Object:
-    url = f"http://{k8s.service_host(model, service)}:{HTTP_PORT}"
-    args = ["python", "-m", "runtime.serving.smoke", "--url", url]
-    args += ["--signature", f"{CONFIG_MOUNT}/{SIGNATURE_FILE}", "--wait", "120"]
-    if model.format.name != "onnx":
-        # The config names the format and FIL's parameters, which the library reference
-        # applies (an ONNX model needs none of it; its Jobs stay as they were).
+def _reference_args(model: ModelIR) -> list[str]:
+    """What the smoke Job computes its reference answers with: the served artifacts, or an
+    ensemble's config and every step's artifact (the steps run in process)."""
+    args: list[str] = []
+    if model.ensemble is not None:
         args += ["--config", f"{CONFIG_MOUNT}/{triton.CONFIG_FILE}"]
+        for step in model.ensemble.steps:
+            args += ["--step", f"{step.name}={CONFIG_MOUNT}/{ensemble.config_key(step.name)}"]
+            args += ["--step-artifact", f"{step.name}={step.artifact.uri}"]
+            if step.artifact.sha256:
+                args += ["--step-sha256", f"{step.name}={step.artifact.sha256}"]
+        return args
     for artifact in model.served:
         args += ["--artifact", f"{artifact.version}={artifact.uri}"]
         if artifact.sha256:
             args += ["--sha256", f"{artifact.version}={artifact.sha256}"]
+    return args
+
+
+def _smoke_metric(model: ModelIR, service: str) -> Object:
+    url = f"http://{k8s.service_host(model, service)}:{HTTP_PORT}"
+    args = ["python", "-m", "runtime.serving.smoke", "--url", url]
+    args += ["--signature", f"{CONFIG_MOUNT}/{SIGNATURE_FILE}", "--wait", "120"]
+    if model.ensemble is None and model.format.name != "onnx":
+        # The config names the format and FIL's parameters, which the library reference
+        # applies (an ONNX model needs none of it; its Jobs stay as they were).
+        args += ["--config", f"{CONFIG_MOUNT}/{triton.CONFIG_FILE}"]
+    args += _reference_args(model)
     sample = sample_data(model)
     if sample is not None:
         args += ["--data", sample]

@@ -16,6 +16,13 @@ ENSEMBLE_PLATFORM = "ensemble"
 STEPS_FOLDER = "steps"  # generated/<env>/<model>/triton/steps/<step model>/config.pbtxt
 
 
+def config_key(step: str) -> str:
+    """A step config's key in the serving ConfigMap (and file under its mount): the step's
+    Triton name, a DNS label, a dot and another DNS label, fits [-._a-zA-Z0-9]+ and
+    cannot be another key (the model's own `config.pbtxt` has no dot before it)."""
+    return f"{step}.{triton.CONFIG_FILE}"
+
+
 def ensemble_config(model: ModelIR) -> mc.ModelConfig:
     ensemble = model.ensemble
     assert ensemble is not None

@@ -1,6 +1,7 @@
 """The pods that run Triton: ConfigMap, ServiceAccount and the Rollout (or Deployment).
 
-Every served version's artifact is fetched and verified by an init container
+Every served version's artifact (an ensemble's: every step's, by
+`runtime/serving/ensemble.py`) is fetched and verified by an init container
 (`runtime/serving/assemble.py`) before Triton starts, so a pod with a tampered model
 never becomes ready. Where the environment trusts signers, the trust goes to the init
 container as data (`trust.json` in the ConfigMap, the public keys' PEM among it) and
@@ -13,11 +14,12 @@ Rollouts `Rollout`.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 
 from compiler import names
-from compiler.ir import ModelIR
+from compiler.ir import ArtifactIR, EnsembleStepIR, ModelIR
 from compiler.serialize import to_json
-from compiler.targets import k8s, strategies
+from compiler.targets import ensemble, k8s, strategies, triton
 from compiler.targets.k8s import GRPC_PORT, HTTP_PORT, METRICS_PORT, Object
 from runtime.contract.signature import Signature
 from runtime.contract.signing import TRUST_FILE
@@ -50,8 +52,19 @@ def verifies_signatures(model: ModelIR) -> bool:
     return trust.declared or trust.require_signatures
 
 
-def config_map(model: ModelIR, config_text: str) -> Object:
-    data = {"config.pbtxt": config_text, SIGNATURE_FILE: signature_document(model)}
+def config_digest(configs: Mapping[str, str]) -> str:
+    """One digest over every config the pod loads: the model's (or ensemble's) own, then
+    each step's by its key, so a changed step config changes the pod template too."""
+    digest = hashlib.sha256(configs[triton.CONFIG_FILE].encode())
+    for key in sorted(configs.keys() - {triton.CONFIG_FILE}):
+        digest.update(b"\0" + key.encode() + b"\0" + configs[key].encode())
+    return digest.hexdigest()
+
+
+def config_map(model: ModelIR, configs: Mapping[str, str]) -> Object:
+    """The configs by their keys (the model's, or an ensemble's and each step's), the
+    signature the smoke test compares with, and the trust where signatures are checked."""
+    data = {**configs, SIGNATURE_FILE: signature_document(model)}
     if verifies_signatures(model):
         data[TRUST_FILE] = model.environment.trust.to_json()
     return k8s.resource(
@@ -72,17 +85,46 @@ def service_account(model: ModelIR) -> Object:
     )
 
 
-def _assemble_container(model: ModelIR) -> Object:
-    args = ["python", "-m", "runtime.serving.assemble", "--model", model.name]
-    for artifact in model.served:
-        args += ["--artifact", f"{artifact.version}={artifact.uri}"]
-        if artifact.sha256:
-            args += ["--sha256", f"{artifact.version}={artifact.sha256}"]
-        if artifact.signature and verifies_signatures(model):
-            args += ["--signature", f"{artifact.version}={artifact.signature}"]
+def _artifact_args(model: ModelIR, key: str, artifact: ArtifactIR) -> list[str]:
+    """`--artifact`, `--sha256` and `--signature` of one version (or one step: `key`)."""
+    args = ["--artifact", f"{key}={artifact.uri}"]
+    if artifact.sha256:
+        args += ["--sha256", f"{key}={artifact.sha256}"]
+    if artifact.signature and verifies_signatures(model):
+        args += ["--signature", f"{key}={artifact.signature}"]
+    return args
+
+
+def step_args(model: ModelIR, step: EnsembleStepIR) -> list[str]:
+    """One step's flags for the ensemble's assemble command: its config in the ConfigMap
+    and its artifact. Every step has a user artifact today; a step whose files come from
+    the runtime image would get its own flag here instead of `--artifact`."""
+    config = f"{CONFIG_MOUNT}/{ensemble.config_key(step.name)}"
+    return ["--step", f"{step.name}={config}", *_artifact_args(model, step.name, step.artifact)]
+
+
+def assemble_command(model: ModelIR) -> list[str]:
+    """The init container's command line. An ensemble is assembled by ONE invocation over
+    all its steps, not one init container per step: it places the whole repository or
+    nothing (a failed step leaves no other step's folder behind in the pod's emptyDir, which
+    outlives init container retries), and the pod starts one interpreter however many steps."""
+    if model.ensemble is None:
+        args = ["python", "-m", "runtime.serving.assemble", "--model", model.name]
+        for artifact in model.served:
+            args += _artifact_args(model, str(artifact.version), artifact)
+    else:
+        args = ["python", "-m", "runtime.serving.ensemble", "--model", model.name]
+        args += ["--version", str(model.ensemble.version)]
+        for step in model.ensemble.steps:
+            args += step_args(model, step)
     if verifies_signatures(model):
         args += ["--trust", f"{CONFIG_MOUNT}/{TRUST_FILE}"]
-    args += ["--config", f"{CONFIG_MOUNT}/config.pbtxt", "--repository", REPOSITORY]
+    args += ["--config", f"{CONFIG_MOUNT}/{triton.CONFIG_FILE}", "--repository", REPOSITORY]
+    return args
+
+
+def _assemble_container(model: ModelIR) -> Object:
+    args = assemble_command(model)
     return {
         "name": "assemble-model-repository",
         "image": model.project.images.runtime,
@@ -186,9 +228,16 @@ def _triton_container(model: ModelIR) -> Object:
     }
 
 
-def pod_template(model: ModelIR, config_text: str) -> Object:
-    digest = hashlib.sha256(config_text.encode()).hexdigest()
-    served = ",".join(str(a.version) for a in model.served)
+def served_versions(model: ModelIR) -> str:
+    """The pods' `kiln.dev/version` label: the served versions, or the ensemble's."""
+    if model.ensemble is not None:
+        return str(model.ensemble.version)
+    return ",".join(str(a.version) for a in model.served)
+
+
+def pod_template(model: ModelIR, configs: Mapping[str, str]) -> Object:
+    digest = config_digest(configs)
+    served = served_versions(model)
     spec: Object = {
         "serviceAccountName": model.name,
         "automountServiceAccountToken": False,
@@ -217,9 +266,9 @@ def pod_template(model: ModelIR, config_text: str) -> Object:
     }
 
 
-def workload(model: ModelIR, config_text: str) -> Object:
+def workload(model: ModelIR, configs: Mapping[str, str]) -> Object:
     """The Rollout, or for `recreate` a Deployment, that runs Triton."""
-    template = pod_template(model, config_text)
+    template = pod_template(model, configs)
     common: Object = {
         "revisionHistoryLimit": 3,
         "selector": {"matchLabels": k8s.selector(model)},

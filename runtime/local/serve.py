@@ -371,10 +371,13 @@ def assemble_local(
 
 
 def _assemble_ensemble(model: ServedModel, repository: Path) -> None:
+    """Every step verified as a single model's versions are: digest, and signature
+    against the environment's trust and this machine's public key."""
     try:
-        for line in assemble_ensemble(model, repository, ADAPTER_FILES):
+        trust = model.trust.with_keys(local_key_pair(model.root).public_pem)
+        for line in assemble_ensemble(model, repository, ADAPTER_FILES, trust):
             say(f"kiln serve: assembled {model.name} {line}")
-    except AssembleError as exc:
+    except (AssembleError, LocalKeyError) as exc:
         raise ServeError(str(exc)) from exc
 
 

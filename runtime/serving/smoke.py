@@ -38,7 +38,7 @@ from tritonclient.grpc import model_config_pb2
 
 from runtime.contract.arrays import NUMPY_TYPES
 from runtime.contract.formats import FORMATS, local_run
-from runtime.contract.served import ArtifactSource
+from runtime.contract.served import ArtifactSource, ServedStep
 from runtime.contract.signature import (
     PROTOCOL_DATATYPES,
     Signature,
@@ -663,6 +663,47 @@ def _pairs(values: Sequence[str], flag: str) -> dict[int, str]:
     return pairs
 
 
+def _step_pairs(values: Sequence[str], flag: str) -> dict[str, str]:
+    pairs: dict[str, str] = {}
+    for value in values:
+        step, separator, rest = value.partition("=")
+        if not separator or not step or not rest:
+            raise SmokeFailure(f"{flag} {value!r} is not STEP=VALUE")
+        pairs[step] = rest
+    return pairs
+
+
+def ensemble_references(
+    config: Path, steps: Sequence[str], artifacts: Sequence[str], digests: Sequence[str]
+) -> dict[int, Reference]:
+    """An ensemble's reference, as `kiln smoke` computes it: its steps in process, each
+    step's artifact fetched with its digest checked (`--step STEP=CONFIG`,
+    `--step-artifact STEP=URI`, `--step-sha256 STEP=HEX`); keyed by the ensemble's version."""
+    from runtime.serving.ensemble_reference import ReferenceError, ensemble_reference
+
+    ensemble = model_config_pb2.ModelConfig()
+    try:
+        text = config.read_text(encoding="utf-8")
+        text_format.Parse(text, ensemble)
+    except (OSError, text_format.ParseError) as exc:
+        raise SmokeFailure(f"{config} is not an ensemble config: {exc}") from exc
+    versions = list(ensemble.version_policy.specific.versions)
+    configs = _step_pairs(steps, "--step")
+    uris = _step_pairs(artifacts, "--step-artifact")
+    sha256 = _step_pairs(digests, "--step-sha256")
+    if len(versions) != 1 or set(uris) != set(configs):
+        raise SmokeFailure("give the ensemble's one version and every step's --step-artifact")
+    served = []
+    for name, path in sorted(configs.items()):
+        source = ArtifactSource(versions[0], uris[name], sha256.get(name))
+        onnx = served_format(Path(path)).format == "onnx"
+        served.append(ServedStep(name, Path(path).read_text(encoding="utf-8"), source, onnx))
+    try:
+        return {versions[0]: ensemble_reference(text, served)}
+    except ReferenceError as exc:
+        raise SmokeFailure(str(exc)) from exc
+
+
 def _positive(text: str) -> float:
     import argparse
 
@@ -687,6 +728,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--signature", required=True, type=Path, help="signature.json")
     parser.add_argument("--artifact", action="append", default=[], help="VERSION=URI")
     parser.add_argument("--sha256", action="append", default=[], help="VERSION=HEX")
+    for flag, meta in (("--step", "CONFIG"), ("--step-artifact", "URI"), ("--step-sha256", "HEX")):
+        parser.add_argument(
+            flag, action="append", default=[], help=f"An ensemble step's STEP={meta}."
+        )
     parser.add_argument("--data", default=None, help="Sample rows (parquet or CSV).")
     parser.add_argument(
         "--config",
@@ -710,10 +755,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         artifacts = _pairs(args.artifact, "--artifact")
         digests = _pairs(args.sha256, "--sha256")
         served = ServedFormat() if args.config is None else served_format(args.config)
+        references = None
+        if args.step:  # an ensemble: its config is --config
+            config = args.config or Path("config.pbtxt")
+            references = ensemble_references(
+                config, args.step, args.step_artifact, args.step_sha256
+            )
     except (SmokeFailure, SignatureError, OSError) as exc:
         print(f"FAIL setup: {exc}")
         return 1
-    if not artifacts:
+    if not artifacts and references is None:
         print("FAIL setup: give the served artifact(s) with --artifact VERSION=URI")
         return 1
     sources = [ArtifactSource(v, uri, digests.get(v)) for v, uri in sorted(artifacts.items())]
@@ -732,6 +783,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         model_format=served.format,
         parameters=served.parameters,
         exact=served.exact,
+        references=references,
     )
 
 

@@ -10,16 +10,20 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
+import yaml
 from click.testing import CliRunner
 
 from compiler.cli.serving import smoke as smoke_command
 from compiler.served import ensemble_parts, model_ir, served_model
-from compiler.targets import ensemble, triton
+from compiler.targets import ensemble, promql, triton
 from runtime.contract.served import ArtifactSource, ServedModel
 from runtime.local.backend_env import BackendEnvError, ensure_backend_env
 from runtime.local.serve import TritonServer, choose_endpoints, prepare_server
@@ -33,6 +37,7 @@ from runtime.local.triton_dist import (
 from runtime.serving.ensemble_reference import ensemble_reference
 from runtime.serving.sample_data import load_sample, to_inputs
 from runtime.serving.smoke import SmokeReport, connect, smoke
+from runtime.serving.smoke import main as smoke_main
 
 ROOT = Path(__file__).resolve().parents[2]
 SPECS = ROOT / "specs"
@@ -175,3 +180,59 @@ def test_kiln_smoke_command_on_the_ensemble(server: TritonServer) -> None:
     assert result.exit_code == 0, result.output
     assert "ok   inference v1: 100 rows in batches of <= 64" in result.output
     assert result.output.rstrip().endswith("smoke: passed")
+
+
+def _staging_manifest(name: str) -> dict[str, Any]:
+    folder = ROOT / "generated" / "staging" / MODEL
+    document: dict[str, Any] = yaml.safe_load((folder / name).read_text(encoding="utf-8"))
+    return document
+
+
+def test_the_rendered_cluster_smoke_job_passes_on_the_served_ensemble(
+    server: TritonServer, tmp_path: Path
+) -> None:
+    """The staging AnalysisTemplate's smoke command, run against this Triton: its config
+    mount from the staging ConfigMap, the store's URIs pointed at the example's files."""
+    for key, text in _staging_manifest(f"configmap-{MODEL}-triton-config.yaml")["data"].items():
+        (tmp_path / key).write_text(text, encoding="utf-8")
+    template = _staging_manifest(f"analysistemplate-{MODEL}-analysis.yaml")
+    smoke_metric = next(m for m in template["spec"]["metrics"] if m["name"] == "smoke-test")
+    job = smoke_metric["provider"]["job"]["spec"]["template"]["spec"]
+    command = job["containers"][0]["command"]
+    assert command[:3] == ["python", "-m", "runtime.serving.smoke"]
+    models = f"{ROOT / 'specs' / 'artifacts' / 'models'}/"
+    args = [
+        a.replace("/etc/kiln/triton", str(tmp_path)).replace("s3://acme-models/", models)
+        for a in command[3:]
+    ]
+    args[args.index("--url") + 1] = server.endpoints.http
+    assert smoke_main([*args, "--rows", "64", "--latency-requests", "10"]) == 0
+
+
+def test_triton_reports_the_ensemble_under_its_own_name(
+    server: TritonServer, runtime: Runtime
+) -> None:
+    """What the rendered PromQL selects (model="<m>") is a series Triton reports: the
+    ensemble's client requests under its name, each step's internal ones under the step's."""
+    client = connect(server.endpoints.http, "http")
+    try:
+        arrays = {t.name: np.ones((1, 1), np.float32) for t in runtime.model.signature.inputs}
+        for _ in range(3):
+            client.infer(MODEL, "1", arrays, ["prediction"])
+    finally:
+        client.close()
+    endpoints = server.endpoints
+    url = f"http://{endpoints.host}:{endpoints.metrics_port}/metrics"
+    with urllib.request.urlopen(url, timeout=10) as response:
+        text = response.read().decode()
+    success = {
+        labels: float(value)
+        for labels, value in re.findall(r"^nv_inference_request_success\{(.*)\} (\S+)$", text, re.M)
+    }
+    by_model = {re.search(r'model="([^"]+)"', k).group(1): v for k, v in success.items()}  # type: ignore[union-attr]
+    assert set(by_model) == {MODEL, f"{MODEL}.prep", f"{MODEL}.regressor"}
+    assert by_model[MODEL] >= 3
+    # Every ensemble request ran each step once.
+    assert by_model[f"{MODEL}.prep"] == by_model[f"{MODEL}.regressor"] == by_model[MODEL]
+    ir, _ = model_ir(SPECS, MODEL, "local")
+    assert f'model="{MODEL}"' in promql.error_rate(ir, MODEL)

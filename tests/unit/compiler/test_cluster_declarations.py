@@ -57,7 +57,7 @@ def _job_pods(model: ModelIR) -> dict[str, dict[str, Any]]:
 
 
 def _init_security(model: ModelIR) -> dict[str, Any]:
-    pod = serving.workload(model, "")["spec"]["template"]["spec"]
+    pod = serving.workload(model, {"config.pbtxt": ""})["spec"]["template"]["spec"]
     security: dict[str, Any] = pod["initContainers"][0]["securityContext"]
     return security
 

@@ -96,14 +96,17 @@ def test_autoscaled_workloads_leave_replicas_to_the_autoscaler(example: Any) -> 
     for name in ("car-loan-default", "car-price"):
         model = _model(models, name)
         assert model.serving.autoscaling is not None
-        assert "replicas" not in serving.workload(model, "")["spec"]
+        assert "replicas" not in serving.workload(model, {"config.pbtxt": ""})["spec"]
         fixed = _without_autoscaler(model)
-        assert serving.workload(fixed, "")["spec"]["replicas"] == model.serving.replicas.min
+        assert (
+            serving.workload(fixed, {"config.pbtxt": ""})["spec"]["replicas"]
+            == model.serving.replicas.min
+        )
 
 
 def test_progress_deadline_covers_provisioning_beyond_the_startup_probe(example: Any) -> None:
     model = _model(example[0], "car-loan-default")
-    spec = serving.workload(model, "")["spec"]
+    spec = serving.workload(model, {"config.pbtxt": ""})["spec"]
     probe = spec["template"]["spec"]["containers"][0]["startupProbe"]
     startup_budget = probe["periodSeconds"] * probe["failureThreshold"]
     assert spec["progressDeadlineSeconds"] >= startup_budget + 15 * 60

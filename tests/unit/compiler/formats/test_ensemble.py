@@ -223,10 +223,32 @@ def test_the_plan_names_each_step_so_a_new_step_artifact_shows() -> None:
     assert before["dynamic batching"] == "queue delay up to 200 us"
 
 
-def test_cluster_environments_are_warned_that_no_pods_serve_the_ensemble() -> None:
+def test_cluster_environments_serve_the_ensemble_without_a_warning() -> None:
     result = build(ROOT / "specs")
-    warned = [d for d in result.diagnostics if d.code == "KILN1775"]
-    # One per cluster environment (the CLI merges them into one line); none for local.
-    assert {e for d in warned for e in d.environments} == {"staging", "production"}
-    assert all(d.severity.value == "warning" for d in warned)
-    assert {d.file for d in warned} == {"specs/models/car-price-pipeline.yaml"}
+    assert result.ok and not [d for d in result.diagnostics if d.file.endswith("pipeline.yaml")]
+    kinds = {
+        (a.path.split("/")[0], a.document["kind"])
+        for a in result.artifacts
+        if a.document is not None and "/car-price-pipeline/" in a.path
+    }
+    for environment in ("staging", "production"):
+        assert (environment, "Rollout") in kinds and (environment, "ConfigMap") in kinds
+    assert not any(e == "local" for e, _ in kinds)  # locally `kiln serve` runs it
+
+
+def test_steps_must_be_signed_where_the_environment_requires_signatures() -> None:
+    from compiler.rules.ensemble import check_environment
+    from compiler.spec.project import Environment
+
+    spec = ModelSpec.model_validate(BASE)
+    signed_spec = copy.deepcopy(BASE)
+    for step in _steps(signed_spec):
+        step["artifact"]["signature"] = step["artifact"]["uri"] + ".sig"
+    signed = ModelSpec.model_validate(signed_spec)
+    strict = Environment.model_validate(
+        {"name": "prod", "namespace": "ml", "policy": {"require_signatures": True}},
+        strict=False,
+    )
+    found = check_environment(spec, strict)
+    assert [(f.code, f.path[-2]) for f in found] == [("KILN1608", i) for i in range(3)]
+    assert check_environment(signed, strict) == []

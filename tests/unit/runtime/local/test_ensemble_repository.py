@@ -28,8 +28,8 @@ def test_each_step_and_the_ensemble_get_the_folders_triton_loads(tmp_path: Path)
     repository = tmp_path / "repository"
     lines = assemble_ensemble(served, repository, ADAPTER_FILES)
     assert lines == [
-        f"step {MODEL}.prep version 1: sha256 verified",
-        f"step {MODEL}.regressor version 1: sha256 verified",
+        f"step {MODEL}.prep version 1: sha256 verified, NOT signed",
+        f"step {MODEL}.regressor version 1: sha256 verified, NOT signed",
     ]
     assert sorted(p.name for p in repository.iterdir()) == [
         MODEL,
