@@ -15,6 +15,7 @@ from tritonclient.grpc import model_config_pb2 as mc
 
 from compiler.ir import EnsembleStepIR, ModelIR
 from compiler.resolve import UnknownModel, local_path, resolve
+from compiler.rules.signature import is_remote
 from compiler.targets import ensemble, serving, triton
 from runtime.contract.formats import NOT_SERVED_LOCALLY
 from runtime.contract.served import ArtifactSource, ServedModel, ServedStep
@@ -69,6 +70,10 @@ def artifact_sources(model: ModelIR, root: Path) -> tuple[ArtifactSource, ...]:
             located(a.uri, a.local),
             a.sha256,
             None if a.signature is None else located(a.signature, a.local),
+            None
+            if a.execution_env is None
+            else located(a.execution_env, not is_remote(a.execution_env)),
+            a.execution_env_sha256,
         )
         for a in model.served
     )

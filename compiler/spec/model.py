@@ -103,6 +103,9 @@ class PythonModel(SpecModel):
         description="A conda-pack archive (.tar.gz) with the model's requirements; the "
         "backend's own Python when empty.",
     )
+    execution_env_sha256: Sha256 | None = Field(
+        None, description="sha256 of the archive, checked before Triton starts."
+    )
 
 
 class Version(SpecModel):

@@ -80,6 +80,14 @@ def _assemble_container(model: ModelIR) -> Object:
             args += ["--sha256", f"{artifact.version}={artifact.sha256}"]
         if artifact.signature and verifies_signatures(model):
             args += ["--signature", f"{artifact.version}={artifact.signature}"]
+        if artifact.execution_env:
+            # Placed beside model.py, where the config's EXECUTION_ENV_PATH points.
+            args += ["--execution-env", f"{artifact.version}={artifact.execution_env}"]
+        if artifact.execution_env_sha256:
+            args += [
+                "--execution-env-sha256",
+                f"{artifact.version}={artifact.execution_env_sha256}",
+            ]
     if verifies_signatures(model):
         args += ["--trust", f"{CONFIG_MOUNT}/{TRUST_FILE}"]
     args += ["--config", f"{CONFIG_MOUNT}/config.pbtxt", "--repository", REPOSITORY]
