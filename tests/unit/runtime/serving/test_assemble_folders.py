@@ -239,3 +239,22 @@ def test_the_generated_init_container_assembles_the_repository(
         assert _env_lands_where_config_points(tmp_path / model).read_bytes() == ENV.read_bytes()
     else:
         assert _same_files(SAVED, tmp_path / model / "1" / "model.savedmodel")
+
+
+@pytest.mark.parametrize("environment", ["local", "gpu"])
+def test_the_serving_tools_assemble_a_python_model_with_its_archive_only_in_a_cluster(
+    tmp_path: Path, environment: str
+) -> None:
+    """`kiln serve` (local) gets no archive, as its config has no EXECUTION_ENV_PATH; a
+    cluster environment's sources carry it to where the config points."""
+    from compiler.served import artifact_sources, model_ir
+    from compiler.targets import triton
+
+    model, root = model_ir(CASE / "specs", "default-python", environment)
+    sources = artifact_sources(model, root)
+    config = triton.serialize(triton.build_config(model))
+    folder = assemble("default-python", sources, config, tmp_path)
+    archive = folder / "1" / "python-env.tar.gz"
+    assert archive.is_file() == (environment == "gpu")
+    if environment == "gpu":
+        assert _env_lands_where_config_points(folder) == archive
