@@ -283,6 +283,18 @@ CODES: dict[str, tuple[str, str]] = {
     "KILN1708": ("Signature required", "Declare spec.signature for remote artifacts."),
     "KILN1709": ("Inputs differ from the FeatureSet", "Align model inputs and features."),
     "KILN1710": ("Tensor declared twice", "Give every input and output its own name."),
+    "KILN1725": (
+        "Folder artifact holds a link or an unsafe name",
+        "Copy the files themselves into the folder; no links, no names leading out of it.",
+    ),
+    "KILN1726": (
+        "execution_env is not a .tar.gz archive",
+        "Point python.execution_env at the archive `conda pack` writes (.tar.gz).",
+    ),
+    "KILN1727": (
+        "execution_env archive not found",
+        "Fix python.execution_env, or pack the environment at that path.",
+    ),
     "KILN1730": (
         "Class labels do not fit the task",
         "Multiclass models list their classes; binary ones list two; regression none.",

@@ -13,8 +13,9 @@ from pathlib import Path
 
 from tritonclient.grpc import model_config_pb2 as mc
 
-from compiler.ir import EnsembleStepIR, ModelIR
+from compiler.ir import ArtifactIR, EnsembleStepIR, ModelIR
 from compiler.resolve import UnknownModel, local_path, resolve
+from compiler.rules.signature import is_remote
 from compiler.targets import ensemble, serving, triton
 from runtime.contract.formats import NOT_SERVED_LOCALLY
 from runtime.contract.served import ArtifactSource, ServedModel, ServedStep
@@ -58,10 +59,17 @@ def model_ir(specs: Path, name: str, environment: str) -> tuple[ModelIR, Path]:
 
 def artifact_sources(model: ModelIR, root: Path) -> tuple[ArtifactSource, ...]:
     """Served versions: local files resolved against the project root, URLs as they are
-    (a signature bundle lies beside its artifact, so it is located the same way)."""
+    (a signature bundle lies beside its artifact, so it is located the same way). A
+    python version's execution_env goes where the config has EXECUTION_ENV_PATH: not in
+    the `local` environment, whose stub runs Kiln's backend venv instead."""
 
     def located(uri: str, local: bool) -> str:
         return str(local_path(uri, root)) if local else uri
+
+    def archive(a: ArtifactIR) -> tuple[str | None, str | None]:
+        if model.is_local or a.execution_env is None:
+            return None, None
+        return located(a.execution_env, not is_remote(a.execution_env)), a.execution_env_sha256
 
     return tuple(
         ArtifactSource(
@@ -69,6 +77,7 @@ def artifact_sources(model: ModelIR, root: Path) -> tuple[ArtifactSource, ...]:
             located(a.uri, a.local),
             a.sha256,
             None if a.signature is None else located(a.signature, a.local),
+            *archive(a),
         )
         for a in model.served
     )

@@ -5,12 +5,7 @@ from __future__ import annotations
 from compiler.formats import fil
 from compiler.ir import FormatIR
 from compiler.spec.model import ModelSpec, Version
-from runtime.contract.formats import FORMATS
-
-# Where the python backend finds the model's conda-pack archive: Triton replaces
-# $$TRITON_MODEL_DIRECTORY with the model's folder when it loads the model.
-EXECUTION_ENV_FILE = "python-env.tar.gz"
-EXECUTION_ENV_PATH = f"$$TRITON_MODEL_DIRECTORY/{EXECUTION_ENV_FILE}"
+from runtime.contract.formats import EXECUTION_ENV_PARAMETER, FORMATS, execution_env_path
 
 
 def lower_format(spec: ModelSpec, version: Version | None) -> FormatIR:
@@ -21,5 +16,6 @@ def lower_format(spec: ModelSpec, version: Version | None) -> FormatIR:
         return FormatIR(version.format, fil.model_file(version), fil.parameters(version, spec.task))
     parameters: tuple[tuple[str, str], ...] = ()
     if version.python is not None and version.python.execution_env is not None:
-        parameters = (("EXECUTION_ENV_PATH", EXECUTION_ENV_PATH),)
+        # The assemble step puts the archive where this says (beside model.py).
+        parameters = ((EXECUTION_ENV_PARAMETER, execution_env_path(version.version)),)
     return FormatIR(version.format, FORMATS[version.format].model_file, parameters)

@@ -46,6 +46,9 @@ class ArtifactIR:
     metrics: tuple[tuple[str, float], ...]
     signature: str | None = None  # its model-signing bundle, located like `uri`
     format: str = "onnx"  # the version's model format (runtime/contract/formats.py)
+    # A python model's conda-pack archive, located like `uri`, and its declared digest.
+    execution_env: str | None = None
+    execution_env_sha256: str | None = None
 
 
 @dataclass(frozen=True)

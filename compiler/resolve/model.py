@@ -43,6 +43,7 @@ from compiler.rules import (
     trainer,
 )
 from compiler.rules import ensemble as ensemble_rules
+from compiler.rules.execution_env import check_execution_envs
 from compiler.rules.findings import Finding
 from compiler.spec.documents import MODEL_NAME_MAX, ModelDoc
 from compiler.spec.model import OVERRIDABLE, Alert, ModelSpec, Version
@@ -179,6 +180,7 @@ def _model_in(
     versions = _artifacts(spec, storage)
     escaping = _local_artifacts(spec, versions, context.root)
     findings.extend(escaping)
+    findings.extend(check_execution_envs(spec, versions, context.root, environment))
     served = tuple(a for a in versions if a.version == spec.serving.version)
     stopping = _serving_findings(spec, environment, versions, served)
     if stopping:
@@ -304,9 +306,18 @@ def _artifacts(spec: ModelSpec, storage: Storage) -> tuple[ArtifactIR, ...]:
             if v.artifact.signature is None
             else artifact_location(v.artifact.signature, storage),
             v.format,
+            *_execution_env(v, storage),
         )
         for v in spec.versions
     )
+
+
+def _execution_env(version: Version, storage: Storage) -> tuple[str | None, str | None]:
+    """A python version's archive, located in the environment's storage, and its digest."""
+    python = version.python
+    if python is None or python.execution_env is None:
+        return None, None
+    return artifact_location(python.execution_env, storage), python.execution_env_sha256
 
 
 def _serving_findings(

@@ -5,7 +5,6 @@ TensorRT, python), after checking the file is what its format says.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,6 +14,7 @@ from compiler.rules import signature
 from compiler.rules.findings import Finding
 from compiler.spec.featureset import FeatureSetSpec
 from compiler.spec.model import ModelSpec, Version
+from runtime.contract.artifact_digest import UnsafeEntry, file_sha256, local_folder_sha256
 from runtime.contract.signature import Tensor
 
 Signature = tuple[tuple[Tensor, ...], tuple[Tensor, ...]]
@@ -29,6 +29,7 @@ TF_DTYPE_NAMES = {_tf_type(n): dtype for n, dtype in savedmodel.TF_DTYPES.items(
 UNNAMED = ("torchscript", "tensorrt", "python")
 # Feature dtypes FIL takes: it reads every column as fp32.
 NUMERIC = ("float32", "float64", "int32", "int64", "bool")
+UNSAFE_FOLDER = "KILN1725"
 _CHECKS = {"torchscript": torchscript.check_torchscript, "python": python_model.check_model_py}
 
 
@@ -45,6 +46,8 @@ def local_signature(
     version = spec.versions[index]
     at: Path_ = ("spec", "versions", index, "artifact", "uri")
     found = _digest(version, index, path)
+    if any(f.code == UNSAFE_FOLDER for f in found):
+        return None, found  # nothing is read through a link
     try:
         if version.format == "savedmodel":
             read = savedmodel.read_signature(path)
@@ -101,17 +104,21 @@ def _typed(
 
 
 def _digest(version: Version, index: int, path: Path) -> list[Finding]:
-    """The declared sha256 of the artifact; of a SavedModel folder, its saved_model.pb
-    (the graph and signatures: the variables are not covered)."""
-    if path.is_dir():
-        path = path / savedmodel.SAVED_MODEL_FILE
-    if version.artifact.sha256 is None or not path.is_file():
-        return []
-    actual = hashlib.sha256(path.read_bytes()).hexdigest()
-    if actual == version.artifact.sha256:
+    """The declared sha256 of the artifact; of a folder, the folder digest
+    (runtime/contract/artifact_digest.py), which covers every file in it. A folder
+    whose entries assemble would refuse (a link, a name out of the folder) is refused
+    here first, declared digest or not."""
+    at: Path_ = ("spec", "versions", index, "artifact")
+    try:
+        actual = local_folder_sha256(path) if path.is_dir() else file_sha256(path)
+    except UnsafeEntry as exc:
+        message = f"{version.artifact.uri} cannot be fetched as a folder artifact: {exc}"
+        hint = "copy the files themselves into the folder (no links), then update the digest"
+        return [Finding((*at, "uri"), UNSAFE_FOLDER, message, hint)]
+    if version.artifact.sha256 is None or actual == version.artifact.sha256:
         return []
     message = f"{version.artifact.uri} has sha256 {actual}, declared {version.artifact.sha256}"
-    return [Finding(("spec", "versions", index, "artifact", "sha256"), "KILN1703", message)]
+    return [Finding((*at, "sha256"), "KILN1703", message)]
 
 
 def _read_tree(version: Version, path: Path) -> tree_models.TreeModel | None:

@@ -66,7 +66,9 @@ class Artifact(SpecModel):
     """A model file in an object store, pinned by its digest."""
 
     uri: Uri = Field(description="Absolute URI, or a path relative to the model store.")
-    sha256: Sha256 | None = Field(None, description="sha256 of the file.")
+    sha256: Sha256 | None = Field(
+        None, description="sha256 of the file; of a folder, its folder digest (serving.md)."
+    )
     signature: Uri | None = Field(
         None, description="Its OpenSSF model-signing bundle (publish writes <uri>.sig)."
     )
@@ -102,6 +104,9 @@ class PythonModel(SpecModel):
         None,
         description="A conda-pack archive (.tar.gz) with the model's requirements; the "
         "backend's own Python when empty.",
+    )
+    execution_env_sha256: Sha256 | None = Field(
+        None, description="sha256 of the archive, checked before Triton starts."
     )
 
 

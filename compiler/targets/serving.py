@@ -95,6 +95,17 @@ def _artifact_args(model: ModelIR, key: str, artifact: ArtifactIR) -> list[str]:
     return args
 
 
+def _execution_env_args(artifact: ArtifactIR) -> list[str]:
+    """A python model's conda-pack archive, placed beside model.py, where the config's
+    EXECUTION_ENV_PATH points."""
+    if not artifact.execution_env:
+        return []
+    args = ["--execution-env", f"{artifact.version}={artifact.execution_env}"]
+    if artifact.execution_env_sha256:
+        args += ["--execution-env-sha256", f"{artifact.version}={artifact.execution_env_sha256}"]
+    return args
+
+
 def step_args(model: ModelIR, step: EnsembleStepIR) -> list[str]:
     """One step's flags for the ensemble's assemble command: its config in the ConfigMap
     and its artifact. Every step has a user artifact today; a step whose files come from
@@ -112,6 +123,7 @@ def assemble_command(model: ModelIR) -> list[str]:
         args = ["python", "-m", "runtime.serving.assemble", "--model", model.name]
         for artifact in model.served:
             args += _artifact_args(model, str(artifact.version), artifact)
+            args += _execution_env_args(artifact)
     else:
         args = ["python", "-m", "runtime.serving.ensemble", "--model", model.name]
         args += ["--version", str(model.ensemble.version)]

@@ -26,13 +26,16 @@ class ModelFormat:
     # adapter calls the format's own library), "native" (the file is a python-backend
     # model itself) or "" (not served locally; NOT_SERVED_LOCALLY says why).
     local: str = "adapter"
+    folder: bool = False  # the artifact is a folder of files, fetched whole
 
 
 FORMATS: dict[str, ModelFormat] = {
     "onnx": ModelFormat("onnxruntime_onnx", "", "model.onnx"),
     "torchscript": ModelFormat("pytorch_libtorch", "", "model.pt", local=""),
     # A SavedModel is a folder (saved_model.pb and variables/).
-    "savedmodel": ModelFormat("tensorflow_savedmodel", "", "model.savedmodel", local=""),
+    "savedmodel": ModelFormat(
+        "tensorflow_savedmodel", "", "model.savedmodel", local="", folder=True
+    ),
     "xgboost": ModelFormat("", "fil", "xgboost.json"),
     "lightgbm": ModelFormat("", "fil", "model.txt"),
     "tensorrt": ModelFormat("tensorrt_plan", "", "model.plan", gpu_only=True, local=""),
@@ -54,6 +57,35 @@ LOCAL_FORMAT_PARAMETER = "kiln_format"
 LOCAL_FILE_PARAMETER = "kiln_model_file"
 # An ONNX model's local config names neither (they predate the other formats).
 ONNX_FILE = "model.onnx"
+
+# The python backend's parameter naming a model's Python environment, and where the
+# assemble step puts a version's conda-pack archive: beside its model.py. Triton replaces
+# $$TRITON_MODEL_DIRECTORY with the model's folder when it loads the model.
+EXECUTION_ENV_PARAMETER = "EXECUTION_ENV_PATH"
+EXECUTION_ENV_FILE = "python-env.tar.gz"
+MODEL_DIRECTORY = "$$TRITON_MODEL_DIRECTORY"
+
+
+def execution_env_path(version: int) -> str:
+    """EXECUTION_ENV_PATH as config.pbtxt holds it for the served `version`."""
+    return f"{MODEL_DIRECTORY}/{version}/{EXECUTION_ENV_FILE}"
+
+
+def execution_env_place(parameter: str) -> tuple[int, str] | None:
+    """(version, file name) a config's EXECUTION_ENV_PATH points at, inside the model
+    folder; None when it is not a path `execution_env_path` writes."""
+    prefix = f"{MODEL_DIRECTORY}/"
+    version, _, name = parameter.removeprefix(prefix).partition("/")
+    if not parameter.startswith(prefix) or not version.isdigit() or name != EXECUTION_ENV_FILE:
+        return None
+    return int(version), name
+
+
+def is_folder(model_file: str) -> bool:
+    """Whether a version folder's `model_file` (a config's default_model_filename) is a
+    folder artifact."""
+    return any(f.folder and f.model_file == model_file for f in FORMATS.values())
+
 
 # The file name the FIL backend expects per model type (fil_backend docs/model_config.md).
 FIL_MODEL_FILES = {

@@ -2,7 +2,8 @@
 
 The compiler hands a `ServedModel` to the local tools (`kiln serve`, `kiln smoke`); in
 the cluster the same facts reach the serving pod and the analysis Job as arguments
-(`--artifact VERSION=URI`, `--sha256 VERSION=HEX`, `--signature VERSION=URI`) and files
+(`--artifact VERSION=URI`, `--sha256 VERSION=HEX`, `--signature VERSION=URI`,
+`--execution-env VERSION=URI`, `--execution-env-sha256 VERSION=HEX`) and files
 (`config.pbtxt`, `signature.json`, `trust.json`).
 """
 
@@ -23,6 +24,9 @@ class ArtifactSource:
     uri: str  # an fsspec URL, or an absolute local path
     sha256: str | None = None
     signature: str | None = None  # the model-signing bundle's fsspec URL or local path
+    # A python model's conda-pack archive (fsspec URL or local path) and its sha256.
+    execution_env: str | None = None
+    execution_env_sha256: str | None = None
 
 
 @dataclass(frozen=True)

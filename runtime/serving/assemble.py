@@ -6,10 +6,15 @@ Layout written for one model::
     <repository>/<model>/<version>/model.onnx      (one folder per served version; the
                                                     config's default_model_filename if set)
     <repository>/<model>/<version>/<extra files>   (e.g. the python-backend adapter)
+    <repository>/<model>/<version>/model.savedmodel/...   (a folder artifact, fetched whole)
+    <repository>/<model>/<version>/python-env.tar.gz      (a python version's conda-pack
+                                                    archive, where EXECUTION_ENV_PATH points)
 
 Artifacts are read through fsspec, so a local path, `file://`, `s3://`, `gs://`
 (with the matching fsspec filesystem installed) or `memory://` all work. Every
-artifact with a declared sha256 is hashed while it is copied; one mismatch and
+artifact with a declared sha256 is hashed while it is copied (a folder's digest is
+the one of runtime/contract/artifact_digest.py; its names and links are checked
+before anything is copied: runtime/serving/folders.py); one mismatch and
 nothing is changed: the model folder is built in a temporary folder beside it
 and renamed into place only when complete.
 
@@ -45,11 +50,17 @@ import fsspec  # type: ignore[import-untyped, unused-ignore]
 from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2
 
-from runtime.contract.formats import local_run
+from runtime.contract.formats import (
+    EXECUTION_ENV_PARAMETER,
+    execution_env_place,
+    is_folder,
+    local_run,
+)
 from runtime.contract.secrets import redact
 from runtime.contract.secrets import redact_uri as shown_uri
 from runtime.contract.served import ArtifactSource
 from runtime.contract.signing import Trust, TrustError
+from runtime.serving.folders import FolderError, fetch_folder
 from runtime.serving.verify import VerifyError, verify
 
 CONFIG_FILE = "config.pbtxt"
@@ -89,6 +100,52 @@ def fetch(uri: str, destination: Path, expected_sha256: str | None = None) -> st
             f"expected {expected_sha256.lower()}, got {actual}"
         )
     return actual
+
+
+def fetch_artifact(uri: str, destination: Path, expected_sha256: str | None, folder: bool) -> str:
+    """A version's artifact: one file, or every file below a folder URI (a SavedModel),
+    whose digest is the folder digest of runtime/contract/artifact_digest.py."""
+    if not folder:
+        return fetch(uri, destination, expected_sha256)
+    try:
+        return fetch_folder(uri, destination, expected_sha256)
+    except FolderError as exc:
+        raise AssembleError(str(exc)) from exc
+
+
+def execution_env_file(config: model_config_pb2.ModelConfig, artifact: ArtifactSource) -> str:
+    """The name the version's conda-pack archive takes beside model.py: where the config's
+    EXECUTION_ENV_PATH points. Empty when the version has none and the config expects
+    none in its folder; AssembleError when only one of the two names an archive."""
+    path = ""
+    if EXECUTION_ENV_PARAMETER in config.parameters:
+        path = config.parameters[EXECUTION_ENV_PARAMETER].string_value
+    place = execution_env_place(path)
+    ours = place is not None and place[0] == artifact.version
+    if artifact.execution_env is None:
+        if ours:
+            raise AssembleError(
+                f"{CONFIG_FILE} sets {EXECUTION_ENV_PARAMETER} to {path!r} but version "
+                f"{artifact.version} has no --execution-env archive to put there"
+            )
+        return ""
+    if place is None or not ours:
+        raise AssembleError(
+            f"version {artifact.version} has an --execution-env archive but {CONFIG_FILE}'s "
+            f"{EXECUTION_ENV_PARAMETER} ({path!r}) does not point into its version folder"
+        )
+    return place[1]
+
+
+def _place_execution_env(
+    config: model_config_pb2.ModelConfig, artifact: ArtifactSource, version_dir: Path
+) -> None:
+    name = execution_env_file(config, artifact)
+    if name and artifact.execution_env is not None:
+        try:
+            fetch(artifact.execution_env, version_dir / name, artifact.execution_env_sha256)
+        except AssembleError as exc:
+            raise AssembleError(f"execution env: {exc}") from exc
 
 
 def parse_config(text: str, model: str, versions: Sequence[int]) -> model_config_pb2.ModelConfig:
@@ -163,6 +220,21 @@ def _check_sources(artifacts: Sequence[ArtifactSource], require_sha256: bool) ->
             raise AssembleError(
                 f"version {artifact.version}: {artifact.sha256!r} is not a sha256 hex digest"
             )
+        _check_execution_env(artifact, require_sha256)
+
+
+def _check_execution_env(artifact: ArtifactSource, require_sha256: bool) -> None:
+    digest = artifact.execution_env_sha256
+    if artifact.execution_env is None:
+        if digest is not None:
+            raise AssembleError(f"version {artifact.version}: a sha256 for no execution env")
+        return
+    if digest is None and require_sha256:
+        raise AssembleError(
+            f"version {artifact.version}'s execution env has no sha256 and --require-sha256 is set"
+        )
+    if digest is not None and not SHA256.match(digest.lower()):
+        raise AssembleError(f"version {artifact.version}: {digest!r} is not a sha256 hex digest")
 
 
 def _replace(folder: Path, staged: Path) -> None:
@@ -208,6 +280,7 @@ def assemble(
     # The compiler names the file of formats other than ONNX in the config.
     parameters = {k: v.string_value for k, v in config.parameters.items()}
     _, model_file = local_run(parameters, config.default_model_filename)
+    folder = is_folder(model_file)
     for extra in extra_files:
         if not extra.is_file():
             raise AssembleError(f"extra file {extra} does not exist")
@@ -218,8 +291,9 @@ def assemble(
             version_dir = staged / str(artifact.version)
             version_dir.mkdir()
             try:
-                fetch(artifact.uri, version_dir / model_file, artifact.sha256)
+                fetch_artifact(artifact.uri, version_dir / model_file, artifact.sha256, folder)
                 signer = verify_signature(artifact, version_dir / model_file, trust)
+                _place_execution_env(config, artifact, version_dir)
             except AssembleError as exc:
                 raise AssembleError(
                     f"version {artifact.version}: {exc}; {repository / model} was not changed"
@@ -251,17 +325,31 @@ def _pairs(values: Sequence[str], flag: str) -> dict[int, str]:
 
 
 def sources_from_flags(
-    artifacts: Sequence[str], digests: Sequence[str], signatures: Sequence[str] = ()
+    artifacts: Sequence[str],
+    digests: Sequence[str],
+    signatures: Sequence[str] = (),
+    envs: Sequence[str] = (),
+    env_digests: Sequence[str] = (),
 ) -> list[ArtifactSource]:
     uris = _pairs(artifacts, "--artifact")
     sha256 = _pairs(digests, "--sha256")
     bundles = _pairs(signatures, "--signature")
-    for flag, given in (("--sha256", sha256), ("--signature", bundles)):
+    archives = _pairs(envs, "--execution-env")
+    archive_sha256 = _pairs(env_digests, "--execution-env-sha256")
+    for flag, given in (
+        ("--sha256", sha256),
+        ("--signature", bundles),
+        ("--execution-env", archives),
+        ("--execution-env-sha256", archive_sha256),
+    ):
         stray = sorted(set(given) - set(uris))
         if stray:
             raise AssembleError(f"{flag} given for version(s) {stray} without an --artifact")
     return [
-        ArtifactSource(v, uri, sha256.get(v), bundles.get(v)) for v, uri in sorted(uris.items())
+        ArtifactSource(
+            v, uri, sha256.get(v), bundles.get(v), archives.get(v), archive_sha256.get(v)
+        )
+        for v, uri in sorted(uris.items())
     ]
 
 
@@ -297,14 +385,15 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="VERSION=URI",
-        help="A served version's model file: a path or fsspec URI (repeat per version).",
+        help="A served version's model file, or folder (a SavedModel): a path or fsspec URI "
+        "(repeat per version).",
     )
     parser.add_argument(
         "--sha256",
         action="append",
         default=[],
         metavar="VERSION=HEX",
-        help="Expected sha256 of a version's file (repeat per version).",
+        help="Expected sha256 of a version's file, or folder digest (repeat per version).",
     )
     parser.add_argument(
         "--signature",
@@ -312,6 +401,21 @@ def build_parser() -> argparse.ArgumentParser:
         default=[],
         metavar="VERSION=URI",
         help="A version's OpenSSF model-signing bundle, verified against --trust.",
+    )
+    parser.add_argument(
+        "--execution-env",
+        action="append",
+        default=[],
+        metavar="VERSION=URI",
+        help="A python version's conda-pack archive, put where the config's "
+        "EXECUTION_ENV_PATH points (beside model.py).",
+    )
+    parser.add_argument(
+        "--execution-env-sha256",
+        action="append",
+        default=[],
+        metavar="VERSION=HEX",
+        help="Expected sha256 of a version's --execution-env archive.",
     )
     parser.add_argument(
         "--trust",
@@ -336,7 +440,13 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        sources = sources_from_flags(args.artifact, args.sha256, args.signature)
+        sources = sources_from_flags(
+            args.artifact,
+            args.sha256,
+            args.signature,
+            args.execution_env,
+            args.execution_env_sha256,
+        )
         trust = read_trust(args.trust)
         signers: dict[int, str] = {}
         try:

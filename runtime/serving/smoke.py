@@ -244,8 +244,8 @@ def _equal(got: np.ndarray, want: np.ndarray, tolerance: Tolerance | None) -> np
     both_nan = np.isnan(got) & np.isnan(want)
     if tolerance is None:
         return np.asarray((got == want) | both_nan)
-    close = np.isclose(got, want, rtol=tolerance.rtol, atol=tolerance.atol, equal_nan=True)
-    return np.asarray(close | both_nan)
+    gap = np.abs(got.astype(np.float64) - want.astype(np.float64))
+    return np.asarray((gap <= tolerance.bound(want)) | both_nan)
 
 
 def compare_outputs(

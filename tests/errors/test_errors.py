@@ -79,6 +79,14 @@ def _artifact_link(root: Path) -> None:
     path.symlink_to("/etc/passwd")
 
 
+def _folder_link(root: Path) -> None:
+    """A SavedModel folder holding a link to a file outside the project (a link is not
+    stored in a case; git would keep it as text on some checkouts)."""
+    folder = root / "specs/artifacts/models/car-loan-default/2/model.savedmodel/variables"
+    folder.mkdir(parents=True)
+    (folder / "variables.index").symlink_to("/etc/passwd")
+
+
 # Cases whose input is generated rather than stored: case name -> writer.
 GENERATED: dict[str, Callable[[Path], None]] = {
     "load-file-too-large": _too_large,
@@ -86,6 +94,7 @@ GENERATED: dict[str, Callable[[Path], None]] = {
     "load-deep-block-sequence": _nested("- "),
     "load-deep-explicit-keys": _nested("? "),
     "locations-artifact-link-outside": _artifact_link,
+    "format-savedmodel-folder-link": _folder_link,
 }
 # Cases whose problem lies in the output folder, so that only `compile` reports it.
 WRITE_ONLY = frozenset({"output-unowned-file"})

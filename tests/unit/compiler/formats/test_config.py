@@ -82,10 +82,10 @@ def test_savedmodel_inputs_come_from_its_signature() -> None:
     assert [t.name for t in config.output] == ["score"]
 
 
-def test_python_requirements_archive_is_the_execution_env() -> None:
+def test_python_requirements_archive_is_the_execution_env_beside_model_py() -> None:
     parameters = CONFIGS[("gpu", "default-python")].parameters
     assert parameters["EXECUTION_ENV_PATH"].string_value == (
-        "$$TRITON_MODEL_DIRECTORY/python-env.tar.gz"
+        "$$TRITON_MODEL_DIRECTORY/1/python-env.tar.gz"
     )
 
 
