@@ -34,8 +34,8 @@ import numpy as np
 import onnxruntime as ort
 import triton_python_backend_utils as pb_utils
 
-# The capture writer and its contract are copied beside this file; the stub does not
-# put this folder on the import path by itself.
+# The capture writer, the tree helpers and the contracts they follow are copied beside
+# this file; the stub does not put this folder on the import path by itself.
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 try:  # in Kiln's own Python (the adapter's unit tests)
@@ -131,9 +131,7 @@ def _open(folder: str, config: dict[str, Any]) -> Any:
     parameters = {k: v["string_value"] for k, v in config.get("parameters", {}).items()}
     model_format = parameters.get(FORMAT_PARAMETER, "onnx")
     if model_format in TREE_FORMATS:
-        # The helper modules lie beside this file; the stub does not put it on sys.path.
-        if folder not in sys.path:
-            sys.path.insert(0, folder)
+        # Beside this file, whose folder is on the import path already (at the top).
         from tree_session import TreeSession
 
         return TreeSession(os.path.join(folder, parameters[FILE_PARAMETER]), parameters)

@@ -5,13 +5,18 @@ the adapter and its helpers; the adapter answers as FIL would, with the real lib
 from __future__ import annotations
 
 import ast
+import importlib.util
+import json
+import os
 import sys
+import types
 from pathlib import Path
 
 import lightgbm
 import numpy as np
 import pytest
 import xgboost
+from google.protobuf import json_format
 from tritonclient.grpc import model_config_pb2 as mc
 
 from compiler.api import build
@@ -205,3 +210,34 @@ def test_the_rollouts_smoke_job_gets_the_config_of_a_tree_model_only() -> None:
         "car-price-gbm"
     )
     assert "--config" not in command("car-price")
+
+
+def test_the_adapter_puts_its_folder_on_the_import_path_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = _config("income-lgbm", "local")
+    text = triton.serialize(config)
+    folder = assemble(
+        "income-lgbm",
+        [ArtifactSource(1, str(LGBM))],
+        text,
+        tmp_path,
+        extra_files=adapter_files(text),
+    )
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    monkeypatch.setitem(sys.modules, "triton_python_backend_utils", types.ModuleType("pb"))
+    monkeypatch.setattr(np, "__version__", "1.26.4")  # the backend venv's numpy
+    spec = importlib.util.spec_from_file_location("kiln_adapter_in_repo", folder / "1" / "model.py")
+    assert spec is not None and spec.loader is not None
+    adapter = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(adapter)
+    model = adapter.TritonPythonModel()
+    as_dict = json_format.MessageToDict(config, preserving_proto_field_name=True)
+    # Triton may name the model folder unnormalised; it is still the one folder.
+    args = {"model_config": json.dumps(as_dict), "model_repository": f"{folder}/."}
+    model.initialize({**args, "model_version": "1"})
+    version = os.path.realpath(folder / "1")
+    assert [p for p in sys.path if os.path.realpath(p) == version] == [str(folder / "1")]
+    rows = _rows(model.session.get_inputs()[0].shape[1])
+    (answer,) = model.session.run(["output__0"], {"input__0": rows})
+    assert answer.shape == (len(rows), 1)
