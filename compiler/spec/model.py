@@ -742,5 +742,6 @@ class ModelSpec(SpecModel):
                 "KILN1105",
                 "an ensemble is what serves: leave serving.version out (ensemble.version "
                 "names the version folder)",
+                at="serving.version",
             )
         return self
