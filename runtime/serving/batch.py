@@ -17,8 +17,8 @@ the part is deleted; only a complete part is moved into place, and the `_SUCCESS
 marker is written last. The columns written are the ones the monitor reads.
 
 Exit codes: 0 all rows scored and committed; 1 the run stopped (a row, the input, the
-artifact); 2 the job cannot work as asked (a signature that does not fit the task, a
-store this machine has no credentials for), refused before any row is read.
+artifact); 2 the job cannot work as asked (a signature that does not fit the task, an
+S3 store this machine has no credentials for), refused before any row is read.
 """
 
 from __future__ import annotations
@@ -57,6 +57,7 @@ from runtime.contract.served import ArtifactSource
 from runtime.contract.signature import Signature, SignatureError, Tensor, parse_signature
 from runtime.contract.signing import Trust, TrustError
 from runtime.serving.assemble import AssembleError, fetch, verify_signature
+from runtime.serving.store_access import missing_credentials
 
 PARQUET_SUFFIXES = (".parquet", ".parq", ".pq")
 MODEL_FILE = "model.onnx"  # the fetched artifact's name in the run's temporary folder
@@ -444,6 +445,17 @@ def _trust(value: str | None) -> Trust:
         raise BatchError(f"--trust is not a trust document: {exc}") from exc
 
 
+def _check_store_access(args: Any) -> None:
+    """Refuse up front, naming the store and the credentials, what the first read or write
+    would fail on with the store library's own traceback."""
+    stores = {"the model artifact": args.model, "the input": args.input, "the output": args.output}
+    if args.bundle is not None:
+        stores["the signature bundle"] = args.bundle
+    problem = missing_credentials(stores)
+    if problem is not None:
+        raise SetupError(problem)
+
+
 def _print_progress(message: str) -> None:
     # On a terminal one line is rewritten; in a pod's log (a pipe) each chunk is a line.
     if sys.stdout.isatty():
@@ -458,6 +470,7 @@ def main(argv: Sequence[str] | None = None, progress: Progress = _print_progress
         with tempfile.TemporaryDirectory(prefix="kiln-batch-") as folder:
             # The arguments first: a job that cannot work fetches and writes nothing.
             job = _job(args, Path(folder) / MODEL_FILE)
+            _check_store_access(args)
             trust = _trust(args.trust)
             signer = fetch_model(args.model, args.sha256, args.bundle, trust, job.model_file)
             outcome = run_job(job, progress)
