@@ -128,7 +128,7 @@ def _steps(
         artifact = step.artifact
         uri = str(local_path(artifact.uri, root)) if artifact.local else artifact.uri
         source = ArtifactSource(artifact.version, uri, artifact.sha256)
-        steps.append(ServedStep(step.name, text, source, step.format.name == "onnx"))
+        steps.append(ServedStep(step.name, text, source))
     return tuple(steps)
 
 
