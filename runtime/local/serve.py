@@ -68,10 +68,7 @@ CAPTURE_FILES = (
 )
 ADAPTER_FILES = (ADAPTER, *CAPTURE_FILES)  # what a model run by the adapter is given
 # What the adapter needs beside it to serve a tree model as FIL would.
-TREE_FILES = (
-    ADAPTER.parent / "tree_session.py",
-    Path(tree_predict.__file__).resolve(),
-)
+TREE_FILES = (Path(tree_predict.__file__).resolve(),)
 CONFIG_NAME = "config.pbtxt"
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_READY_TIMEOUT_S = 120.0

@@ -1,5 +1,6 @@
 """Triton python-backend adapter: serve an ONNX model with onnxruntime, or a tree model
-(xgboost, lightgbm) with its own library as Triton's FIL backend would (tree_session.py).
+(xgboost, lightgbm) with its own library as Triton's FIL backend would (tree_predict.py,
+runtime/contract, copied beside this file).
 
 Kiln's `local` environment runs a CPU-only Triton (from the `nvidia-pytriton`
 wheel) that has no onnxruntime backend, only the python backend. This file is
@@ -132,9 +133,9 @@ def _open(folder: str, config: dict[str, Any]) -> Any:
     model_format = parameters.get(FORMAT_PARAMETER, "onnx")
     if model_format in TREE_FORMATS:
         # Beside this file, whose folder is on the import path already (at the top).
-        from tree_session import TreeSession
+        from tree_predict import TreePredictor
 
-        return TreeSession(os.path.join(folder, parameters[FILE_PARAMETER]), parameters)
+        return TreePredictor(os.path.join(folder, parameters[FILE_PARAMETER]), parameters)
     if model_format != "onnx":
         raise RuntimeError(f"the adapter does not serve {model_format} models")
     options = ort.SessionOptions()

@@ -30,11 +30,12 @@ from runtime.contract.formats import (
 )
 from runtime.contract.served import ArtifactSource
 from runtime.contract.signature import Tensor
-from runtime.contract.tree_predict import TreePredictor
+from runtime.contract.tree_predict import Node, TreePredictor
 from runtime.local.serve import ADAPTER, ADAPTER_FILES, TREE_FILES, adapter_files
 from runtime.serving.assemble import assemble
-from runtime.serving.references import FIL_TOLERANCE
+from runtime.serving.references import FIL_TOLERANCE, reference_for
 from runtime.serving.smoke import compare_outputs, served_format
+from runtime.steps.model_runner import open_runner
 from tests.tools import REPO_ROOT
 
 SPECS = REPO_ROOT / "tests" / "golden" / "formats" / "specs"
@@ -125,7 +126,7 @@ def test_the_local_repository_holds_the_tree_model_the_adapter_and_its_helpers(
     )
     names = sorted(p.name for p in (folder / "1").iterdir())
     assert names == sorted(["model.txt", *(f.name for f in files)])
-    assert {"model.py", "tree_predict.py", "tree_session.py"} <= set(names)
+    assert {"model.py", "tree_predict.py"} <= set(names)
     assert (folder / "1" / "model.txt").read_bytes() == LGBM.read_bytes()
 
 
@@ -157,20 +158,49 @@ def test_a_lightgbm_regressor_answers_the_librarys_value() -> None:
     assert np.array_equal(served.predict(rows)[:, 0], booster.predict(rows).astype("f4"))
 
 
-def test_the_adapters_tree_session_is_the_predictor_behind_onnxruntimes_api() -> None:
-    sys.path.insert(0, str(Path(TREE_FILES[1]).parent))  # as the adapter does in its folder
-    sys.path.insert(0, str(TREE_FILES[0].parent))
+def test_the_adapter_the_steps_and_smoke_answer_through_one_tree_predictor() -> None:
+    sys.path.insert(0, str(TREE_FILES[0].parent))  # as the adapter finds it in its folder
     try:
-        from tree_session import TreeSession  # type: ignore[import-not-found]
+        import tree_predict as beside_the_adapter  # type: ignore[import-not-found]
     finally:
-        del sys.path[:2]
+        del sys.path[0]
     parameters = {"model_type": "lightgbm", "output_class": "false"}
-    session = TreeSession(str(EXAMPLE_LGBM), parameters)
-    (node,) = session.get_inputs()
-    assert (node.name, node.type, node.shape) == ("input__0", "tensor(float)", [None, 5])
+    served = beside_the_adapter.TreePredictor(str(EXAMPLE_LGBM), parameters)
+    (node,) = served.get_inputs()
+    assert (node.name, node.type, node.shape) == ("input__0", "tensor(float)", ["N", 5])
     rows = _rows(5)
-    (answer,) = session.run(["output__0"], {"input__0": rows})
-    assert np.array_equal(answer, TreePredictor(str(EXAMPLE_LGBM), parameters).predict(rows))
+    (answer,) = served.run(["output__0"], {"input__0": rows})
+    # The pipeline's steps run the file as Kiln's trainer publishes it: for a regressor,
+    # exactly what the local Triton serves; smoke's reference is the same predictor.
+    runner = open_runner(EXAMPLE_LGBM)
+    assert runner.get_inputs() == [Node("input__0", "tensor(float)", ["N", 5])]
+    assert np.array_equal(runner.run(None, {"input__0": rows})[0], answer)
+    reference = reference_for("lightgbm", EXAMPLE_LGBM, parameters, exact=True)
+    assert reference.columns(signature=None) == list(runner.features)  # type: ignore[arg-type]
+    assert np.array_equal(reference.run({"input__0": rows}, ["output__0"])["output__0"], answer)
+
+
+def _imports(path: Path) -> set[str]:
+    found = set()
+    for node in ast.walk(ast.parse(path.read_bytes())):
+        if isinstance(node, ast.Import):
+            found |= {alias.name.split(".")[0] for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            found.add(node.module.split(".")[0])
+    return found
+
+
+def test_one_module_loads_a_tree_model_to_predict_and_the_trainer_to_fit() -> None:
+    loading = sorted(
+        path.relative_to(REPO_ROOT).as_posix()
+        for path in (REPO_ROOT / "runtime").rglob("*.py")
+        if _imports(path) & {"xgboost", "lightgbm"}
+    )
+    assert loading == [
+        "runtime/contract/tree_predict.py",  # every prediction
+        "runtime/steps/lightgbm_booster.py",  # fitting
+        "runtime/steps/trainer_graph.py",  # fitting
+    ]
 
 
 def test_smoke_holds_fil_to_its_tolerance_and_the_adapter_to_exact_equality() -> None:
