@@ -327,6 +327,10 @@ CODES: dict[str, tuple[str, str]] = {
         "Feature type the trainer does not take",
         "Declare boolean features as int64 with values [0, 1].",
     ),
+    "KILN1747": (
+        "Estimator parameter of the wrong type or out of range",
+        "Write a value of the type, and within the range, that the library documents.",
+    ),
     "KILN1748": (
         "Native output from a library without one",
         "Use output onnx, or an xgboost estimator: Triton serves no scikit-learn file.",

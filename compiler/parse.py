@@ -16,7 +16,7 @@ from compiler.diagnostics import Diagnostic, Locator, Path_
 from compiler.inert_text import inert_text_problems
 from compiler.load import Document
 from compiler.spec.documents import KINDS, SpecDocument
-from compiler.spec.types import API_VERSION, shown
+from compiler.spec.types import API_VERSION, AT, shown
 
 _RANGE_ERRORS = {
     "greater_than",
@@ -154,6 +154,9 @@ def translate(
             line, col = locate(path[:-1], True)
         elif kind.startswith("KILN"):
             code, message = kind, error["msg"]
+            at = error.get("ctx", {}).get(AT)
+            if at is not None:  # a block's check that faults one field of the block
+                path = _data_path((*error["loc"], *at.split(".")), data)
             # pydantic marks a mapping's key that fails its type with a last "[key]".
             line, col = locate(path, error["loc"][-1:] == ("[key]",))
         elif kind in ("literal_error", "enum", "union_tag_invalid"):

@@ -61,16 +61,26 @@ def local_model(result: CompileResult, name: str) -> ModelIR:
 def store_folder(root: Path, model: ModelIR, override: Path | None) -> Path:
     """The folder whose records promote reads: the local environment's model store, or
     the folder `--store` names (a folder copy of a remote store)."""
-    if override is not None:
-        if not override.is_dir():
-            raise Refused(f"--store {override} is not a folder")
-        return override
     uri = model.storage.models
+    if override is not None and not override.is_dir():
+        raise Refused(f"--store {override} is not a folder")
     if "://" in uri:
+        if override is None:
+            raise Refused(
+                f"the local environment's model store is {uri}, not a folder: pass --store DIR"
+            )
+        return override
+    local = root / uri
+    # The entry's uri resolves against the local store: a version read from any other
+    # folder would not be found there, and the promoted spec would not build.
+    if override is not None and override.resolve() != local.resolve():
         raise Refused(
-            f"the local environment's model store is {uri}, not a folder: pass --store DIR"
+            f"--store {override} is not the local environment's model store ({uri}), "
+            "where the promoted version's uri is looked up: copy the version's folder "
+            f"({override / model.name}/VERSION) into {uri}/{model.name}/ and run "
+            "promote without --store"
         )
-    return root / uri
+    return local
 
 
 def choose(stored: list[StoredVersion], wanted: int | None, store: Path) -> StoredVersion:

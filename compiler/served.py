@@ -138,7 +138,7 @@ def _steps(
         located = (lambda u: str(local_path(u, root))) if artifact.local else (lambda u: u)
         bundle = None if artifact.signature is None else located(artifact.signature)
         source = ArtifactSource(artifact.version, located(artifact.uri), artifact.sha256, bundle)
-        steps.append(ServedStep(step.name, text, source, step.format.name == "onnx"))
+        steps.append(ServedStep(step.name, text, source))
     return tuple(steps)
 
 

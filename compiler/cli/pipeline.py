@@ -172,7 +172,8 @@ def submit_command(
     "--store",
     type=click.Path(file_okay=False, path_type=Path),
     default=None,
-    help="Model store folder [default: the local environment's storage.models].",
+    help="A folder copy of the local environment's storage.models where that is a URL "
+    "[default: storage.models].",
 )
 @specs_option
 @out_option

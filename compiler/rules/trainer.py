@@ -1,6 +1,8 @@
 """The built-in trainer (`training.trainer`): an estimator the library has, that fits the
-task, with parameters it takes; features the trainer can encode; and outputs the graph it
-exports will have. Checked at compile time so that none of these fails in a training pod.
+task, with parameters it takes, each of the type and in the range the library documents
+(runtime/contract/trainer_params.py); features the trainer can encode; and outputs the
+graph it exports will have. Checked at compile time so that none of these fails in a
+training pod.
 """
 
 from __future__ import annotations
@@ -10,6 +12,8 @@ from compiler.rules import signature
 from compiler.rules.findings import Finding
 from compiler.spec.featureset import FeatureSetSpec
 from compiler.spec.model import ModelSpec, Trainer
+from compiler.spec.types import shown
+from runtime.contract.trainer_params import admits, describe, param_rule
 from runtime.contract.trainers import (
     FIXED_PARAMS,
     NATIVE_FORMATS,
@@ -25,6 +29,7 @@ from runtime.contract.trainers import (
 
 TRAINER = ("spec", "training", "trainer")
 _MODEL_KIND = {ONNX_OUTPUT: "graph", NATIVE_OUTPUT: "native model"}
+LIBRARY_NAMES = {"sklearn": "scikit-learn", "xgboost": "XGBoost", "lightgbm": "LightGBM"}
 
 
 def check_trainer(spec: ModelSpec) -> list[Finding]:
@@ -47,10 +52,11 @@ def check_trainer(spec: ModelSpec) -> list[Finding]:
             )
         ]
     refused = _native(trainer)
+    params = [*_params(trainer, estimator), *_param_values(trainer, estimator, family)]
     if refused:  # no native model: its outputs and classes would only repeat the refusal
-        return [*_params(trainer, estimator), *refused]
+        return [*params, *refused]
     return [
-        *_params(trainer, estimator),
+        *params,
         *_outputs(spec, trainer.output),
         *_classes(spec, estimator, trainer.output),
     ]
@@ -199,6 +205,29 @@ def _params(trainer: Trainer, estimator: Estimator) -> list[Finding]:
         else:
             continue
         found.append(Finding((*TRAINER, "params", name), "KILN1743", message, hint, key=True))
+    return found
+
+
+def _param_values(trainer: Trainer, estimator: Estimator, family: str) -> list[Finding]:
+    """Each parameter's value against the library's own rule for it (KILN1747); names the
+    estimator does not take are KILN1743's."""
+    found = []
+    for name, value in trainer.params.items():
+        if name in FIXED_PARAMS or name not in estimator.params:
+            continue
+        rule = param_rule(estimator.library, estimator.name, family, name)
+        if rule is None or admits(rule, value):
+            continue
+        shown_value = "null" if value is None else shown(value, 40)
+        found.append(
+            Finding(
+                (*TRAINER, "params", name),
+                "KILN1747",
+                f"{estimator.key} parameter `{name}` is {shown_value}, which "
+                f"{LIBRARY_NAMES[estimator.library]} does not take",
+                f"write {describe(rule)}",
+            )
+        )
     return found
 
 

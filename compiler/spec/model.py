@@ -453,7 +453,8 @@ class Trainer(SpecModel):
     )
     params: dict[str, Annotated[ParamValue, BeforeValidator(_param_value)]] = Field(
         default_factory=dict,
-        description="The estimator's parameters: plain scalars, checked against its names.",
+        description="The estimator's parameters: plain scalars, checked against its names "
+        "and each against the type and range the library documents.",
     )
     output: Literal["onnx", "native"] = Field(
         "onnx",
@@ -750,5 +751,6 @@ class ModelSpec(SpecModel):
                 "KILN1105",
                 "an ensemble is what serves: leave serving.version out (ensemble.version "
                 "names the version folder)",
+                at="serving.version",
             )
         return self

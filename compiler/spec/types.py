@@ -43,9 +43,19 @@ def shown(value: Any, limit: int = 200) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def fail(code: str, message: str) -> PydanticCustomError:
-    """A validation failure that keeps its Kiln code through pydantic."""
-    return PydanticCustomError(code, message)
+# The context key that carries, through pydantic, the field a check of a whole block
+# faults (parse.translate reports the diagnostic there).
+AT = "kiln_at"
+
+
+def fail(code: str, message: str, at: str | None = None) -> PydanticCustomError:
+    """A validation failure that keeps its Kiln code through pydantic. `at`: the dotted
+    path, below the validated block, of the field at fault (a model validator's own
+    location is the block's first line)."""
+    if at is None:
+        return PydanticCustomError(code, message)
+    # pydantic fills `{kiln_at}` in a message with the context; no message says that.
+    return PydanticCustomError(code, message, {AT: at})
 
 
 def _matcher(

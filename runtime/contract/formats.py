@@ -10,6 +10,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal, get_args
 
+# FIL's tensor names, defined with what FIL answers (tree_predict.py, which the local
+# Triton's adapter copies and so cannot import this module).
+from runtime.contract.tree_predict import FIL_INPUT as FIL_INPUT
+from runtime.contract.tree_predict import FIL_OUTPUT as FIL_OUTPUT
+
 FormatName = Literal[
     "onnx", "torchscript", "savedmodel", "xgboost", "lightgbm", "tensorrt", "python"
 ]
@@ -95,9 +100,6 @@ FIL_MODEL_FILES = {
     "lightgbm": "model.txt",
     "treelite_checkpoint": "checkpoint.tl",
 }
-# The FIL backend names its one input and one output so (fil_backend docs/model_config.md).
-FIL_INPUT = "input__0"
-FIL_OUTPUT = "output__0"
 
 
 def local_run(parameters: dict[str, str], default_model_filename: str) -> tuple[str, str]:

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from runtime.contract.signature import Signature
 from runtime.contract.signing import Trust
+from runtime.contract.triton_config import read_config, served_format
 
 
 @dataclass(frozen=True)
@@ -36,7 +37,18 @@ class ServedStep:
     name: str
     config_text: str
     artifact: ArtifactSource
-    onnx: bool  # served locally through the python-backend adapter
+
+    @property
+    def format(self) -> str:
+        """The step's model format, read from its compiled config."""
+        model_format, _ = served_format(read_config(self.config_text))
+        return model_format
+
+    @property
+    def onnx(self) -> bool:
+        """Served locally through the python-backend adapter (a python step is its own
+        python-backend model)."""
+        return self.format == "onnx"
 
 
 @dataclass(frozen=True)

@@ -36,13 +36,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType, TracebackType
 
-from google.protobuf import text_format
-from tritonclient.grpc import model_config_pb2
-
 from runtime.contract import capture as capture_contract
 from runtime.contract import tree_predict
-from runtime.contract.formats import FORMATS, local_run
+from runtime.contract.formats import FORMATS
 from runtime.contract.served import ServedModel
+from runtime.contract.triton_config import ConfigError, read_config, served_format
 from runtime.local.backend_env import (
     BackendEnv,
     BackendEnvError,
@@ -70,10 +68,7 @@ CAPTURE_FILES = (
 )
 ADAPTER_FILES = (ADAPTER, *CAPTURE_FILES)  # what a model run by the adapter is given
 # What the adapter needs beside it to serve a tree model as FIL would.
-TREE_FILES = (
-    ADAPTER.parent / "tree_session.py",
-    Path(tree_predict.__file__).resolve(),
-)
+TREE_FILES = (Path(tree_predict.__file__).resolve(),)
 CONFIG_NAME = "config.pbtxt"
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_READY_TIMEOUT_S = 120.0
@@ -385,13 +380,10 @@ def adapter_files(config_text: str) -> list[Path]:
     """The files each version folder needs besides the artifact: the adapter with its
     capture writer (and its tree helpers), or nothing for a python model, which is a
     python-backend model itself."""
-    config = model_config_pb2.ModelConfig()
     try:
-        text_format.Parse(config_text, config)
-    except text_format.ParseError:
+        model_format, _ = served_format(read_config(config_text))
+    except ConfigError:
         return [ADAPTER]  # assemble refuses it with the parser's message
-    parameters = {k: v.string_value for k, v in config.parameters.items()}
-    model_format, _ = local_run(parameters, config.default_model_filename)
     if FORMATS[model_format].local == "native":
         return []
     return [*ADAPTER_FILES] if model_format == "onnx" else [*ADAPTER_FILES, *TREE_FILES]

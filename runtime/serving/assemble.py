@@ -47,7 +47,6 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import fsspec  # type: ignore[import-untyped, unused-ignore]
-from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2
 
 from runtime.contract.formats import (
@@ -60,6 +59,7 @@ from runtime.contract.secrets import redact
 from runtime.contract.secrets import redact_uri as shown_uri
 from runtime.contract.served import ArtifactSource
 from runtime.contract.signing import Trust, TrustError
+from runtime.contract.triton_config import ConfigError, read_config
 from runtime.serving.folders import FolderError, fetch_folder
 from runtime.serving.verify import VerifyError, verify
 
@@ -150,10 +150,9 @@ def _place_execution_env(
 
 def parse_config(text: str, model: str, versions: Sequence[int]) -> model_config_pb2.ModelConfig:
     """Parse config.pbtxt as Triton would and check it fits the files being assembled."""
-    config = model_config_pb2.ModelConfig()
     try:
-        text_format.Parse(text, config)
-    except text_format.ParseError as exc:
+        config = read_config(text)
+    except ConfigError as exc:
         raise AssembleError(
             f"{CONFIG_FILE} is not a valid Triton model configuration: {exc}"
         ) from exc

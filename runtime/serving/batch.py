@@ -15,6 +15,10 @@ The output appears whole or not at all (runtime/contract/batch.py gives the layo
 every chunk goes to a temporary part; a row the signature refuses stops the run and
 the part is deleted; only a complete part is moved into place, and the `_SUCCESS`
 marker is written last. The columns written are the ones the monitor reads.
+
+Exit codes: 0 all rows scored and committed; 1 the run stopped (a row, the input, the
+artifact); 2 the job cannot work as asked (a signature that does not fit the task, an
+S3 store this machine has no credentials for), refused before any row is read.
 """
 
 from __future__ import annotations
@@ -53,14 +57,25 @@ from runtime.contract.served import ArtifactSource
 from runtime.contract.signature import Signature, SignatureError, Tensor, parse_signature
 from runtime.contract.signing import Trust, TrustError
 from runtime.serving.assemble import AssembleError, fetch, verify_signature
+from runtime.serving.store_access import missing_credentials
 
 PARQUET_SUFFIXES = (".parquet", ".parq", ".pq")
+MODEL_FILE = "model.onnx"  # the fetched artifact's name in the run's temporary folder
 CSV_SUFFIXES = (".csv", ".csv.gz")
 Progress = Callable[[str], None]
 
 
 class BatchError(Exception):
     """Why a run stopped; the message is meant for people. Nothing was committed."""
+
+    exit_code = 1
+
+
+class SetupError(BatchError):
+    """The run cannot work as asked (its signature, task or store access): refused before
+    any row is read or anything is written."""
+
+    exit_code = 2
 
 
 @dataclass(frozen=True)
@@ -70,6 +85,7 @@ class Job:
     model_file: Path
     signature: Signature
     task: str
+    roles: dict[str, Tensor]  # the output tensor of each role (contract/outputs.py)
     columns: BatchColumns
     input: str
     format: str | None
@@ -89,19 +105,18 @@ class Outcome:
 
 
 def fetch_model(
-    uri: str, sha256: str | None, bundle: str | None, trust: Trust, folder: Path
-) -> tuple[Path, str | None]:
-    """The artifact copied into `folder`, its digest checked and its signature verified
-    exactly as the serving pod does; (path, who signed it or None)."""
+    uri: str, sha256: str | None, bundle: str | None, trust: Trust, model_file: Path
+) -> str | None:
+    """The artifact copied to `model_file`, its digest checked and its signature verified
+    exactly as the serving pod does; who signed it, or None."""
     if bundle is None and trust.require_signatures:
         raise BatchError(
             f"{shown_uri(uri)} has no signature and this environment requires signatures"
         )
-    model_file = folder / "model.onnx"
     source = ArtifactSource(0, uri, sha256, bundle)
     try:
         fetch(uri, model_file, sha256)
-        return model_file, verify_signature(source, model_file, trust)
+        return verify_signature(source, model_file, trust)
     except AssembleError as exc:
         raise BatchError(str(exc)) from exc
 
@@ -239,13 +254,12 @@ def score(session: ort.InferenceSession, table: pa.Table, job: Job, first_row: i
     feeds = {
         t.name: _cast(table.column(t.name).to_pandas(), t, first_row) for t in job.signature.inputs
     }
-    roles = output_roles(job.signature, job.task)
-    names = [t.name for t in roles.values()]
+    names = [t.name for t in job.roles.values()]
     try:
         answers = dict(zip(names, session.run(names, feeds), strict=True))
     except Exception as exc:  # onnxruntime's own error types
         raise BatchError(f"onnxruntime failed on rows {first_row}-: {exc}") from exc
-    by_role = {role: answers[tensor.name] for role, tensor in roles.items()}
+    by_role = {role: answers[tensor.name] for role, tensor in job.roles.items()}
     return _output_table(table, by_role, job)
 
 
@@ -391,6 +405,10 @@ def _job(args: Any, model_file: Path) -> Job:
         columns = BatchColumns.from_json(args.columns)
     except (SignatureError, ValueError) as exc:
         raise BatchError(str(exc)) from exc
+    try:
+        roles = output_roles(signature, args.task)
+    except SignatureError as exc:
+        raise SetupError(f"the signature does not fit --task {args.task}: {exc}") from exc
     doubled = sorted({c for c in columns.written if columns.written.count(c) > 1})
     if doubled:
         raise BatchError(f"output column(s) {', '.join(doubled)} would be written twice")
@@ -400,6 +418,7 @@ def _job(args: Any, model_file: Path) -> Job:
         model_file,
         signature,
         args.task,
+        roles,
         columns,
         args.input,
         args.format,
@@ -426,6 +445,17 @@ def _trust(value: str | None) -> Trust:
         raise BatchError(f"--trust is not a trust document: {exc}") from exc
 
 
+def _check_store_access(args: Any) -> None:
+    """Refuse up front, naming the store and the credentials, what the first read or write
+    would fail on with the store library's own traceback."""
+    stores = {"the model artifact": args.model, "the input": args.input, "the output": args.output}
+    if args.bundle is not None:
+        stores["the signature bundle"] = args.bundle
+    problem = missing_credentials(stores)
+    if problem is not None:
+        raise SetupError(problem)
+
+
 def _print_progress(message: str) -> None:
     # On a terminal one line is rewritten; in a pod's log (a pipe) each chunk is a line.
     if sys.stdout.isatty():
@@ -438,17 +468,17 @@ def main(argv: Sequence[str] | None = None, progress: Progress = _print_progress
     args = BATCH.parser().parse_args(argv)
     try:
         with tempfile.TemporaryDirectory(prefix="kiln-batch-") as folder:
+            # The arguments first: a job that cannot work fetches and writes nothing.
+            job = _job(args, Path(folder) / MODEL_FILE)
+            _check_store_access(args)
             trust = _trust(args.trust)
-            model_file, signer = fetch_model(
-                args.model, args.sha256, args.bundle, trust, Path(folder)
-            )
-            job = _job(args, model_file)
+            signer = fetch_model(args.model, args.sha256, args.bundle, trust, job.model_file)
             outcome = run_job(job, progress)
     except BatchError as exc:
         if sys.stdout.isatty():
             print()
         print(f"batch: error: {exc}", file=sys.stderr)
-        return 1
+        return exc.exit_code
     if sys.stdout.isatty():
         print()
     checked = "signed by " + signer if signer else "digest checked" if args.sha256 else "unchecked"

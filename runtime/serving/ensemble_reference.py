@@ -17,10 +17,9 @@ from types import ModuleType
 from typing import Any
 
 import numpy as np
-from google.protobuf import text_format
-from tritonclient.grpc import model_config_pb2 as mc
 
 from runtime.contract.served import ServedStep
+from runtime.contract.triton_config import read_config
 from runtime.serving.assemble import AssembleError, fetch
 from runtime.serving.references import BySignature, Tolerance
 
@@ -40,8 +39,7 @@ class EnsembleReference(BySignature):
     tolerance: Tolerance | None = None  # the same code on the same inputs: exactly equal
 
     def __init__(self, ensemble_config: str, steps: Sequence[ServedStep], folder: Path) -> None:
-        config = mc.ModelConfig()
-        text_format.Parse(ensemble_config, config)
+        config = read_config(ensemble_config)
         runners = {s.name: _runner(s, folder) for s in steps}
         self.steps = [
             (runners[s.model_name], dict(s.input_map), dict(s.output_map))

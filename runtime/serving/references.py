@@ -111,11 +111,10 @@ class TreeReference:
         self.tolerance = None if exact else FIL_TOLERANCES[self.library]
 
     def features(self) -> list[str]:
-        booster = self.predictor.booster
-        names = booster.feature_names if self.library == "xgboost" else booster.feature_name()
-        if not names:
-            raise SampleDataError("the tree model names no features; its columns are unknown")
-        return [str(n) for n in names]
+        try:
+            return list(self.predictor.features)
+        except TreeModelError as exc:
+            raise SampleDataError(str(exc)) from exc
 
     def columns(self, signature: Signature) -> list[str]:
         return self.features()

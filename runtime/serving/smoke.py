@@ -33,11 +33,10 @@ from typing import Any, Protocol
 
 import numpy as np
 import onnxruntime as ort
-from google.protobuf import text_format
-from tritonclient.grpc import model_config_pb2
 
+from runtime.contract import triton_config
 from runtime.contract.arrays import NUMPY_TYPES
-from runtime.contract.formats import FORMATS, local_run
+from runtime.contract.formats import FORMATS
 from runtime.contract.served import ArtifactSource, ServedStep
 from runtime.contract.signature import (
     PROTOCOL_DATATYPES,
@@ -47,6 +46,7 @@ from runtime.contract.signature import (
     parse_signature,
 )
 from runtime.contract.tree_predict import LIBRARIES
+from runtime.contract.triton_config import ConfigError, read_config
 from runtime.serving.assemble import AssembleError, fetch
 from runtime.serving.references import (
     OnnxReference,
@@ -638,18 +638,17 @@ class ServedFormat:
 def served_format(path: Path) -> ServedFormat:
     """The format of a compiled config: the local adapter's names it (`kiln_format`);
     a cluster's FIL config gives its library by `model_type`."""
-    config = model_config_pb2.ModelConfig()
     try:
-        text_format.Parse(path.read_text(encoding="utf-8"), config)
-    except text_format.ParseError as exc:
+        config = read_config(path.read_text(encoding="utf-8"))
+    except ConfigError as exc:
         raise SmokeFailure(f"{path} is not a Triton config: {exc}") from exc
-    parameters = {k: v.string_value for k, v in config.parameters.items()}
+    parameters = triton_config.parameters(config)
     if config.backend == FORMATS["xgboost"].backend:
         library = LIBRARIES.get(parameters.get("model_type", ""))
         if library is None:
             raise SmokeFailure(f"{path}: FIL model_type has no library to compare with")
         return ServedFormat(library, parameters, exact=False)
-    model_format, _ = local_run(parameters, config.default_model_filename)
+    model_format, _ = triton_config.served_format(config)
     return ServedFormat(model_format, parameters)
 
 
@@ -681,11 +680,10 @@ def ensemble_references(
     `--step-artifact STEP=URI`, `--step-sha256 STEP=HEX`); keyed by the ensemble's version."""
     from runtime.serving.ensemble_reference import ReferenceError, ensemble_reference
 
-    ensemble = model_config_pb2.ModelConfig()
     try:
         text = config.read_text(encoding="utf-8")
-        text_format.Parse(text, ensemble)
-    except (OSError, text_format.ParseError) as exc:
+        ensemble = triton_config.read_config(text)
+    except (OSError, triton_config.ConfigError) as exc:
         raise SmokeFailure(f"{config} is not an ensemble config: {exc}") from exc
     versions = list(ensemble.version_policy.specific.versions)
     configs = _step_pairs(steps, "--step")
@@ -696,8 +694,7 @@ def ensemble_references(
     served = []
     for name, path in sorted(configs.items()):
         source = ArtifactSource(versions[0], uris[name], sha256.get(name))
-        onnx = served_format(Path(path)).format == "onnx"
-        served.append(ServedStep(name, Path(path).read_text(encoding="utf-8"), source, onnx))
+        served.append(ServedStep(name, Path(path).read_text(encoding="utf-8"), source))
     try:
         return {versions[0]: ensemble_reference(text, served)}
     except ReferenceError as exc:

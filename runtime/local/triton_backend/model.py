@@ -1,5 +1,6 @@
 """Triton python-backend adapter: serve an ONNX model with onnxruntime, or a tree model
-(xgboost, lightgbm) with its own library as Triton's FIL backend would (tree_session.py).
+(xgboost, lightgbm) with its own library as Triton's FIL backend would (tree_predict.py,
+runtime/contract, copied beside this file).
 
 Kiln's `local` environment runs a CPU-only Triton (from the `nvidia-pytriton`
 wheel) that has no onnxruntime backend, only the python backend. This file is
@@ -34,8 +35,8 @@ import numpy as np
 import onnxruntime as ort
 import triton_python_backend_utils as pb_utils
 
-# The capture writer and its contract are copied beside this file; the stub does not
-# put this folder on the import path by itself.
+# The capture writer, the tree helpers and the contracts they follow are copied beside
+# this file; the stub does not put this folder on the import path by itself.
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 try:  # in Kiln's own Python (the adapter's unit tests)
@@ -131,12 +132,10 @@ def _open(folder: str, config: dict[str, Any]) -> Any:
     parameters = {k: v["string_value"] for k, v in config.get("parameters", {}).items()}
     model_format = parameters.get(FORMAT_PARAMETER, "onnx")
     if model_format in TREE_FORMATS:
-        # The helper modules lie beside this file; the stub does not put it on sys.path.
-        if folder not in sys.path:
-            sys.path.insert(0, folder)
-        from tree_session import TreeSession
+        # Beside this file, whose folder is on the import path already (at the top).
+        from tree_predict import TreePredictor
 
-        return TreeSession(os.path.join(folder, parameters[FILE_PARAMETER]), parameters)
+        return TreePredictor(os.path.join(folder, parameters[FILE_PARAMETER]), parameters)
     if model_format != "onnx":
         raise RuntimeError(f"the adapter does not serve {model_format} models")
     options = ort.SessionOptions()

@@ -132,8 +132,11 @@ def test_refusals_leave_the_spec_untouched(
 def test_a_listed_version_with_another_digest_is_refused(project: Path, tmp_path: Path) -> None:
     other = tmp_path / "other-store"
     publish_version(tmp_path, other, 1, PRICE, passed=True)
+    # The local store's record of version 1 now names another file's digest.
+    record = Path("car-loan-default", "1", "metadata.json")
+    shutil.copyfile(other / record, project / STORE / record)
     before = (project / MODEL).read_bytes()
-    result = kiln(project, "--version", "1", "--store", str(other))
+    result = kiln(project, "--version", "1")
     assert result.exit_code == 1
     assert f"{MODEL}:25:7: spec.versions already lists version 1 with sha256" in result.output
     assert (project / MODEL).read_bytes() == before
@@ -153,3 +156,21 @@ def test_a_store_that_is_no_folder_is_named(project: Path, tmp_path: Path) -> No
     assert result.exit_code == 1
     assert f"--store {tmp_path / 'nowhere'} is not a folder" in result.output
     assert (project / MODEL).read_bytes() == before
+
+
+def test_a_store_other_than_the_local_one_is_refused_before_the_spec_is_touched(
+    project: Path, tmp_path: Path
+) -> None:
+    other = tmp_path / "other-store"
+    publish_version(tmp_path, other, 5, LOAN, passed=True)
+    before = (project / MODEL).read_bytes()
+    result = kiln(project, "--version", "5", "--store", str(other))
+    assert result.exit_code == 1
+    assert f"--store {other} is not the local environment's model store ({STORE})" in result.output
+    assert f"into {STORE}/car-loan-default/ and run promote without --store" in result.output
+    # Refused up front: no build of a promoted spec, so no diagnostics of one.
+    assert "does not build" not in result.output and "error[" not in result.output
+    assert (project / MODEL).read_bytes() == before
+    # The local store itself, named another way, is the local store.
+    same = kiln(project, "--version", "2", "--store", str(project / "specs" / ".." / STORE))
+    assert same.exit_code == 0, same.output

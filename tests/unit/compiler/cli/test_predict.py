@@ -157,3 +157,50 @@ def test_an_ensemble_or_a_tree_model_is_refused_by_name() -> None:
         cli, ["predict", "car-price-gbm", "--specs", str(SPECS), "--input", "a", "--output", "b"]
     )
     assert tree.exit_code == 2 and "a lightgbm model" in tree.output
+
+
+@pytest.fixture
+def no_aws(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A machine with no AWS credentials anywhere botocore looks (and no metadata service)."""
+    for name in list(os.environ):
+        if name.startswith("AWS_"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-credentials"))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-config"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+
+
+ARTIFACT = "s3://acme-models/car-loan-default/1/model.onnx"  # staging's store
+
+
+@pytest.mark.usefixtures("no_aws")
+def test_a_cloud_store_without_credentials_names_the_store_and_what_to_set(
+    tmp_path: Path, car_loan: tuple[pd.DataFrame, pd.DataFrame]
+) -> None:
+    source, output = tmp_path / "analysis.parquet", tmp_path / "out" / "scored.parquet"
+    car_loan[1].head(10).to_parquet(source, index=False)
+    output.parent.mkdir()
+    code, printed = predict("--env", "staging", "--input", str(source), "--output", str(output))
+    assert code == 2
+    assert printed == (
+        f"batch: error: cannot reach the model artifact {ARTIFACT}: no AWS credentials were "
+        "found; set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE naming a "
+        "profile of ~/.aws/credentials, or run where an IAM role provides them\n"
+    )
+    assert list(output.parent.iterdir()) == []
+
+
+@pytest.mark.usefixtures("no_aws")
+def test_half_a_key_pair_is_named_by_its_missing_variable_and_never_shown(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    key_id = "AKIAQ3EGRKJS7UEXAMPL"
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", key_id)
+    source = tmp_path / "rows.parquet"
+    code, printed = predict("--env", "staging", "--input", str(source), "--output", "x.parquet")
+    assert code == 2
+    assert f"cannot reach the model artifact {ARTIFACT}: its AWS credentials are incomplete" in (
+        printed
+    )
+    assert "missing: AWS_SECRET_ACCESS_KEY" in printed
+    assert key_id not in printed and key_id[:8] not in printed

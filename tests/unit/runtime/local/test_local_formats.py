@@ -5,13 +5,18 @@ the adapter and its helpers; the adapter answers as FIL would, with the real lib
 from __future__ import annotations
 
 import ast
+import importlib.util
+import json
+import os
 import sys
+import types
 from pathlib import Path
 
 import lightgbm
 import numpy as np
 import pytest
 import xgboost
+from google.protobuf import json_format
 from tritonclient.grpc import model_config_pb2 as mc
 
 from compiler.api import build
@@ -25,11 +30,12 @@ from runtime.contract.formats import (
 )
 from runtime.contract.served import ArtifactSource
 from runtime.contract.signature import Tensor
-from runtime.contract.tree_predict import TreePredictor
+from runtime.contract.tree_predict import Node, TreePredictor
 from runtime.local.serve import ADAPTER, ADAPTER_FILES, TREE_FILES, adapter_files
 from runtime.serving.assemble import assemble
-from runtime.serving.references import FIL_TOLERANCES
+from runtime.serving.references import FIL_TOLERANCES, reference_for
 from runtime.serving.smoke import compare_outputs, served_format
+from runtime.steps.model_runner import open_runner
 from tests.tools import REPO_ROOT
 
 SPECS = REPO_ROOT / "tests" / "golden" / "formats" / "specs"
@@ -120,7 +126,7 @@ def test_the_local_repository_holds_the_tree_model_the_adapter_and_its_helpers(
     )
     names = sorted(p.name for p in (folder / "1").iterdir())
     assert names == sorted(["model.txt", *(f.name for f in files)])
-    assert {"model.py", "tree_predict.py", "tree_session.py"} <= set(names)
+    assert {"model.py", "tree_predict.py"} <= set(names)
     assert (folder / "1" / "model.txt").read_bytes() == LGBM.read_bytes()
 
 
@@ -152,20 +158,49 @@ def test_a_lightgbm_regressor_answers_the_librarys_value() -> None:
     assert np.array_equal(served.predict(rows)[:, 0], booster.predict(rows).astype("f4"))
 
 
-def test_the_adapters_tree_session_is_the_predictor_behind_onnxruntimes_api() -> None:
-    sys.path.insert(0, str(Path(TREE_FILES[1]).parent))  # as the adapter does in its folder
-    sys.path.insert(0, str(TREE_FILES[0].parent))
+def test_the_adapter_the_steps_and_smoke_answer_through_one_tree_predictor() -> None:
+    sys.path.insert(0, str(TREE_FILES[0].parent))  # as the adapter finds it in its folder
     try:
-        from tree_session import TreeSession  # type: ignore[import-not-found]
+        import tree_predict as beside_the_adapter  # type: ignore[import-not-found]
     finally:
-        del sys.path[:2]
+        del sys.path[0]
     parameters = {"model_type": "lightgbm", "output_class": "false"}
-    session = TreeSession(str(EXAMPLE_LGBM), parameters)
-    (node,) = session.get_inputs()
-    assert (node.name, node.type, node.shape) == ("input__0", "tensor(float)", [None, 5])
+    served = beside_the_adapter.TreePredictor(str(EXAMPLE_LGBM), parameters)
+    (node,) = served.get_inputs()
+    assert (node.name, node.type, node.shape) == ("input__0", "tensor(float)", ["N", 5])
     rows = _rows(5)
-    (answer,) = session.run(["output__0"], {"input__0": rows})
-    assert np.array_equal(answer, TreePredictor(str(EXAMPLE_LGBM), parameters).predict(rows))
+    (answer,) = served.run(["output__0"], {"input__0": rows})
+    # The pipeline's steps run the file as Kiln's trainer publishes it: for a regressor,
+    # exactly what the local Triton serves; smoke's reference is the same predictor.
+    runner = open_runner(EXAMPLE_LGBM)
+    assert runner.get_inputs() == [Node("input__0", "tensor(float)", ["N", 5])]
+    assert np.array_equal(runner.run(None, {"input__0": rows})[0], answer)
+    reference = reference_for("lightgbm", EXAMPLE_LGBM, parameters, exact=True)
+    assert reference.columns(signature=None) == list(runner.features)  # type: ignore[arg-type]
+    assert np.array_equal(reference.run({"input__0": rows}, ["output__0"])["output__0"], answer)
+
+
+def _imports(path: Path) -> set[str]:
+    found = set()
+    for node in ast.walk(ast.parse(path.read_bytes())):
+        if isinstance(node, ast.Import):
+            found |= {alias.name.split(".")[0] for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            found.add(node.module.split(".")[0])
+    return found
+
+
+def test_one_module_loads_a_tree_model_to_predict_and_the_trainer_to_fit() -> None:
+    loading = sorted(
+        path.relative_to(REPO_ROOT).as_posix()
+        for path in (REPO_ROOT / "runtime").rglob("*.py")
+        if _imports(path) & {"xgboost", "lightgbm"}
+    )
+    assert loading == [
+        "runtime/contract/tree_predict.py",  # every prediction
+        "runtime/steps/lightgbm_booster.py",  # fitting
+        "runtime/steps/trainer_graph.py",  # fitting
+    ]
 
 
 def test_smoke_holds_fil_to_its_tolerance_and_the_adapter_to_exact_equality() -> None:
@@ -207,3 +242,34 @@ def test_the_rollouts_smoke_job_gets_the_config_of_a_tree_model_only() -> None:
         "car-price-gbm"
     )
     assert "--config" not in command("car-price")
+
+
+def test_the_adapter_puts_its_folder_on_the_import_path_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = _config("income-lgbm", "local")
+    text = triton.serialize(config)
+    folder = assemble(
+        "income-lgbm",
+        [ArtifactSource(1, str(LGBM))],
+        text,
+        tmp_path,
+        extra_files=adapter_files(text),
+    )
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    monkeypatch.setitem(sys.modules, "triton_python_backend_utils", types.ModuleType("pb"))
+    monkeypatch.setattr(np, "__version__", "1.26.4")  # the backend venv's numpy
+    spec = importlib.util.spec_from_file_location("kiln_adapter_in_repo", folder / "1" / "model.py")
+    assert spec is not None and spec.loader is not None
+    adapter = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(adapter)
+    model = adapter.TritonPythonModel()
+    as_dict = json_format.MessageToDict(config, preserving_proto_field_name=True)
+    # Triton may name the model folder unnormalised; it is still the one folder.
+    args = {"model_config": json.dumps(as_dict), "model_repository": f"{folder}/."}
+    model.initialize({**args, "model_version": "1"})
+    version = os.path.realpath(folder / "1")
+    assert [p for p in sys.path if os.path.realpath(p) == version] == [str(folder / "1")]
+    rows = _rows(model.session.get_inputs()[0].shape[1])
+    (answer,) = model.session.run(["output__0"], {"input__0": rows})
+    assert answer.shape == (len(rows), 1)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnxruntime as ort
@@ -18,6 +19,7 @@ import pandas as pd
 import pytest
 
 from runtime.contract.batch import SUCCESS, BatchColumns
+from runtime.contract.outputs import output_roles
 from runtime.contract.signing import Trust
 from runtime.serving.batch import main
 from tests.keys import key_pair
@@ -221,3 +223,46 @@ def test_multiclass_predictions_are_class_labels_with_a_score_per_class(tmp_path
     for index, (_, column) in enumerate(scores):
         assert np.array_equal(scored[column].to_numpy(), probabilities[:, index].astype(float))
     assert scored["seen_at"].equals(frame["at"].astype(scored["seen_at"].dtype))
+
+
+def test_a_signature_that_does_not_fit_the_task_is_one_line_exit_2_and_writes_nothing(
+    tmp_path: Path, analysis: pd.DataFrame, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source = tmp_path / "analysis.parquet"
+    analysis.head(100).to_parquet(source, index=False)
+    output = tmp_path / "out" / "scored.parquet"
+    output.parent.mkdir()
+    # The car-loan signature has no float output of one value per row: no regression.
+    flags = ["--task", "regression"]
+    code = main(
+        [
+            *("--model", str(LOAN), "--signature", json.dumps(SIGNATURE), *flags),
+            *("--columns", COLUMNS.to_json(), "--input", str(source), "--output", str(output)),
+        ],
+        progress=lambda _: None,
+    )
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err == (
+        "batch: error: the signature does not fit --task regression: regression needs a "
+        "float output with one value per row\n"
+    )
+    assert list(output.parent.iterdir()) == []
+
+
+def test_the_output_roles_are_worked_out_once_per_run_not_per_chunk(
+    tmp_path: Path, analysis: pd.DataFrame, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import runtime.serving.batch as batch
+
+    calls = []
+
+    def counted(signature: Any, task: str) -> Any:
+        calls.append(task)
+        return output_roles(signature, task)
+
+    monkeypatch.setattr(batch, "output_roles", counted)
+    source = tmp_path / "analysis.parquet"
+    analysis.head(3_000).to_parquet(source, index=False)
+    assert score(source, tmp_path / "scored.parquet", "--chunk-rows", "1000") == 0
+    assert calls == ["binary_classification"]
