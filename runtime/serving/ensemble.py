@@ -146,8 +146,7 @@ def steps_from_flags(args: argparse.Namespace) -> list[ServedStep]:
         if step not in uris:
             raise AssembleError(f"step {step} has no --artifact")
         source = ArtifactSource(args.version, uris[step], digests.get(step), bundles.get(step))
-        # `onnx` tells how the local tools serve a step; the pod's Triton runs the config.
-        steps.append(ServedStep(step, _read(Path(config)), source, onnx=False))
+        steps.append(ServedStep(step, _read(Path(config)), source))
     return steps
 
 

@@ -157,7 +157,6 @@ def test_a_step_the_ensemble_schedules_but_nobody_gave_is_refused(pod: dict[str,
         prep,
         (pod["mount"] / f"{prep}.config.pbtxt").read_text(encoding="utf-8"),
         ArtifactSource(1, str(pod["store"] / MODEL / "prep" / "model.py")),
-        onnx=False,
     )
     with pytest.raises(AssembleError, match=r"schedules \['car-price-pipeline.prep', "):
         assemble_ensemble(MODEL, config, 1, [step], pod["repository"])
