@@ -17,6 +17,7 @@ from compiler.targets import (
     analysis,
     autoscaling,
     batch,
+    capture,
     ensemble,
     gitops,
     monitoring,
@@ -93,12 +94,11 @@ def render_triton(model: ModelIR, place: Placer) -> tuple[Artifact | None, str, 
 
 
 def _ensemble_config(
-    model: ModelIR, config: mc.ModelConfig, folder: str, place: Placer, at: Path_
+    model: ModelIR, config: mc.ModelConfig, folder: str, place: Placer, at: Path_, version: int
 ) -> tuple[Artifact | None, list[Diagnostic]]:
     """One config of an ensemble, checked for Triton's load-time rules like any other."""
     text = triton.serialize(config)
-    assert model.ensemble is not None
-    problems = triton_rules.load_time_problems(config, config.name, [model.ensemble.version], 0)
+    problems = triton_rules.load_time_problems(config, config.name, [version], 0)
     if problems:
         line, col = place(model, at)
         return None, [
@@ -117,6 +117,18 @@ def _ensemble_config(
     return Artifact.text(path, header(model.source.file) + text, model.sources, origin=at), []
 
 
+def _ensemble_files(
+    model: ModelIR, configs: list[tuple[mc.ModelConfig, str, Path_]], version: int, place: Placer
+) -> tuple[list[Artifact] | None, list[Diagnostic]]:
+    artifacts, diagnostics = [], []
+    for config, folder, at in configs:
+        artifact, problems = _ensemble_config(model, config, folder, place, at, version)
+        diagnostics += problems
+        if artifact is not None:
+            artifacts.append(artifact)
+    return (None if diagnostics else artifacts), diagnostics
+
+
 def render_ensemble(
     model: ModelIR, place: Placer
 ) -> tuple[list[Artifact] | None, list[Diagnostic]]:
@@ -130,20 +142,66 @@ def render_ensemble(
         configs.append(
             (ensemble.step_config(model, step), folder, ("spec", "ensemble", "steps", i))
         )
-    artifacts, diagnostics = [], []
-    for config, folder, at in configs:
-        artifact, problems = _ensemble_config(model, config, folder, place, at)
-        diagnostics += problems
-        if artifact is not None:
-            artifacts.append(artifact)
-    return (None if diagnostics else artifacts), diagnostics
+    return _ensemble_files(model, configs, model.ensemble.version, place)
 
 
-def _serving_stack(model: ModelIR, config_text: str) -> Iterable[Artifact]:
+def render_capture(model: ModelIR, place: Placer) -> tuple[list[Artifact] | None, list[Diagnostic]]:
+    """A cluster model with capture on: the ensemble `<model>` with its model step and
+    capture step (compiler/targets/capture.py), and the serving stack that runs them.
+    Triton's load-time rules apply to the model step as to a model served alone; the
+    GPU it may use is its own, so a GPU group there is checked against the pod's GPUs."""
+    at: Path_ = ("spec", "serving", "capture")
+    version = capture.version(model)
+    model_config = capture.model_step_config(model)
+    problems = triton_rules.load_time_problems(
+        model_config, model_config.name, [version], model.serving.resources.gpus
+    )
+    if problems:
+        line, col = place(model, ("spec", "serving"))
+        return None, [
+            Diagnostic(
+                model.source.file,
+                line,
+                col,
+                "KILN1802",
+                p,
+                hint=advice("KILN1802"),
+                environments=(model.environment.name,),
+            )
+            for p in problems
+        ]
+    step_folder = f"{ensemble.STEPS_FOLDER}/{{}}/"
+    configs: list[tuple[mc.ModelConfig, str, Path_]] = [
+        (capture.ensemble_config(model), "", at),
+        (capture.capture_step_config(model), step_folder.format(capture.capture_step(model)), at),
+    ]
+    artifacts, diagnostics = _ensemble_files(model, configs, version, place)
+    if artifacts is None:
+        return None, diagnostics
+    path = (
+        f"{model_folder(model)}/triton/{step_folder.format(model_config.name)}{triton.CONFIG_FILE}"
+    )
+    model_text = triton.serialize(model_config)
+    artifacts.append(
+        Artifact.text(
+            path, header(model.source.file) + model_text, model.sources, origin=("spec", "serving")
+        )
+    )
+    steps = {
+        serving.MODEL_STEP_FILE: model_text,
+        serving.CAPTURE_STEP_FILE: triton.serialize(configs[1][0]),
+    }
+    ensemble_text = triton.serialize(configs[0][0])
+    return [*artifacts, *_serving_stack(model, ensemble_text, steps)], []
+
+
+def _serving_stack(
+    model: ModelIR, config_text: str, steps: dict[str, str] | None = None
+) -> Iterable[Artifact]:
     """Everything that runs and routes Triton in a cluster environment."""
-    yield manifest(model, serving.config_map(model, config_text), ("spec", "serving"))
+    yield manifest(model, serving.config_map(model, config_text, steps), ("spec", "serving"))
     yield manifest(model, serving.service_account(model), ("metadata", "name"))
-    yield manifest(model, serving.workload(model, config_text), ("spec", "rollout"))
+    yield manifest(model, serving.workload(model, config_text, steps), ("spec", "rollout"))
     for service in traffic.services(model):
         yield manifest(model, service, ("spec", "rollout"))
     yield manifest(model, network.network_policy(model), ("spec", "serving"))
@@ -224,6 +282,8 @@ def _serving(model: ModelIR, place: Placer) -> tuple[list[Artifact] | None, list
         return render_ensemble(model, place)
     if not model.is_served:
         return [], []
+    if capture.is_capture_ensemble(model):
+        return render_capture(model, place)
     config, config_text, diagnostics = render_triton(model, place)
     if config is None:
         return None, diagnostics

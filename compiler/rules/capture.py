@@ -26,9 +26,15 @@ FLOAT_TYPES = ("fp16", "fp32", "fp64")
 
 def declared_capture(spec: ModelSpec, environment: Environment) -> Capture | None:
     """The capture settings in force: a local environment captures unless told not to;
-    a cluster environment does not capture yet (KILN1653)."""
-    capture = spec.serving.capture or Capture()
-    return capture if environment.kind == "local" and capture.enabled else None
+    a cluster environment when the spec says so, except for a declared ensemble
+    (KILN1653)."""
+    if environment.kind == "local":
+        capture = spec.serving.capture or Capture()
+        return capture if capture.enabled else None
+    declared = spec.serving.capture
+    if declared is None or not declared.enabled or spec.ensemble is not None:
+        return None
+    return declared
 
 
 def missing_analysis(spec: ModelSpec, capture: Capture | None, environment: str) -> list[Finding]:
@@ -70,7 +76,9 @@ def _outputs(spec: ModelSpec, outputs: tuple[Tensor, ...]) -> tuple[Tensor | Non
 def _columns(spec: ModelSpec) -> tuple[str, str, str | dict[str, str] | None]:
     monitoring = spec.monitoring
     if monitoring is None:
-        return DEFAULT_COLUMNS
+        timestamp, prediction, score = DEFAULT_COLUMNS
+        # A regression model answers no probabilities: it has no score column to capture.
+        return timestamp, prediction, None if spec.task == "regression" else score
     columns = monitoring.columns
     return columns.timestamp, columns.prediction, columns.score
 
@@ -139,18 +147,22 @@ def capture_config(
 
 
 def not_in_clusters(spec: ModelSpec, environment: Environment) -> list[Finding]:
-    """Capture declared where it does not run yet: said, not silently ignored."""
+    """Capture declared where it is not rendered: a declared ensemble in a cluster, whose
+    steps would need the capture step spliced into the user's own graph. Said, not
+    silently ignored."""
     declared = spec.serving.capture
     if declared is None or not declared.enabled or environment.kind == "local":
+        return []
+    if spec.ensemble is None:
         return []
     return [
         Finding(
             (*SPEC, "serving", "capture"),
             "KILN1653",
-            f"serving.capture is not rendered for the cluster environment `{environment.name}` "
-            "yet: only local environments capture",
-            "remove serving.capture from this environment, or keep it as a declaration of "
-            "intent (docs/capture.md says what the cluster will run)",
+            "serving.capture is not rendered for an ensemble (spec.ensemble) in the cluster "
+            f"environment `{environment.name}`: its traffic is not captured there",
+            "remove serving.capture from this environment, or serve the model as one "
+            "version (spec.serving.version), which a cluster captures (docs/capture.md)",
             key=True,
             warning=True,
         )

@@ -13,12 +13,14 @@ Rollouts `Rollout`.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 
 from compiler import names
 from compiler.ir import ModelIR
 from compiler.serialize import to_json
-from compiler.targets import k8s, strategies
+from compiler.targets import capture, k8s, strategies
 from compiler.targets.k8s import GRPC_PORT, HTTP_PORT, METRICS_PORT, Object
+from runtime.contract import capture as capture_contract
 from runtime.contract.signature import Signature
 from runtime.contract.signing import TRUST_FILE
 
@@ -33,6 +35,10 @@ PROVISIONING_S = 20 * 60
 PROGRESS_DEADLINE_S = PROVISIONING_S + STARTUP_PERIOD_S * STARTUP_FAILURES
 REPOSITORY = "/models"
 SIGNATURE_FILE = "signature.json"
+CONFIG_FILE = "config.pbtxt"
+# The capture ensemble's step configs, beside the ensemble's config.pbtxt in the ConfigMap.
+MODEL_STEP_FILE = "model-step.pbtxt"
+CAPTURE_STEP_FILE = "capture-step.pbtxt"
 
 
 def signature(model: ModelIR) -> Signature:
@@ -50,8 +56,9 @@ def verifies_signatures(model: ModelIR) -> bool:
     return trust.declared or trust.require_signatures
 
 
-def config_map(model: ModelIR, config_text: str) -> Object:
-    data = {"config.pbtxt": config_text, SIGNATURE_FILE: signature_document(model)}
+def config_map(model: ModelIR, config_text: str, steps: Mapping[str, str] | None = None) -> Object:
+    """config.pbtxt (with capture on: the ensemble's, and each step's config by its key)."""
+    data = {CONFIG_FILE: config_text, **(steps or {}), SIGNATURE_FILE: signature_document(model)}
     if verifies_signatures(model):
         data[TRUST_FILE] = model.environment.trust.to_json()
     return k8s.resource(
@@ -73,7 +80,13 @@ def service_account(model: ModelIR) -> Object:
 
 
 def _assemble_container(model: ModelIR) -> Object:
-    args = ["python", "-m", "runtime.serving.assemble", "--model", model.name]
+    # With capture on, the served version is the ensemble's model step.
+    name, config = (
+        (capture.model_step(model), MODEL_STEP_FILE)
+        if capture.is_capture_ensemble(model)
+        else (model.name, CONFIG_FILE)
+    )
+    args = ["python", "-m", "runtime.serving.assemble", "--model", name]
     for artifact in model.served:
         args += ["--artifact", f"{artifact.version}={artifact.uri}"]
         if artifact.sha256:
@@ -82,9 +95,14 @@ def _assemble_container(model: ModelIR) -> Object:
             args += ["--signature", f"{artifact.version}={artifact.signature}"]
     if verifies_signatures(model):
         args += ["--trust", f"{CONFIG_MOUNT}/{TRUST_FILE}"]
-    args += ["--config", f"{CONFIG_MOUNT}/config.pbtxt", "--repository", REPOSITORY]
+    args += ["--config", f"{CONFIG_MOUNT}/{config}", "--repository", REPOSITORY]
+    return _init_container(model, "assemble-model-repository", args)
+
+
+def _init_container(model: ModelIR, name: str, args: list[str]) -> Object:
+    """An init container of the runtime image that writes into the model repository."""
     return {
-        "name": "assemble-model-repository",
+        "name": name,
         "image": model.project.images.runtime,
         # `command`, not `args`: the runtime image's ENTRYPOINT would be prepended to args.
         "command": k8s.literals(args),
@@ -99,6 +117,26 @@ def _assemble_container(model: ModelIR) -> Object:
             {"name": "tmp", "mountPath": "/tmp"},
         ],
     }
+
+
+def capture_step_container(model: ModelIR) -> Object:
+    """Installs the capture step from the runtime image (it has no artifact of its own)
+    and the ensemble's folder that puts it behind the model's name."""
+    version = capture.version(model)
+    args = [
+        "python",
+        "-m",
+        "runtime.serving.capture_step",
+        "--install",
+        f"{REPOSITORY}/{capture.capture_step(model)}/{version}",
+        "--config",
+        f"{CONFIG_MOUNT}/{CAPTURE_STEP_FILE}",
+        "--ensemble",
+        f"{REPOSITORY}/{model.name}/{version}",
+        "--ensemble-config",
+        f"{CONFIG_MOUNT}/{CONFIG_FILE}",
+    ]
+    return _init_container(model, "install-capture-step", args)
 
 
 # Triton's APIs that no client of a Kiln model needs, and that a client could misuse:
@@ -132,6 +170,15 @@ def restricted_api_args() -> list[str]:
     return [f"--http-restricted-api={restriction}", f"--grpc-restricted-protocol={restriction}"]
 
 
+def _forwarded_headers(model: ModelIR) -> list[str]:
+    """The capture step keeps a client's x-request-id: Triton forwards the header to the
+    models as a request parameter (the labels join on it)."""
+    if not capture.is_capture_ensemble(model):
+        return []
+    header = capture_contract.REQUEST_ID_HEADER
+    return [f"--http-header-forward-pattern={header}", f"--grpc-header-forward-pattern={header}"]
+
+
 def _probe(path: str, period: int, failures: int) -> Object:
     return {
         "httpGet": {"path": path, "port": "http"},
@@ -163,6 +210,7 @@ def _triton_container(model: ModelIR) -> Object:
             # p99 latency for the analysis comes from Triton's summary metrics.
             "--metrics-config=summary_latencies=true",
             *restricted_api_args(),
+            *_forwarded_headers(model),
         ],
         "env": [_admin_key_env(model)],
         "ports": [
@@ -186,15 +234,21 @@ def _triton_container(model: ModelIR) -> Object:
     }
 
 
-def pod_template(model: ModelIR, config_text: str) -> Object:
-    digest = hashlib.sha256(config_text.encode()).hexdigest()
+def pod_template(
+    model: ModelIR, config_text: str, steps: Mapping[str, str] | None = None
+) -> Object:
+    configs = config_text + "".join(text for _, text in sorted((steps or {}).items()))
+    digest = hashlib.sha256(configs.encode()).hexdigest()
+    init = [_assemble_container(model)]
+    if capture.is_capture_ensemble(model):
+        init.append(capture_step_container(model))
     served = ",".join(str(a.version) for a in model.served)
     spec: Object = {
         "serviceAccountName": model.name,
         "automountServiceAccountToken": False,
         "securityContext": k8s.pod_security(),
         "terminationGracePeriodSeconds": 30,
-        "initContainers": [_assemble_container(model)],
+        "initContainers": init,
         "containers": [_triton_container(model)],
         "volumes": [
             {"name": "models", "emptyDir": {}},
@@ -217,9 +271,9 @@ def pod_template(model: ModelIR, config_text: str) -> Object:
     }
 
 
-def workload(model: ModelIR, config_text: str) -> Object:
+def workload(model: ModelIR, config_text: str, steps: Mapping[str, str] | None = None) -> Object:
     """The Rollout, or for `recreate` a Deployment, that runs Triton."""
-    template = pod_template(model, config_text)
+    template = pod_template(model, config_text, steps)
     common: Object = {
         "revisionHistoryLimit": 3,
         "selector": {"matchLabels": k8s.selector(model)},

@@ -10,7 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from runtime.contract import capture as contract
-from runtime.local.triton_backend.capture_writer import CaptureWriter, resolve_root
+from runtime.serving.capture_writer import CaptureWriter, resolve_root
 
 CONFIG = contract.CaptureConfig(
     model="m",
@@ -155,7 +155,7 @@ def test_an_hour_the_store_refuses_drops_only_its_own_rows(
 ) -> None:
     """Rows of two hours flushed together: the refused hour's rows count as dropped, the
     written hour's as written."""
-    from runtime.local.triton_backend import capture_writer
+    from runtime.serving import capture_writer
 
     clock = iter([3_600 * 10**9 * 100, 3_600 * 10**9 * 101])
     monkeypatch.setattr(capture_writer.time, "time_ns", lambda: next(clock, 3_600 * 10**9 * 102))

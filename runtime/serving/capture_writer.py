@@ -7,12 +7,14 @@ buffer is full (the store is slow or down) new rows are dropped and counted, nev
 waited for; a part the store refuses is dropped and counted too. `close` (the model's
 finalize, which Triton runs on a clean stop) writes what is still buffered.
 
-It needs only numpy and pyarrow, because it runs inside Triton's python stub; there it
-is copied beside the adapter together with the contract module.
+It needs only numpy and pyarrow, because it runs inside Triton's python stub: beside the
+local adapter (runtime/local/triton_backend) and in the cluster's capture step
+(runtime/serving/capture_step), copied there together with the contract module.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import threading
@@ -205,3 +207,60 @@ class CaptureWriter:
         hidden = f"{folder}/.{name}"
         pq.write_table(table, hidden, filesystem=self._fs)
         self._fs.move(hidden, f"{folder}/{name}")
+
+
+class RequestIds:
+    """A request's id as captured: the x-request-id header Triton forwards as a request
+    parameter, else Triton's request id, else a new one (a random prefix per model
+    instance and a counter: unique without a uuid per request)."""
+
+    def __init__(self) -> None:
+        self._prefix, self._count = uuid.uuid4().hex[:16], 0
+
+    def of(self, request: Any) -> str:
+        try:
+            parameters = json.loads(request.parameters() or "{}")
+        except (TypeError, ValueError):
+            parameters = {}
+        header = parameters.get(contract.REQUEST_ID_HEADER)
+        if isinstance(header, str) and header:
+            return header
+        given = request.request_id()
+        if given:
+            return str(given)
+        self._count += 1
+        return f"{self._prefix}-{self._count}"
+
+
+def triton_writer(
+    pb_utils: Any, settings: contract.CaptureConfig, version: int, who: str
+) -> tuple[CaptureWriter, Any] | None:
+    """The writer as a python-backend model runs it: its drop and write counters are
+    Triton custom metrics labelled with the served model's name and version, and its
+    complaints go to Triton's log. `pb_utils` is Triton's module, handed in because it
+    exists only inside the stub. Returns the writer and the metric families, which the
+    caller keeps (Triton forgets a family nobody holds), or None when the store cannot
+    be placed (a relative path and no project root: not Triton's working folder)."""
+    logger = pb_utils.Logger
+    root = resolve_root(settings.data, os.environ.get(contract.PROJECT_ROOT_ENV))
+    if root is None:
+        logger.log_warn(f"{who}: capture off: no {contract.PROJECT_ROOT_ENV}")
+        return None
+    labels = {"model": settings.model, "version": str(version)}
+    families = [
+        pb_utils.MetricFamily(name=name, description=text, kind=pb_utils.MetricFamily.COUNTER)
+        for name, text in (
+            (contract.DROPPED_METRIC, "Served rows not captured (buffer full, store down)"),
+            (contract.WRITTEN_METRIC, "Served rows captured into the data store"),
+        )
+    ]
+    dropped, written = (family.Metric(labels=labels) for family in families)
+    writer = CaptureWriter(
+        settings,
+        version,
+        root,
+        dropped=dropped.increment,
+        written=written.increment,
+        failed=lambda message: logger.log_warn(f"{who}: capture: {message}"),
+    )
+    return writer, (families, dropped, written)
