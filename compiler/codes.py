@@ -265,9 +265,9 @@ CODES: dict[str, tuple[str, str]] = {
         "and the monitor's columns are all distinct.",
     ),
     "KILN1653": (
-        "Capture declared for an ensemble in a cluster environment",
-        "A cluster captures a model served as one version; a declared ensemble is not "
-        "captured there yet. See docs/capture.md.",
+        "Capture declared for an ensemble",
+        "Capture runs for a model served as one version; a declared ensemble is not "
+        "captured yet. See docs/capture.md.",
     ),
     # 17xx: model signatures
     "KILN1701": (

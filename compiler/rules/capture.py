@@ -25,16 +25,16 @@ FLOAT_TYPES = ("fp16", "fp32", "fp64")
 
 
 def declared_capture(spec: ModelSpec, environment: Environment) -> Capture | None:
-    """The capture settings in force: a local environment captures unless told not to;
-    a cluster environment when the spec says so, except for a declared ensemble
-    (KILN1653)."""
+    """The capture settings in force: a local environment captures unless told not to,
+    a cluster environment when the spec says so; a declared ensemble does not capture
+    (KILN1653), because the capture step would have to join the user's own graph."""
+    if spec.ensemble is not None:
+        return None
     if environment.kind == "local":
         capture = spec.serving.capture or Capture()
         return capture if capture.enabled else None
     declared = spec.serving.capture
-    if declared is None or not declared.enabled or spec.ensemble is not None:
-        return None
-    return declared
+    return declared if declared is not None and declared.enabled else None
 
 
 def missing_analysis(spec: ModelSpec, capture: Capture | None, environment: str) -> list[Finding]:
@@ -146,23 +146,20 @@ def capture_config(
     return config, _clashes(config)
 
 
-def not_in_clusters(spec: ModelSpec, environment: Environment) -> list[Finding]:
-    """Capture declared where it is not rendered: a declared ensemble in a cluster, whose
-    steps would need the capture step spliced into the user's own graph. Said, not
+def not_for_ensembles(spec: ModelSpec) -> list[Finding]:
+    """Capture declared for a declared ensemble, where it is not rendered: said, not
     silently ignored."""
     declared = spec.serving.capture
-    if declared is None or not declared.enabled or environment.kind == "local":
-        return []
-    if spec.ensemble is None:
+    if declared is None or not declared.enabled or spec.ensemble is None:
         return []
     return [
         Finding(
             (*SPEC, "serving", "capture"),
             "KILN1653",
-            "serving.capture is not rendered for an ensemble (spec.ensemble) in the cluster "
-            f"environment `{environment.name}`: its traffic is not captured there",
-            "remove serving.capture from this environment, or serve the model as one "
-            "version (spec.serving.version), which a cluster captures (docs/capture.md)",
+            "serving.capture is not rendered for an ensemble (spec.ensemble): its traffic "
+            "is not captured",
+            "remove serving.capture, or serve the model as one version (spec.serving.version), "
+            "which every environment captures (docs/capture.md)",
             key=True,
             warning=True,
         )

@@ -39,9 +39,14 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 try:  # in Kiln's own Python (the adapter's unit tests)
     from runtime.contract import capture as capture_contract
+    from runtime.serving.capture_writer import CaptureWriter, RequestIds, triton_writer
 except ImportError:  # in Triton's python stub
     import capture as capture_contract  # type: ignore[import-not-found,no-redef]
-from capture_writer import CaptureWriter, RequestIds, triton_writer
+    from capture_writer import (  # type: ignore[import-not-found,no-redef]
+        CaptureWriter,
+        RequestIds,
+        triton_writer,
+    )
 
 # Intra-op threads per model instance. Parallelism comes from instance_group
 # count; one thread also keeps results bit-identical with a 1-thread session.
