@@ -57,6 +57,23 @@ def manifest(model: ModelIR, document: dict[str, Any], origin: Path_) -> Artifac
     )
 
 
+def _refused(model: ModelIR, problems: list[str], at: Path_, place: Placer) -> list[Diagnostic]:
+    """Triton's load-time rules a rendered config breaks, placed at the spec node `at`."""
+    line, col = place(model, at)  # asks for the spec's source map
+    return [
+        Diagnostic(
+            model.source.file,
+            line,
+            col,
+            "KILN1802",
+            p,
+            hint=advice("KILN1802"),
+            environments=(model.environment.name,),
+        )
+        for p in problems
+    ]
+
+
 def render_triton(model: ModelIR, place: Placer) -> tuple[Artifact | None, str, list[Diagnostic]]:
     """config.pbtxt, its text without header (for the ConfigMap), and any problems."""
     config = triton.build_config(model)
@@ -71,61 +88,30 @@ def render_triton(model: ModelIR, place: Placer) -> tuple[Artifact | None, str, 
         0 if model.is_local else model.serving.resources.gpus,
     )
     if problems:
-        line, col = place(model, ("spec", "serving"))  # asks for the spec's source map
-        return (
-            None,
-            text,
-            [
-                Diagnostic(
-                    file,
-                    line,
-                    col,
-                    "KILN1802",
-                    p,
-                    hint=advice("KILN1802"),
-                    environments=(model.environment.name,),
-                )
-                for p in problems
-            ],
-        )
+        return None, text, _refused(model, problems, ("spec", "serving"), place)
     path = f"{model_folder(model)}/triton/{triton.CONFIG_FILE}"
     artifact = Artifact.text(path, header(file) + text, model.sources, origin=("spec", "serving"))
     return artifact, text, []
 
 
-def _ensemble_config(
-    model: ModelIR, config: mc.ModelConfig, folder: str, place: Placer, at: Path_, version: int
-) -> tuple[Artifact | None, list[Diagnostic]]:
-    """One config of an ensemble, checked for Triton's load-time rules like any other."""
-    text = triton.serialize(config)
-    problems = triton_rules.load_time_problems(config, config.name, [version], 0)
-    if problems:
-        line, col = place(model, at)
-        return None, [
-            Diagnostic(
-                model.source.file,
-                line,
-                col,
-                "KILN1802",
-                p,
-                hint=advice("KILN1802"),
-                environments=(model.environment.name,),
-            )
-            for p in problems
-        ]
-    path = f"{model_folder(model)}/triton/{folder}{triton.CONFIG_FILE}"
-    return Artifact.text(path, header(model.source.file) + text, model.sources, origin=at), []
+# An ensemble's config, or one of its steps': the message, the folder under triton/ it is
+# written to, the spec node it comes from, and the GPUs the pod gives it.
+EnsembleFile = tuple[mc.ModelConfig, str, Path_, int]
 
 
 def _ensemble_files(
-    model: ModelIR, configs: list[tuple[mc.ModelConfig, str, Path_]], version: int, place: Placer
+    model: ModelIR, configs: list[EnsembleFile], version: int, place: Placer
 ) -> tuple[list[Artifact] | None, list[Diagnostic]]:
+    """Each config, checked for Triton's load-time rules like any other."""
     artifacts, diagnostics = [], []
-    for config, folder, at in configs:
-        artifact, problems = _ensemble_config(model, config, folder, place, at, version)
-        diagnostics += problems
-        if artifact is not None:
-            artifacts.append(artifact)
+    for config, folder, at, gpus in configs:
+        problems = triton_rules.load_time_problems(config, config.name, [version], gpus)
+        if problems:
+            diagnostics += _refused(model, problems, at, place)
+            continue
+        path = f"{model_folder(model)}/triton/{folder}{triton.CONFIG_FILE}"
+        text = header(model.source.file) + triton.serialize(config)
+        artifacts.append(Artifact.text(path, text, model.sources, origin=at))
     return (None if diagnostics else artifacts), diagnostics
 
 
@@ -134,65 +120,38 @@ def render_ensemble(
 ) -> tuple[list[Artifact] | None, list[Diagnostic]]:
     """The ensemble's config.pbtxt, and one per step in the folder Triton loads it from."""
     assert model.ensemble is not None
-    configs: list[tuple[mc.ModelConfig, str, Path_]] = [
-        (ensemble.ensemble_config(model), "", ("spec", "ensemble"))
-    ]
+    configs: list[EnsembleFile] = [(ensemble.ensemble_config(model), "", ("spec", "ensemble"), 0)]
     for i, step in enumerate(model.ensemble.steps):
         folder = f"{ensemble.STEPS_FOLDER}/{step.name}/"
-        configs.append(
-            (ensemble.step_config(model, step), folder, ("spec", "ensemble", "steps", i))
-        )
+        at: Path_ = ("spec", "ensemble", "steps", i)
+        configs.append((ensemble.step_config(model, step), folder, at, 0))
     return _ensemble_files(model, configs, model.ensemble.version, place)
 
 
 def render_capture(model: ModelIR, place: Placer) -> tuple[list[Artifact] | None, list[Diagnostic]]:
     """A cluster model with capture on: the ensemble `<model>` with its model step and
     capture step (compiler/targets/capture.py), and the serving stack that runs them.
-    Triton's load-time rules apply to the model step as to a model served alone; the
-    GPU it may use is its own, so a GPU group there is checked against the pod's GPUs."""
+    The model step keeps the pod's GPUs, and is checked against them."""
     at: Path_ = ("spec", "serving", "capture")
-    version = capture.version(model)
-    model_config = capture.model_step_config(model)
-    problems = triton_rules.load_time_problems(
-        model_config, model_config.name, [version], model.serving.resources.gpus
+    whole, step, recorder = (
+        capture.ensemble_config(model),
+        capture.model_step_config(model),
+        capture.capture_step_config(model),
     )
-    if problems:
-        line, col = place(model, ("spec", "serving"))
-        return None, [
-            Diagnostic(
-                model.source.file,
-                line,
-                col,
-                "KILN1802",
-                p,
-                hint=advice("KILN1802"),
-                environments=(model.environment.name,),
-            )
-            for p in problems
-        ]
-    step_folder = f"{ensemble.STEPS_FOLDER}/{{}}/"
-    configs: list[tuple[mc.ModelConfig, str, Path_]] = [
-        (capture.ensemble_config(model), "", at),
-        (capture.capture_step_config(model), step_folder.format(capture.capture_step(model)), at),
+    gpus = model.serving.resources.gpus
+    configs: list[EnsembleFile] = [
+        (whole, "", at, 0),
+        (step, f"{ensemble.STEPS_FOLDER}/{step.name}/", ("spec", "serving"), gpus),
+        (recorder, f"{ensemble.STEPS_FOLDER}/{recorder.name}/", at, 0),
     ]
-    artifacts, diagnostics = _ensemble_files(model, configs, version, place)
+    artifacts, diagnostics = _ensemble_files(model, configs, capture.version(model), place)
     if artifacts is None:
         return None, diagnostics
-    path = (
-        f"{model_folder(model)}/triton/{step_folder.format(model_config.name)}{triton.CONFIG_FILE}"
-    )
-    model_text = triton.serialize(model_config)
-    artifacts.append(
-        Artifact.text(
-            path, header(model.source.file) + model_text, model.sources, origin=("spec", "serving")
-        )
-    )
     steps = {
-        serving.MODEL_STEP_FILE: model_text,
-        serving.CAPTURE_STEP_FILE: triton.serialize(configs[1][0]),
+        serving.MODEL_STEP_FILE: triton.serialize(step),
+        serving.CAPTURE_STEP_FILE: triton.serialize(recorder),
     }
-    ensemble_text = triton.serialize(configs[0][0])
-    return [*artifacts, *_serving_stack(model, ensemble_text, steps)], []
+    return [*artifacts, *_serving_stack(model, triton.serialize(whole), steps)], []
 
 
 def _serving_stack(
