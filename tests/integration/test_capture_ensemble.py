@@ -211,3 +211,35 @@ def test_a_sample_keeps_about_that_share(
     # Whole requests are kept or not, each under the id its client sent.
     assert set(rows[contract.REQUEST_ID]) <= {f"s{i}" for i in range(requests)}
     assert rows[contract.REQUEST_ID].is_unique
+
+
+def test_a_model_without_batching_is_captured_request_by_request(
+    parts: tuple[object, object],  # noqa: F811
+    model: tuple[ModelIR, ServedModel],
+    sample: dict[str, np.ndarray],
+    tmp_path: Path,
+) -> None:
+    """max_batch_size 0: no batch dimension in the configs; each request is one sample."""
+    ir, local = model
+    serving = dataclasses.replace(ir.serving, max_batch_size=0, dynamic_batching=None, warmup=None)
+    unbatched = (dataclasses.replace(ir, serving=serving), local)
+    server = start(parts, unbatched, tmp_path, flush_seconds=600.0)
+    try:
+        client = grpcclient.InferenceServerClient(server.endpoints.grpc)
+        for index in range(12):
+            headers = {contract.REQUEST_ID_HEADER: f"u{index}"}
+            answer = client.infer(
+                MODEL, inputs(local, sample, slice(index, index + 1)), headers=headers
+            )
+            expected = reference(local, {k: v[index : index + 1] for k, v in sample.items()})
+            label = answer.as_numpy("label")
+            assert np.array_equal(label.reshape(expected["label"].shape), expected["label"])
+        client.close()
+    finally:
+        assert server.stop() == 0
+    rows = captured(tmp_path).sort_values(
+        contract.REQUEST_ID, key=lambda ids: ids.str[1:].astype(int)
+    )
+    assert list(rows[contract.REQUEST_ID]) == [f"u{i}" for i in range(12)]
+    feed = {t.name: _column(rows[t.name], t.dtype) for t in local.signature.inputs}
+    assert np.array_equal(rows["y_pred"].to_numpy(), reference(local, feed)["label"])
