@@ -251,6 +251,9 @@ def test_the_image_install_works_in_a_fresh_venv(tmp_path: Path) -> None:
     modules = ", ".join(f"runtime.{step}" for step in STEPS)
     probe = f"import {modules}, runtime, nannyml, skl2onnx\nprint(runtime.__file__)\n"
     probe += "import importlib.util\nassert importlib.util.find_spec('compiler') is None\n"
+    # The capture step's files ship in the package: the serving pod's init container copies them.
+    probe += "from runtime.serving import capture_step\n"
+    probe += "assert all(f.is_file() for f in capture_step.step_files())\n"
     imported = subprocess.run(
         [str(python), "-c", probe], cwd=home, env=env, capture_output=True, text=True, check=True
     )
