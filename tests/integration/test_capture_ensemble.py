@@ -136,6 +136,10 @@ def test_n_requests_in_n_rows_out_equal_to_onnxruntime(
         client.close()
         # The ensemble answers what the model answers in process, bit for bit.
         expected = reference(local, {k: v[rows] for k, v in sample.items()})
+        # The shapes the model served alone answers on 2.51 (label: dims [1] over a
+        # reshape, reported as [rows, 1]): the ensemble's outputs keep them.
+        assert answer.as_numpy("label").shape == (sizes[index], 1)
+        assert answer.as_numpy("probabilities").shape == (sizes[index], 2)
         for name in OUTPUTS:
             assert np.array_equal(
                 answer.as_numpy(name).reshape(expected[name].shape), expected[name]
