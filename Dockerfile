@@ -6,7 +6,7 @@
 # Modules: the pipeline's steps (runtime.steps.features, .train, .evaluate,
 # .validate_model, .publish), the example data (runtime.examples.example_data),
 # the monitor job (runtime.monitor) and the serving helpers (runtime.serving.assemble,
-# .smoke). The entry point is `python -m`, so the first argument names the module and the
+# .smoke, .capture_step). The entry point is `python -m`, so the first argument names the module and the
 # rest are its flags; with no arguments it prints the features step's help. The image
 # carries runtime/ only, never the compiler: it installs runtime/pyproject.toml.
 #
@@ -36,6 +36,15 @@ COPY runtime/ runtime/
 # the smoke Job, which compares a tree model's FIL answers with the library's own.
 # tests/unit/runtime/test_dockerfile.py runs this exact install in a venv.
 RUN pip install --no-cache-dir "./runtime[train]"
+# pyarrow for the capture step, which Triton runs with the stock Triton image's Python
+# (3.12, numpy, no pyarrow): a hash-pinned wheel for that Python, into a folder of its
+# own that the serving pod's init container copies beside the step
+# (runtime/serving/capture_step; the pin is runtime/serving/capture_step/libraries.py).
+RUN python -m runtime.serving.capture_step.libraries > /tmp/triton-python.txt \
+    && pip install --no-cache-dir --require-hashes --no-deps --only-binary=:all: \
+        --python-version 3.12 --implementation cp --target /opt/kiln/triton-python \
+        -r /tmp/triton-python.txt \
+    && rm /tmp/triton-python.txt
 
 USER 1000:1000
 # Outside the source tree, so `python -m runtime.<module>` imports the installed package.

@@ -265,8 +265,9 @@ CODES: dict[str, tuple[str, str]] = {
         "and the monitor's columns are all distinct.",
     ),
     "KILN1653": (
-        "Capture declared in a cluster environment",
-        "Only local environments capture so far; see docs/capture.md.",
+        "Capture declared for an ensemble",
+        "Capture runs for a model served as one version; a declared ensemble is not "
+        "captured yet. See docs/capture.md.",
     ),
     # 17xx: model signatures
     "KILN1701": (

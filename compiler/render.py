@@ -17,6 +17,7 @@ from compiler.targets import (
     analysis,
     autoscaling,
     batch,
+    capture,
     ensemble,
     gitops,
     monitoring,
@@ -56,6 +57,23 @@ def manifest(model: ModelIR, document: dict[str, Any], origin: Path_) -> Artifac
     )
 
 
+def _refused(model: ModelIR, problems: list[str], at: Path_, place: Placer) -> list[Diagnostic]:
+    """Triton's load-time rules a rendered config breaks, placed at the spec node `at`."""
+    line, col = place(model, at)  # asks for the spec's source map
+    return [
+        Diagnostic(
+            model.source.file,
+            line,
+            col,
+            "KILN1802",
+            p,
+            hint=advice("KILN1802"),
+            environments=(model.environment.name,),
+        )
+        for p in problems
+    ]
+
+
 def render_triton(model: ModelIR, place: Placer) -> tuple[Artifact | None, str, list[Diagnostic]]:
     """config.pbtxt, its text without header (for the ConfigMap), and any problems."""
     config = triton.build_config(model)
@@ -70,51 +88,35 @@ def render_triton(model: ModelIR, place: Placer) -> tuple[Artifact | None, str, 
         0 if model.is_local else model.serving.resources.gpus,
     )
     if problems:
-        line, col = place(model, ("spec", "serving"))  # asks for the spec's source map
-        return (
-            None,
-            text,
-            [
-                Diagnostic(
-                    file,
-                    line,
-                    col,
-                    "KILN1802",
-                    p,
-                    hint=advice("KILN1802"),
-                    environments=(model.environment.name,),
-                )
-                for p in problems
-            ],
-        )
+        return None, text, _refused(model, problems, ("spec", "serving"), place)
     path = f"{model_folder(model)}/triton/{triton.CONFIG_FILE}"
     artifact = Artifact.text(path, header(file) + text, model.sources, origin=("spec", "serving"))
     return artifact, text, []
 
 
-def _ensemble_config(
-    model: ModelIR, config: mc.ModelConfig, folder: str, place: Placer, at: Path_
-) -> tuple[Artifact | None, list[Diagnostic]]:
-    """One config of an ensemble, checked for Triton's load-time rules like any other."""
-    text = triton.serialize(config)
-    assert model.ensemble is not None
-    problems = triton_rules.load_time_problems(config, config.name, [model.ensemble.version], 0)
-    if problems:
-        line, col = place(model, at)
-        return None, [
-            Diagnostic(
-                model.source.file,
-                line,
-                col,
-                "KILN1802",
-                p,
-                hint=advice("KILN1802"),
-                environments=(model.environment.name,),
-            )
-            for p in problems
-        ]
-    path = f"{model_folder(model)}/triton/{folder}{triton.CONFIG_FILE}"
-    return Artifact.text(path, header(model.source.file) + text, model.sources, origin=at), []
+# An ensemble's config, or one of its steps': the message, the folder under triton/ it is
+# written to, the spec node it comes from, and the GPUs the pod gives it.
+EnsembleFile = tuple[mc.ModelConfig, str, Path_, int]
+
+
+def _ensemble_files(
+    model: ModelIR, configs: list[EnsembleFile], version: int, place: Placer
+) -> tuple[list[Artifact] | None, dict[str, str], list[Diagnostic]]:
+    """Each config, checked for Triton's load-time rules like any other; with their texts
+    by the serving ConfigMap's keys (the ensemble's own is config.pbtxt)."""
+    artifacts, texts, diagnostics = [], {}, []
+    for config, folder, at, gpus in configs:
+        problems = triton_rules.load_time_problems(config, config.name, [version], gpus)
+        if problems:
+            diagnostics += _refused(model, problems, at, place)
+            continue
+        path = f"{model_folder(model)}/triton/{folder}{triton.CONFIG_FILE}"
+        text = triton.serialize(config)
+        artifacts.append(
+            Artifact.text(path, header(model.source.file) + text, model.sources, origin=at)
+        )
+        texts[ensemble.config_key(config.name) if folder else triton.CONFIG_FILE] = text
+    return (None if diagnostics else artifacts), texts, diagnostics
 
 
 def render_ensemble(
@@ -123,23 +125,34 @@ def render_ensemble(
     """The ensemble's config.pbtxt, and one per step in the folder Triton loads it from;
     with their texts by the serving ConfigMap's keys."""
     assert model.ensemble is not None
-    configs: list[tuple[mc.ModelConfig, str, str, Path_]] = [
-        (ensemble.ensemble_config(model), "", triton.CONFIG_FILE, ("spec", "ensemble"))
-    ]
+    configs: list[EnsembleFile] = [(ensemble.ensemble_config(model), "", ("spec", "ensemble"), 0)]
     for i, step in enumerate(model.ensemble.steps):
         folder = f"{ensemble.STEPS_FOLDER}/{step.name}/"
         at: Path_ = ("spec", "ensemble", "steps", i)
-        configs.append(
-            (ensemble.step_config(model, step), folder, ensemble.config_key(step.name), at)
-        )
-    artifacts, texts, diagnostics = [], {}, []
-    for config, folder, key, at in configs:
-        artifact, problems = _ensemble_config(model, config, folder, place, at)
-        diagnostics += problems
-        if artifact is not None:
-            artifacts.append(artifact)
-            texts[key] = triton.serialize(config)
-    return (None if diagnostics else artifacts), texts, diagnostics
+        configs.append((ensemble.step_config(model, step), folder, at, 0))
+    return _ensemble_files(model, configs, model.ensemble.version, place)
+
+
+def render_capture(model: ModelIR, place: Placer) -> tuple[list[Artifact] | None, list[Diagnostic]]:
+    """A cluster model with capture on: the ensemble `<model>` with its model step and
+    capture step (compiler/targets/capture.py), and the serving stack that runs them.
+    The model step keeps the pod's GPUs, and is checked against them."""
+    at: Path_ = ("spec", "serving", "capture")
+    whole, step, recorder = (
+        capture.ensemble_config(model),
+        capture.model_step_config(model),
+        capture.capture_step_config(model),
+    )
+    gpus = model.serving.resources.gpus
+    configs: list[EnsembleFile] = [
+        (whole, "", at, 0),
+        (step, f"{ensemble.STEPS_FOLDER}/{step.name}/", ("spec", "serving"), gpus),
+        (recorder, f"{ensemble.STEPS_FOLDER}/{recorder.name}/", at, 0),
+    ]
+    artifacts, texts, diagnostics = _ensemble_files(model, configs, capture.version(model), place)
+    if artifacts is None:
+        return None, diagnostics
+    return [*artifacts, *_serving_stack(model, texts)], []
 
 
 def _serving_stack(model: ModelIR, configs: dict[str, str]) -> Iterable[Artifact]:
@@ -230,6 +243,8 @@ def _serving(model: ModelIR, place: Placer) -> tuple[list[Artifact] | None, list
         return [*artifacts, *_serving_stack(model, configs)], diagnostics
     if not model.is_served:
         return [], []
+    if capture.is_capture_ensemble(model):
+        return render_capture(model, place)
     config, config_text, diagnostics = render_triton(model, place)
     if config is None:
         return None, diagnostics

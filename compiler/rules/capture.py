@@ -25,10 +25,16 @@ FLOAT_TYPES = ("fp16", "fp32", "fp64")
 
 
 def declared_capture(spec: ModelSpec, environment: Environment) -> Capture | None:
-    """The capture settings in force: a local environment captures unless told not to;
-    a cluster environment does not capture yet (KILN1653)."""
-    capture = spec.serving.capture or Capture()
-    return capture if environment.kind == "local" and capture.enabled else None
+    """The capture settings in force: a local environment captures unless told not to,
+    a cluster environment when the spec says so; a declared ensemble does not capture
+    (KILN1653), because the capture step would have to join the user's own graph."""
+    if spec.ensemble is not None:
+        return None
+    if environment.kind == "local":
+        capture = spec.serving.capture or Capture()
+        return capture if capture.enabled else None
+    declared = spec.serving.capture
+    return declared if declared is not None and declared.enabled else None
 
 
 def missing_analysis(spec: ModelSpec, capture: Capture | None, environment: str) -> list[Finding]:
@@ -70,7 +76,9 @@ def _outputs(spec: ModelSpec, outputs: tuple[Tensor, ...]) -> tuple[Tensor | Non
 def _columns(spec: ModelSpec) -> tuple[str, str, str | dict[str, str] | None]:
     monitoring = spec.monitoring
     if monitoring is None:
-        return DEFAULT_COLUMNS
+        timestamp, prediction, score = DEFAULT_COLUMNS
+        # A regression model answers no probabilities: it has no score column to capture.
+        return timestamp, prediction, None if spec.task == "regression" else score
     columns = monitoring.columns
     return columns.timestamp, columns.prediction, columns.score
 
@@ -138,19 +146,20 @@ def capture_config(
     return config, _clashes(config)
 
 
-def not_in_clusters(spec: ModelSpec, environment: Environment) -> list[Finding]:
-    """Capture declared where it does not run yet: said, not silently ignored."""
+def not_for_ensembles(spec: ModelSpec) -> list[Finding]:
+    """Capture declared for a declared ensemble, where it is not rendered: said, not
+    silently ignored."""
     declared = spec.serving.capture
-    if declared is None or not declared.enabled or environment.kind == "local":
+    if declared is None or not declared.enabled or spec.ensemble is None:
         return []
     return [
         Finding(
             (*SPEC, "serving", "capture"),
             "KILN1653",
-            f"serving.capture is not rendered for the cluster environment `{environment.name}` "
-            "yet: only local environments capture",
-            "remove serving.capture from this environment, or keep it as a declaration of "
-            "intent (docs/capture.md says what the cluster will run)",
+            "serving.capture is not rendered for an ensemble (spec.ensemble): its traffic "
+            "is not captured",
+            "remove serving.capture, or serve the model as one version (spec.serving.version), "
+            "which every environment captures (docs/capture.md)",
             key=True,
             warning=True,
         )

@@ -7,6 +7,9 @@ ensemble); its steps carry the model's instance groups and dynamic batching.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Protocol
+
 from tritonclient.grpc import model_config_pb2 as mc
 
 from compiler.ir import EnsembleStepIR, ModelIR
@@ -23,19 +26,33 @@ def config_key(step: str) -> str:
     return f"{step}.{triton.CONFIG_FILE}"
 
 
+class Link(Protocol):
+    """A step as the ensemble's scheduling names it: model, and its tensors' wiring."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def input_map(self) -> tuple[tuple[str, str], ...]: ...
+    @property
+    def output_map(self) -> tuple[tuple[str, str], ...]: ...
+
+
 def ensemble_config(model: ModelIR) -> mc.ModelConfig:
     ensemble = model.ensemble
     assert ensemble is not None
+    return scheduled_config(model, ensemble.version, ensemble.steps)
+
+
+def scheduled_config(model: ModelIR, version: int, steps: Sequence[Link]) -> mc.ModelConfig:
+    """The ensemble `<model>`: the model's tensors, its steps run by Triton's scheduler."""
     batching = model.serving.max_batch_size > 0
     config = mc.ModelConfig(
         name=model.name, platform=ENSEMBLE_PLATFORM, max_batch_size=model.serving.max_batch_size
     )
-    config.version_policy.specific.versions.append(ensemble.version)
+    config.version_policy.specific.versions.append(version)
     triton.add_tensors(config, model.inputs, model.outputs, batching)
-    for step in ensemble.steps:
-        scheduled = config.ensemble_scheduling.step.add(
-            model_name=step.name, model_version=ensemble.version
-        )
+    for step in steps:
+        scheduled = config.ensemble_scheduling.step.add(model_name=step.name, model_version=version)
         for key, value in step.input_map:
             scheduled.input_map[key] = value
         for key, value in step.output_map:

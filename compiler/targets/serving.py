@@ -19,8 +19,9 @@ from collections.abc import Mapping
 from compiler import names
 from compiler.ir import ArtifactIR, EnsembleStepIR, ModelIR
 from compiler.serialize import to_json
-from compiler.targets import ensemble, k8s, strategies, triton
+from compiler.targets import capture, ensemble, k8s, strategies, triton
 from compiler.targets.k8s import GRPC_PORT, HTTP_PORT, METRICS_PORT, Object
+from runtime.contract import capture as capture_contract
 from runtime.contract.signature import Signature
 from runtime.contract.signing import TRUST_FILE
 
@@ -108,10 +109,25 @@ def _execution_env_args(artifact: ArtifactIR) -> list[str]:
 
 def step_args(model: ModelIR, step: EnsembleStepIR) -> list[str]:
     """One step's flags for the ensemble's assemble command: its config in the ConfigMap
-    and its artifact. Every step has a user artifact today; a step whose files come from
-    the runtime image would get its own flag here instead of `--artifact`."""
+    and its artifact."""
     config = f"{CONFIG_MOUNT}/{ensemble.config_key(step.name)}"
     return ["--step", f"{step.name}={config}", *_artifact_args(model, step.name, step.artifact)]
+
+
+def _capture_args(model: ModelIR) -> list[str]:
+    """The capture ensemble's steps: the served version as `<model>.model`, and the capture
+    step, whose files the runtime image ships (installed, not fetched)."""
+    (artifact,) = model.served
+    model_step, capture_step = capture.model_step(model), capture.capture_step(model)
+    return [
+        "--version",
+        str(artifact.version),
+        "--step",
+        f"{model_step}={CONFIG_MOUNT}/{ensemble.config_key(model_step)}",
+        *_artifact_args(model, model_step, artifact),
+        "--capture-step",
+        f"{capture_step}={CONFIG_MOUNT}/{ensemble.config_key(capture_step)}",
+    ]
 
 
 def assemble_command(model: ModelIR) -> list[str]:
@@ -119,7 +135,10 @@ def assemble_command(model: ModelIR) -> list[str]:
     all its steps, not one init container per step: it places the whole repository or
     nothing (a failed step leaves no other step's folder behind in the pod's emptyDir, which
     outlives init container retries), and the pod starts one interpreter however many steps."""
-    if model.ensemble is None:
+    if capture.is_capture_ensemble(model):
+        args = ["python", "-m", "runtime.serving.ensemble", "--model", model.name]
+        args += _capture_args(model)
+    elif model.ensemble is None:
         args = ["python", "-m", "runtime.serving.assemble", "--model", model.name]
         for artifact in model.served:
             args += _artifact_args(model, str(artifact.version), artifact)
@@ -136,6 +155,7 @@ def assemble_command(model: ModelIR) -> list[str]:
 
 
 def _assemble_container(model: ModelIR) -> Object:
+    """The init container that writes the model repository from verified artifacts."""
     args = assemble_command(model)
     return {
         "name": "assemble-model-repository",
@@ -186,6 +206,15 @@ def restricted_api_args() -> list[str]:
     return [f"--http-restricted-api={restriction}", f"--grpc-restricted-protocol={restriction}"]
 
 
+def _forwarded_headers(model: ModelIR) -> list[str]:
+    """The capture step keeps a client's x-request-id: Triton forwards the header to the
+    models as a request parameter (the labels join on it)."""
+    if not capture.is_capture_ensemble(model):
+        return []
+    header = capture_contract.REQUEST_ID_HEADER
+    return [f"--http-header-forward-pattern={header}", f"--grpc-header-forward-pattern={header}"]
+
+
 def _probe(path: str, period: int, failures: int) -> Object:
     return {
         "httpGet": {"path": path, "port": "http"},
@@ -217,6 +246,7 @@ def _triton_container(model: ModelIR) -> Object:
             # p99 latency for the analysis comes from Triton's summary metrics.
             "--metrics-config=summary_latencies=true",
             *restricted_api_args(),
+            *_forwarded_headers(model),
         ],
         "env": [_admin_key_env(model)],
         "ports": [
@@ -244,6 +274,8 @@ def served_versions(model: ModelIR) -> str:
     """The pods' `kiln.dev/version` label: the served versions, or the ensemble's."""
     if model.ensemble is not None:
         return str(model.ensemble.version)
+    if capture.is_capture_ensemble(model):
+        return str(capture.version(model))
     return ",".join(str(a.version) for a in model.served)
 
 

@@ -53,6 +53,7 @@ from runtime.local.triton_dist import (
     private_cache,
     sha256_of,
 )
+from runtime.serving.capture_step.libraries import PYARROW, PYARROW_DIGESTS
 
 INSTALL_TIMEOUT_S = 900
 _READY = ".kiln-complete"
@@ -66,7 +67,7 @@ class BackendEnvError(Exception):
 # wheels for the CPython versions Kiln supports on the platforms the bundled tritonserver
 # runs on (manylinux, glibc >= 2.35): numpy 1.26.4, the last numpy 1; pyarrow, which
 # writes captured traffic (serving.capture) as parquet, at 22.0.0, the last release that
-# imports with numpy 1 (measured).
+# imports with numpy 1 (measured), pinned where the cluster's capture step pins it.
 PINNED: dict[str, tuple[str, ...]] = {
     "numpy==1.26.4": (
         "666dbfb6ec68962c033a450943ded891bed2d54e6755e35e5835d63f4f6931d5",  # cp311 x86_64
@@ -74,12 +75,7 @@ PINNED: dict[str, tuple[str, ...]] = {
         "675d61ffbfa78604709862923189bad94014bef562cc35cf61d3a07bba02a7ed",  # cp312 x86_64
         "9fad7dcb1aac3c7f0584a5a8133e3a43eeb2fe127f47e3632d43d677c66c102b",  # cp312 aarch64
     ),
-    "pyarrow==22.0.0": (
-        "35ad0f0378c9359b3f297299c3309778bb03b8612f987399a0333a560b43862d",  # cp311 x86_64
-        "b41f37cabfe2463232684de44bad753d6be08a7a072f6a83447eeaf0e4d2a215",  # cp311 aarch64
-        "c6c791b09c57ed76a18b03f2631753a4960eefbbca80f846da8baefc6491fcfe",  # cp312 x86_64
-        "334f900ff08ce0423407af97e6c26ad5d4e3b0763645559ece6fbf3747d6a8f5",  # cp312 aarch64
-    ),
+    PYARROW: PYARROW_DIGESTS,  # the capture step's, one pin for both Pythons
 }
 # Distributions copied from Kiln's own environment, verified against their RECORD:
 # onnxruntime always (the same as Kiln's, so that local results equal in-process ones);

@@ -50,7 +50,6 @@ from runtime.local.backend_env import (
 )
 from runtime.local.ensemble import assemble_ensemble
 from runtime.local.keys import LocalKeyError, local_key_pair
-from runtime.local.triton_backend.capture_writer import resolve_root
 from runtime.local.triton_dist import (
     DistributionError,
     PlatformError,
@@ -58,12 +57,13 @@ from runtime.local.triton_dist import (
     default_cache,
     ensure_triton,
 )
+from runtime.serving import capture_writer
 from runtime.serving.assemble import AssembleError, assemble, checked, parse_config
 
 ADAPTER = Path(__file__).resolve().parent / "triton_backend" / "model.py"
 # Copied beside the adapter: the capture writer and the contract it writes by.
 CAPTURE_FILES = (
-    ADAPTER.parent / "capture_writer.py",
+    Path(capture_writer.__file__).resolve(),
     Path(capture_contract.__file__).resolve(),
 )
 ADAPTER_FILES = (ADAPTER, *CAPTURE_FILES)  # what a model run by the adapter is given
@@ -533,6 +533,6 @@ def _capture_line(local: ServedModel) -> str:
     if parameter is None:
         return "off (serving.capture)"
     settings = capture_contract.CaptureConfig.from_json(parameter.string_value)
-    root = resolve_root(settings.data, str(local.root)) or settings.data
+    root = capture_writer.resolve_root(settings.data, str(local.root)) or settings.data
     where = capture_contract.captured_uri(root, local.name)
     return f"{where} (sample {settings.sample:g}; labels: kiln label {local.name} --from FILE)"

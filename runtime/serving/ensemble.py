@@ -12,6 +12,10 @@ adapter beside an ONNX step) and the serving pod's init container, which runs::
         --artifact car-price-pipeline.prep=s3://acme-models/car-price-pipeline/prep/model.py \\
         --sha256 car-price-pipeline.prep=410e... [--signature STEP=URI] [--trust FILE]
 
+A step whose files Kiln ships in the runtime image, not a user artifact (the cluster's
+capture step, runtime/serving/capture_step), is given as `--capture-step STEP=CONFIG`:
+it is installed into the same staging folder, so the capture ensemble is placed whole too.
+
 All or nothing across the repository: the steps and the ensemble are written into a
 staging folder inside it, and moved into place only when every one is complete. A step
 that fails (a digest, a signature, a config) leaves the repository as it was, and the
@@ -26,6 +30,7 @@ import shutil
 import sys
 import tempfile
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from runtime.contract.served import ArtifactSource, ServedStep
@@ -39,6 +44,7 @@ from runtime.serving.assemble import (
     parse_config,
     read_trust,
 )
+from runtime.serving.capture_step import TRITON_LIBRARIES, InstallError, install
 
 ExtraFiles = Callable[[ServedStep], Sequence[Path]]
 
@@ -47,10 +53,33 @@ def _no_extra_files(step: ServedStep) -> Sequence[Path]:
     return ()
 
 
+@dataclass(frozen=True)
+class InstalledStep:
+    """A step whose files come from the runtime image (the capture step): installed from
+    there, never fetched, so it has no artifact, digest or signature."""
+
+    name: str
+    config_text: str
+    version: int
+    libraries: Path = TRITON_LIBRARIES
+
+
+Step = ServedStep | InstalledStep
+
+
+def install_step(step: InstalledStep, staging: Path) -> str:
+    folder = staging / step.name
+    try:
+        install(folder / str(step.version), step.libraries)
+    except (InstallError, OSError) as exc:
+        raise AssembleError(f"step {step.name}: {exc}") from exc
+    (folder / CONFIG_FILE).write_text(step.config_text, encoding="utf-8")
+    return f"step {step.name} version {step.version}: installed from the runtime image"
+
+
 def assemble_step(step: ServedStep, staging: Path, trust: Trust, extra: Sequence[Path]) -> str:
     """One step into the staging repository, as a single model is assembled; the line
-    that says what was verified. Every step has a user artifact today; a step whose
-    files come from the runtime image would be placed here instead of fetched."""
+    that says what was verified."""
     signers: dict[int, str] = {}
     version = step.artifact.version
     try:
@@ -80,7 +109,7 @@ def assemble_ensemble(
     name: str,
     config_text: str,
     version: int,
-    steps: Sequence[ServedStep],
+    steps: Sequence[Step],
     repository: Path,
     *,
     trust: Trust | None = None,
@@ -104,7 +133,12 @@ def assemble_ensemble(
     staging = Path(tempfile.mkdtemp(prefix=f".{name}.ensemble-", dir=repository))
     try:
         try:
-            lines = [assemble_step(s, staging, trust, extra_files(s)) for s in steps]
+            lines = [
+                install_step(s, staging)
+                if isinstance(s, InstalledStep)
+                else assemble_step(s, staging, trust, extra_files(s))
+                for s in steps
+            ]
         except AssembleError as exc:
             raise AssembleError(f"{exc}; {repository} was not changed") from exc
         _ensemble_folder(name, config_text, version, staging)
@@ -132,8 +166,11 @@ def _keyed(values: Sequence[str], flag: str) -> dict[str, str]:
     return pairs
 
 
-def steps_from_flags(args: argparse.Namespace) -> list[ServedStep]:
+def steps_from_flags(args: argparse.Namespace) -> list[Step]:
     configs = _keyed(args.step, "--step")
+    installed = _keyed(args.capture_step, "--capture-step")
+    if set(installed) & set(configs):
+        raise AssembleError("a step is given both --step and --capture-step")
     uris = _keyed(args.artifact, "--artifact")
     digests = _keyed(args.sha256, "--sha256")
     bundles = _keyed(args.signature, "--signature")
@@ -141,7 +178,10 @@ def steps_from_flags(args: argparse.Namespace) -> list[ServedStep]:
         stray = sorted(set(given) - set(configs))
         if stray:
             raise AssembleError(f"{flag} names step(s) {stray} without a --step")
-    steps = []
+    steps: list[Step] = [
+        InstalledStep(step, _read(Path(config)), args.version, args.libraries)
+        for step, config in installed.items()
+    ]
     for step, config in configs.items():
         if step not in uris:
             raise AssembleError(f"step {step} has no --artifact")
@@ -171,8 +211,15 @@ def build_parser() -> argparse.ArgumentParser:
         ("--artifact", "STEP=URI", "A step's model file: a path or fsspec URI."),
         ("--sha256", "STEP=HEX", "Expected sha256 of a step's file."),
         ("--signature", "STEP=URI", "A step's OpenSSF model-signing bundle."),
+        ("--capture-step", "STEP=CONFIG", "Kiln's capture step, from the runtime image."),
     ):
         parser.add_argument(flag, action="append", default=[], metavar=meta, help=about)
+    parser.add_argument(
+        "--libraries",
+        type=Path,
+        default=TRITON_LIBRARIES,
+        help="pyarrow for Triton's Python, for --capture-step (default: %(default)s).",
+    )
     parser.add_argument("--trust", type=Path, help="JSON of the trusted signers.")
     return parser
 

@@ -32,6 +32,7 @@ from compiler.emit import WriteBack
 from compiler.ir import ModelIR
 from compiler.load import load_tree
 from compiler.render import model_folder
+from compiler.targets import capture
 from compiler.spec.documents import KINDS
 from compiler.spec.model import ModelSpec
 from compiler.targets.triton import CONFIG_FILE
@@ -114,7 +115,12 @@ def test_triton_configs_load(case: Case) -> None:
     checked: set[str] = set()
     for model in result.resolution.models:
         if model.ensemble is not None:
-            checked |= _ensemble_configs_load(case, model)
+            steps = [s.name for s in model.ensemble.steps]
+            checked |= _ensemble_configs_load(case, model, steps, model.ensemble.version)
+            continue
+        if capture.is_capture_ensemble(model):
+            steps = [capture.model_step(model), capture.capture_step(model)]
+            checked |= _ensemble_configs_load(case, model, steps, capture.version(model))
             continue
         if not model.is_served:
             continue  # no version serves: no Triton config (the no-version case)
@@ -130,20 +136,20 @@ def test_triton_configs_load(case: Case) -> None:
     assert checked == configs, "config.pbtxt files that no model produces"
 
 
-def _ensemble_configs_load(case: Case, model: ModelIR) -> set[str]:
+def _ensemble_configs_load(case: Case, model: ModelIR, steps: list[str], version: int) -> set[str]:
     """An ensemble's config and each step's: parsed, named after their folders, loadable,
-    and the ensemble schedules exactly the steps beside it."""
-    assert model.ensemble is not None
+    and the ensemble schedules exactly the steps beside it (a declared ensemble, or the
+    capture ensemble of a cluster model; a step's GPUs are the pod's)."""
     folder = f"{model_folder(model)}/triton"
     names = {f"{folder}/{CONFIG_FILE}": model.name}  # file -> the model name it must hold
-    names |= {f"{folder}/steps/{s.name}/{CONFIG_FILE}": s.name for s in model.ensemble.steps}
+    names |= {f"{folder}/steps/{step}/{CONFIG_FILE}": step for step in steps}
     configs = {}
     for relative, name in names.items():
         config = mc.ModelConfig()
         text_format.Parse((case.expected / relative).read_text(encoding="utf-8"), config)
         assert config.name == name, relative
-        version = [model.ensemble.version]
-        assert load_time_problems(config, config.name, version, 0) == [], relative
+        gpus = 0 if model.is_local else model.serving.resources.gpus
+        assert load_time_problems(config, config.name, [version], gpus) == [], relative
         configs[config.name] = config
     ensemble = configs.pop(model.name)
     assert ensemble.platform == "ensemble"

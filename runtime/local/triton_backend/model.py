@@ -28,7 +28,6 @@ from __future__ import annotations
 import json
 import os
 import sys
-import uuid
 from typing import Any
 
 import numpy as np
@@ -41,9 +40,14 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 try:  # in Kiln's own Python (the adapter's unit tests)
     from runtime.contract import capture as capture_contract
+    from runtime.serving.capture_writer import CaptureWriter, RequestIds, triton_writer
 except ImportError:  # in Triton's python stub
     import capture as capture_contract  # type: ignore[import-not-found,no-redef]
-from capture_writer import CaptureWriter, resolve_root
+    from capture_writer import (  # type: ignore[import-not-found,no-redef]
+        CaptureWriter,
+        RequestIds,
+        triton_writer,
+    )
 
 # Intra-op threads per model instance. Parallelism comes from instance_group
 # count; one thread also keeps results bit-identical with a 1-thread session.
@@ -177,7 +181,7 @@ class TritonPythonModel:
         # Triton runs each warm-up sample on each instance after initialize and before
         # the model is ready, as `batch_size` requests of one row (measured on 2.51):
         # they are no one's traffic and are not captured.
-        self.id_prefix, self.generated = uuid.uuid4().hex[:16], 0
+        self.request_ids = RequestIds()
         self.warmup_left = sum(
             max(1, int(w.get("batch_size", 1))) * max(1, int(w.get("count", 1)))
             for w in config.get("model_warmup", [])
@@ -188,34 +192,11 @@ class TritonPythonModel:
         if parameter is None:
             return None
         settings = capture_contract.CaptureConfig.from_json(parameter["string_value"])
-        labels = {"model": self.name, "version": str(version)}
-        families = [
-            pb_utils.MetricFamily(name=name, description=text, kind=pb_utils.MetricFamily.COUNTER)
-            for name, text in (
-                (
-                    capture_contract.DROPPED_METRIC,
-                    "Served rows not captured (buffer full, store down)",
-                ),
-                (capture_contract.WRITTEN_METRIC, "Served rows captured into the data store"),
-            )
-        ]
-        dropped, written = (family.Metric(labels=labels) for family in families)
-        self._metrics = (families, dropped, written)  # dropped with them, they leave Triton
-        logger = pb_utils.Logger
-        root = resolve_root(settings.data, os.environ.get(capture_contract.PROJECT_ROOT_ENV))
-        if root is None:
-            # A relative store with no project to place it in (a Triton not started by
-            # `kiln serve`): writing into Triton's working folder would be a surprise.
-            logger.log_warn(f"{self.name}: capture off: no {capture_contract.PROJECT_ROOT_ENV}")
+        made = triton_writer(pb_utils, settings, version, self.name)
+        if made is None:
             return None
-        return CaptureWriter(
-            settings,
-            version,
-            root,
-            dropped=dropped.increment,
-            written=written.increment,
-            failed=lambda message: logger.log_warn(f"{self.name}: capture: {message}"),
-        )
+        writer, self._metrics = made  # dropped with them, they leave Triton
+        return writer
 
     def _feed(self, requests: list[Any]) -> tuple[dict[str, np.ndarray], list[int]]:
         columns: dict[str, list[np.ndarray]] = {name: [] for name, _, _ in self.inputs}
@@ -298,24 +279,8 @@ class TritonPythonModel:
             index = np.concatenate([np.arange(starts[i], starts[i] + rows[i]) for i in kept])
             inputs = {n: v[index] for n, v in feed.items()}  # indexing copies
             outputs = {n: v[index] for n, v in outputs.items()}
-        ids = [self._request_id(requests[i]) for i in kept]
+        ids = [self.request_ids.of(requests[i]) for i in kept]
         self.capture.offer(ids, [rows[i] for i in kept], inputs, outputs)
-
-    def _request_id(self, request: Any) -> str:
-        """The x-request-id header Triton forwards, else the request's id, else a new one
-        (this instance's random prefix and a counter: unique without a uuid per request)."""
-        try:
-            parameters = json.loads(request.parameters() or "{}")
-        except (TypeError, ValueError):
-            parameters = {}
-        header = parameters.get(capture_contract.REQUEST_ID_HEADER)
-        if isinstance(header, str) and header:
-            return header
-        given = request.request_id()
-        if given:
-            return str(given)
-        self.generated += 1
-        return f"{self.id_prefix}-{self.generated}"
 
     def _message(self, exc: Exception) -> str:
         return f"{self.name}: {exc}" if isinstance(exc, AdapterError) else repr(exc)

@@ -19,6 +19,9 @@ from pathlib import Path
 
 import pytest
 
+from runtime.local import backend_env
+from runtime.serving import capture_step
+from runtime.serving.capture_step import libraries
 from tests.tools import REPO_ROOT
 
 DOCKERFILE = REPO_ROOT / "Dockerfile"
@@ -33,6 +36,7 @@ STEPS = (
     "examples.example_data",
     "serving.assemble",
     "serving.smoke",
+    "serving.capture_step",
     "monitor",
 )
 PIP_TIMEOUT_S = 170  # the whole slow test must stay under 3 minutes
@@ -63,6 +67,16 @@ def instructions() -> list[tuple[str, str]]:
 
 def arguments(name: str) -> list[str]:
     return [args for instruction, args in instructions() if instruction == name]
+
+
+def runtime_install() -> str:
+    (install,) = [run for run in arguments("RUN") if '"./runtime' in run]
+    return install
+
+
+def triton_libraries_install() -> list[str]:
+    (run,) = [run for run in arguments("RUN") if "capture_step.libraries" in run]
+    return shlex.split(run)
 
 
 def hadolint() -> str:
@@ -100,10 +114,29 @@ def test_entry_point_runs_a_step_module() -> None:
 
 
 def test_installs_the_runtime_alone_with_the_train_extra() -> None:
-    (install,) = [run for run in arguments("RUN") if "pip install" in run]
+    install = runtime_install()
     assert "--no-cache-dir" in install
     assert '"./runtime[train]"' in install
     assert [shlex.split(copy) for copy in arguments("COPY")] == [["runtime/", "runtime/"]]
+
+
+def test_pyarrow_for_tritons_python_is_hash_pinned_into_the_folder_the_step_copies() -> None:
+    words = triton_libraries_install()
+    assert words[:4] == ["python", "-m", "runtime.serving.capture_step.libraries", ">"]
+    pip = words[words.index("pip") :]
+    for flag in ("--require-hashes", "--no-deps", "--only-binary=:all:", "--no-cache-dir"):
+        assert flag in pip
+    assert pip[pip.index("--python-version") + 1] == libraries.TRITON_PYTHON
+    assert pip[pip.index("--target") + 1] == str(capture_step.TRITON_LIBRARIES)
+    assert pip[pip.index("-r") + 1] == words[4]  # the requirements just printed
+
+
+def test_the_triton_python_is_the_one_of_the_pinned_triton_image() -> None:
+    """TRITON_PYTHON is a fact about one Triton image: bumping the image must revisit it
+    (25.01-py3 is Ubuntu 24.04 with Python 3.12, NVIDIA's release notes)."""
+    project = (REPO_ROOT / "specs" / "project.yaml").read_text(encoding="utf-8")
+    assert "nvcr.io/nvidia/tritonserver:25.01-py3" in project
+    assert libraries.TRITON_PYTHON == "3.12"
 
 
 def _requirements(pyproject: Path) -> tuple[set[str], set[str], list[str]]:
@@ -148,7 +181,8 @@ def test_every_step_answers_help(step: str, capsys: pytest.CaptureFixture[str]) 
     # In-process here (fast); the slow test runs `python -m runtime.<step> --help` for real.
     module = importlib.import_module(f"runtime.{step}")
     if not hasattr(module, "main"):  # a package: `python -m` runs its __main__
-        module = importlib.import_module(f"runtime.{step}.job")
+        main = "job" if step == "monitor" else "__main__"
+        module = importlib.import_module(f"runtime.{step}.{main}")
     with pytest.raises(SystemExit) as excinfo:
         module.main(["--help"])
     assert excinfo.value.code == 0
@@ -188,7 +222,7 @@ def image_environment() -> dict[str, str]:
 
 @pytest.mark.slow
 def test_the_image_install_works_in_a_fresh_venv(tmp_path: Path) -> None:
-    (install,) = [run for run in arguments("RUN") if "pip install" in run]
+    install = runtime_install()
     context = build_context(tmp_path / "src")
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
@@ -217,6 +251,9 @@ def test_the_image_install_works_in_a_fresh_venv(tmp_path: Path) -> None:
     modules = ", ".join(f"runtime.{step}" for step in STEPS)
     probe = f"import {modules}, runtime, nannyml, skl2onnx\nprint(runtime.__file__)\n"
     probe += "import importlib.util\nassert importlib.util.find_spec('compiler') is None\n"
+    # The capture step's files ship in the package: the serving pod's init container copies them.
+    probe += "from runtime.serving import capture_step\n"
+    probe += "assert all(f.is_file() for f in capture_step.step_files())\n"
     imported = subprocess.run(
         [str(python), "-c", probe], cwd=home, env=env, capture_output=True, text=True, check=True
     )
@@ -232,3 +269,97 @@ def test_the_image_install_works_in_a_fresh_venv(tmp_path: Path) -> None:
         )
         assert helped.returncode == 0, f"runtime.{step}: {helped.stderr}"
         assert helped.stdout.startswith("usage: ")
+
+
+def triton_like_python() -> str:
+    """A CPython of the Triton image's version, or a skip that says so."""
+    wanted = f"python{libraries.TRITON_PYTHON}"
+    candidates = [
+        shutil.which(wanted),
+        *map(str, Path.home().glob(f".pyenv/versions/*/bin/{wanted}")),
+    ]
+    for candidate in candidates:
+        if (
+            candidate
+            and subprocess.run([candidate, "--version"], capture_output=True).returncode == 0
+        ):
+            return candidate
+    pytest.skip(f"no {wanted} here to stand for the Triton image's Python")
+
+
+def pip_target(command: list[str], cwd: Path) -> None:
+    completed = subprocess.run(
+        [sys.executable, "-m", *command],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=PIP_TIMEOUT_S,
+    )
+    log = completed.stdout + completed.stderr
+    if completed.returncode != 0 and any(marker in log for marker in NETWORK_TROUBLE):
+        pytest.skip("the package index cannot be reached: " + log.strip().splitlines()[-1])
+    assert completed.returncode == 0, log[-3000:]
+
+
+@pytest.mark.slow
+def test_the_installed_step_writes_parquet_with_tritons_python_and_numpy_1(tmp_path: Path) -> None:
+    """The image's pyarrow install, run as written, then the capture step installed from it
+    and its writer run by a Python 3.12 that has numpy 1.26.4 and nothing else: the stock
+    Triton image's situation."""
+    python = triton_like_python()
+    words = triton_libraries_install()
+    requirements = tmp_path / "triton-python.txt"
+    printed = subprocess.run(
+        [sys.executable, *words[1:3]], cwd=REPO_ROOT, capture_output=True, text=True
+    )
+    requirements.write_text(printed.stdout)
+    pip = words[words.index("pip") : words.index("&&", words.index("pip"))]
+    target = tmp_path / "triton-python"
+    pip[pip.index("--target") + 1] = str(target)
+    pip[pip.index("-r") + 1] = str(requirements)
+    pip_target(pip, tmp_path)
+    numpy_pin = next(p for p in backend_env.PINNED if p.startswith("numpy=="))
+    image_numpy = tmp_path / "image-numpy"  # what the Triton image has of its own
+    pip_target(
+        [
+            "pip",
+            "install",
+            "--no-deps",
+            "--only-binary=:all:",
+            "--python-version",
+            libraries.TRITON_PYTHON,
+            "--target",
+            str(image_numpy),
+            numpy_pin,
+        ],
+        tmp_path,
+    )
+    step = tmp_path / "models" / "m.capture" / "1"
+    capture_step.install(step, target)
+    probe = (
+        "import sys\n"
+        f"sys.path[:0] = [{str(step / capture_step.LIBRARIES)!r}, {str(step)!r}]\n"
+        "import numpy, capture, capture_writer\n"
+        "config = capture.CaptureConfig('m', 'prod', sys.argv[1], 1.0, 'ts', ('x',),"
+        " capture.OutputColumn('y', 'out'))\n"
+        "writer = capture_writer.CaptureWriter(config, 1, sys.argv[1])\n"
+        "writer.offer(['a', 'b'], [1, 2], {'x': numpy.arange(3.0)}, {'out': numpy.arange(3)})\n"
+        "writer.close()\n"
+        "import pyarrow, runtime\n"
+    )
+    store = tmp_path / "store"
+    ran = subprocess.run(
+        [python, "-c", probe, str(store)],
+        cwd=tmp_path,
+        env={"PATH": os.environ["PATH"], "PYTHONPATH": str(image_numpy), "PYTHONNOUSERSITE": "1"},
+        capture_output=True,
+        text=True,
+    )
+    # The last import fails: Kiln itself is not there, as in Triton's image.
+    assert "No module named 'runtime'" in ran.stderr, ran.stderr
+    (part,) = [p for p in store.rglob("*.parquet") if not p.name.startswith(".")]
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(part)
+    assert table.column("request_id").to_pylist() == ["a", "b#0", "b#1"]
+    assert table.column("y").to_pylist() == [0, 1, 2]

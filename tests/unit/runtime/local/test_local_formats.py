@@ -21,6 +21,7 @@ from tritonclient.grpc import model_config_pb2 as mc
 
 from compiler.api import build
 from compiler.targets import triton
+from runtime.contract import capture as capture_contract
 from runtime.contract.formats import (
     FORMATS,
     LOCAL_FILE_PARAMETER,
@@ -248,6 +249,8 @@ def test_the_adapter_puts_its_folder_on_the_import_path_once(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     config = _config("income-lgbm", "local")
+    # Capture needs Triton's own module for its metrics, which this test stands in for.
+    del config.parameters[capture_contract.PARAMETER]
     text = triton.serialize(config)
     folder = assemble(
         "income-lgbm",
