@@ -1,5 +1,6 @@
-"""Triton python-backend adapter: serve an ONNX model with onnxruntime, or a tree model
-(xgboost, lightgbm) with its own library as Triton's FIL backend would (tree_session.py).
+"""Triton python-backend adapter: serve an ONNX model with onnxruntime, a tree model
+(xgboost, lightgbm) with its own library as Triton's FIL backend would (tree_session.py),
+or a TorchScript model with torch as the libtorch backend would (torch_session.py).
 
 Kiln's `local` environment runs a CPU-only Triton (from the `nvidia-pytriton`
 wheel) that has no onnxruntime backend, only the python backend. This file is
@@ -52,6 +53,7 @@ THREADS_ENV = "KILN_ORT_THREADS"
 FORMAT_PARAMETER = "kiln_format"
 FILE_PARAMETER = "kiln_model_file"
 TREE_FORMATS = ("xgboost", "lightgbm")
+TORCH_FORMAT = "torchscript"  # run with torch by torch_session.py
 
 NUMPY_TYPES: dict[str, Any] = {
     "TYPE_BOOL": np.bool_,
@@ -137,10 +139,14 @@ def _open(folder: str, config: dict[str, Any]) -> Any:
         from tree_session import TreeSession
 
         return TreeSession(os.path.join(folder, parameters[FILE_PARAMETER]), parameters)
+    threads = int(os.environ.get(THREADS_ENV, "1"))
+    if model_format == TORCH_FORMAT:
+        from torch_session import TorchSession  # beside this file, as tree_session is
+
+        return TorchSession(os.path.join(folder, parameters[FILE_PARAMETER]), config, threads)
     if model_format != "onnx":
         raise RuntimeError(f"the adapter does not serve {model_format} models")
     options = ort.SessionOptions()
-    threads = int(os.environ.get(THREADS_ENV, "1"))
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
     return ort.InferenceSession(
