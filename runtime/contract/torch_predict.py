@@ -25,7 +25,8 @@ import numpy as np
 
 # The extra that brings torch, named in every message that asks for it.
 TORCH_EXTRA = "kiln[torch]"
-_INDEXED = re.compile(r"^.+__(\d+)$")
+# Triton's `<name>__<index>`: a tensor bound by position (also read by the compiler).
+INDEXED = re.compile(r"^.+__(\d+)$")
 
 
 class TorchModelError(Exception):
@@ -54,7 +55,7 @@ def input_order(arguments: Sequence[str], inputs: Sequence[str]) -> list[str]:
         return sorted(inputs, key=arguments.index)
     positions: dict[int, str] = {}
     for name in inputs:
-        match = _INDEXED.match(name)
+        match = INDEXED.match(name)
         if match is None:
             raise TorchModelError(
                 f"input `{name}` is not an argument of forward() ({', '.join(arguments)}) "
@@ -70,7 +71,7 @@ def output_positions(outputs: Sequence[str]) -> dict[str, int]:
     """Each output's position among forward()'s return values, from `<name>__<index>`."""
     positions = {}
     for name in outputs:
-        match = _INDEXED.match(name)
+        match = INDEXED.match(name)
         if match is None:
             raise TorchModelError(f"output `{name}` has no `__<index>` giving its position")
         positions[name] = int(match.group(1))
