@@ -99,6 +99,7 @@ PINNED: dict[str, tuple[str, ...]] = {
 COPIED = ("onnxruntime",)
 TREE_LIBRARIES = ("scipy", "xgboost", "lightgbm")
 TORCH = "torch"  # with what it requires, for TorchScript models only (the `torch` extra)
+VENV_OWN = {"pip", "setuptools"}  # what `python -m venv` installs by itself
 
 
 def copied(torch: bool = False) -> tuple[str, ...]:
@@ -118,8 +119,10 @@ def copied(torch: bool = False) -> tuple[str, ...]:
 def requirement_closure(root: str) -> list[str]:
     """`root` and every distribution it requires on this platform, transitively, with the
     extras asked for (torch takes the CUDA libraries as `cuda-toolkit[cufile,...]`), as
-    installed here; the pinned downloads are left out (the venv has its own numpy)."""
-    pinned = {canonical(pin.split("==")[0]) for pin in PINNED}
+    installed here; left out: the pinned downloads and what the venv has of its own."""
+    # The venv's own numpy 1.26.4 stays, and so do the pip and setuptools `venv` put
+    # there: torch lists setuptools for building extensions, which serving never does.
+    pinned = {canonical(pin.split("==")[0]) for pin in PINNED} | VENV_OWN
     found: list[str] = []
     seen: set[tuple[str, str]] = set()
     todo = [(root, "")]

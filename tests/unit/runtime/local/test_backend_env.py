@@ -123,6 +123,7 @@ def test_torch_goes_in_with_what_it_requires_and_only_when_asked() -> None:
     # import fails without it (libcufile.so.0), which is how this rule was found.
     assert "nvidia-cufile" in closure and "cuda-toolkit" in closure
     assert "numpy" not in closure  # the venv's own numpy 1.26.4 stays
+    assert "setuptools" not in closure  # as does the setuptools `venv` installs
     assert "torch" not in backend_env.copied()
     with_torch = backend_env.requirements(torch=True)
     assert f"torch=={importlib.metadata.version('torch')}" in with_torch
