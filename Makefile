@@ -9,7 +9,9 @@ SCAN_STAMP := $(SCAN_VENV)/.installed
 
 .PHONY: demo test lint typecheck unit setup system-tools clean golden scan
 
-setup: $(STAMP)
+TORCH_STAMP := $(VENV)/.kiln-torch-installed
+
+setup: $(STAMP) $(TORCH_STAMP)
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Kiln needs Python 3.11 or newer")'
@@ -20,6 +22,13 @@ $(STAMP): pyproject.toml
 # compiler/ and runtime/ are the package, so the reminder is noise here.
 	@PYTHONWARNINGS='ignore:Editable installation' $(PY) -m pip install --quiet -e '.[dev]'
 	@touch $(STAMP)
+
+# The optional `torch` extra, for TorchScript models served locally (docs/serving.md): the
+# tests serve one. `make demo` serves no TorchScript model and does without it (3 GB).
+$(TORCH_STAMP): $(STAMP)
+	@echo "==> installing the torch extra into $(VENV) (first run: 3 GB, a few minutes)"
+	@PYTHONWARNINGS='ignore:Editable installation' $(PY) -m pip install --quiet -e '.[dev,torch]'
+	@touch $(TORCH_STAMP)
 
 demo: $(STAMP)
 	@$(PY) -m runtime.examples.demo
@@ -36,7 +45,7 @@ typecheck: $(STAMP)
 system-tools:
 	@bash .ci/system-tools
 
-unit: $(STAMP) system-tools
+unit: setup system-tools
 	$(VENV)/bin/pytest -q
 
 # Security scans (docs/security.md): ruff's bandit rules run in `lint`; these scan the

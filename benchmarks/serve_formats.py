@@ -1,9 +1,11 @@
 """`benchmarks/serve.py --per-format`: one local Triton serving a model of each format it
 runs, measured at each batch size, next to the format's own library in process.
 
-ONNX (car-price) and LightGBM (car-price-gbm) take rows of NannyML's car-price data; the
-formats golden tree's XGBoost classifier and python model take random rows of their
-FeatureSet's width (their features are made up).
+ONNX (car-price), LightGBM (car-price-gbm) and TorchScript (car-price-torch) take rows of
+NannyML's car-price data; the formats golden tree's XGBoost classifier and python model
+take random rows of their FeatureSet's width (their features are made up). The
+TorchScript row needs the `torch` extra (left out, saying so, without it); with it the
+server runs the backend venv that holds torch.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from compiler.ir import ModelIR
 from compiler.served import artifact_sources, model_ir
 from compiler.targets import serving, triton
 from runtime.contract.served import ServedModel
+from runtime.contract.torch_predict import torch_missing
 from runtime.local.serve import TritonServer, assemble_local, choose_endpoints, prepare_runtime
 from runtime.local.triton_dist import default_cache
 from runtime.serving.references import Reference, reference_for
@@ -34,6 +37,7 @@ MODELS = (
     ("lightgbm", ROOT / "specs", "car-price-gbm"),
     ("xgboost", GOLDEN, "default-xgb"),
     ("python", GOLDEN, "default-python"),
+    ("torchscript", ROOT / "specs", "car-price-torch"),
 )
 ROWS = 2000
 
@@ -47,11 +51,14 @@ def _served(ir: ModelIR, root: Path) -> ServedModel:
 
 
 def _reference(ir: ModelIR, local: ServedModel) -> Reference | None:
+    if ir.format.name == "python":
+        return None  # a python model is its own library: nothing to run beside it
     try:
         path = Path(local.artifacts[0].uri)
-        return reference_for(ir.format.name, path, dict(ir.format.parameters), exact=True)
+        parameters = dict(ir.format.parameters)
+        return reference_for(ir.format.name, path, parameters, True, local.signature)
     except ValueError:
-        return None  # a python model is its own library: nothing to run beside it
+        return None  # no reference opens this file
 
 
 def _arrays(local: ServedModel, reference: Reference | None) -> dict[str, np.ndarray]:
@@ -72,11 +79,15 @@ def _arrays(local: ServedModel, reference: Reference | None) -> dict[str, np.nda
 def per_format(seconds: float, threads: int, protocol: str, batches: Sequence[int]) -> int:
     models = []
     for name, specs, model in MODELS:
+        if name == "torchscript" and torch_missing() is not None:
+            print(f"torchscript left out: {torch_missing()}")
+            continue
         ir, root = model_ir(specs, model, "local")
         local = _served(ir, root)
         reference = _reference(ir, local)
         models.append((name, ir, local, reference, _arrays(local, reference)))
-    dist, backend = prepare_runtime(default_cache())
+    torch = any(m[1].format.name == "torchscript" for m in models)
+    dist, backend = prepare_runtime(default_cache(), torch)
     cells: list[Cell] = []
     with tempfile.TemporaryDirectory(prefix="kiln-bench-") as folder:
         repository = Path(folder) / "repository"

@@ -284,6 +284,10 @@ CODES: dict[str, tuple[str, str]] = {
     "KILN1708": ("Signature required", "Declare spec.signature for remote artifacts."),
     "KILN1709": ("Inputs differ from the FeatureSet", "Align model inputs and features."),
     "KILN1710": ("Tensor declared twice", "Give every input and output its own name."),
+    "KILN1720": (
+        "TorchScript inputs differ from forward()'s arguments",
+        "Name each input after the forward() argument it feeds, one input per argument.",
+    ),
     "KILN1725": (
         "Folder artifact holds a link or an unsafe name",
         "Copy the files themselves into the folder; no links, no names leading out of it.",

@@ -1,4 +1,5 @@
-"""Whether a file is a TorchScript archive, told from its layout, without torch.
+"""Whether a file is a TorchScript archive, told from its layout, without torch, and
+the argument names of its forward(), read from the code it carries.
 
 `torch.jit.save` writes a zip archive with one top folder holding `data.pkl`,
 `constants.pkl` and the compiled code under `code/`. `torch.save` writes either a
@@ -8,6 +9,8 @@ of weights that Triton's libtorch backend cannot load.
 
 from __future__ import annotations
 
+import ast
+import pickletools
 import zipfile
 from pathlib import Path
 
@@ -36,3 +39,49 @@ def check_torchscript(path: Path) -> None:
         raise NotTheFormat(
             "it is a torch.save checkpoint (data.pkl, no code/ or constants.pkl), not TorchScript"
         )
+
+
+def forward_arguments(path: Path) -> list[str] | None:
+    """The argument names of the root module's forward() (self left out), read from the
+    archive's TorchScript code without torch and without unpickling; None where the
+    archive does not say (then libtorch's binding is checked only when it loads)."""
+    with zipfile.ZipFile(path) as archive:
+        names = archive.namelist()
+        top = names[0].split("/", 1)[0] if names else ""
+        root = _root_class(archive.read(f"{top}/data.pkl")) if f"{top}/data.pkl" in names else None
+        if root is None:
+            return None
+        module, _, cls = root.rpartition(".")
+        code = f"{top}/code/{module.replace('.', '/')}.py"
+        if code not in names:
+            return None
+        source = archive.read(code).decode("utf-8", errors="replace")
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return None
+    for node in tree.body:
+        if isinstance(node, ast.ClassDef) and node.name == cls:
+            for item in node.body:
+                if isinstance(item, ast.FunctionDef) and item.name == "forward":
+                    return [a.arg for a in item.args.args[1:]]
+    return None
+
+
+def _root_class(pickled: bytes) -> str | None:
+    """`module.Class` of the object data.pkl rebuilds first: the scripted root module.
+    Read from the pickle's opcodes (pickletools parses, it does not execute)."""
+    strings: list[str] = []
+    try:
+        for opcode, argument, _ in pickletools.genops(pickled):
+            if opcode.name == "GLOBAL" and isinstance(argument, str):
+                module, _, name = argument.partition(" ")
+                return f"{module}.{name}" if module.startswith("__torch__") else None
+            if opcode.name in ("SHORT_BINUNICODE", "BINUNICODE", "UNICODE"):
+                strings.append(str(argument))
+            if opcode.name == "STACK_GLOBAL" and len(strings) >= 2:
+                module, name = strings[-2], strings[-1]
+                return f"{module}.{name}" if module.startswith("__torch__") else None
+    except (ValueError, EOFError):
+        return None
+    return None

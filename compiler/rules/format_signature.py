@@ -16,6 +16,7 @@ from compiler.spec.featureset import FeatureSetSpec
 from compiler.spec.model import ModelSpec, Version
 from runtime.contract.artifact_digest import UnsafeEntry, file_sha256, local_folder_sha256
 from runtime.contract.signature import Tensor
+from runtime.contract.torch_predict import INDEXED
 
 Signature = tuple[tuple[Tensor, ...], tuple[Tensor, ...]]
 
@@ -61,6 +62,8 @@ def local_signature(
         check = _CHECKS.get(version.format)
         if check is not None:
             check(path)
+        if version.format == "torchscript":
+            found += forward_findings(spec, torchscript.forward_arguments(path))
     except NotTheFormat as exc:
         message = f"{version.artifact.uri} is not a {version.format} model: {exc}"
         code = "KILN1754" if version.format == "python" else "KILN1753"
@@ -69,6 +72,43 @@ def local_signature(
         return None, [*found, Finding(at, "KILN1702", f"cannot read {version.artifact.uri}: {exc}")]
     tensors, more = declared(spec, index)
     return tensors, [*found, *more]
+
+
+def forward_findings(spec: ModelSpec, arguments: list[str] | None) -> list[Finding]:
+    """libtorch binds inputs named after forward()'s arguments by name: each must be one,
+    and each argument needs an input (names all `<name>__<index>` bind by position)."""
+    if arguments is None or spec.signature is None:
+        return []
+    names = [t.name for t in spec.signature.inputs]
+    shown = f"forward({', '.join(arguments)})"
+    if all(INDEXED.match(name) for name in names):
+        if len(names) == len(arguments):
+            return []
+        message = f"the model's {shown} takes {len(arguments)} inputs; {len(names)} are declared"
+        hint = "declare one input per argument of forward()"
+        return [Finding(("spec", "signature", "inputs"), "KILN1720", message, hint)]
+    found = [
+        Finding(
+            ("spec", "signature", "inputs", i, "name"),
+            "KILN1720",
+            f"input `{name}` is not an argument of the model's {shown}",
+            "name each input after the forward() argument it feeds: libtorch binds by name",
+        )
+        for i, name in enumerate(names)
+        if name not in arguments
+    ]
+    missing = [a for a in arguments if a not in names]
+    if missing and not found:
+        found.append(
+            Finding(
+                ("spec", "signature", "inputs"),
+                "KILN1720",
+                f"the model's {shown} also takes {', '.join(missing)}, which "
+                "spec.signature does not declare",
+                "declare an input for every argument of forward()",
+            )
+        )
+    return found
 
 
 _HINTS = {

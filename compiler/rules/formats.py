@@ -4,19 +4,16 @@ Triton's libtorch backend can bind."""
 
 from __future__ import annotations
 
-import re
-
 from compiler.formats import fil
 from compiler.rules.findings import Finding
 from compiler.spec.model import ModelSpec
 from compiler.spec.project import Environment
 from runtime.contract.formats import FORMATS, NOT_SERVED_LOCALLY
+from runtime.contract.torch_predict import INDEXED
 from runtime.contract.tree_predict import LIBRARIES
 
 # Blocks of a version and the formats they configure.
 _BLOCKS = {"fil": fil.TREE_FORMATS, "python": ("python",)}
-# libtorch returns outputs by position: Triton takes the position from `<name>__<index>`.
-_INDEXED = re.compile(r"^.+__(\d+)$")
 
 
 def check_versions(spec: ModelSpec, environment: Environment) -> list[Finding]:
@@ -109,7 +106,7 @@ def check_torchscript_names(spec: ModelSpec) -> list[Finding]:
     found = []
     indexes: list[int] = []
     for i, tensor in enumerate(spec.signature.outputs):
-        match = _INDEXED.match(tensor.name)
+        match = INDEXED.match(tensor.name)
         if match is None:
             found.append(
                 _name_finding(
@@ -131,7 +128,7 @@ def check_torchscript_names(spec: ModelSpec) -> list[Finding]:
             )
         )
     for i, tensor in enumerate(spec.signature.inputs):
-        if not tensor.name.isidentifier() and _INDEXED.match(tensor.name) is None:
+        if not tensor.name.isidentifier() and INDEXED.match(tensor.name) is None:
             found.append(
                 _name_finding(
                     "inputs",

@@ -36,7 +36,8 @@ class ModelFormat:
 
 FORMATS: dict[str, ModelFormat] = {
     "onnx": ModelFormat("onnxruntime_onnx", "", "model.onnx"),
-    "torchscript": ModelFormat("pytorch_libtorch", "", "model.pt", local=""),
+    # Locally the adapter runs it with torch, from the optional `torch` extra.
+    "torchscript": ModelFormat("pytorch_libtorch", "", "model.pt"),
     # A SavedModel is a folder (saved_model.pb and variables/).
     "savedmodel": ModelFormat(
         "tensorflow_savedmodel", "", "model.savedmodel", local="", folder=True
@@ -49,8 +50,6 @@ FORMATS: dict[str, ModelFormat] = {
 
 # Why a format is not served by the local Triton (figures in docs/serving.md).
 NOT_SERVED_LOCALLY = {
-    "torchscript": "torch from PyPI (2.14.1, the CUDA build) pulls 29 packages, 3.0 GB to "
-    "download, for a CPU-only server",
     "savedmodel": "tensorflow-cpu 2.21 installs 33 packages, 1.6 GB, each of which the "
     "backend environment would have to pin by digest",
     "tensorrt": "TensorRT runs on NVIDIA GPUs only",

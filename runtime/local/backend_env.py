@@ -27,7 +27,14 @@ Nothing goes into it unverified (docs/security.md, "Trust boundaries"):
   It imports nothing but numpy, and pyarrow needs nothing, so no other package is;
 - scipy, xgboost and lightgbm, for tree models, are copied the same way where Kiln's
   environment has them (the `train` extra): they import numpy and scipy alone, and
-  work under numpy 1.26.4.
+  work under numpy 1.26.4;
+- torch, for TorchScript models, and every distribution it requires (the CUDA
+  libraries of PyPI's build among them, 3 GB), copied the same way, only into the venv
+  of a server that serves a TorchScript model: that venv is a second one, keyed apart.
+
+"Copied" is a hard link where Kiln's environment and the cache share a file system (no
+second 3 GB of torch), else a copy; the digest is checked on the file the venv ends up
+with either way.
 """
 
 from __future__ import annotations
@@ -38,12 +45,15 @@ import hmac
 import importlib.metadata
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
 import sysconfig
 from dataclasses import dataclass
 from pathlib import Path
+
+from packaging.requirements import Requirement
 
 from runtime.contract import user_cache
 from runtime.local.triton_dist import (
@@ -84,10 +94,13 @@ PINNED: dict[str, tuple[str, ...]] = {
 # `kiln smoke` compares with.
 COPIED = ("onnxruntime",)
 TREE_LIBRARIES = ("scipy", "xgboost", "lightgbm")
+TORCH = "torch"  # with what it requires, for TorchScript models only (the `torch` extra)
+VENV_OWN = {"pip", "setuptools"}  # what `python -m venv` installs by itself
 
 
-def copied() -> tuple[str, ...]:
-    """The distributions copied in: onnxruntime and each tree library installed here."""
+def copied(torch: bool = False) -> tuple[str, ...]:
+    """The distributions copied in: onnxruntime, each tree library installed here, and
+    with `torch` torch and its requirements."""
     present = []
     for name in TREE_LIBRARIES:
         try:
@@ -95,14 +108,51 @@ def copied() -> tuple[str, ...]:
         except importlib.metadata.PackageNotFoundError:
             continue
         present.append(name)
-    return (*COPIED, *present)
+    extra = [name for name in requirement_closure(TORCH) if name not in present] if torch else []
+    return (*COPIED, *present, *extra)
 
 
-def requirements() -> list[str]:
+def requirement_closure(root: str) -> list[str]:
+    """`root` and every distribution it requires on this platform, transitively, with the
+    extras asked for (torch takes the CUDA libraries as `cuda-toolkit[cufile,...]`), as
+    installed here; left out: the pinned downloads and what the venv has of its own."""
+    # The venv's own numpy 1.26.4 stays, and so do the pip and setuptools `venv` put
+    # there: torch lists setuptools for building extensions, which serving never does.
+    pinned = {canonical(pin.split("==")[0]) for pin in PINNED} | VENV_OWN
+    found: list[str] = []
+    seen: set[tuple[str, str]] = set()
+    todo = [(root, "")]
+    while todo:
+        name, extra = todo.pop()
+        name = canonical(name)
+        if (name, extra) in seen or name in pinned:
+            continue
+        seen.add((name, extra))
+        try:
+            required = importlib.metadata.requires(name) or []
+        except importlib.metadata.PackageNotFoundError as exc:
+            raise BackendEnvError(
+                f"{name} is not installed in Kiln's environment (pip install 'kiln[{root}]')"
+            ) from exc
+        if name not in found:
+            found.append(name)
+        for line in required:
+            requirement = Requirement(line)
+            if requirement.marker is None or requirement.marker.evaluate({"extra": extra}):
+                todo += [(requirement.name, e) for e in ("", *sorted(requirement.extras))]
+    return found
+
+
+def canonical(name: str) -> str:
+    """A distribution's name as PEP 503 compares names."""
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def requirements(torch: bool = False) -> list[str]:
     """What the venv holds, as recorded in its seal: each pin with its digests and each
     copied distribution at Kiln's own version."""
     pinned = [item for pin, digests in PINNED.items() for item in (pin, *digests)]
-    taken = [f"{name}=={importlib.metadata.version(name)}" for name in copied()]
+    taken = [f"{name}=={importlib.metadata.version(name)}" for name in copied(torch)]
     return [*pinned, *taken]
 
 
@@ -141,7 +191,7 @@ def _run(command: list[str], what: str) -> str:
     return done.stdout
 
 
-def _build(path: Path) -> None:
+def _build(path: Path, torch: bool) -> None:
     _run([sys.executable, "-m", "venv", str(path)], f"creating the backend venv {path}")
     python = str(path / "bin" / "python")
     pinned = path / "requirements.txt"
@@ -155,10 +205,11 @@ def _build(path: Path) -> None:
             "finding the backend venv's site-packages",
         ).strip()
     )
-    for name in copied():
+    for name in copied(torch):
         copy_verified(importlib.metadata.distribution(name), site)
+    imports = "numpy, onnxruntime, pyarrow" + (", torch" if torch else "")
     version = _run(
-        [python, "-c", "import numpy, onnxruntime, pyarrow; print(numpy.__version__)"],
+        [python, "-c", f"import {imports}; print(numpy.__version__)"],
         "checking the backend venv",
     ).strip()
     if int(version.split(".")[0]) >= 2:
@@ -180,14 +231,10 @@ def copy_verified(dist: importlib.metadata.Distribution, site: Path) -> None:
         source = Path(str(dist.locate_file(entry)))
         target = site.joinpath(*parts)
         target.parent.mkdir(parents=True, exist_ok=True)
-        digest = hashlib.sha256()
-        with source.open("rb") as reading, target.open("wb") as writing:
-            for block in iter(lambda: reading.read(1 << 20), b""):
-                digest.update(block)
-                writing.write(block)
-        shutil.copymode(source, target)
+        digest = _place(source, target)
         recorded = base64.urlsafe_b64decode(entry.hash.value + "=" * (-len(entry.hash.value) % 4))
-        if not hmac.compare_digest(digest.digest(), recorded):
+        if not hmac.compare_digest(digest, recorded):
+            target.unlink()
             raise BackendEnvError(
                 f"{name}'s installed file {entry} does not match the digest its wheel recorded; "
                 f"reinstall it (pip install --force-reinstall {name})"
@@ -195,6 +242,25 @@ def copy_verified(dist: importlib.metadata.Distribution, site: Path) -> None:
         copied += 1
     if copied == 0:
         raise BackendEnvError(f"{name} has no RECORD of its files to copy them from")
+
+
+def _place(source: Path, target: Path) -> bytes:
+    """Put `source` at `target`, a hard link where the file system allows one, else a
+    copy; the sha256 of what is at `target` afterwards (read once either way)."""
+    digest = hashlib.sha256()
+    try:
+        os.link(source, target)
+    except OSError:  # another file system (EXDEV), or links refused (EPERM)
+        with source.open("rb") as reading, target.open("wb") as writing:
+            for block in iter(lambda: reading.read(1 << 20), b""):
+                digest.update(block)
+                writing.write(block)
+        shutil.copymode(source, target)
+        return digest.digest()
+    with target.open("rb") as reading:
+        for block in iter(lambda: reading.read(1 << 20), b""):
+            digest.update(block)
+    return digest.digest()
 
 
 def _seal(secret: bytes, env: BackendEnv, wanted: list[str]) -> bytes:
@@ -222,10 +288,11 @@ def _sealed(secret: bytes, env: BackendEnv, wanted: list[str]) -> bool:
     return marker is not None and hmac.compare_digest(marker, fresh)
 
 
-def ensure_backend_env(cache: Path) -> BackendEnv:
+def ensure_backend_env(cache: Path, torch: bool = False) -> BackendEnv:
     """The cached backend venv for this Python and these requirements, built once; one
-    found there that this user's Kiln did not build is replaced, never used."""
-    wanted = requirements()
+    found there that this user's Kiln did not build is replaced, never used. With `torch`,
+    the venv that also holds torch (a TorchScript model is served)."""
+    wanted = requirements(torch)
     try:
         secret = private_cache(cache)
     except DistributionError as exc:
@@ -244,7 +311,7 @@ def ensure_backend_env(cache: Path) -> BackendEnv:
         # A venv records its own path, so it is built in place; the marker is written last.
         final.mkdir(mode=0o700)
         try:
-            _build(final)
+            _build(final, torch)
         except BaseException:
             shutil.rmtree(final, ignore_errors=True)
             raise

@@ -37,7 +37,7 @@ from pathlib import Path
 from types import FrameType, TracebackType
 
 from runtime.contract import capture as capture_contract
-from runtime.contract import tree_predict
+from runtime.contract import torch_predict, tree_predict
 from runtime.contract.formats import FORMATS
 from runtime.contract.served import ServedModel
 from runtime.contract.triton_config import ConfigError, read_config, served_format
@@ -69,6 +69,11 @@ CAPTURE_FILES = (
 ADAPTER_FILES = (ADAPTER, *CAPTURE_FILES)  # what a model run by the adapter is given
 # What the adapter needs beside it to serve a tree model as FIL would.
 TREE_FILES = (Path(tree_predict.__file__).resolve(),)
+# What the adapter needs beside it to serve a TorchScript model as libtorch would.
+TORCH_FILES = (
+    ADAPTER.parent / "torch_session.py",
+    Path(torch_predict.__file__).resolve(),
+)
 CONFIG_NAME = "config.pbtxt"
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_READY_TIMEOUT_S = 120.0
@@ -80,6 +85,10 @@ SHM_PREFIX = "triton_python_backend_shm_region_"
 
 class ServeError(Exception):
     """Why the local Triton could not be prepared, started or kept running."""
+
+
+class MissingExtra(ServeError):
+    """The model's format needs an optional extra this environment lacks (exit 2)."""
 
 
 @dataclass(frozen=True)
@@ -376,25 +385,46 @@ def _assemble_ensemble(model: ServedModel, repository: Path) -> None:
         raise ServeError(str(exc)) from exc
 
 
-def adapter_files(config_text: str) -> list[Path]:
-    """The files each version folder needs besides the artifact: the adapter with its
-    capture writer (and its tree helpers), or nothing for a python model, which is a
-    python-backend model itself."""
+def local_format(config_text: str) -> str | None:
+    """The format a local config runs (None where the text is no config: assemble
+    refuses it with the parser's message)."""
     try:
         model_format, _ = served_format(read_config(config_text))
     except ConfigError:
-        return [ADAPTER]  # assemble refuses it with the parser's message
+        return None
+    return model_format
+
+
+def adapter_files(config_text: str) -> list[Path]:
+    """The files each version folder needs besides the artifact: the adapter with its
+    capture writer (and its tree or torch helpers), or nothing for a python model, which
+    is a python-backend model itself."""
+    model_format = local_format(config_text)
+    if model_format is None:
+        return [ADAPTER]
     if FORMATS[model_format].local == "native":
         return []
-    return [*ADAPTER_FILES] if model_format == "onnx" else [*ADAPTER_FILES, *TREE_FILES]
+    helpers = {"torchscript": TORCH_FILES}.get(model_format, TREE_FILES)
+    return [*ADAPTER_FILES] if model_format == "onnx" else [*ADAPTER_FILES, *helpers]
 
 
-def prepare_runtime(cache: Path) -> tuple[TritonDistribution, BackendEnv]:
-    """tritonserver and the backend venv, from the cache or built once (PlatformError if
-    this machine cannot run them)."""
+def needs_torch(local: ServedModel) -> bool:
+    """Whether the server runs a TorchScript model, so its backend venv needs torch
+    (MissingExtra, saying what to install, where Kiln's environment has none)."""
+    if local.steps or local_format(local.config_text) != "torchscript":
+        return False
+    missing = torch_predict.torch_missing()
+    if missing is not None:
+        raise MissingExtra(f"{local.name} is a TorchScript model. {missing}")
+    return True
+
+
+def prepare_runtime(cache: Path, torch: bool = False) -> tuple[TritonDistribution, BackendEnv]:
+    """tritonserver and the backend venv (with torch: the one holding torch), from the
+    cache or built once (PlatformError if this machine cannot run them)."""
     try:
         dist = ensure_triton(cache)
-        backend = ensure_backend_env(cache)
+        backend = ensure_backend_env(cache, torch)
     except (DistributionError, BackendEnvError) as exc:
         raise ServeError(str(exc)) from exc
     return dist, backend
@@ -435,6 +465,7 @@ def prepare_server(local: ServedModel, endpoints: Endpoints) -> TritonServer:
             "backend on GPUs); the local Triton has only the python backend and serves "
             "`local`-kind environments"
         )
+    torch = needs_torch(local)
     workdir = local.root / ".kiln" / "serve" / model
     repository = workdir / "repository"
     # Verified before anything is fetched or started: a refused model never reaches Triton.
@@ -450,7 +481,7 @@ def prepare_server(local: ServedModel, endpoints: Endpoints) -> TritonServer:
         )
     cache = default_cache()
     say(f"kiln serve: tritonserver and its backend venv from {cache} (built on first use)")
-    dist, backend = prepare_runtime(cache)
+    dist, backend = prepare_runtime(cache, torch)
     return TritonServer(
         dist,
         backend,
@@ -474,6 +505,9 @@ def serve(
     try:
         endpoints = choose_endpoints(host, http_port, grpc_port, metrics_port)
         server = prepare_server(local, endpoints)
+    except MissingExtra as exc:
+        say(f"kiln serve: error: {exc}")
+        return 2  # this machine lacks an optional extra: nothing about the model is wrong
     except (ServeError, PlatformError) as exc:
         say(f"kiln serve: error: {exc}")
         return 1

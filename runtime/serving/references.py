@@ -10,6 +10,14 @@ One reference per format that Kiln can run on a CPU:
   the cluster's FIL backend, which holds and sums the trees in float32 (LightGBM uses
   float64; XGBoost float32, in another order).
 
+* torchscript: torch.jit.load in process, through the code the local adapter runs
+  (runtime/contract/torch_predict.py, one intra-op thread on both sides). Exact locally,
+  where smoke's batches arrive one at a time and Triton runs each as sent: torch's CPU
+  matrix product sums a row by the batch's row count, so a row that Triton batched with
+  other traffic can differ in float32 rounding (docs/serving.md gives the measure).
+  Within `TORCH_TOLERANCE` against a cluster's libtorch backend, another build of torch
+  (maybe on a GPU) whose kernels sum in another order.
+
 * python: the model's own code is the only reference; its answers are checked for the
   declared dtypes and shapes, their values are not compared.
 
@@ -28,6 +36,7 @@ import numpy as np
 import onnxruntime as ort
 
 from runtime.contract.signature import Signature
+from runtime.contract.torch_predict import TorchModelError, TorchPredictor, torch_missing
 from runtime.contract.tree_predict import TreeModelError, TreePredictor
 from runtime.serving.sample_data import SampleDataError, for_onnxruntime, to_inputs
 
@@ -59,6 +68,13 @@ class Tolerance:
 # LightGBM threshold and its float32 rounding takes another branch in FIL (2 rows in
 # 100,000 of car-loan): smoke reports it, as the tolerance cannot tell it from a fault.
 FIL_TOLERANCES = {"xgboost": Tolerance(of_largest=1e-5), "lightgbm": Tolerance(of_largest=1e-5)}
+# torch against a cluster's libtorch (another build, maybe a GPU): float32 matrix products
+# summed in another order move each value by a few ulps of the partial sums per layer.
+TORCH_TOLERANCE = Tolerance(of_largest=1e-4)
+
+
+class MissingLibrary(Exception):
+    """The format's library is an optional extra that is not installed; says what to install."""
 
 
 class Reference(Protocol):
@@ -135,6 +151,22 @@ class TreeReference:
         return {name: answer for name in outputs}
 
 
+class TorchReference(BySignature):
+    library = "torch"
+
+    def __init__(self, path: Path, signature: Signature, exact: bool) -> None:
+        inputs = [t.name for t in signature.inputs]
+        outputs = [t.name for t in signature.outputs]
+        self.predictor = TorchPredictor(str(path), inputs, outputs)
+        self.tolerance = None if exact else TORCH_TOLERANCE
+
+    def run(
+        self, arrays: Mapping[str, np.ndarray], outputs: Sequence[str]
+    ) -> dict[str, np.ndarray]:
+        answers = self.predictor.predict(arrays)
+        return {name: answers[name] for name in outputs}
+
+
 class OwnCode(BySignature):
     """A python model: its model.py is the only code that computes its answers, so there is
     nothing to compare values with; smoke checks each output's dtype and shape."""
@@ -149,9 +181,15 @@ class OwnCode(BySignature):
 
 
 def reference_for(
-    model_format: str, path: Path, parameters: dict[str, str], exact: bool
+    model_format: str,
+    path: Path,
+    parameters: dict[str, str],
+    exact: bool,
+    signature: Signature | None = None,
 ) -> Reference:
-    """The in-process reference for a served model file (ValueError if none)."""
+    """The in-process reference for a served model file (ValueError if none; MissingLibrary
+    when the format's optional library is not installed). A TorchScript file names no
+    tensors: its reference takes them from `signature`."""
     if model_format == "onnx":
         try:
             return OnnxReference(onnx_session(path))
@@ -166,4 +204,18 @@ def reference_for(
             raise ValueError(str(exc)) from exc
     if model_format == "python":
         return OwnCode()
+    if model_format == "torchscript":
+        return _torch_reference(path, signature, exact)
     raise ValueError(f"kiln smoke has no in-process reference for {model_format} models")
+
+
+def _torch_reference(path: Path, signature: Signature | None, exact: bool) -> TorchReference:
+    missing = torch_missing()
+    if missing is not None:
+        raise MissingLibrary(missing)
+    if signature is None:
+        raise ValueError("a TorchScript model names no tensors; its reference needs the signature")
+    try:
+        return TorchReference(path, signature, exact)
+    except TorchModelError as exc:
+        raise ValueError(str(exc)) from exc

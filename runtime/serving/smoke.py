@@ -49,6 +49,7 @@ from runtime.contract.tree_predict import LIBRARIES
 from runtime.contract.triton_config import ConfigError, read_config
 from runtime.serving.assemble import AssembleError, fetch
 from runtime.serving.references import (
+    MissingLibrary,
     OnnxReference,
     Reference,
     Tolerance,
@@ -553,6 +554,7 @@ def reference_models(
     model_format: str = "onnx",
     parameters: Mapping[str, str] | None = None,
     exact: bool = True,
+    signature: Signature | None = None,
 ) -> dict[int, Reference]:
     """In-process references on the served artifacts: fetched and verified where a
     digest is given (local files too), opened in place where a local file has none."""
@@ -564,13 +566,17 @@ def reference_models(
                 path = Path(artifact.uri)
                 if not path.is_file():
                     raise SmokeFailure(f"artifact of version {artifact.version} not found: {path}")
-                found[artifact.version] = reference_for(model_format, path, settings, exact)
+                found[artifact.version] = reference_for(
+                    model_format, path, settings, exact, signature
+                )
                 continue
             with tempfile.TemporaryDirectory(prefix="kiln-smoke-") as folder:
                 # The file's own name: xgboost tells JSON from UBJ by the suffix.
                 target = Path(folder) / Path(artifact.uri.rstrip("/")).name
                 fetch(artifact.uri, target, artifact.sha256)
-                found[artifact.version] = reference_for(model_format, target, settings, exact)
+                found[artifact.version] = reference_for(
+                    model_format, target, settings, exact, signature
+                )
         except (AssembleError, ValueError) as exc:
             raise SmokeFailure(f"version {artifact.version}: {exc}") from exc
     return found
@@ -594,15 +600,19 @@ def run(
     exact: bool = True,
     references: Mapping[int, Reference] | None = None,
 ) -> int:
-    """`kiln smoke`: the exit code (0 all checks pass, 1 any failure). `exact`: the
+    """`kiln smoke`: the exit code (0 all checks pass, 1 any failure, 2 the format's
+    optional library is not installed here). `exact`: the
     server runs the same library (the local adapter); else a format's tolerance holds.
     `references` replaces the artifacts' own (an ensemble's pipeline computed in process)."""
     try:
         if references is None:
-            references = reference_models(artifacts, model_format, parameters, exact)
+            references = reference_models(artifacts, model_format, parameters, exact, signature)
         first = references[min(references)]
         source, frame = load_sample(first.columns(signature), data)
         arrays = first.inputs(frame, signature, rows)
+    except MissingLibrary as exc:
+        out(f"FAIL setup: {exc}")
+        return 2  # not the server's fault: this machine lacks an optional extra
     except (SampleDataError, SmokeFailure, OSError, ValueError) as exc:
         out(f"FAIL setup: {exc}")
         return 1
@@ -648,6 +658,8 @@ def served_format(path: Path) -> ServedFormat:
         if library is None:
             raise SmokeFailure(f"{path}: FIL model_type has no library to compare with")
         return ServedFormat(library, parameters, exact=False)
+    if config.platform == FORMATS["torchscript"].platform:
+        return ServedFormat("torchscript", parameters, exact=False)
     model_format, _ = triton_config.served_format(config)
     return ServedFormat(model_format, parameters)
 

@@ -1,6 +1,7 @@
-"""Triton python-backend adapter: serve an ONNX model with onnxruntime, or a tree model
+"""Triton python-backend adapter: serve an ONNX model with onnxruntime, a tree model
 (xgboost, lightgbm) with its own library as Triton's FIL backend would (tree_predict.py,
-runtime/contract, copied beside this file).
+runtime/contract, copied beside this file), or a TorchScript model with torch as the
+libtorch backend would (torch_session.py).
 
 Kiln's `local` environment runs a CPU-only Triton (from the `nvidia-pytriton`
 wheel) that has no onnxruntime backend, only the python backend. This file is
@@ -57,6 +58,7 @@ THREADS_ENV = "KILN_ORT_THREADS"
 FORMAT_PARAMETER = "kiln_format"
 FILE_PARAMETER = "kiln_model_file"
 TREE_FORMATS = ("xgboost", "lightgbm")
+TORCH_FORMAT = "torchscript"  # run with torch by torch_session.py
 
 NUMPY_TYPES: dict[str, Any] = {
     "TYPE_BOOL": np.bool_,
@@ -140,10 +142,14 @@ def _open(folder: str, config: dict[str, Any]) -> Any:
         from tree_predict import TreePredictor
 
         return TreePredictor(os.path.join(folder, parameters[FILE_PARAMETER]), parameters)
+    threads = int(os.environ.get(THREADS_ENV, "1"))
+    if model_format == TORCH_FORMAT:
+        from torch_session import TorchSession  # beside this file, as tree_predict is
+
+        return TorchSession(os.path.join(folder, parameters[FILE_PARAMETER]), config, threads)
     if model_format != "onnx":
         raise RuntimeError(f"the adapter does not serve {model_format} models")
     options = ort.SessionOptions()
-    threads = int(os.environ.get(THREADS_ENV, "1"))
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
     return ort.InferenceSession(

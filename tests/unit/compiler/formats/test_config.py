@@ -134,7 +134,9 @@ def test_fil_without_model_type_is_refused() -> None:
 
 
 def test_local_tools_refuse_formats_the_local_triton_cannot_run() -> None:
-    with pytest.raises(NotServable, match="serves a torchscript model, which the local Triton"):
-        model_ir(SPECS, "default-torch", "local")
-    ir, _ = model_ir(SPECS, "default-xgb", "local")  # tree models are served locally
-    assert ir.format.name == "xgboost"
+    with pytest.raises(NotServable, match="serves a savedmodel model, which the local Triton"):
+        model_ir(SPECS, "default-tf", "local")
+    # Tree and TorchScript models are served locally (torch from the `torch` extra).
+    for name, model_format in (("default-xgb", "xgboost"), ("default-torch", "torchscript")):
+        ir, _ = model_ir(SPECS, name, "local")
+        assert ir.format.name == model_format

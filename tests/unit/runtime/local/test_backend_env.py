@@ -100,3 +100,33 @@ def test_the_seal_covers_the_pinned_digests_and_copied_versions() -> None:
         assert pin in wanted
         assert all(digest in wanted for digest in digests)
     assert f"onnxruntime=={importlib.metadata.version('onnxruntime')}" in wanted
+
+
+def test_a_copy_on_the_same_file_system_is_a_hard_link_checked_all_the_same(
+    tmp_path: Path,
+) -> None:
+    source = tmp_path / "kiln-site"
+    copy_verified(installed(source), tmp_path / "venv-site")
+    linked = tmp_path / "venv-site" / "tiny" / "__init__.py"
+    # The same file, not a second one: torch's 3 GB are not copied again.
+    assert linked.stat().st_ino == (source / "tiny" / "__init__.py").stat().st_ino
+    tampered = installed(tmp_path / "other-site", module=b"import os\n")
+    with pytest.raises(BackendEnvError, match="does not match"):
+        copy_verified(tampered, tmp_path / "venv-2")
+    assert not (tmp_path / "venv-2" / "tiny" / "__init__.py").exists()  # the link is removed
+
+
+def test_torch_goes_in_with_what_it_requires_and_only_when_asked() -> None:
+    closure = backend_env.requirement_closure("torch")
+    assert closure[0] == "torch"
+    # nvidia-cufile is reached only through an extra (cuda-toolkit[cufile,...]); torch's
+    # import fails without it (libcufile.so.0), which is how this rule was found.
+    assert "nvidia-cufile" in closure and "cuda-toolkit" in closure
+    assert "numpy" not in closure  # the venv's own numpy 1.26.4 stays
+    assert "setuptools" not in closure  # as does the setuptools `venv` installs
+    assert "torch" not in backend_env.copied()
+    with_torch = backend_env.requirements(torch=True)
+    assert f"torch=={importlib.metadata.version('torch')}" in with_torch
+    assert set(backend_env.requirements()) < set(with_torch)  # a venv of its own
+    with pytest.raises(BackendEnvError, match=r"pip install 'kiln\[no-such-thing\]'"):
+        backend_env.requirement_closure("no-such-thing")

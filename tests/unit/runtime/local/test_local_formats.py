@@ -98,8 +98,8 @@ def test_a_python_model_is_its_own_backend_model_locally() -> None:
 
 def test_formats_the_local_triton_cannot_run_keep_their_cluster_runner_and_a_reason() -> None:
     assert {n for n, f in FORMATS.items() if not f.local} == set(NOT_SERVED_LOCALLY)
-    local = _config("default-torch", "local")
-    assert (local.platform, local.backend) == ("pytorch_libtorch", "")
+    local = _config("default-tf", "local")
+    assert (local.platform, local.backend) == ("tensorflow_savedmodel", "")
 
 
 def test_the_adapter_reads_the_parameters_the_compiler_writes() -> None:
