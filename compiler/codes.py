@@ -308,6 +308,18 @@ CODES: dict[str, tuple[str, str]] = {
         "Class labels disagree",
         "The probability output and the score columns hold one entry per class.",
     ),
+    "KILN1732": (
+        "XGBoost model from a version Kiln has not checked",
+        "Save the model with XGBoost 3 or earlier; newer writers may be misread silently.",
+    ),
+    "KILN1733": (
+        "XGBoost model with outputs Kiln cannot serve",
+        "Kiln serves one target (or one score per class): train one model per target.",
+    ),
+    "KILN1734": (
+        "XGBoost file is not the format its model_type names",
+        "Set fil.model_type to the file's format (xgboost_ubj, xgboost_json).",
+    ),
     "KILN1711": (
         "Artifact outside the project",
         "Keep local models under the project folder; links must not lead out of it.",

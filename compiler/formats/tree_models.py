@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from compiler.formats import NotTheFormat
+from runtime.contract import xgboost_file
 
 # LightGBM writes its header before the first tree; Kiln reads no further than this.
 LIGHTGBM_HEADER_MAX = 1024 * 1024
@@ -19,6 +20,8 @@ LIGHTGBM_HEADER_MAX = 1024 * 1024
 class TreeModel:
     features: tuple[str, ...] | None  # None: the file names no features
     width: int  # the number of feature columns the model reads
+    # Why the xgboost Kiln runs with would answer wrong with it (its writer, its outputs).
+    problem: xgboost_file.Problem | None = None
 
 
 def read_xgboost_json(path: Path) -> TreeModel:
@@ -37,7 +40,33 @@ def read_xgboost_json(path: Path) -> TreeModel:
         not isinstance(names, list) or not all(isinstance(n, str) for n in names)
     ):
         raise NotTheFormat("learner.feature_names is not a list of names")
-    return TreeModel(tuple(names) if names else None, width)
+    try:
+        problem = xgboost_file.problem(xgboost_file.header_from(document))
+    except xgboost_file.XGBoostFileError as exc:
+        raise NotTheFormat(str(exc)) from exc
+    return TreeModel(tuple(names) if names else None, width, problem)
+
+
+def xgboost_problem(path: Path, model_type: str) -> xgboost_file.Problem | None:
+    """What keeps a UBJSON or binary XGBoost file from being served right: a file whose
+    content is not the format its model_type names (FIL reads it by model_type), or what
+    its header says (runtime/contract/xgboost_file.py)."""
+    payload = path.read_bytes()
+    kind = xgboost_file.file_kind(payload)
+    if model_type == "xgboost" and kind != "binary":
+        message = (
+            f"the file is XGBoost {KIND_NAMES[kind]}, not the old binary format that "
+            "fil.model_type xgboost names (XGBoost 3 writes UBJSON whatever the file's name)"
+        )
+        return xgboost_file.Problem("format", message)
+    try:
+        header = xgboost_file.read_header(payload) if kind == "ubj" else None
+    except xgboost_file.XGBoostFileError as exc:
+        raise NotTheFormat(str(exc)) from exc
+    return None if header is None else xgboost_file.problem(header)
+
+
+KIND_NAMES = {"json": "JSON", "ubj": "UBJSON", "binary": "binary"}
 
 
 def read_lightgbm_text(path: Path) -> TreeModel:

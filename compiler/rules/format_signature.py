@@ -58,7 +58,7 @@ def local_signature(
         if version.format in fil.TREE_FORMATS:
             tree = _read_tree(version, path)
             tensors, more = tree_signature(spec, index, tree, features)
-            return tensors, [*found, *more]
+            return tensors, [*found, *_misread(version, index, path, tree), *more]
         check = _CHECKS.get(version.format)
         if check is not None:
             check(path)
@@ -169,6 +169,36 @@ def _read_tree(version: Version, path: Path) -> tree_models.TreeModel | None:
     if model_type == "lightgbm":
         return tree_models.read_lightgbm_text(path)
     return None  # binary XGBoost, UBJSON and Treelite checkpoints are not read
+
+
+# What keeps Kiln's xgboost from reading an XGBoost file right, by Problem.kind.
+MISREAD_CODES = {"writer": "KILN1732", "outputs": "KILN1733", "format": "KILN1734"}
+MISREAD_HINTS = {
+    "writer": "save the model with XGBoost 3 or earlier, as booster.save_model('xgboost.json')",
+    "outputs": "train one model per target, or serve an ONNX export",
+    "format": "set fil.model_type: xgboost_ubj, or save the model as xgboost.json",
+}
+
+
+def _misread(
+    version: Version, index: int, path: Path, tree: tree_models.TreeModel | None
+) -> list[Finding]:
+    """An XGBoost file that the local adapter, smoke's reference and the pipeline steps
+    (xgboost 2.1) or FIL would read wrong."""
+    if version.format != "xgboost":
+        return []
+    model_type = fil.model_type(version)
+    if tree is not None:
+        problem = tree.problem
+    elif model_type in ("xgboost", "xgboost_ubj"):
+        problem = tree_models.xgboost_problem(path, model_type)
+    else:
+        return []  # a Treelite checkpoint
+    if problem is None:
+        return []
+    at: Path_ = ("spec", "versions", index, "artifact", "uri")
+    message = f"{version.artifact.uri}: {problem.message}"
+    return [Finding(at, MISREAD_CODES[problem.kind], message, MISREAD_HINTS[problem.kind])]
 
 
 def tree_signature(

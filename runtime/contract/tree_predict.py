@@ -12,6 +12,9 @@ prediction (a regressor's value); true gives a classifier's class, decided by
 `threshold` (default 0.5) for two classes and by the largest score for more, unless
 `predict_proba` asks for a score per class (two columns, 1 - p and p, for binary).
 FIL computes in float32, so the input is cast to float32 before the library sees it.
+An XGBoost file is first given the base score as the xgboost Kiln runs with (2.1) reads
+it right (xgboost_file.py, beside this file too): XGBoost 3 writes it in a form 2.1
+misreads without a word.
 """
 
 from __future__ import annotations
@@ -21,6 +24,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+
+try:  # in Kiln
+    from runtime.contract import xgboost_file
+except ImportError:  # beside the local adapter, which copies both files into its folder
+    import xgboost_file  # type: ignore[no-redef]
 
 # The FIL backend names its one input and one output so (fil_backend docs/model_config.md).
 FIL_INPUT = "input__0"
@@ -73,8 +81,21 @@ class TreePredictor:
         self.predict_proba = _flag(parameters, "predict_proba")
         self.threshold = float(parameters.get("threshold", DEFAULT_THRESHOLD))
         payload = source if isinstance(source, bytes) else _read(source)
+        self.margins: np.ndarray | None = None  # each class's base margin, when given
+        if library == "xgboost":
+            payload = self._readable(payload)
         self.booster = _load(library, payload)
         self.classifier, self.score_columns = _kind(library, self.booster, payload)
+
+    def _readable(self, payload: bytes) -> bytes:
+        """The XGBoost model as xgboost 2.1 reads it right, in memory only."""
+        try:
+            readable = xgboost_file.for_xgboost_2(payload)
+        except xgboost_file.XGBoostFileError as exc:
+            raise TreeModelError(f"xgboost cannot load the model right: {exc}") from exc
+        if readable.margins is not None:
+            self.margins = np.asarray(readable.margins, np.float32)
+        return readable.payload
 
     @classmethod
     def published(cls, source: str | bytes, model_type: str) -> TreePredictor:
@@ -125,7 +146,10 @@ class TreePredictor:
         features = np.ascontiguousarray(rows, dtype=np.float32)
         if self.library == "xgboost":
             # inplace_predict uses the model's own objective transform, like predict().
-            return np.asarray(self.booster.inplace_predict(features))
+            if self.margins is None:
+                return np.asarray(self.booster.inplace_predict(features))
+            margins = np.tile(self.margins, (len(features), 1))
+            return np.asarray(self.booster.inplace_predict(features, base_margin=margins))
         # LightGBM takes its thread count per call (a loaded model keeps the file's).
         return np.asarray(self.booster.predict(features, num_threads=1))
 

@@ -37,7 +37,7 @@ from pathlib import Path
 from types import FrameType, TracebackType
 
 from runtime.contract import capture as capture_contract
-from runtime.contract import torch_predict, tree_predict
+from runtime.contract import torch_predict, tree_predict, xgboost_file
 from runtime.contract.formats import FORMATS
 from runtime.contract.served import ServedModel
 from runtime.contract.triton_config import ConfigError, read_config, served_format
@@ -68,7 +68,10 @@ CAPTURE_FILES = (
 )
 ADAPTER_FILES = (ADAPTER, *CAPTURE_FILES)  # what a model run by the adapter is given
 # What the adapter needs beside it to serve a tree model as FIL would.
-TREE_FILES = (Path(tree_predict.__file__).resolve(),)
+TREE_FILES = (
+    Path(tree_predict.__file__).resolve(),
+    Path(xgboost_file.__file__).resolve(),  # tree_predict imports it from its folder
+)
 # What the adapter needs beside it to serve a TorchScript model as libtorch would.
 TORCH_FILES = (
     ADAPTER.parent / "torch_session.py",

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import treelite  # the dev extra: reads the model as Triton's FIL backend does
 
 from compiler.served import model_ir, served_model
 from compiler.targets import triton
@@ -32,7 +33,7 @@ from runtime.local.triton_dist import (
     default_cache,
     ensure_triton,
 )
-from runtime.serving.references import TreeReference, reference_for
+from runtime.serving.references import FIL_TOLERANCES, TreeReference, reference_for
 from runtime.serving.smoke import connect, run, smoke
 from runtime.serving.smoke import main as smoke_main
 from tests.tools import REPO_ROOT
@@ -137,6 +138,11 @@ def test_an_xgboost_classifier_answers_fils_probabilities_exactly(
     assert report.ok, report.render()
     scores = reference.run(arrays, ["output__0"])["output__0"]
     assert scores.shape == (300, 2) and np.allclose(scores.sum(axis=1), 1.0)
+    # The file was written by XGBoost 3: served as Treelite reads it for FIL in a cluster
+    # (xgboost 2.1 alone misread its base_score, 0.053 off on every row).
+    forest = treelite.frontend.load_xgboost_model(local.artifacts[0].uri)
+    fil = treelite.gtil.predict(forest, rows, nthread=1).reshape(-1)
+    assert np.abs(scores[:, 1] - fil).max() <= FIL_TOLERANCES["xgboost"].bound(fil)
     assert not refused.ok and "FAIL inference v1" in refused.render()
 
 

@@ -124,3 +124,23 @@ def test_model_py_is_parsed_never_run(tmp_path: Path) -> None:
     python_model.check_model_py(path)
     assert not marker.exists()
     python_model.check_model_py(GOLDEN / "default-python" / "1" / "model.py")
+
+
+XGBOOST3 = REPO_ROOT / "tests" / "formats" / "xgboost3"
+
+
+def test_an_xgboost_3_file_is_read_with_what_keeps_kiln_from_serving_it() -> None:
+    golden = tree_models.read_xgboost_json(GOLDEN / "default-xgb" / "1" / "xgboost.json")
+    assert golden.problem is None  # one base score in brackets: read right since issue 19
+    assert tree_models.read_xgboost_json(XGBOOST3 / "multiclass.json").problem is None
+    two = tree_models.read_xgboost_json(XGBOOST3 / "two-targets.json").problem
+    assert two is not None and two.kind == "outputs" and "2 targets" in two.message
+
+
+def test_ubjson_and_binary_xgboost_files_are_checked_by_their_content() -> None:
+    assert tree_models.xgboost_problem(XGBOOST3 / "binary.ubj", "xgboost_ubj") is None
+    two = tree_models.xgboost_problem(XGBOOST3 / "two-targets.ubj", "xgboost_ubj")
+    assert two is not None and two.kind == "outputs"
+    # XGBoost 3 writes UBJSON under any other name; FIL would read it as the old binary.
+    named = tree_models.xgboost_problem(XGBOOST3 / "binary.ubj", "xgboost")
+    assert named is not None and named.kind == "format" and "UBJSON" in named.message
