@@ -77,11 +77,15 @@ def test_kiln_label_writes_into_the_local_data_store(tmp_path: Path) -> None:
     parts = list((tmp_path / ".kiln" / "data" / "car-loan-default" / "labels").glob("*.parquet"))
     assert len(parts) == 1
     assert pd.read_parquet(parts[0])["repaid"].tolist() == [1, 0]
-    refused = CliRunner().invoke(
-        label,
-        ["car-loan-default", "--from", str(source), "--specs", str(specs), "--env", "staging"],
+    # The FeatureSet's id column (car-loan-applicant: `id`) is a key too, kept by name.
+    by_id = tmp_path / "by-id.csv"
+    pd.DataFrame({"id": [7], "repaid": [1]}).to_csv(by_id, index=False)
+    result = CliRunner().invoke(
+        label, ["car-loan-default", "--from", str(by_id), "--specs", str(specs)]
     )
-    assert refused.exit_code == 2 and "cluster environment" in refused.output
+    assert result.exit_code == 0, result.output
+    parts = sorted((tmp_path / ".kiln" / "data" / "car-loan-default" / "labels").glob("*.parquet"))
+    assert pd.read_parquet(parts[-1]).to_dict("list") == {"id": ["7"], "repaid": [1]}
 
 
 def test_a_file_keyed_by_another_column_is_written_under_the_join_column(tmp_path: Path) -> None:
