@@ -84,8 +84,8 @@ def test_drift_on_served_traffic_equals_drift_on_the_same_rows_from_a_file(
     truth = tmp_path / "truth.csv"
     pd.DataFrame({"request_id": keys, "repaid": analysis["repaid"]}).to_csv(truth, index=False)
     labels = tmp_path / ".kiln" / "data" / MODEL / contract.LABELS
-    keys = [(contract.REQUEST_ID, contract.REQUEST_ID)]
-    assert write_labels(truth, "repaid", labels, keys)[1] == ROWS
+    by_request = [(contract.REQUEST_ID, contract.REQUEST_ID)]
+    assert write_labels(truth, "repaid", labels, by_request)[1] == ROWS
 
     config = config_from_ir(ir)
     assert config.labels is not None
