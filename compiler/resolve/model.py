@@ -195,9 +195,10 @@ def _model_in(
     declared = capture.declared_capture(spec, environment)
     findings.extend(capture.missing_analysis(spec, declared, environment.name))
     findings.extend(capture.not_in_clusters(spec, environment))
+    name = doc.metadata.name
+    findings.extend(capture.whole_captured_folder(spec, name, environment.name, storage.data))
     if tensors is None or any(not f.warning for f in findings):
         return None, findings
-    name = doc.metadata.name
     captured, more = capture.capture_config(name, spec, environment, storage.data, tensors)
     findings.extend(more)
     if any(not f.warning for f in more):

@@ -229,18 +229,28 @@ def check_columns(
     """Check every declared column for usable values; return the frame NannyML gets."""
     cols: Columns = config.columns
     for feature in cols.features:
-        frame[feature.name] = _feature(role, feature, frame[feature.name], notes)
+        original = frame[feature.name]
+        _replace(frame, original, _feature(role, feature, original, notes))
     _predictions(config, role, frame)
     _scores(config, role, frame)
     if cols.target and cols.target in frame.columns:
-        frame[cols.target] = _target(config, role, frame[cols.target])
+        original = frame[cols.target]
+        _replace(frame, original, _target(config, role, original))
     return frame
+
+
+def _replace(frame: pd.DataFrame, original: pd.Series, checked: pd.Series) -> None:
+    """Assign a checked column only when the check changed it: every assignment splits a
+    pandas block, and merging them again for NannyML copies the data (docs/performance.md)."""
+    if checked is not original:
+        frame[original.name] = checked
 
 
 def _predictions(config: MonitorConfig, role: Role, frame: pd.DataFrame) -> None:
     column = config.columns.prediction
-    series = _to_numpy_dtype(frame[column])
-    frame[column] = series
+    original = frame[column]
+    series = _to_numpy_dtype(original)
+    _replace(frame, original, series)
     where = f"{role} data: prediction column {column!r}"
     missing = int(series.isna().sum())
     if missing:
@@ -256,7 +266,8 @@ def _predictions(config: MonitorConfig, role: Role, frame: pd.DataFrame) -> None
                 f"{where} must hold the labels 0 and 1 for binary classification; "
                 f"other values in {_rows(bad)}",
             )
-        frame[column] = series.astype("int64")
+        if series.dtype != "int64":
+            frame[column] = series.astype("int64")
     else:
         labels = {str(k) for k in config.columns.score or {}}
         bad = ~series.astype(str).isin(labels)
@@ -272,7 +283,8 @@ def _scores(config: MonitorConfig, role: Role, frame: pd.DataFrame) -> None:
     score = config.columns.score
     columns = [score] if isinstance(score, str) else sorted((score or {}).values())
     for column in columns:
-        series = _to_numpy_dtype(frame[column])
+        original = frame[column]
+        series = _to_numpy_dtype(original)
         where = f"{role} data: score column {column!r}"
         if not _numeric(series):
             raise MonitorError("columns", f"{where} holds {series.dtype}; scores are numbers")
@@ -285,7 +297,7 @@ def _scores(config: MonitorConfig, role: Role, frame: pd.DataFrame) -> None:
                 "columns",
                 f"{where} holds values outside [0, 1] in {_rows(bad)}; scores are probabilities",
             )
-        frame[column] = series
+        _replace(frame, original, series)
 
 
 def _target(config: MonitorConfig, role: Role, series: pd.Series) -> pd.Series:
