@@ -120,8 +120,9 @@ def read_parquet(
         plain = ds.dataset(listing.files, filesystem=listing.fs, format="parquet")
         fragments = list(plain.get_fragments())
         stored = [f.physical_schema for f in fragments]  # each file's footer, read once
-        dataset, partitions = _with_partitions(listing, plain, stored)
-        _check_columns(listing, role, stored, partitions, required)
+        partitions = _partition_columns(listing, stored)
+        _check_columns(listing, role, stored, list(partitions), required)
+        dataset = _with_partitions(listing, plain, stored, partitions)
         wanted = required + [c for c in optional if c in dataset.schema.names]
         return dataset.to_table(columns=wanted).to_pandas()
     except MonitorError:
@@ -139,35 +140,40 @@ def partition_keys(path: str, folder: str) -> dict[str, str]:
     return {key: unquote(value) for key, value in pairs}
 
 
-def _with_partitions(listing: Listing, plain: Any, stored: list[Any]) -> tuple[Any, list[str]]:
-    """The dataset with partition columns and one schema for all files, and the partition
-    columns; `plain` itself when there is nothing to add (one schema, no partitions)."""
-    import pyarrow as pa
-    import pyarrow.dataset as ds
-
+def _partition_columns(listing: Listing, stored: list[Any]) -> dict[str, list[str]]:
+    """Partition folder names that no file stores, with their values (a file each)."""
     keys: dict[str, list[str]] = {}
     if listing.folder is not None:
         for path in listing.files:
             for key, value in partition_keys(path, listing.folder).items():
                 keys.setdefault(key, []).append(value)
-    columns = pa.unify_schemas(stored, promote_options="permissive")
+    names = {name for schema in stored for name in schema.names}
+    return {key: values for key, values in keys.items() if key not in names}
+
+
+def _with_partitions(
+    listing: Listing, plain: Any, stored: list[Any], partitions: dict[str, list[str]]
+) -> Any:
+    """The dataset with the partition columns and one schema for all files; `plain`
+    itself when there is nothing to add (one schema, no partitions)."""
+    import pyarrow as pa
+    import pyarrow.dataset as ds
+
+    if not partitions and all(s.equals(stored[0]) for s in stored):
+        return plain
     added = [
         pa.field(key, pa.int64() if all(map(_WHOLE_NUMBER.fullmatch, values)) else pa.string())
-        for key, values in keys.items()
-        if key not in columns.names
+        for key, values in partitions.items()
     ]
-    if not added and all(s.equals(stored[0]) for s in stored):
-        return plain, []
-    partitioning = ds.partitioning(pa.schema(added), flavor="hive") if added else None
-    dataset = ds.dataset(
+    columns = pa.unify_schemas(stored, promote_options="permissive")
+    return ds.dataset(
         listing.files,
         schema=pa.schema([*columns, *added]),
         filesystem=listing.fs,
         format="parquet",
-        partitioning=partitioning,
+        partitioning=ds.partitioning(pa.schema(added), flavor="hive") if added else None,
         partition_base_dir=listing.folder,
     )
-    return dataset, [f.name for f in added]
 
 
 def _check_columns(
