@@ -155,6 +155,10 @@ CODES: dict[str, tuple[str, str]] = {
         "Quality threshold without a Pushgateway",
         "Set the environment's pushgateway_url, or remove the threshold there.",
     ),
+    "KILN1435": (
+        "Analysis reads every environment's captured traffic",
+        "Leave monitoring.analysis out to read this environment's partition, or name it.",
+    ),
     # 15xx: name budgets
     "KILN1501": ("Derived name too long", "Shorten the model name."),
     # 16xx: environment policies

@@ -73,9 +73,9 @@ def monitor(
     from runtime.monitor.job import Progress, run_job
 
     root = specs.resolve().parent
-    if config.labels is not None and analysis is not None:
-        # The labels belong to the captured traffic (joined by its request ids); other
-        # analysis data given here carries its own targets, or none.
+    if config.labels is not None and analysis is not None and not ir.is_local:
+        # Data given here replaces a cluster environment's store; its labels folder there
+        # is not this machine's to read. A local environment's labels join as they would.
         config = config.model_copy(update={"labels": None})
     if config.labels is not None:
         labels = config.labels.model_copy(update={"uri": _in_project(config.labels.uri, root)})
@@ -119,12 +119,15 @@ def _in_project(uri: str, root: Path) -> str:
     "--key",
     default=None,
     help="Column of FILE holding the served rows' request ids, written as request_id, "
-    "the column the monitor joins on [default: request_id].",
+    "the column the monitor joins served traffic on [default: request_id, where present].",
 )
 @env_option
 @specs_option
 def label(model: str, source: Path, key: str | None, environment: str, specs: Path) -> None:
-    """Add labels for MODEL's served rows; `kiln monitor` joins them (realised performance)."""
+    """Add labels for MODEL's rows; `kiln monitor` joins them (realised performance).
+
+    FILE holds the target and a key: the served rows' request ids, or the FeatureSet's id
+    column (for files and batch predictions, and captured traffic that captures it)."""
     from runtime.contract.capture import REQUEST_ID, labels_uri
     from runtime.local.labels import LabelError, write_labels
 
@@ -135,8 +138,10 @@ def label(model: str, source: Path, key: str | None, environment: str, specs: Pa
             "by the systems that learn the outcomes, to the labels folder docs/capture.md names"
         )
     folder = Path(_in_project(labels_uri(ir.storage.data, model), specs.resolve().parent))
+    entity = ir.featureset.spec.entity
+    keys = [(key or REQUEST_ID, REQUEST_ID), (entity, entity)]
     try:
-        written, rows = write_labels(source, key or REQUEST_ID, ir.target, folder, REQUEST_ID)
+        written, rows = write_labels(source, ir.target, folder, keys, required=key)
     except LabelError as exc:
         click.echo(f"kiln label: {exc}", err=True)
         sys.exit(1)

@@ -48,7 +48,7 @@ from compiler.rules.findings import Finding
 from compiler.spec.documents import MODEL_NAME_MAX, ModelDoc
 from compiler.spec.model import OVERRIDABLE, Alert, ModelSpec, Version
 from compiler.spec.project import Environment, Storage
-from runtime.contract.capture import CaptureConfig, captured_path
+from runtime.contract.capture import CaptureConfig, environment_path
 from runtime.contract.signature import Tensor
 from runtime.contract.vocabulary import SERVING_SIGNALS
 
@@ -197,9 +197,10 @@ def _model_in(
     declared = capture.declared_capture(spec, environment)
     findings.extend(capture.missing_analysis(spec, declared, environment.name))
     findings.extend(capture.not_for_ensembles(spec))
+    name = doc.metadata.name
+    findings.extend(capture.whole_captured_folder(spec, name, environment.name, storage.data))
     if tensors is None or any(not f.warning for f in findings):
         return None, findings
-    name = doc.metadata.name
     captured, more = capture.capture_config(name, spec, environment, storage.data, tensors)
     findings.extend(more)
     if any(not f.warning for f in more):
@@ -224,7 +225,7 @@ def _model_in(
         training=lower_training(
             spec.training, featureset.spec, context.project.images.runtime, spec.classes
         ),
-        monitoring=lower_monitoring(spec.monitoring, _captured_dataset(name, captured)),
+        monitoring=lower_monitoring(spec.monitoring, _captured_dataset(captured)),
         capture=captured,
         alerts=tuple(lower_alert(a) for a in alerts),
         routes=tuple(lower_route(routes[n]) for n in sorted({a.route for a in alerts})),
@@ -244,11 +245,12 @@ def _version_of(spec: ModelSpec, artifact: ArtifactIR | None) -> Version | None:
     return next(v for v in spec.versions if v.version == artifact.version)
 
 
-def _captured_dataset(name: str, captured: CaptureConfig | None) -> DatasetIR | None:
-    """The captured traffic as the monitor's analysis data (relative to the data store)."""
+def _captured_dataset(captured: CaptureConfig | None) -> DatasetIR | None:
+    """This environment's captured traffic as the monitor's analysis data (relative to the
+    data store): its partition only, since every environment captures into one folder."""
     if captured is None:
         return None
-    return DatasetIR(captured_path(name), "parquet", None)
+    return DatasetIR(environment_path(captured.model, captured.environment), "parquet", None)
 
 
 def artifact_location(uri: str, storage: Storage) -> str:

@@ -10,6 +10,7 @@ that cannot read what the served model wrote, hours after the merge.
 from __future__ import annotations
 
 from compiler.rules.findings import Finding
+from compiler.rules.locations import place_under
 from compiler.spec.model import Capture, ModelSpec
 from compiler.spec.project import Environment
 from runtime.contract import capture as contract
@@ -50,6 +51,30 @@ def missing_analysis(spec: ModelSpec, capture: Capture | None, environment: str)
             "name the production data (monitoring.analysis.uri), or turn capture on "
             "(serving.capture: {sample: 1.0}) so the monitor reads the served traffic",
             key=True,
+        )
+    ]
+
+
+def whole_captured_folder(spec: ModelSpec, name: str, environment: str, data: str) -> list[Finding]:
+    """Analysis data naming the captured folder itself reads the rows of every environment
+    that shares the store (a staging monitor would watch production): a warning, since a
+    deliberate look across environments is possible."""
+    monitoring = spec.monitoring
+    if monitoring is None or monitoring.analysis is None:
+        return []
+    named = place_under(monitoring.analysis.uri, data).rstrip("/")
+    if named != contract.captured_uri(data, name).rstrip("/"):
+        return []
+    partition = contract.environment_path(name, environment)
+    return [
+        Finding(
+            (*SPEC, "monitoring", "analysis", "uri"),
+            "KILN1435",
+            f"monitoring.analysis reads all of {name}'s captured traffic, the rows of every "
+            f"environment that captures into this store, not only `{environment}`'s",
+            "leave monitoring.analysis out where capture is on (the monitor then reads this "
+            f"environment's partition), or name the partition: {partition}",
+            warning=True,
         )
     ]
 

@@ -625,8 +625,8 @@ class Monitoring(SpecModel):
     reference: Dataset = Field(description="Reference period data.")
     analysis: Dataset | None = Field(
         None,
-        description="Production data to analyse; the captured traffic when empty "
-        "(serving.capture on).",
+        description="Production data to analyse; when empty (serving.capture on), this "
+        "environment's captured traffic, captured/environment=NAME/.",
     )
     columns: Columns = Field(description="Column roles beyond the features.")
     chunking: Chunking = Field(

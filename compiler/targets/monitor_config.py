@@ -19,8 +19,8 @@ from compiler.ir.monitoring import (
     PerformanceIR,
     RouteIR,
 )
-from compiler.rules.locations import place_under
-from runtime.contract.capture import REQUEST_ID, captured_path, labels_uri
+from compiler.rules.locations import inside, place_under
+from runtime.contract.capture import REQUEST_ID, captured_uri, labels_uri
 from runtime.contract.monitor_config import MonitorConfig
 from runtime.contract.vocabulary import SERVING_SIGNALS
 
@@ -42,13 +42,19 @@ def _source(dataset: DatasetIR, data_root: str) -> dict[str, Any]:
     return {"uri": uri, "format": _format(uri, dataset.format), "lookback": lookback}
 
 
-def _labels(model: ModelIR) -> dict[str, str] | None:
-    """Served traffic's labels, joined by request id, when the analysis is that traffic."""
-    monitoring = model.monitoring
-    assert monitoring is not None
-    if model.capture is None or monitoring.analysis.uri != captured_path(model.name):
-        return None
-    return {"uri": labels_uri(model.storage.data, model.name), "key": REQUEST_ID}
+def _labels(model: ModelIR, analysis: str) -> dict[str, Any]:
+    """Where late ground truth is joined from, and the keys it is joined on, in order.
+
+    Served traffic (the analysis data lies in the captured folder) carries its request
+    ids, and the FeatureSet's id column when that is one of the captured inputs; other
+    data (files, batch predictions) is joined by the FeatureSet's id column. The job
+    refuses labels when the analysis rows carry none of the keys (runtime/monitor/labels.py).
+    """
+    entity = model.featureset.spec.entity
+    keys = [entity]
+    if model.capture is not None and inside(analysis, captured_uri(model.storage.data, model.name)):
+        keys = [REQUEST_ID] + ([entity] if entity in model.capture.inputs else [])
+    return {"uri": labels_uri(model.storage.data, model.name), "keys": keys}
 
 
 def _score(columns: ColumnsIR) -> str | dict[str, str] | None:
@@ -107,6 +113,7 @@ def config_from_ir(model: ModelIR) -> MonitorConfig:
     rules = [a for a in model.alerts if a.when.signal not in SERVING_SIGNALS]
     used = {a.route for a in rules}
     data_root = model.storage.data
+    analysis = _source(monitoring.analysis, data_root)
     raw: dict[str, Any] = {
         "model": model.name,
         "environment": model.environment.name,
@@ -120,8 +127,8 @@ def config_from_ir(model: ModelIR) -> MonitorConfig:
             "features": features,
         },
         "reference": _source(monitoring.reference, data_root),
-        "analysis": _source(monitoring.analysis, data_root),
-        "labels": _labels(model),
+        "analysis": analysis,
+        "labels": _labels(model, analysis["uri"]),
         "chunking": asdict(monitoring.chunking),
         "drift": _block(monitoring.drift),
         "performance": _block(monitoring.performance),

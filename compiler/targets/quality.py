@@ -37,11 +37,11 @@ from compiler.targets.analysis_metrics import (
 )
 from compiler.targets.k8s import Object
 from compiler.targets.pipeline import data_uri
+from runtime.contract import capture as capture_contract
 from runtime.contract import quality as contract
 
 # The comparison Job's deadline: reading an hour of captured parquet takes seconds.
 JOB_DEADLINE_S = 300
-CAPTURED_FOLDER = "captured/"
 # The Prometheus metrics that read the step's pushes, by the series each reads.
 READERS = {
     "quality-rows": contract.ROWS,
@@ -52,8 +52,9 @@ READERS = {
 
 
 def captured_location(model: ModelIR) -> str:
-    """`<storage.data>/<model>/captured/`, where capture writes (docs/capture.md)."""
-    return data_uri(model, f"{model.name}/{CAPTURED_FOLDER}")
+    """`<storage.data>/<model>/captured/`, where capture writes (docs/capture.md); the
+    comparison reads this environment's partition of it (`--environment`)."""
+    return data_uri(model, capture_contract.captured_path(model.name))
 
 
 def window_seconds(model: ModelIR) -> int:

@@ -10,7 +10,12 @@ Layout, under the environment's data store:
 
     <data>/<model>/captured/environment=<env>/version=<N>/date=<YYYY-MM-DD>/hour=<HH>/
         <part>.parquet
-    <data>/<model>/labels/*.parquet      (request_id or the FeatureSet's entity, + target)
+    <data>/<model>/labels/*.parquet      (request_id and/or the FeatureSet's entity, + target)
+
+Every environment whose store is shared writes under one `captured/` folder, so a reader
+of one environment's traffic (the monitor's default analysis data) reads its partition,
+`captured/environment=<env>/`, never the whole folder. Labels are not partitioned: a
+request id is unique and an entity's outcome is the same whichever environment served it.
 
 Columns of a captured part: `request_id` (string), the monitor's timestamp column
 (timestamp[us, tz=UTC]), `model_version` (int64), `environment` (string), one column per
@@ -52,6 +57,11 @@ def captured_uri(data: str, model: str) -> str:
     return f"{data.rstrip('/')}/{captured_path(model)}"
 
 
+def environment_path(model: str, environment: str) -> str:
+    """The partition of one environment's captured rows, relative to the data store."""
+    return f"{captured_path(model)}{ENVIRONMENT}={environment}/"
+
+
 def labels_uri(data: str, model: str) -> str:
     """Where the labels of a model's served rows are written."""
     return f"{data.rstrip('/')}/{model}/{LABELS}/"
@@ -60,7 +70,7 @@ def labels_uri(data: str, model: str) -> str:
 def partition(environment: str, version: int, when: datetime) -> str:
     """The hive partition folder of the rows captured at `when` (UTC)."""
     moment = when.astimezone(UTC)
-    return f"environment={environment}/version={version}/date={moment:%Y-%m-%d}/hour={moment:%H}"
+    return f"{ENVIRONMENT}={environment}/version={version}/date={moment:%Y-%m-%d}/hour={moment:%H}"
 
 
 def row_request_id(request_id: str, row: int, rows: int) -> str:

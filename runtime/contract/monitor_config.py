@@ -168,11 +168,19 @@ class DataSource(Strict):
 
 
 class Labels(Strict):
-    """Ground truth that arrives after the predictions: parquet files holding `key` and
-    the target column, joined onto the analysis rows by `key` (runtime/monitor/labels.py)."""
+    """Ground truth that arrives after the predictions: parquet files holding the target
+    column and one or more of `keys`, joined onto the analysis rows by the first key that
+    both carry (runtime/monitor/labels.py): a served row's `request_id`, then the
+    FeatureSet's id column."""
 
     uri: str = Field(min_length=1)
-    key: Column
+    keys: list[Column] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _distinct(self) -> Labels:
+        if len(set(self.keys)) != len(self.keys):
+            raise ValueError(f"label keys are listed twice: {', '.join(self.keys)}")
+        return self
 
 
 class Chunking(Strict):

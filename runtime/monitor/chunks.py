@@ -11,6 +11,7 @@ from typing import Any
 os.environ["NML_DISABLE_USAGE_LOGGING"] = "1"
 
 import nannyml as nml
+import numpy as np
 import pandas as pd
 from nannyml.chunk import Chunker
 
@@ -27,6 +28,7 @@ class ChunkInfo:
     start: pd.Timestamp
     end: pd.Timestamp
     rows: int
+    first: int  # offset of its first row in the order NannyML chunks rows (`RowOrder`)
 
 
 def make_chunker(config: MonitorConfig) -> Chunker:
@@ -43,35 +45,47 @@ def describe_chunking(config: MonitorConfig) -> str:
     return f"size {c.size}" if c.size else f"count {c.count}" if c.count else f"period {c.period}"
 
 
-def split_chunks(config: MonitorConfig, frame: pd.DataFrame, role: str) -> list[ChunkInfo]:
-    """The chunks NannyML will make of `frame` (it chunks on the timestamp only)."""
+POSITION = "__kiln_position"
+
+
+def split_chunks(
+    config: MonitorConfig, frame: pd.DataFrame, role: str
+) -> tuple[list[ChunkInfo], np.ndarray]:
+    """The chunks NannyML will make of `frame` (it chunks on the timestamp only), and the
+    frame's row positions in the order NannyML puts them: it sorts by time again, and
+    rows with equal times may trade places, so a row's chunk is known only through it."""
     ts = config.columns.timestamp
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
-            chunks = make_chunker(config).split(frame[[ts]])
+            positions = frame[[ts]].assign(**{POSITION: np.arange(len(frame))})
+            chunks = make_chunker(config).split(positions)
         except nml.ChunkerException as exc:
             raise MonitorError(
                 "chunking",
                 f"{role} data ({len(frame)} rows) cannot be chunked by "
                 f"{describe_chunking(config)}: {exc}",
             ) from exc
-    infos = [
-        ChunkInfo(
-            c.chunk_index,
-            str(c.key),
-            as_timestamp(c.start_datetime),
-            as_timestamp(c.end_datetime),
-            len(c),
+    infos, first = [], 0
+    for c in chunks:
+        infos.append(
+            ChunkInfo(
+                c.chunk_index,
+                str(c.key),
+                as_timestamp(c.start_datetime),
+                as_timestamp(c.end_datetime),
+                len(c),
+                first,
+            )
         )
-        for c in chunks
-    ]
+        first += len(c)
     for info in infos:
         if info.rows == 0:
             raise MonitorError(
                 "chunking", f"{role} chunk {info.key} is empty ({describe_chunking(config)})"
             )
-    return infos
+    order = [c.data[POSITION].to_numpy() for c in chunks]
+    return infos, np.concatenate(order) if order else np.arange(0)
 
 
 def as_timestamp(value: Any) -> pd.Timestamp:

@@ -1,4 +1,4 @@
-"""Reading the monitor's data: files or prefixes of parquet/CSV through fsspec, the lookback
+"""Loading the monitor's data sets: the columns read (`files.py` reads them), the lookback
 window, and the column checks that turn a bad input into one precise message.
 
 Everything NannyML would otherwise guess or get wrong silently is settled here, once:
@@ -10,27 +10,20 @@ calculators that take no role lists: data reconstruction, DLE).
 
 from __future__ import annotations
 
-import difflib
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Literal
 
 import numpy as np
 import pandas as pd
 
-from runtime.contract.data_files import hidden_below
 from runtime.contract.durations import duration_seconds as _seconds
 from runtime.contract.monitor_config import Columns, DataSource, FeatureColumn, MonitorConfig
+from runtime.monitor.errors import MonitorError
+from runtime.monitor.files import list_files, read_frame
+
+__all__ = ["Dataset", "MonitorError", "Role", "load_dataset", "required_columns"]
 
 Role = Literal["reference", "analysis", "labels"]
-
-
-class MonitorError(Exception):
-    """A failure of the job that a person can act on: exit code 1, message in results.json."""
-
-    def __init__(self, stage: str, message: str) -> None:
-        super().__init__(message)
-        self.stage = stage
-        self.message = message
 
 
 @dataclass
@@ -63,81 +56,10 @@ def required_columns(config: MonitorConfig, role: Role) -> tuple[list[str], list
         # arrive late and enable realised performance when they do.
         (required if role == "reference" and config.performance else optional).append(cols.target)
     if role == "analysis" and config.labels is not None:
-        required.append(config.labels.key)  # the labels join on it
+        # The label keys the rows carry (served rows their request ids; files and batch
+        # predictions the FeatureSet's id column); the labels join refuses none at all.
+        optional.extend(k for k in config.labels.keys if k not in required + optional)
     return required, optional
-
-
-def list_files(uri: str, fmt: str, role: Role) -> tuple[Any, list[str]]:
-    import fsspec
-
-    try:
-        fs, path = fsspec.core.url_to_fs(uri)
-    except (ImportError, ValueError) as exc:
-        raise MonitorError("load", f"{role} data {uri}: cannot open this location: {exc}") from exc
-    try:
-        if fs.isdir(path):
-            suffixes = (".parquet", ".parq", ".pq") if fmt == "parquet" else (".csv", ".csv.gz")
-            files = sorted(
-                p
-                for p in fs.find(path)
-                if p.lower().endswith(suffixes) and not hidden_below(p, path)
-            )
-            if not files:
-                raise MonitorError(
-                    "load", f"{role} data {uri} is a folder without {fmt} files ({suffixes[0]})"
-                )
-            return fs, files
-        if fs.exists(path):
-            return fs, [path]
-    except MonitorError:
-        raise
-    except Exception as exc:  # a store's own errors: permissions, network
-        raise MonitorError("load", f"{role} data {uri}: {type(exc).__name__}: {exc}") from exc
-    raise MonitorError("load", f"{role} data {uri} does not exist")
-
-
-def _missing_message(role: Role, where: str, missing: list[str], present: list[str]) -> str:
-    """Names the missing columns and counts the others: a file's header is its content
-    (a mounted Secret read as CSV has the secret for a header), so it is not echoed. A
-    present name is shown only as a suggestion, when it nearly equals a declared one."""
-    parts = []
-    for column in missing:
-        close = difflib.get_close_matches(column, present, n=1, cutoff=0.8)
-        parts.append(f"{column!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
-    return (
-        f"{role} data {where} lacks the declared column(s) {', '.join(parts)}; "
-        f"it has {len(present)} column(s)"
-    )
-
-
-def read_file(
-    fs: Any, path: str, fmt: str, role: Role, required: list[str], optional: list[str]
-) -> pd.DataFrame:
-    try:
-        if fmt == "parquet":
-            import pyarrow.parquet as pq
-
-            with fs.open(path, "rb") as handle:
-                parquet = pq.ParquetFile(handle)
-                present = list(parquet.schema_arrow.names)
-                missing = [c for c in required if c not in present]
-                if missing:
-                    raise MonitorError("columns", _missing_message(role, path, missing, present))
-                wanted = required + [c for c in optional if c in present]
-                return parquet.read(columns=wanted).to_pandas()
-        with fs.open(path, "rb", compression="infer") as handle:
-            frame = pd.read_csv(handle)
-        present = list(frame.columns)
-        missing = [c for c in required if c not in present]
-        if missing:
-            raise MonitorError("columns", _missing_message(role, path, missing, present))
-        return frame[required + [c for c in optional if c in present]]
-    except MonitorError:
-        raise
-    except Exception as exc:
-        raise MonitorError(
-            "load", f"{role} data {path}: cannot read it as {fmt}: {type(exc).__name__}: {exc}"
-        ) from exc
 
 
 def load_dataset(
@@ -154,10 +76,8 @@ def load_dataset(
             else ("parquet" if lowered.endswith((".parquet", ".parq", ".pq")) else fmt)
         )
     required, optional = required_columns(config, role)
-    fs, files = list_files(uri, fmt, role)
-    frames = [read_file(fs, f, fmt, role, required, optional) for f in files]
-    # A column optional in one file and absent in another becomes missing values.
-    frame = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
+    listing = list_files(uri, fmt, role)
+    frame = read_frame(listing, fmt, role, required, optional)
     rows_read = len(frame)
     if rows_read == 0:
         raise MonitorError("load", f"{role} data {uri} has no rows")
@@ -169,7 +89,7 @@ def load_dataset(
             f"lookback {source.lookback}: kept {len(frame)} of {rows_read} rows "
             f"(after {frame[config.columns.timestamp].min()})"
         )
-    frame = frame.sort_values(config.columns.timestamp, kind="stable").reset_index(drop=True)
+    frame = _by_time(frame, config.columns.timestamp)
     if role == "analysis" and config.labels is not None:
         from runtime.monitor.labels import join_labels
 
@@ -179,7 +99,18 @@ def load_dataset(
     # calculators would merge them again on every copy they take (0.3 s of univariate
     # drift alone at 1,000,000 rows). One copy merges them once.
     frame = frame.copy()
-    return Dataset(role, uri, files, frame, rows_read, notes)
+    return Dataset(role, uri, listing.files, frame, rows_read, notes)
+
+
+def _by_time(frame: pd.DataFrame, timestamp: str) -> pd.DataFrame:
+    """Rows in time order, numbered from 0. Data is mostly written in time order already,
+    and then a stable sort changes nothing: checking costs a pass, sorting an argsort."""
+    if frame[timestamp].is_monotonic_increasing:
+        index = frame.index
+        if isinstance(index, pd.RangeIndex) and (index.start, index.step) == (0, 1):
+            return frame
+        return frame.reset_index(drop=True)
+    return frame.sort_values(timestamp, kind="stable").reset_index(drop=True)
 
 
 def apply_lookback(frame: pd.DataFrame, timestamp: str, lookback: str) -> pd.DataFrame:
@@ -298,18 +229,28 @@ def check_columns(
     """Check every declared column for usable values; return the frame NannyML gets."""
     cols: Columns = config.columns
     for feature in cols.features:
-        frame[feature.name] = _feature(role, feature, frame[feature.name], notes)
+        original = frame[feature.name]
+        _replace(frame, original, _feature(role, feature, original, notes))
     _predictions(config, role, frame)
     _scores(config, role, frame)
     if cols.target and cols.target in frame.columns:
-        frame[cols.target] = _target(config, role, frame[cols.target])
+        original = frame[cols.target]
+        _replace(frame, original, _target(config, role, original))
     return frame
+
+
+def _replace(frame: pd.DataFrame, original: pd.Series, checked: pd.Series) -> None:
+    """Assign a checked column only when the check changed it: every assignment splits a
+    pandas block, and merging them again for NannyML copies the data (docs/performance.md)."""
+    if checked is not original:
+        frame[original.name] = checked
 
 
 def _predictions(config: MonitorConfig, role: Role, frame: pd.DataFrame) -> None:
     column = config.columns.prediction
-    series = _to_numpy_dtype(frame[column])
-    frame[column] = series
+    original = frame[column]
+    series = _to_numpy_dtype(original)
+    _replace(frame, original, series)
     where = f"{role} data: prediction column {column!r}"
     missing = int(series.isna().sum())
     if missing:
@@ -325,7 +266,8 @@ def _predictions(config: MonitorConfig, role: Role, frame: pd.DataFrame) -> None
                 f"{where} must hold the labels 0 and 1 for binary classification; "
                 f"other values in {_rows(bad)}",
             )
-        frame[column] = series.astype("int64")
+        if series.dtype != "int64":
+            frame[column] = series.astype("int64")
     else:
         labels = {str(k) for k in config.columns.score or {}}
         bad = ~series.astype(str).isin(labels)
@@ -341,7 +283,8 @@ def _scores(config: MonitorConfig, role: Role, frame: pd.DataFrame) -> None:
     score = config.columns.score
     columns = [score] if isinstance(score, str) else sorted((score or {}).values())
     for column in columns:
-        series = _to_numpy_dtype(frame[column])
+        original = frame[column]
+        series = _to_numpy_dtype(original)
         where = f"{role} data: score column {column!r}"
         if not _numeric(series):
             raise MonitorError("columns", f"{where} holds {series.dtype}; scores are numbers")
@@ -354,7 +297,7 @@ def _scores(config: MonitorConfig, role: Role, frame: pd.DataFrame) -> None:
                 "columns",
                 f"{where} holds values outside [0, 1] in {_rows(bad)}; scores are probabilities",
             )
-        frame[column] = series
+        _replace(frame, original, series)
 
 
 def _target(config: MonitorConfig, role: Role, series: pd.Series) -> pd.Series:

@@ -156,9 +156,9 @@ def _load_and_chunk(
     started = time.perf_counter()
     run.reference = _load(config, "reference", reference, progress)
     run.analysis = _load(config, "analysis", analysis, progress)
-    ref_chunks = chunks.split_chunks(config, run.reference.frame, "reference")
+    ref_chunks, ref_order = chunks.split_chunks(config, run.reference.frame, "reference")
     chunks.check_reference_chunks(config, ref_chunks)
-    run.chunks = chunks.split_chunks(config, run.analysis.frame, "analysis")
+    run.chunks, order = chunks.split_chunks(config, run.analysis.frame, "analysis")
     run.load_seconds = time.perf_counter() - started
     progress.line(
         "chunks",
@@ -167,7 +167,8 @@ def _load_and_chunk(
         f"{len(run.chunks)} analysis, {len(ref_chunks)} reference "
         f"({chunks.describe_chunking(config)})",
     )
-    return Context(config, run.reference.frame, run.analysis.frame, ref_chunks, run.chunks)
+    frames = (run.reference.frame, run.analysis.frame)
+    return Context(config, *frames, ref_chunks, run.chunks, (ref_order, order))
 
 
 def _calculate(run: Run, context: Context, progress: Progress) -> None:

@@ -1,11 +1,14 @@
 """Late ground truth joined onto the analysis rows, so realised performance runs on them.
 
-Labels are parquet files under `MonitorConfig.labels.uri` (for served traffic,
-`<data>/<model>/labels/`, runtime/contract/capture.py), each with the join key (the
-captured `request_id`, or the FeatureSet's entity column) and the target column. A row
-labelled twice takes the label written last (files in name order, rows in file order);
-rows without a label keep a missing target, which NannyML's realised performance skips.
-No labels yet is a note, not an error: they arrive when they arrive.
+Labels are parquet files under `MonitorConfig.labels.uri` (`<data>/<model>/labels/`,
+runtime/contract/capture.py), each with the target column and at least one of the
+config's keys: a served row's `request_id`, the FeatureSet's id column. Each analysis row
+takes its label by the first key that both it and a label carry, in the config's order
+(a request id names one served row; an entity may have been scored more than once, and
+all its rows take its label). For one key, a label written twice counts as written last
+(files in name order, rows in file order); rows without a label keep a missing target,
+which NannyML's realised performance skips. No labels yet is a note, not an error; labels
+on record for analysis rows that carry none of the keys are refused, naming them.
 """
 
 from __future__ import annotations
@@ -13,26 +16,44 @@ from __future__ import annotations
 import pandas as pd
 
 from runtime.contract.monitor_config import Labels, MonitorConfig
-from runtime.monitor.data import MonitorError, list_files, read_file
+from runtime.monitor.errors import MonitorError
+from runtime.monitor.files import list_files, read_parquet
+
+
+def _names(columns: list[str]) -> str:
+    return ", ".join(repr(c) for c in columns)
 
 
 def read_labels(labels: Labels, target: str) -> pd.DataFrame | None:
-    """The labels on record, one row per key, or None when there are none yet."""
+    """The labels on record (the target and whichever keys the files hold), or None when
+    there are none yet. A file holding none of the keys is refused by name."""
     try:
-        fs, files = list_files(labels.uri, "parquet", "labels")
+        listing = list_files(labels.uri, "parquet", "labels")
     except MonitorError as exc:
         if "does not exist" in exc.message or "without parquet files" in exc.message:
             return None
         raise
-    frames = [read_file(fs, f, "parquet", "labels", [labels.key, target], []) for f in files]
-    joined = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
-    return joined.drop_duplicates(labels.key, keep="last")
+    found = read_parquet(listing, "labels", [target], list(labels.keys))
+    keys = [k for k in labels.keys if k in found.columns]
+    if not keys:
+        raise MonitorError(
+            "labels",
+            f"the labels at {labels.uri} hold none of the keys they are joined by "
+            f"({_names(list(labels.keys))}): write each label with one of them",
+        )
+    return found
+
+
+def _by_key(found: pd.DataFrame, key: str, target: str) -> pd.Series:
+    """Target per key value, the label written last winning."""
+    keyed = found[found[key].notna()].drop_duplicates(key, keep="last")
+    return pd.Series(keyed[target].to_numpy(), index=keyed[key].astype("string"))
 
 
 def join_labels(
     config: MonitorConfig, labels: Labels, frame: pd.DataFrame, notes: list[str]
 ) -> pd.DataFrame:
-    """The analysis frame with its target filled from the labels where the key matches."""
+    """The analysis frame with its target filled from the labels where a key matches."""
     target = config.columns.target
     if target is None:
         return frame
@@ -40,11 +61,27 @@ def join_labels(
     if found is None:
         notes.append(f"no labels at {labels.uri} yet: realised performance waits for them")
         return frame
-    keys = frame[labels.key].astype("string")
-    mapped = keys.map(dict(zip(found[labels.key].astype("string"), found[target], strict=True)))
+    usable = [k for k in labels.keys if k in frame.columns and k in found.columns]
+    if not usable:
+        carried = [k for k in labels.keys if k in found.columns]
+        raise MonitorError(
+            "labels",
+            f"the labels at {labels.uri} are keyed by {_names(carried)}, and the analysis "
+            f"rows carry none of the columns labels join on ({_names(list(labels.keys))}): "
+            "add the FeatureSet's id column to the analysis data (batch predictions and "
+            "captured inputs keep it), or label the served rows by request_id",
+        )
+    mapped: pd.Series | None = None
+    counts = []
+    for key in usable:
+        values = frame[key].astype("string").map(_by_key(found, key, target))
+        fresh = values.notna() if mapped is None else mapped.isna() & values.notna()
+        mapped = values if mapped is None else mapped.where(mapped.notna(), values)
+        counts.append(f"{int(fresh.sum())} by {key!r}")
+    assert mapped is not None
     if target in frame.columns:
         mapped = frame[target].where(frame[target].notna(), mapped)
     frame[target] = mapped.to_numpy()
-    matched = int(keys.isin(set(found[labels.key].astype("string"))).sum())
-    notes.append(f"labels joined by {labels.key!r}: {matched} of {len(frame)} rows labelled")
+    labelled = int(frame[target].notna().sum())
+    notes.append(f"labels joined ({', '.join(counts)}): {labelled} of {len(frame)} rows labelled")
     return frame

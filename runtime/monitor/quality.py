@@ -5,7 +5,6 @@ outside the FeatureSet's declared ranges.
 from __future__ import annotations
 
 import os
-import warnings
 from typing import Any
 
 # NannyML sends usage telemetry unless this is set before it is imported.
@@ -15,7 +14,8 @@ import nannyml as nml
 import numpy as np
 import pandas as pd
 
-from runtime.monitor.chunks import as_timestamp
+from runtime.contract.monitor_config import FeatureColumn
+from runtime.monitor.chunks import ChunkInfo
 from runtime.monitor.tidy import (
     TIDY_COLUMNS,
     Context,
@@ -74,48 +74,30 @@ def declared_range(ctx: Context, outcome: Outcome, errors: list[str]) -> None:
         if (f.range and (f.range.min is not None or f.range.max is not None)) or f.values
     ]
     parts = []
-    for period, frame in (("reference", ctx.reference), ("analysis", ctx.analysis)):
-        # outside/known flags for every feature at once, summed per chunk
-        flags = {ctx.ts: frame[ctx.ts]}
-        for i, feature in enumerate(declared):
+    for period, frame, chunks, order in (
+        ("reference", ctx.reference, ctx.reference_chunks, ctx.orders[0]),
+        ("analysis", ctx.analysis, ctx.analysis_chunks, ctx.orders[1]),
+    ):
+        # Counts per chunk from running sums over the rows in NannyML's order, in which
+        # each chunk is a contiguous run (chunks.py): no frame is cut into chunks here.
+        first = np.array([c.first for c in chunks])
+        last = first + np.array([c.rows for c in chunks])
+        for feature in declared:
             values = frame[feature.name]
-            known = values.notna()
+            known = values.notna().to_numpy()
             if feature.values is not None:
-                outside = known & ~values.isin(feature.values)
+                outside = known & ~values.isin(feature.values).to_numpy()
             else:
                 assert feature.range is not None
-                numbers = pd.to_numeric(values, errors="coerce")
-                outside = pd.Series(False, index=values.index)
+                numbers = pd.to_numeric(values, errors="coerce").to_numpy(dtype=float)
+                outside = np.zeros(len(values), dtype=bool)
                 if feature.range.min is not None:
                     outside |= numbers < feature.range.min
                 if feature.range.max is not None:
                     outside |= numbers > feature.range.max
-            flags[f"o{i}"], flags[f"k{i}"] = outside, known
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            chunks = ctx.chunker().split(pd.DataFrame(flags))
-        sums = [c.data.drop(columns=ctx.ts).sum() for c in chunks]
-        for i, feature in enumerate(declared):
-            shares = [float(t[f"o{i}"] / t[f"k{i}"]) if t[f"k{i}"] else 0.0 for t in sums]
-            parts.append(
-                pd.DataFrame(
-                    {
-                        "signal": "range",
-                        "subject": feature.name,
-                        "method": "declared_values" if feature.values else "declared_range",
-                        "period": period,
-                        "chunk_index": [c.chunk_index for c in chunks],
-                        "chunk_key": [str(c.key) for c in chunks],
-                        "chunk_start": [as_timestamp(c.start_datetime) for c in chunks],
-                        "chunk_end": [as_timestamp(c.end_datetime) for c in chunks],
-                        "chunk_rows": [len(c) for c in chunks],
-                        "value": shares,
-                        "lower_threshold": np.nan,
-                        "upper_threshold": 0.0,
-                        "alert": [share > 0 for share in shares],
-                    }
-                )
-            )
+            outside, known = outside[order], known[order]
+            shares = _shares(_per_chunk(outside, first, last), _per_chunk(known, first, last))
+            parts.append(_range_rows(feature, period, chunks, shares))
     table = pd.concat(parts, ignore_index=True).reindex(columns=TIDY_COLUMNS)
     table["note"] = None
     outcome.table = table.sort_values(
@@ -123,6 +105,37 @@ def declared_range(ctx: Context, outcome: Outcome, errors: list[str]) -> None:
     ).reset_index(drop=True)
     outcome.detail = f"FeatureSet ranges and values of {len(declared)} features"
     plot_unless_all_zero(outcome, lambda: _range_figure(outcome.table))
+
+
+def _per_chunk(flags: np.ndarray, first: np.ndarray, last: np.ndarray) -> np.ndarray:
+    running = np.concatenate(([0], np.cumsum(flags, dtype=np.int64)))
+    return running[last] - running[first]
+
+
+def _shares(outside: np.ndarray, known: np.ndarray) -> list[float]:
+    return [float(o / k) if k else 0.0 for o, k in zip(outside, known, strict=True)]
+
+
+def _range_rows(
+    feature: FeatureColumn, period: str, chunks: list[ChunkInfo], shares: list[float]
+) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "signal": "range",
+            "subject": feature.name,
+            "method": "declared_values" if feature.values else "declared_range",
+            "period": period,
+            "chunk_index": [c.index for c in chunks],
+            "chunk_key": [c.key for c in chunks],
+            "chunk_start": [c.start for c in chunks],
+            "chunk_end": [c.end for c in chunks],
+            "chunk_rows": [c.rows for c in chunks],
+            "value": shares,
+            "lower_threshold": np.nan,
+            "upper_threshold": 0.0,
+            "alert": [share > 0 for share in shares],
+        }
+    )
 
 
 def _range_figure(table: pd.DataFrame) -> Any:

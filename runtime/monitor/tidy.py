@@ -249,6 +249,8 @@ class Context:
     analysis: pd.DataFrame
     reference_chunks: list[ChunkInfo]
     analysis_chunks: list[ChunkInfo]
+    # Row positions of (reference, analysis) in the order NannyML chunks them (chunks.py).
+    orders: tuple[np.ndarray, np.ndarray]
 
     @property
     def ts(self) -> str:

@@ -1,6 +1,7 @@
 """Served traffic monitored: NannyML's car-loan analysis period replayed through the real
 local Triton, captured, labelled with `kiln label`'s writer, and monitored with the
-compiled config (analysis = the captured folder, labels joined by request id). The drift
+compiled config (analysis = the local partition of the captured folder, labels joined by
+request id). The drift
 found on the served traffic equals the drift found on the same rows read from a file,
 and realised performance runs on the served rows. Same skip rules as test_capture.py.
 """
@@ -83,14 +84,16 @@ def test_drift_on_served_traffic_equals_drift_on_the_same_rows_from_a_file(
     truth = tmp_path / "truth.csv"
     pd.DataFrame({"request_id": keys, "repaid": analysis["repaid"]}).to_csv(truth, index=False)
     labels = tmp_path / ".kiln" / "data" / MODEL / contract.LABELS
-    assert write_labels(truth, contract.REQUEST_ID, "repaid", labels)[1] == ROWS
+    by_request = [(contract.REQUEST_ID, contract.REQUEST_ID)]
+    assert write_labels(truth, "repaid", labels, by_request)[1] == ROWS
 
     config = config_from_ir(ir)
-    assert config.labels is not None and config.analysis.uri.endswith("/captured/")
+    assert config.labels is not None
+    assert config.analysis.uri.endswith("/captured/environment=local/")
     config = config.model_copy(
         update={"labels": config.labels.model_copy(update={"uri": str(labels)}), "alerts": []}
     )
-    captured = tmp_path / ".kiln" / "data" / MODEL / contract.CAPTURED
+    captured = tmp_path / ".kiln" / "data" / contract.environment_path(MODEL, "local")
     served = run_job(config, tmp_path / "served", str(reference), str(captured), deliver=False)
     assert served.error is None and served.analysis is not None
     assert served.analysis.rows == ROWS

@@ -48,14 +48,34 @@ def test_the_captured_traffic_is_the_analysis_data_and_its_labels_are_joined(
 ) -> None:
     ir, _ = model_ir(specs, "car-loan-default", "local")
     config = config_from_ir(ir)
-    assert config.analysis.uri == ".kiln/data/car-loan-default/captured/"
+    # This environment's partition only: every environment captures into one folder.
+    assert config.analysis.uri == ".kiln/data/car-loan-default/captured/environment=local/"
+    assert config.analysis.uri == ".kiln/data/" + contract.environment_path(ir.name, "local")
     assert config.labels is not None
     assert config.labels.uri == ".kiln/data/car-loan-default/labels/"
-    assert config.labels.key == contract.REQUEST_ID
-    # An environment naming its analysis data gets no labels block.
+    assert config.labels.keys == [contract.REQUEST_ID]  # the entity is not a model input
+    # An environment naming its analysis data joins its labels by the FeatureSet's id.
     staging, _ = model_ir(specs, "car-loan-default", "staging")
-    assert staging.capture is None and config_from_ir(staging).labels is None
+    assert staging.capture is None
+    labels = config_from_ir(staging).labels
+    assert labels is not None and labels.keys == [staging.featureset.spec.entity] == ["id"]
+    assert labels.uri == "s3://acme-data/car-loan-default/labels/"
     assert contract.PARAMETER not in triton.build_config(staging).parameters
+
+
+def test_the_whole_captured_folder_named_is_still_served_traffic(specs: Path) -> None:
+    """A spec may name the captured folder itself (every environment's rows): its rows
+    still carry request ids, so its labels are joined by them."""
+    edit(
+        specs,
+        "car-loan-default",
+        "      monitoring: {analysis: null}",
+        "      monitoring: {analysis: {uri: car-loan-default/captured/, lookback: null}}",
+    )
+    ir, _ = model_ir(specs, "car-loan-default", "local")
+    config = config_from_ir(ir)
+    assert config.analysis.uri == ".kiln/data/car-loan-default/captured/"
+    assert config.labels is not None and config.labels.keys == [contract.REQUEST_ID]
 
 
 def test_capture_off_keeps_the_config_plain(specs: Path) -> None:

@@ -68,3 +68,24 @@ def test_thresholds_where_nannyml_has_them_and_the_analysis_start_marked(
     start = table.loc[table.period == "analysis", "chunk_start"].min()
     assert len(figure.layout.shapes) == len(with_bounds)
     assert {pd.Timestamp(s.x0) for s in figure.layout.shapes} == {pd.Timestamp(start)}
+
+
+def test_the_reports_figure_json_is_plotlys_own(table: pd.DataFrame) -> None:
+    """The report serialises a figure without plotly's deep copy; the text must be what
+    `to_plotly_json()` gives, frames included, and escaped for a script element."""
+    import json
+
+    import plotly.graph_objects as go
+    import plotly.utils
+
+    from runtime.monitor.report import _figure_json
+
+    animated = go.Figure(
+        data=[go.Scatter(x=[1, 2], y=[3, 4], name="<b>&")],
+        frames=[go.Frame(data=[go.Scatter(x=[1], y=[2])], name="f0")],
+    )
+    for figure in (drift_figure(table), animated):
+        expected = json.dumps(figure.to_plotly_json(), cls=plotly.utils.PlotlyJSONEncoder)
+        found = str(_figure_json(figure))
+        assert "<" not in found and ">" not in found and "&" not in found
+        assert json.loads(found) == json.loads(expected)

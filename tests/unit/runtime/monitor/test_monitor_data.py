@@ -196,3 +196,17 @@ def test_bad_values_are_counted_not_shown(loan: pd.DataFrame, tmp_path: Path) ->
     frame = loan.assign(timestamp=["s3cret-token", *list(loan["timestamp"].astype(str))[1:]])
     message = _error(frame, tmp_path)
     assert "s3cret" not in message and "in 1 of 3000 rows" in message
+
+
+def test_rows_are_in_time_order_numbered_from_zero_whether_sorted_or_not(
+    loan: pd.DataFrame, tmp_path: Path
+) -> None:
+    """Sorted data is taken as it is, unsorted data sorted stably: the same frame."""
+    ordered = loan.sort_values("timestamp", kind="stable").reset_index(drop=True)
+    shuffled = ordered.sample(frac=1.0, random_state=0)
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    from_sorted = _load(ordered, tmp_path / "a").frame
+    from_shuffled = _load(shuffled, tmp_path / "b").frame
+    assert isinstance(from_sorted.index, pd.RangeIndex) and from_sorted.index.start == 0
+    pd.testing.assert_frame_equal(from_sorted, from_shuffled)
