@@ -58,7 +58,7 @@ from runtime.local.triton_dist import (
     ensure_triton,
 )
 from runtime.serving import capture_writer
-from runtime.serving.assemble import AssembleError, assemble, checked, parse_config
+from runtime.serving.assemble import AssembleError, assemble, checked
 
 ADAPTER = Path(__file__).resolve().parent / "triton_backend" / "model.py"
 # Copied beside the adapter: the capture writer and the contract it writes by.
@@ -519,29 +519,35 @@ def serve(
         return 130
     with _signals_stop():
         try:
-            server.start()
-            ready = server.wait_ready(ready_timeout)
-        except ServeError as exc:
+            return _run_until_stopped(server, local, ready_timeout)
+        finally:
+            # Whatever ends the run, an error of Kiln's own included, no Triton is left
+            # behind without an owner (stop() does nothing more to a stopped server).
             server.stop()
-            say(f"kiln serve: error: {exc}")
-            return 1
-        except _Stop:
-            server.stop()
-            return 130
-        _announce(server, local, ready)
-        try:
-            while server.running():
-                time.sleep(0.5)
-        except _Stop as stop:
-            say(f"kiln serve: {stop}: stopping Triton (pid {server.pid})")
-            code = server.stop()
-            say(f"kiln serve: stopped (exit code {code})")
-            return 0
+
+
+def _run_until_stopped(server: TritonServer, local: ServedModel, ready_timeout: float) -> int:
+    try:
+        server.start()
+        ready = server.wait_ready(ready_timeout)
+    except ServeError as exc:
+        say(f"kiln serve: error: {exc}")
+        return 1
+    except _Stop:
+        return 130
+    _announce(server, local, ready)
+    try:
+        while server.running():
+            time.sleep(0.5)
+    except _Stop as stop:
+        say(f"kiln serve: {stop}: stopping Triton (pid {server.pid})")
+        code = server.stop()
+        say(f"kiln serve: stopped (exit code {code})")
+        return 0
     say(
         f"kiln serve: error: tritonserver exited unexpectedly with code "
         f"{server.process.returncode if server.process else '?'}. Its log:\n{server.log_tail()}"
     )
-    server.stop()
     return 1
 
 
@@ -564,9 +570,11 @@ def _announce(server: TritonServer, local: ServedModel, ready: float) -> None:
 
 
 def _capture_line(local: ServedModel) -> str:
-    """Where this server records its traffic (docs/capture.md), as the announcement says it."""
-    config = parse_config(local.config_text, local.name, local.versions)
-    parameter = config.parameters.get(capture_contract.PARAMETER)
+    """Where this server records its traffic (docs/capture.md), as the announcement says it:
+    the settings of the model's config, or of the ensemble step that captures."""
+    texts = [local.config_text, *(step.config_text for step in local.steps)]
+    found = [read_config(text).parameters.get(capture_contract.PARAMETER) for text in texts]
+    parameter = next((p for p in found if p is not None), None)
     if parameter is None:
         return "off (serving.capture)"
     settings = capture_contract.CaptureConfig.from_json(parameter.string_value)

@@ -73,3 +73,45 @@ def test_a_tampered_step_is_refused_before_triton(
     # Resolution reads the step's file first: the compile-time digest check refuses it.
     assert "car-price-pipeline.yaml:30: " in result.output
     assert "prep/model.py has sha256 " in result.output
+
+
+def test_the_announcement_of_an_ensemble_says_whether_it_captures() -> None:
+    """`kiln serve` announces where traffic goes; an ensemble serves no version of its own,
+    so the line must come from its configs, not from a version check (it crashed)."""
+    served = served_model(REPO_ROOT / "specs", MODEL, "local", REPO_ROOT / "generated")
+    assert served.steps and not served.versions
+    line = local_serve._capture_line(served)
+    assert line.startswith(("off", str(REPO_ROOT), ".kiln")) or "captured" in line
+
+
+class _FakeServer:
+    """Stands in for TritonServer: started and ready at once, and records its stops."""
+
+    def __init__(self) -> None:
+        self.stops = 0
+        self.endpoints = local_serve.Endpoints("127.0.0.1", 1, 2, None)
+
+    def start(self) -> None:
+        pass
+
+    def wait_ready(self, timeout: float) -> float:
+        return 0.1
+
+    def stop(self, timeout: float = 1.0) -> int:
+        self.stops += 1
+        return 0
+
+
+def test_a_failure_after_triton_started_still_stops_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    served = served_model(REPO_ROOT / "specs", MODEL, "local", REPO_ROOT / "generated")
+    server = _FakeServer()
+    monkeypatch.setattr(local_serve, "prepare_server", lambda local, endpoints: server)
+    monkeypatch.setattr(local_serve, "choose_endpoints", lambda *args: server.endpoints)
+
+    def broken(*args: object) -> None:
+        raise RuntimeError("announcement failed")
+
+    monkeypatch.setattr(local_serve, "_announce", broken)
+    with pytest.raises(RuntimeError, match="announcement failed"):
+        local_serve.serve(served)
+    assert server.stops == 1
