@@ -351,7 +351,7 @@ def check_environment(spec: ModelSpec, environment: Environment) -> list[Finding
     signatures += check_quality_environment(spec, environment)
     if environment.kind == "local":
         return signatures  # the other policies and quotas govern cluster environments
-    found: list[Finding] = signatures
+    found: list[Finding] = signatures + _step_digests(spec, environment)
     policy = environment.policy
     name = environment.name
     if policy.require_digests:
@@ -499,3 +499,37 @@ def check_project_images(project: ProjectSpec) -> list[Finding]:
         for label, image in (("runtime", images.runtime), ("triton", images.triton))
         if not image_has_digest(image)
     ]
+
+
+def _step_digests(spec: ModelSpec, environment: Environment) -> list[Finding]:
+    """An ensemble step's artifact needs a sha256 where the environment requires digests,
+    as a version's does; and a python step needs one wherever signatures are verified:
+    the rollout's smoke Job fetches each step again and runs a python step's model.py in
+    process, checking its digest but not its signature."""
+    if spec.ensemble is None:
+        return []
+    signing = environment.signing
+    trusts = bool(signing.public_keys or signing.identities)
+    verified = trusts or environment.policy.require_signatures
+    found = []
+    for i, step in enumerate(spec.ensemble.steps):
+        if step.artifact.sha256 is not None:
+            continue
+        if environment.policy.require_digests:
+            why = f"environment {environment.name} requires digests"
+        elif verified and step.format == "python":
+            why = (
+                f"environment {environment.name} verifies signatures, and the smoke Job runs "
+                "a python step's code after checking only its digest"
+            )
+        else:
+            continue
+        found.append(
+            Finding(
+                (*SPEC, "ensemble", "steps", i, "artifact"),
+                "KILN1602",
+                f"{why}; step {step.name} has no artifact.sha256",
+                key=True,
+            )
+        )
+    return found
