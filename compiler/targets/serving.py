@@ -96,14 +96,14 @@ def _artifact_args(model: ModelIR, key: str, artifact: ArtifactIR) -> list[str]:
     return args
 
 
-def _execution_env_args(artifact: ArtifactIR) -> list[str]:
+def _execution_env_args(key: str, artifact: ArtifactIR) -> list[str]:
     """A python model's conda-pack archive, placed beside model.py, where the config's
-    EXECUTION_ENV_PATH points."""
+    EXECUTION_ENV_PATH points (of one version, or one step: `key`)."""
     if not artifact.execution_env:
         return []
-    args = ["--execution-env", f"{artifact.version}={artifact.execution_env}"]
+    args = ["--execution-env", f"{key}={artifact.execution_env}"]
     if artifact.execution_env_sha256:
-        args += ["--execution-env-sha256", f"{artifact.version}={artifact.execution_env_sha256}"]
+        args += ["--execution-env-sha256", f"{key}={artifact.execution_env_sha256}"]
     return args
 
 
@@ -125,6 +125,7 @@ def _capture_args(model: ModelIR) -> list[str]:
         "--step",
         f"{model_step}={CONFIG_MOUNT}/{ensemble.config_key(model_step)}",
         *_artifact_args(model, model_step, artifact),
+        *_execution_env_args(model_step, artifact),
         "--capture-step",
         f"{capture_step}={CONFIG_MOUNT}/{ensemble.config_key(capture_step)}",
     ]
@@ -142,7 +143,7 @@ def assemble_command(model: ModelIR) -> list[str]:
         args = ["python", "-m", "runtime.serving.assemble", "--model", model.name]
         for artifact in model.served:
             args += _artifact_args(model, str(artifact.version), artifact)
-            args += _execution_env_args(artifact)
+            args += _execution_env_args(str(artifact.version), artifact)
     else:
         args = ["python", "-m", "runtime.serving.ensemble", "--model", model.name]
         args += ["--version", str(model.ensemble.version)]

@@ -174,7 +174,15 @@ def steps_from_flags(args: argparse.Namespace) -> list[Step]:
     uris = _keyed(args.artifact, "--artifact")
     digests = _keyed(args.sha256, "--sha256")
     bundles = _keyed(args.signature, "--signature")
-    for flag, given in (("--artifact", uris), ("--sha256", digests), ("--signature", bundles)):
+    envs = _keyed(args.execution_env, "--execution-env")
+    env_digests = _keyed(args.execution_env_sha256, "--execution-env-sha256")
+    for flag, given in (
+        ("--artifact", uris),
+        ("--sha256", digests),
+        ("--signature", bundles),
+        ("--execution-env", envs),
+        ("--execution-env-sha256", env_digests),
+    ):
         stray = sorted(set(given) - set(configs))
         if stray:
             raise AssembleError(f"{flag} names step(s) {stray} without a --step")
@@ -185,7 +193,14 @@ def steps_from_flags(args: argparse.Namespace) -> list[Step]:
     for step, config in configs.items():
         if step not in uris:
             raise AssembleError(f"step {step} has no --artifact")
-        source = ArtifactSource(args.version, uris[step], digests.get(step), bundles.get(step))
+        source = ArtifactSource(
+            args.version,
+            uris[step],
+            digests.get(step),
+            bundles.get(step),
+            envs.get(step),
+            env_digests.get(step),
+        )
         steps.append(ServedStep(step, _read(Path(config)), source))
     return steps
 
@@ -211,6 +226,8 @@ def build_parser() -> argparse.ArgumentParser:
         ("--artifact", "STEP=URI", "A step's model file: a path or fsspec URI."),
         ("--sha256", "STEP=HEX", "Expected sha256 of a step's file."),
         ("--signature", "STEP=URI", "A step's OpenSSF model-signing bundle."),
+        ("--execution-env", "STEP=URI", "A python step's conda-pack archive."),
+        ("--execution-env-sha256", "STEP=HEX", "Expected sha256 of that archive."),
         ("--capture-step", "STEP=CONFIG", "Kiln's capture step, from the runtime image."),
     ):
         parser.add_argument(flag, action="append", default=[], metavar=meta, help=about)

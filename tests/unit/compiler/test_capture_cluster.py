@@ -128,3 +128,17 @@ def test_a_local_environment_keeps_capture_in_the_adapter() -> None:
     ir, _ = model_ir(ROOT / "specs", "car-loan-default", "local")
     assert ir.capture is not None and not capture.is_capture_ensemble(ir)
     assert contract.PARAMETER in triton.build_config(ir).parameters
+
+
+def test_a_captured_python_models_archive_reaches_its_model_step() -> None:
+    """The model step's config points EXECUTION_ENV_PATH at an archive beside model.py:
+    the one init command must fetch it into that step, or Triton never loads it."""
+    ir = cluster()
+    (artifact,) = ir.served
+    packed = dataclasses.replace(
+        artifact, execution_env="s3://models/env.tar.gz", execution_env_sha256="a" * 64
+    )
+    command = serving.assemble_command(dataclasses.replace(ir, served=(packed,)))
+    step = "canary-replicas-cpu.model"
+    assert command[command.index("--execution-env") + 1] == f"{step}=s3://models/env.tar.gz"
+    assert command[command.index("--execution-env-sha256") + 1] == f"{step}={'a' * 64}"

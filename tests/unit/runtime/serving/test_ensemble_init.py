@@ -22,6 +22,7 @@ from tritonclient.grpc import model_config_pb2 as mc
 
 from runtime.contract.served import ArtifactSource, ServedStep
 from runtime.contract.signing import Trust
+from runtime.serving import ensemble as assemble_ensemble_cli
 from runtime.serving.assemble import AssembleError
 from runtime.serving.ensemble import assemble_ensemble
 from tests.keys import key_pair
@@ -161,3 +162,22 @@ def test_a_step_the_ensemble_schedules_but_nobody_gave_is_refused(pod: dict[str,
     with pytest.raises(AssembleError, match=r"schedules \['car-price-pipeline.prep', "):
         assemble_ensemble(MODEL, config, 1, [step], pod["repository"])
     assert not pod["repository"].exists()
+
+
+def test_the_ensemble_command_carries_a_steps_archive_to_its_source() -> None:
+    args = assemble_ensemble_cli.build_parser().parse_args(
+        [
+            "--model=m",
+            "--version=2",
+            "--config=/dev/null",
+            "--repository=/tmp/unused",
+            "--step=m.model=/dev/null",
+            "--artifact=m.model=s3://models/model.py",
+            "--execution-env=m.model=s3://models/env.tar.gz",
+            "--execution-env-sha256=m.model=" + "b" * 64,
+        ]
+    )
+    (step,) = assemble_ensemble_cli.steps_from_flags(args)
+    assert isinstance(step, assemble_ensemble_cli.ServedStep)
+    assert step.artifact.execution_env == "s3://models/env.tar.gz"
+    assert step.artifact.execution_env_sha256 == "b" * 64
