@@ -565,7 +565,10 @@ def _announce(server: TritonServer, local: ServedModel, ready: float) -> None:
 
 def _capture_line(local: ServedModel) -> str:
     """Where this server records its traffic (docs/capture.md), as the announcement says it."""
-    config = parse_config(local.config_text, local.name, local.versions)
+    if local.capture_step is not None:  # an ensemble's capture step holds the settings
+        config = read_config(local.capture_step.config_text)
+    else:
+        config = parse_config(local.config_text, local.name, local.versions)
     parameter = config.parameters.get(capture_contract.PARAMETER)
     if parameter is None:
         return "off (serving.capture)"
