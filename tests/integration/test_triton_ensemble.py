@@ -85,7 +85,10 @@ def runtime(tmp_path_factory: pytest.TempPathFactory) -> Runtime:
         pytest.skip(f"the local Triton could not be downloaded or prepared: {exc}")
     generated = tmp_path_factory.mktemp("generated")
     _compile(generated)
-    return Runtime(served_model(SPECS, MODEL, "local", generated))
+    served = served_model(SPECS, MODEL, "local", generated)
+    # The capture step (on by default locally) writes under the project root's .kiln/data:
+    # a folder of the test's, not the repository's.
+    return Runtime(dataclasses.replace(served, root=tmp_path_factory.mktemp("project")))
 
 
 @pytest.fixture(scope="module")
