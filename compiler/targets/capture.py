@@ -106,8 +106,7 @@ def steps(model: ModelIR) -> tuple[Step, ...]:
 def ensemble_config(model: ModelIR) -> mc.ModelConfig:
     """`<model>` as an ensemble: the declared one, with the capture step last when capture
     is on; or the capture ensemble of a single model."""
-    if not has_capture_step(model):
-        assert model.ensemble is not None
+    if model.ensemble is not None and model.capture is None:
         return ensemble.scheduled_config(model, model.ensemble.version, model.ensemble.steps)
     config = ensemble.scheduled_config(model, version(model), steps(model))
     for output in config.output:
