@@ -268,10 +268,10 @@ CODES: dict[str, tuple[str, str]] = {
         "Rename the monitor's column so request_id, model_version, environment, the inputs "
         "and the monitor's columns are all distinct.",
     ),
-    "KILN1653": (
-        "Capture declared for an ensemble",
-        "Capture runs for a model served as one version; a declared ensemble is not "
-        "captured yet. See docs/capture.md.",
+    "KILN1654": (
+        "Name taken by the capture step",
+        "Rename the ensemble step `capture` or the tensor whose name starts with "
+        "`kiln.answer.`: with capture on, the ensemble's capture step uses them.",
     ),
     # 17xx: model signatures
     "KILN1701": (
@@ -397,9 +397,9 @@ CODES: dict[str, tuple[str, str]] = {
         "Name outputs <name>__<index>; inputs after forward()'s arguments.",
     ),
     "KILN1760": (
-        "Rollout quality thresholds on an ensemble",
-        "Remove the quality thresholds; gate the ensemble's rollout on errors, latency and "
-        "the smoke test.",
+        "Rollout quality thresholds on an ensemble that is not captured",
+        "Turn serving.capture on in this environment (the gate compares captured rows), or "
+        "remove the quality thresholds.",
     ),
     "KILN1761": (
         "GPUs requested for an ensemble",
@@ -474,6 +474,8 @@ CODES: dict[str, tuple[str, str]] = {
 RETIRED: dict[str, str] = {
     "KILN1801": "Triton config rejected by the protobuf. Protobuf's printer always writes "
     "text its parser reads, and the tests parse every rendered config.",
+    "KILN1653": "Capture declared for an ensemble (a warning). A declared ensemble is now "
+    "captured by a capture step appended to its steps.",
     "KILN1775": "Ensemble not served in a cluster environment yet (a warning). Cluster "
     "environments now render an ensemble's serving pods.",
 }

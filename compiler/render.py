@@ -122,15 +122,25 @@ def _ensemble_files(
 def render_ensemble(
     model: ModelIR, place: Placer
 ) -> tuple[list[Artifact] | None, dict[str, str], list[Diagnostic]]:
-    """The ensemble's config.pbtxt, and one per step in the folder Triton loads it from;
-    with their texts by the serving ConfigMap's keys."""
+    """The ensemble's config.pbtxt, and one per step in the folder Triton loads it from
+    (the capture step last, where capture is on); with their texts by the serving
+    ConfigMap's keys."""
     assert model.ensemble is not None
-    configs: list[EnsembleFile] = [(ensemble.ensemble_config(model), "", ("spec", "ensemble"), 0)]
+    whole = capture.ensemble_config(model)
+    configs: list[EnsembleFile] = [(whole, "", ("spec", "ensemble"), 0)]
     for i, step in enumerate(model.ensemble.steps):
         folder = f"{ensemble.STEPS_FOLDER}/{step.name}/"
         at: Path_ = ("spec", "ensemble", "steps", i)
         configs.append((ensemble.step_config(model, step), folder, at, 0))
+    if capture.has_capture_step(model):
+        configs.append(_capture_file(model))
     return _ensemble_files(model, configs, model.ensemble.version, place)
+
+
+def _capture_file(model: ModelIR) -> EnsembleFile:
+    recorder = capture.capture_step_config(model)
+    folder = f"{ensemble.STEPS_FOLDER}/{recorder.name}/"
+    return recorder, folder, ("spec", "serving", "capture"), 0
 
 
 def render_capture(model: ModelIR, place: Placer) -> tuple[list[Artifact] | None, list[Diagnostic]]:
@@ -138,16 +148,12 @@ def render_capture(model: ModelIR, place: Placer) -> tuple[list[Artifact] | None
     capture step (compiler/targets/capture.py), and the serving stack that runs them.
     The model step keeps the pod's GPUs, and is checked against them."""
     at: Path_ = ("spec", "serving", "capture")
-    whole, step, recorder = (
-        capture.ensemble_config(model),
-        capture.model_step_config(model),
-        capture.capture_step_config(model),
-    )
+    step = capture.model_step_config(model)
     gpus = model.serving.resources.gpus
     configs: list[EnsembleFile] = [
-        (whole, "", at, 0),
+        (capture.ensemble_config(model), "", at, 0),
         (step, f"{ensemble.STEPS_FOLDER}/{step.name}/", ("spec", "serving"), gpus),
-        (recorder, f"{ensemble.STEPS_FOLDER}/{recorder.name}/", at, 0),
+        _capture_file(model),
     ]
     artifacts, texts, diagnostics = _ensemble_files(model, configs, capture.version(model), place)
     if artifacts is None:

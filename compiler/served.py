@@ -16,9 +16,9 @@ from tritonclient.grpc import model_config_pb2 as mc
 from compiler.ir import ArtifactIR, EnsembleStepIR, ModelIR
 from compiler.resolve import UnknownModel, local_path, resolve
 from compiler.rules.signature import is_remote
-from compiler.targets import ensemble, serving, triton
+from compiler.targets import capture, ensemble, serving, triton
 from runtime.contract.formats import NOT_SERVED_LOCALLY
-from runtime.contract.served import ArtifactSource, ServedModel, ServedStep
+from runtime.contract.served import ArtifactSource, InstalledConfig, ServedModel, ServedStep
 
 
 class NotServable(Exception):
@@ -102,7 +102,7 @@ def compiled_config(model: ModelIR, generated: Path) -> tuple[str, Path]:
     """The compiled config.pbtxt's text and path (of the ensemble, for an ensemble)."""
     path = generated / model.environment.name / model.name / "triton" / triton.CONFIG_FILE
     if model.ensemble is not None:
-        return _compiled(path, ensemble.ensemble_config(model)), path
+        return _compiled(path, capture.ensemble_config(model)), path
     return _compiled(path, triton.build_config(model)), path
 
 
@@ -120,9 +120,19 @@ def served_steps(model: ModelIR, root: Path, generated: Path) -> tuple[ServedSte
     )
 
 
+def compiled_capture_step(model: ModelIR, generated: Path) -> InstalledConfig | None:
+    """A declared ensemble's capture step with its compiled config (None: capture off)."""
+    if model.ensemble is None or not capture.has_capture_step(model):
+        return None
+    name = capture.capture_step(model)
+    folder = generated / model.environment.name / model.name / "triton" / ensemble.STEPS_FOLDER
+    text = _compiled(folder / name / triton.CONFIG_FILE, capture.capture_step_config(model))
+    return InstalledConfig(name, text)
+
+
 def ensemble_parts(model: ModelIR, root: Path) -> tuple[str, tuple[ServedStep, ...]]:
     """The ensemble's config and steps as the specs say today (for `kiln smoke`)."""
-    text = triton.serialize(ensemble.ensemble_config(model))
+    text = triton.serialize(capture.ensemble_config(model))
     steps = _steps(model, root, lambda s: triton.serialize(ensemble.step_config(model, s)))
     return text, steps
 
@@ -158,4 +168,5 @@ def served_model(specs: Path, name: str, environment: str, generated: Path) -> S
         trust=model.environment.trust,
         steps=served_steps(model, root, generated),
         ensemble_version=None if model.ensemble is None else model.ensemble.version,
+        capture_step=compiled_capture_step(model, generated),
     )

@@ -196,7 +196,8 @@ def _model_in(
     findings.extend(skipped)
     declared = capture.declared_capture(spec, environment)
     findings.extend(capture.missing_analysis(spec, declared, environment.name))
-    findings.extend(capture.not_for_ensembles(spec))
+    if declared is not None:
+        findings.extend(capture.reserved_names(spec))
     name = doc.metadata.name
     findings.extend(capture.whole_captured_folder(spec, name, environment.name, storage.data))
     if tensors is None or any(not f.warning for f in findings):

@@ -27,10 +27,8 @@ FLOAT_TYPES = ("fp16", "fp32", "fp64")
 
 def declared_capture(spec: ModelSpec, environment: Environment) -> Capture | None:
     """The capture settings in force: a local environment captures unless told not to,
-    a cluster environment when the spec says so; a declared ensemble does not capture
-    (KILN1653), because the capture step would have to join the user's own graph."""
-    if spec.ensemble is not None:
-        return None
+    a cluster environment when the spec says so (a declared ensemble as any model: its
+    capture step is appended to its steps)."""
     if environment.kind == "local":
         capture = spec.serving.capture or Capture()
         return capture if capture.enabled else None
@@ -171,24 +169,37 @@ def capture_config(
     return config, _clashes(config)
 
 
-def not_for_ensembles(spec: ModelSpec) -> list[Finding]:
-    """Capture declared for a declared ensemble, where it is not rendered: said, not
-    silently ignored."""
-    declared = spec.serving.capture
-    if declared is None or not declared.enabled or spec.ensemble is None:
+def reserved_names(spec: ModelSpec) -> list[Finding]:
+    """A declared ensemble captured ends in the step `capture`, fed tensors named
+    `kiln.answer.<output>`: the user's graph must use neither name."""
+    ensemble = spec.ensemble
+    if ensemble is None:
         return []
-    return [
-        Finding(
-            (*SPEC, "serving", "capture"),
-            "KILN1653",
-            "serving.capture is not rendered for an ensemble (spec.ensemble): its traffic "
-            "is not captured",
-            "remove serving.capture, or serve the model as one version (spec.serving.version), "
-            "which every environment captures (docs/capture.md)",
-            key=True,
-            warning=True,
-        )
-    ]
+    found = []
+    for i, step in enumerate(ensemble.steps):
+        at = (*SPEC, "ensemble", "steps", i)
+        if step.name == contract.STEP:
+            found.append(
+                Finding(
+                    (*at, "name"),
+                    "KILN1654",
+                    f"step name `{contract.STEP}` is the capture step's "
+                    f"({contract.step_name('<model>')})",
+                    "rename the step",
+                )
+            )
+        for key, tensor in step.output_map.items():
+            if tensor.startswith(contract.ANSWER_PREFIX):
+                found.append(
+                    Finding(
+                        (*at, "output_map", key),
+                        "KILN1654",
+                        f"ensemble tensor `{tensor}`: names starting with "
+                        f"`{contract.ANSWER_PREFIX}` carry the answer to the capture step",
+                        "rename the tensor",
+                    )
+                )
+    return found
 
 
 def _clashes(config: contract.CaptureConfig) -> list[Finding]:

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from compiler.diagnostics import Path_
+from compiler.rules.capture import declared_capture
 from compiler.rules.findings import Finding
 from compiler.rules.quality import THRESHOLDS
 from compiler.spec.model import Ensemble, EnsembleStep, ModelSpec, Tensor
@@ -52,9 +53,9 @@ def check_ensemble(spec: ModelSpec) -> list[Finding]:
 
 def check_environment(spec: ModelSpec, environment: Environment) -> list[Finding]:
     """What serving the ensemble in this environment needs: signed steps where signatures
-    are required, and in a cluster no GPUs (its steps run on CPU instances) and no quality
-    thresholds (the comparison reads captured rows by `serving.version`, which an ensemble
-    does not have)."""
+    are required, and in a cluster no GPUs (its steps run on CPU instances) and quality
+    thresholds only with capture on (the comparison reads the rows its capture step
+    writes, by the ensemble's version)."""
     if spec.ensemble is None:
         return []
     found = _unsigned_steps(spec.ensemble, environment)
@@ -74,13 +75,13 @@ def check_environment(spec: ModelSpec, environment: Environment) -> list[Finding
     written = (
         [] if analysis is None else [n for n in THRESHOLDS if getattr(analysis, n) is not None]
     )
-    if written:
+    if written and declared_capture(spec, environment) is None:
         found.append(
             Finding(
                 ("spec", "rollout", "analysis", written[0]),
                 "KILN1760",
-                f"`{written[0]}` compares the captured predictions of two served versions, "
-                "and an ensemble serves its steps' one version (no serving.version)",
+                f"`{written[0]}` compares the captured predictions of two ensemble "
+                "versions, and serving.capture is off for it here",
                 key=True,
             )
         )

@@ -37,12 +37,6 @@ class Link(Protocol):
     def output_map(self) -> tuple[tuple[str, str], ...]: ...
 
 
-def ensemble_config(model: ModelIR) -> mc.ModelConfig:
-    ensemble = model.ensemble
-    assert ensemble is not None
-    return scheduled_config(model, ensemble.version, ensemble.steps)
-
-
 def scheduled_config(model: ModelIR, version: int, steps: Sequence[Link]) -> mc.ModelConfig:
     """The ensemble `<model>`: the model's tensors, its steps run by Triton's scheduler."""
     batching = model.serving.max_batch_size > 0

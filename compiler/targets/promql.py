@@ -21,6 +21,7 @@ Two kinds of query, because "no data" means different things to their readers:
 from __future__ import annotations
 
 from compiler.ir import ModelIR
+from compiler.targets import capture
 
 # How often the rendered ServiceMonitor scrapes Triton. A rate or increase needs two
 # samples in its window; Prometheus's own advice is a window of four scrapes or more.
@@ -114,7 +115,10 @@ def _queues(model: ModelIR, service: str) -> str:
         return _selector(model, service)
     # Step names are `<model>.<step>`, DNS labels and a dot: the dot is the only character a
     # regular expression reads otherwise, escaped here for RE2 and again for the string.
-    steps = "|".join(step.name.replace(".", "\\\\.") for step in model.ensemble.steps)
+    names = [step.name for step in model.ensemble.steps]
+    if capture.has_capture_step(model):  # a request waits in the capture step's queue too
+        names.append(capture.capture_step(model))
+    steps = "|".join(name.replace(".", "\\\\.") for name in names)
     return f'namespace="{model.namespace}",service="{service}",model=~"{steps}"'
 
 

@@ -27,7 +27,7 @@ from collections.abc import Callable
 
 from compiler.ir import ModelIR
 from compiler.ir.serving import QualityIR
-from compiler.targets import k8s
+from compiler.targets import capture, k8s
 from compiler.targets.analysis_metrics import (
     at_least,
     at_least_share,
@@ -57,6 +57,14 @@ def captured_location(model: ModelIR) -> str:
     return data_uri(model, capture_contract.captured_path(model.name))
 
 
+def rolled_out_version(model: ModelIR) -> int | None:
+    """The version this build rolls out, the `model_version` its captured rows carry: the
+    served version, or a declared ensemble's (its capture step writes that)."""
+    if model.ensemble is None and not model.is_served:
+        return None
+    return capture.version(model)
+
+
 def window_seconds(model: ModelIR) -> int:
     """The traffic one comparison reads: the analysis so far (count x interval), and for
     shadow and A/B the mirroring or experiment before it, whose traffic it judges."""
@@ -80,7 +88,8 @@ def _scores(model: ModelIR) -> str | None:
 
 
 def _command(model: ModelIR, quality: QualityIR) -> tuple[str, ...]:
-    assert model.monitoring is not None and model.serving.version is not None
+    version = rolled_out_version(model)
+    assert model.monitoring is not None and version is not None
     columns = model.monitoring.columns
     shadow = model.rollout.strategy == "shadow"
     return contract.COMPARE_PREDICTIONS.command(
@@ -88,7 +97,7 @@ def _command(model: ModelIR, quality: QualityIR) -> tuple[str, ...]:
             "--captured": captured_location(model),
             "--model": model.name,
             "--environment": model.environment.name,
-            "--version": str(model.serving.version),
+            "--version": str(version),
             "--task": model.task,
             "--timestamp": columns.timestamp,
             "--prediction": columns.prediction,
@@ -132,7 +141,7 @@ def _selector(model: ModelIR) -> str:
     # scrape (honor_labels); the series names are Kiln's own.
     return (
         f'model="{model.name}",environment="{model.environment.name}",'
-        f'version="{model.serving.version}"'
+        f'version="{rolled_out_version(model)}"'
     )
 
 
@@ -148,7 +157,7 @@ def _fresh(model: ModelIR, series: str) -> str:
 
 def quality_metrics(model: ModelIR) -> list[Object]:
     analysis = model.rollout.analysis
-    if analysis is None or analysis.quality is None or model.serving.version is None:
+    if analysis is None or analysis.quality is None or rolled_out_version(model) is None:
         return []
     quality = analysis.quality
     # The readers start one interval after the Job, so that its first push is there.

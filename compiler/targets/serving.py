@@ -114,11 +114,18 @@ def step_args(model: ModelIR, step: EnsembleStepIR) -> list[str]:
     return ["--step", f"{step.name}={config}", *_artifact_args(model, step.name, step.artifact)]
 
 
+def _capture_step_args(model: ModelIR) -> list[str]:
+    """The capture step, whose files the runtime image ships (installed, not fetched)."""
+    if not capture.has_capture_step(model):
+        return []
+    step = capture.capture_step(model)
+    return ["--capture-step", f"{step}={CONFIG_MOUNT}/{ensemble.config_key(step)}"]
+
+
 def _capture_args(model: ModelIR) -> list[str]:
-    """The capture ensemble's steps: the served version as `<model>.model`, and the capture
-    step, whose files the runtime image ships (installed, not fetched)."""
+    """The capture ensemble's model step: the served version as `<model>.model`."""
     (artifact,) = model.served
-    model_step, capture_step = capture.model_step(model), capture.capture_step(model)
+    model_step = capture.model_step(model)
     return [
         "--version",
         str(artifact.version),
@@ -126,8 +133,6 @@ def _capture_args(model: ModelIR) -> list[str]:
         f"{model_step}={CONFIG_MOUNT}/{ensemble.config_key(model_step)}",
         *_artifact_args(model, model_step, artifact),
         *_execution_env_args(model_step, artifact),
-        "--capture-step",
-        f"{capture_step}={CONFIG_MOUNT}/{ensemble.config_key(capture_step)}",
     ]
 
 
@@ -149,6 +154,7 @@ def assemble_command(model: ModelIR) -> list[str]:
         args += ["--version", str(model.ensemble.version)]
         for step in model.ensemble.steps:
             args += step_args(model, step)
+    args += _capture_step_args(model)
     if verifies_signatures(model):
         args += ["--trust", f"{CONFIG_MOUNT}/{TRUST_FILE}"]
     args += ["--config", f"{CONFIG_MOUNT}/{triton.CONFIG_FILE}", "--repository", REPOSITORY]
@@ -210,7 +216,7 @@ def restricted_api_args() -> list[str]:
 def _forwarded_headers(model: ModelIR) -> list[str]:
     """The capture step keeps a client's x-request-id: Triton forwards the header to the
     models as a request parameter (the labels join on it)."""
-    if not capture.is_capture_ensemble(model):
+    if not capture.has_capture_step(model):
         return []
     header = capture_contract.REQUEST_ID_HEADER
     return [f"--http-header-forward-pattern={header}", f"--grpc-header-forward-pattern={header}"]

@@ -45,6 +45,24 @@ WRITTEN_METRIC = "kiln_capture_written_total"
 # Where `kiln serve` tells the capture step the project folder is, so that a local
 # environment's relative data store lands beside the specs, not in Triton's cwd.
 PROJECT_ROOT_ENV = "KILN_PROJECT_ROOT"
+# The capture step of an ensemble is the model `<model>.capture` (the ensemble's step
+# naming, `<model>.<step>`): the compiler renders it, the smoke reference passes its
+# answer on as Triton's capture step does.
+STEP = "capture"
+# The ensemble tensors that carry the answer to the capture step, which passes them on
+# as the ensemble's outputs (Triton refuses a step without an output and an ensemble
+# tensor that nobody reads): `<ANSWER_PREFIX><output>`.
+ANSWER_PREFIX = "kiln.answer."
+
+
+def step_name(model: str) -> str:
+    """The capture step's Triton name in the ensemble `model`."""
+    return f"{model}.{STEP}"
+
+
+def answer_tensor(output: str) -> str:
+    """The ensemble tensor that carries `output` to the capture step."""
+    return f"{ANSWER_PREFIX}{output}"
 
 
 def captured_path(model: str) -> str:

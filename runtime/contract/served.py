@@ -52,6 +52,15 @@ class ServedStep:
 
 
 @dataclass(frozen=True)
+class InstalledConfig:
+    """A step Kiln ships itself (the capture step): its Triton name and compiled config;
+    its files come with Kiln, so it has no artifact."""
+
+    name: str
+    config_text: str
+
+
+@dataclass(frozen=True)
 class ServedModel:
     """One (model, environment) as compiled: its Triton config, signature and artifacts."""
 
@@ -67,6 +76,7 @@ class ServedModel:
     # An ensemble's steps; `config_text` is then the ensemble's and `artifacts` is empty.
     steps: tuple[ServedStep, ...] = ()
     ensemble_version: int | None = None
+    capture_step: InstalledConfig | None = None  # an ensemble's last step, capture on
 
     @property
     def versions(self) -> tuple[int, ...]:

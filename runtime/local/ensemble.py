@@ -2,7 +2,8 @@
 code (runtime/serving/ensemble.py); what differs locally is the python-backend adapter
 (and the files it imports) beside an ONNX step's model.onnx, since the local Triton has
 no onnxruntime backend. A python step is its own model.py and gets nothing else (the
-adapter would replace it).
+adapter would replace it). With capture on, the capture step comes last, installed as
+the pod installs it, without `libraries/`: the local backend venv has pyarrow.
 """
 
 from __future__ import annotations
@@ -25,11 +26,19 @@ def assemble_ensemble(
     def extra(step: ServedStep) -> Sequence[Path]:
         return list(adapter_files) if step.onnx else []
 
+    steps: list[ensemble.Step] = list(model.steps)
+    if model.capture_step is not None:
+        recorder = model.capture_step
+        steps.append(
+            ensemble.InstalledStep(
+                recorder.name, recorder.config_text, model.ensemble_version, libraries=None
+            )
+        )
     return ensemble.assemble_ensemble(
         model.name,
         model.config_text,
         model.ensemble_version,
-        model.steps,
+        steps,
         repository,
         trust=trust if trust is not None else model.trust,
         extra_files=extra,

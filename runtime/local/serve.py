@@ -570,11 +570,12 @@ def _announce(server: TritonServer, local: ServedModel, ready: float) -> None:
 
 
 def _capture_line(local: ServedModel) -> str:
-    """Where this server records its traffic (docs/capture.md), as the announcement says it:
-    the settings of the model's config, or of the ensemble step that captures."""
-    texts = [local.config_text, *(step.config_text for step in local.steps)]
-    found = [read_config(text).parameters.get(capture_contract.PARAMETER) for text in texts]
-    parameter = next((p for p in found if p is not None), None)
+    """Where this server records its traffic (docs/capture.md), as the announcement says it."""
+    if local.capture_step is not None:  # an ensemble's capture step holds the settings
+        config = read_config(local.capture_step.config_text)
+    else:
+        config = read_config(local.config_text)  # an ensemble serves no version of its own
+    parameter = config.parameters.get(capture_contract.PARAMETER)
     if parameter is None:
         return "off (serving.capture)"
     settings = capture_contract.CaptureConfig.from_json(parameter.string_value)

@@ -61,7 +61,8 @@ class InstalledStep:
     name: str
     config_text: str
     version: int
-    libraries: Path = TRITON_LIBRARIES
+    # pyarrow for Triton's Python; None where that Python has it (the local backend venv).
+    libraries: Path | None = TRITON_LIBRARIES
 
 
 Step = ServedStep | InstalledStep

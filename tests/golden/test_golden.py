@@ -116,6 +116,8 @@ def test_triton_configs_load(case: Case) -> None:
     for model in result.resolution.models:
         if model.ensemble is not None:
             steps = [s.name for s in model.ensemble.steps]
+            if capture.has_capture_step(model):
+                steps.append(capture.capture_step(model))
             checked |= _ensemble_configs_load(case, model, steps, model.ensemble.version)
             continue
         if capture.is_capture_ensemble(model):

@@ -23,7 +23,7 @@ from click.testing import CliRunner
 
 from compiler.cli.serving import smoke as smoke_command
 from compiler.served import ensemble_parts, model_ir, served_model
-from compiler.targets import ensemble, promql, triton
+from compiler.targets import capture, ensemble, promql, triton
 from runtime.contract.served import ArtifactSource, ServedModel
 from runtime.local.backend_env import BackendEnvError, ensure_backend_env
 from runtime.local.serve import TritonServer, choose_endpoints, prepare_server
@@ -57,11 +57,16 @@ def _compile(generated: Path) -> None:
     assert ir.ensemble is not None
     folder = generated / "local" / MODEL / "triton"
     folder.mkdir(parents=True)
-    (folder / triton.CONFIG_FILE).write_text(triton.serialize(ensemble.ensemble_config(ir)))
+    (folder / triton.CONFIG_FILE).write_text(triton.serialize(capture.ensemble_config(ir)))
     for step in ir.ensemble.steps:
         path = folder / ensemble.STEPS_FOLDER / step.name / triton.CONFIG_FILE
         path.parent.mkdir(parents=True)
         path.write_text(triton.serialize(ensemble.step_config(ir, step)))
+    if capture.has_capture_step(ir):  # on by default locally: the capture step comes last
+        recorder = capture.capture_step_config(ir)
+        path = folder / ensemble.STEPS_FOLDER / recorder.name / triton.CONFIG_FILE
+        path.parent.mkdir(parents=True)
+        path.write_text(triton.serialize(recorder))
 
 
 @pytest.fixture(scope="module")
@@ -80,7 +85,10 @@ def runtime(tmp_path_factory: pytest.TempPathFactory) -> Runtime:
         pytest.skip(f"the local Triton could not be downloaded or prepared: {exc}")
     generated = tmp_path_factory.mktemp("generated")
     _compile(generated)
-    return Runtime(served_model(SPECS, MODEL, "local", generated))
+    served = served_model(SPECS, MODEL, "local", generated)
+    # The capture step (on by default locally) writes under the project root's .kiln/data:
+    # a folder of the test's, not the repository's.
+    return Runtime(dataclasses.replace(served, root=tmp_path_factory.mktemp("project")))
 
 
 @pytest.fixture(scope="module")
@@ -230,9 +238,11 @@ def test_triton_reports_the_ensemble_under_its_own_name(
         for labels, value in re.findall(r"^nv_inference_request_success\{(.*)\} (\S+)$", text, re.M)
     }
     by_model = {re.search(r'model="([^"]+)"', k).group(1): v for k, v in success.items()}  # type: ignore[union-attr]
-    assert set(by_model) == {MODEL, f"{MODEL}.prep", f"{MODEL}.regressor"}
+    # The local environment captures by default: the capture step is the last step.
+    steps = {f"{MODEL}.prep", f"{MODEL}.regressor", f"{MODEL}.capture"}
+    assert set(by_model) == {MODEL, *steps}
     assert by_model[MODEL] >= 3
     # Every ensemble request ran each step once.
-    assert by_model[f"{MODEL}.prep"] == by_model[f"{MODEL}.regressor"] == by_model[MODEL]
+    assert {by_model[step] for step in steps} == {by_model[MODEL]}
     ir, _ = model_ir(SPECS, MODEL, "local")
     assert f'model="{MODEL}"' in promql.error_rate(ir, MODEL)

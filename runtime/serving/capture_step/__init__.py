@@ -37,11 +37,12 @@ class InstallError(Exception):
     """Why the step could not be installed (the init container exits non-zero)."""
 
 
-def install(folder: Path, libraries: Path, config: Path | None = None) -> list[str]:
+def install(folder: Path, libraries: Path | None, config: Path | None = None) -> list[str]:
     """Copy the step and its libraries into `folder` (a version folder); with `config`,
     that file becomes the step's config.pbtxt in the folder above. The lines say what
-    was done."""
-    if not libraries.is_dir():
+    was done. `libraries` None: the stub's own Python has pyarrow (the local backend venv),
+    so nothing is copied for it."""
+    if libraries is not None and not libraries.is_dir():
         raise InstallError(
             f"{libraries} is not a folder: the capture step needs pyarrow for Triton's "
             "Python there (the runtime image installs it; pass --libraries elsewhere)"
@@ -52,8 +53,10 @@ def install(folder: Path, libraries: Path, config: Path | None = None) -> list[s
     target = folder / LIBRARIES
     if target.exists():
         shutil.rmtree(target)
-    shutil.copytree(libraries, target, symlinks=True)
-    lines = [f"capture step installed in {folder} ({len(step_files())} modules, {LIBRARIES}/)"]
+    if libraries is not None:
+        shutil.copytree(libraries, target, symlinks=True)
+    copied = f", {LIBRARIES}/" if libraries is not None else ""
+    lines = [f"capture step installed in {folder} ({len(step_files())} modules{copied})"]
     if config is not None:
         shutil.copy2(config, folder.parent / CONFIG_FILE)
         lines.append(f"{CONFIG_FILE} installed in {folder.parent}")

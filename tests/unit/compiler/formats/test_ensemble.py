@@ -17,7 +17,7 @@ from compiler.checks.triton_rules import load_time_problems
 from compiler.plan.facts import model_facts
 from compiler.rules.ensemble import check_ensemble
 from compiler.spec.model import ModelSpec
-from compiler.targets import ensemble, triton
+from compiler.targets import capture, ensemble, triton
 
 ROOT = Path(__file__).resolve().parents[4]
 
@@ -189,13 +189,15 @@ def test_the_example_ensemble_renders_configs_triton_loads() -> None:
     assert {m.environment.name for m in models} == {"local", "staging", "production"}
     for model in models:
         assert model.ensemble is not None
-        config = triton.parse(triton.serialize(ensemble.ensemble_config(model)))
+        config = triton.parse(triton.serialize(capture.ensemble_config(model)))
         assert config.platform == "ensemble" and not config.instance_group
         # The ensemble's tensors are the signature: raw inputs, final outputs.
         assert [i.name for i in config.input] == [t.name for t in model.inputs]
         assert [o.name for o in config.output] == [t.name for t in model.outputs]
         steps = {s.model_name: s for s in config.ensemble_scheduling.step}
-        assert set(steps) == {s.name for s in model.ensemble.steps}
+        # The local environment captures by default: the capture step comes last.
+        recorder = {capture.capture_step(model)} if model.capture is not None else set()
+        assert set(steps) == {s.name for s in model.ensemble.steps} | recorder
         for step in model.ensemble.steps:
             rendered = mc.ModelConfig()
             text_format.Parse(triton.serialize(ensemble.step_config(model, step)), rendered)

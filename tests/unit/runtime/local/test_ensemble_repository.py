@@ -17,6 +17,7 @@ from compiler.served import served_model
 from runtime.local import serve as local_serve
 from runtime.local.ensemble import assemble_ensemble
 from runtime.local.serve import ADAPTER, ADAPTER_FILES
+from runtime.serving.capture_step import step_files
 from tests.tools import REPO_ROOT
 
 MODEL = "car-price-pipeline"
@@ -30,9 +31,11 @@ def test_each_step_and_the_ensemble_get_the_folders_triton_loads(tmp_path: Path)
     assert lines == [
         f"step {MODEL}.prep version 1: sha256 verified, NOT signed",
         f"step {MODEL}.regressor version 1: sha256 verified, NOT signed",
+        f"step {MODEL}.capture version 1: installed from the runtime image",
     ]
     assert sorted(p.name for p in repository.iterdir()) == [
         MODEL,
+        f"{MODEL}.capture",
         f"{MODEL}.prep",
         f"{MODEL}.regressor",
     ]
@@ -52,6 +55,14 @@ def test_each_step_and_the_ensemble_get_the_folders_triton_loads(tmp_path: Path)
     given = sorted(["model.onnx", *(f.name for f in ADAPTER_FILES)])
     assert sorted(p.name for p in regressor.iterdir()) == given
     assert (regressor / "model.py").read_bytes() == ADAPTER.read_bytes()
+    # The capture step (on by default locally): its modules, and no libraries/, since the
+    # local backend venv has pyarrow; its config the compiled one.
+    recorder = repository / f"{MODEL}.capture"
+    assert sorted(p.name for p in (recorder / "1").iterdir()) == sorted(
+        f.name for f in step_files()
+    )
+    assert served.capture_step is not None
+    assert (recorder / "config.pbtxt").read_text() == served.capture_step.config_text
 
 
 def test_a_tampered_step_is_refused_before_triton(
@@ -75,13 +86,11 @@ def test_a_tampered_step_is_refused_before_triton(
     assert "prep/model.py has sha256 " in result.output
 
 
-def test_the_announcement_of_an_ensemble_says_whether_it_captures() -> None:
-    """`kiln serve` announces where traffic goes; an ensemble serves no version of its own,
-    so the line must come from its configs, not from a version check (it crashed)."""
+def test_kiln_serve_says_where_an_ensemble_captures() -> None:
+    # The settings are the capture step's (the ensemble's own config has none).
     served = served_model(REPO_ROOT / "specs", MODEL, "local", REPO_ROOT / "generated")
-    assert served.steps and not served.versions
     line = local_serve._capture_line(served)
-    assert line.startswith(("off", str(REPO_ROOT), ".kiln")) or "captured" in line
+    assert line.startswith(f"{REPO_ROOT}/.kiln/data/{MODEL}/captured/ (sample 1;")
 
 
 class _FakeServer:

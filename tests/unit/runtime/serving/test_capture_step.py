@@ -11,7 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from runtime.serving.capture_step import LIBRARIES, TRITON_LIBRARIES, step_files
+from runtime.serving.capture_step import LIBRARIES, TRITON_LIBRARIES, install, step_files
 from tests.tools import REPO_ROOT
 
 
@@ -57,6 +57,16 @@ def test_without_the_libraries_the_init_container_fails_and_says_why(tmp_path: P
     assert "needs pyarrow for Triton's Python" in done.stderr
     assert not (tmp_path / "s").exists()
     assert run("--config", str(tmp_path)).returncode == 2  # --install is required
+
+
+def test_locally_the_step_is_installed_without_libraries(tmp_path: Path) -> None:
+    # kiln serve's backend venv has pyarrow: nothing is copied for it, and an earlier
+    # install's libraries/ does not linger to shadow the venv's.
+    folder = tmp_path / "m.capture" / "1"
+    (folder / LIBRARIES).mkdir(parents=True)
+    lines = install(folder, None)
+    assert sorted(p.name for p in folder.iterdir()) == sorted(f.name for f in step_files())
+    assert LIBRARIES not in lines[0]
 
 
 def test_the_step_imports_only_what_is_installed_beside_it() -> None:
