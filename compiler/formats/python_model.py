@@ -6,20 +6,20 @@ import ast
 from pathlib import Path
 
 from compiler.formats import NotTheFormat
+from compiler.formats.python_source import SOURCE_MAX, parse
 
 MODEL_CLASS = "TritonPythonModel"
 # The one method the python backend calls for every request (initialize and
 # finalize are optional).
 REQUIRED_METHOD = "execute"
-MODEL_PY_MAX = 1024 * 1024
 
 
 def check_model_py(path: Path) -> None:
     """Raises NotTheFormat unless the file defines TritonPythonModel with execute."""
-    if path.stat().st_size > MODEL_PY_MAX:
-        raise NotTheFormat(f"model.py is over {MODEL_PY_MAX} bytes")
+    if path.stat().st_size > SOURCE_MAX:
+        raise NotTheFormat(f"model.py is over {SOURCE_MAX} bytes")
     try:
-        tree = ast.parse(path.read_bytes(), filename=path.name)
+        tree = parse(path.read_bytes(), path.name)
     except (SyntaxError, ValueError) as exc:
         line = getattr(exc, "lineno", None)
         where = f" (line {line})" if line else ""

@@ -221,9 +221,21 @@ def _skip(text: str, at: int) -> int:
 _SIZES = {"Z": 0, "N": 0, "T": 0, "F": 0, "i": 1, "U": 1, "I": 2, "l": 4, "L": 8}
 _SIZES.update({"d": 4, "D": 8, "C": 1})
 _INTEGERS = {"i": ">b", "U": ">B", "I": ">h", "l": ">i", "L": ">q"}
+# XGBoost's files nest 7 or 8 containers deep, the top object counted (measured on
+# tests/formats/xgboost3); a file nesting deeper than this is not one of its models, and
+# is refused long before Python's stack runs out.
+MAX_DEPTH = 32
+
+
+class _Malformed(ValueError):
+    """Bytes no UBJSON writer produces; the message says which and where."""
 
 
 class _Ubj(_Format):
+    """Every position only moves forward and stays inside the payload: a length or count
+    is read as a signed integer, so one that is negative or larger than the bytes left is
+    refused (a negative one moved the reader back, and a crafted file looped for ever)."""
+
     def header(self, payload: bytes) -> tuple[int, int, Header]:
         try:
             top = self._members(payload, 0, {"version", "learner"})
@@ -231,6 +243,8 @@ class _Ubj(_Format):
             params = self._members(payload, learner["learner_model_param"][0], None)
             values = {k: self._string(payload, s) for k, (s, _) in params.items()}
             version = self._integers(payload, top["version"][0]) if "version" in top else None
+        except _Malformed as exc:
+            raise XGBoostFileError(f"not an XGBoost UBJSON model: {exc}") from exc
         except (IndexError, KeyError, ValueError, struct.error, RecursionError) as exc:
             raise XGBoostFileError("not an XGBoost UBJSON model") from exc
         document = {"version": version, "learner": {"learner_model_param": values}}
@@ -244,10 +258,10 @@ class _Ubj(_Format):
         spans: dict[str, tuple[int, int]] = {}
         index = 0
         while (index < count) if count is not None else data[at : at + 1] != b"}":
-            size, at = self._integer(data, at)
+            size, at = self._length(data, at)
             key = data[at : at + size].decode("utf-8")
             start = at + size
-            end = self._skip(data, start, kind)
+            end = self._skip(data, start, kind, depth=1)
             if wanted is None or key in wanted:
                 spans[key] = (start, end)
             at, index = end, index + 1
@@ -259,32 +273,38 @@ class _Ubj(_Format):
         if data[at : at + 1] == b"$":
             kind, at = chr(data[at + 1]), at + 2
         if data[at : at + 1] == b"#":
-            count, at = self._integer(data, at + 1)
+            count, at = self._length(data, at + 1)
+            if kind in _SIZES and count * _SIZES[kind] > len(data) - at:
+                raise _Malformed(
+                    f"{count} values of type {kind!r} at byte {at}, longer than the file"
+                )
             return kind, count, at
         if kind is not None:
             raise ValueError("a typed container without a count")
         return None, None, at
 
-    def _skip(self, data: bytes, at: int, kind: str | None = None) -> int:
+    def _skip(self, data: bytes, at: int, kind: str | None = None, depth: int = 0) -> int:
         """Where the value at `at` ends (its marker there, unless typed by its container)."""
         if kind is None:
             kind, at = chr(data[at]), at + 1
         if kind in _SIZES:
             return at + _SIZES[kind]
         if kind in "SH":
-            size, at = self._integer(data, at)
+            size, at = self._length(data, at)
             return at + size
         if kind not in "[{":
             raise ValueError(f"unknown UBJSON marker {kind!r}")
+        if depth >= MAX_DEPTH:  # this container is at depth + 1, the top object at 1
+            raise _Malformed(f"containers nested over {MAX_DEPTH} deep at byte {at}")
         inner, count, at = self._container(data, at)
         if count is not None and inner in _SIZES:
             return at + count * _SIZES[inner]
         index = 0
         while (index < count) if count is not None else data[at : at + 1] not in (b"]", b"}"):
             if kind == "{":
-                size, at = self._integer(data, at)
+                size, at = self._length(data, at)
                 at += size
-            at, index = self._skip(data, at, inner), index + 1
+            at, index = self._skip(data, at, inner, depth + 1), index + 1
         return at if count is not None else at + 1
 
     def _integer(self, data: bytes, at: int) -> tuple[int, int]:
@@ -292,10 +312,18 @@ class _Ubj(_Format):
         size = struct.calcsize(fmt)
         return int(struct.unpack_from(fmt, data, at + 1)[0]), at + 1 + size
 
+    def _length(self, data: bytes, at: int) -> tuple[int, int]:
+        """A size or count: never negative, and never more than the bytes left (every
+        element takes at least one byte, except in a typed container, checked apart)."""
+        value, end = self._integer(data, at)
+        if not 0 <= value <= len(data) - end:
+            raise _Malformed(f"a length of {value} at byte {at}, with {len(data) - end} bytes left")
+        return value, end
+
     def _string(self, data: bytes, at: int) -> str:
         if data[at : at + 1] != b"S":
             raise ValueError("not a string")
-        size, at = self._integer(data, at + 1)
+        size, at = self._length(data, at + 1)
         return data[at : at + size].decode("utf-8")
 
     def _integers(self, data: bytes, at: int) -> list[int]:

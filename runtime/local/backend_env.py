@@ -33,8 +33,8 @@ Nothing goes into it unverified (docs/security.md, "Trust boundaries"):
   of a server that serves a TorchScript model: that venv is a second one, keyed apart.
 
 "Copied" is a hard link where Kiln's environment and the cache share a file system (no
-second 3 GB of torch), else a copy; the digest is checked on the file the venv ends up
-with either way.
+second 3 GB of torch) and the file is the current user's, writable by nobody else,
+else a copy; the digest is checked on the file the venv ends up with either way.
 """
 
 from __future__ import annotations
@@ -245,22 +245,31 @@ def copy_verified(dist: importlib.metadata.Distribution, site: Path) -> None:
 
 
 def _place(source: Path, target: Path) -> bytes:
-    """Put `source` at `target`, a hard link where the file system allows one, else a
-    copy; the sha256 of what is at `target` afterwards (read once either way)."""
+    """Put `source` at `target`, a hard link where that is safe and the file system allows
+    one, else a copy; the sha256 of what is at `target` afterwards (read once either way)."""
+    if _linkable(source):
+        try:
+            os.link(source, target)
+        except OSError:  # another file system (EXDEV), or links refused (EPERM)
+            pass
+        else:
+            return bytes.fromhex(sha256_of(target))
     digest = hashlib.sha256()
-    try:
-        os.link(source, target)
-    except OSError:  # another file system (EXDEV), or links refused (EPERM)
-        with source.open("rb") as reading, target.open("wb") as writing:
-            for block in iter(lambda: reading.read(1 << 20), b""):
-                digest.update(block)
-                writing.write(block)
-        shutil.copymode(source, target)
-        return digest.digest()
-    with target.open("rb") as reading:
+    with source.open("rb") as reading, target.open("wb") as writing:
         for block in iter(lambda: reading.read(1 << 20), b""):
             digest.update(block)
+            writing.write(block)
+    # The source's mode, less others' write: the copy is only the current user's to change.
+    target.chmod(source.stat().st_mode & 0o755)
     return digest.digest()
+
+
+def _linkable(source: Path) -> bool:
+    """A link shares the file, so whoever may write the source may change the venv's file
+    after its digest was checked: link only a file of the current user's that neither
+    group nor others may write."""
+    status = source.stat()
+    return status.st_uid == os.getuid() and status.st_mode & 0o022 == 0
 
 
 def _seal(secret: bytes, env: BackendEnv, wanted: list[str]) -> bytes:

@@ -1,11 +1,12 @@
 """The capture step's writer: served rows to parquet, off the request path.
 
 A request hands its inputs and outputs to `CaptureWriter.offer`, which only appends
-references to a bounded in-memory buffer and returns; a background thread turns the
-buffer into parquet parts under the layout of `runtime.contract.capture`. When the
-buffer is full (the store is slow or down) new rows are dropped and counted, never
-waited for; a part the store refuses is dropped and counted too. `close` (the model's
-finalize, which Triton runs on a clean stop) writes what is still buffered.
+references to an in-memory buffer, bounded in rows and in bytes, and returns; a
+background thread turns the buffer into parquet parts under the layout of
+`runtime.contract.capture`. When the buffer is full (the store is slow or down) new
+rows are dropped and counted, never waited for; a part the store refuses is dropped
+and counted too. `close` (the model's finalize, which Triton runs on a clean stop)
+writes what is still buffered.
 
 It needs only numpy and pyarrow, because it runs inside Triton's python stub: beside the
 local adapter (runtime/local/triton_backend) and in the cluster's capture step
@@ -36,6 +37,11 @@ except ImportError:  # in Triton's python stub, copied beside this file
     import capture as contract  # type: ignore[import-not-found,no-redef]
 
 Counter = Callable[[int], None]
+# The buffer's second bound, beside the spec's buffer_rows: rows of large string inputs
+# behind a slow store would otherwise grow it without limit. 256 MiB is a sixteenth of
+# the 4Gi a serving pod of the example platform has, and 2.6 KB for each of the default
+# 100,000 rows, so numeric rows meet the row bound first.
+BUFFER_BYTES = 256 * 1024 * 1024
 
 
 @dataclass
@@ -58,6 +64,25 @@ def resolve_root(data: str, project_root: str | None) -> str | None:
     return os.path.join(project_root, data) if project_root else None
 
 
+def decoded(array: np.ndarray) -> np.ndarray:
+    """Triton's BYTES elements as str. Bytes that are not UTF-8 get U+FFFD in their place:
+    requests are captured together, so one client's malformed string must not fail the
+    capture of every request answered with it."""
+    flat = [
+        v.decode("utf-8", errors="replace") if isinstance(v, bytes) else str(v)
+        for v in array.ravel()
+    ]
+    return np.array(flat, dtype=object).reshape(array.shape)
+
+
+def buffered_bytes(array: np.ndarray) -> int:
+    """An estimate of the memory an array holds: its elements, and for strings (object
+    arrays) their lengths too, which a pointer apiece leaves out."""
+    if array.dtype != object:
+        return int(array.nbytes)
+    return int(array.nbytes) + sum(len(v) for v in array.ravel() if isinstance(v, (str, bytes)))
+
+
 def _joined(values: list[np.ndarray]) -> np.ndarray:
     """Per-request arrays of shape [rows, ...] as one array, rows on dimension 0."""
     return np.concatenate(values) if len(values) > 1 else values[0]
@@ -71,7 +96,7 @@ def _column(joined: np.ndarray) -> pa.Array:
         return pa.array(list(joined.reshape(len(joined), -1)))
     if joined.dtype == object:
         # The adapter hands strings decoded; bytes (a model's string output) are decoded here.
-        return pa.array([v.decode() if isinstance(v, bytes) else v for v in joined])
+        return pa.array(list(decoded(joined)))
     return pa.array(joined)
 
 
@@ -86,8 +111,10 @@ class CaptureWriter:
         dropped: Counter = lambda n: None,
         written: Counter = lambda n: None,
         failed: Callable[[str], None] = lambda message: None,
+        buffer_bytes: int = BUFFER_BYTES,
     ) -> None:
         self.config = config
+        self.buffer_bytes = buffer_bytes
         self.version = version
         self._dropped, self._written, self._failed = dropped, written, failed
         if "://" in root:
@@ -98,6 +125,7 @@ class CaptureWriter:
         self._output_names = sorted({c.output for c in (config.prediction, *config.scores)})
         self._pending: list[_Batch] = []
         self._rows = 0
+        self._bytes = 0
         self._closing = False
         self._wake = threading.Condition()
         self._thread = threading.Thread(target=self._run, name="kiln-capture", daemon=True)
@@ -117,12 +145,18 @@ class CaptureWriter:
         """Queue requests answered together (`sizes`: rows of each, their rows concatenated
         in `inputs` and `outputs`); never blocks on the store."""
         rows = sum(sizes)
+        size = sum(buffered_bytes(a) for a in (*inputs.values(), *outputs.values()))
         batch = _Batch(request_ids, sizes, time.time_ns() // 1000, inputs, outputs, rows)
         with self._wake:
-            full = self._closing or self._rows + rows > self.config.buffer_rows
+            full = (
+                self._closing
+                or self._rows + rows > self.config.buffer_rows
+                or self._bytes + size > self.buffer_bytes
+            )
             if not full:
                 self._pending.append(batch)
                 self._rows += rows
+                self._bytes += size
                 if self._rows >= self.config.flush_rows:
                     self._wake.notify()
         if full:
@@ -139,7 +173,7 @@ class CaptureWriter:
         with self._wake:
             if not self._closing and self._rows < self.config.flush_rows:
                 self._wake.wait(self.config.flush_seconds)
-            taken, self._pending, self._rows = self._pending, [], 0
+            taken, self._pending, self._rows, self._bytes = self._pending, [], 0, 0
             return taken
 
     def _run(self) -> None:

@@ -31,20 +31,15 @@ import triton_python_backend_utils as pb_utils  # noqa: E402
 
 try:  # in Kiln's own Python
     from runtime.contract import capture as contract
-    from runtime.serving.capture_writer import CaptureWriter, RequestIds, triton_writer
+    from runtime.serving.capture_writer import CaptureWriter, RequestIds, decoded, triton_writer
 except ImportError:  # in Triton's python stub, copied beside this file
     import capture as contract  # type: ignore[import-not-found,no-redef]
     from capture_writer import (  # type: ignore[import-not-found,no-redef]
         CaptureWriter,
         RequestIds,
+        decoded,
         triton_writer,
     )
-
-
-def _decoded(array: np.ndarray) -> np.ndarray:
-    """Triton's BYTES elements as str, as the local adapter hands its string inputs."""
-    flat = [v.decode("utf-8") if isinstance(v, bytes) else str(v) for v in array.ravel()]
-    return np.array(flat, dtype=object).reshape(array.shape)
 
 
 class TritonPythonModel:
@@ -78,7 +73,7 @@ class TritonPythonModel:
         # Copied: input tensors live in shared memory that Triton reuses after the answer.
         array = np.array(tensor.as_numpy())
         if name in self.strings and name in self.inputs:
-            array = _decoded(array)
+            array = decoded(array)  # as the local adapter hands its string inputs
         return array if self.batched else array[None]
 
     def execute(self, requests: list[Any]) -> list[Any]:

@@ -116,6 +116,32 @@ def test_a_copy_on_the_same_file_system_is_a_hard_link_checked_all_the_same(
     assert not (tmp_path / "venv-2" / "tiny" / "__init__.py").exists()  # the link is removed
 
 
+@pytest.mark.parametrize(
+    ("mode", "someone_else"),
+    [(0o664, False), (0o646, False), (0o644, True)],
+    ids=["group-writable", "world-writable", "another-users"],
+)
+def test_a_file_others_may_write_is_copied_not_linked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, mode: int, someone_else: bool
+) -> None:
+    """A link would let whoever may write the source change the venv's file after its
+    digest was checked; such a file gets a copy of its own."""
+    source = tmp_path / "kiln-site"
+    dist = installed(source)
+    module = source / "tiny" / "__init__.py"
+    module.chmod(mode)
+    if someone_else:  # the file stays the test's; the current user becomes another
+        owner = module.stat().st_uid
+        monkeypatch.setattr(backend_env.os, "getuid", lambda: owner + 1)
+    copy_verified(dist, tmp_path / "venv-site")
+    copied = tmp_path / "venv-site" / "tiny" / "__init__.py"
+    assert copied.stat().st_ino != module.stat().st_ino
+    assert copied.read_bytes() == MODULE
+    assert copied.stat().st_mode & 0o777 == 0o644  # the mode, less others' write
+    module.write_bytes(b"import os\n")  # what the other writer does afterwards
+    assert copied.read_bytes() == MODULE
+
+
 def test_torch_goes_in_with_what_it_requires_and_only_when_asked() -> None:
     closure = backend_env.requirement_closure("torch")
     assert closure[0] == "torch"

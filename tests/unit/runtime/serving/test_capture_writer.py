@@ -10,7 +10,14 @@ import pyarrow.parquet as pq
 import pytest
 
 from runtime.contract import capture as contract
-from runtime.serving.capture_writer import CaptureWriter, resolve_root
+from runtime.serving.capture_writer import (
+    BUFFER_BYTES,
+    CaptureWriter,
+    buffered_bytes,
+    decoded,
+    resolve_root,
+)
+from tests.tools import REPO_ROOT
 
 CONFIG = contract.CaptureConfig(
     model="m",
@@ -43,14 +50,19 @@ class Counts:
         self.written = 0
         self.failures: list[str] = []
 
-    def writer(self, root: Path, config: contract.CaptureConfig = CONFIG) -> CaptureWriter:
+    def writer(
+        self,
+        root: Path,
+        config: contract.CaptureConfig = CONFIG,
+        buffer_bytes: int = BUFFER_BYTES,
+    ) -> CaptureWriter:
         def drop(n: int) -> None:
             self.dropped += n
 
         def wrote(n: int) -> None:
             self.written += n
 
-        return CaptureWriter(config, 3, str(root), drop, wrote, self.failures.append)
+        return CaptureWriter(config, 3, str(root), drop, wrote, self.failures.append, buffer_bytes)
 
 
 def test_rows_land_in_the_contract_layout_with_the_contract_columns(tmp_path: Path) -> None:
@@ -173,3 +185,62 @@ def test_an_hour_the_store_refuses_drops_only_its_own_rows(
     monkeypatch.setattr(writer, "_write_part", refuse_hour_101)
     writer.close()
     assert (counts.written, counts.dropped) == (2, 3)
+
+
+def test_one_requests_malformed_string_keeps_the_rows_answered_with_it(tmp_path: Path) -> None:
+    """Triton hands strings as bytes; one client's bytes that are not UTF-8 become U+FFFD
+    in its own row, and every request of the batch is captured."""
+    sent = np.array([[b"k0"], [b"\xff\xfek1"], [b"k\xc3\xa9"]], dtype=object)
+    kind = decoded(sent)
+    assert kind.shape == (3, 1) and list(kind[:, 0]) == ["k0", "\ufffd\ufffdk1", "k\u00e9"]
+    inputs, outputs = request(3)
+    counts = Counts()
+    writer = counts.writer(tmp_path)
+    writer.offer(["good", "bad", "other"], [1, 1, 1], {**inputs, "kind": kind}, outputs)
+    writer.close()
+    (part,) = (tmp_path / "m" / "captured").rglob("*.parquet")
+    frame = pq.read_table(part).to_pandas()
+    assert (counts.written, counts.dropped) == (3, 0)
+    assert list(frame["request_id"]) == ["good", "bad", "other"]
+    assert list(frame["kind"]) == ["k0", "\ufffd\ufffdk1", "k\u00e9"]
+
+
+def test_a_string_output_that_is_not_utf8_is_written(tmp_path: Path) -> None:
+    config = contract.CaptureConfig(
+        **{**CONFIG.__dict__, "prediction": contract.OutputColumn("y_pred", "name")}
+    )
+    inputs, outputs = request(2)
+    named = {**outputs, "name": np.array([b"yes", b"n\xffo"], dtype=object)}
+    counts = Counts()
+    writer = counts.writer(tmp_path, config)
+    writer.offer(["a"], [2], inputs, named)
+    writer.close()
+    (part,) = (tmp_path / "m" / "captured").rglob("*.parquet")
+    assert list(pq.read_table(part).to_pandas()["y_pred"]) == ["yes", "n\ufffdo"]
+    assert counts.failures == []
+
+
+def test_strings_count_by_their_length() -> None:
+    strings = np.array([["a" * 1000], ["b" * 24]], dtype=object)
+    assert buffered_bytes(strings) == strings.nbytes + 1024
+    numbers = np.zeros((4, 3), dtype=np.float32)
+    assert buffered_bytes(numbers) == 48
+
+
+def test_large_strings_fill_the_buffer_by_bytes_before_rows(tmp_path: Path) -> None:
+    """Three rows of 1 MB strings behind a 2.5 MB bound: the rows bound (10) is far off,
+    the third request is dropped and counted."""
+    counts = Counts()
+    writer = counts.writer(tmp_path, buffer_bytes=2_500_000)
+    inputs, outputs = request(1)
+    large = {**inputs, "kind": np.array([["x" * 1_000_000]], dtype=object)}
+    for index in range(3):
+        writer.offer([str(index)], [1], large, outputs)
+    assert counts.dropped == 1
+    writer.close()
+    assert counts.written == 2
+
+
+def test_the_default_byte_bound_is_documented() -> None:
+    text = (REPO_ROOT / "docs" / "capture.md").read_text()
+    assert f"{BUFFER_BYTES // 2**20} MiB" in text
