@@ -56,9 +56,11 @@ def xgboost_problem(path: Path, model_type: str) -> xgboost_file.Problem | None:
     if model_type == "xgboost" and kind != "binary":
         message = (
             f"the file is XGBoost {KIND_NAMES[kind]}, not the old binary format that "
-            "fil.model_type xgboost names (XGBoost 3 writes UBJSON whatever the file's name)"
+            "fil.model_type xgboost names"
         )
-        return xgboost_file.Problem("format", message)
+        if kind == "ubj":
+            message += " (XGBoost 3 writes UBJSON whatever the file's name)"
+        return FormatMismatch("format", message, READER_OF_KIND[kind])
     try:
         header = xgboost_file.read_header(payload) if kind == "ubj" else None
     except xgboost_file.XGBoostFileError as exc:
@@ -67,6 +69,16 @@ def xgboost_problem(path: Path, model_type: str) -> xgboost_file.Problem | None:
 
 
 KIND_NAMES = {"json": "JSON", "ubj": "UBJSON", "binary": "binary"}
+# The fil.model_type that reads each kind of content.
+READER_OF_KIND = {"json": "xgboost_json", "ubj": "xgboost_ubj", "binary": "xgboost"}
+
+
+@dataclass(frozen=True)
+class FormatMismatch(xgboost_file.Problem):
+    """A file whose content is not what its model_type names; `reader` is the
+    model_type that reads what the file holds."""
+
+    reader: str
 
 
 def read_lightgbm_text(path: Path) -> TreeModel:

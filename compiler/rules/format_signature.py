@@ -14,6 +14,7 @@ from compiler.rules import signature
 from compiler.rules.findings import Finding
 from compiler.spec.featureset import FeatureSetSpec
 from compiler.spec.model import ModelSpec, Version
+from runtime.contract import xgboost_file
 from runtime.contract.artifact_digest import UnsafeEntry, file_sha256, local_folder_sha256
 from runtime.contract.signature import Tensor
 from runtime.contract.torch_predict import INDEXED
@@ -176,7 +177,6 @@ MISREAD_CODES = {"writer": "KILN1732", "outputs": "KILN1733", "format": "KILN173
 MISREAD_HINTS = {
     "writer": "save the model with XGBoost 3 or earlier, as booster.save_model('xgboost.json')",
     "outputs": "train one model per target, or serve an ONNX export",
-    "format": "set fil.model_type: xgboost_ubj, or save the model as xgboost.json",
 }
 
 
@@ -198,7 +198,16 @@ def _misread(
         return []
     at: Path_ = ("spec", "versions", index, "artifact", "uri")
     message = f"{version.artifact.uri}: {problem.message}"
-    return [Finding(at, MISREAD_CODES[problem.kind], message, MISREAD_HINTS[problem.kind])]
+    return [Finding(at, MISREAD_CODES[problem.kind], message, _misread_hint(problem))]
+
+
+def _misread_hint(problem: xgboost_file.Problem) -> str:
+    """For content of another kind, the model_type that reads what the file holds."""
+    if not isinstance(problem, tree_models.FormatMismatch):
+        return MISREAD_HINTS[problem.kind]
+    if problem.reader == "xgboost_json":
+        return "set fil.model_type: xgboost_json"
+    return f"set fil.model_type: {problem.reader}, or save the model as xgboost.json"
 
 
 def tree_signature(
