@@ -394,7 +394,8 @@ CODES: dict[str, tuple[str, str]] = {
     ),
     "KILN1758": (
         "TorchScript tensor name Triton cannot bind",
-        "Name outputs <name>__<index>; inputs after forward()'s arguments.",
+        "Name outputs <name>__<index>; inputs after forward()'s arguments, which are "
+        "named after the FeatureSet's features (KILN1709).",
     ),
     "KILN1760": (
         "Rollout quality thresholds on an ensemble",
