@@ -18,12 +18,11 @@ from typing import Any
 
 import numpy as np
 
-from runtime.contract.served import ServedStep
+from runtime.contract.served import STEP_FUNCTION, ServedStep
 from runtime.contract.triton_config import read_config
 from runtime.serving.assemble import AssembleError, fetch
 from runtime.serving.references import BySignature, Tolerance
 
-COMPUTE = "compute"  # what a python step's model.py defines for the in-process reference
 Run = Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]]
 
 
@@ -90,10 +89,10 @@ def _python(name: str, path: Path) -> Run:
     assert spec is not None and spec.loader is not None
     module: ModuleType = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    compute: Any = getattr(module, COMPUTE, None)
+    compute: Any = getattr(module, STEP_FUNCTION, None)
     if not callable(compute):
         raise ReferenceError(
-            f"step {name}: model.py defines no function `{COMPUTE}(**inputs)`, which the "
+            f"step {name}: model.py defines no function `{STEP_FUNCTION}(**inputs)`, which the "
             "smoke test runs in process to compare Triton's answers with"
         )
 

@@ -126,6 +126,46 @@ def test_model_py_is_parsed_never_run(tmp_path: Path) -> None:
     python_model.check_model_py(GOLDEN / "default-python" / "1" / "model.py")
 
 
+@pytest.mark.parametrize(
+    "binding",
+    [
+        "def compute(**inputs):\n    return inputs\n",
+        "compute = dict\n",
+        "from preprocessing import derive as compute\n",
+    ],
+)
+def test_an_ensemble_step_binds_compute_at_module_level(tmp_path: Path, binding: str) -> None:
+    path = tmp_path / "model.py"
+    path.write_text(binding + MODEL_PY)
+    python_model.check_step_py(path)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        MODEL_PY,
+        MODEL_PY + "    def compute(self, **inputs):\n        return inputs\n",
+        "def make():\n    def compute(**inputs): ...\n" + MODEL_PY,
+    ],
+)
+def test_an_ensemble_step_without_module_level_compute_is_refused(
+    tmp_path: Path, text: str
+) -> None:
+    path = tmp_path / "model.py"
+    path.write_text(text)
+    python_model.check_model_py(path)  # a served python model needs no compute()
+    with pytest.raises(NotTheFormat, match="no module-level function `compute"):
+        python_model.check_step_py(path)
+
+
+def test_the_example_ensemble_steps_define_compute() -> None:
+    steps = REPO_ROOT / "specs" / "artifacts" / "models" / "car-price-pipeline"
+    found = sorted(steps.rglob("model.py"))
+    assert found
+    for path in found:
+        python_model.check_step_py(path)
+
+
 XGBOOST3 = REPO_ROOT / "tests" / "formats" / "xgboost3"
 
 
