@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from compiler.formats import NotTheFormat
 from runtime.contract import xgboost_file
@@ -27,13 +28,13 @@ class TreeModel:
 def read_xgboost_json(path: Path) -> TreeModel:
     """XGBoost's JSON model (`save_model("m.json")`): learner.feature_names and
     learner.learner_model_param.num_feature (a string of digits)."""
+    document = _json_document(path.read_bytes())
     try:
-        document = json.loads(path.read_bytes())
         learner = document["learner"]
         width = int(learner["learner_model_param"]["num_feature"])
     except (ValueError, KeyError, TypeError) as exc:
         raise NotTheFormat(
-            "not an XGBoost JSON model (no learner.learner_model_param.num_feature)"
+            "JSON without learner.learner_model_param.num_feature, which every XGBoost model has"
         ) from exc
     names = learner.get("feature_names") or None
     if names is not None and (
@@ -45,6 +46,27 @@ def read_xgboost_json(path: Path) -> TreeModel:
     except xgboost_file.XGBoostFileError as exc:
         raise NotTheFormat(str(exc)) from exc
     return TreeModel(tuple(names) if names else None, width, problem)
+
+
+def _json_document(payload: bytes) -> Any:
+    """The parsed JSON, or NotTheFormat naming what the file is instead: UBJSON (which
+    XGBoost writes under other names), or where the JSON breaks (a truncated copy)."""
+    if xgboost_file.file_kind(payload) == "ubj":
+        raise NotTheFormat(
+            "the file is XGBoost UBJSON, not the JSON that fil.model_type xgboost_json "
+            "(or a .json name) says",
+            "set fil.model_type: xgboost_ubj, or save the model as xgboost.json",
+        )
+    try:
+        text = payload.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise NotTheFormat(f"not UTF-8 text, so not JSON (byte {exc.start})") from exc
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        at = len(text[: exc.pos].encode("utf-8"))
+        what = "truncated JSON" if exc.pos >= len(text.rstrip()) else "invalid JSON"
+        raise NotTheFormat(f"{what} at byte {at} ({exc.msg})") from exc
 
 
 def xgboost_problem(path: Path, model_type: str) -> xgboost_file.Problem | None:

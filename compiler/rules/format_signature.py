@@ -66,9 +66,13 @@ def local_signature(
         if version.format == "torchscript":
             found += forward_findings(spec, torchscript.forward_arguments(path))
     except NotTheFormat as exc:
-        message = f"{version.artifact.uri} is not a {version.format} model: {exc}"
+        # A reader that knows what the file is instead says so whole (XGBoost UBJSON is
+        # still an xgboost model, only not the format named).
+        what = "" if exc.hint else f" is not a {version.format} model"
+        message = f"{version.artifact.uri}{what}: {exc}"
         code = "KILN1754" if version.format == "python" else "KILN1753"
-        return None, [*found, Finding(at, code, message, _HINTS[version.format])]
+        hint = exc.hint or _HINTS[version.format]
+        return None, [*found, Finding(at, code, message, hint)]
     except OSError as exc:
         return None, [*found, Finding(at, "KILN1702", f"cannot read {version.artifact.uri}: {exc}")]
     tensors, more = declared(spec, index)
@@ -165,6 +169,8 @@ def _digest(version: Version, index: int, path: Path) -> list[Finding]:
 def _read_tree(version: Version, path: Path) -> tree_models.TreeModel | None:
     """Feature names and width, from the files whose format documents them."""
     model_type = fil.model_type(version)
+    if model_type not in fil.MODEL_TYPES[version.format]:
+        return None  # KILN1751 names the model_type that does not fit the format
     if model_type == "xgboost_json":
         return tree_models.read_xgboost_json(path)
     if model_type == "lightgbm":
