@@ -34,7 +34,7 @@ class EnsembleReference(BySignature):
     """A smoke reference (runtime.serving.references.Reference): the ensemble's raw
     inputs in, its final outputs out, computed by its steps in process."""
 
-    library = "its steps in process"
+    library = "the ensemble's steps"
     tolerance: Tolerance | None = None  # the same code on the same inputs: exactly equal
 
     def __init__(self, ensemble_config: str, steps: Sequence[ServedStep], folder: Path) -> None:
