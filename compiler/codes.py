@@ -46,6 +46,10 @@ CODES: dict[str, tuple[str, str]] = {
     ),
     "KILN1112": ("Unsupported apiVersion", "Use `apiVersion: kiln/v1alpha1`."),
     "KILN1113": ("Unknown kind", "Use Project, FeatureSet or Model."),
+    "KILN1114": (
+        "Field an ensemble does not use",
+        "Remove it: an ensemble serves its steps' artifacts, each step on one instance.",
+    ),
     # 12xx: value syntax
     "KILN1201": ("Not a DNS-1123 name", "Lower-case letters, digits and '-', at most 63."),
     "KILN1202": ("Not a Kubernetes quantity", "Write e.g. '500m', '4', '16Gi'."),
@@ -394,7 +398,8 @@ CODES: dict[str, tuple[str, str]] = {
     ),
     "KILN1758": (
         "TorchScript tensor name Triton cannot bind",
-        "Name outputs <name>__<index>; inputs after forward()'s arguments.",
+        "Name outputs <name>__<index>; inputs after forward()'s arguments, which are "
+        "named after the FeatureSet's features (KILN1709).",
     ),
     "KILN1760": (
         "Rollout quality thresholds on an ensemble that is not captured",

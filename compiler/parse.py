@@ -23,10 +23,6 @@ _RANGE_ERRORS = {
     "greater_than_equal",
     "less_than",
     "less_than_equal",
-    "too_short",
-    "too_long",
-    "string_too_short",
-    "string_too_long",
     "string_pattern_mismatch",
     "finite_number",
 }
@@ -126,6 +122,32 @@ _EXPECTED = {
 }
 
 
+# pydantic's length errors -> (the bound in its context, what is counted); its own text
+# ("List should have at least 1 item after validation, not 0") reads as pydantic's.
+_LENGTH_ERRORS = {
+    "too_short": ("min_length", "item"),
+    "too_long": ("max_length", "item"),
+    "string_too_short": ("min_length", "character"),
+    "string_too_long": ("max_length", "character"),
+}
+
+
+def _length_message(dotted: str, kind: str, ctx: dict[str, Any], value: Any) -> str:
+    """`x` is empty: give at least 1 item; `x` has 3 items: give at most 2."""
+    bound_key, unit = _LENGTH_ERRORS[kind]
+    bound = ctx.get(bound_key)
+    size = len(value) if isinstance(value, str | list | dict | tuple) else None
+    limit = f"at least {bound}" if bound_key == "min_length" else f"at most {bound}"
+    wanted = f"give {limit} {unit}{'' if bound == 1 else 's'}"
+    if size == 0:
+        return f"`{dotted}` is empty: {wanted}"
+    if size is None:
+        return f"`{dotted}` has the wrong length: {wanted}"
+    counted = f"{size} {unit}{'' if size == 1 else 's'}"
+    shown_value = f" ({shown(value, 40)})" if isinstance(value, str) else ""
+    return f"`{dotted}` has {counted}{shown_value}: {wanted}"
+
+
 def _found(value: Any) -> str:
     return "null" if value is None else f"{_kind_of(value)} {shown(value, 40)}"
 
@@ -164,6 +186,9 @@ def translate(
             code = "KILN1104"
             message = f"`{dotted}` cannot be {shown(value, 40)}; expected {expected}"
             line, col = locate(path, False)
+        elif kind in _LENGTH_ERRORS:
+            code, message = "KILN1105", _length_message(dotted, kind, error.get("ctx", {}), value)
+            line, col = locate(path, False)
         elif kind in _RANGE_ERRORS:
             code = "KILN1105"
             rule = error["msg"].replace("Input should", "should").replace("Value should", "should")
@@ -179,7 +204,8 @@ def translate(
                 hint = f"YAML 1.2 reads {value} as text: write {value.replace('_', '')}"
             # An empty value has no text of its own: show the key that holds it.
             line, col = locate(path, value is None)
-        if not hint and not kind.startswith("KILN"):  # a KILN12xx message says what to do
+        # A KILN12xx message, or a length one, says what to do itself.
+        if not hint and not kind.startswith("KILN") and kind not in _LENGTH_ERRORS:
             hint = advice(code)
         if "[key]" in error["loc"]:
             # A map's key at fault (pydantic marks it so): shown at the key, and kept

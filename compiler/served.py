@@ -17,7 +17,7 @@ from compiler.ir import ArtifactIR, EnsembleStepIR, ModelIR
 from compiler.resolve import UnknownModel, local_path, resolve
 from compiler.rules.signature import is_remote
 from compiler.targets import capture, ensemble, serving, triton
-from runtime.contract.formats import NOT_SERVED_LOCALLY
+from runtime.contract.formats import FORMATS, NOT_SERVED_LOCALLY
 from runtime.contract.served import ArtifactSource, InstalledConfig, ServedModel, ServedStep
 
 
@@ -41,11 +41,7 @@ def model_ir(specs: Path, name: str, environment: str) -> tuple[ModelIR, Path]:
     if model.ensemble is not None:
         return model, resolution.root
     if not model.is_served:
-        raise NotServable(
-            f"model {name} has no version served in environment {environment} yet: train "
-            f"one with `kiln run {name} --local`, declare the version it publishes under "
-            "spec.versions, set serving.version to it and run `kiln compile`"
-        )
+        raise NotServable(_nothing_served(model, name, environment))
     refused = NOT_SERVED_LOCALLY.get(model.format.name)
     if refused is not None:
         # The local Triton has the python backend alone (runtime/contract/formats.py).
@@ -55,6 +51,26 @@ def model_ir(specs: Path, name: str, environment: str) -> tuple[ModelIR, Path]:
             "see docs/serving.md for the formats served locally"
         )
     return model, resolution.root
+
+
+def _nothing_served(model: ModelIR, name: str, environment: str) -> str:
+    """Why no version serves here. Versions only of formats the local Triton does not
+    run (a GPU-only TensorRT plan) would not be helped by training one locally."""
+    formats = sorted({v.format for v in model.versions})
+    if formats and all(f in NOT_SERVED_LOCALLY for f in formats):
+        reasons = "; ".join(f"{f}: {NOT_SERVED_LOCALLY[f]}" for f in formats)
+        gpu = " with GPUs" if any(FORMATS[f].gpu_only for f in formats) else ""
+        return (
+            f"model {name} has no version served in environment {environment}: its "
+            f"versions are {', '.join(formats)}, which the local Triton does not serve "
+            f"({reasons}). Serve it in a cluster environment{gpu}, or declare an ONNX "
+            "export of it as a version to serve here"
+        )
+    return (
+        f"model {name} has no version served in environment {environment} yet: train "
+        f"one with `kiln run {name} --local`, declare the version it publishes under "
+        "spec.versions, set serving.version to it and run `kiln compile`"
+    )
 
 
 def artifact_sources(model: ModelIR, root: Path) -> tuple[ArtifactSource, ...]:

@@ -17,7 +17,7 @@ from compiler.cli.params import (
     specs_option,
     verbose_option,
 )
-from compiler.emit import WriteBack
+from compiler.emit import MANIFEST, WriteBack
 
 
 @click.command()
@@ -32,9 +32,10 @@ def validate(specs: Path, schemas: Path | None, fmt: str, verbose: bool) -> None
     requires.report(result.diagnostics, fmt)
     requires.note_unchecked(result.unchecked_kinds, specs, verbose)
     if fmt == "text" and result.ok:
+        # Counted as `kiln compile` counts what it writes: the manifest is a file too.
         click.echo(
             f"ok: {result.model_environments} model-environment(s), "
-            f"{len(result.artifacts)} file(s) would be generated",
+            f"{len(result.artifacts) + 1} file(s) would be generated ({MANIFEST} included)",
             err=True,
         )
     sys.exit(0 if result.ok else 1)

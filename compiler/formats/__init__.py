@@ -8,4 +8,9 @@ that config.pbtxt renders; `fil` holds the FIL backend's parameters and rules;
 
 
 class NotTheFormat(Exception):
-    """The file is not what its version's format says; the message says what it is."""
+    """The file is not what its version's format says; the message says what it is, and
+    `hint`, where the reader knows what the file is instead, what to set."""
+
+    def __init__(self, message: str, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.hint = hint

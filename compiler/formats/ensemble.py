@@ -9,7 +9,7 @@ from pathlib import Path
 
 from compiler.diagnostics import Path_
 from compiler.formats import NotTheFormat
-from compiler.formats.python_model import check_model_py
+from compiler.formats.python_model import check_step_py
 from compiler.ir import ArtifactIR, EnsembleIR, EnsembleStepIR, FormatIR
 from compiler.rules import signature
 from compiler.rules.findings import Finding
@@ -67,8 +67,8 @@ def lower_ensemble(model: str, spec: ModelSpec, models: str) -> EnsembleIR | Non
 
 def check_step_artifacts(spec: ModelSpec, ensemble: EnsembleIR, root: Path) -> Iterator[Finding]:
     """A local step's file exists inside the project and has its digest; a python step's
-    model.py defines TritonPythonModel (parsed, never imported); an ONNX step's file has
-    the tensors its signature declares."""
+    model.py defines TritonPythonModel and compute() (parsed, never imported); an ONNX
+    step's file has the tensors its signature declares."""
     inside = root.resolve()
     for i, step in enumerate(ensemble.steps):
         artifact = step.artifact
@@ -100,9 +100,13 @@ def check_step_artifacts(spec: ModelSpec, ensemble: EnsembleIR, root: Path) -> I
             yield Finding((*at, "sha256"), "KILN1703", message)
         if step.format.name == "python":
             try:
-                check_model_py(path)
+                check_step_py(path)
             except NotTheFormat as exc:
-                yield Finding((*at, "uri"), "KILN1754", f"{artifact.uri}: {exc}")
+                hint = (
+                    "define class TritonPythonModel with execute(), and a module-level "
+                    "compute(**inputs) -> {output: array} that execute() calls"
+                )
+                yield Finding((*at, "uri"), "KILN1754", f"{artifact.uri}: {exc}", hint)
         else:
             yield from _onnx_step(spec, i, path, artifact.uri)
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from compiler.formats import NotTheFormat
 from runtime.contract import xgboost_file
@@ -27,13 +28,13 @@ class TreeModel:
 def read_xgboost_json(path: Path) -> TreeModel:
     """XGBoost's JSON model (`save_model("m.json")`): learner.feature_names and
     learner.learner_model_param.num_feature (a string of digits)."""
+    document = _json_document(path.read_bytes())
     try:
-        document = json.loads(path.read_bytes())
         learner = document["learner"]
         width = int(learner["learner_model_param"]["num_feature"])
     except (ValueError, KeyError, TypeError) as exc:
         raise NotTheFormat(
-            "not an XGBoost JSON model (no learner.learner_model_param.num_feature)"
+            "JSON without learner.learner_model_param.num_feature, which every XGBoost model has"
         ) from exc
     names = learner.get("feature_names") or None
     if names is not None and (
@@ -47,6 +48,27 @@ def read_xgboost_json(path: Path) -> TreeModel:
     return TreeModel(tuple(names) if names else None, width, problem)
 
 
+def _json_document(payload: bytes) -> Any:
+    """The parsed JSON, or NotTheFormat naming what the file is instead: UBJSON (which
+    XGBoost writes under other names), or where the JSON breaks (a truncated copy)."""
+    if xgboost_file.file_kind(payload) == "ubj":
+        raise NotTheFormat(
+            "the file is XGBoost UBJSON, not the JSON that fil.model_type xgboost_json "
+            "(or a .json name) says",
+            "set fil.model_type: xgboost_ubj, or save the model as xgboost.json",
+        )
+    try:
+        text = payload.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise NotTheFormat(f"not UTF-8 text, so not JSON (byte {exc.start})") from exc
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        at = len(text[: exc.pos].encode("utf-8"))
+        what = "truncated JSON" if exc.pos >= len(text.rstrip()) else "invalid JSON"
+        raise NotTheFormat(f"{what} at byte {at} ({exc.msg})") from exc
+
+
 def xgboost_problem(path: Path, model_type: str) -> xgboost_file.Problem | None:
     """What keeps a UBJSON or binary XGBoost file from being served right: a file whose
     content is not the format its model_type names (FIL reads it by model_type), or what
@@ -56,9 +78,11 @@ def xgboost_problem(path: Path, model_type: str) -> xgboost_file.Problem | None:
     if model_type == "xgboost" and kind != "binary":
         message = (
             f"the file is XGBoost {KIND_NAMES[kind]}, not the old binary format that "
-            "fil.model_type xgboost names (XGBoost 3 writes UBJSON whatever the file's name)"
+            "fil.model_type xgboost names"
         )
-        return xgboost_file.Problem("format", message)
+        if kind == "ubj":
+            message += " (XGBoost 3 writes UBJSON whatever the file's name)"
+        return FormatMismatch("format", message, READER_OF_KIND[kind])
     try:
         header = xgboost_file.read_header(payload) if kind == "ubj" else None
     except xgboost_file.XGBoostFileError as exc:
@@ -67,6 +91,16 @@ def xgboost_problem(path: Path, model_type: str) -> xgboost_file.Problem | None:
 
 
 KIND_NAMES = {"json": "JSON", "ubj": "UBJSON", "binary": "binary"}
+# The fil.model_type that reads each kind of content.
+READER_OF_KIND = {"json": "xgboost_json", "ubj": "xgboost_ubj", "binary": "xgboost"}
+
+
+@dataclass(frozen=True)
+class FormatMismatch(xgboost_file.Problem):
+    """A file whose content is not what its model_type names; `reader` is the
+    model_type that reads what the file holds."""
+
+    reader: str
 
 
 def read_lightgbm_text(path: Path) -> TreeModel:

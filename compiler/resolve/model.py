@@ -510,12 +510,7 @@ def _local_signature(
     path = local_path(artifact.uri, root)
     folder = spec.versions[index].format == "savedmodel"
     if not (path.is_dir() if folder else path.is_file()):
-        message = f"artifact of version {artifact.version} not found at {artifact.uri}"
-        hint = (
-            f"fix the path; for a first version, `kiln run {name} --local` trains and "
-            f"publishes one, and `kiln promote {name}` declares it here"
-        )
-        return None, [Finding(at, "KILN1701", message, hint)]
+        return None, [_artifact_missing(name, spec.versions[index], artifact, path, at)]
     if spec.versions[index].format != "onnx":
         return format_signature.local_signature(spec, index, path, featureset.spec)
     try:
@@ -533,3 +528,24 @@ def _local_signature(
         )
     tensors, more = signature.check_against_model(spec, model, at)
     return tensors, [*findings, *more]
+
+
+def _artifact_missing(
+    name: str, version: Version, artifact: ArtifactIR, path: Path, at: Path_
+) -> Finding:
+    """KILN1701. A SavedModel is a folder: a uri naming a file in it is found but wrong,
+    and training a first version would not help."""
+    if version.format == "savedmodel" and path.is_file():
+        folder = version.artifact.uri.rstrip("/").rsplit("/", 1)[0]
+        message = (
+            f"version {artifact.version} is a savedmodel, which is a folder; "
+            f"{artifact.uri} is a file"
+        )
+        hint = f"point artifact.uri at the folder holding saved_model.pb: {folder}/"
+        return Finding(at, "KILN1701", message, hint)
+    message = f"artifact of version {artifact.version} not found at {artifact.uri}"
+    hint = (
+        f"fix the path; for a first version, `kiln run {name} --local` trains and "
+        f"publishes one, and `kiln promote {name}` declares it here"
+    )
+    return Finding(at, "KILN1701", message, hint)

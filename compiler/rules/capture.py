@@ -39,7 +39,20 @@ def declared_capture(spec: ModelSpec, environment: Environment) -> Capture | Non
 def missing_analysis(spec: ModelSpec, capture: Capture | None, environment: str) -> list[Finding]:
     """Monitoring needs analysis data: named, or the captured traffic."""
     monitoring = spec.monitoring
-    if monitoring is None or monitoring.analysis is not None or capture is not None:
+    if monitoring is None or monitoring.analysis is not None:
+        return []
+    if capture is not None and capture.sample == 0:
+        return [
+            Finding(
+                (*SPEC, "serving", "capture", "sample"),
+                "KILN1650",
+                f"serving.capture.sample is 0 in `{environment}`, so capture writes no rows, "
+                "and monitoring names no analysis data: the monitor would read none",
+                "capture a share of the traffic with a sample above 0, or name the "
+                "production data in monitoring.analysis.uri",
+            )
+        ]
+    if capture is not None:
         return []
     return [
         Finding(

@@ -38,7 +38,8 @@ def check_ensemble(spec: ModelSpec) -> list[Finding]:
     ensemble = spec.ensemble
     if ensemble is None or spec.signature is None:
         return []
-    found = [*_names(ensemble), *_maps(ensemble), *_batching(spec, ensemble)]
+    found = [*_unused_fields(spec), *_names(ensemble), *_maps(ensemble)]
+    found += _batching(spec, ensemble)
     producers, twice = _producers(spec, ensemble)
     found += twice
     found += _step_inputs(ensemble, producers)
@@ -49,6 +50,30 @@ def check_ensemble(spec: ModelSpec) -> list[Finding]:
     else:  # in a cycle every step looks unused; report the cycle alone
         found += _unused(spec, ensemble, producers)
     return found
+
+
+def _unused_fields(spec: ModelSpec) -> Iterator[Finding]:
+    """Fields that an ensemble would ignore silently: its steps' artifacts are what
+    serves (not spec.versions), and each step runs on one instance."""
+    if spec.versions:
+        yield Finding(
+            ("spec", "versions"),
+            "KILN1114",
+            "spec.versions and spec.ensemble are both set; an ensemble serves its steps' "
+            "artifacts, so no version would ever serve",
+            "remove spec.versions: each step's artifact is its model; serve a versioned "
+            "artifact from a Model of its own",
+            key=True,
+        )
+    if spec.serving.instance_groups is not None:
+        yield Finding(
+            ("spec", "serving", "instance_groups"),
+            "KILN1114",
+            "serving.instance_groups on an ensemble would be ignored: each step runs on "
+            "one CPU instance per pod",
+            "remove serving.instance_groups; scale an ensemble with serving.replicas",
+            key=True,
+        )
 
 
 def check_environment(spec: ModelSpec, environment: Environment) -> list[Finding]:

@@ -14,6 +14,7 @@ from compiler.rules import signature
 from compiler.rules.findings import Finding
 from compiler.spec.featureset import FeatureSetSpec
 from compiler.spec.model import ModelSpec, Version
+from runtime.contract import xgboost_file
 from runtime.contract.artifact_digest import UnsafeEntry, file_sha256, local_folder_sha256
 from runtime.contract.signature import Tensor
 from runtime.contract.torch_predict import INDEXED
@@ -65,9 +66,13 @@ def local_signature(
         if version.format == "torchscript":
             found += forward_findings(spec, torchscript.forward_arguments(path))
     except NotTheFormat as exc:
-        message = f"{version.artifact.uri} is not a {version.format} model: {exc}"
+        # A reader that knows what the file is instead says so whole (XGBoost UBJSON is
+        # still an xgboost model, only not the format named).
+        what = "" if exc.hint else f" is not a {version.format} model"
+        message = f"{version.artifact.uri}{what}: {exc}"
         code = "KILN1754" if version.format == "python" else "KILN1753"
-        return None, [*found, Finding(at, code, message, _HINTS[version.format])]
+        hint = exc.hint or _HINTS[version.format]
+        return None, [*found, Finding(at, code, message, hint)]
     except OSError as exc:
         return None, [*found, Finding(at, "KILN1702", f"cannot read {version.artifact.uri}: {exc}")]
     tensors, more = declared(spec, index)
@@ -164,6 +169,8 @@ def _digest(version: Version, index: int, path: Path) -> list[Finding]:
 def _read_tree(version: Version, path: Path) -> tree_models.TreeModel | None:
     """Feature names and width, from the files whose format documents them."""
     model_type = fil.model_type(version)
+    if model_type not in fil.MODEL_TYPES[version.format]:
+        return None  # KILN1751 names the model_type that does not fit the format
     if model_type == "xgboost_json":
         return tree_models.read_xgboost_json(path)
     if model_type == "lightgbm":
@@ -176,7 +183,6 @@ MISREAD_CODES = {"writer": "KILN1732", "outputs": "KILN1733", "format": "KILN173
 MISREAD_HINTS = {
     "writer": "save the model with XGBoost 3 or earlier, as booster.save_model('xgboost.json')",
     "outputs": "train one model per target, or serve an ONNX export",
-    "format": "set fil.model_type: xgboost_ubj, or save the model as xgboost.json",
 }
 
 
@@ -198,7 +204,16 @@ def _misread(
         return []
     at: Path_ = ("spec", "versions", index, "artifact", "uri")
     message = f"{version.artifact.uri}: {problem.message}"
-    return [Finding(at, MISREAD_CODES[problem.kind], message, MISREAD_HINTS[problem.kind])]
+    return [Finding(at, MISREAD_CODES[problem.kind], message, _misread_hint(problem))]
+
+
+def _misread_hint(problem: xgboost_file.Problem) -> str:
+    """For content of another kind, the model_type that reads what the file holds."""
+    if not isinstance(problem, tree_models.FormatMismatch):
+        return MISREAD_HINTS[problem.kind]
+    if problem.reader == "xgboost_json":
+        return "set fil.model_type: xgboost_json"
+    return f"set fil.model_type: {problem.reader}, or save the model as xgboost.json"
 
 
 def tree_signature(

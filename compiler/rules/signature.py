@@ -298,8 +298,7 @@ def check_features(
                     (*at, "name") if declared else ("spec", "features"),
                     "KILN1709",
                     f"input `{tensor.name}` is not a feature of {spec.features}",
-                    f"add `{tensor.name}` to FeatureSet {spec.features.split('@')[0]}, or name "
-                    "the model input after the feature it takes",
+                    _not_a_feature_hint(spec, tensor.name),
                 )
             )
         elif FEATURE_TO_KILN[feature.dtype] != tensor.dtype:
@@ -313,6 +312,23 @@ def check_features(
                 )
             )
     return findings
+
+
+def _not_a_feature_hint(spec: ModelSpec, name: str) -> str:
+    """A TorchScript input is bound to the forward() argument of its name, so the rule
+    reaches into the model's code: its arguments must carry the features' names."""
+    featureset = spec.features.split("@")[0]
+    served = [v.format for v in spec.versions if v.version == spec.serving.version]
+    if served == ["torchscript"]:
+        return (
+            "name forward()'s arguments after the features they take, and each input "
+            "after its argument: libtorch binds inputs by name, and `<name>__<index>` "
+            f"names (bound by position) are not features of {featureset}"
+        )
+    return (
+        f"add `{name}` to FeatureSet {featureset}, or name the model input after the "
+        "feature it takes"
+    )
 
 
 def _dtype_hint(tensor: str, feature: str, declared: bool) -> str:

@@ -267,6 +267,21 @@ class Capture(SpecModel):
     flush_rows: int = Field(10_000, ge=1, le=10_000_000, description="Rows per written part.")
     flush_interval: Seconds = Field("5s", description="Longest wait before rows are written.")
 
+    @model_validator(mode="after")
+    def _reachable_flush(self) -> Capture:
+        # Rows past buffer_rows are dropped, so a larger part would never fill: only the
+        # interval would ever write, and the setting would mean nothing.
+        if self.flush_rows <= self.buffer_rows:
+            return self
+        written = "flush_rows" in self.model_fields_set
+        flush = f"flush_rows {self.flush_rows}" + ("" if written else " (the default)")
+        raise fail(
+            "KILN1105",
+            f"{flush} is above buffer_rows {self.buffer_rows}, which the buffer never holds: "
+            "set flush_rows at or below buffer_rows",
+            at="flush_rows" if written else "buffer_rows",
+        )
+
 
 class Serving(SpecModel):
     """How the model is served by Triton."""

@@ -16,6 +16,11 @@ from runtime.contract.signature import Signature
 from runtime.contract.signing import Trust
 from runtime.contract.triton_config import read_config, served_format
 
+# The module-level function a python ensemble step's model.py defines, `compute(**inputs)
+# -> {output: array}`: smoke runs it in process as the reference Triton's answers are
+# compared with, and the compiler checks (by parsing) that it is there.
+STEP_FUNCTION = "compute"
+
 
 @dataclass(frozen=True)
 class ArtifactSource:

@@ -64,6 +64,14 @@ def join_labels(
     usable = [k for k in labels.keys if k in frame.columns and k in found.columns]
     if not usable:
         carried = [k for k in labels.keys if k in found.columns]
+        if target in frame.columns and frame[target].notna().any():
+            # Rows that bring their own ground truth (a file, batch predictions of labelled
+            # data) do not need labels written for other rows, such as served traffic.
+            notes.append(
+                f"labels at {labels.uri} are keyed by {_names(carried)}, which the analysis "
+                f"rows do not carry: their own {target!r} column is used"
+            )
+            return frame
         raise MonitorError(
             "labels",
             f"the labels at {labels.uri} are keyed by {_names(carried)}, and the analysis "

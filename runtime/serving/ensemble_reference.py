@@ -19,12 +19,11 @@ from typing import Any
 import numpy as np
 
 from runtime.contract import capture
-from runtime.contract.served import ServedStep
+from runtime.contract.served import STEP_FUNCTION, ServedStep
 from runtime.contract.triton_config import read_config
 from runtime.serving.assemble import AssembleError, fetch
 from runtime.serving.references import BySignature, Tolerance
 
-COMPUTE = "compute"  # what a python step's model.py defines for the in-process reference
 Run = Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]]
 
 
@@ -36,7 +35,7 @@ class EnsembleReference(BySignature):
     """A smoke reference (runtime.serving.references.Reference): the ensemble's raw
     inputs in, its final outputs out, computed by its steps in process."""
 
-    library = "its steps in process"
+    library = "the ensemble's steps"
     tolerance: Tolerance | None = None  # the same code on the same inputs: exactly equal
 
     def __init__(self, ensemble_config: str, steps: Sequence[ServedStep], folder: Path) -> None:
@@ -98,10 +97,10 @@ def _python(name: str, path: Path) -> Run:
     assert spec is not None and spec.loader is not None
     module: ModuleType = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    compute: Any = getattr(module, COMPUTE, None)
+    compute: Any = getattr(module, STEP_FUNCTION, None)
     if not callable(compute):
         raise ReferenceError(
-            f"step {name}: model.py defines no function `{COMPUTE}(**inputs)`, which the "
+            f"step {name}: model.py defines no function `{STEP_FUNCTION}(**inputs)`, which the "
             "smoke test runs in process to compare Triton's answers with"
         )
 

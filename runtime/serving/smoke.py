@@ -279,7 +279,7 @@ def compare_outputs(
         if list(got.shape) != shape or got.size != want.size:
             problems.append(
                 f"output `{tensor.name}`: the server returned shape {list(got.shape)}, "
-                f"expected {shape} ({library} gives {list(want.shape)})"
+                f"expected {shape} ({library}: {list(want.shape)})"
             )
             continue
         want = want.reshape(got.shape)
@@ -509,8 +509,13 @@ def _report_inference(
     report.add(
         f"inference v{version}",
         compare_outputs(signature.outputs, joined, wanted, signature.batched, library, tolerance),
-        f"{batches}: {names} equal {library} in-process {tolerance or 'exactly'}",
+        f"{batches}: {names} {_equal_verb(signature)} the in-process reference ({library}), "
+        f"{tolerance or 'exactly'}",
     )
+
+
+def _equal_verb(signature: Signature) -> str:
+    return "equals" if len(signature.outputs) == 1 else "equal"
 
 
 def measure_latency(

@@ -151,6 +151,8 @@ def test_answers_equal_the_pipeline_in_process(
         "inference v1",
         "latency",
     ]
+    inference = report.checks[2].detail
+    assert inference.endswith("equals the in-process reference (the ensemble's steps), exactly")
 
 
 def test_a_different_preprocessing_in_process_is_caught(

@@ -109,7 +109,7 @@ def test_kiln_smoke_passes_for_the_example_lightgbm_model(
     )
     text = "\n".join(lines)
     assert code == 0, text
-    assert "output__0 equal lightgbm in-process exactly" in text
+    assert "output__0 equals the in-process reference (lightgbm), exactly" in text
     assert "car_price_dataset() reference" in text
 
 

@@ -99,7 +99,7 @@ def test_kiln_smoke_compares_the_served_answers_with_torch_exactly(server: Trito
         [MODEL, "--url", server.endpoints.grpc, "--protocol", "grpc", "--requests", "10"],
     )
     assert result.exit_code == 0, result.output
-    assert "price__0 equal torch in-process exactly" in result.output
+    assert "price__0 equals the in-process reference (torch), exactly" in result.output
     assert "car_price_dataset() reference" in result.output
 
 

@@ -35,3 +35,21 @@ def test_compile_reports_a_full_an_incremental_and_a_skipped_build(
     model.write_text(text.replace("max: 6}", "max: 7}"), encoding="utf-8")
     assert compile_once().startswith(f"recompiled 3 of {total} model-environment(s) into ")
     assert "is up to date: no spec, schema or Kiln file changed" in compile_once()
+
+
+def test_validate_counts_the_files_compile_writes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Both count the manifest, so the two numbers a user compares agree."""
+    monkeypatch.setenv("KILN_CACHE_DIR", str(tmp_path / "cache"))
+    specs = ["--specs", str(REPO_ROOT / "tests" / "golden" / "formats" / "specs")]
+    out = tmp_path / "generated"
+    validated = CliRunner().invoke(cli, ["validate", *specs])
+    assert validated.exit_code == 0, validated.output
+    compiled = CliRunner().invoke(cli, ["compile", *specs, "--out", str(out)])
+    assert compiled.exit_code == 0, compiled.output
+    written = sum(1 for p in out.rglob("*") if p.is_file())
+    said = f"{written} file(s) would be generated (kiln-manifest.json included)"
+    assert validated.stderr.strip().splitlines()[-1].endswith(said)
+    checked = CliRunner().invoke(cli, ["compile", "--check", *specs, "--out", str(out)])
+    assert checked.stderr.strip().endswith(f"is up to date ({written} files)")

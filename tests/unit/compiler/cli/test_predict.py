@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -113,10 +114,14 @@ def test_the_monitor_watches_batch_predictions(
     reference_file = tmp_path / "reference.parquet"
     reference.to_parquet(reference_file, index=False)
     out = tmp_path / "monitor"
+    # A copy of the platform: the local data store (and any labels a person or another
+    # test wrote there) is the project's, and this test must not depend on it.
+    specs = tmp_path / "platform" / "specs"
+    shutil.copytree(SPECS, specs)
     result = CliRunner().invoke(
         cli,
         [
-            *("monitor", "car-loan-default", "--specs", str(SPECS)),
+            *("monitor", "car-loan-default", "--specs", str(specs)),
             *("--reference", str(reference_file), "--analysis", str(predictions)),
             *("--out", str(out), "--no-deliver"),
         ],

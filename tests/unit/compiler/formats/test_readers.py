@@ -37,7 +37,7 @@ def test_lightgbm_text_gives_its_feature_names_and_count() -> None:
 
 
 def test_a_tree_file_of_the_other_library_is_refused() -> None:
-    with pytest.raises(NotTheFormat, match="not an XGBoost JSON model"):
+    with pytest.raises(NotTheFormat, match="invalid JSON at byte 0"):
         tree_models.read_xgboost_json(GOLDEN / "income-lgbm" / "1" / "model.txt")
     with pytest.raises(NotTheFormat, match="does not start with `tree`"):
         tree_models.read_lightgbm_text(GOLDEN / "default-xgb" / "1" / "xgboost.json")
@@ -126,7 +126,65 @@ def test_model_py_is_parsed_never_run(tmp_path: Path) -> None:
     python_model.check_model_py(GOLDEN / "default-python" / "1" / "model.py")
 
 
+@pytest.mark.parametrize(
+    "binding",
+    [
+        "def compute(**inputs):\n    return inputs\n",
+        "compute = dict\n",
+        "from preprocessing import derive as compute\n",
+    ],
+)
+def test_an_ensemble_step_binds_compute_at_module_level(tmp_path: Path, binding: str) -> None:
+    path = tmp_path / "model.py"
+    path.write_text(binding + MODEL_PY)
+    python_model.check_step_py(path)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        MODEL_PY,
+        MODEL_PY + "    def compute(self, **inputs):\n        return inputs\n",
+        "def make():\n    def compute(**inputs): ...\n" + MODEL_PY,
+    ],
+)
+def test_an_ensemble_step_without_module_level_compute_is_refused(
+    tmp_path: Path, text: str
+) -> None:
+    path = tmp_path / "model.py"
+    path.write_text(text)
+    python_model.check_model_py(path)  # a served python model needs no compute()
+    with pytest.raises(NotTheFormat, match="no module-level function `compute"):
+        python_model.check_step_py(path)
+
+
+def test_the_example_ensemble_steps_define_compute() -> None:
+    steps = REPO_ROOT / "specs" / "artifacts" / "models" / "car-price-pipeline"
+    found = sorted(steps.rglob("model.py"))
+    assert found
+    for path in found:
+        python_model.check_step_py(path)
+
+
 XGBOOST3 = REPO_ROOT / "tests" / "formats" / "xgboost3"
+
+
+def test_an_xgboost_json_read_names_what_the_file_is_instead(tmp_path: Path) -> None:
+    path = tmp_path / "xgboost.json"
+    path.write_bytes((XGBOOST3 / "binary.ubj").read_bytes())
+    with pytest.raises(NotTheFormat, match="is XGBoost UBJSON") as ubj:
+        tree_models.read_xgboost_json(path)
+    assert ubj.value.hint is not None and "xgboost_ubj" in ubj.value.hint
+    text = (GOLDEN / "default-xgb" / "1" / "xgboost.json").read_bytes()
+    path.write_bytes(text[: len(text) // 2])
+    with pytest.raises(NotTheFormat, match=f"truncated JSON at byte {len(text) // 2}"):
+        tree_models.read_xgboost_json(path)
+    path.write_bytes(b'{"learner": {}}')
+    with pytest.raises(NotTheFormat, match="JSON without learner"):
+        tree_models.read_xgboost_json(path)
+    path.write_bytes(b"\xff\xfe")
+    with pytest.raises(NotTheFormat, match="not UTF-8 text"):
+        tree_models.read_xgboost_json(path)
 
 
 def test_an_xgboost_3_file_is_read_with_what_keeps_kiln_from_serving_it() -> None:

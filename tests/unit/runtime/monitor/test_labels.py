@@ -187,6 +187,8 @@ def test_rows_without_any_key_are_refused_naming_the_columns(
     loan["targets"].head(10).to_csv(truth, index=False)
     write_labels(truth, "repaid", folder, [*KEYS, ("id", "id")])
     frame = loan["analysis"].drop(columns="id").head(10)
+    if "repaid" in frame.columns:
+        frame = frame.drop(columns="repaid")
     labels = Labels(uri=str(folder), keys=["request_id", "id"])
     with pytest.raises(MonitorError) as caught:
         join_labels(Config(), labels, frame, [])  # type: ignore[arg-type]
@@ -196,3 +198,23 @@ def test_rows_without_any_key_are_refused_naming_the_columns(
         "analysis data (batch predictions and captured inputs keep it), or label the served "
         "rows by request_id"
     )
+
+
+def test_rows_with_their_own_target_keep_it_when_no_key_joins(
+    loan: dict[str, Any], tmp_path: Path
+) -> None:
+    """Labels written for served traffic (by request id) do not stop the monitor of a
+    file or of batch predictions that carry their own ground truth."""
+    folder = tmp_path / "labels"
+    served = tmp_path / "served.csv"
+    pd.DataFrame({"request_id": ["r1", "r2"], "repaid": [1, 0]}).to_csv(served, index=False)
+    write_labels(served, "repaid", folder, KEYS)
+    frame = loan["analysis"].drop(columns="id").head(10).assign(repaid=1)
+    notes: list[str] = []
+    labels = Labels(uri=str(folder), keys=["request_id", "id"])
+    joined = join_labels(Config(), labels, frame, notes)  # type: ignore[arg-type]
+    assert joined["repaid"].tolist() == [1] * 10
+    assert notes == [
+        f"labels at {folder} are keyed by 'request_id', which the analysis rows do not "
+        "carry: their own 'repaid' column is used"
+    ]

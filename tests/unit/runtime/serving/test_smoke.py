@@ -131,7 +131,7 @@ def test_outputs_must_equal_onnxruntime_exactly() -> None:
         "output `label`: the server returned int32, the spec declares int64"
     ]
     assert compare_outputs(outputs, {**served, "p": changed[:2]}, reference) == [
-        "output `p`: the server returned shape [2, 2], expected [3, 2] (onnxruntime gives [3, 2])"
+        "output `p`: the server returned shape [2, 2], expected [3, 2] (onnxruntime: [3, 2])"
     ]
 
 
@@ -245,6 +245,10 @@ def test_a_correct_server_passes(loan: ModelIR) -> None:
         "latency",
     ]
     assert report.latency_ms["requests"] == 20
+    inference = next(c for c in report.checks if c.name == "inference v1")
+    assert inference.detail.endswith("equal the in-process reference (onnxruntime), exactly"), (
+        inference.detail
+    )
 
 
 class SlowTriton(InProcessTriton):
