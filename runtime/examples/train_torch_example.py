@@ -110,18 +110,23 @@ def train() -> tuple[bytes, float]:
     return without_debug_records(buffer.getvalue()), float(np.mean(np.abs(predicted - y)))
 
 
+# Records that depend on where and when the archive was written, not on the model:
+# `.debug_pkl` maps the compiled code back to this file by its absolute path on the
+# machine that trained (it would carry that path into the repository), and
+# `.data/serialization_id` is a number torch draws per save. torch.jit.load and Triton's
+# libtorch backend load an archive without them, as archives of older torch versions are.
+UNSTABLE_RECORDS = (".debug_pkl", "/.data/serialization_id")
+
+
 def without_debug_records(archive: bytes) -> bytes:
-    """The archive less its `.debug_pkl` records. They map the compiled code back to this
-    file by its absolute path on the machine that trained, so the bytes would change with
-    the checkout's folder, and would carry that path into the repository. torch.jit.load
-    and Triton's libtorch backend load an archive without them."""
+    """The archive less the records that change with the checkout or the save."""
     kept = io.BytesIO()
     with (
         zipfile.ZipFile(io.BytesIO(archive)) as source,
         zipfile.ZipFile(kept, "w", zipfile.ZIP_STORED) as target,
     ):
         for entry in source.infolist():
-            if not entry.filename.endswith(".debug_pkl"):
+            if not entry.filename.endswith(UNSTABLE_RECORDS):
                 # A fixed date: the archive's bytes depend on the model alone.
                 record = zipfile.ZipInfo(entry.filename, date_time=(1980, 1, 1, 0, 0, 0))
                 target.writestr(record, source.read(entry))
