@@ -60,6 +60,7 @@ from runtime.contract.secrets import redact_uri as shown_uri
 from runtime.contract.served import ArtifactSource
 from runtime.contract.signing import Trust, TrustError
 from runtime.contract.triton_config import ConfigError, read_config
+from runtime.serving.flags import FlagError, versioned
 from runtime.serving.folders import FolderError, fetch_folder
 from runtime.serving.verify import VerifyError, verify
 
@@ -312,15 +313,10 @@ def assemble(
 
 
 def _pairs(values: Sequence[str], flag: str) -> dict[int, str]:
-    pairs: dict[int, str] = {}
-    for value in values:
-        version, sep, rest = value.partition("=")
-        if not sep or not version.isdigit() or not rest:
-            raise AssembleError(f"{flag} {value!r}: expected VERSION=VALUE, e.g. 1=...")
-        if int(version) in pairs:
-            raise AssembleError(f"{flag}: version {version} is given twice")
-        pairs[int(version)] = rest
-    return pairs
+    try:
+        return versioned(values, flag)
+    except FlagError as exc:
+        raise AssembleError(str(exc)) from exc
 
 
 def sources_from_flags(

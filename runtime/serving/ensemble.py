@@ -45,6 +45,7 @@ from runtime.serving.assemble import (
     read_trust,
 )
 from runtime.serving.capture_step import TRITON_LIBRARIES, InstallError, install
+from runtime.serving.flags import FlagError, keyed
 
 ExtraFiles = Callable[[ServedStep], Sequence[Path]]
 
@@ -156,15 +157,10 @@ def assemble_ensemble(
 
 
 def _keyed(values: Sequence[str], flag: str) -> dict[str, str]:
-    pairs: dict[str, str] = {}
-    for value in values:
-        step, sep, rest = value.partition("=")
-        if not sep or not step or not rest:
-            raise AssembleError(f"{flag} {value!r}: expected STEP=VALUE")
-        if step in pairs:
-            raise AssembleError(f"{flag}: step {step} is given twice")
-        pairs[step] = rest
-    return pairs
+    try:
+        return keyed(values, flag)
+    except FlagError as exc:
+        raise AssembleError(str(exc)) from exc
 
 
 def steps_from_flags(args: argparse.Namespace) -> list[Step]:

@@ -48,6 +48,7 @@ from runtime.contract.signature import (
 from runtime.contract.tree_predict import LIBRARIES
 from runtime.contract.triton_config import ConfigError, read_config
 from runtime.serving.assemble import AssembleError, fetch
+from runtime.serving.flags import FlagError, keyed, versioned
 from runtime.serving.references import (
     MissingLibrary,
     OnnxReference,
@@ -670,23 +671,17 @@ def served_format(path: Path) -> ServedFormat:
 
 
 def _pairs(values: Sequence[str], flag: str) -> dict[int, str]:
-    pairs: dict[int, str] = {}
-    for value in values:
-        version, separator, rest = value.partition("=")
-        if not separator or not version.isdigit():
-            raise SmokeFailure(f"{flag} {value!r} is not VERSION=VALUE")
-        pairs[int(version)] = rest
-    return pairs
+    try:
+        return versioned(values, flag)
+    except FlagError as exc:
+        raise SmokeFailure(str(exc)) from exc
 
 
 def _step_pairs(values: Sequence[str], flag: str) -> dict[str, str]:
-    pairs: dict[str, str] = {}
-    for value in values:
-        step, separator, rest = value.partition("=")
-        if not separator or not step or not rest:
-            raise SmokeFailure(f"{flag} {value!r} is not STEP=VALUE")
-        pairs[step] = rest
-    return pairs
+    try:
+        return keyed(values, flag)
+    except FlagError as exc:
+        raise SmokeFailure(str(exc)) from exc
 
 
 def ensemble_references(
